@@ -1,0 +1,116 @@
+"""The one place that talks to exchange calendars: sessions, opens, closes, 24/7 markets.
+
+A ``TradingCalendar`` answers in UTC nanoseconds. Sessions come from ``exchange-calendars``; the
+special name ``"24/7"`` gives midnight-to-midnight UTC sessions every day. Calendars are built once
+per process for a wide range of years and shared.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from ._time import NS_PER_DAY, TimeLike, to_ns
+from .errors import BacktapeError
+
+ALIASES = {"NYSE": "XNYS", "NASDAQ": "XNAS", "CME": "CMES", "247": "24/7", "CRYPTO": "24/7"}
+_FIRST_YEAR, _LAST_YEAR = 1990, 2035
+
+
+@dataclass(frozen=True)
+class TradingCalendar:
+    """Sessions of one exchange as sorted int64 arrays of UTC nanoseconds.
+
+    ``labels`` are the session dates (midnight UTC of the session's local date), ``opens`` and
+    ``closes`` its first and last instants, ``break_starts``/``break_ends`` the intraday break
+    (equal to the close when there is none).
+    """
+
+    name: str
+    labels: np.ndarray
+    opens: np.ndarray
+    closes: np.ndarray
+    break_starts: np.ndarray
+    break_ends: np.ndarray
+
+    @property
+    def is_24_7(self) -> bool:
+        return self.name == "24/7"
+
+    def sessions(self, start: TimeLike, end: TimeLike) -> pl.DataFrame:
+        """Sessions overlapping ``[start, end)``: columns ``session`` (date), ``open``, ``close``."""
+        s, e = to_ns(start), to_ns(end)
+        lo = int(np.searchsorted(self.closes, s, side="right"))
+        hi = int(np.searchsorted(self.opens, e, side="left"))
+        return pl.DataFrame(
+            {
+                "session": self.labels[lo:hi],
+                "open": self.opens[lo:hi],
+                "close": self.closes[lo:hi],
+            }
+        ).with_columns(
+            pl.col("session").cast(pl.Datetime("ns")).cast(pl.Date),
+            pl.col("open").cast(pl.Datetime("ns", "UTC")),
+            pl.col("close").cast(pl.Datetime("ns", "UTC")),
+        )
+
+    def session_index(self, ts_ns: np.ndarray) -> np.ndarray:
+        """Index of the session each instant falls in (open <= t < close), or -1 outside sessions."""
+        ts_ns = np.asarray(ts_ns, dtype=np.int64)
+        idx = np.searchsorted(self.opens, ts_ns, side="right") - 1
+        ok = (idx >= 0) & (ts_ns < self.closes[np.clip(idx, 0, None)])
+        return np.where(ok, idx, -1)
+
+    def session_for_label(self, label_ns: int) -> int:
+        """Index of the session whose date label is ``label_ns`` (midnight UTC), or -1."""
+        i = int(np.searchsorted(self.labels, label_ns))
+        return i if i < len(self.labels) and self.labels[i] == label_ns else -1
+
+    def last_closed_session(self, now: TimeLike) -> int:
+        """Index of the last session whose close is at or before ``now`` (-1 if none)."""
+        return int(np.searchsorted(self.closes, to_ns(now), side="right")) - 1
+
+    def is_open(self, t: TimeLike) -> bool:
+        """True when ``t`` is inside a session (breaks count as closed)."""
+        t_ns = to_ns(t)
+        i = int(self.session_index(np.array([t_ns]))[0])
+        return i >= 0 and not (self.break_starts[i] <= t_ns < self.break_ends[i])
+
+
+@functools.cache
+def get_calendar(name: str = "XNYS") -> TradingCalendar:
+    """The calendar named ``name`` (``XNYS``, ``CMES``, ``24/7``... aliases ``NYSE``, ``CRYPTO``)."""
+    key = ALIASES.get(name.upper(), name) if isinstance(name, str) else name
+    if key == "24/7":
+        start = to_ns(f"{_FIRST_YEAR}-01-01")
+        labels = np.arange(start, to_ns(f"{_LAST_YEAR + 1}-01-01"), NS_PER_DAY, dtype=np.int64)
+        closes = labels + NS_PER_DAY
+        return TradingCalendar("24/7", labels, labels.copy(), closes, closes.copy(), closes.copy())
+    import exchange_calendars as xcals
+
+    try:
+        cal = xcals.get_calendar(key, start=f"{_FIRST_YEAR}-01-01", end=f"{_LAST_YEAR}-12-31")
+    except Exception as exc:  # InvalidCalendarName and date-bound errors
+        try:
+            cal = xcals.get_calendar(key)
+        except Exception:
+            raise BacktapeError(
+                f"unknown exchange calendar {name!r}; use an exchange-calendars name such as "
+                "'XNYS', 'XNAS', 'CMES', 'XLON' or '24/7'"
+            ) from exc
+    sched = cal.schedule
+
+    def column(name: str) -> np.ndarray:
+        values = sched[name].dt.tz_convert("UTC").dt.tz_localize(None)
+        return values.to_numpy(dtype="datetime64[ns]")
+
+    opens = column("open").astype(np.int64)
+    closes = column("close").astype(np.int64)
+    labels = sched.index.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    bs, be = column("break_start"), column("break_end")
+    break_starts = np.where(np.isnat(bs), closes, bs.astype(np.int64))
+    break_ends = np.where(np.isnat(be), closes, be.astype(np.int64))
+    return TradingCalendar(key, labels, opens, closes, break_starts, break_ends)
