@@ -1,0 +1,202 @@
+"""backtape.yaml lookup, environment overrides, validation messages, secrets and caching."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from backtape._logging import scrub
+from backtape.config import Config, load_config, locate_config, provider_credentials
+from backtape.errors import ConfigError
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_without_any_file(isolated: Path) -> None:
+    config = load_config()
+    assert config.file is None
+    assert config.data.cache_dir == isolated / "xdg-cache" / "backtape"
+    assert config.data.bundles_dir == config.data.cache_dir / "bundles"
+    assert config.data.default_source == "sample"
+    assert config.backtesting.cash == 100_000.0
+    assert config.optimization.walk_forward.train_periods == 252
+    assert config.providers.polygon.api_key is None
+
+
+def test_lookup_order(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(isolated / "xdg-config" / "backtape" / "backtape.yaml", "data: {default_source: user}")
+    assert load_config().data.default_source == "user"
+    write(Path.cwd() / "backtape.yaml", "data: {default_source: local}")
+    assert load_config().data.default_source == "local"
+    named = write(isolated / "named.yaml", "data: {default_source: named}")
+    monkeypatch.setenv("BACKTAPE_CONFIG", str(named))
+    assert load_config().data.default_source == "named"
+    explicit = write(isolated / "explicit.yaml", "data: {default_source: explicit}")
+    assert load_config(explicit).data.default_source == "explicit"
+    assert locate_config(explicit) == explicit
+    assert locate_config() == named
+
+
+def test_missing_files_are_named(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match=r"config file not found: .*nope\.yaml"):
+        load_config(isolated / "nope.yaml")
+    monkeypatch.setenv("BACKTAPE_CONFIG", str(isolated / "gone.yaml"))
+    with pytest.raises(ConfigError, match=r"gone\.yaml \(named by BACKTAPE_CONFIG\)"):
+        load_config()
+
+
+def test_environment_overrides_the_file(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(isolated / "c.yaml", """
+data:
+  cache_dir: /from/file
+  calendar: XNAS
+providers:
+  polygon:
+    api_key: file-key
+    rate_limit: 5
+""")
+    monkeypatch.setenv("BACKTAPE_DATA__CACHE_DIR", str(isolated / "from-env"))
+    monkeypatch.setenv("BACKTAPE_PROVIDERS__POLYGON__RATE_LIMIT", "100")
+    monkeypatch.setenv("BACKTAPE_OPTIMIZATION__WALK_FORWARD__STEP_SIZE", "5")
+    monkeypatch.setenv("APCA_API_KEY_ID", "alpaca-id")
+    monkeypatch.setenv("APCA_API_SECRET_KEY", "alpaca-secret")
+    monkeypatch.setenv("ALPHAVANTAGE_API_KEY", "")  # empty counts as unset
+    config = load_config(path)
+    assert config.data.cache_dir == isolated / "from-env"
+    assert config.data.bundles_dir == isolated / "from-env" / "bundles"
+    assert config.data.calendar == "XNAS"
+    assert config.providers.polygon.rate_limit == 100.0
+    assert config.optimization.walk_forward.step_size == 5
+    assert config.providers.polygon.api_key.get_secret_value() == "file-key"
+    assert config.providers.alpaca.api_secret.get_secret_value() == "alpaca-secret"
+    assert config.providers.alphavantage.api_key is None
+    assert "APCA_API_KEY_ID" in config.env_overrides
+    assert "ALPHAVANTAGE_API_KEY" not in config.env_overrides
+
+
+def test_backtape_variable_beats_provider_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLYGON_API_KEY", "generic")
+    assert provider_credentials("polygon")["api_key"] == "generic"
+    monkeypatch.setenv("BACKTAPE_PROVIDERS__POLYGON__API_KEY", "specific")
+    assert provider_credentials("polygon")["api_key"] == "specific"
+
+
+def test_unknown_keys_name_the_key_and_file(isolated: Path) -> None:
+    path = write(isolated / "c.yaml", "providers:\n  polgon:\n    api_key: x\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "unknown key 'providers.polgon'" in message
+    assert str(path.resolve()) in message
+    assert "did you mean 'providers.polygon'" in message
+    write(path, "dataa: {}\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'dataa'.*did you mean 'data'"):
+        load_config(path)
+    write(path, "strategies: {}\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'strategies'.*known: data, providers, backtesting"):
+        load_config(path)
+
+
+def test_unknown_environment_key_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BACKTAPE_DATA__CAHCE_DIR", "/tmp/x")
+    expected = r"'data.cahce_dir' in environment variable BACKTAPE_DATA__CAHCE_DIR"
+    with pytest.raises(ConfigError, match=expected):
+        load_config()
+
+
+def test_single_part_backtape_variables_are_not_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BACKTAPE_SOMETHING", "unrelated")
+    assert load_config().file is None
+
+
+def test_wrong_types_name_the_dotted_path(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(isolated / "c.yaml", "providers:\n  polygon:\n    rate_limit: fast\nrisk:\n  stop_loss: 2\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "providers.polygon.rate_limit: " in message and "'fast'" in message
+    assert "risk.stop_loss: " in message
+    assert f"in config file {path.resolve()}" in message
+    monkeypatch.setenv("BACKTAPE_OPTIMIZATION__N_JOBS", "many")
+    with pytest.raises(ConfigError, match=r"optimization.n_jobs: .*BACKTAPE_OPTIMIZATION__N_JOBS"):
+        load_config()
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("optimization: {n_jobs: 0}", "n_jobs must be -1"),
+        ("optimization: {executor: gpu}", "optimization.executor"),
+        ("backtesting: {cash: -5}", "backtesting.cash"),
+        ("data: 5", "data: "),
+        ("- a\n- b\n", "expected a mapping of sections"),
+        ("data:\n  cache_dir: [unclosed\n", r"line \d+, column \d+"),
+    ],
+)
+def test_invalid_files(isolated: Path, text: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        load_config(write(isolated / "c.yaml", text))
+
+
+def test_secrets_never_shown(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(isolated / "c.yaml", "providers:\n  polygon:\n    s3_secret_access_key: file-secret-123\n")
+    monkeypatch.setenv("POLYGON_API_KEY", "env-secret-456")
+    config = load_config(path)
+    shown = repr(config) + str(config.redacted())
+    assert "file-secret-123" not in shown and "env-secret-456" not in shown
+    assert config.redacted()["providers"]["polygon"]["api_key"] == "***"
+    assert config.redacted()["providers"]["polygon"]["s3_secret_access_key"] == "***"
+    assert config.redacted()["providers"]["alpaca"]["api_key"] is None
+    # loaded secrets are scrubbed from log messages too
+    assert scrub("GET /v2/aggs?apiKey=env-secret-456 failed") == "GET /v2/aggs?apiKey=*** failed"
+    assert "file-secret-123" not in scrub("s3 key file-secret-123 rejected")
+
+
+def test_invalid_secret_is_not_echoed(isolated: Path) -> None:
+    path = write(isolated / "c.yaml", "providers:\n  alpaca:\n    api_key: 918273645\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "providers.alpaca.api_key" in str(info.value)
+    assert "918273645" not in str(info.value)
+    assert "quote it" in str(info.value)
+
+
+def test_paths_expand_user_and_variables(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(isolated / "home"))
+    monkeypatch.setenv("DATA_ROOT", str(isolated / "root"))
+    path = write(isolated / "c.yaml", "data:\n  cache_dir: ~/cache\n  bundles_dir: $DATA_ROOT/bundles\n")
+    config = load_config(path)
+    assert config.data.cache_dir == isolated / "home" / "cache"
+    assert config.data.bundles_dir == isolated / "root" / "bundles"
+
+
+def test_cached_per_file_and_environment(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(isolated / "c.yaml", "backtesting: {cash: 1000}\n")
+    first = load_config(path)
+    assert load_config(str(path)) is first
+    write(path, "backtesting: {cash: 2000}\n")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert load_config(path).backtesting.cash == 2000
+    monkeypatch.setenv("BACKTAPE_BACKTESTING__CASH", "3000")
+    assert load_config(path).backtesting.cash == 3000
+
+
+def test_provider_credentials(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APCA_API_KEY_ID", "kid")
+    monkeypatch.setenv("APCA_API_SECRET_KEY", "ksecret")
+    creds = provider_credentials("Alpaca")
+    assert creds["api_key"] == "kid" and creds["api_secret"] == "ksecret"
+    assert creds["timeout"] == 30.0 and "base_url" not in creds
+    with pytest.raises(ConfigError, match=r"no provider named 'bloomberg'.*polygon"):
+        provider_credentials("bloomberg")
+    explicit = Config.model_validate({"providers": {"yahoo": {"base_url": "http://127.0.0.1:9"}}})
+    assert provider_credentials("yahoo", explicit) == {
+        "base_url": "http://127.0.0.1:9", "timeout": 30.0, "max_retries": 5,
+    }
