@@ -148,7 +148,10 @@ class ProvidersConfig(_Section):
 
 
 class BacktestingConfig(_Section):
-    """Defaults for backtests: starting cash, commission (fraction of traded value), fill timing."""
+    """Defaults for backtests: starting cash, commission (fraction of traded value), fill timing.
+
+    ``commission`` and ``slippage_bps`` are the arguments of ``TransactionCostEngine.simple``.
+    """
 
     cash: PositiveFloat = 100_000.0
     commission: float = Field(default=0.0, ge=0)
@@ -179,13 +182,17 @@ class OptimizationConfig(_Section):
 
 
 class RiskConfig(_Section):
-    """Risk limits as fractions of equity; ``None`` switches a limit off."""
+    """Limits of ``backtape.risk.RiskManager``, as fractions of equity; ``None`` switches one off.
 
-    max_position_size: Fraction | None = None
+    ``RiskManager(**config.risk.model_dump())`` builds the manager (without a sizer).
+    """
+
+    max_position_pct: PositiveFloat | None = None
     max_portfolio_heat: Fraction | None = None
-    stop_loss: Fraction | None = None
-    max_drawdown: Fraction | None = None
-    max_leverage: PositiveFloat = 1.0
+    max_gross_exposure: PositiveFloat | None = None
+    max_net_exposure: PositiveFloat | None = None
+    max_drawdown_halt: Fraction | None = None
+    default_stop_loss_pct: Fraction | None = None
 
 
 class Config(_Section):

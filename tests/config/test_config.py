@@ -116,12 +116,13 @@ def test_single_part_backtape_variables_are_not_settings(monkeypatch: pytest.Mon
 
 
 def test_wrong_types_name_the_dotted_path(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = write(isolated / "c.yaml", "providers:\n  polygon:\n    rate_limit: fast\nrisk:\n  stop_loss: 2\n")
+    text = "providers:\n  polygon:\n    rate_limit: fast\nrisk:\n  default_stop_loss_pct: 2\n"
+    path = write(isolated / "c.yaml", text)
     with pytest.raises(ConfigError) as info:
         load_config(path)
     message = str(info.value)
     assert "providers.polygon.rate_limit: " in message and "'fast'" in message
-    assert "risk.stop_loss: " in message
+    assert "risk.default_stop_loss_pct: " in message
     assert f"in config file {path.resolve()}" in message
     monkeypatch.setenv("BACKTAPE_OPTIMIZATION__N_JOBS", "many")
     with pytest.raises(ConfigError, match=r"optimization.n_jobs: .*BACKTAPE_OPTIMIZATION__N_JOBS"):
@@ -200,3 +201,16 @@ def test_provider_credentials(isolated: Path, monkeypatch: pytest.MonkeyPatch) -
     assert provider_credentials("yahoo", explicit) == {
         "base_url": "http://127.0.0.1:9", "timeout": 30.0, "max_retries": 5,
     }
+
+
+def test_sections_feed_the_engine_objects(isolated: Path) -> None:
+    from backtape.costs import TransactionCostEngine
+    from backtape.risk import RiskManager
+
+    path = write(isolated / "c.yaml", "risk:\n  max_position_pct: 0.2\n  max_drawdown_halt: 0.3\n"
+                 "backtesting:\n  commission: 0.001\n  slippage_bps: 5\n")
+    config = load_config(path)
+    manager = RiskManager(**config.risk.model_dump())
+    assert manager.max_position_pct == 0.2 and manager.max_drawdown_halt == 0.3
+    costs = TransactionCostEngine.simple(config.backtesting.commission, config.backtesting.slippage_bps)
+    assert costs.commission.percent == 0.001 and costs.slippage.bps == 5
