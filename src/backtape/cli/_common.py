@@ -72,7 +72,9 @@ def _cell(value: Any) -> str:
             return "NaN"
         if value.is_integer() and abs(value) < 1e15:
             return f"{value:,.0f}"
-        return f"{value:,.6f}".rstrip("0")
+        if abs(value) >= 1:
+            return f"{value:,.4f}".rstrip("0").rstrip(".")
+        return f"{value:.6g}"
     return str(value)
 
 
@@ -90,8 +92,14 @@ def _readable_times(df: pl.DataFrame) -> pl.DataFrame:
     return df.select(exprs)
 
 
-def frame_table(df: pl.DataFrame, *, title: str | None = None, max_rows: int = 20) -> Table:
-    """A rich table of ``df`` (first and last rows when it is long); times in UTC."""
+def frame_table(df: pl.DataFrame, *, title: str | None = None, max_rows: int = 20,
+                caption: str | None = None) -> Table:
+    """A rich table of ``df`` (first and last rows when longer than ``max_rows``; 0 = all); times in UTC.
+
+    Columns that are entirely null (``vwap`` of a vendor without it) are left out and named below.
+    """
+    empty = [c for c in df.columns if df.height and df.get_column(c).null_count() == df.height]
+    df = df.drop(empty)
     table = Table(title=title, title_justify="left", header_style="bold")
     for name, dtype in df.schema.items():
         table.add_column(name, justify="right" if dtype.is_numeric() else "left", no_wrap=True)
@@ -105,7 +113,8 @@ def frame_table(df: pl.DataFrame, *, title: str | None = None, max_rows: int = 2
         rows = _readable_times(df).iter_rows()
     for row in rows:
         table.add_row(*map(_cell, row))
-    table.caption = f"{df.height:,} rows · times in UTC"
+    note = f" · empty: {', '.join(empty)}" if empty else ""
+    table.caption = (caption or f"{df.height:,} rows · times in UTC") + note
     table.caption_justify = "left"
     return table
 

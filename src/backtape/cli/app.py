@@ -21,7 +21,10 @@ from .. import __version__
 from .._logging import configure_logging, scrub
 from ..errors import BacktapeError
 from . import config as config_cmd
+from . import data as data_cmd
+from . import demo as demo_cmd
 from . import sources as sources_cmd
+from . import validate as validate_cmd
 from ._common import State
 
 ERROR_EXIT = 2
@@ -144,7 +147,10 @@ def _root(
     configure_logging(verbose=verbose, json_lines=log_json)
 
 
+app.command("demo")(demo_cmd.demo)
 app.command("sources")(sources_cmd.sources)
+app.add_typer(data_cmd.app, name="data")
+app.command("validate")(validate_cmd.validate)
 app.add_typer(config_cmd.app, name="config")
 
 
