@@ -12,10 +12,10 @@ Where the file comes from (first match wins):
 No file at all means the defaults. The environment then overrides the file: first the providers'
 own variables (``POLYGON_API_KEY``, ``APCA_API_KEY_ID``, ``APCA_API_SECRET_KEY``,
 ``ALPHAVANTAGE_API_KEY``), then ``BACKTAPE_<SECTION>__<KEY>`` (``BACKTAPE_DATA__CACHE_DIR``,
-``BACKTAPE_PROVIDERS__POLYGON__RATE_LIMIT``). Empty variables count as unset.
+``BACKTAPE_PROVIDERS__POLYGON__REQUESTS_PER_MINUTE``). Empty variables count as unset.
 
 Unknown keys and wrong types raise :class:`~backtape.errors.ConfigError` naming the dotted path
-(``providers.polygon.rate_limit``) and where the value came from (file or variable). Provider keys
+(``providers.polygon.requests_per_minute``) and where the value came from (file or variable). Provider keys
 are ``SecretStr``: ``repr``, :meth:`Config.redacted` and every error message show ``***``, never the
 value; only :func:`provider_credentials` hands the plain value to an adapter. Paths expand ``~`` and
 ``$VARS``; a relative path is relative to the working directory.
@@ -51,9 +51,17 @@ CONFIG_ENV = "BACKTAPE_CONFIG"
 ENV_PREFIX = "BACKTAPE_"
 REDACTED = "***"
 
-#: The providers' own environment variables and the setting each one fills.
+#: The providers' own environment variables and the setting each one fills; when two fill the
+#: same setting the later one wins (``POLYGON_*`` over the ``MASSIVE_*`` names of the rebrand).
 PROVIDER_ENV: dict[str, tuple[str, ...]] = {
+    "MASSIVE_API_KEY": ("providers", "polygon", "api_key"),
     "POLYGON_API_KEY": ("providers", "polygon", "api_key"),
+    "POLYGON_BASE_URL": ("providers", "polygon", "base_url"),
+    "POLYGON_S3_ENDPOINT": ("providers", "polygon", "s3_endpoint"),
+    "MASSIVE_S3_ACCESS_KEY_ID": ("providers", "polygon", "s3_access_key_id"),
+    "POLYGON_S3_ACCESS_KEY_ID": ("providers", "polygon", "s3_access_key_id"),
+    "MASSIVE_S3_SECRET_ACCESS_KEY": ("providers", "polygon", "s3_secret_access_key"),
+    "POLYGON_S3_SECRET_ACCESS_KEY": ("providers", "polygon", "s3_secret_access_key"),
     "APCA_API_KEY_ID": ("providers", "alpaca", "api_key"),
     "APCA_API_SECRET_KEY": ("providers", "alpaca", "api_secret"),
     "ALPHAVANTAGE_API_KEY": ("providers", "alphavantage", "api_key"),
@@ -105,20 +113,22 @@ class DataConfig(_Section):
 
 
 class ProviderConfig(_Section):
-    """Connection settings shared by every HTTP provider. ``rate_limit`` is in requests per minute."""
+    """Settings shared by the HTTP providers, named like the adapters' keyword arguments.
+
+    ``None`` leaves the adapter's own default (its documented base URL, rate limit and timeout).
+    """
 
     api_key: Secret = None
     base_url: str | None = None
-    rate_limit: PositiveFloat | None = None
-    timeout: PositiveFloat = 30.0
-    max_retries: int = Field(default=5, ge=0)
+    requests_per_minute: PositiveFloat | None = None
+    timeout: PositiveFloat | None = None
 
 
 class PolygonConfig(ProviderConfig):
     """Polygon.io / Massive: REST key plus the separate S3 keys of the flat files."""
 
-    flatfiles_endpoint: str = "https://files.massive.com"
-    flatfiles_bucket: str = "flatfiles"
+    s3_endpoint: str | None = None
+    s3_bucket: str | None = None
     s3_access_key_id: Secret = None
     s3_secret_access_key: Secret = None
 
@@ -133,7 +143,7 @@ class AlpacaConfig(ProviderConfig):
 class CCXTConfig(ProviderConfig):
     """A crypto exchange through CCXT (public market data needs no keys)."""
 
-    exchange: str = "binance"
+    exchange: str | None = None
     api_secret: Secret = None
 
 
@@ -306,8 +316,9 @@ def _env_path(name: str) -> tuple[str, ...]:
 def _apply_env(raw: dict[str, Any], env: tuple[tuple[str, str], ...]) -> dict[tuple[str, ...], str]:
     """Set each override into ``raw`` (in place); returns path -> variable name, for messages."""
     origins: dict[tuple[str, ...], str] = {}
-    # providers' own variables first, so the BACKTAPE_ form wins when both are set
-    for name, value in sorted(env, key=lambda kv: kv[0].startswith(ENV_PREFIX)):
+    # providers' own variables first, in PROVIDER_ENV order, so the BACKTAPE_ form wins over them
+    order = {name: i for i, name in enumerate(PROVIDER_ENV)}
+    for name, value in sorted(env, key=lambda kv: (kv[0] not in order, order.get(kv[0], 0), kv[0])):
         path = _env_path(name)
         node = raw
         for part in path[:-1]:
@@ -415,7 +426,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 def provider_credentials(name: str, config: Config | None = None) -> dict[str, Any]:
     """Settings of provider ``name`` as keyword arguments, secrets revealed, unset ones omitted.
 
-    For adapters only: e.g. ``{"api_key": "...", "timeout": 30.0, "max_retries": 5}``.
+    For adapters only, e.g. ``PolygonDataSource(**provider_credentials("polygon"))`` with
+    ``{"api_key": "...", "requests_per_minute": 5.0}``.
     """
     cfg = config if config is not None else load_config()
     key = name.lower()

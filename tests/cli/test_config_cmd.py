@@ -63,13 +63,13 @@ def test_show_defaults_without_a_file() -> None:
 
 def test_invalid_config_is_one_line_without_secret(isolated: Path) -> None:
     path = isolated / "bad.yaml"
-    text = "providers:\n  polygon:\n    api_key: 31415926535\n    rate_limit: lots\n"
+    text = "providers:\n  polygon:\n    api_key: 31415926535\n    requests_per_minute: lots\n"
     path.write_text(text, encoding="utf-8")
     result = runner.invoke(app, ["--config", str(path), "config", "show"])
     assert result.exit_code == 2
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: providers.polygon.api_key")
-    assert "providers.polygon.rate_limit" in line and "31415926535" not in line
+    assert "providers.polygon.requests_per_minute" in line and "31415926535" not in line
 
 
 def test_path_reports_the_file_in_use(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -59,10 +59,10 @@ data:
 providers:
   polygon:
     api_key: file-key
-    rate_limit: 5
+    requests_per_minute: 5
 """)
     monkeypatch.setenv("BACKTAPE_DATA__CACHE_DIR", str(isolated / "from-env"))
-    monkeypatch.setenv("BACKTAPE_PROVIDERS__POLYGON__RATE_LIMIT", "100")
+    monkeypatch.setenv("BACKTAPE_PROVIDERS__POLYGON__REQUESTS_PER_MINUTE", "100")
     monkeypatch.setenv("BACKTAPE_OPTIMIZATION__WALK_FORWARD__STEP_SIZE", "5")
     monkeypatch.setenv("APCA_API_KEY_ID", "alpaca-id")
     monkeypatch.setenv("APCA_API_SECRET_KEY", "alpaca-secret")
@@ -71,7 +71,7 @@ providers:
     assert config.data.cache_dir == isolated / "from-env"
     assert config.data.bundles_dir == isolated / "from-env" / "bundles"
     assert config.data.calendar == "XNAS"
-    assert config.providers.polygon.rate_limit == 100.0
+    assert config.providers.polygon.requests_per_minute == 100.0
     assert config.optimization.walk_forward.step_size == 5
     assert config.providers.polygon.api_key.get_secret_value() == "file-key"
     assert config.providers.alpaca.api_secret.get_secret_value() == "alpaca-secret"
@@ -116,12 +116,12 @@ def test_single_part_backtape_variables_are_not_settings(monkeypatch: pytest.Mon
 
 
 def test_wrong_types_name_the_dotted_path(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    text = "providers:\n  polygon:\n    rate_limit: fast\nrisk:\n  default_stop_loss_pct: 2\n"
+    text = "providers:\n  polygon:\n    requests_per_minute: fast\nrisk:\n  default_stop_loss_pct: 2\n"
     path = write(isolated / "c.yaml", text)
     with pytest.raises(ConfigError) as info:
         load_config(path)
     message = str(info.value)
-    assert "providers.polygon.rate_limit: " in message and "'fast'" in message
+    assert "providers.polygon.requests_per_minute: " in message and "'fast'" in message
     assert "risk.default_stop_loss_pct: " in message
     assert f"in config file {path.resolve()}" in message
     monkeypatch.setenv("BACKTAPE_OPTIMIZATION__N_JOBS", "many")
@@ -194,13 +194,23 @@ def test_provider_credentials(isolated: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("APCA_API_SECRET_KEY", "ksecret")
     creds = provider_credentials("Alpaca")
     assert creds["api_key"] == "kid" and creds["api_secret"] == "ksecret"
-    assert creds["timeout"] == 30.0 and "base_url" not in creds
+    assert "base_url" not in creds and "timeout" not in creds  # unset: the adapter's defaults apply
     with pytest.raises(ConfigError, match=r"no provider named 'bloomberg'.*polygon"):
         provider_credentials("bloomberg")
-    explicit = Config.model_validate({"providers": {"yahoo": {"base_url": "http://127.0.0.1:9"}}})
-    assert provider_credentials("yahoo", explicit) == {
-        "base_url": "http://127.0.0.1:9", "timeout": 30.0, "max_retries": 5,
-    }
+    yahoo = {"base_url": "http://127.0.0.1:9", "timeout": 5}
+    explicit = Config.model_validate({"providers": {"yahoo": yahoo}})
+    assert provider_credentials("yahoo", explicit) == {"base_url": "http://127.0.0.1:9", "timeout": 5.0}
+
+
+def test_provider_variables_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MASSIVE_API_KEY", "massive-key")
+    monkeypatch.setenv("MASSIVE_S3_SECRET_ACCESS_KEY", "massive-s3")
+    assert provider_credentials("polygon")["api_key"] == "massive-key"
+    monkeypatch.setenv("POLYGON_API_KEY", "polygon-key")
+    monkeypatch.setenv("POLYGON_S3_ENDPOINT", "http://127.0.0.1:9000")
+    creds = provider_credentials("polygon")
+    assert creds["api_key"] == "polygon-key" and creds["s3_secret_access_key"] == "massive-s3"
+    assert creds["s3_endpoint"] == "http://127.0.0.1:9000"
 
 
 def test_sections_feed_the_engine_objects(isolated: Path) -> None:
