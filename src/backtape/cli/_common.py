@@ -67,6 +67,8 @@ def parse_options(pairs: list[str] | None) -> dict[str, Any]:
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
     if isinstance(value, float):
         if value != value:  # NaN
             return "NaN"

@@ -88,8 +88,8 @@ def _quality(out: Console, sample: SampleDataSource, inventory: pl.DataFrame) ->
         last = to_ns(row["last"]) + NS_PER_MINUTE  # half-open range: include the last row
         frequency = row["frequency"] or "1d"
         frame = sample.fetch_kind_sync(row["kind"], row["symbol"], first, last, frequency)
-        reports[f"{row['symbol']} {frequency if row['kind'] == 'bars' else ''}".strip()] = quality(
-            frame, row["kind"])
+        label = f"{row['symbol']} {frequency if row['kind'] == 'bars' else row['kind']}"
+        reports[label] = quality(frame, row["kind"])
     _section(out, "4. Quality report",
              "Every sample file, validated: OHLC consistency, positive prices, volumes, NaN, duplicates, "
              "order, UTC timestamps, crossed quotes.")
