@@ -602,8 +602,10 @@ def _actions(bars: pl.DataFrame) -> pl.DataFrame:
 def _restore_raw(bars: pl.DataFrame, actions: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Undo split adjustment: prices before a split times its ratio, volumes divided by it.
 
-    Worked example: AAPL split 7:1 on 2014-06-09; the adjusted close of 2012-01-03 (58.747) becomes
-    the raw 411.23, and the 2012 dividend of 0.3786 becomes the raw 2.65 per share.
+    Worked example: AAPL split 7:1 on 2014-06-09; the adjusted close of 2012-01-03 (58.747143)
+    becomes the raw 411.23, and the 2012 dividend of 0.378570 becomes the raw 2.65 per share.
+    Restored prices and dividends are rounded to 4 decimals (the adjusted file kept 6 digits, so
+    more would be noise); rows without a later split are left exactly as read.
     """
     splits = actions.filter(pl.col("action") == "split").select("symbol", "ts", pl.col("value").alias("r"))
     if splits.height == 0:
@@ -620,15 +622,19 @@ def _restore_raw(bars: pl.DataFrame, actions: pl.DataFrame) -> tuple[pl.DataFram
     bars_factor = factor(bars)
     prices = [c for c in ("open", "high", "low", "close", "vwap") if c in bars.columns]
     bars = bars.with_columns(
-        *[(pl.col(c) * bars_factor).alias(c) for c in prices],
+        *[_unadjust(pl.col(c), bars_factor).alias(c) for c in prices],
         (pl.col("volume") / bars_factor).alias("volume"),
     )
     act_factor = factor(actions)
     actions = actions.with_columns(
-        pl.when(pl.col("action") == "dividend").then(pl.col("value") * act_factor)
+        pl.when(pl.col("action") == "dividend").then(_unadjust(pl.col("value"), act_factor))
         .otherwise(pl.col("value")).alias("value")
     )
     return bars, actions
+
+
+def _unadjust(value: pl.Expr, factor: pl.Series) -> pl.Expr:
+    return pl.when(pl.lit(factor) != 1.0).then((value * pl.lit(factor)).round(4)).otherwise(value)
 
 
 def parse_file(path: str | Path, opts: LocalOptions | None = None) -> ParsedFile:
