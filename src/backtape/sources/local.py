@@ -258,12 +258,14 @@ def _read_csv_raw(path: Path, opts: LocalOptions) -> tuple[pl.DataFrame, int, di
             )
     assert names is not None
     names = [n if n else "unnamed_0" for n in names]
+    if len(lines) <= skip or not any(line.strip() for line in lines[skip:]):
+        raise DataFormatError(f"{path}: no data rows")
     try:
         df = pl.read_csv(
             io.BytesIO(data), has_header=False, skip_rows=skip, new_columns=names, separator=sep,
             infer_schema=False, truncate_ragged_lines=False, quote_char='"',
         )
-    except (pl.exceptions.ComputeError, pl.exceptions.ShapeError) as exc:
+    except (pl.exceptions.ComputeError, pl.exceptions.ShapeError, pl.exceptions.NoDataError) as exc:
         raise DataFormatError(f"{path}: malformed CSV ({str(exc).splitlines()[0]})") from exc
     if df.width != len(names):
         raise DataFormatError(f"{path}: expected {len(names)} columns ({', '.join(names)}), found {df.width}")
