@@ -184,7 +184,7 @@ def test_daily_only_needs_fetch_daily_bars(memory_source) -> None:
     portal.load_data("2024-02-01", "2024-03-01", ["A"], requirements=[DataRequirement("bars", "1w", 2)])
     portal.set_clock("2024-02-12T12:00Z")
     weekly = portal.get_history_window("A", None, 3, "1w", "close", as_polars=True)
-    # weeks end on Friday closes; the week of 2024-01-15 has the MLK holiday (Monday) and still ends Friday
+    # a weekly bar runs from Monday's open to Friday's close
     fridays = ["2024-01-26T21:00Z", "2024-02-02T21:00Z", "2024-02-09T21:00Z"]
     assert weekly["ts_end"].cast(pl.Int64).to_list() == [to_ns(f) for f in fridays]
     with pytest.raises(Exception, match="1-minute base"):
