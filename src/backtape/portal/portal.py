@@ -210,6 +210,22 @@ class DataPortal:
         frame = pl.DataFrame(rows, schema=schema)
         return frame.with_columns(pl.col("ts").cast(TS), pl.col("ts_end").cast(TS))
 
+    def get_bars(self, asset: str, start: TimeLike, end_dt: TimeLike | None = None,
+                 frequency: str | Timeframe | None = None) -> dict[str, np.ndarray]:
+        """Every bar of ``asset`` with ``ts >= start`` complete at ``end_dt``, adjusted, as numpy arrays.
+
+        Keys: ``ts``, ``ts_end`` (UTC ns) and each field. ``frequency`` defaults to the base frequency.
+        """
+        t = self._at(end_dt)
+        freq = str(frequency or self._base_tf)
+        view = self._view(asset, freq)
+        lo = int(view.ts.searchsorted(to_ns(start, name="start"), "left"))
+        hi = max(view.visible_count(t), lo)
+        ts = view.ts[lo:hi]
+        out = {"ts": ts.copy(), "ts_end": view.ts_end[lo:hi].copy()}
+        out.update({f: self._adjusted(asset, f, ts, v[lo:hi]) for f, v in view.fields.items()})
+        return out
+
     def get_history_window(self, assets: str | Sequence[str], end_dt: TimeLike | None, bar_count: int,
                            frequency: str | Timeframe, field: str, *, partial: bool = False,
                            as_polars: bool = False) -> np.ndarray | pl.DataFrame:
