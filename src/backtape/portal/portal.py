@@ -64,6 +64,9 @@ class DataPortal:
         self._plans: dict[str, FetchPlan] = {}
         self._fetches: list[dict[str, Any]] = []
         self._rows: dict[str, int] = {}
+        self._series: dict[str, BarSeries] = {}
+        self._hints: dict[str, int] = {}
+        self._adjusted_symbols: frozenset[str] = frozenset()
         self._range: tuple[int, int] | None = None
 
     # ------------------------------------------------------------------ loading
@@ -93,6 +96,9 @@ class DataPortal:
         self._adj = Adjustments(frames.pop("actions", empty("actions")), self._store, self.adjustment)
         self._ticks = {kind: TickStore(frame) for kind, frame in frames.items()}
         self._views = {}
+        self._series = {s: self._store.series(s) for s in self._store.symbols}
+        self._hints = {}
+        self._adjusted_symbols = frozenset(s for s in self._series if self._adj.has(s))
         self._range = (min(p.start for p in plans.values()), e)
         self._clock = s
 
@@ -162,19 +168,33 @@ class DataPortal:
         >>> portal.get_spot_value("AAPL", "close")       # doctest: +SKIP
         """
         t = self._at(dt)
-        series = self.store.series(asset)
+        series = self._series.get(asset) or self.store.series(asset)
         values = series.fields.get(field)
         if values is None:
             raise NoDataError(_unknown_field(field, series))
-        i = int(series.ts_end.searchsorted(t, "right")) - 1
+        i = self._position(asset, series.ts_end, t)
         if i < 0:
             return float("nan")
         value = float(values[i])
-        if self._adj.has(asset) and (field in PRICE_FIELDS or field == "volume"):
+        if asset in self._adjusted_symbols and (field in PRICE_FIELDS or field == "volume"):
             factors = self._adj.factors(asset, series.ts[i:i + 1], self._clock)
             if factors is not None:
                 value *= float(factors[field == "volume"][0])
         return value
+
+    def _position(self, asset: str, ts_end: np.ndarray, t: int) -> int:
+        """Index of the last bar with ``ts_end <= t`` (-1 if none), trying the previous answer and its
+        successor first: an engine stepping forward bar by bar then never binary-searches."""
+        i = self._hints.get(asset, -1)
+        n = len(ts_end)
+        if not (0 <= i < n and ts_end[i] <= t and (i + 1 == n or ts_end[i + 1] > t)):
+            j = i + 1
+            if 0 <= j < n and ts_end[j] <= t and (j + 1 == n or ts_end[j + 1] > t):
+                i = j
+            else:
+                i = int(ts_end.searchsorted(t, "right")) - 1
+            self._hints[asset] = i
+        return i
 
     def get_last_traded_dt(self, asset: str, dt: TimeLike | None = None) -> dt.datetime | None:
         """End time of the latest bar with volume complete at ``dt`` (UTC), ``None`` if it never traded."""
@@ -249,19 +269,43 @@ class DataPortal:
             raise NoDataError(f"bar_count must be positive, got {bar_count}")
         names = [assets] if isinstance(assets, str) else list(assets)
         freq = frequency if isinstance(frequency, str) else str(frequency)
+        fast = None if partial or len(names) == 1 else self._aligned_window(names, freq, t, bar_count, field)
+        if fast is not None:
+            ends, out = fast
+            return out if not as_polars else _window_frame(names, ends, out)
         parts = [self._asset_window(a, freq, t, bar_count, field, partial) for a in names]
         ends = parts[0][0]
-        if all(len(p[0]) == bar_count and np.array_equal(p[0], ends) for p in parts):
-            out = np.empty((bar_count, len(names)))
-            for j, (_, values) in enumerate(parts):
-                out[:, j] = values
+        key = ends.tobytes()
+        if all(len(p[0]) == bar_count and p[0].tobytes() == key for p in parts):
+            out = parts[0][1].reshape(-1, 1) if len(parts) == 1 else np.column_stack([p[1] for p in parts])
         else:
             ends, out = self._align(names, freq, parts, bar_count, t)
-        if not as_polars:
-            return out
-        columns = {"ts_end": pl.Series(ends, dtype=pl.Int64).cast(TS)}
-        columns.update({name: out[:, j] for j, name in enumerate(names)})
-        return pl.DataFrame(columns)
+        return out if not as_polars else _window_frame(names, ends, out)
+
+    def _aligned_window(self, names: list[str], freq: str, t: int, bar_count: int,
+                        field: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The common case, written straight into the output: every asset has the same last
+        ``bar_count`` end times. ``None`` sends the caller to the general aligning path."""
+        out = np.empty((bar_count, len(names)))
+        key = ends = None
+        for j, name in enumerate(names):
+            view = self._views.get((name, freq)) or self._view(name, freq)
+            n = int(view.ts_end.searchsorted(t, "right"))
+            if n < bar_count:
+                return None
+            ends = view.ts_end[n - bar_count:n]
+            if key is None:
+                key = ends.tobytes()
+            elif ends.tobytes() != key:
+                return None
+            values = view.fields.get(field)
+            if values is None:
+                raise NoDataError(_unknown_field(field, view))
+            if name in self._adjusted_symbols:
+                out[:, j] = self._adjusted(name, field, view.ts[n - bar_count:n], values[n - bar_count:n])
+            else:
+                out[:, j] = values[n - bar_count:n]
+        return ends, out
 
     def _asset_window(self, symbol: str, freq: str, t: int, bar_count: int, field: str,
                       partial: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -270,14 +314,14 @@ class DataPortal:
         if values is None:
             raise NoDataError(_unknown_field(field, view))
         n = int(view.ts_end.searchsorted(t, "right"))
-        part = partial_bar(view, self.store.series(symbol), t) if partial else None
+        part = partial_bar(view, self._series[symbol], t, field) if partial else None
         if part is None:
             lo = max(n - bar_count, 0)
             return view.ts_end[lo:n], self._adjusted(symbol, field, view.ts[lo:n], values[lo:n])
-        idx, bar = part
+        idx, value = part
         lo = max(n - bar_count + 1, 0)
         ts = view.ts[lo:idx + 1]
-        raw = np.append(values[lo:n], bar[field])
+        raw = np.append(values[lo:n], value)
         return view.ts_end[lo:idx + 1], self._adjusted(symbol, field, ts, raw)
 
     def _align(self, names: list[str], freq: str, parts: list[tuple[np.ndarray, np.ndarray]],
@@ -309,11 +353,11 @@ class DataPortal:
 
     def _adjusted(self, symbol: str, field: str, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
         """``values`` of bars starting at ``ts`` with the actions visible at the clock applied (a copy)."""
-        if field in PRICE_FIELDS or field == "volume":
+        if symbol in self._adjusted_symbols and (field in PRICE_FIELDS or field == "volume"):
             factors = self._adj.factors(symbol, ts, self._clock)
             if factors is not None:
                 return values * factors[field == "volume"]
-        return np.array(values, dtype=np.float64)
+        return values.astype(np.float64, copy=True)
 
     # ------------------------------------------------------------------ ticks and actions
     def get_ticks(self, kind: str, asset: str, start: TimeLike, dt: TimeLike | None = None) -> pl.DataFrame:
@@ -367,6 +411,12 @@ class DataPortal:
 def _default_frequency(source: DataSource) -> str:
     caps = source.capabilities
     return "1min" if caps.supports_frequency("1min") else "1d"
+
+
+def _window_frame(names: list[str], ends: np.ndarray, out: np.ndarray) -> pl.DataFrame:
+    columns = {"ts_end": pl.Series(ends, dtype=pl.Int64).cast(TS)}
+    columns.update({name: out[:, j] for j, name in enumerate(names)})
+    return pl.DataFrame(columns)
 
 
 def _unknown_field(field: str, series: BarSeries) -> str:

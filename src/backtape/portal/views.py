@@ -53,8 +53,8 @@ def build_view(base: BarSeries, base_tf: Timeframe, tf: Timeframe, calendar: Tra
     return BarSeries(base.symbol, bin_ts[first], ts_end, _reduce(fields, first), kept[first], kept[last] + 1)
 
 
-def partial_bar(view: BarSeries, base: BarSeries, t: int) -> tuple[int, dict[str, float]] | None:
-    """``(index, values)`` of the view's current incomplete bar built from base bars with ``ts_end <= t``.
+def partial_bar(view: BarSeries, base: BarSeries, t: int, field: str) -> tuple[int, float] | None:
+    """``(index, value)`` of ``field`` for the view's incomplete bar, from base bars with ``ts_end <= t``.
 
     ``None`` when the view has no incomplete bar with a visible constituent at ``t``.
     """
@@ -67,8 +67,25 @@ def partial_bar(view: BarSeries, base: BarSeries, t: int) -> tuple[int, dict[str
     hi = min(base.visible_count(t), int(view.base_stops[nc]))
     if hi <= lo:
         return None
-    sl = {f: a[lo:hi] for f, a in base.fields.items()}
-    return nc, {f: float(v[0]) for f, v in _reduce(sl, np.zeros(1, np.int64)).items()}
+    return nc, _reduce_one(base.fields, field, lo, hi)
+
+
+def _reduce_one(fields: dict[str, np.ndarray], field: str, lo: int, hi: int) -> float:
+    """One field of the bar made of base rows ``[lo, hi)``, by the same rules as ``_reduce``."""
+    values = fields[field][lo:hi]
+    if field == "open":
+        return float(values[0])
+    if field == "close":
+        return float(values[-1])
+    if field == "high":
+        return float(values.max())
+    if field == "low":
+        return float(values.min())
+    if field == "volume":
+        return float(values.sum())
+    volume = fields["volume"][lo:hi]
+    total = float(volume.sum())
+    return float((values * volume).sum()) / total if total else float("nan")
 
 
 def _check_buildable(base_tf: Timeframe, tf: Timeframe) -> None:
