@@ -269,10 +269,8 @@ def _row_rules(kind: str, schema: pl.Schema) -> list[_Rule]:
     if kind == "quotes":
         rules.append(_Rule("crossed_quote", valid & (pl.col("bid") > pl.col("ask")),
                            pl.format("bid {} > ask {}", "bid", "ask")))
-    prev_sym, prev_ts = pl.col("symbol").shift(1), pl.col("ts").shift(1)
-    out_of_order = (pl.col("symbol") < prev_sym) | ((pl.col("symbol") == prev_sym) & (pl.col("ts") < prev_ts))
     rules.append(
-        _Rule("unsorted", out_of_order.fill_null(False),
+        _Rule("unsorted", _out_of_order(),
               pl.format("(symbol, ts) sorts before that of row {}", pl.col(_ROW) - 1))
     )
     return rules
@@ -328,11 +326,28 @@ def _drop(df: pl.DataFrame, violations: pl.DataFrame, unsorted: int) -> pl.DataF
             .filter(pl.col(_ROW).cast(pl.Int64).is_in(bad.implode()).not_())
             .drop(_ROW)
         )
-    if unsorted:  # two stable sorts of the keys, then one gather: far faster than a multi-column sort
-        keys = out.select("symbol", "ts").with_row_index(_ROW)
-        order = keys.sort("ts", maintain_order=True).sort("symbol", maintain_order=True)
-        out = out[order.get_column(_ROW)]
-    return out
+    return sort_by_symbol_ts(out) if unsorted else out
+
+
+def sort_by_symbol_ts(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` sorted by (symbol, ts), keeping input order among equal keys; returned as is if sorted.
+
+    Two stable single-key sorts of the keys and one gather: in Polars this is several times faster
+    than a multi-column sort of the whole frame.
+    """
+    if df.height < 2 or not df.select(_out_of_order().any()).item():
+        return df
+    keys = df.select(pl.col("symbol").cast(pl.String), "ts").with_row_index(_ROW)
+    order = keys.sort("ts", maintain_order=True).sort("symbol", maintain_order=True)
+    return df[order.get_column(_ROW)]
+
+
+def _out_of_order() -> pl.Expr:
+    """True where a row sorts before the previous one by (symbol, ts)."""
+    sym = pl.col("symbol").cast(pl.String)
+    prev_sym, prev_ts = sym.shift(1), pl.col("ts").shift(1)
+    earlier = (sym < prev_sym) | ((sym == prev_sym) & (pl.col("ts") < prev_ts))
+    return earlier.fill_null(False)
 
 
 def _with_ns(violations: pl.DataFrame) -> pl.DataFrame:
