@@ -156,7 +156,7 @@ def _crossed(a: np.ndarray, b: np.ndarray, above: bool) -> np.ndarray:
 
 
 def _as_series(x: np.ndarray, name: str) -> np.ndarray:
-    arr = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
+    arr = np.require(np.asarray(x, dtype=np.float64), requirements=("C", "W"))
     if arr.ndim != 1:
         raise ConfigError(f"{name} must be one-dimensional, got shape {arr.shape}")
     return arr
