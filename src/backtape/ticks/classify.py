@@ -85,8 +85,8 @@ class TickClassifier:
             if s not in self._codes:
                 self._codes[s] = len(self._codes)
         self._grow()
-        if len(uniq) == 1:
-            return np.full(symbols.len(), self._codes[uniq[0]], np.int64)
+        if len(uniq) <= 1:
+            return np.full(symbols.len(), self._codes[uniq[0]] if uniq else 0, np.int64)
         return symbols.replace_strict(self._codes, return_dtype=pl.Int64).to_numpy()
 
     def _grow(self) -> None:
