@@ -30,7 +30,7 @@ def quote_stats(
         keys += ["_w_start", "_w_end"]
     nxt = pl.col("ts").shift(-1).over("symbol")
     if window is not None:
-        nxt = pl.min_horizontal(nxt, pl.col("_w_end"))
+        nxt = pl.when(nxt.is_null()).then(None).otherwise(pl.min_horizontal(nxt, pl.col("_w_end")))
     q = q.with_columns(
         valid.fill_null(False).alias("_valid"),
         (ask - bid).alias("_spread"),
