@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import statistics
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -12,7 +11,6 @@ from backtape.errors import DataValidationError, TimeframeError
 from backtape.schema import BAR_SCHEMA, conform
 from backtape.ticks import classify_trades, quote_stats, tick_bars, tick_flow, time_bars, volume_bars
 
-DATA = Path(__file__).parent / "data"
 NS_MIN = 60_000_000_000
 
 
@@ -58,17 +56,15 @@ def test_volume_bars_close_on_the_trade_reaching_the_threshold() -> None:
         volume_bars(_trades(_ROWS), 0.0)
 
 
-def test_time_bars_equal_databento_vendor_minute_bars(es_raw) -> None:
+def test_time_bars_equal_databento_vendor_minute_bars(es_raw, es_vendor_bars) -> None:
     trades, _ = es_raw
     ours = time_bars(conform(trades.drop("truth"), "trades"), "1min")
-    vendor = pl.read_csv(DATA / "ESU4_NQU4_CME_ohlcv-1m_databento_2024-07-01T2340_0010.csv.gz").filter(
-        pl.col("symbol") == "ESU4"
-    ).with_columns(pl.col("ts_event_utc").str.to_datetime(time_unit="ns", time_zone="UTC").alias("ts"))
+    vendor = es_vendor_bars
     # the trade file covers 23:58:01 .. 00:01:52, so minutes 23:58 .. 00:01 are complete
     joined = ours.join(vendor, on=["symbol", "ts"], suffix="_v")
     assert joined.height == 4
     for c in ("open", "high", "low", "close", "volume"):
-        assert joined[c].to_list() == joined[f"{c}_v"].cast(pl.Float64).to_list(), c
+        assert joined[c].to_list() == joined[f"{c}_v"].to_list(), c
     assert (joined["ts_end"] - joined["ts"]).dt.total_seconds().to_list() == [60] * 4
 
 
