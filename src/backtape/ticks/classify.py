@@ -80,7 +80,10 @@ class TickClassifier:
 
     def _codes_for(self, symbols: pl.Series) -> np.ndarray:
         """Integer state slot of each row's symbol, allocating slots for new symbols."""
-        uniq = symbols.unique(maintain_order=True).to_list()
+        if symbols.len() and symbols.null_count() == 0 and bool((symbols == symbols[0]).all()):
+            uniq = [symbols[0]]  # one symbol: skip hashing every row
+        else:
+            uniq = symbols.unique(maintain_order=True).to_list()
         for s in uniq:
             if s not in self._codes:
                 self._codes[s] = len(self._codes)
@@ -131,15 +134,17 @@ class TickClassifier:
 
 
 def _f64(df: pl.DataFrame, col: str) -> np.ndarray:
-    """A Float64 column as numpy with nulls as NaN."""
-    return df.get_column(col).fill_null(np.nan).to_numpy()
+    """A Float64 column as numpy with nulls as NaN (zero-copy when there is no null)."""
+    s = df.get_column(col)
+    return (s.fill_null(np.nan) if s.null_count() else s).to_numpy()
 
 
 def _check_trades(trades: pl.DataFrame, where: str) -> None:
     """Reject trades without a usable price or size: they cannot be classified or summed."""
     for col in ("price", "size"):
-        bad = trades.get_column(col).is_null() | trades.get_column(col).is_nan()
-        if bad.any():
+        values = trades.get_column(col)
+        if values.null_count() or values.is_nan().any():
+            bad = values.is_null() | values.is_nan()
             row = int(bad.arg_max())  # type: ignore[arg-type]
             raise DataValidationError(
                 f"{where}: trade {col} missing or NaN at row {row} "
