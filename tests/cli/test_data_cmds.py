@@ -11,12 +11,7 @@ from typer.testing import CliRunner
 from backtape.cli import data as data_cmd
 from backtape.cli._common import parse_options
 from backtape.cli.app import app
-from backtape.sources import DataSource, registry
-
-# until the validation, aggregation and sample modules are merged into this branch
-for _module in ("backtape.validation", "backtape.aggregate", "backtape.sources.sample"):
-    pytest.importorskip(_module)
-from backtape.sources import SampleDataSource  # noqa: E402
+from backtape.sources import DataSource, SampleDataSource, registry
 
 runner = CliRunner()
 SPLIT_WEEK = ["--start", "2014-06-04", "--end", "2014-06-13"]
