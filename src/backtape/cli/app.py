@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 from .. import __version__
 from .._logging import configure_logging, scrub
 from ..errors import BacktapeError
+from . import calc as calc_cmd
 from . import config as config_cmd
 from . import data as data_cmd
 from . import demo as demo_cmd
@@ -152,6 +153,7 @@ app.command("sources")(sources_cmd.sources)
 app.add_typer(data_cmd.app, name="data")
 app.command("validate")(validate_cmd.validate)
 app.add_typer(config_cmd.app, name="config")
+app.command("calc")(calc_cmd.calc)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
