@@ -1,4 +1,4 @@
-"""Every config test runs in an empty folder with no backtape or provider variables set."""
+"""Every CLI test runs in an empty folder, with no backtape or provider variables, 200 columns wide."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in list(os.environ):
         if name.startswith(ENV_PREFIX) or name in PROVIDER_ENV or name == CONFIG_ENV:
             monkeypatch.delenv(name)
+    monkeypatch.setenv("COLUMNS", "200")  # rich wraps tables to $COLUMNS (80 under pytest-xdist)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     work = tmp_path / "work"
