@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from backtape.cli import data as data_cmd
 from backtape.cli._common import parse_options
 from backtape.cli.app import app
+from backtape.errors import DataValidationError
 from backtape.sources import DataSource, SampleDataSource, registry
 
 runner = CliRunner()
@@ -103,23 +104,36 @@ def test_unknown_symbol_is_named() -> None:
 class _Broken(DataSource):
     name = "broken"
 
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
     async def fetch(self, symbols, start, end, frequency="1d"):
-        raise RuntimeError("internal bug")
+        raise self.error
 
     def get_metadata(self):
         raise NotImplementedError
 
 
 def test_unexpected_errors_suggest_verbose(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(data_cmd, "get_source", lambda name, **options: _Broken())
+    monkeypatch.setattr(data_cmd, "get_source", lambda name, **options: _Broken(RuntimeError("internal bug")))
     result = runner.invoke(app, ["data", "show", "X", "-s", "broken", *SPLIT_WEEK])
     assert result.exit_code == 2
     line = error_line(result)
     assert "unexpected RuntimeError: internal bug" in line and "--verbose" in line
     result = runner.invoke(app, ["--verbose", "data", "show", "X", "-s", "broken", *SPLIT_WEEK])
     assert result.exit_code == 2
-    assert "Traceback (most recent call last)" in result.stderr and 'raise RuntimeError("internal bug")' in (
-        result.stderr)
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "raise self.error" in result.stderr and "RuntimeError: internal bug" in result.stderr
+
+
+def test_multi_line_errors_are_shortened(monkeypatch: pytest.MonkeyPatch) -> None:
+    error = DataValidationError("3 violations in bars\n  duplicate X 2024-01-02 row 4\n  unsorted X row 7")
+    monkeypatch.setattr(data_cmd, "get_source", lambda name, **options: _Broken(error))
+    result = runner.invoke(app, ["data", "show", "X", *SPLIT_WEEK])
+    assert result.exit_code == 2
+    assert error_line(result) == "error: 3 violations in bars (+2 more lines; --verbose shows all)"
+    result = runner.invoke(app, ["-v", "data", "show", "X", *SPLIT_WEEK])
+    assert "unsorted X row 7" in result.stderr
 
 
 def test_validate_clean_file(tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ def _one_line(text: str, *, verbose: bool) -> str:
     return f"{lines[0]} (+{len(lines) - 1} more lines; --verbose shows all)"
 
 
-def report_error(text: str, *, verbose: bool = False, log_json: bool = False,
+def _report_error(text: str, *, verbose: bool = False, log_json: bool = False,
                  exc: BaseException | None = None) -> None:
     """Print one ``error: ...`` line (or one JSON object with --log-json) on stderr, secrets scrubbed."""
     if verbose and exc is not None:
@@ -85,7 +85,7 @@ class _OneLineErrors(TyperGroup):
         except (_ClickException, typer.Exit, typer.Abort, BrokenPipeError):
             raise
         except KeyboardInterrupt:
-            report_error("interrupted")
+            _report_error("interrupted")
             raise typer.Exit(INTERRUPTED_EXIT) from None
         except Exception as exc:
             st = ctx.obj if isinstance(ctx.obj, State) else State()
@@ -93,7 +93,7 @@ class _OneLineErrors(TyperGroup):
                 note = " (rerun with --verbose for the traceback)"
             else:
                 note = ""
-            report_error(_message(exc) + note, verbose=st.verbose, log_json=st.log_json, exc=exc)
+            _report_error(_message(exc) + note, verbose=st.verbose, log_json=st.log_json, exc=exc)
             raise typer.Exit(ERROR_EXIT) from None
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
@@ -106,10 +106,10 @@ class _OneLineErrors(TyperGroup):
             hint = ""
             if isinstance(exc, _UsageError) and exc.ctx is not None:
                 hint = f" (see '{exc.ctx.command_path} --help')"
-            report_error(exc.format_message() + hint, log_json="--log-json" in (args or sys.argv))
+            _report_error(exc.format_message() + hint, log_json="--log-json" in (args or sys.argv))
             sys.exit(exc.exit_code)
         except typer.Abort:
-            report_error("aborted")
+            _report_error("aborted")
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
 
