@@ -14,7 +14,8 @@ Rules
 * Early closes and DST come from the calendar's actual opens and closes (UTC nanoseconds).
 * ``calendar=None`` means ``"24/7"``: sessions midnight to midnight UTC every day, right for crypto.
   For exchange-traded data pass the source's calendar (``source.calendar``, e.g. ``"XNYS"``).
-* Input outside every session (pre- and post-market, intraday breaks) is dropped by default. With
+* Input outside every session (pre- and post-market, intraday breaks) is dropped by default, for
+  every timeframe (so a daily bar equals the aggregate of its intraday bars). With
   ``include_outside=True`` (intraday timeframes only) each gap between sessions is binned on its
   own, anchored at the gap's start and cut at the next open, so such bars never mix with session bars.
 * Empty bins produce no bar (no forward fill).
@@ -134,8 +135,9 @@ def _bins(
             f"{cal.name} calendar ({format_ns(int(cal.opens[0]))} to {format_ns(int(cal.closes[-1]))})"
         )
     idx = cal.session_index(ts)
-    inside = idx >= 0
-    i = np.where(inside, idx, 0)
+    i = np.where(idx >= 0, idx, 0)
+    in_break = (idx >= 0) & (ts >= cal.break_starts[i]) & (ts < cal.break_ends[i])
+    inside = (idx >= 0) & ~in_break
     if tf.unit == "d":
         return cal.opens[i], cal.closes[i], inside
     if tf.unit == "w":
@@ -143,8 +145,6 @@ def _bins(
         first = np.searchsorted(week, week[i], side="left")
         last = np.searchsorted(week, week[i], side="right") - 1
         return cal.opens[first], cal.closes[last], inside
-    in_break = inside & (ts >= cal.break_starts[i]) & (ts < cal.break_ends[i])
-    inside &= ~in_break
     after_break = ts >= cal.break_ends[i]
     seg_start = np.where(after_break, cal.break_ends[i], cal.opens[i])
     seg_end = np.where(after_break, cal.closes[i], cal.break_starts[i])

@@ -145,7 +145,10 @@ def test_intraday_break_is_never_spanned(build) -> None:
     assert ts_list(out, "ts_end") == [build.utc(f"2024-07-02T{t}Z") for t in ends]
     lunch = df.filter(pl.col("ts").dt.hour() == 4)
     assert out.get_column("volume").sum() == df.get_column("volume").sum() - lunch.get_column("volume").sum()
-    assert aggregate(df, "1d", "XHKG").get_column("volume")[0] == df.get_column("volume").sum()
+    daily = aggregate(df, "1d", "XHKG")  # the daily bar spans the break but, like the hours, skips it
+    assert daily.get_column("volume").to_list() == [out.get_column("volume").sum()]
+    assert ts_list(daily) == [build.utc("2024-07-02T01:30Z")]
+    assert ts_list(daily, "ts_end") == [build.utc("2024-07-02T08:00Z")]
 
 
 def test_many_symbols_unsorted_input_vwap_and_transactions(build) -> None:
