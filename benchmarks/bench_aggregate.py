@@ -30,8 +30,8 @@ def year_of_minutes(calendar: str, seed: int = 7) -> pl.DataFrame:
     """Every session minute of 2024 on ``calendar`` as canonical bars with a random walk."""
     cal = get_calendar(calendar)
     lo, hi = np.searchsorted(cal.labels, [to_ns("2024-01-01"), to_ns("2025-01-01")])
-    ts = np.concatenate([np.arange(o, c, NS_PER_MINUTE) for o, c in zip(cal.opens[lo:hi], cal.closes[lo:hi],
-                                                                       strict=True)])
+    sessions = zip(cal.opens[lo:hi], cal.closes[lo:hi], strict=True)
+    ts = np.concatenate([np.arange(o, c, NS_PER_MINUTE) for o, c in sessions])
     rng = np.random.default_rng(seed)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 5e-4, ts.size)))
     open_ = np.r_[close[0], close[:-1]]
@@ -60,9 +60,10 @@ def pandas_resampler(df: pl.DataFrame) -> Callable[[str], Callable[[], object]] 
         import pandas as pd
     except ImportError:
         return None
+    stamps = df.get_column("ts").dt.epoch("ns").to_numpy().astype("datetime64[ns]")
     pdf = pd.DataFrame(
         {c: df.get_column(c).to_numpy() for c in ("open", "high", "low", "close", "volume")},
-        index=pd.DatetimeIndex(df.get_column("ts").dt.epoch("ns").to_numpy().astype("datetime64[ns]"), tz="UTC"),
+        index=pd.DatetimeIndex(stamps, tz="UTC"),
     )
     how = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
     return lambda rule: lambda: pdf.resample(rule).agg(how)
@@ -78,12 +79,14 @@ def main() -> None:
             theirs = best_ms(resample(rule)) if resample else float("nan")
             out_rows = aggregate(df, tf, calendar).height
             rows.append((calendar, f"{df.height:,}", tf, f"{out_rows:,}", ours, theirs))
-    header = f"{'calendar':<8} {'input':>9} {'to':>5} {'bars':>7} {'backtape ms':>12} {'pandas ms':>10} {'ratio':>6}"
+    header = (f"{'calendar':<8} {'input':>9} {'to':>5} {'bars':>7} {'backtape ms':>12} {'pandas ms':>10} "
+              f"{'ratio':>6}")
     print("aggregate(): one year of 1-minute bars (median of 5; pandas resample is not session-aware)")
     print(header)
     print("-" * len(header))
     for calendar, n, tf, out_rows, ours, theirs in rows:
-        print(f"{calendar:<8} {n:>9} {tf:>5} {out_rows:>7} {ours:>12.1f} {theirs:>10.1f} {theirs / ours:>5.1f}x")
+        print(f"{calendar:<8} {n:>9} {tf:>5} {out_rows:>7} {ours:>12.1f} {theirs:>10.1f} "
+              f"{theirs / ours:>5.1f}x")
     print("ratio = pandas time / backtape time (above 1 means backtape is faster)")
 
 

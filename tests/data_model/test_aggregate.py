@@ -7,10 +7,10 @@ import polars as pl
 import pytest
 
 from backtape._time import NS_PER_MINUTE
-from backtape.aggregate import aggregate
+from backtape.aggregate import aggregate, trades_to_bars
 from backtape.calendars import get_calendar
 from backtape.errors import DataFormatError, InvalidRangeError, NoDataError, TimeframeError
-from backtape.schema import BAR_SCHEMA
+from backtape.schema import BAR_SCHEMA, TS
 from backtape.timeframes import Timeframe
 
 
@@ -221,3 +221,28 @@ def test_bad_inputs_are_named(build) -> None:
         aggregate(weekend.with_columns(pl.col("ts").dt.replace_time_zone(None)), "5min")
     empty = aggregate(weekend.head(0), "1h", "XNYS")
     assert empty.height == 0 and empty.schema == BAR_SCHEMA
+
+
+def test_trades_keep_exchange_order_and_count(build) -> None:
+    t0 = build.utc("2024-01-02T14:30:00Z")
+    sec = 1_000_000_000
+    trades = pl.DataFrame({
+        "symbol": ["B", "A", "A", "A", "A", "B"],
+        "ts": [t0 + 5 * sec, t0, t0, t0 + 61 * sec, t0 + 61 * sec, t0 + 7 * sec],
+        "price": [50.0, 10.0, 12.0, 11.0, 9.0, 51.0],
+        "size": [1.0, 1.0, 3.0, 2.0, 2.0, 3.0],
+    }).with_columns(pl.col("ts").cast(TS))
+    out = trades_to_bars(trades, "1min", "XNYS")
+    assert out.select("symbol", "open", "high", "low", "close", "volume", "transactions").rows() == [
+        ("A", 10.0, 12.0, 10.0, 12.0, 4.0, 2),   # same-ts trades keep their file order
+        ("A", 11.0, 11.0, 9.0, 9.0, 4.0, 2),
+        ("B", 50.0, 51.0, 50.0, 51.0, 4.0, 2),
+    ]
+    assert out.get_column("vwap").to_list() == pytest.approx([11.5, 10.0, 50.75])
+    assert ts_list(out) == [t0, t0 + 60 * sec, t0]
+    premarket = trades.with_columns(pl.col("ts") - pl.duration(hours=1))
+    with pytest.raises(NoDataError):
+        trades_to_bars(premarket, "5min", "XNYS")
+    outside = trades_to_bars(premarket, "5min", "XNYS", include_outside=True)
+    assert outside.get_column("transactions").sum() == 6
+    assert trades_to_bars(trades.head(0), "1d", "XNYS").height == 0
