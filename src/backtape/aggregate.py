@@ -19,6 +19,8 @@ Rules
   ``include_outside=True`` (intraday timeframes only) each gap between sessions is binned on its
   own, anchored at the gap's start and cut at the next open, so such bars never mix with session bars.
 * Empty bins produce no bar (no forward fill).
+* Input is expected to be valid (see ``backtape.validation``); a null in a required column raises
+  ``DataValidationError`` rather than spreading into the output.
 * Every input bar must fit inside one output bar (``ts_end <= bin end``), which holds when the input
   is finer than the output and aligned to it (1min -> 5min, 5min -> 15min, 1h -> 1d); otherwise
   ``TimeframeError`` names the first bar that does not fit.
@@ -41,7 +43,7 @@ import polars as pl
 
 from ._time import NS_PER_DAY, format_ns
 from .calendars import TradingCalendar, get_calendar
-from .errors import InvalidRangeError, NoDataError, TimeframeError
+from .errors import DataValidationError, InvalidRangeError, NoDataError, TimeframeError
 from .schema import BAR_SCHEMA, TS, conform, empty
 from .timeframes import Timeframe
 from .validation import sort_by_symbol_ts
@@ -130,6 +132,7 @@ def _binned(
     """
     if df.height == 0:
         return None
+    _check_nulls(df)
     df, run_id = _sorted_runs(df)
     start, end, keep = _bins(cal, _ns(df, "ts"), tf, include_outside)
     if "ts_end" in df.columns:
@@ -145,6 +148,21 @@ def _binned(
     new_bar[0] = True
     new_bar[1:] = (start[1:] != start[:-1]) | (run_id[1:] != run_id[:-1])
     return df, start, end, np.flatnonzero(new_bar)
+
+
+def _check_nulls(df: pl.DataFrame) -> None:
+    """Raise ``DataValidationError`` for a null in a required column (null counts are O(1) in Arrow)."""
+    optional = {"vwap", "transactions", "exchange", "conditions", "id"}
+    counts = df.select(pl.all().exclude(*optional).null_count()).row(0, named=True)
+    bad = [name for name, n in counts.items() if n]
+    if bad:
+        row = int(df.get_column(bad[0]).is_null().arg_true()[0])
+        symbol = df.get_column("symbol")[row]
+        raise DataValidationError(
+            f"cannot aggregate: null {', '.join(bad)} (first at row {row}, symbol {symbol}); "
+            "run backtape.validate_bars(..., on_invalid='drop') first",
+            [{"rule": "missing_value", "symbol": symbol, "row": row, "detail": f"null {bad[0]}"}],
+        )
 
 
 def _sorted_runs(df: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:

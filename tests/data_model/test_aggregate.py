@@ -9,7 +9,13 @@ import pytest
 from backtape._time import NS_PER_MINUTE
 from backtape.aggregate import aggregate, trades_to_bars
 from backtape.calendars import get_calendar
-from backtape.errors import DataFormatError, InvalidRangeError, NoDataError, TimeframeError
+from backtape.errors import (
+    DataFormatError,
+    DataValidationError,
+    InvalidRangeError,
+    NoDataError,
+    TimeframeError,
+)
 from backtape.schema import BAR_SCHEMA, TS
 from backtape.timeframes import Timeframe
 
@@ -217,6 +223,8 @@ def test_bad_inputs_are_named(build) -> None:
         aggregate(future, "5min", "XNYS")
     with pytest.raises(DataFormatError, match="missing required column"):
         aggregate(weekend.drop("close"), "5min")
+    with pytest.raises(DataValidationError, match="null volume \\(first at row 3, symbol X\\)"):
+        aggregate(weekend.with_columns(pl.col("volume").replace(4.0, None)), "5min")  # row 3 has volume 4
     with pytest.raises(DataFormatError, match="naive"):
         aggregate(weekend.with_columns(pl.col("ts").dt.replace_time_zone(None)), "5min")
     empty = aggregate(weekend.head(0), "1h", "XNYS")
