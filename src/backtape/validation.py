@@ -137,12 +137,15 @@ def validate_quotes(df: pl.DataFrame, on_invalid: OnInvalid = "raise") -> Qualit
 
 @dataclass(frozen=True)
 class _Rule:
+    """One check: a boolean ``mask`` (True = broken) and the ``detail`` text for broken rows."""
+
     name: str
     mask: pl.Expr
     detail: pl.Expr
 
 
 def _validate(df: pl.DataFrame, kind: str, on_invalid: OnInvalid) -> QualityReport:
+    """Run every rule of ``kind`` over ``df`` and act on the result as ``on_invalid`` says."""
     if on_invalid not in ("raise", "drop", "warn"):
         raise ValueError(f"on_invalid must be 'raise', 'drop' or 'warn', got {on_invalid!r}")
     ts_columns = _check_columns(df, kind)
@@ -159,7 +162,7 @@ def _validate(df: pl.DataFrame, kind: str, on_invalid: OnInvalid) -> QualityRepo
     active = [r for r in rules if counts[r.name]]
     parts = [frame_level, *(_collect_rule(lf, r) for r in active)]
     violations = pl.concat(parts).sort("row", nulls_last=False, maintain_order=True)
-    final_counts = {r: n for r, n in frame_level.get_column("rule").value_counts().iter_rows()}
+    final_counts = {"timestamp_not_utc": frame_level.height} if frame_level.height else {}
     final_counts.update({r.name: counts[r.name] for r in active})
     data = _drop(df, violations, counts.get("unsorted", 0)) if on_invalid == "drop" else df
     report = QualityReport(kind=kind, rows=df.height, data=data, violations=violations, counts=final_counts)
