@@ -10,7 +10,6 @@ Run: ``python benchmarks/bench_aggregate.py``
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable
 
@@ -23,7 +22,7 @@ from backtape.calendars import get_calendar
 from backtape.schema import TS
 
 TIMEFRAMES = {"5min": "5min", "1h": "1h", "1d": "1D"}  # backtape name -> pandas rule
-REPEAT = 5
+REPEAT = 7
 
 
 def year_of_minutes(calendar: str, seed: int = 7) -> pl.DataFrame:
@@ -44,14 +43,17 @@ def year_of_minutes(calendar: str, seed: int = 7) -> pl.DataFrame:
 
 
 def best_ms(fn: Callable[[], object]) -> float:
-    """Median wall time of ``REPEAT`` runs after one warm-up, in milliseconds."""
+    """Best wall time of ``REPEAT`` runs after one warm-up (JIT, caches), in milliseconds.
+
+    The best run is the least disturbed by other processes on a shared machine.
+    """
     fn()
     times = []
     for _ in range(REPEAT):
         t = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
+    return min(times)
 
 
 def pandas_resampler(df: pl.DataFrame) -> Callable[[str], Callable[[], object]] | None:
@@ -81,7 +83,7 @@ def main() -> None:
             rows.append((calendar, f"{df.height:,}", tf, f"{out_rows:,}", ours, theirs))
     header = (f"{'calendar':<8} {'input':>9} {'to':>5} {'bars':>7} {'backtape ms':>12} {'pandas ms':>10} "
               f"{'ratio':>6}")
-    print("aggregate(): one year of 1-minute bars (median of 5; pandas resample is not session-aware)")
+    print(f"aggregate(): one year of 1-minute bars (best of {REPEAT}; pandas resample is not session-aware)")
     print(header)
     print("-" * len(header))
     for calendar, n, tf, out_rows, ours, theirs in rows:

@@ -19,7 +19,7 @@ Rules
   ``include_outside=True`` (intraday timeframes only) each gap between sessions is binned on its
   own, anchored at the gap's start and cut at the next open, so such bars never mix with session bars.
 * Empty bins produce no bar (no forward fill).
-* Input is expected to be valid (see ``backtape.validation``); a null in a required column raises
+* Input is expected to be valid (see ``backtape.validation``); a null or NaN in a required column raises
   ``DataValidationError`` rather than spreading into the output.
 * Every input bar must fit inside one output bar (``ts_end <= bin end``), which holds when the input
   is finer than the output and aligned to it (1min -> 5min, 5min -> 15min, 1h -> 1d); otherwise
@@ -31,8 +31,8 @@ bar's ``vwap``, or its ``close`` when the vwap is null (an approximation); null 
 From trades: ``vwap`` = sum(price * size) / sum(size), ``transactions`` = number of trades.
 
 The work is vectorized: a small numba kernel finds each row's session in the calendar (a forward
-walk over rows sorted by symbol and time), numpy integer arithmetic its bin, and ``ufunc.reduceat``
-reduces the sorted runs of equal (symbol, bin) to bars.
+walk over rows sorted by symbol and time) and its bin, and a second kernel reduces the sorted runs of
+equal (symbol, bin) to bars.
 """
 
 from __future__ import annotations
@@ -70,14 +70,9 @@ def aggregate(
     df, start, end, starts = binned
     volume = df.get_column("volume").to_numpy()
     price = df.select(pl.coalesce("vwap", "close")).to_series().to_numpy()
-    transactions = df.get_column("transactions")
-    counted = np.add.reduceat(transactions.is_not_null().to_numpy().astype(np.int64), starts)
-    summed = np.add.reduceat(transactions.fill_null(0).to_numpy(), starts)
     ohlc = tuple(df.get_column(c).to_numpy() for c in ("open", "high", "low", "close"))
-    bars_out = _frame(df, starts, start, end, ohlc, volume, price * volume, summed)
-    return bars_out.with_columns(
-        pl.when(pl.Series(counted) > 0).then(pl.col("transactions")).alias("transactions")
-    )
+    return _frame(df, starts, start, end, ohlc, volume, price * volume,
+                  _sum_transactions(df.get_column("transactions"), starts))
 
 
 def trades_to_bars(
@@ -99,7 +94,7 @@ def trades_to_bars(
     df, start, end, starts = binned
     price = df.get_column("price").to_numpy()
     size = df.get_column("size").to_numpy()
-    counts = np.diff(np.append(starts, df.height))
+    counts = pl.Series(np.diff(np.append(starts, df.height)))
     return _frame(df, starts, start, end, (price, price, price, price), size, price * size, counts)
 
 
@@ -151,17 +146,20 @@ def _binned(
 
 
 def _check_nulls(df: pl.DataFrame) -> None:
-    """Raise ``DataValidationError`` for a null in a required column (null counts are O(1) in Arrow)."""
+    """Raise ``DataValidationError`` for a null or NaN in a required column (one cheap pass)."""
     optional = {"vwap", "transactions", "exchange", "conditions", "id"}
-    counts = df.select(pl.all().exclude(*optional).null_count()).row(0, named=True)
+    required = [c for c in df.columns if c not in optional]
+    missing = [pl.col(c).is_null() | (pl.col(c).is_nan() if df.schema[c].is_float() else False)
+               for c in required]
+    counts = df.select(m.sum().alias(c) for c, m in zip(required, missing, strict=True)).row(0, named=True)
     bad = [name for name, n in counts.items() if n]
     if bad:
-        row = int(df.get_column(bad[0]).is_null().arg_true()[0])
+        row = int(df.select(missing[required.index(bad[0])].arg_true().first()).item())
         symbol = df.get_column("symbol")[row]
         raise DataValidationError(
-            f"cannot aggregate: null {', '.join(bad)} (first at row {row}, symbol {symbol}); "
+            f"cannot aggregate: null or NaN {', '.join(bad)} (first at row {row}, symbol {symbol}); "
             "run backtape.validate_bars(..., on_invalid='drop') first",
-            [{"rule": "missing_value", "symbol": symbol, "row": row, "detail": f"null {bad[0]}"}],
+            [{"rule": "missing_value", "symbol": symbol, "row": row, "detail": f"null or NaN {bad[0]}"}],
         )
 
 
@@ -277,29 +275,38 @@ def _check_fit(
         )
 
 
+def _sum_transactions(transactions: pl.Series, starts: np.ndarray) -> pl.Series:
+    """Per-bar sum of the input bars' trade counts; null where every input count is null."""
+    if transactions.null_count() == transactions.len():
+        return pl.Series(values=[None] * starts.size, dtype=pl.Int64)
+    values, valid = transactions.fill_null(0).to_numpy(), transactions.is_not_null().to_numpy()
+    sums, counted = _sum_runs(values, valid, starts)
+    return pl.Series(sums).scatter(np.flatnonzero(counted == 0), None)
+
+
 def _frame(
     df: pl.DataFrame, starts: np.ndarray, start: np.ndarray, end: np.ndarray,
     ohlc: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    volume: np.ndarray, pv: np.ndarray, transactions: np.ndarray,
+    volume: np.ndarray, pv: np.ndarray, transactions: pl.Series,
 ) -> pl.DataFrame:
     """Reduce each run (rows ``starts[k]`` up to the next start) to one canonical bar.
 
     ``ohlc`` are the per-row open, high, low and close inputs, ``pv`` price times volume for the
-    vwap, ``transactions`` the already reduced count per run.
+    vwap, ``transactions`` the already reduced count per bar.
     """
     o, h, lo, c = ohlc
     last = np.append(starts[1:], df.height) - 1
-    vol = np.add.reduceat(volume, starts)
+    high, low, vol, pv_sum = _reduce_runs(h, lo, volume, pv, starts)
     with np.errstate(invalid="ignore", divide="ignore"):
-        vwap = np.add.reduceat(pv, starts) / vol
+        vwap = pv_sum / vol
     out = pl.DataFrame(
         {
             "symbol": df.get_column("symbol").gather(starts),
             "ts": start[starts],
             "ts_end": end[starts],
             "open": o[starts],
-            "high": np.maximum.reduceat(h, starts),
-            "low": np.minimum.reduceat(lo, starts),
+            "high": high,
+            "low": low,
             "close": c[last],
             "volume": vol,
             "vwap": vwap,
@@ -310,3 +317,42 @@ def _frame(
         pl.col("ts", "ts_end").cast(TS),
         pl.when(pl.col("volume") != 0).then(pl.col("vwap")).alias("vwap"),
     ).cast(dict(BAR_SCHEMA))  # type: ignore[arg-type]
+
+
+@numba.njit(cache=True, nogil=True)
+def _reduce_runs(  # pragma: no cover - jitted
+    high: np.ndarray, low: np.ndarray, volume: np.ndarray, pv: np.ndarray, starts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Max of ``high``, min of ``low``, sums of ``volume`` and ``pv`` over each run of rows.
+
+    One pass; ``np.ufunc.reduceat`` pays a call per run, which dominates with short runs.
+    """
+    m, n = starts.size, high.size
+    out_high, out_low = np.empty(m), np.empty(m)
+    out_vol, out_pv = np.empty(m), np.empty(m)
+    for r in range(m):
+        a = starts[r]
+        b = starts[r + 1] if r + 1 < m else n
+        hi, lo, vol, pvs = high[a], low[a], 0.0, 0.0
+        for k in range(a, b):
+            hi = max(hi, high[k])
+            lo = min(lo, low[k])
+            vol += volume[k]
+            pvs += pv[k]
+        out_high[r], out_low[r], out_vol[r], out_pv[r] = hi, lo, vol, pvs
+    return out_high, out_low, out_vol, out_pv
+
+
+@numba.njit(cache=True, nogil=True)
+def _sum_runs(  # pragma: no cover - jitted
+    values: np.ndarray, valid: np.ndarray, starts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of ``values`` and count of ``valid`` rows over each run."""
+    m, n = starts.size, values.size
+    sums, counts = np.zeros(m, np.int64), np.zeros(m, np.int64)
+    for r in range(m):
+        b = starts[r + 1] if r + 1 < m else n
+        for k in range(starts[r], b):
+            sums[r] += values[k]
+            counts[r] += valid[k]
+    return sums, counts

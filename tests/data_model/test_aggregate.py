@@ -223,7 +223,7 @@ def test_bad_inputs_are_named(build) -> None:
         aggregate(future, "5min", "XNYS")
     with pytest.raises(DataFormatError, match="missing required column"):
         aggregate(weekend.drop("close"), "5min")
-    with pytest.raises(DataValidationError, match="null volume \\(first at row 3, symbol X\\)"):
+    with pytest.raises(DataValidationError, match="null or NaN volume \\(first at row 3, symbol X\\)"):
         aggregate(weekend.with_columns(pl.col("volume").replace(4.0, None)), "5min")  # row 3 has volume 4
     with pytest.raises(DataFormatError, match="naive"):
         aggregate(weekend.with_columns(pl.col("ts").dt.replace_time_zone(None)), "5min")
