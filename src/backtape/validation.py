@@ -235,8 +235,12 @@ def _is_bad(name: str, dtype: pl.DataType) -> pl.Expr:
 
 def _row_rules(kind: str, schema: pl.Schema) -> list[_Rule]:
     """Per-row rules of ``kind`` except ``duplicate`` (which depends on the frame's order)."""
-    numeric = [*_PRICE_COLUMNS[kind], *_SIZE_COLUMNS[kind]]
+    # quote sizes are unknown for many venues (FX): null is allowed there, NaN is not
+    sizes_optional = kind == "quotes"
+    numeric = [*_PRICE_COLUMNS[kind], *([] if sizes_optional else _SIZE_COLUMNS[kind])]
     bad = {c: _is_bad(c, schema[c]) for c in ["symbol", "ts", *numeric]}
+    if sizes_optional:
+        bad.update({c: pl.col(c).is_nan().fill_null(False) for c in _SIZE_COLUMNS[kind]})
     missing = pl.any_horizontal(*bad.values())
     valid = missing.not_()
     rules = [
