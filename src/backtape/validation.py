@@ -8,6 +8,7 @@ the canonical schema and return a ``QualityReport``. Every check is a vectorized
 rule                       meaning                                                    kinds
 =========================  =========================================================  ===============
 ``missing_value``          null in a required column, NaN or infinity in a number     all
+                           (quote sizes may be null: many venues, e.g. FX, omit them)
 ``non_positive_price``     a price (open/high/low/close, price, bid/ask) <= 0         all
 ``negative_volume``        volume < 0                                                 bars
 ``negative_size``          size, bid_size or ask_size < 0                             trades, quotes
@@ -240,7 +241,7 @@ def _row_rules(kind: str, schema: pl.Schema) -> list[_Rule]:
     numeric = [*_PRICE_COLUMNS[kind], *([] if sizes_optional else _SIZE_COLUMNS[kind])]
     bad = {c: _is_bad(c, schema[c]) for c in ["symbol", "ts", *numeric]}
     if sizes_optional:
-        bad.update({c: pl.col(c).is_nan().fill_null(False) for c in _SIZE_COLUMNS[kind]})
+        bad.update({c: _is_bad(c, schema[c]) & pl.col(c).is_not_null() for c in _SIZE_COLUMNS[kind]})
     missing = pl.any_horizontal(*bad.values())
     valid = missing.not_()
     rules = [
