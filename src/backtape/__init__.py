@@ -1,10 +1,16 @@
 """backtape: backtesting whose heart is its data layer.
 
 Fetch once, use many; point in time, always; every resolution from 1-minute bars.
+
+>>> import backtape as bt
+>>> bars = bt.read_bars("AAPL.csv")                      # doctest: +SKIP
+>>> report = bt.validate_bars(bars)                      # doctest: +SKIP
+>>> five = bt.aggregate(bars, "5min", calendar="XNYS")   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+from .aggregate import aggregate, trades_to_bars
 from .errors import (
     BacktapeError,
     DataFormatError,
@@ -12,8 +18,11 @@ from .errors import (
     HistoryWindowStartsBeforeData,
     LookAheadError,
 )
+from .portal import DataPortal, DataRequirement
 from .schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA
+from .sources.local import read_bars, read_ticks
 from .timeframes import Timeframe
+from .validation import DataQualityWarning, QualityReport, validate_bars, validate_quotes, validate_trades
 
 __version__ = "0.1.0"
 
@@ -23,9 +32,20 @@ __all__ = [
     "TRADE_SCHEMA",
     "BacktapeError",
     "DataFormatError",
+    "DataPortal",
+    "DataQualityWarning",
+    "DataRequirement",
     "DataValidationError",
     "HistoryWindowStartsBeforeData",
     "LookAheadError",
+    "QualityReport",
     "Timeframe",
     "__version__",
+    "aggregate",
+    "read_bars",
+    "read_ticks",
+    "trades_to_bars",
+    "validate_bars",
+    "validate_quotes",
+    "validate_trades",
 ]
