@@ -1,0 +1,174 @@
+"""Interval arithmetic on half-open ``[start, end)`` nanosecond ranges: pure functions, no I/O.
+
+The cache remembers *what was asked of upstream* as spans, including spans that returned no rows.
+A :class:`Span` also says from where on its rows may still change (``mutable_from``): everything
+before it was complete when fetched and is immutable; the tail ``[mutable_from, end)`` is the part a
+freshness policy may declare stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+Interval = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A covered range ``[start, end)``, fetched at ``fetched_at``, immutable before ``mutable_from``.
+
+    ``mutable_from`` is clamped to ``[start, end]``; ``mutable_from == end`` means fully immutable.
+    """
+
+    start: int
+    end: int
+    fetched_at: int
+    mutable_from: int
+
+    @property
+    def immutable(self) -> bool:
+        return self.mutable_from >= self.end
+
+    @property
+    def tail(self) -> Interval | None:
+        """The part that may go stale, or None when the span is fully immutable."""
+        return None if self.immutable else (self.mutable_from, self.end)
+
+
+def make_span(start: int, end: int, fetched_at: int, final_before: int) -> Span:
+    """A span whose rows with ``ts < final_before`` were complete at fetch time.
+
+    >>> make_span(10, 20, 99, 15)
+    Span(start=10, end=20, fetched_at=99, mutable_from=15)
+    >>> make_span(10, 20, 99, 50).immutable
+    True
+    """
+    return Span(start, end, fetched_at, min(max(final_before, start), end))
+
+
+def normalize(intervals: Iterable[Interval]) -> list[Interval]:
+    """Sort, drop empty intervals and merge overlapping or touching ones.
+
+    >>> normalize([(5, 7), (1, 3), (3, 4), (6, 9), (10, 10)])
+    [(1, 4), (5, 9)]
+    """
+    out: list[Interval] = []
+    for s, e in sorted(i for i in intervals if i[0] < i[1]):
+        if out and s <= out[-1][1]:
+            if e > out[-1][1]:
+                out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    return out
+
+
+def subtract(request: Interval, covered: Iterable[Interval]) -> list[Interval]:
+    """Parts of ``request`` not in ``covered``: the gaps to fetch, sorted and disjoint.
+
+    Touching gaps come out as one interval (coalesced), because ``covered`` is normalized first.
+
+    >>> subtract((0, 10), [(2, 4), (6, 7)])
+    [(0, 2), (4, 6), (7, 10)]
+    >>> subtract((0, 10), [(0, 10)])
+    []
+    """
+    lo, hi = request
+    gaps: list[Interval] = []
+    cursor = lo
+    for s, e in normalize(covered):
+        if e <= cursor:
+            continue
+        if s >= hi:
+            break
+        if s > cursor:
+            gaps.append((cursor, min(s, hi)))
+        cursor = max(cursor, e)
+        if cursor >= hi:
+            break
+    if cursor < hi:
+        gaps.append((cursor, hi))
+    return gaps
+
+
+def intersect(a: Interval, b: Interval) -> Interval | None:
+    """The overlap of two intervals, or None.
+
+    >>> intersect((0, 5), (3, 9))
+    (3, 5)
+    >>> intersect((0, 3), (3, 9)) is None
+    True
+    """
+    s, e = max(a[0], b[0]), min(a[1], b[1])
+    return (s, e) if s < e else None
+
+
+def covered_intervals(spans: Iterable[Span], is_stale: Callable[[Span], bool]) -> list[Interval]:
+    """The usable part of ``spans``: whole spans, minus the tails that ``is_stale`` rejects.
+
+    >>> spans = [Span(0, 10, 1, 10), Span(10, 20, 5, 15)]
+    >>> covered_intervals(spans, lambda sp: True)
+    [(0, 15)]
+    >>> covered_intervals(spans, lambda sp: False)
+    [(0, 20)]
+    """
+    out: list[Interval] = []
+    for sp in spans:
+        if sp.immutable or not is_stale(sp):
+            out.append((sp.start, sp.end))
+        elif sp.mutable_from > sp.start:
+            out.append((sp.start, sp.mutable_from))
+    return normalize(out)
+
+
+def missing(request: Interval, spans: Iterable[Span], is_stale: Callable[[Span], bool]) -> list[Interval]:
+    """Gaps of ``request`` that must be fetched: uncovered ranges plus stale tails.
+
+    >>> missing((0, 30), [Span(0, 10, 1, 10), Span(10, 20, 5, 15)], lambda sp: True)
+    [(15, 30)]
+    """
+    return subtract(request, covered_intervals(spans, is_stale))
+
+
+def cut(spans: Iterable[Span], hole: Interval) -> list[Span]:
+    """Remove ``hole`` from every span (a span may split in two), keeping fetch facts.
+
+    >>> cut([Span(0, 10, 1, 6)], (4, 8))
+    [Span(start=0, end=4, fetched_at=1, mutable_from=4), Span(start=8, end=10, fetched_at=1, mutable_from=8)]
+    """
+    hs, he = hole
+    out: list[Span] = []
+    for sp in spans:
+        if sp.end <= hs or sp.start >= he:
+            out.append(sp)
+            continue
+        if sp.start < hs:
+            out.append(Span(sp.start, hs, sp.fetched_at, min(sp.mutable_from, hs)))
+        if sp.end > he:
+            out.append(Span(he, sp.end, sp.fetched_at, max(sp.mutable_from, he)))
+    return out
+
+
+def record(spans: Iterable[Span], new: Span) -> list[Span]:
+    """Spans after recording ``new``: older coverage under it is replaced, immutable neighbours merge.
+
+    Two spans merge when they touch and are both fully immutable (their fetch time no longer
+    matters; the later one is kept, so "older than" cleaning never drops recent fetches), or when
+    they come from the same fetch (equal ``fetched_at``) and the left one is immutable.
+
+    >>> record([Span(0, 10, 1, 10)], Span(10, 20, 2, 20))
+    [Span(start=0, end=20, fetched_at=2, mutable_from=20)]
+    >>> [(s.start, s.end) for s in record([Span(0, 10, 1, 10), Span(10, 20, 1, 12)], Span(12, 30, 3, 25))]
+    [(0, 12), (12, 30)]
+    """
+    merged: list[Span] = []
+    for sp in sorted([*cut(spans, (new.start, new.end)), new], key=lambda x: x.start):
+        if merged:
+            last = merged[-1]
+            touching = last.end == sp.start
+            if touching and last.immutable and (sp.immutable or last.fetched_at == sp.fetched_at):
+                merged[-1] = Span(last.start, sp.end, max(last.fetched_at, sp.fetched_at),
+                                  sp.mutable_from)
+                continue
+        merged.append(sp)
+    return merged
