@@ -28,7 +28,8 @@ class CountingSource(DataSource):
     symbol and timestamps. Records each call in ``calls`` and, when ``log`` is set, appends a JSON
     line per call to that file (shared between processes).
 
-    ``empty_symbols`` never have rows; ``fail`` makes the next calls raise; ``overshoot_ns`` returns
+    ``bump`` shifts every price (an upstream revision); ``empty_symbols`` never have rows; ``fail``
+    makes the next calls raise; ``overshoot_ns`` returns
     rows beyond the asked range; ``invalid`` returns a bar with high < low; ``delay`` sleeps per call.
     """
 
@@ -47,6 +48,7 @@ class CountingSource(DataSource):
         self.fail = False
         self.overshoot_ns = 0
         self.invalid = False
+        self.bump = 0.0
 
     def cache_identity(self) -> str:
         return self.identity
@@ -75,7 +77,7 @@ class CountingSource(DataSource):
         for sym in sorted(symbols):
             if sym in self.empty_symbols:
                 continue
-            p = _price(sym, starts)
+            p = _price(sym, starts) + self.bump
             frames.append(pl.DataFrame({
                 "symbol": [sym] * len(starts), "ts": starts, "ts_end": ends, "open": p, "high": p + 1.0,
                 "low": p - 1.0, "close": p + 0.5, "volume": np.full(len(starts), 100.0),

@@ -61,8 +61,8 @@ def test_cut_splits_and_keeps_fetch_facts() -> None:
 def test_record_merges_immutable_neighbours_and_replaces_overlap() -> None:
     assert record([Span(0, 10, 1, 10)], Span(10, 20, 2, 20)) == [Span(0, 20, 2, 20)]
     got = record([Span(0, 10, 1, 10), Span(10, 20, 1, 12)], Span(12, 30, 3, 25))
-    assert got == [Span(0, 12, 1, 12), Span(12, 30, 3, 25)]
-    # a mutable span is not merged with a later fetch: its tail keeps its own fetch time
+    assert got == [Span(0, 25, 3, 25), Span(25, 30, 3, 25)]
+    # a mutable tail is not merged with a later fetch: it keeps its own fetch time
     assert record([Span(0, 10, 1, 5)], Span(10, 20, 2, 20)) == [Span(0, 10, 1, 5), Span(10, 20, 2, 20)]
 
 

@@ -152,23 +152,24 @@ def cut(spans: Iterable[Span], hole: Interval) -> list[Span]:
 def record(spans: Iterable[Span], new: Span) -> list[Span]:
     """Spans after recording ``new``: older coverage under it is replaced, immutable neighbours merge.
 
-    Two spans merge when they touch and are both fully immutable (their fetch time no longer
-    matters; the later one is kept, so "older than" cleaning never drops recent fetches), or when
-    they come from the same fetch (equal ``fetched_at``) and the left one is immutable.
+    ``new`` is split into its immutable head and its mutable tail; touching immutable spans merge
+    (their fetch times no longer matter; the latest is kept, so "older than" cleaning never drops
+    a recent fetch). A tail stays separate: its own fetch time decides when it is stale.
 
     >>> record([Span(0, 10, 1, 10)], Span(10, 20, 2, 20))
     [Span(start=0, end=20, fetched_at=2, mutable_from=20)]
-    >>> [(s.start, s.end) for s in record([Span(0, 10, 1, 10), Span(10, 20, 1, 12)], Span(12, 30, 3, 25))]
-    [(0, 12), (12, 30)]
+    >>> [(s.start, s.end, s.immutable) for s in record([Span(0, 10, 1, 10)], Span(10, 30, 3, 25))]
+    [(0, 25, True), (25, 30, False)]
     """
+    pieces = [new]
+    if new.start < new.mutable_from < new.end:
+        pieces = [Span(new.start, new.mutable_from, new.fetched_at, new.mutable_from),
+                  Span(new.mutable_from, new.end, new.fetched_at, new.mutable_from)]
     merged: list[Span] = []
-    for sp in sorted([*cut(spans, (new.start, new.end)), new], key=lambda x: x.start):
-        if merged:
+    for sp in sorted([*cut(spans, (new.start, new.end)), *pieces], key=lambda x: x.start):
+        if merged and merged[-1].end == sp.start and merged[-1].immutable and sp.immutable:
             last = merged[-1]
-            touching = last.end == sp.start
-            if touching and last.immutable and (sp.immutable or last.fetched_at == sp.fetched_at):
-                merged[-1] = Span(last.start, sp.end, max(last.fetched_at, sp.fetched_at),
-                                  sp.mutable_from)
-                continue
-        merged.append(sp)
+            merged[-1] = Span(last.start, sp.end, max(last.fetched_at, sp.fetched_at), sp.end)
+        else:
+            merged.append(sp)
     return merged

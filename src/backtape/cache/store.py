@@ -32,7 +32,7 @@ from .index import CacheKey, FileEntry
 #: a partition holding more files than this is rewritten as one file on the next write
 COMPACT_AT = 8
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
-_MAX_COMPONENT = 200
+_MAX_COMPONENT = 240
 _PARTITION_UNIT = {"bars": "month", "trades": "day", "quotes": "day", "actions": "year"}
 _STRFTIME = {"month": "%Y-%m", "day": "%Y-%m-%d", "year": "%Y"}
 
