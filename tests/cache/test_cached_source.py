@@ -95,7 +95,7 @@ def test_invalid_upstream_data_is_never_cached(tmp_path) -> None:
     up = CountingSource()
     up.invalid = True
     c = cached(up, tmp_path)
-    with pytest.raises(DataValidationError, match="invalid row"):
+    with pytest.raises(DataValidationError, match="high_below_low"):
         c.fetch_sync(["AAPL"], "2024-01-01", "2024-02-01", "1d")
     assert c.coverage("AAPL") == []
     assert not list(tmp_path.rglob("*.parquet"))
