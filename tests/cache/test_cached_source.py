@@ -179,3 +179,14 @@ def test_metadata_delegates_with_cache_details(tmp_path) -> None:
     c.fetch_sync(["AAPL"], "2024-01-01", "2024-01-05", "1d")
     c.flush_stats()
     assert c._index.counters()["upstream_calls"] == 2  # one from the write, one from the flush
+
+
+def test_drop_mode_caches_the_valid_rows_and_reports_the_rest(tmp_path) -> None:
+    up = CountingSource()
+    up.invalid = True
+    c = cached(up, tmp_path, on_invalid="drop")
+    got = c.fetch_sync(["AAPL"], "2024-01-01", "2024-02-01", "1d")
+    assert got.height == 20 and set(c.dropped.get_column("rule")) == {"high_below_low",
+                                                                      "high_below_open_close"}
+    assert c.read_cached(["AAPL"], "2023-12-01", "2024-03-01").equals(got)
+    assert len(up.calls) == 1

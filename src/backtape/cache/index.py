@@ -137,7 +137,7 @@ class CoverageIndex:
     def all_files(self) -> list[FileEntry]:
         return [_entry(r) for r in self._con().execute("SELECT * FROM files ORDER BY path")]
 
-    def keys(self) -> list[CacheKey]:
+    def cache_keys(self) -> list[CacheKey]:
         """Every key with coverage or files."""
         rows = self._con().execute(
             "SELECT source, kind, symbol, frequency, adjustment FROM coverage UNION "

@@ -32,6 +32,7 @@ from ..errors import BacktapeError
 from ..schema import SCHEMAS, empty
 from ..sources.base import DataSource, DataSourceMetadata
 from ..timeframes import Timeframe
+from ..validation import VIOLATION_SCHEMA
 from ._validate import check_upstream
 from .coverage import Interval, Span, covered_intervals, make_span, missing, record
 from .freshness import CacheFreshnessPolicy, FreshnessPolicyFactory, immutable_before
@@ -61,7 +62,9 @@ class CachedDataSource(DataSource):
 
     ``freshness_policy=None`` picks one per frequency with ``FreshnessPolicyFactory``.
     ``read_ahead_bars`` widens a miss at the end of a request forward by that many bars (never past
-    now, never into already covered data). ``clock`` returns now in UTC ns (tests fix it).
+    now, never into already covered data). An upstream answer that breaks a validation rule raises
+    and is not cached; with ``on_invalid="drop"`` the offending rows are left out (and listed in
+    ``dropped``) and the rest is cached. ``clock`` returns now in UTC ns (tests fix it).
     ``write_hook`` is called with ``"before_rename"`` and ``"before_commit"`` during each durable
     write (fault-injection tests use it).
     """
@@ -69,10 +72,13 @@ class CachedDataSource(DataSource):
     def __init__(self, adapter: DataSource, cache_dir: str | Path | None = None,
                  freshness_policy: CacheFreshnessPolicy | None = None,
                  memory_bytes: int = DEFAULT_MEMORY_BYTES, max_concurrency: int = 4,
-                 read_ahead_bars: int = 0, *, clock: Callable[[], int] | None = None,
+                 read_ahead_bars: int = 0, *, on_invalid: str = "raise",
+                 clock: Callable[[], int] | None = None,
                  write_hook: Callable[[str], None] | None = None) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        if on_invalid not in ("raise", "drop"):
+            raise ValueError(f"on_invalid must be 'raise' or 'drop', got {on_invalid!r}")
         if read_ahead_bars < 0:
             raise ValueError(f"read_ahead_bars must be >= 0, got {read_ahead_bars}")
         self.adapter = adapter
@@ -81,6 +87,9 @@ class CachedDataSource(DataSource):
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.max_concurrency = max_concurrency
         self.read_ahead_bars = read_ahead_bars
+        self.on_invalid = on_invalid
+        #: rows dropped by validation (``on_invalid="drop"``): rule, symbol, ts, row, detail
+        self.dropped = pl.DataFrame(schema=VIOLATION_SCHEMA)
         self.stats = CacheStats()
         self._policy = freshness_policy
         self._policies: dict[str, CacheFreshnessPolicy] = {}
@@ -156,6 +165,15 @@ class CachedDataSource(DataSource):
         """The recorded coverage spans of one symbol (for inspection and tests)."""
         freq = str(Timeframe.parse(frequency)) if kind == "bars" else _NO_FREQUENCY[kind]
         return self._index.spans(self._key(kind, symbol, freq))
+
+    def read_cached(self, symbols: Iterable[str] | str, start: TimeLike, end: TimeLike, *,
+                    kind: str = "bars", frequency: str | Timeframe = "1d") -> pl.DataFrame:
+        """Only what is cached in ``[start, end)``, never asking upstream (bundles read this way)."""
+        s, e = check_range(start, end)
+        freq = str(Timeframe.parse(frequency)) if kind == "bars" else _NO_FREQUENCY[kind]
+        self._sync_generation()
+        keys = {sym: self._key(kind, sym, freq) for sym in _symbols(symbols)}
+        return self._read(kind, keys, s, e)[0] if keys else empty(kind)  # type: ignore[arg-type]
 
     def flush_stats(self) -> None:
         """Add this process's counters since the last flush to the persisted totals in the index."""
@@ -266,7 +284,10 @@ class CachedDataSource(DataSource):
         with self._state_lock:
             self.stats.upstream_calls += 1
             self.stats.rows_fetched += raw.height
-        rows = check_upstream(kind, raw, symbols, gap, self._identity)
+        rows, dropped = check_upstream(kind, raw, symbols, gap, self._identity, self.on_invalid)
+        if dropped.height:
+            with self._state_lock:
+                self.dropped = pl.concat([self.dropped, dropped])
         await asyncio.to_thread(self._write, kind, frequency, keys, gap, rows, fetched_at, raw.height)
 
     def _write(self, kind: str, frequency: str, keys: dict[str, CacheKey], gap: Interval,

@@ -6,7 +6,8 @@ Layout (readable as is by Polars ``scan_parquet(hive_partitioning=True)`` and Du
                                                                         day=2024-01-02   (trades, quotes)
                                                                         year=2024        (actions)
 
-Path values are percent-encoded by :func:`encode_component`, so no symbol can name a parent folder,
+Path values are percent-encoded by :func:`encode_component` (a long source identity is shortened
+to its name and a hash by :func:`source_component`), so no symbol can name a parent folder,
 a separator or a reserved device name, and no two symbols collide even on case-insensitive disks.
 Files hold every column but ``symbol`` (it is in the path) sorted by ``ts``. A file becomes visible to
 backtape only when the index lists it; temporary files start with ``.`` and end in ``.tmp`` so that
@@ -16,6 +17,7 @@ backtape only when the index lists it; temporary files start with ``.`` and end 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import time
 import uuid
@@ -54,6 +56,21 @@ def encode_component(value: str) -> str:
     if len(out) > _MAX_COMPONENT:
         raise CacheError(f"name {value[:40]!r}... is too long to store in the cache ({len(value)} chars)")
     return out
+
+
+def source_component(identity: str) -> str:
+    """Folder value of a source identity: encoded, or when too long its name and a hash.
+
+    Identities may list every option of a source; the index keeps the full text.
+
+    >>> source_component("synthetic:v1:" + "x" * 300).startswith(encode_component("synthetic") + "-")
+    True
+    """
+    try:
+        return encode_component(identity)
+    except CacheError:
+        digest = hashlib.sha256(identity.encode()).hexdigest()[:24]
+        return f"{encode_component(identity.split(':', 1)[0][:30])}-{digest.upper()}"
 
 
 def decode_component(text: str) -> str:
@@ -119,7 +136,7 @@ class PartitionStore:
         self._pause = pause or (lambda stage: None)
 
     def directory(self, key: CacheKey, partition: str) -> Path:
-        return (self.root / key.kind / f"source={encode_component(key.source)}"
+        return (self.root / key.kind / f"source={source_component(key.source)}"
                 / f"symbol={encode_component(key.symbol)}" / f"frequency={encode_component(key.frequency)}"
                 / f"adjustment={encode_component(key.adjustment)}" / partition)
 
