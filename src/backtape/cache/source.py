@@ -29,7 +29,7 @@ from .._async import run_sync
 from .._time import NS_PER_DAY, TimeLike, check_range, now_ns
 from ..calendars import TradingCalendar, get_calendar
 from ..errors import BacktapeError
-from ..schema import SCHEMAS, empty
+from ..schema import empty
 from ..sources.base import DataSource, DataSourceMetadata
 from ..timeframes import Timeframe
 from ..validation import VIOLATION_SCHEMA
@@ -329,7 +329,7 @@ class CachedDataSource(DataSource):
 
     def _read_once(self, kind: str, keys: dict[str, CacheKey], s: int, e: int) -> tuple[pl.DataFrame, bool]:
         parts = partitions(kind, s, e)
-        out: list[pl.DataFrame] = []
+        pieces: list[pl.DataFrame] = []
         all_memory = True
         for sym in sorted(keys):
             key = keys[sym]
@@ -338,20 +338,17 @@ class CachedDataSource(DataSource):
             if cold:
                 all_memory = False
                 entries = self._index.files(key, cold)
+                loaded = self._store.read_partitions(kind, entries, sym)
+                blank = empty(kind)  # type: ignore[arg-type]
                 for p in cold:
-                    mine = [f for f in entries if f.partition == p]
-                    frames[p] = self._store.read(kind, mine)
+                    frames[p] = loaded.get(p, blank)
                     self._memory.put((key, p), frames[p])
                 with self._state_lock:
                     self.stats.bytes_read += sum(f.bytes for f in entries)
-            pieces = [_slice(frames[p], s, e) for p in parts]  # type: ignore[arg-type]
-            rows = pieces[0] if len(pieces) == 1 else pl.concat(pieces)
-            if rows.height:
-                out.append(rows.with_columns(pl.lit(sym, pl.String).alias("symbol")))
-        if not out:
+            pieces += [piece for p in parts if (piece := _slice(frames[p], s, e)).height]  # type: ignore[arg-type]
+        if not pieces:
             return empty(kind), all_memory  # type: ignore[arg-type]
-        frame = out[0] if len(out) == 1 else pl.concat(out)
-        return frame.select(list(SCHEMAS[kind])), all_memory
+        return (pieces[0] if len(pieces) == 1 else pl.concat(pieces, rechunk=False)), all_memory
 
     def _count(self, gaps: dict[str, list[Interval]], request: Interval, from_memory: bool) -> None:
         width = request[1] - request[0]
@@ -370,13 +367,14 @@ class CachedDataSource(DataSource):
 
 
 def _slice(frame: pl.DataFrame, s: int, e: int) -> pl.DataFrame:
-    """Rows of a ts-sorted frame with ``s <= ts < e`` (binary search, no copy)."""
+    """Rows of a ts-sorted frame with ``s <= ts < e`` (binary search on a zero-copy view)."""
     if frame.height == 0:
         return frame
-    ts = frame.get_column("ts").to_physical()
-    lo = int(ts.search_sorted(s, side="left"))
-    hi = int(ts.search_sorted(e, side="left"))
-    return frame.slice(lo, hi - lo)
+    ts = frame.get_column("ts").to_physical().to_numpy()
+    if ts[0] >= s and ts[-1] < e:
+        return frame
+    lo, hi = np.searchsorted(ts, [s, e], side="left")
+    return frame.slice(int(lo), int(hi - lo))
 
 
 def _symbols(symbols: Iterable[str] | str) -> list[str]:
