@@ -8,7 +8,8 @@ freshness policy may declare stale.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import bisect
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 Interval = tuple[int, int]
@@ -103,6 +104,17 @@ def intersect(a: Interval, b: Interval) -> Interval | None:
     return (s, e) if s < e else None
 
 
+def overlapping(spans: Sequence[Span], start: int, end: int) -> Sequence[Span]:
+    """The spans meeting ``[start, end)``, found by binary search (``spans`` sorted and disjoint).
+
+    >>> overlapping([Span(0, 5, 1, 5), Span(5, 9, 1, 9), Span(12, 20, 1, 20)], 6, 12)
+    [Span(start=5, end=9, fetched_at=1, mutable_from=9)]
+    """
+    lo = bisect.bisect_right(spans, start, key=lambda sp: sp.end)
+    hi = bisect.bisect_left(spans, end, lo=lo, key=lambda sp: sp.start)
+    return spans[lo:hi]
+
+
 def covered_intervals(spans: Iterable[Span], is_stale: Callable[[Span], bool]) -> list[Interval]:
     """The usable part of ``spans``: whole spans, minus the tails that ``is_stale`` rejects.
 
@@ -121,13 +133,16 @@ def covered_intervals(spans: Iterable[Span], is_stale: Callable[[Span], bool]) -
     return normalize(out)
 
 
-def missing(request: Interval, spans: Iterable[Span], is_stale: Callable[[Span], bool]) -> list[Interval]:
+def missing(request: Interval, spans: Sequence[Span], is_stale: Callable[[Span], bool]) -> list[Interval]:
     """Gaps of ``request`` that must be fetched: uncovered ranges plus stale tails.
+
+    ``spans`` must be sorted and disjoint (as :func:`record` keeps them); only those meeting the
+    request are looked at.
 
     >>> missing((0, 30), [Span(0, 10, 1, 10), Span(10, 20, 5, 15)], lambda sp: True)
     [(15, 30)]
     """
-    return subtract(request, covered_intervals(spans, is_stale))
+    return subtract(request, covered_intervals(overlapping(spans, *request), is_stale))
 
 
 def cut(spans: Iterable[Span], hole: Interval) -> list[Span]:

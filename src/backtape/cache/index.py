@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS coverage (
     adjustment TEXT NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL,
     fetched_at INTEGER NOT NULL, mutable_from INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS coverage_key ON coverage (source, kind, symbol, frequency, adjustment);
+CREATE INDEX IF NOT EXISTS coverage_key ON coverage (source, kind, symbol, frequency, adjustment, end);
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, source TEXT NOT NULL, kind TEXT NOT NULL, symbol TEXT NOT NULL,
     frequency TEXT NOT NULL, adjustment TEXT NOT NULL, partition TEXT NOT NULL,
@@ -115,12 +115,14 @@ class CoverageIndex:
         """A counter bumped by every commit (from any process): cheap change detection."""
         return int(self._con().execute("SELECT v FROM meta WHERE k = 'generation'").fetchone()[0])
 
-    def spans(self, key: CacheKey) -> list[Span]:
-        """The coverage of ``key``, sorted by start."""
-        rows = self._con().execute(
-            f"SELECT start, end, fetched_at, mutable_from FROM coverage WHERE {_KEY_WHERE} ORDER BY start",
-            key.as_tuple(),
-        ).fetchall()
+    def spans(self, key: CacheKey, start: int | None = None, end: int | None = None) -> list[Span]:
+        """The coverage of ``key`` sorted by start; only spans meeting ``[start, end)`` if given."""
+        sql = f"SELECT start, end, fetched_at, mutable_from FROM coverage WHERE {_KEY_WHERE}"
+        args: list = list(key.as_tuple())
+        if start is not None and end is not None:
+            sql += " AND end > ? AND start < ?"
+            args += [start, end]
+        rows = self._con().execute(sql + " ORDER BY start", args).fetchall()
         return [Span(*r) for r in rows]
 
     def files(self, key: CacheKey, partitions: Iterable[str] | None = None) -> list[FileEntry]:
