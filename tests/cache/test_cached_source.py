@@ -190,3 +190,14 @@ def test_drop_mode_caches_the_valid_rows_and_reports_the_rest(tmp_path) -> None:
                                                                       "high_below_open_close"}
     assert c.read_cached(["AAPL"], "2023-12-01", "2024-03-01").equals(got)
     assert len(up.calls) == 1
+
+
+def test_corporate_actions_ranges_are_cached_even_when_empty(tmp_path) -> None:
+    c = cached(CountingSource(), tmp_path)
+    got = c.fetch_kind_sync("actions", ["AAPL"], "2020-01-01", "2024-01-01")
+    assert got.height == 0 and got.columns == ["symbol", "ts", "action", "value"]
+    assert [(sp.start, sp.end) for sp in c.coverage("AAPL", kind="actions")] == [
+        (to_ns("2020-01-01"), to_ns("2024-01-01"))]
+    assert c.stats.upstream_calls == 1
+    c.fetch_kind_sync("actions", ["AAPL"], "2021-01-01", "2022-01-01")
+    assert c.stats.upstream_calls == 1 and c.stats.memory_hits == 1

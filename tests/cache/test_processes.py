@@ -104,3 +104,29 @@ def test_threads_share_one_upstream_call(tmp_path) -> None:
         t.join()
     assert len(up.calls) == 1
     assert all(r.equals(up.bars(["AAPL"], S, E, "1d")) for r in results) and len(results) == 4
+
+
+def test_a_cancelled_waiter_does_not_keep_the_lock(tmp_path) -> None:
+    import asyncio
+
+    from backtape.cache.index import CacheKey
+    from backtape.cache.locks import KeyLocks
+
+    locks = KeyLocks(tmp_path)
+    key = CacheKey("s", "bars", "AAPL", "1d", "raw")
+
+    async def scenario() -> None:
+        async with locks.hold([key]):
+            waiter = asyncio.create_task(_hold(locks, key))
+            await asyncio.sleep(0.1)
+            waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        await asyncio.wait_for(_hold(locks, key), timeout=10)  # free again
+
+    asyncio.run(scenario())
+
+
+async def _hold(locks, key) -> None:
+    async with locks.hold([key]):
+        pass

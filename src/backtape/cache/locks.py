@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -42,20 +42,27 @@ class KeyLocks:
     async def hold(self, keys: Iterable[CacheKey]) -> AsyncIterator[None]:
         """Hold the locks of ``keys`` (deduplicated, in sorted order) for the ``async with`` body."""
         names = sorted({lock_name(k) for k in keys})
-        taken: list[tuple[threading.Lock, FileLock]] = []
+        taken: list[Callable[[], object]] = []
         try:
             for name in names:
                 tlock = _thread_lock(self.folder, name)
-                await asyncio.to_thread(tlock.acquire)
+                await _acquire(tlock.acquire, tlock.release)
+                taken.append(tlock.release)
                 flock = FileLock(self.folder / f"{name}.lock", thread_local=False)
-                try:
-                    await asyncio.to_thread(flock.acquire)
-                except BaseException:
-                    tlock.release()
-                    raise
-                taken.append((tlock, flock))
+                await _acquire(flock.acquire, flock.release)
+                taken.append(flock.release)
             yield
         finally:
-            for tlock, flock in reversed(taken):
-                flock.release()
-                tlock.release()
+            for release in reversed(taken):
+                release()
+
+
+async def _acquire(acquire: Callable[[], object], release: Callable[[], object]) -> None:
+    """Block in a worker thread until ``acquire()`` returns; if the waiting task is cancelled, the
+    lock is released as soon as the thread gets it, so a cancelled request never keeps a lock."""
+    fut = asyncio.ensure_future(asyncio.to_thread(acquire))
+    try:
+        await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        fut.add_done_callback(lambda f: None if f.cancelled() or f.exception() else release())
+        raise
