@@ -11,6 +11,17 @@ Fetch once, use many; point in time, always; every resolution from 1-minute bars
 from __future__ import annotations
 
 from .aggregate import aggregate, trades_to_bars
+from .cache import (
+    CachedDataSource,
+    CacheFreshnessPolicy,
+    CacheStats,
+    FreshnessPolicyFactory,
+    HybridFreshnessPolicy,
+    MarketCloseFreshnessPolicy,
+    NeverStalePolicy,
+    TTLFreshnessPolicy,
+)
+from .cache.bundles import BundleDataSource, BundleMetadata, ingest_to_bundle
 from .errors import (
     BacktapeError,
     DataFormatError,
@@ -31,17 +42,28 @@ __all__ = [
     "QUOTE_SCHEMA",
     "TRADE_SCHEMA",
     "BacktapeError",
+    "BundleDataSource",
+    "BundleMetadata",
+    "CacheFreshnessPolicy",
+    "CacheStats",
+    "CachedDataSource",
     "DataFormatError",
     "DataPortal",
     "DataQualityWarning",
     "DataRequirement",
     "DataValidationError",
+    "FreshnessPolicyFactory",
     "HistoryWindowStartsBeforeData",
+    "HybridFreshnessPolicy",
     "LookAheadError",
+    "MarketCloseFreshnessPolicy",
+    "NeverStalePolicy",
     "QualityReport",
+    "TTLFreshnessPolicy",
     "Timeframe",
     "__version__",
     "aggregate",
+    "ingest_to_bundle",
     "read_bars",
     "read_ticks",
     "trades_to_bars",
