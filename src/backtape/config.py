@@ -9,16 +9,18 @@ Where the file comes from (first match wins):
 4     ``$XDG_CONFIG_HOME/backtape/backtape.yaml`` (default ``~/.config/backtape/backtape.yaml``)
 ====  ======================================================================================
 
-No file at all means the defaults. The environment then overrides the file: first the providers'
-own variables (``POLYGON_API_KEY``, ``APCA_API_KEY_ID``, ``APCA_API_SECRET_KEY``,
-``ALPHAVANTAGE_API_KEY``), then ``BACKTAPE_<SECTION>__<KEY>`` (``BACKTAPE_DATA__CACHE_DIR``,
+No file at all means the defaults (the cache in ``~/.backtape/cache``, bundles in
+``~/.backtape/bundles``). The environment then overrides the file: first the variables of
+``ALIAS_ENV`` (``BACKTAPE_CACHE_DIR``, ``BACKTAPE_BUNDLES_DIR`` and the providers' own
+``POLYGON_API_KEY``, ``APCA_API_KEY_ID``, ``APCA_API_SECRET_KEY``, ``ALPHAVANTAGE_API_KEY``...),
+then ``BACKTAPE_<SECTION>__<KEY>`` (``BACKTAPE_DATA__CACHE_DIR``,
 ``BACKTAPE_PROVIDERS__POLYGON__REQUESTS_PER_MINUTE``). Empty variables count as unset.
 
 Unknown keys and wrong types raise :class:`~backtape.errors.ConfigError` naming the dotted path
-(``providers.polygon.requests_per_minute``) and where the value came from (file or variable). Provider keys
-are ``SecretStr``: ``repr``, :meth:`Config.redacted` and every error message show ``***``, never the
-value; only :func:`provider_credentials` hands the plain value to an adapter. Paths expand ``~`` and
-``$VARS``; a relative path is relative to the working directory.
+(``providers.polygon.requests_per_minute``) and where the value came from (file or variable).
+Provider keys are ``SecretStr``: ``repr``, :meth:`Config.redacted` and every error message show
+``***``, never the value; only :func:`provider_credentials` hands the plain value to an adapter.
+Paths expand ``~`` and ``$VARS``; a relative path is relative to the working directory.
 """
 
 from __future__ import annotations
@@ -51,9 +53,12 @@ CONFIG_ENV = "BACKTAPE_CONFIG"
 ENV_PREFIX = "BACKTAPE_"
 REDACTED = "***"
 
-#: The providers' own environment variables and the setting each one fills; when two fill the
-#: same setting the later one wins (``POLYGON_*`` over the ``MASSIVE_*`` names of the rebrand).
-PROVIDER_ENV: dict[str, tuple[str, ...]] = {
+#: Other variables that fill a setting: the cache's and bundles' folders and the providers' own
+#: variables. When two fill the same setting the later one wins (``POLYGON_*`` over the ``MASSIVE_*``
+#: names of the rebrand); ``BACKTAPE_<SECTION>__<KEY>`` wins over all of them.
+ALIAS_ENV: dict[str, tuple[str, ...]] = {
+    "BACKTAPE_CACHE_DIR": ("data", "cache_dir"),
+    "BACKTAPE_BUNDLES_DIR": ("data", "bundles_dir"),
     "MASSIVE_API_KEY": ("providers", "polygon", "api_key"),
     "POLYGON_API_KEY": ("providers", "polygon", "api_key"),
     "POLYGON_BASE_URL": ("providers", "polygon", "base_url"),
@@ -82,9 +87,9 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 Fraction = Annotated[float, Field(gt=0, le=1)]
 
 
-def _default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
-    return _expand_path(Path(base) / "backtape")
+def _home_dir(name: str) -> Path:
+    """``~/.backtape/<name>``: where the cache and the bundles live unless configured."""
+    return Path.home() / ".backtape" / name
 
 
 class _Section(BaseModel):
@@ -96,20 +101,10 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """Where data lives and what the CLI uses when nothing else is said."""
 
-    cache_dir: ConfigPath = Field(default_factory=_default_cache_dir)
-    bundles_dir: ConfigPath = Field(default=None, validate_default=False)  # set from cache_dir below
+    cache_dir: ConfigPath = Field(default_factory=lambda: _home_dir("cache"))
+    bundles_dir: ConfigPath = Field(default_factory=lambda: _home_dir("bundles"))
     default_source: str = "sample"
     calendar: str = "XNYS"
-
-    @model_validator(mode="before")
-    @classmethod
-    def _bundles_under_cache(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("bundles_dir") is None:
-            cache = data.get("cache_dir")
-            if cache is None or isinstance(cache, str | Path):
-                base = Path(cache) if cache is not None else _default_cache_dir()
-                data = {**data, "bundles_dir": base / "bundles"}
-        return data
 
 
 class ProviderConfig(_Section):
@@ -297,14 +292,14 @@ def _relevant_env(environ: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     """Non-empty variables that override settings, sorted by name."""
     items = [
         (k, v) for k, v in environ.items()
-        if v.strip() and (k in PROVIDER_ENV or (k.startswith(ENV_PREFIX) and "__" in k))
+        if v.strip() and (k in ALIAS_ENV or (k.startswith(ENV_PREFIX) and "__" in k))
     ]
     return tuple(sorted(items))
 
 
 def _env_path(name: str) -> tuple[str, ...]:
-    if name in PROVIDER_ENV:
-        return PROVIDER_ENV[name]
+    if name in ALIAS_ENV:
+        return ALIAS_ENV[name]
     parts = tuple(p.lower() for p in name[len(ENV_PREFIX):].split("__"))
     if any(not p for p in parts) or len(parts) < 2:
         raise ConfigError(
@@ -316,8 +311,8 @@ def _env_path(name: str) -> tuple[str, ...]:
 def _apply_env(raw: dict[str, Any], env: tuple[tuple[str, str], ...]) -> dict[tuple[str, ...], str]:
     """Set each override into ``raw`` (in place); returns path -> variable name, for messages."""
     origins: dict[tuple[str, ...], str] = {}
-    # providers' own variables first, in PROVIDER_ENV order, so the BACKTAPE_ form wins over them
-    order = {name: i for i, name in enumerate(PROVIDER_ENV)}
+    # aliases first, in ALIAS_ENV order, so the BACKTAPE_<SECTION>__<KEY> form wins over them
+    order = {name: i for i, name in enumerate(ALIAS_ENV)}
     for name, value in sorted(env, key=lambda kv: (kv[0] not in order, order.get(kv[0], 0), kv[0])):
         path = _env_path(name)
         node = raw
@@ -446,6 +441,7 @@ def provider_credentials(name: str, config: Config | None = None) -> dict[str, A
 
 
 __all__ = [
+    "ALIAS_ENV",
     "AlpacaConfig",
     "BacktestingConfig",
     "CCXTConfig",

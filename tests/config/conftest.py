@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from backtape.config import CONFIG_ENV, ENV_PREFIX, PROVIDER_ENV
+from backtape.config import ALIAS_ENV, CONFIG_ENV, ENV_PREFIX
 
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in list(os.environ):
-        if name.startswith(ENV_PREFIX) or name in PROVIDER_ENV or name == CONFIG_ENV:
+        if name.startswith(ENV_PREFIX) or name in ALIAS_ENV or name == CONFIG_ENV:
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)

@@ -21,8 +21,8 @@ def write(path: Path, text: str) -> Path:
 def test_defaults_without_any_file(isolated: Path) -> None:
     config = load_config()
     assert config.file is None
-    assert config.data.cache_dir == isolated / "xdg-cache" / "backtape"
-    assert config.data.bundles_dir == config.data.cache_dir / "bundles"
+    assert config.data.cache_dir == isolated / "home" / ".backtape" / "cache"
+    assert config.data.bundles_dir == isolated / "home" / ".backtape" / "bundles"
     assert config.data.default_source == "sample"
     assert config.backtesting.cash == 100_000.0
     assert config.optimization.walk_forward.train_periods == 252
@@ -69,7 +69,6 @@ providers:
     monkeypatch.setenv("ALPHAVANTAGE_API_KEY", "")  # empty counts as unset
     config = load_config(path)
     assert config.data.cache_dir == isolated / "from-env"
-    assert config.data.bundles_dir == isolated / "from-env" / "bundles"
     assert config.data.calendar == "XNAS"
     assert config.providers.polygon.requests_per_minute == 100.0
     assert config.optimization.walk_forward.step_size == 5
@@ -78,6 +77,15 @@ providers:
     assert config.providers.alphavantage.api_key is None
     assert "APCA_API_KEY_ID" in config.env_overrides
     assert "ALPHAVANTAGE_API_KEY" not in config.env_overrides
+
+
+def test_cache_and_bundle_folder_variables(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BACKTAPE_CACHE_DIR", str(isolated / "c1"))
+    monkeypatch.setenv("BACKTAPE_BUNDLES_DIR", str(isolated / "b1"))
+    config = load_config()
+    assert (config.data.cache_dir, config.data.bundles_dir) == (isolated / "c1", isolated / "b1")
+    monkeypatch.setenv("BACKTAPE_DATA__CACHE_DIR", str(isolated / "c2"))
+    assert load_config().data.cache_dir == isolated / "c2"
 
 
 def test_backtape_variable_beats_provider_variable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,6 +20,8 @@ from typer.core import TyperGroup
 from .. import __version__
 from .._logging import configure_logging, scrub
 from ..errors import BacktapeError
+from . import bundles as bundles_cmd
+from . import cache as cache_cmd
 from . import calc as calc_cmd
 from . import config as config_cmd
 from . import data as data_cmd
@@ -153,6 +155,8 @@ app.command("sources")(sources_cmd.sources)
 app.add_typer(data_cmd.app, name="data")
 app.command("validate")(validate_cmd.validate)
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(cache_cmd.app, name="cache")
+app.add_typer(bundles_cmd.app, name="bundles")
 app.command("calc")(calc_cmd.calc)
 
 
