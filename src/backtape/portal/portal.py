@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,19 +34,23 @@ from ..timeframes import Timeframe
 from .adjustments import MODES, AdjustmentMode, Adjustments
 from .requirements import DataRequirement, FetchPlan, collect_requirements, plan_fetches
 from .store import PRICE_FIELDS, BarSeries, BarStore, TickStore
+from .ticks import TickStream, classified, resolve_end
 from .views import build_view, partial_bar
 
 
 class DataPortal:
     """Point-in-time access to pre-loaded bars, trades, quotes and corporate actions.
 
-    ``calendar`` defaults to the source's; ``adjustment`` is ``"raw"``, ``"split"`` (default) or
+    ``calendar`` defaults to the calendar of the loaded symbols when the source knows it per symbol
+    (``calendar_of(symbol)``, e.g. the sample's crypto on ``24/7``) and they share one, else to the
+    source's; ``adjustment`` is ``"raw"``, ``"split"`` (default) or
     ``"total_return"`` (see ``backtape.portal.adjustments``).
     """
 
     def __init__(self, data_source: DataSource, *, calendar: str | TradingCalendar | None = None,
                  adjustment: AdjustmentMode = "split") -> None:
         self.source = data_source
+        self._calendar_given = calendar is not None
         if isinstance(calendar, TradingCalendar):
             self.calendar = calendar
         else:
@@ -77,22 +81,26 @@ class DataPortal:
         ``requirements`` holds ``DataRequirement`` objects and/or objects with
         ``get_data_requirements()`` (strategies, calculations). Each kind is fetched in one upstream
         call for all symbols at its base frequency, reaching back by the largest lookback counted on
-        the calendar. The clock is set to ``start``.
+        the calendar. Without any requirement, bars at the source's finest of 1min/1d are loaded;
+        requirements for ticks only load no bars (tick-only symbols). The clock is set to ``start``.
         """
         s, e = check_range(start, end)
         names = [x.strip() for x in symbols.split(",")] if isinstance(symbols, str) else list(symbols)
         if not names:
             raise NoDataError("load_data: no symbols given")
         reqs = collect_requirements(requirements)
-        if not any(r.kind == "bars" for _, r in reqs):
-            reqs.insert(0, ("portal", DataRequirement("bars", _default_frequency(self.source), 0)))
+        if not reqs:
+            reqs.append(("portal", DataRequirement("bars", _default_frequency(self.source), 0)))
+        if not self._calendar_given:
+            self.calendar = _symbols_calendar(self.source, names) or self.calendar
         caps = self.source.capabilities
         plans = plan_fetches(reqs, self.calendar, s, e, caps, self.source.name)
-        frames = run_sync(self._fetch_all(plans, names, caps.corporate_actions))
+        frames = run_sync(self._fetch_all(plans, names, caps.corporate_actions and "bars" in plans))
         self._plans = plans
         self._rows = {kind: frame.height for kind, frame in frames.items()}
-        self._base_tf = plans["bars"].frequency
-        self._store = BarStore(frames.pop("bars"), names)
+        bars_plan = plans.get("bars")
+        self._base_tf = bars_plan.frequency if bars_plan else Timeframe.parse(_default_frequency(self.source))
+        self._store = BarStore(frames.pop("bars", empty("bars")), names)
         self._adj = Adjustments(frames.pop("actions", empty("actions")), self._store, self.adjustment)
         self._ticks = {kind: TickStore(frame) for kind, frame in frames.items()}
         self._views = {}
@@ -106,7 +114,8 @@ class DataPortal:
                          actions: bool) -> dict[str, pl.DataFrame]:
         jobs = {kind: (p.start, p.end, p.frequency) for kind, p in plans.items()}
         if actions:
-            jobs["actions"] = (plans["bars"].start, plans["bars"].end, plans["bars"].frequency)
+            bars = plans["bars"]
+            jobs["actions"] = (bars.start, bars.end, bars.frequency)
         results = await asyncio.gather(*(self._fetch_one(k, symbols, *j) for k, j in jobs.items()))
         return dict(zip(jobs, results, strict=True))
 
@@ -369,6 +378,37 @@ class DataPortal:
             raise NoDataError(f"no {kind} loaded (loaded tick kinds: {loaded}); declare a DataRequirement")
         return store.between(asset, to_ns(start, name="start"), t)
 
+    def iter_ticks(self, symbol: str, start: TimeLike, end: TimeLike | None = None,
+                   kinds: Sequence[str] = ("trades", "quotes"), *, batch_rows: int = 100_000,
+                   chunk: str | Timeframe = "1d", chunk_rows: int = 2_000_000,
+                   follow_clock: bool = False) -> TickStream:
+        """Stream ``symbol``'s trades and/or quotes with ``start <= ts < end`` as time-ordered batches.
+
+        Batches have ``backtape.ticks.MERGED_SCHEMA`` (``kind`` = "trade"/"quote"; a trade before a
+        quote at the same ``ts``) and at most ``batch_rows`` rows. Data is fetched ``chunk`` at a time
+        (shorter for liquid symbols, aiming at ``chunk_rows`` rows per fetch), so memory stays bounded.
+        ``end=None`` means through the clock; an ``end`` past the clock raises ``LookAheadError``
+        unless ``follow_clock=True`` (see ``backtape.portal.ticks`` for the engine pattern).
+        """
+        now = self._at(None)
+        s = to_ns(start, name="start")
+        e = resolve_end(now, None if end is None else to_ns(end, name="end"), follow_clock)
+        check_range(s, e)
+        span = Timeframe.parse(chunk).nanos if not isinstance(chunk, Timeframe) else chunk.nanos
+        return TickStream(self, symbol, s, e, tuple(kinds), batch_rows=batch_rows, chunk=span,
+                          chunk_rows=chunk_rows, follow_clock=follow_clock)
+
+    def iter_classified(self, symbol: str, start: TimeLike, end: TimeLike | None = None, *,
+                        quotes: bool = True, **options: Any) -> Iterator[pl.DataFrame]:
+        """Classified trades (``side``, ``delta``, ``cum_delta`` from ``start``) streamed like ``iter_ticks``.
+
+        Lee-Ready against the quotes strictly before each trade (``quotes=False``: tick rule only).
+        ``options`` go to ``iter_ticks``. Quotes before ``start`` are not seen: the first trades are
+        judged by the tick rule until the first quote of the range arrives.
+        """
+        kinds = ("trades", "quotes") if quotes else ("trades",)
+        return classified(self.iter_ticks(symbol, start, end, kinds, **options))
+
     def get_corporate_actions(self, asset: str | None = None) -> pl.DataFrame:
         """Raw actions visible at the clock (ex-date open ``<= clock``), optionally for one asset."""
         actions = self._adj.actions if self._adj is not None else empty("actions")
@@ -411,6 +451,18 @@ class DataPortal:
 def _default_frequency(source: DataSource) -> str:
     caps = source.capabilities
     return "1min" if caps.supports_frequency("1min") else "1d"
+
+
+def _symbols_calendar(source: DataSource, symbols: list[str]) -> TradingCalendar | None:
+    """The one calendar ``source`` names for all ``symbols`` (``calendar_of``), else ``None``."""
+    calendar_of = getattr(source, "calendar_of", None)
+    if calendar_of is None:
+        return None
+    try:
+        names = {calendar_of(s) for s in symbols}
+    except BacktapeError:
+        return None
+    return get_calendar(names.pop()) if len(names) == 1 else None
 
 
 def _window_frame(names: list[str], ends: np.ndarray, out: np.ndarray) -> pl.DataFrame:
