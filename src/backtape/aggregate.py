@@ -63,7 +63,7 @@ def aggregate(
     if df.height == 0:
         return empty("bars")
     ts = _ns(df, "ts")
-    start, end, keep = _bins(cal, ts, tf, include_outside)
+    start, end, keep = session_bins(cal, ts, tf, include_outside)
     _check_fit(df, _ns(df, "ts_end"), end, keep, tf)
     df, start, end = _keep(df, start, end, keep, cal, include_outside)
     starts = _run_starts(df, start)
@@ -95,7 +95,7 @@ def trades_to_bars(
     df = sort_by_symbol_ts(conform(trades, "trades", sort=False))
     if df.height == 0:
         return empty("bars")
-    start, end, keep = _bins(cal, _ns(df, "ts"), tf, include_outside)
+    start, end, keep = session_bins(cal, _ns(df, "ts"), tf, include_outside)
     df, start, end = _keep(df, start, end, keep, cal, include_outside)
     starts = _run_starts(df, start)
     price = df.get_column("price").to_numpy()
@@ -124,10 +124,14 @@ def _ns(df: pl.DataFrame, name: str) -> np.ndarray:
     return df.get_column(name).to_physical().to_numpy()
 
 
-def _bins(
-    cal: TradingCalendar, ts: np.ndarray, tf: Timeframe, include_outside: bool
+def session_bins(
+    cal: TradingCalendar, ts: np.ndarray, tf: Timeframe, include_outside: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Start and end (UTC ns) of the output bar holding each instant, and which instants are kept."""
+    """Start and end (UTC ns) of the ``tf`` bar holding each instant of ``ts``, and which are kept.
+
+    The binning rules of the module docstring, as arrays aligned with ``ts`` (int64 UTC ns). Shared
+    with the portal's multi-timeframe views so both build identical bars.
+    """
     if ts.size and (ts.min() < cal.opens[0] or ts.max() >= cal.closes[-1]):
         raise InvalidRangeError(
             f"data from {format_ns(int(ts.min()))} to {format_ns(int(ts.max()))} lies outside the "
@@ -198,6 +202,30 @@ def _run_starts(df: pl.DataFrame, start: np.ndarray) -> np.ndarray:
     return np.flatnonzero(new_symbol | new_bin)
 
 
+def reduce_runs(
+    starts: np.ndarray, ohlc: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    volume: np.ndarray, pv: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """OHLCV and vwap of each run of rows (``starts[k]`` up to the next start), as numpy arrays.
+
+    ``open`` first, ``high`` max, ``low`` min, ``close`` last, ``volume`` sum, ``vwap`` =
+    sum(``pv``) / volume (NaN when the volume is 0). Shared with the portal's views.
+    """
+    o, h, lo, c = ohlc
+    last = np.append(starts[1:], len(c)) - 1
+    vol = np.add.reduceat(volume, starts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vwap = np.add.reduceat(pv, starts) / vol
+    return {
+        "open": o[starts],
+        "high": np.maximum.reduceat(h, starts),
+        "low": np.minimum.reduceat(lo, starts),
+        "close": c[last],
+        "volume": vol,
+        "vwap": vwap,
+    }
+
+
 def _frame(
     df: pl.DataFrame, starts: np.ndarray, start: np.ndarray, end: np.ndarray,
     ohlc: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
@@ -208,22 +236,12 @@ def _frame(
     ``ohlc`` are the per-row open, high, low and close inputs, ``pv`` price times volume for the
     vwap, ``transactions`` the already reduced count per run.
     """
-    o, h, lo, c = ohlc
-    last = np.append(starts[1:], df.height) - 1
-    vol = np.add.reduceat(volume, starts)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        vwap = np.add.reduceat(pv, starts) / vol
     out = pl.DataFrame(
         {
             "symbol": df.get_column("symbol").gather(starts),
             "ts": start[starts],
             "ts_end": end[starts],
-            "open": o[starts],
-            "high": np.maximum.reduceat(h, starts),
-            "low": np.minimum.reduceat(lo, starts),
-            "close": c[last],
-            "volume": vol,
-            "vwap": vwap,
+            **reduce_runs(starts, ohlc, volume, pv),
             "transactions": transactions,
         }
     )

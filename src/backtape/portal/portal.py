@@ -63,6 +63,8 @@ class DataPortal:
         self._adj: Adjustments | None = None
         self._base_tf: Timeframe | None = None
         self._views: dict[tuple[str, str], BarSeries] = {}
+        self._adj_views: dict[tuple[str, str], tuple[int, BarSeries]] = {}
+        self._adj_bases: dict[str, tuple[int, BarSeries]] = {}
         self._tfs: dict[str, Timeframe] = {}
         self._ticks: dict[str, TickStore] = {}
         self._plans: dict[str, FetchPlan] = {}
@@ -103,7 +105,7 @@ class DataPortal:
         self._store = BarStore(frames.pop("bars", empty("bars")), names)
         self._adj = Adjustments(frames.pop("actions", empty("actions")), self._store, self.adjustment)
         self._ticks = {kind: TickStore(frame) for kind, frame in frames.items()}
-        self._views = {}
+        self._views, self._adj_views, self._adj_bases = {}, {}, {}
         self._series = {s: self._store.series(s) for s in self._store.symbols}
         self._hints = {}
         self._adjusted_symbols = frozenset(s for s in self._series if self._adj.has(s))
@@ -225,7 +227,7 @@ class DataPortal:
         store = self.store
         rows: dict[str, list] = {k: [] for k in ("symbol", "ts", "ts_end", *store.fields)}
         for symbol in store.symbols:
-            series = store.series(symbol)
+            series = self._base(symbol)
             i = series.visible_count(t) - 1
             if i < 0:
                 continue
@@ -233,7 +235,7 @@ class DataPortal:
             rows["ts"].append(int(series.ts[i]))
             rows["ts_end"].append(int(series.ts_end[i]))
             for f in store.fields:
-                rows[f].append(self._adjusted(symbol, f, series.ts[i:i + 1], series.fields[f][i:i + 1])[0])
+                rows[f].append(float(series.fields[f][i]))
         schema = {"symbol": pl.String, "ts": pl.Int64, "ts_end": pl.Int64,
                   **dict.fromkeys(store.fields, pl.Float64)}
         frame = pl.DataFrame(rows, schema=schema)
@@ -252,7 +254,7 @@ class DataPortal:
         hi = max(view.visible_count(t), lo)
         ts = view.ts[lo:hi]
         out = {"ts": ts.copy(), "ts_end": view.ts_end[lo:hi].copy()}
-        out.update({f: self._adjusted(asset, f, ts, v[lo:hi]) for f, v in view.fields.items()})
+        out.update({f: v[lo:hi].copy() for f, v in view.fields.items()})
         return out
 
     def get_history_window(self, assets: str | Sequence[str], end_dt: TimeLike | None, bar_count: int,
@@ -298,7 +300,7 @@ class DataPortal:
         out = np.empty((bar_count, len(names)))
         key = ends = None
         for j, name in enumerate(names):
-            view = self._views.get((name, freq)) or self._view(name, freq)
+            view = self._views.get((name, freq)) or self._view(name, freq)  # adjusted: never in _views
             n = int(view.ts_end.searchsorted(t, "right"))
             if n < bar_count:
                 return None
@@ -310,10 +312,7 @@ class DataPortal:
             values = view.fields.get(field)
             if values is None:
                 raise NoDataError(_unknown_field(field, view))
-            if name in self._adjusted_symbols:
-                out[:, j] = self._adjusted(name, field, view.ts[n - bar_count:n], values[n - bar_count:n])
-            else:
-                out[:, j] = values[n - bar_count:n]
+            out[:, j] = values[n - bar_count:n]
         return ends, out
 
     def _asset_window(self, symbol: str, freq: str, t: int, bar_count: int, field: str,
@@ -323,15 +322,13 @@ class DataPortal:
         if values is None:
             raise NoDataError(_unknown_field(field, view))
         n = int(view.ts_end.searchsorted(t, "right"))
-        part = partial_bar(view, self._series[symbol], t, field) if partial else None
+        part = partial_bar(view, self._base(symbol), t, field) if partial else None
         if part is None:
             lo = max(n - bar_count, 0)
-            return view.ts_end[lo:n], self._adjusted(symbol, field, view.ts[lo:n], values[lo:n])
+            return view.ts_end[lo:n], values[lo:n]
         idx, value = part
         lo = max(n - bar_count + 1, 0)
-        ts = view.ts[lo:idx + 1]
-        raw = np.append(values[lo:n], value)
-        return view.ts_end[lo:idx + 1], self._adjusted(symbol, field, ts, raw)
+        return view.ts_end[lo:idx + 1], np.append(values[lo:n], value)
 
     def _align(self, names: list[str], freq: str, parts: list[tuple[np.ndarray, np.ndarray]],
                bar_count: int, t: int) -> tuple[np.ndarray, np.ndarray]:
@@ -353,20 +350,37 @@ class DataPortal:
         return ends, out
 
     def _view(self, symbol: str, freq: str) -> BarSeries:
+        """``symbol``'s bars at ``freq`` as of the clock: adjusted for the actions visible at it.
+
+        Views of symbols without actions are built once; those of adjusted symbols are rebuilt from
+        the adjusted base whenever another action becomes visible (a few times per run), so every
+        bar, a week spanning a split included, is reduced from prices on one basis.
+        """
+        if symbol in self._adjusted_symbols:
+            epoch = self._adj.epoch(symbol, self._clock)
+            hit = self._adj_views.get((symbol, freq))
+            if hit is None or hit[0] != epoch:
+                hit = (epoch, self._build_view(self._base(symbol), freq))
+                self._adj_views[(symbol, freq)] = hit
+            return hit[1]
         view = self._views.get((symbol, freq))
         if view is None:
-            tf = self._tfs.get(freq) or self._tfs.setdefault(freq, Timeframe.parse(freq))
-            view = build_view(self.store.series(symbol), self._base_tf, tf, self.calendar)
-            self._views[(symbol, freq)] = view
+            view = self._views[(symbol, freq)] = self._build_view(self.store.series(symbol), freq)
         return view
 
-    def _adjusted(self, symbol: str, field: str, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """``values`` of bars starting at ``ts`` with the actions visible at the clock applied (a copy)."""
-        if symbol in self._adjusted_symbols and (field in PRICE_FIELDS or field == "volume"):
-            factors = self._adj.factors(symbol, ts, self._clock)
-            if factors is not None:
-                return values * factors[field == "volume"]
-        return values.astype(np.float64, copy=True)
+    def _build_view(self, base: BarSeries, freq: str) -> BarSeries:
+        tf = self._tfs.get(freq) or self._tfs.setdefault(freq, Timeframe.parse(freq))
+        return build_view(base, self._base_tf, tf, self.calendar)
+
+    def _base(self, symbol: str) -> BarSeries:
+        """The base series of ``symbol`` with the actions visible at the clock applied."""
+        if symbol not in self._adjusted_symbols:
+            return self.store.series(symbol)
+        epoch = self._adj.epoch(symbol, self._clock)
+        hit = self._adj_bases.get(symbol)
+        if hit is None or hit[0] != epoch:
+            hit = self._adj_bases[symbol] = (epoch, self._adj.adjusted_series(self._series[symbol], epoch))
+        return hit[1]
 
     # ------------------------------------------------------------------ ticks and actions
     def get_ticks(self, kind: str, asset: str, start: TimeLike, dt: TimeLike | None = None) -> pl.DataFrame:
@@ -444,7 +458,11 @@ class DataPortal:
     @property
     def nbytes(self) -> int:
         """Bytes held by loaded bars and ticks (views are built lazily and counted when present)."""
-        views = sum(v.nbytes for (s, _), v in self._views.items() if v is not self.store.series(s))
+        held = {id(v): v for v in self._views.values()}
+        held.update((id(v), v) for _, v in (*self._adj_views.values(), *self._adj_bases.values()))
+        for symbol in self.store.symbols:
+            held.pop(id(self.store.series(symbol)), None)
+        views = sum(v.nbytes for v in held.values())
         return self.store.nbytes + views + sum(t.nbytes for t in self._ticks.values())
 
 
