@@ -16,6 +16,7 @@ through their constructors; nothing here is global.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,6 +32,7 @@ from ..errors import BacktapeError, ConfigError, HistoryWindowStartsBeforeData, 
 from ..schema import TS, empty
 from ..sources.base import DataSource
 from ..timeframes import Timeframe
+from ._search import last_at_or_before
 from .adjustments import MODES, AdjustmentMode, Adjustments
 from .requirements import DataRequirement, FetchPlan, collect_requirements, plan_fetches
 from .store import PRICE_FIELDS, BarSeries, BarStore, TickStore
@@ -65,13 +67,16 @@ class DataPortal:
         self._views: dict[tuple[str, str], BarSeries] = {}
         self._adj_views: dict[tuple[str, str], tuple[int, BarSeries]] = {}
         self._adj_bases: dict[str, tuple[int, BarSeries]] = {}
+        self._shared: dict[str, list[BarSeries]] = {}
+        self._spot: dict[str, _SpotIndex] = {}
+        self._spot_hints: dict[str, tuple[int, int, int]] = {}
         self._tfs: dict[str, Timeframe] = {}
         self._ticks: dict[str, TickStore] = {}
         self._plans: dict[str, FetchPlan] = {}
         self._fetches: list[dict[str, Any]] = []
         self._rows: dict[str, int] = {}
         self._series: dict[str, BarSeries] = {}
-        self._hints: dict[str, int] = {}
+        self._hints: dict[tuple[str, str], int] = {}
         self._adjusted_symbols: frozenset[str] = frozenset()
         self._range: tuple[int, int] | None = None
 
@@ -105,7 +110,8 @@ class DataPortal:
         self._store = BarStore(frames.pop("bars", empty("bars")), names)
         self._adj = Adjustments(frames.pop("actions", empty("actions")), self._store, self.adjustment)
         self._ticks = {kind: TickStore(frame) for kind, frame in frames.items()}
-        self._views, self._adj_views, self._adj_bases = {}, {}, {}
+        self._views, self._adj_views, self._adj_bases, self._shared, self._spot = {}, {}, {}, {}, {}
+        self._spot_hints = {}
         self._series = {s: self._store.series(s) for s in self._store.symbols}
         self._hints = {}
         self._adjusted_symbols = frozenset(s for s in self._series if self._adj.has(s))
@@ -178,34 +184,37 @@ class DataPortal:
 
         >>> portal.get_spot_value("AAPL", "close")       # doctest: +SKIP
         """
-        t = self._at(dt)
-        series = self._series.get(asset) or self.store.series(asset)
-        values = series.fields.get(field)
+        clock = self._clock
+        if dt is None and clock is not None:
+            t = clock
+        elif type(dt) is int and clock is not None and dt <= clock:
+            t = dt
+        else:
+            t = self._at(dt)
+        spot = self._spot.get(asset) or self._spot_index(asset)
+        values = spot.fields.get(field)
         if values is None:
-            raise NoDataError(_unknown_field(field, series))
-        i = self._position(asset, series.ts_end, t)
+            raise NoDataError(_unknown_field(field, self.store.series(asset)))
+        hint = self._spot_hints.get(asset)
+        if hint is not None and hint[1] <= t < hint[2]:
+            i = hint[0]
+        else:  # compiled search, trying the previous answer's successor first (an engine stepping)
+            i = last_at_or_before(spot.array, t, -2 if hint is None else hint[0])
+            ends = spot.ends
+            self._spot_hints[asset] = (i, ends[i] if i >= 0 else -_FOREVER,
+                                       ends[i + 1] if i + 1 < spot.n else _FOREVER)
         if i < 0:
             return float("nan")
-        value = float(values[i])
+        value = values[i]
         if asset in self._adjusted_symbols and (field in PRICE_FIELDS or field == "volume"):
-            factors = self._adj.factors(asset, series.ts[i:i + 1], self._clock)
+            factors = self._adj.factors(asset, self._series[asset].ts[i:i + 1], clock)
             if factors is not None:
                 value *= float(factors[field == "volume"][0])
         return value
 
-    def _position(self, asset: str, ts_end: np.ndarray, t: int) -> int:
-        """Index of the last bar with ``ts_end <= t`` (-1 if none), trying the previous answer and its
-        successor first: an engine stepping forward bar by bar then never binary-searches."""
-        i = self._hints.get(asset, -1)
-        n = len(ts_end)
-        if not (0 <= i < n and ts_end[i] <= t and (i + 1 == n or ts_end[i + 1] > t)):
-            j = i + 1
-            if 0 <= j < n and ts_end[j] <= t and (j + 1 == n or ts_end[j + 1] > t):
-                i = j
-            else:
-                i = int(ts_end.searchsorted(t, "right")) - 1
-            self._hints[asset] = i
-        return i
+    def _spot_index(self, asset: str) -> _SpotIndex:
+        entry = self._spot[asset] = _SpotIndex(self.store.series(asset))
+        return entry
 
     def get_last_traded_dt(self, asset: str, dt: TimeLike | None = None) -> dt.datetime | None:
         """End time of the latest bar with volume complete at ``dt`` (UTC), ``None`` if it never traded."""
@@ -296,24 +305,35 @@ class DataPortal:
     def _aligned_window(self, names: list[str], freq: str, t: int, bar_count: int,
                         field: str) -> tuple[np.ndarray, np.ndarray] | None:
         """The common case, written straight into the output: every asset has the same last
-        ``bar_count`` end times. ``None`` sends the caller to the general aligning path."""
+        ``bar_count`` end times. ``None`` sends the caller to the general aligning path.
+
+        Views with identical end times share one array (see ``_view``), so the position is looked up
+        once per distinct array, not once per asset.
+        """
         out = np.empty((bar_count, len(names)))
-        key = ends = None
+        shared = key = None
+        n = 0
+        hints = self._hints
         for j, name in enumerate(names):
             view = self._views.get((name, freq)) or self._view(name, freq)  # adjusted: never in _views
-            n = int(view.ts_end.searchsorted(t, "right"))
-            if n < bar_count:
-                return None
-            ends = view.ts_end[n - bar_count:n]
-            if key is None:
-                key = ends.tobytes()
-            elif ends.tobytes() != key:
-                return None
+            ends = view.ts_end
+            if ends is not shared:
+                hint_key = (name, freq)
+                n = last_at_or_before(ends, t, hints.get(hint_key, 0)) + 1
+                hints[hint_key] = n - 1
+                if n < bar_count:
+                    return None
+                window = ends[n - bar_count:n].tobytes()
+                if key is None:
+                    key = window
+                elif window != key:
+                    return None
+                shared = ends
             values = view.fields.get(field)
             if values is None:
                 raise NoDataError(_unknown_field(field, view))
             out[:, j] = values[n - bar_count:n]
-        return ends, out
+        return shared[n - bar_count:n], out
 
     def _asset_window(self, symbol: str, freq: str, t: int, bar_count: int, field: str,
                       partial: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -325,7 +345,7 @@ class DataPortal:
         part = partial_bar(view, self._base(symbol), t, field) if partial else None
         if part is None:
             lo = max(n - bar_count, 0)
-            return view.ts_end[lo:n], values[lo:n]
+            return view.ts_end[lo:n], values[lo:n].copy()  # never hand out the store's memory
         idx, value = part
         lo = max(n - bar_count + 1, 0)
         return view.ts_end[lo:idx + 1], np.append(values[lo:n], value)
@@ -369,8 +389,16 @@ class DataPortal:
         return view
 
     def _build_view(self, base: BarSeries, freq: str) -> BarSeries:
+        """A view of ``base`` whose ``ts``/``ts_end`` arrays are shared with an identical earlier view."""
         tf = self._tfs.get(freq) or self._tfs.setdefault(freq, Timeframe.parse(freq))
-        return build_view(base, self._base_tf, tf, self.calendar)
+        view = build_view(base, self._base_tf, tf, self.calendar)
+        for other in self._shared.setdefault(freq, []):
+            if other.ts_end is view.ts_end:
+                return view
+            if np.array_equal(other.ts_end, view.ts_end) and np.array_equal(other.ts, view.ts):
+                return dataclasses.replace(view, ts=other.ts, ts_end=other.ts_end)
+        self._shared[freq].append(view)
+        return view
 
     def _base(self, symbol: str) -> BarSeries:
         """The base series of ``symbol`` with the actions visible at the clock applied."""
@@ -458,12 +486,28 @@ class DataPortal:
     @property
     def nbytes(self) -> int:
         """Bytes held by loaded bars and ticks (views are built lazily and counted when present)."""
-        held = {id(v): v for v in self._views.values()}
-        held.update((id(v), v) for _, v in (*self._adj_views.values(), *self._adj_bases.values()))
-        for symbol in self.store.symbols:
-            held.pop(id(self.store.series(symbol)), None)
-        views = sum(v.nbytes for v in held.values())
-        return self.store.nbytes + views + sum(t.nbytes for t in self._ticks.values())
+        adjusted = (v for _, v in (*self._adj_views.values(), *self._adj_bases.values()))
+        series = [*self._views.values(), *adjusted]
+        arrays = {id(a): a for v in series for a in (v.ts, v.ts_end, *v.fields.values())}
+        columns = list(self.store._columns.values())
+        extra = sum(a.nbytes for a in arrays.values() if not any(np.shares_memory(a, c) for c in columns))
+        return self.store.nbytes + extra + sum(t.nbytes for t in self._ticks.values())
+
+
+_FOREVER = 2**63
+
+
+class _SpotIndex:
+    """One symbol's base ``ts_end`` array and zero-copy memoryviews of it and of its fields: reading
+    one element of a memoryview from Python costs a fraction of indexing the numpy array."""
+
+    __slots__ = ("array", "ends", "fields", "n")
+
+    def __init__(self, series: BarSeries) -> None:
+        self.array = series.ts_end
+        self.ends = memoryview(series.ts_end)
+        self.fields = {f: memoryview(a) for f, a in series.fields.items()}
+        self.n = len(series.ts_end)
 
 
 def _default_frequency(source: DataSource) -> str:
