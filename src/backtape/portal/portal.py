@@ -69,7 +69,6 @@ class DataPortal:
         self._adj_bases: dict[str, tuple[int, BarSeries]] = {}
         self._shared: dict[str, list[BarSeries]] = {}
         self._spot: dict[str, _SpotIndex] = {}
-        self._spot_hints: dict[str, tuple[int, int, int]] = {}
         self._tfs: dict[str, Timeframe] = {}
         self._ticks: dict[str, TickStore] = {}
         self._plans: dict[str, FetchPlan] = {}
@@ -111,7 +110,6 @@ class DataPortal:
         self._adj = Adjustments(frames.pop("actions", empty("actions")), self._store, self.adjustment)
         self._ticks = {kind: TickStore(frame) for kind, frame in frames.items()}
         self._views, self._adj_views, self._adj_bases, self._shared, self._spot = {}, {}, {}, {}, {}
-        self._spot_hints = {}
         self._series = {s: self._store.series(s) for s in self._store.symbols}
         self._hints = {}
         self._adjusted_symbols = frozenset(s for s in self._series if self._adj.has(s))
@@ -195,25 +193,22 @@ class DataPortal:
         values = spot.fields.get(field)
         if values is None:
             raise NoDataError(_unknown_field(field, self.store.series(asset)))
-        hint = self._spot_hints.get(asset)
-        if hint is not None and hint[1] <= t < hint[2]:
-            i = hint[0]
-        else:  # compiled search, trying the previous answer's successor first (an engine stepping)
-            i = last_at_or_before(spot.array, t, -2 if hint is None else hint[0])
-            ends = spot.ends
-            self._spot_hints[asset] = (i, ends[i] if i >= 0 else -_FOREVER,
-                                       ends[i + 1] if i + 1 < spot.n else _FOREVER)
+        if t == spot.t:  # several fields at one clock
+            i = spot.i
+        else:  # compiled search trying the last answer and its successor first (an engine stepping)
+            i = spot.i = last_at_or_before(spot.array, t, spot.i)
+            spot.t = t
         if i < 0:
             return float("nan")
         value = values[i]
-        if asset in self._adjusted_symbols and (field in PRICE_FIELDS or field == "volume"):
+        if spot.adjusted and (field in PRICE_FIELDS or field == "volume"):
             factors = self._adj.factors(asset, self._series[asset].ts[i:i + 1], clock)
             if factors is not None:
                 value *= float(factors[field == "volume"][0])
         return value
 
     def _spot_index(self, asset: str) -> _SpotIndex:
-        entry = self._spot[asset] = _SpotIndex(self.store.series(asset))
+        entry = self._spot[asset] = _SpotIndex(self.store.series(asset), asset in self._adjusted_symbols)
         return entry
 
     def get_last_traded_dt(self, asset: str, dt: TimeLike | None = None) -> dt.datetime | None:
@@ -289,7 +284,7 @@ class DataPortal:
             raise NoDataError(f"bar_count must be positive, got {bar_count}")
         names = [assets] if isinstance(assets, str) else list(assets)
         freq = frequency if isinstance(frequency, str) else str(frequency)
-        fast = None if partial or len(names) == 1 else self._aligned_window(names, freq, t, bar_count, field)
+        fast = None if partial else self._aligned_window(names, freq, t, bar_count, field)
         if fast is not None:
             ends, out = fast
             return out if not as_polars else _window_frame(names, ends, out)
@@ -494,20 +489,20 @@ class DataPortal:
         return self.store.nbytes + extra + sum(t.nbytes for t in self._ticks.values())
 
 
-_FOREVER = 2**63
 
 
 class _SpotIndex:
-    """One symbol's base ``ts_end`` array and zero-copy memoryviews of it and of its fields: reading
-    one element of a memoryview from Python costs a fraction of indexing the numpy array."""
+    """One symbol's base bars for ``get_spot_value``: its ``ts_end`` array, zero-copy memoryviews of
+    the fields (reading one element from Python costs a fraction of indexing numpy) and the last
+    answer ``i`` for clock ``t``."""
 
-    __slots__ = ("array", "ends", "fields", "n")
+    __slots__ = ("adjusted", "array", "fields", "i", "t")
 
-    def __init__(self, series: BarSeries) -> None:
+    def __init__(self, series: BarSeries, adjusted: bool) -> None:
         self.array = series.ts_end
-        self.ends = memoryview(series.ts_end)
         self.fields = {f: memoryview(a) for f, a in series.fields.items()}
-        self.n = len(series.ts_end)
+        self.adjusted = adjusted
+        self.i, self.t = -1, None
 
 
 def _default_frequency(source: DataSource) -> str:
