@@ -96,7 +96,7 @@ class DataPortal:
             raise NoDataError("load_data: no symbols given")
         reqs = collect_requirements(requirements)
         if not reqs:
-            reqs.append(("portal", DataRequirement("bars", _default_frequency(self.source), 0)))
+            reqs.append(("portal", DataRequirement("bars", _default_frequency(self.source, names), 0)))
         if not self._calendar_given:
             self.calendar = _symbols_calendar(self.source, names) or self.calendar
         caps = self.source.capabilities
@@ -105,7 +105,8 @@ class DataPortal:
         self._plans = plans
         self._rows = {kind: frame.height for kind, frame in frames.items()}
         bars_plan = plans.get("bars")
-        self._base_tf = bars_plan.frequency if bars_plan else Timeframe.parse(_default_frequency(self.source))
+        default = Timeframe.parse(_default_frequency(self.source, names))
+        self._base_tf = bars_plan.frequency if bars_plan else default
         self._store = BarStore(frames.pop("bars", empty("bars")), names)
         self._adj = Adjustments(frames.pop("actions", empty("actions")), self._store, self.adjustment)
         self._ticks = {kind: TickStore(frame) for kind, frame in frames.items()}
@@ -505,9 +506,19 @@ class _SpotIndex:
         self.i, self.t = -1, None
 
 
-def _default_frequency(source: DataSource) -> str:
-    caps = source.capabilities
-    return "1min" if caps.supports_frequency("1min") else "1d"
+def _default_frequency(source: DataSource, symbols: list[str]) -> str:
+    """1-minute bars when the source serves them for every symbol (``frequency_of(symbol)`` when the
+    source knows each symbol's native bar size, like the sample's daily equities), else daily."""
+    if not source.capabilities.supports_frequency("1min"):
+        return "1d"
+    frequency_of = getattr(source, "frequency_of", None)
+    if frequency_of is not None:
+        try:
+            if any(not frequency_of(s).is_intraday for s in symbols):
+                return "1d"
+        except BacktapeError:
+            pass
+    return "1min"
 
 
 def _symbols_calendar(source: DataSource, symbols: list[str]) -> TradingCalendar | None:
