@@ -294,3 +294,16 @@ def test_preloaded_ticks_are_sliced_from_memory_not_fetched_again() -> None:
     before = portal.iter_ticks("Q", start - NS_PER_HOUR, end, chunk="1h")
     assert pl.concat(list(before)).equals(_whole(inner, "Q", start - NS_PER_HOUR, end))
     assert before.chunks_fetched == 2  # only the 09:00 hour, per kind; the rest is in memory
+
+
+def test_a_symbol_not_preloaded_is_fetched_even_inside_the_loaded_range() -> None:
+    inner = SyntheticDataSource(seed=4, calendar="24/7")
+    source = _Recording(inner)
+    start, end = to_ns("2024-06-03T10:00Z"), to_ns("2024-06-03T11:00Z")
+    portal = DataPortal(source)
+    portal.load_data(start, end, ["Q"], [DataRequirement("trades", "1min", 0)])
+    portal.set_clock(end)
+    stream = portal.iter_ticks("OTHER", start, end, ("trades",))
+    got = pl.concat(list(stream))
+    assert stream.chunks_fetched == 1
+    assert got.height == inner.fetch_kind_sync("trades", "OTHER", start, end).height > 0

@@ -16,12 +16,15 @@ pre-loaded for the whole range are sliced from memory instead of fetched again.
 
 Clock
 -----
-Nothing after the portal's clock is ever yielded. By default the whole range must already be known
-at the call: ``LookAheadError`` when its last instant (``end`` - 1 ns) is after the clock; ``end=None``
-means "up to and including the clock", like ``get_ticks``. An engine that advances the clock while
-consuming passes ``follow_clock=True``: each pass over the stream yields the events up to the clock
-*at that moment* and stops; after the engine moves the clock, the next pass continues where the last
-one stopped (``stream.done`` tells whether ``end`` was reached):
+Nothing after the portal's clock is ever yielded (to order events the merge may fetch up to one
+non-empty chunk per kind past the last event it yields, never past ``end``). By default the whole
+range must already be known at the call: ``LookAheadError`` when its last instant (``end`` - 1 ns)
+is after the clock; ``end=None`` means "up to and including the clock", like ``get_ticks``.
+
+An engine that advances the clock while consuming passes ``follow_clock=True``: each pass over the
+stream yields the events up to the clock *at that moment* and stops; after the engine moves the
+clock, the next pass continues where the last one stopped (``stream.done`` tells whether ``end``
+was reached):
 
 >>> ticks = portal.iter_ticks("BTCUSDT", start, end, follow_clock=True)   # doctest: +SKIP
 >>> for t in step_ends:
@@ -136,7 +139,8 @@ class TickStream:
         portal = self._portal
         store = portal._ticks.get(kind)
         plan = portal._plans.get(kind)
-        if store is not None and plan is not None and plan.start <= lo and hi <= plan.end:
+        loaded = portal._store is not None and self.symbol in portal._store
+        if store is not None and plan is not None and loaded and plan.start <= lo and hi <= plan.end:
             frame = store.between(self.symbol, lo, hi - 1)
         else:
             self.chunks_fetched += 1
