@@ -16,8 +16,9 @@ stop-limit S, L    triggers like a stop; fills at the trigger price when it resp
 =================  ==============================================================================
 
 Bracket legs become active from the bar after their entry fills. Spread, slippage and impact
-apply to market and stop fills (they take liquidity); limit fills execute at their price. Commission applies to every fill. When both legs of a bracket could
-fill in one bar the stop-loss is assumed first (the conservative reading of an unknown path).
+apply to market and stop fills (they take liquidity); limit fills execute at their price.
+Commission applies to every fill. When both legs of a bracket could fill in one bar the
+stop-loss is assumed first (the conservative reading of an unknown path).
 ``max_participation`` caps a fill at that fraction of the bar's volume; the rest stays working.
 """
 
