@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from .._time import TimeLike
@@ -54,7 +53,5 @@ def run_backtest(
     if store is not None:
         from ..results import ResultsStore
 
-        target = store if isinstance(store, ResultsStore) else ResultsStore(Path(store) if "://" not in str(store)
-                                                                            else str(store))
-        result.save(target)
+        result.save(store if isinstance(store, ResultsStore) else ResultsStore(store))
     return result
