@@ -155,7 +155,8 @@ def test_non_session_dates_raise_or_drop(tmp_path: Path):
 
 
 def test_fetch_filters_range_symbols_and_frequency(data_dir):
-    src = CSVDataSource(data_dir / "ESU4_NQU4_CME_ohlcv-1m_databento_2024-07-01T2340_0010.csv")
+    src = CSVDataSource(data_dir / "ESU4_NQU4_CME_ohlcv-1m_databento_2024-07-01T2340_0010.csv",
+                        calendar="CMES")
     got = src.fetch_sync(["NQU4"], "2024-07-01T23:45:00Z", "2024-07-01T23:50:00Z", "1min")
     assert got.height == 5 and set(got["symbol"]) == {"NQU4"}
     with pytest.raises(SymbolNotFoundError, match=r"ZZZ.*known: ESU4, NQU4"):
