@@ -314,7 +314,7 @@ class _Run:
         )
 
     def _fingerprint(self) -> dict[str, Any]:
-        fetches = self.portal.fetch_log()
+        fetches = self.portal.fetch_log
         return {"source": self.source.name, "identity": self.source.cache_identity(),
                 "symbols": self.symbols, "start": format_ns(self.start), "end": format_ns(self.end),
                 "frequency": self.frequency, "fetches": fetches.to_dicts() if fetches.height else []}
