@@ -1,6 +1,8 @@
 """The simulated broker: turns orders into fills against completed bars, costs itemized.
 
-Fill rules (the same description the vectorized engine follows):
+Prices come from ``backtape.fills`` (``limit_fill_price``, ``stop_fill_price``, ``slipped``,
+``commission``, ``affordable_shares``), the same numba functions the vectorized engine calls, so
+the two engines follow one description (read that module's docstring):
 
 =================  ==============================================================================
 order              fills on the first bar that starts after it was placed
@@ -11,15 +13,24 @@ limit buy  L       at the open if ``open <= L`` (gap through), else at ``L`` if 
 limit sell L       at the open if ``open >= L``, else at ``L`` if ``high >= L``
 stop buy   S       at the open if ``open >= S``, else at ``S`` if ``high >= S``
 stop sell  S       at the open if ``open <= S``, else at ``S`` if ``low <= S``
-stop-limit S, L    triggers like a stop; fills at the trigger price when it respects ``L``, and
-                   rests as a limit order afterwards
+stop-limit S, L    triggers like a stop; fills at the trigger price when it respects ``L``, else
+                   rests as a limit order from the next bar
 =================  ==============================================================================
 
-Bracket legs become active from the bar after their entry fills. Spread, slippage and impact
-apply to market and stop fills (they take liquidity); limit fills execute at their price.
-Commission applies to every fill. When both legs of a bracket could fill in one bar the
-stop-loss is assumed first (the conservative reading of an unknown path).
-``max_participation`` caps a fill at that fraction of the bar's volume; the rest stays working.
+Bracket legs (stop-loss, take-profit; one cancels the other) are active on the entry's own bar
+when the entry filled at that bar's open (everything else in the bar happened after it), else
+from the next bar. When both legs could fill in one bar the stop-loss fills first, unless only the
+take-profit was gapped through at the open (the conservative reading of an unknown path).
+
+Target orders (``order_target_percent``) are sized when they fill, all-in style: a reversal first
+closes the old position (paying its commission), then the new position is the largest whole
+number of shares (fractions when the asset allows) whose slipped price and commission fit in
+``percent * equity``, and in the margin left (``leverage * equity - gross exposure``).
+
+Slippage applies to every fill; spread and impact to fills that take liquidity (market and stop).
+``max_participation`` caps each fill at that fraction of the bar's volume; the rest stays working
+(a capped target order keeps working toward its target). Orders resized or refused by the risk
+manager or the leverage limit are recorded in ``rejections`` with the reason.
 """
 
 from __future__ import annotations
@@ -30,9 +41,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..costs import MarketState, TransactionCostEngine
+from ..fills import limit_fill_price, slipped, stop_fill_price
 from ..risk import PortfolioSnapshot, RiskManager
 from .orders import Fill, Order, OrderStatus, OrderType, TimeInForce
 from .portfolio import Portfolio
+
+_INF = math.inf
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,15 +83,17 @@ class Broker:
     ) -> None:
         if fill not in ("next_open", "close"):
             raise ValueError(f"fill must be 'next_open' or 'close', got {fill!r}")
-        if leverage <= 0:
-            raise ValueError("leverage must be positive")
+        if not leverage > 0:
+            raise ValueError(f"leverage must be positive, got {leverage}")
+        if max_participation is not None and not 0 < max_participation <= 1:
+            raise ValueError(f"max_participation must be in (0, 1], got {max_participation}")
         self.portal = portal
         self.portfolio = portfolio
         self.costs = costs or TransactionCostEngine()
         self.risk = risk
         self.fill_mode = fill
         self.max_participation = max_participation
-        self.leverage = leverage
+        self.leverage = float(leverage)
         self.fractional = fractional
         self.on_fill = on_fill
         self.orders: list[Order] = []
@@ -94,6 +110,8 @@ class Broker:
             return self._reject(order, now, "stop price must be a positive number")
         if order.target_percent is None and (order.quantity == 0 or not math.isfinite(order.quantity)):
             return self._reject(order, now, "quantity must be a non-zero number")
+        if order.target_percent is not None and not math.isfinite(order.target_percent):
+            return self._reject(order, now, "target percent must be a finite number")
         order.created_at = now
         if order.tif == TimeInForce.DAY:
             order.session_close = session_close
@@ -117,9 +135,9 @@ class Broker:
         return False
 
     def working(self, symbol: str | None = None) -> list[Order]:
-        """Orders still working, oldest first."""
+        """Orders still working (dormant bracket legs excluded), oldest first."""
         pool = self.orders if symbol is None else self._working.get(symbol, [])
-        return [o for o in pool if o.is_active and not (o.parent_id is not None and o.created_at < 0)]
+        return [o for o in pool if o.is_active and o.created_at >= 0]
 
     # matching ----------------------------------------------------------------------------
     def process_bar(self, symbol: str, bar: Bar) -> list[Fill]:
@@ -128,153 +146,195 @@ class Broker:
         book = self._working.get(symbol)
         if not book:
             return fills
-        for order in sorted(_live(book), key=_priority):
-            if order.created_at > bar.ts or not order.is_active:
-                continue
-            ref = self._reference(order, bar)
-            if ref is not None:
-                fill = self._execute(order, bar, ref, bar.ts)
-                if fill is not None:
-                    fills.append(fill)
+        first = sorted(_live(book), key=_priority)
+        self._match_all(first, bar, fills)
+        # bracket legs of entries filled at this bar's open are live for the rest of the bar
+        legs = [o for o in _live(book) if o.created_at == bar.ts and o.parent_id is not None
+                and all(o is not f for f in first)]
+        if legs:
+            self._match_all(sorted(legs, key=_priority), bar, fills)
         for order in _live(book):
             if order.tif == TimeInForce.DAY and order.session_close is not None \
                     and bar.ts_end >= order.session_close:
                 order.status = OrderStatus.EXPIRED
-        self._working[symbol] = [o for o in book if o.is_active or o.created_at < 0]
+                order.reason = "day order expired at the session close"
+        self._working[symbol] = [o for o in book if o.is_active]
         return fills
+
+    def _match_all(self, orders: list[Order], bar: Bar, fills: list[Fill]) -> None:
+        for order in orders:
+            if order.created_at > bar.ts or not order.is_active:
+                continue
+            if order.oco_id is not None and self._sibling_gaps_first(order, bar):
+                continue
+            match = self._match(order, bar)
+            if match is not None:
+                fills.extend(self._execute(order, bar, match[0], bar.ts, match[1]))
 
     def fill_at_close(self, symbol: str, bar: Bar, now: int) -> list[Fill]:
         """``fill="close"``: market orders placed at ``now`` execute at this bar's close."""
-        fills = []
-        for order in list(_live(self._working.get(symbol, []))):
+        fills: list[Fill] = []
+        for order in _live(self._working.get(symbol, [])):
             if order.type == OrderType.MARKET and order.created_at == now:
-                fill = self._execute(order, bar, bar.close, bar.ts_end)
-                if fill is not None:
-                    fills.append(fill)
+                fills.extend(self._execute(order, bar, bar.close, bar.ts_end, True))
         return fills
 
-    def _reference(self, order: Order, bar: Bar) -> float | None:
-        side = order.side if order.target_percent is None else 0
-        if order.type == OrderType.MARKET:
-            return bar.open
-        if order.type in (OrderType.STOP, OrderType.STOP_LIMIT) and not order.triggered:
-            s = float(order.stop_price)  # type: ignore[arg-type]
-            side = side or (1 if order.quantity > 0 else -1)
-            if side > 0:
-                trig = bar.open if bar.open >= s else (s if bar.high >= s else None)
-            else:
-                trig = bar.open if bar.open <= s else (s if bar.low <= s else None)
-            if trig is None:
+    def _match(self, order: Order, bar: Bar) -> tuple[float, bool] | None:
+        """(reference price, takes liquidity) of ``order`` on ``bar`` (``fills`` rules), or None."""
+        kind = order.type
+        if kind == OrderType.MARKET:
+            return bar.open, True
+        side = float(order.side)
+        if kind != OrderType.LIMIT and not order.triggered:
+            price = stop_fill_price(bar.open, bar.high, bar.low, order.stop_price, side)
+            if price != price:
                 return None
+            if kind == OrderType.STOP:
+                return price, True
             order.triggered = True
-            if order.type == OrderType.STOP:
-                return trig
-            lim = float(order.limit_price)  # type: ignore[arg-type]
-            return trig if (side > 0 and trig <= lim) or (side < 0 and trig >= lim) else None
-        lim = float(order.limit_price)  # type: ignore[arg-type]
-        side = side or (1 if order.quantity > 0 else -1)
-        if side > 0:
-            return bar.open if bar.open <= lim else (lim if bar.low <= lim else None)
-        return bar.open if bar.open >= lim else (lim if bar.high >= lim else None)
+            lim = order.limit_price
+            return (price, True) if (side > 0 and price <= lim) or (side < 0 and price >= lim) else None
+        price = limit_fill_price(bar.open, bar.high, bar.low, order.limit_price, side)
+        return None if price != price else (price, False)
 
-    def _execute(self, order: Order, bar: Bar, ref: float, ts: int) -> Fill | None:
-        pf = self.portfolio
-        takes_liquidity = order.type in (OrderType.MARKET, OrderType.STOP) or (
-            order.type == OrderType.STOP_LIMIT and ref != order.limit_price)
-        market = MarketState(price=ref, volume=bar.volume, volatility=bar.volatility,
-                             bid=bar.bid, ask=bar.ask)
-        qty = self._quantity(order, ref, market, takes_liquidity)
+    def _sibling_gaps_first(self, order: Order, bar: Bar) -> bool:
+        """A stop leg yields to its take-profit sibling when only the latter was gapped at the open."""
+        if order.type == OrderType.LIMIT or order.triggered:
+            return False
+        if stop_fill_price(bar.open, bar.high, bar.low, order.stop_price, float(order.side)) == bar.open:
+            return False
+        for other in self._working.get(order.symbol, ()):
+            if other is not order and other.oco_id == order.oco_id and other.is_active \
+                    and other.type == OrderType.LIMIT and other.created_at <= bar.ts:
+                return limit_fill_price(bar.open, bar.high, bar.low, other.limit_price,
+                                        float(other.side)) == bar.open
+        return False
+
+    # execution ---------------------------------------------------------------------------
+    def _execute(self, order: Order, bar: Bar, ref: float, ts: int, liquidity: bool) -> list[Fill]:
+        if order.target_percent is not None:
+            return self._execute_target(order, bar, ref, ts)
+        qty = self._round(order.symbol, abs(order.remaining))
+        qty = min(qty, self._cap(order.symbol, bar))
+        if qty <= 0:
+            return []
+        wanted = qty * order.side
+        qty = self._leverage_limit(order, self._risk_limit(order, wanted, ref, ts), ref, ts)
         if qty == 0:
-            if order.target_percent is not None:
-                order.status = OrderStatus.FILLED  # already at target
-            return None
-        if self.max_participation is not None and bar.volume > 0:
-            cap = self._round(order.symbol, self.max_participation * bar.volume)
-            if abs(qty) > cap:
-                qty = math.copysign(cap, qty)
-                if cap == 0:
-                    return None
-        qty = self._limit(order, qty, ref)
-        if qty == 0:
-            order.status = OrderStatus.REJECTED
-            self._record_rejection(order, ts)
-            self._cancel_children(order)
-            return None
-        side = 1 if qty > 0 else -1
-        if takes_liquidity:
-            c = self.costs.fill(side, abs(qty), market)
+            self._refuse(order, ts)
+            return []
+        if qty != wanted:  # a resized order is done once its resized quantity is filled
+            order.quantity = order.filled + qty
+        return [self._fill(order, qty, ref, bar, ts, liquidity)]
+
+    def _execute_target(self, order: Order, bar: Bar, ref: float, ts: int) -> list[Fill]:
+        """Move toward ``target_percent`` of equity: close a reversed position first, then size."""
+        pf, sym, target = self.portfolio, order.symbol, order.target_percent
+        cap = self._cap(sym, bar)
+        fills: list[Fill] = []
+        pos = pf.position(sym)
+        if pos and (target == 0 or (pos > 0) != (target > 0)):
+            q = min(abs(pos), cap)
+            fills.append(self._fill(order, -math.copysign(q, pos), ref, bar, ts, True))
+            cap -= q
+            pos = pf.position(sym)
+        if target == 0 or (pos and (pos > 0) != (target > 0)):
+            order.status = OrderStatus.PARTIAL if pos else OrderStatus.FILLED
+            return fills
+        side = 1.0 if target > 0 else -1.0
+        market = MarketState(ref, bar.volume, bar.volatility, bar.bid, bar.ask)
+        price = slipped(ref, side, self.costs.price_bps(int(side), 0.0, market))
+        frac = self._is_fractional(sym)
+        equity = pf.cash + pos * ref + pf.others_value(sym)
+        commission = self.costs.commission
+        held = abs(pos)
+        delta = commission.affordable(equity * abs(target), price, frac) - held
+        if delta < 0:
+            q = min(-delta, cap)
+            fills.append(self._fill(order, -side * q, ref, bar, ts, True))
+            capped = q < -delta
         else:
-            c = self.costs.fill(side, abs(qty), MarketState(price=ref))
-            c = type(c)(ref, ref, abs(qty), commission=self.costs.commission(abs(qty), ref))
+            room = self.leverage * equity - held * ref - pf.others_gross(sym)
+            delta = min(delta, commission.affordable(room, price, frac))
+            q = min(delta, cap)
+            capped = q < delta
+            if q > 0:
+                qty = self._risk_limit(order, side * q, ref, ts)
+                if qty:
+                    fills.append(self._fill(order, qty, ref, bar, ts, True))
+                elif not fills:
+                    self._refuse(order, ts)
+                    return fills
+        order.status = OrderStatus.PARTIAL if capped else OrderStatus.FILLED
+        return fills
+
+    def _fill(self, order: Order, qty: float, ref: float, bar: Bar, ts: int, liquidity: bool) -> Fill:
+        """Book one execution of ``qty`` (signed) at reference price ``ref`` with its costs."""
+        side = 1 if qty > 0 else -1
+        market = MarketState(ref, bar.volume, bar.volatility, bar.bid, bar.ask)
+        c = self.costs.fill(side, abs(qty), market, liquidity)
         fill = Fill(order.id, order.symbol, ts, qty, c.price, ref, c.commission, c.spread, c.slippage,
                     c.impact, order.tag)
-        pf.apply_fill(fill, bar.high, bar.low)
+        self.portfolio.apply_fill(fill, bar.high, bar.low)
         self.fills.append(fill)
-        if order.target_percent is not None:
-            order.quantity = order.filled + qty
         order.filled += qty
-        done = abs(order.remaining) < 1e-9 or order.target_percent is not None
-        order.status = OrderStatus.FILLED if done else OrderStatus.PARTIAL
+        if order.target_percent is None:
+            done = abs(order.remaining) < 1e-9
+            order.status = OrderStatus.FILLED if done else OrderStatus.PARTIAL
+        else:
+            order.quantity = order.filled
         if order.oco_id is not None:
             self._cancel_sibling(order)
-        self._activate_children(order, qty, ts)
+        self._activate_children(order, bar.ts if ts == bar.ts and ref == bar.open else bar.ts_end)
         if self.on_fill is not None:
             self.on_fill(fill)
         return fill
 
     # sizing and limits -------------------------------------------------------------------
-    def _quantity(self, order: Order, ref: float, market: MarketState, takes_liquidity: bool) -> float:
-        if order.target_percent is None:
-            return self._round(order.symbol, abs(order.remaining)) * order.side
-        pf = self.portfolio
-        current = pf.position(order.symbol)
-        equity = pf.cash + sum(q * (ref if s == order.symbol else pf.prices.get(s, 0.0))
-                               for s, q in pf.positions.items() if q)
-        target_value = order.target_percent * equity
-        cost_f = self.costs.cost_fraction(market) if takes_liquidity else 0.0
-        direction = 1 if target_value - current * ref >= 0 else -1
-        exec_price = ref * (1 + direction * cost_f)
-        target = self._affordable(order.symbol, abs(target_value), exec_price)
-        return math.copysign(target, target_value) - current
+    def _cap(self, symbol: str, bar: Bar) -> float:
+        """Most shares one fill may trade on ``bar`` under ``max_participation`` (inf without it)."""
+        if self.max_participation is None or not bar.volume >= 0:
+            return _INF
+        return self._round(symbol, self.max_participation * bar.volume)
 
-    def _affordable(self, symbol: str, value: float, price: float) -> float:
-        """Largest quantity whose notional plus commission fits in ``value``."""
-        if price <= 0 or value <= 0:
+    def _risk_limit(self, order: Order, qty: float, ref: float, ts: int) -> float:
+        """The risk manager's verdict on ``qty`` (signed); resizes and refusals are recorded."""
+        if self.risk is None:
+            return qty
+        pf = self.portfolio
+        stops = {o.symbol: o.stop_price for o in self.working() if o.type == OrderType.STOP
+                 and o.stop_price is not None and o.side * pf.position(o.symbol) < 0}
+        snap = PortfolioSnapshot(pf.equity, pf.peak_equity, dict(pf.positions), dict(pf.prices), stops)
+        decision = self.risk.check(order.symbol, qty, ref, snap, stop_price=_bracket_stop(order))
+        if decision.action == "accept":
+            return qty
+        order.reason = decision.reason
+        approved = self._round(order.symbol, abs(decision.approved))
+        if approved and decision.action == "resize":
+            self._record(order, ts, "resize", qty, math.copysign(approved, qty))
+        return math.copysign(approved, qty)
+
+    def _leverage_limit(self, order: Order, qty: float, ref: float, ts: int) -> float:
+        """Shrink an order that adds exposure beyond ``leverage * equity`` (gross, at last prices)."""
+        if qty == 0:
             return 0.0
-        qty = self._round(symbol, value / price)
-        while qty > 0 and qty * price + self.costs.commission(qty, price) > value + 1e-9:
-            step = 1.0 if not self._is_fractional(symbol) else qty * 1e-6
-            excess = qty * price + self.costs.commission(qty, price) - value
-            qty = self._round(symbol, qty - max(step, excess / price))
-        return qty
-
-    def _limit(self, order: Order, qty: float, ref: float) -> float:
-        """Apply the risk manager and the leverage limit; record why a quantity shrank."""
         pf = self.portfolio
-        if self.risk is not None:
-            snap = PortfolioSnapshot(pf.equity, pf.peak_equity, dict(pf.positions), dict(pf.prices), {})
-            decision = self.risk.check(order.symbol, qty, ref, snap, stop_price=_bracket_stop(order))
-            if decision.action != "accept":
-                order.reason = decision.reason
-                qty = self._round(order.symbol, abs(decision.approved)) * (1 if qty > 0 else -1)
-                if qty == 0:
-                    return 0.0
         current = pf.position(order.symbol)
         new = current + qty
-        if abs(new) > abs(current):  # adds exposure: check leverage
-            others = sum(abs(q) * pf.prices.get(s, 0.0) for s, q in pf.positions.items() if s != order.symbol)
-            equity = pf.cash + current * ref + sum(
-                q * pf.prices.get(s, 0.0) for s, q in pf.positions.items() if s != order.symbol and q)
-            room = self.leverage * equity - others
-            max_abs = self._round(order.symbol, max(room, 0.0) / ref) if ref > 0 else 0.0
-            if abs(new) > max_abs + 1e-9:
-                allowed = max_abs * (1 if new > 0 else -1) - current
-                if allowed * qty <= 0:
-                    order.reason = order.reason or f"leverage limit {self.leverage:g}x of equity"
-                    return 0.0
-                order.reason = order.reason or f"resized to the leverage limit {self.leverage:g}x of equity"
-                qty = allowed
-        return qty
+        if abs(new) <= abs(current) and new * current >= 0:
+            return qty
+        equity = pf.cash + current * ref + pf.others_value(order.symbol)
+        room = self.leverage * equity - pf.others_gross(order.symbol)
+        max_abs = self._round(order.symbol, max(room, 0.0) / ref)
+        if abs(new) <= max_abs + 1e-9:
+            return qty
+        allowed = math.copysign(max_abs, new) - current
+        if allowed * qty <= 0:
+            order.reason = order.reason or f"leverage limit {self.leverage:g}x of equity"
+            return 0.0
+        order.reason = f"resized to the leverage limit {self.leverage:g}x of equity"
+        self._record(order, ts, "resize", qty, allowed)
+        return allowed
 
     def _round(self, symbol: str, qty: float) -> float:
         if self._is_fractional(symbol):
@@ -285,11 +345,12 @@ class Broker:
         return self.fractional if isinstance(self.fractional, bool) else symbol in self.fractional
 
     # brackets and bookkeeping -------------------------------------------------------------
-    def _activate_children(self, order: Order, qty: float, ts: int) -> None:
+    def _activate_children(self, order: Order, active_from: int) -> None:
         for child in order.children:
             if child.status == OrderStatus.OPEN:
-                child.quantity = -(order.filled if order.status == OrderStatus.FILLED else qty)
-                child.created_at = ts
+                child.quantity = -order.filled
+                if child.created_at < 0:
+                    child.created_at = active_from
 
     def _cancel_sibling(self, order: Order) -> None:
         for other in self._working.get(order.symbol, []):
@@ -297,21 +358,24 @@ class Broker:
                 other.status = OrderStatus.CANCELLED
                 other.reason = f"one-cancels-other: order {order.id} filled"
 
-    def _cancel_children(self, order: Order) -> None:
+    def _refuse(self, order: Order, ts: int) -> None:
+        order.status = OrderStatus.REJECTED
         for child in order.children:
             child.status = OrderStatus.CANCELLED
+        self._record(order, ts, "reject", order.quantity, 0.0)
 
     def _reject(self, order: Order, now: int, reason: str) -> Order:
         order.created_at = now
         order.status = OrderStatus.REJECTED
         order.reason = reason
         self.orders.append(order)
-        self._record_rejection(order, now)
+        self._record(order, now, "reject", order.quantity, 0.0)
         return order
 
-    def _record_rejection(self, order: Order, ts: int) -> None:
-        self.rejections.append({"ts": ts, "order_id": order.id, "symbol": order.symbol,
-                                "quantity": order.quantity, "reason": order.reason})
+    def _record(self, order: Order, ts: int, action: str, requested: float, approved: float) -> None:
+        self.rejections.append({"ts": ts, "order_id": order.id, "symbol": order.symbol, "action": action,
+                                "requested": float(requested), "approved": float(approved),
+                                "reason": order.reason})
 
 
 def _positive(value: float | None) -> bool:
@@ -324,8 +388,9 @@ def _live(book: list[Order]) -> list[Order]:
 
 def _priority(order: Order) -> tuple[int, int]:
     """Creation order, but a bracket's stop-loss before its take-profit (conservative)."""
-    rank = 0 if order.type in (OrderType.STOP, OrderType.STOP_LIMIT) and order.oco_id is not None else 1
-    return (order.created_at, rank if order.oco_id is not None else 0)
+    if order.oco_id is None:
+        return (order.created_at, 0)
+    return (order.created_at, 0 if order.type != OrderType.LIMIT else 1)
 
 
 def _bracket_stop(order: Order) -> float | None:

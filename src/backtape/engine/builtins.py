@@ -3,8 +3,8 @@
 =====================  ========================================================================
 name                   rule
 =====================  ========================================================================
-sma_crossover          long all-in when SMA(fast) crosses above SMA(slow); flat when it crosses
-                       below (short all-in instead with ``allow_short``)
+sma_crossover          long all-in when SMA(fast) crosses above SMA(slow) and not already long;
+                       flat when it crosses below (short all-in instead with ``allow_short``)
 rsi_mean_reversion     long all-in when RSI(period) < lower; flat when RSI > exit
 donchian_breakout      long when the close breaks the highest high of the previous ``entry``
                        bars; flat when it breaks the lowest low of the previous ``exit`` bars
@@ -51,14 +51,18 @@ class SmaCrossover(Strategy):
                                          name=f"sma_cross({self.fast},{self.slow})") for s in ctx.symbols}
 
     def on_bar(self, ctx: Context) -> None:
+        weight = 1.0 / len(self.signals)
         for symbol, sig in self.signals.items():
             v = sig[-1]
             if v > 0:
-                ctx.order_target_percent(symbol, 1.0 / len(self.signals))
+                if ctx.position(symbol) <= 0:
+                    ctx.order_target_percent(symbol, weight)
             elif v < 0:
+                held = ctx.position(symbol)
                 if self.allow_short:
-                    ctx.order_target_percent(symbol, -1.0 / len(self.signals))
-                elif ctx.position(symbol):
+                    if held >= 0:
+                        ctx.order_target_percent(symbol, -weight)
+                elif held > 0:
                     ctx.close(symbol)
 
 

@@ -30,6 +30,7 @@ from ..errors import BacktapeError, LookAheadError, NoDataError
 from ..portal import DataPortal
 from ..risk import RiskManager
 from ..sources.base import DataSource
+from ._indicators import check_causal, point_in_time
 from .broker import Bar, Broker
 from .orders import Fill, Order
 from .portfolio import Portfolio
@@ -146,8 +147,7 @@ class _Run:
         self._sessions = self.portal.calendar.closes
 
     def _needs_volatility(self) -> bool:
-        c = self.costs
-        return c.slippage.volatility_multiple > 0 or c.impact.coefficient > 0
+        return self.costs.needs_volatility
 
     @staticmethod
     def _volatility(b: dict[str, np.ndarray], window: int = 20) -> np.ndarray:
@@ -168,9 +168,10 @@ class _Run:
         self.portal.set_clock(self.end)
         actions = self.portal.get_corporate_actions()
         self.portal.set_clock(clock)
-        actions = actions.filter(pl.col("symbol").is_in(self.symbols)).with_columns(
-            pl.col("ts").cast(pl.Int64)).filter((pl.col("ts") > self.start) & (pl.col("ts") <= self.end))
-        return sorted(zip(actions["ts"], actions["symbol"], actions["action"], actions["value"], strict=True))
+        actions = actions.filter(pl.col("symbol").is_in(self.symbols)).with_columns(pl.col("ts").cast(pl.Int64))
+        rows = sorted(zip(actions["ts"], actions["symbol"], actions["action"], actions["value"], strict=True))
+        self._all_actions = rows
+        return [a for a in rows if self.start < a[0] <= self.end]
 
     # the loop --------------------------------------------------------------------------
     def execute(self, progress: Callable[[int, int], None] | None) -> None:
@@ -273,17 +274,19 @@ class _Run:
 
     def make_indicator(self, fn: Callable[..., np.ndarray], args: tuple, kwargs: dict, symbol: str,
                        field: str, name: str | None) -> Indicator:
+        """``fn`` over the loaded bars of ``symbol``, point in time (``_indicators``), look-ahead checked."""
+        if symbol not in self.symbols:
+            raise BacktapeError(f"indicator for {symbol!r}, which is not in this backtest")
         j = self.symbols.index(symbol)
-        b = self.bars[j]
-        series = self.portal.bars(symbol, self.frequency)
-        if field not in series.fields:
-            raise BacktapeError(f"indicator: unknown field {field!r}; have {', '.join(series.fields)}")
-        values = np.asarray(series.fields[field], dtype=np.float64)
         label = name or getattr(fn, "__name__", "indicator")
-        full = np.asarray(fn(values, *args, **kwargs), dtype=np.float64)
-        if full.shape != values.shape:
-            raise BacktapeError(f"indicator {label} returned shape {full.shape}, expected {values.shape}")
-        _check_causal(fn, args, kwargs, values, full, label, b["first"])
+        actions = [a[0] for a in self._all_actions if a[1] == symbol]
+        full = point_in_time(self.portal, fn, args, kwargs, symbol, field, self.frequency, actions, label)
+        self.portal.set_clock(self.end)
+        values = self.portal.get_bars(symbol, int(self.bars[j]["ts"][0]), self.end, self.frequency)[field]
+        self.portal.set_clock(self.now)
+        last = full if not actions else point_in_time(self.portal, fn, args, kwargs, symbol, field,
+                                                       self.frequency, [], label)
+        check_causal(fn, args, kwargs, values, last, label, self.bars[j]["first"])
         return Indicator(self, j, full, label)
 
     def _on_fill(self, fill: Fill) -> None:
@@ -300,8 +303,8 @@ class _Run:
         ppy = periods_per_year(calendar=self.portal.calendar.name, frequency=self.frequency)
         metrics = compute_metrics(self.equity, trades, periods_per_year=ppy, positions=self.exposed,
                                   traded_value=self.traded)
-        metrics["commission"] = pf.commissions
-        metrics["slippage"] = pf.slippage
+        metrics["commission"] = float(pf.commissions)
+        metrics["slippage"] = float(pf.slippage)
         orders = pl.DataFrame([o.as_row() for o in self.broker.orders], schema=_ORDER_SCHEMA, orient="row")
         fills = pl.DataFrame([_fill_row(f) for f in self.broker.fills], schema=_FILL_SCHEMA, orient="row")
         return BacktestResult(
@@ -318,22 +321,6 @@ class _Run:
         return {"source": self.source.name, "identity": self.source.cache_identity(),
                 "symbols": self.symbols, "start": format_ns(self.start), "end": format_ns(self.end),
                 "frequency": self.frequency, "fetches": fetches.to_dicts() if fetches.height else []}
-
-
-def _check_causal(fn: Callable, args: tuple, kwargs: dict, values: np.ndarray, full: np.ndarray,
-                  label: str, first: int) -> None:
-    """Recompute on two prefixes; any difference means the indicator reads the future."""
-    n = len(values)
-    for cut in {max(first + (n - first) // 3, 2), max(first + 2 * (n - first) // 3, 2)}:
-        if cut >= n:
-            continue
-        part = np.asarray(fn(values[:cut], *args, **kwargs), dtype=np.float64)
-        a, b = part[:cut], full[:cut]
-        same = (a == b) | (np.isnan(a) & np.isnan(b)) | np.isclose(a, b, rtol=1e-9, atol=0)
-        if part.shape != (cut,) or not same.all():
-            raise LookAheadError(
-                f"indicator {label} uses data after its bar: its values up to bar {cut} change when "
-                "later bars are removed")
 
 
 _ORDER_SCHEMA = {"id": pl.Int64, "symbol": pl.String, "type": pl.String, "quantity": pl.Float64,

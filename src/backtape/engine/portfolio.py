@@ -75,6 +75,16 @@ class Portfolio:
     def net_exposure(self) -> float:
         return sum(q * self.prices.get(s, 0.0) for s, q in self.positions.items())
 
+    def others_value(self, symbol: str) -> float:
+        """Net value of every position but ``symbol``'s, at the last prices."""
+        prices = self.prices
+        return sum(q * prices[s] for s, q in self.positions.items() if q and s != symbol)
+
+    def others_gross(self, symbol: str) -> float:
+        """Gross value of every position but ``symbol``'s, at the last prices."""
+        prices = self.prices
+        return sum(abs(q) * prices[s] for s, q in self.positions.items() if q and s != symbol)
+
     def mark(self, symbol: str, close: float, high: float, low: float) -> None:
         """Record a completed bar: last price and the excursions of the open lots."""
         self.prices[symbol] = close
