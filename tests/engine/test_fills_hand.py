@@ -126,16 +126,18 @@ def test_whole_and_fractional_all_in(run) -> None:
 
 
 def test_order_target_percent_and_value(run) -> None:
-    res, _ = run({0: lambda c: c.order_target_percent("T", 0.5), 2: lambda c: c.order_target_percent("T", 0.0)})
+    res, _ = run({0: lambda c: c.order_target_percent("T", 0.5),
+                  2: lambda c: c.order_target_percent("T", 0.0)})
     assert fills(res) == [(49, 102.0), (-49, 103.0)]  # floor(5000 / 102)
-    res, _ = run({0: lambda c: c.order_target_value("T", 5_000.0), 1: lambda c: c.order_target_value("T", 2_000)})
+    res, _ = run({0: lambda c: c.order_target_value("T", 5_000.0),
+                  1: lambda c: c.order_target_value("T", 2_000)})
     # 5000 / close 100 = 50 shares; then 2000 / 103 -> 19 shares: sell 31
     assert fills(res) == [(50, 102.0), (-31, 104.0)]
 
 
 def test_reversal_closes_first_then_sizes_from_cash_left(run) -> None:
-    res, _ = run({0: lambda c: c.order_target_percent("T", 1.0), 2: lambda c: c.order_target_percent("T", -1.0)},
-                 commission=0.001)
+    res, _ = run({0: lambda c: c.order_target_percent("T", 1.0),
+                  2: lambda c: c.order_target_percent("T", -1.0)}, commission=0.001)
     # long 97 @ 102 (fee 9.894), closed @ 103 (fee 9.991): cash 10000 + 97 - 19.885 = 10077.115
     # short floor(10077.115 / (103 * 1.001)) = 97
     assert fills(res) == [(97, 102.0), (-97, 103.0), (-97, 103.0)]
@@ -156,7 +158,7 @@ def test_cancel(run) -> None:
 
 
 def test_on_fill_callbacks(run) -> None:
-    res, strat = run({0: lambda c: c.order("T", 10), 2: lambda c: c.order("T", -10)})
+    _, strat = run({0: lambda c: c.order("T", 10), 2: lambda c: c.order("T", -10)})
     assert [(f.quantity, f.price) for f in strat.seen] == [(10, 102.0), (-10, 103.0)]
 
 

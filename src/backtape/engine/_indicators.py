@@ -50,15 +50,16 @@ def point_in_time(portal: Any, fn: Callable[..., np.ndarray], args: tuple, kwarg
     return out
 
 
-def _call(fn: Callable[..., np.ndarray], values: np.ndarray, args: tuple, kwargs: dict, label: str) -> np.ndarray:
+def _call(fn: Callable[..., np.ndarray], values: np.ndarray, args: tuple, kwargs: dict,
+          label: str) -> np.ndarray:
     out = np.asarray(fn(values, *args, **kwargs), dtype=np.float64)
     if out.shape != values.shape:
         raise BacktapeError(f"indicator {label} returned shape {out.shape}, expected {values.shape}")
     return out
 
 
-def check_causal(fn: Callable[..., np.ndarray], args: tuple, kwargs: dict, values: np.ndarray, full: np.ndarray,
-                 label: str, first: int) -> None:
+def check_causal(fn: Callable[..., np.ndarray], args: tuple, kwargs: dict, values: np.ndarray,
+                 full: np.ndarray, label: str, first: int) -> None:
     """Recompute on two prefixes; any difference means the indicator reads the future."""
     n = len(values)
     for cut in sorted({max(first + (n - first) // 3, 2), max(first + 2 * (n - first) // 3, 2)}):

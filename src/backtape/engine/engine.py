@@ -26,7 +26,7 @@ import polars as pl
 
 from .._time import TimeLike, check_range, format_ns
 from ..costs import Commission, SlippageModel, TransactionCostEngine
-from ..errors import BacktapeError, LookAheadError, NoDataError
+from ..errors import BacktapeError, NoDataError
 from ..portal import DataPortal
 from ..risk import RiskManager
 from ..sources.base import DataSource
@@ -168,7 +168,8 @@ class _Run:
         self.portal.set_clock(self.end)
         actions = self.portal.get_corporate_actions()
         self.portal.set_clock(clock)
-        actions = actions.filter(pl.col("symbol").is_in(self.symbols)).with_columns(pl.col("ts").cast(pl.Int64))
+        actions = actions.filter(pl.col("symbol").is_in(self.symbols)).with_columns(
+            pl.col("ts").cast(pl.Int64))
         rows = sorted(zip(actions["ts"], actions["symbol"], actions["action"], actions["value"], strict=True))
         self._all_actions = rows
         return [a for a in rows if self.start < a[0] <= self.end]

@@ -42,7 +42,8 @@ class FrameDataSource(DataSource):
         ts = pl.col("ts").cast(pl.Int64)
         return self.bars.filter(pl.col("symbol").is_in(names) & (ts >= s) & (ts < e))
 
-    async def fetch_corporate_actions(self, symbols: list[str], start: TimeLike, end: TimeLike) -> pl.DataFrame:
+    async def fetch_corporate_actions(self, symbols: list[str], start: TimeLike,
+                                      end: TimeLike) -> pl.DataFrame:
         s, e = check_range(start, end)
         if self.actions is None:
             return empty("actions")
@@ -74,9 +75,10 @@ def daily_bars(symbol: str, ohlcv: list[tuple[float, ...]] | np.ndarray, first_s
     if sessions.height < len(rows):
         raise ValueError(f"calendar {calendar} has only {sessions.height} sessions after {first_session}")
     volume = rows[:, 4] if rows.shape[1] > 4 else np.full(len(rows), 1_000_000.0)
-    return conform(pl.DataFrame({
+    utc = pl.Datetime("ns", "UTC")
+    frame = pl.DataFrame({
         "symbol": [symbol] * len(rows),
-        "ts": sessions["open"].cast(pl.Int64), "ts_end": sessions["close"].cast(pl.Int64),
+        "ts": sessions["open"].cast(pl.Int64).cast(utc), "ts_end": sessions["close"].cast(pl.Int64).cast(utc),
         "open": rows[:, 0], "high": rows[:, 1], "low": rows[:, 2], "close": rows[:, 3], "volume": volume,
-    }).with_columns(pl.col("ts").cast(pl.Datetime("ns", "UTC")), pl.col("ts_end").cast(pl.Datetime("ns", "UTC"))),
-        "bars")
+    })
+    return conform(frame, "bars")
