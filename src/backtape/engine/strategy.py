@@ -53,9 +53,12 @@ class Strategy:
     def name(self) -> str:
         return type(self).__name__
 
-    def get_data_requirements(self, frequency: str = "1d") -> list[DataRequirement]:
+    #: the run's bar frequency, set by the engine before data is loaded
+    frequency: str = "1d"
+
+    def get_data_requirements(self) -> list[DataRequirement]:
         """Bars at the run frequency with ``warmup`` bars of lookback; override to ask for more."""
-        return [DataRequirement("bars", frequency, self.warmup)]
+        return [DataRequirement("bars", self.frequency, self.warmup)]
 
     def initialize(self, ctx: Context) -> None:
         """Called once before the first bar."""
