@@ -83,7 +83,7 @@ def test_event_engine_matches_backtesting_py_on_goog(fast: int, slow: int, commi
     ours, theirs = res.trades, stats._trades
     assert len(theirs) > 10 and ours.height == len(theirs)
     bar_of = {int(t): i for i, t in enumerate(opens)}
-    entry_bars = [bar_of.get(t, None) for t in ours["entry_time"].cast(pl.Int64)]
+    entry_bars = [bar_of.get(t) for t in ours["entry_time"].cast(pl.Int64)]
     if not on_close:
         np.testing.assert_array_equal(entry_bars, theirs.EntryBar.to_numpy())
     np.testing.assert_array_equal(ours["size"].to_numpy() * ours["side"].to_numpy(), theirs.Size.to_numpy())
@@ -113,8 +113,8 @@ def _vector(bars: pl.DataFrame, fast: int, slow: int, allow_short: bool, commiss
     up, down = crossed_above(f, s), crossed_below(f, s)
     shorts = {"short_entries": down, "short_exits": up} if allow_short else {}
     return simulate(close, open=bars["open"].to_numpy(), high=bars["high"].to_numpy(),
-                    low=bars["low"].to_numpy(), entries=up, exits=down, cash=10_000, commission=commission, fill=fill,
-                    periods_per_year=ppy, **shorts)
+                    low=bars["low"].to_numpy(), entries=up, exits=down, cash=10_000, commission=commission,
+                    fill=fill, periods_per_year=ppy, **shorts)
 
 
 VECTOR_CASES = [
