@@ -47,13 +47,16 @@ class SmaCrossover(Strategy):
         self.warmup = int(self.slow)
 
     def initialize(self, ctx: Context) -> None:
-        self.signals = {s: ctx.indicator(_cross_signals, self.fast, self.slow, symbol=s,
-                                         name=f"sma_cross({self.fast},{self.slow})") for s in ctx.symbols}
+        self.signals = [(s, ctx.indicator(_cross_signals, self.fast, self.slow, symbol=s,
+                                          name=f"sma_cross({self.fast},{self.slow})")) for s in ctx.symbols]
+        self.weight = 1.0 / len(self.signals)
 
     def on_bar(self, ctx: Context) -> None:
-        weight = 1.0 / len(self.signals)
-        for symbol, sig in self.signals.items():
+        weight = self.weight
+        for symbol, sig in self.signals:
             v = sig[-1]
+            if v == 0.0:
+                continue
             if v > 0:
                 if ctx.position(symbol) <= 0:
                     ctx.order_target_percent(symbol, weight)

@@ -32,7 +32,7 @@ from ..risk import RiskManager
 from ..sources.base import DataSource
 from ._indicators import check_causal, point_in_time
 from .broker import Bar, Broker
-from .orders import Fill, Order
+from .orders import Fill, Order, TimeInForce
 from .portfolio import Portfolio
 from .result import BacktestResult
 from .strategy import Context, Indicator, Strategy
@@ -132,7 +132,7 @@ class _Run:
         if not any(len(e) for e in ends):
             raise NoDataError(f"no {self.frequency} bars for {', '.join(self.symbols)} between "
                               f"{format_ns(self.start)} and {format_ns(self.end)}")
-        self.clock = np.unique(np.concatenate(ends))
+        self.clock = ends[0] if len(ends) == 1 else np.unique(np.concatenate(ends))
         n = len(self.clock)
         # row of each symbol's bar ending at each step (-1 when it has none), and its last visible row
         self.row_at = []
@@ -142,6 +142,7 @@ class _Run:
             row[np.searchsorted(self.clock, b["ts_end"][b["first"]:b["last"]])] = own
             self.row_at.append(row)
         self.rows = [b["first"] - 1 for b in self.bars]
+        self._since = [b["first"] for b in self.bars]
         self.vol = [self._volatility(b) if self._needs_volatility() else None for b in self.bars]
         self._actions = self._scheduled_actions()
         self._sessions = self.portal.calendar.closes
@@ -176,55 +177,85 @@ class _Run:
 
     # the loop --------------------------------------------------------------------------
     def execute(self, progress: Callable[[int, int], None] | None) -> None:
+        """The clock loop (module docstring, steps 1-5). Hot: Python lists, no per-bar allocation."""
         strategy, ctx, portal, pf, broker = self.strategy, self.ctx, self.portal, self.portfolio, self.broker
         n = len(self.clock)
-        self.equity = np.empty(n)
-        self.exposed = np.zeros(n, dtype=np.bool_)
-        self.traded = np.zeros(n)
+        clock = self.clock.tolist()
+        equity, exposed, traded = [0.0] * n, [False] * n, [0.0] * n
         portal.set_clock(self.start)
         strategy.initialize(ctx)
-        actions, a_i = self._actions, 0
-        syms, bars, row_at, rows = self.symbols, self.bars, self.row_at, self.rows
-        prices = pf.prices
+        on_bar, set_clock = strategy.on_bar, portal.set_clock
+        actions, a_i, n_actions = self._actions, 0, len(self._actions)
+        syms, rows = self.symbols, self.rows
+        cols = [(j, syms[j], self.row_at[j].tolist(), self.bars[j]["close"].tolist()) for j in range(len(syms))]
+        positions, prices, working = pf.positions, pf.prices, broker._working
+        flush = self._flush_extremes
         close_fill = self.fill_mode == "close"
+        peak = pf.peak_equity
         every = max(n // 100, 1)
+        tick = 0 if progress is not None else n
         for k in range(n):
-            t = int(self.clock[k])
-            self.now, self.step = t, k
-            portal.set_clock(t)
-            while a_i < len(actions) and actions[a_i][0] <= t:
+            t = clock[k]
+            self.now = t
+            self.step = k
+            set_clock(t)
+            while a_i < n_actions and actions[a_i][0] <= t:
                 self._apply_action(*actions[a_i])
                 a_i += 1
-            for j in range(len(syms)):
-                r = row_at[j][k]
+            for j, sym, row_at, closes in cols:
+                r = row_at[k]
                 if r < 0:
                     continue
                 rows[j] = r
-                b = bars[j]
-                sym = syms[j]
-                if broker._working.get(sym):
-                    bar = self._bar(j, r)
-                    for fill in broker.process_bar(sym, bar):
-                        self.traded[k] += abs(fill.quantity) * fill.price
-                if pf._lots.get(sym):
-                    pf.mark(sym, b["close"][r], b["high"][r], b["low"][r])
-                else:
-                    prices[sym] = b["close"][r]
-            self.equity[k] = pf.update_peak()
-            strategy.on_bar(ctx)
-            if close_fill and broker.orders:
-                for j in range(len(syms)):
-                    r = row_at[j][k]
-                    if r >= 0 and broker._working.get(syms[j]):
-                        for fill in broker.fill_at_close(syms[j], self._bar(j, r), t):
-                            self.traded[k] += abs(fill.quantity) * fill.price
-                self.equity[k] = pf.update_peak()
-            self.exposed[k] = any(pf.positions.values())
-            if progress is not None and k % every == 0:
+                if working.get(sym):
+                    flush(j, r - 1)
+                    for fill in broker.process_bar(sym, self._bar(j, r)):
+                        traded[k] += abs(fill.quantity) * fill.price
+                prices[sym] = closes[r]
+            on_bar(ctx)
+            if close_fill and working:
+                for j, sym, row_at, _ in cols:
+                    r = row_at[k]
+                    if r >= 0 and working.get(sym):
+                        flush(j, r)
+                        for fill in broker.fill_at_close(sym, self._bar(j, r), t):
+                            traded[k] += abs(fill.quantity) * fill.price
+            eq = pf.cash
+            held = False
+            for s, q in positions.items():
+                if q:
+                    eq += q * prices[s]
+                    held = True
+            equity[k] = eq
+            exposed[k] = held
+            if eq > peak:
+                peak = pf.peak_equity = eq
+            if k == tick:
                 progress(k, n)
+                tick += every
         strategy.on_end(ctx)
+        for j in range(len(syms)):
+            flush(j, rows[j])
+        self.equity = np.array(equity)
+        self.exposed = np.array(exposed, dtype=np.bool_)
+        self.traded = np.array(traded)
         if progress is not None:
             progress(n, n)
+
+    def _flush_extremes(self, j: int, upto: int) -> None:
+        """Fold the highs and lows of rows ``(last flush, upto]`` into the open lots' excursions.
+
+        The loop does not touch lots bar by bar; this runs before anything changes them (a fill, a
+        split) and at the end, so every lot sees exactly the bars it was open through.
+        """
+        since = self._since[j]
+        self._since[j] = upto + 1
+        sym = self.symbols[j]
+        if upto < since or not self.portfolio._lots.get(sym):
+            return
+        b = self.bars[j]
+        self.portfolio.mark_extremes(sym, float(b["high"][since:upto + 1].max()),
+                                     float(b["low"][since:upto + 1].min()))
 
     def _bar(self, j: int, r: int) -> Bar:
         b = self.bars[j]
@@ -236,6 +267,8 @@ class _Run:
         pf = self.portfolio
         qty = pf.positions.get(symbol, 0.0)
         if action == "split" and value > 0 and value != 1.0:
+            j = self.symbols.index(symbol)
+            self._flush_extremes(j, self.rows[j])
             if qty:
                 pf.positions[symbol] = qty * value
                 for lot in pf._lots.get(symbol, ()):
@@ -262,9 +295,11 @@ class _Run:
         if order.symbol not in self.symbols:
             raise BacktapeError(f"order for {order.symbol!r}, which is not in this backtest "
                                 f"({', '.join(self.symbols)})")
-        closes = self._sessions
-        i = int(np.searchsorted(closes, self.now, "right"))
-        session_close = int(closes[i]) if i < len(closes) else None
+        session_close = None
+        if order.tif == TimeInForce.DAY:
+            closes = self._sessions
+            i = int(closes.searchsorted(self.now, "right"))
+            session_close = int(closes[i]) if i < len(closes) else None
         return self.broker.submit(order, self.now, session_close)
 
     def fractional(self, symbol: str) -> bool:

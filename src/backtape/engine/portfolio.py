@@ -85,9 +85,8 @@ class Portfolio:
         prices = self.prices
         return sum(abs(q) * prices[s] for s, q in self.positions.items() if q and s != symbol)
 
-    def mark(self, symbol: str, close: float, high: float, low: float) -> None:
-        """Record a completed bar: last price and the excursions of the open lots."""
-        self.prices[symbol] = close
+    def mark_extremes(self, symbol: str, high: float, low: float) -> None:
+        """Widen the open lots' excursions by bars they were open through (highest high, lowest low)."""
         for lot in self._lots.get(symbol, ()):
             lot.high = max(lot.high, high)
             lot.low = min(lot.low, low)

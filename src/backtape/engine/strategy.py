@@ -80,18 +80,20 @@ class Strategy:
 class Indicator:
     """A precomputed series revealed up to the current bar: ``ind[-1]`` now, ``ind[-k]`` k-1 bars ago."""
 
-    __slots__ = ("_run", "_slot", "name", "values")
+    __slots__ = ("_items", "_rows", "_run", "_slot", "name", "values")
 
     def __init__(self, run: _Run, slot: int, values: np.ndarray, name: str) -> None:
         self._run, self._slot, self.values, self.name = run, slot, values, name
+        self._rows = run.rows  # the engine updates this list in place, bar by bar
+        self._items = values.tolist()  # Python floats: cheaper to index one at a time than numpy
 
     def __getitem__(self, key: int) -> float:
-        if type(key) is not int or key >= 0:
+        if key >= 0 or type(key) is not int:
             raise LookAheadError(f"indicator {self.name}: use negative indices (ind[-1] is the current bar)")
-        i = self._run.rows[self._slot] + 1 + key
+        i = self._rows[self._slot] + 1 + key
         if i < 0:
             return math.nan
-        return self.values[i]
+        return self._items[i]
 
     def __len__(self) -> int:
         return self._run.rows[self._slot] + 1
