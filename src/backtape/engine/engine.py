@@ -187,7 +187,8 @@ class _Run:
         on_bar, set_clock = strategy.on_bar, portal.set_clock
         actions, a_i, n_actions = self._actions, 0, len(self._actions)
         syms, rows = self.symbols, self.rows
-        cols = [(j, syms[j], self.row_at[j].tolist(), self.bars[j]["close"].tolist()) for j in range(len(syms))]
+        cols = [(j, syms[j], self.row_at[j].tolist(), self.bars[j]["close"].tolist())
+                for j in range(len(syms))]
         positions, prices, working = pf.positions, pf.prices, broker._working
         flush = self._flush_extremes
         close_fill = self.fill_mode == "close"
