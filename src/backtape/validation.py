@@ -8,6 +8,7 @@ the canonical schema and return a ``QualityReport``. Every check is a vectorized
 rule                       meaning                                                    kinds
 =========================  =========================================================  ===============
 ``missing_value``          null in a required column, NaN or infinity in a number     all
+                           (quote sizes may be null: many venues, e.g. FX, omit them)
 ``non_positive_price``     a price (open/high/low/close, price, bid/ask) <= 0         all
 ``negative_volume``        volume < 0                                                 bars
 ``negative_size``          size, bid_size or ask_size < 0                             trades, quotes
@@ -137,12 +138,15 @@ def validate_quotes(df: pl.DataFrame, on_invalid: OnInvalid = "raise") -> Qualit
 
 @dataclass(frozen=True)
 class _Rule:
+    """One check: a boolean ``mask`` (True = broken) and the ``detail`` text for broken rows."""
+
     name: str
     mask: pl.Expr
     detail: pl.Expr
 
 
 def _validate(df: pl.DataFrame, kind: str, on_invalid: OnInvalid) -> QualityReport:
+    """Run every rule of ``kind`` over ``df`` and act on the result as ``on_invalid`` says."""
     if on_invalid not in ("raise", "drop", "warn"):
         raise ValueError(f"on_invalid must be 'raise', 'drop' or 'warn', got {on_invalid!r}")
     ts_columns = _check_columns(df, kind)
@@ -159,7 +163,7 @@ def _validate(df: pl.DataFrame, kind: str, on_invalid: OnInvalid) -> QualityRepo
     active = [r for r in rules if counts[r.name]]
     parts = [frame_level, *(_collect_rule(lf, r) for r in active)]
     violations = pl.concat(parts).sort("row", nulls_last=False, maintain_order=True)
-    final_counts = {r: n for r, n in frame_level.get_column("rule").value_counts().iter_rows()}
+    final_counts = {"timestamp_not_utc": frame_level.height} if frame_level.height else {}
     final_counts.update({r.name: counts[r.name] for r in active})
     data = _drop(df, violations, counts.get("unsorted", 0)) if on_invalid == "drop" else df
     report = QualityReport(kind=kind, rows=df.height, data=data, violations=violations, counts=final_counts)
@@ -237,7 +241,7 @@ def _row_rules(kind: str, schema: pl.Schema) -> list[_Rule]:
     numeric = [*_PRICE_COLUMNS[kind], *([] if sizes_optional else _SIZE_COLUMNS[kind])]
     bad = {c: _is_bad(c, schema[c]) for c in ["symbol", "ts", *numeric]}
     if sizes_optional:
-        bad.update({c: pl.col(c).is_nan().fill_null(False) for c in _SIZE_COLUMNS[kind]})
+        bad.update({c: _is_bad(c, schema[c]) & pl.col(c).is_not_null() for c in _SIZE_COLUMNS[kind]})
     missing = pl.any_horizontal(*bad.values())
     valid = missing.not_()
     rules = [

@@ -7,10 +7,16 @@ import polars as pl
 import pytest
 
 from backtape._time import NS_PER_MINUTE
-from backtape.aggregate import aggregate
+from backtape.aggregate import aggregate, trades_to_bars
 from backtape.calendars import get_calendar
-from backtape.errors import DataFormatError, InvalidRangeError, NoDataError, TimeframeError
-from backtape.schema import BAR_SCHEMA
+from backtape.errors import (
+    DataFormatError,
+    DataValidationError,
+    InvalidRangeError,
+    NoDataError,
+    TimeframeError,
+)
+from backtape.schema import BAR_SCHEMA, TS
 from backtape.timeframes import Timeframe
 
 
@@ -145,7 +151,10 @@ def test_intraday_break_is_never_spanned(build) -> None:
     assert ts_list(out, "ts_end") == [build.utc(f"2024-07-02T{t}Z") for t in ends]
     lunch = df.filter(pl.col("ts").dt.hour() == 4)
     assert out.get_column("volume").sum() == df.get_column("volume").sum() - lunch.get_column("volume").sum()
-    assert aggregate(df, "1d", "XHKG").get_column("volume")[0] == df.get_column("volume").sum()
+    daily = aggregate(df, "1d", "XHKG")  # the daily bar spans the break but, like the hours, skips it
+    assert daily.get_column("volume").to_list() == [out.get_column("volume").sum()]
+    assert ts_list(daily) == [build.utc("2024-07-02T01:30Z")]
+    assert ts_list(daily, "ts_end") == [build.utc("2024-07-02T08:00Z")]
 
 
 def test_many_symbols_unsorted_input_vwap_and_transactions(build) -> None:
@@ -214,7 +223,34 @@ def test_bad_inputs_are_named(build) -> None:
         aggregate(future, "5min", "XNYS")
     with pytest.raises(DataFormatError, match="missing required column"):
         aggregate(weekend.drop("close"), "5min")
+    with pytest.raises(DataValidationError, match="null or NaN volume \\(first at row 3, symbol X\\)"):
+        aggregate(weekend.with_columns(pl.col("volume").replace(4.0, None)), "5min")  # row 3 has volume 4
     with pytest.raises(DataFormatError, match="naive"):
         aggregate(weekend.with_columns(pl.col("ts").dt.replace_time_zone(None)), "5min")
     empty = aggregate(weekend.head(0), "1h", "XNYS")
     assert empty.height == 0 and empty.schema == BAR_SCHEMA
+
+
+def test_trades_keep_exchange_order_and_count(build) -> None:
+    t0 = build.utc("2024-01-02T14:30:00Z")
+    sec = 1_000_000_000
+    trades = pl.DataFrame({
+        "symbol": ["B", "A", "A", "A", "A", "B"],
+        "ts": [t0 + 5 * sec, t0, t0, t0 + 61 * sec, t0 + 61 * sec, t0 + 7 * sec],
+        "price": [50.0, 10.0, 12.0, 11.0, 9.0, 51.0],
+        "size": [1.0, 1.0, 3.0, 2.0, 2.0, 3.0],
+    }).with_columns(pl.col("ts").cast(TS))
+    out = trades_to_bars(trades, "1min", "XNYS")
+    assert out.select("symbol", "open", "high", "low", "close", "volume", "transactions").rows() == [
+        ("A", 10.0, 12.0, 10.0, 12.0, 4.0, 2),   # same-ts trades keep their file order
+        ("A", 11.0, 11.0, 9.0, 9.0, 4.0, 2),
+        ("B", 50.0, 51.0, 50.0, 51.0, 4.0, 2),
+    ]
+    assert out.get_column("vwap").to_list() == pytest.approx([11.5, 10.0, 50.75])
+    assert ts_list(out) == [t0, t0 + 60 * sec, t0]
+    premarket = trades.with_columns(pl.col("ts") - pl.duration(hours=1))
+    with pytest.raises(NoDataError):
+        trades_to_bars(premarket, "5min", "XNYS")
+    outside = trades_to_bars(premarket, "5min", "XNYS", include_outside=True)
+    assert outside.get_column("transactions").sum() == 6
+    assert trades_to_bars(trades.head(0), "1d", "XNYS").height == 0

@@ -199,3 +199,12 @@ def test_quotes_crossed_locked_and_non_positive() -> None:
 def test_empty_frames_are_clean() -> None:
     report = validate_bars(bars().head(0))
     assert report.ok and report.score == 1.0 and report.rows == 0
+
+
+def test_quote_sizes_may_be_unknown_but_not_nan() -> None:
+    unknown = pl.lit(None, dtype=pl.Float64).alias("bid_size")
+    fx = quotes().with_columns(unknown, pl.col("ask_size").cast(pl.Int64))
+    assert validate_quotes(fx).ok
+    report = validate_quotes(set_value(quotes(), 2, "bid_size", float("nan")), on_invalid="drop")
+    assert report.counts == {"missing_value": 1}
+    assert report.violations.get_column("detail").to_list() == ["null or NaN in bid_size"]

@@ -21,7 +21,16 @@ CALCULATIONS: dict[str, tuple[Callable[[], CalculationAdapter], str]] = {
     "realized_vol": (RealizedVolatility, "sqrt(sum r^2) of the last 30 five-minute log returns"),
     "opening_range": (OpeningRange, "high/low of the first 30 minutes of the session"),
     "rvol": (RelativeVolume, "session volume so far vs the same time in the last 10 sessions"),
+    "cum_delta": (lambda: _ticks().CumDeltaAdapter(), "buy minus sell volume, last 30 min (Lee-Ready)"),
+    "tick_flow": (lambda: _ticks().TickFlowAdapter(), "buy/sell volume imbalance, last 5 min (tick rule)"),
 }
+
+
+def _ticks():
+    """The tick-based adapters, imported on use (they load numba kernels)."""
+    from . import ticks
+
+    return ticks
 
 
 def get_calculation(name: str) -> CalculationAdapter:
