@@ -354,10 +354,28 @@ class _Run:
         )
 
     def _fingerprint(self) -> dict[str, Any]:
-        fetches = self.portal.fetch_log
+        """What data the run saw: source and its identity, symbols, range, upstream fetches, cache
+        coverage (when the source is a ``CachedDataSource``) and the package version."""
+        from .. import __version__
+
+        fetches = self.portal.fetch_log.with_columns(pl.col("start", "end").dt.to_string())
         return {"source": self.source.name, "identity": self.source.cache_identity(),
                 "symbols": self.symbols, "start": format_ns(self.start), "end": format_ns(self.end),
-                "frequency": self.frequency, "fetches": fetches.to_dicts() if fetches.height else []}
+                "frequency": self.frequency, "fetches": fetches.to_dicts(), "cache": _cache_coverage(self),
+                "package_version": __version__}
+
+
+def _cache_coverage(run: _Run) -> dict[str, Any] | None:
+    """Coverage spans the cache held for each symbol after the run (``None`` without a cache)."""
+    from ..cache import CachedDataSource
+
+    src = run.source
+    if not isinstance(src, CachedDataSource):
+        return None
+    freq = str(run.portal.base_frequency)
+    spans = {s: [(format_ns(sp.start), format_ns(sp.end)) for sp in src.coverage(s, frequency=freq)]
+             for s in run.symbols}
+    return {"frequency": freq, "spans": spans, "stats": src.stats.as_dict()}
 
 
 _ORDER_SCHEMA = {"id": pl.Int64, "symbol": pl.String, "type": pl.String, "quantity": pl.Float64,
