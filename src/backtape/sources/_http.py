@@ -225,16 +225,16 @@ class HttpClient:
             return await self._get_json(client, self.url(path_or_url), params, symbol, check, error_hook)
 
     async def _get_json(self, client, url, params, symbol, check, error_hook) -> Any:
-        query = {**(params or {}), **self.auth_params}
+        target = httpx.URL(url).copy_merge_params({**(params or {}), **self.auth_params})
         policy = self.retry
         last: Exception | None = None
         for attempt in range(policy.attempts):
             retry_after: float | None = None
             await self.limiter.acquire()
             self.requests_sent += 1
-            shown = self.redact(str(httpx.URL(url, params=query)))
+            shown = self.redact(str(target))
             try:
-                response = await client.get(url, params=query)
+                response = await client.get(target)
             except httpx.TimeoutException:
                 last = ProviderError(f"{self.provider}: request timed out: GET {shown}",
                                      provider=self.provider)

@@ -232,9 +232,17 @@ class PolygonDataSource(HttpSource):
         """All ``results`` across ``next_url`` pages (an empty page has no ``results`` key)."""
         get = functools.partial(self._http.get_json, symbol=symbol, check=_check_status)
 
+        seen: set[str] = set()
+
         def follow(page: dict):
             nxt = page.get("next_url")
-            return get(nxt) if nxt else None
+            if not nxt:
+                return None
+            if nxt in seen:
+                raise ProviderError(f"polygon: next_url repeats for {symbol}; the cursor does not advance",
+                                    provider="polygon")
+            seen.add(nxt)
+            return get(nxt)
 
         pages = await follow_pages(lambda: get(path, params), follow, provider="polygon")
         return [row for page in pages for row in (page.get("results") or [])]
