@@ -151,7 +151,8 @@ def test_trades_nine_digit_timestamps_are_exact(server, fake):
 def test_quotes(server):
     quotes = make(server).fetch_kind_sync("quotes", ["MSFT"], "2024-01-03T14:30:00Z", "2024-01-03T14:35:00Z")
     assert quotes.height == 5
-    assert quotes.select("bid_exchange", "ask_exchange", "bid_size", "ask_size").row(0) == ("Q", "K", 4.0, 1.0)
+    row = quotes.select("bid_exchange", "ask_exchange", "bid_size", "ask_size").row(0)
+    assert row == ("Q", "K", 4.0, 1.0)
     assert quotes["ts"].dt.epoch("ns")[0] == to_ns("2024-01-03T14:30:00Z") + 59_000
 
 
@@ -198,7 +199,8 @@ def test_keys_from_environment(server, monkeypatch):
 
 
 def test_429_then_500_then_success(server):
-    server.fail("/v2/stocks/bars", Reply(429, {"message": "too many requests."}, headers={"Retry-After": "0.1"}))
+    server.fail("/v2/stocks/bars",
+                Reply(429, {"message": "too many requests."}, headers={"Retry-After": "0.1"}))
     server.fail("/v2/stocks/bars", Reply(502, "bad gateway"))
     assert make(server).fetch_sync(["AAPL"], "2024-01-03", "2024-01-04", "1d").height == 1
     assert len(server.requests) == 3
