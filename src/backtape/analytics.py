@@ -1,0 +1,326 @@
+"""Performance metrics from an equity series and a trades table: one implementation for both engines.
+
+The metrics are computed by a small streaming accumulator (numba): the vectorized engine feeds it
+bar by bar inside its simulation loop (so a parameter sweep never keeps an equity array), and
+``compute_metrics`` feeds it a finished equity series and trades table (the event engine's path).
+Both paths therefore share every formula below.
+
+Definitions (``r_t = E_t / E_{t-1} - 1`` are the per-bar simple returns, ``P`` periods per year):
+
+=========================  =====================================================================
+``total_return``           ``E_last / E_first - 1``
+``cagr``                   ``(E_last / E_first) ** (P / N) - 1``, ``N`` = number of returns
+``volatility``             ``std(r, ddof=1) * sqrt(P)``
+``sharpe``                 ``mean(r) / std(r, ddof=1) * sqrt(P)`` (risk-free rate 0)
+``sortino``                ``mean(r) / sqrt(mean(min(r, 0)^2)) * sqrt(P)``
+``max_drawdown``           ``max_t (1 - E_t / max_{s<=t} E_s)``, a positive fraction
+``max_drawdown_duration``  longest run of bars from a peak until equity regains it (or the end)
+``calmar``                 ``cagr / max_drawdown``
+``win_rate``               closed trades with ``pnl > 0`` / closed trades
+``profit_factor``          gross profit / gross loss of closed trades (inf without losses)
+``expectancy``             mean ``pnl`` per closed trade, in cash
+``avg_trade``              mean trade return ``pnl / (|size| * entry_price)``
+``exposure``               fraction of bars holding a position at the bar's close
+``turnover``               traded notional / mean equity, per year (``* P / bars``)
+``trades``                 number of closed trades
+=========================  =====================================================================
+
+Annualization follows the calendar and the bar size: ``periods_per_year`` counts the sessions a
+calendar holds per year (about 252 for XNYS, 365 for 24/7) times the bars per session (390 one-minute
+bars in a regular NYSE session, 1440 on 24/7, one for daily bars, 52 for weekly bars).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+from numba import njit
+
+from .errors import ConfigError
+
+METRIC_NAMES: tuple[str, ...] = (
+    "final_equity",
+    "total_return",
+    "cagr",
+    "volatility",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "max_drawdown",
+    "max_drawdown_duration",
+    "win_rate",
+    "profit_factor",
+    "expectancy",
+    "avg_trade",
+    "exposure",
+    "turnover",
+    "trades",
+)
+N_METRICS = len(METRIC_NAMES)
+
+# Accumulator slots (a float64 vector so it lives in registers/stack inside numba loops).
+_N, _MEAN, _M2, _DOWN2, _PEAK, _MAXDD, _DDSTART, _DDLEN, _PREV, _FIRST = range(10)
+_EXPOSED, _BARS, _NOTIONAL, _EQSUM, _NTR, _NWIN, _GPROF, _GLOSS, _PNLSUM, _RETSUM = range(10, 20)
+ACC_SIZE = 20
+
+
+@njit(cache=True)
+def acc_new() -> np.ndarray:
+    """A fresh metrics accumulator."""
+    acc = np.zeros(ACC_SIZE)
+    acc[_DDSTART] = -1.0
+    return acc
+
+
+@njit(cache=True)
+def acc_bar(acc: np.ndarray, equity: float, exposed: bool) -> None:
+    """Feed the equity at one bar's close and whether a position is held then."""
+    bars = acc[_BARS]
+    if bars > 0:
+        prev = acc[_PREV]
+        r = equity / prev - 1.0 if prev > 0 else 0.0
+        n = acc[_N] + 1.0
+        delta = r - acc[_MEAN]
+        acc[_MEAN] += delta / n
+        acc[_M2] += delta * (r - acc[_MEAN])
+        acc[_N] = n
+        if r < 0:
+            acc[_DOWN2] += r * r
+    else:
+        acc[_FIRST] = equity
+        acc[_PEAK] = equity
+    if equity >= acc[_PEAK]:
+        acc[_PEAK] = equity
+        acc[_DDSTART] = bars
+    else:
+        dd = 1.0 - equity / acc[_PEAK] if acc[_PEAK] > 0 else 0.0
+        if dd > acc[_MAXDD]:
+            acc[_MAXDD] = dd
+        length = bars - acc[_DDSTART]
+        if length > acc[_DDLEN]:
+            acc[_DDLEN] = length
+    acc[_PREV] = equity
+    acc[_BARS] = bars + 1.0
+    acc[_EQSUM] += equity
+    if exposed:
+        acc[_EXPOSED] += 1.0
+
+
+@njit(cache=True)
+def acc_trade(acc: np.ndarray, pnl: float, entry_notional: float) -> None:
+    """Feed one closed trade's net P&L and its entry notional (``|size| * entry_price``)."""
+    acc[_NTR] += 1.0
+    acc[_PNLSUM] += pnl
+    if entry_notional > 0:
+        acc[_RETSUM] += pnl / entry_notional
+    if pnl > 0:
+        acc[_NWIN] += 1.0
+        acc[_GPROF] += pnl
+    elif pnl < 0:
+        acc[_GLOSS] -= pnl
+
+
+@njit(cache=True)
+def acc_notional(acc: np.ndarray, value: float) -> None:
+    """Feed the absolute cash value of one fill (for turnover)."""
+    acc[_NOTIONAL] += abs(value)
+
+
+@njit(cache=True)
+def acc_finalize(acc: np.ndarray, periods_per_year: float, out: np.ndarray) -> None:
+    """Write the metrics, in ``METRIC_NAMES`` order, into ``out``."""
+    nan = np.nan
+    bars = acc[_BARS]
+    last = acc[_PREV]
+    first = acc[_FIRST]
+    n = acc[_N]
+    out[0] = last if bars > 0 else nan
+    growth = last / first if bars > 0 and first > 0 else nan
+    out[1] = growth - 1.0
+    if n > 0 and growth > 0:
+        out[2] = growth ** (periods_per_year / n) - 1.0
+    elif n > 0 and growth == 0:
+        out[2] = -1.0
+    else:
+        out[2] = nan
+    std = math.sqrt(acc[_M2] / (n - 1.0)) if n > 1 else nan
+    ann = math.sqrt(periods_per_year)
+    out[3] = std * ann
+    out[4] = acc[_MEAN] / std * ann if n > 1 and std > 0 else nan
+    down = math.sqrt(acc[_DOWN2] / n) if n > 0 else nan
+    out[5] = acc[_MEAN] / down * ann if n > 0 and down > 0 else nan
+    out[7] = acc[_MAXDD]
+    out[6] = out[2] / acc[_MAXDD] if acc[_MAXDD] > 0 else nan
+    out[8] = acc[_DDLEN]
+    ntr = acc[_NTR]
+    out[9] = acc[_NWIN] / ntr if ntr > 0 else nan
+    if acc[_GLOSS] > 0:
+        out[10] = acc[_GPROF] / acc[_GLOSS]
+    elif acc[_GPROF] > 0:
+        out[10] = np.inf
+    else:
+        out[10] = nan
+    out[11] = acc[_PNLSUM] / ntr if ntr > 0 else nan
+    out[12] = acc[_RETSUM] / ntr if ntr > 0 else nan
+    out[13] = acc[_EXPOSED] / bars if bars > 0 else nan
+    mean_eq = acc[_EQSUM] / bars if bars > 0 else nan
+    out[14] = acc[_NOTIONAL] / mean_eq * periods_per_year / bars if bars > 0 and mean_eq > 0 else nan
+    out[15] = ntr
+
+
+@njit(cache=True)
+def _metrics_kernel(
+    equity: np.ndarray,
+    exposed: np.ndarray,
+    notional: np.ndarray,
+    pnl: np.ndarray,
+    entry_notional: np.ndarray,
+    periods_per_year: float,
+) -> np.ndarray:
+    acc = acc_new()
+    for i in range(equity.shape[0]):
+        acc_bar(acc, equity[i], exposed[i])
+        acc_notional(acc, notional[i])
+    for k in range(pnl.shape[0]):
+        acc_trade(acc, pnl[k], entry_notional[k])
+    out = np.empty(N_METRICS)
+    acc_finalize(acc, periods_per_year, out)
+    return out
+
+
+def compute_metrics(
+    equity: np.ndarray | pl.Series,
+    trades: pl.DataFrame | None = None,
+    *,
+    periods_per_year: float,
+    positions: np.ndarray | pl.Series | None = None,
+    traded_value: np.ndarray | pl.Series | None = None,
+) -> dict[str, float]:
+    """Metrics (see the module table) of one equity curve and its closed trades.
+
+    ``trades`` needs columns ``pnl``, ``size`` and ``entry_price`` (one row per closed round trip;
+    rows with ``is_open`` true are ignored). ``positions`` (position size at each bar's close) gives
+    exposure; ``traded_value`` (absolute cash value filled at each bar) gives turnover. Example::
+
+        m = compute_metrics(result.equity["equity"], result.trades, periods_per_year=252)
+        m["sharpe"], m["max_drawdown"]
+    """
+    eq = np.ascontiguousarray(np.asarray(equity, dtype=np.float64))
+    if eq.ndim != 1:
+        raise ConfigError(f"equity must be one-dimensional, got shape {eq.shape}")
+    if not np.isfinite(eq).all():
+        bad = int(np.flatnonzero(~np.isfinite(eq))[0])
+        raise ConfigError(f"equity has a non-finite value at row {bad}")
+    if periods_per_year <= 0:
+        raise ConfigError(f"periods_per_year must be positive, got {periods_per_year}")
+    exposed = (
+        np.zeros(eq.shape[0], dtype=np.bool_)
+        if positions is None
+        else np.asarray(positions, dtype=np.float64) != 0
+    )
+    notional = np.zeros(eq.shape[0]) if traded_value is None else np.asarray(traded_value, dtype=np.float64)
+    for name, arr in (("positions", exposed), ("traded_value", notional)):
+        if arr.shape != eq.shape:
+            raise ConfigError(f"{name} has {arr.shape[0]} rows but equity has {eq.shape[0]}")
+    pnl = entry_notional = np.zeros(0)
+    if trades is not None and trades.height:
+        missing = {"pnl", "size", "entry_price"} - set(trades.columns)
+        if missing:
+            raise ConfigError(f"trades table lacks column(s) {sorted(missing)}")
+        closed = trades.filter(~pl.col("is_open")) if "is_open" in trades.columns else trades
+        pnl = closed["pnl"].cast(pl.Float64).to_numpy()
+        entry_notional = (closed["size"].abs() * closed["entry_price"]).cast(pl.Float64).to_numpy()
+    values = _metrics_kernel(
+        eq,
+        np.ascontiguousarray(exposed),
+        np.ascontiguousarray(notional),
+        np.ascontiguousarray(pnl),
+        np.ascontiguousarray(entry_notional),
+        float(periods_per_year),
+    )
+    return metrics_dict(values)
+
+
+def metrics_dict(values: np.ndarray) -> dict[str, float]:
+    """Name the values of one metrics vector (``METRIC_NAMES`` order)."""
+    out = {name: float(v) for name, v in zip(METRIC_NAMES, values, strict=True)}
+    out["trades"] = int(values[-1])
+    out["max_drawdown_duration"] = int(out["max_drawdown_duration"])
+    return out
+
+
+def metrics_frame(values: np.ndarray) -> pl.DataFrame:
+    """A Polars table of a (columns x metrics) matrix, one row per column."""
+    values = np.atleast_2d(values)
+    frame = pl.DataFrame({name: values[:, k] for k, name in enumerate(METRIC_NAMES)})
+    return frame.with_columns(pl.col("trades").cast(pl.Int64), pl.col("max_drawdown_duration").cast(pl.Int64))
+
+
+def sessions_per_year(calendar: str = "XNYS", years: tuple[int, int] | None = None) -> int:
+    """Average number of sessions per calendar year, rounded (252 for XNYS, 365 for 24/7).
+
+    ``years`` (first, last inclusive) restricts the average to the years a data set covers.
+    """
+    from .calendars import get_calendar
+
+    cal = get_calendar(calendar)
+    year_of = cal.labels.astype("datetime64[ns]").astype("datetime64[Y]").astype(np.int64) + 1970
+    lo, hi = years if years is not None else (1991, 2034)
+    mask = (year_of >= lo) & (year_of <= hi)
+    n_years = len(np.unique(year_of[mask]))
+    if n_years == 0:
+        raise ConfigError(f"calendar {calendar!r} has no sessions in years {lo}..{hi}")
+    return round(int(mask.sum()) / n_years)
+
+
+def periods_per_year(
+    ts_ns: np.ndarray | pl.Series | None = None,
+    *,
+    calendar: str = "XNYS",
+    frequency: str | None = None,
+) -> float:
+    """Bars per year for annualization, from the bar size or from the bars' own timestamps.
+
+    With ``frequency`` ("1min", "1h", "1d", "1w"): weekly is 52, daily is sessions per year,
+    intraday is the median regular-session length over the bar size (rounded up) times sessions
+    per year. Without it, ``ts_ns`` (bar start times, UTC ns) is used: bars per session is the mean
+    count of bars in each session the data touches (weekly data, spaced four days or more, is 52).
+    """
+    from .calendars import get_calendar
+    from .timeframes import Timeframe
+
+    cal = get_calendar(calendar)
+    years = None
+    ts = None
+    if ts_ns is not None:
+        ts = np.asarray(ts_ns).astype("datetime64[ns]").astype(np.int64)
+        if ts.size:
+            y = ts[[0, -1]].astype("datetime64[ns]").astype("datetime64[Y]").astype(np.int64) + 1970
+            years = (int(y[0]), int(y[1]))
+    spy = sessions_per_year(calendar, years)
+    if frequency is not None:
+        tf = Timeframe.parse(frequency)
+        if tf.unit == "w":
+            return 52.0
+        if tf.unit == "d":
+            return float(spy)
+        lengths = cal.closes - cal.opens
+        per_session = math.ceil(float(np.median(lengths)) / tf.nanos)
+        return float(per_session * spy)
+    if ts is None or ts.size < 2:
+        raise ConfigError("periods_per_year needs a frequency or at least two bar timestamps")
+    if float(np.median(np.diff(ts))) >= 4 * 86_400 * 1e9:
+        return 52.0
+    sess = cal.session_index(ts)
+    inside = sess[sess >= 0]
+    if inside.size == 0:
+        raise ConfigError(f"no bar timestamp falls inside a {calendar} session")
+    return float(inside.size / np.unique(inside).size * spy)
+
+
+def drawdown(equity: np.ndarray) -> np.ndarray:
+    """Drawdown series ``1 - E_t / running_max(E)`` (positive fractions)."""
+    eq = np.asarray(equity, dtype=np.float64)
+    return 1.0 - eq / np.maximum.accumulate(eq)

@@ -1,0 +1,176 @@
+"""Transaction costs: commission, spread, slippage and market impact, itemized on every fill.
+
+A fill's *reference price* is what the fill model says (next open, close, limit price...). Costs
+then move the execution price against the trader and add a cash commission:
+
+===========  ================================================================================
+component    effect
+===========  ================================================================================
+spread       half the bid/ask spread (from quotes when given, else a fixed width in bps)
+slippage     fixed bps, or ``k`` times the bar's volatility (per-bar return std)
+impact       square-root model: ``coefficient * sigma * sqrt(quantity / volume)``
+commission   ``per_order + per_share * qty + percent * notional``, floored at ``minimum``
+===========  ================================================================================
+
+A buy executes at ``reference * (1 + spread + slippage + impact)``, a sell at
+``reference * (1 - ...)``; the commission is charged in cash on the execution notional.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class MarketState:
+    """What the cost models may look at when a fill happens.
+
+    ``volatility`` is the standard deviation of per-bar returns; ``volume`` the bar's volume;
+    ``bid``/``ask`` the prevailing quote when quotes are loaded.
+    """
+
+    price: float
+    volume: float = math.nan
+    volatility: float = math.nan
+    bid: float = math.nan
+    ask: float = math.nan
+
+
+@dataclass(frozen=True, slots=True)
+class FillCosts:
+    """The itemized costs of one fill, in cash (all non-negative except in odd quote states)."""
+
+    reference_price: float
+    price: float
+    quantity: float
+    commission: float = 0.0
+    spread: float = 0.0
+    slippage: float = 0.0
+    impact: float = 0.0
+
+    @property
+    def total(self) -> float:
+        """Commission plus the price-based costs, in cash."""
+        return self.commission + self.spread + self.slippage + self.impact
+
+
+@dataclass(frozen=True, slots=True)
+class Commission:
+    """Broker commission: ``max(minimum, per_order + per_share * |qty| + percent * notional)``.
+
+    ``maximum`` caps it as a fraction of notional (e.g. 0.01 = 1%), as some brokers do.
+    """
+
+    per_share: float = 0.0
+    per_order: float = 0.0
+    percent: float = 0.0
+    minimum: float = 0.0
+    maximum: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("per_share", "per_order", "percent", "minimum"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"commission {name} must be non-negative")
+
+    def __call__(self, quantity: float, price: float) -> float:
+        qty, notional = abs(quantity), abs(quantity) * price
+        if qty == 0:
+            return 0.0
+        fee = max(self.minimum, self.per_order + self.per_share * qty + self.percent * notional)
+        if self.maximum is not None:
+            fee = min(fee, self.maximum * notional)
+        return fee
+
+
+@dataclass(frozen=True, slots=True)
+class SpreadModel:
+    """Half-spread paid on every fill: from the quote when ``use_quotes`` and one is known, else
+    ``bps`` (the full spread width in basis points)."""
+
+    bps: float = 0.0
+    use_quotes: bool = True
+
+    def fraction(self, market: MarketState) -> float:
+        if self.use_quotes and market.bid > 0 and market.ask >= market.bid:
+            mid = 0.5 * (market.bid + market.ask)
+            return 0.5 * (market.ask - market.bid) / mid
+        return 0.5 * self.bps / 1e4
+
+
+@dataclass(frozen=True, slots=True)
+class SlippageModel:
+    """Adverse slippage: ``bps`` basis points, plus ``volatility_multiple`` times the bar's
+    return standard deviation when it is known."""
+
+    bps: float = 0.0
+    volatility_multiple: float = 0.0
+
+    def fraction(self, market: MarketState) -> float:
+        vol = market.volatility if math.isfinite(market.volatility) else 0.0
+        return self.bps / 1e4 + self.volatility_multiple * vol
+
+
+@dataclass(frozen=True, slots=True)
+class SquareRootImpact:
+    """Square-root market impact: ``coefficient * sigma * sqrt(qty / volume)``.
+
+    ``sigma`` is the per-bar return volatility (``default_volatility`` when unknown); the
+    participation ``qty / volume`` uses the fill bar's volume. Zero when volume is unknown.
+    """
+
+    coefficient: float = 0.0
+    default_volatility: float = 0.02
+
+    def fraction(self, quantity: float, market: MarketState) -> float:
+        if self.coefficient == 0 or not (market.volume > 0):
+            return 0.0
+        sigma = market.volatility if math.isfinite(market.volatility) else self.default_volatility
+        return self.coefficient * sigma * math.sqrt(abs(quantity) / market.volume)
+
+
+@dataclass(frozen=True)
+class TransactionCostEngine:
+    """Combines the cost models; ``fill(side, quantity, market)`` returns itemized ``FillCosts``.
+
+    >>> engine = TransactionCostEngine(commission=Commission(percent=0.001), slippage=SlippageModel(bps=5))
+    >>> c = engine.fill(+1, 100, MarketState(price=50.0))
+    >>> round(c.price, 4), round(c.commission, 4), round(c.slippage, 4)
+    (50.025, 5.0025, 2.5)
+    """
+
+    commission: Commission = field(default_factory=Commission)
+    spread: SpreadModel = field(default_factory=SpreadModel)
+    slippage: SlippageModel = field(default_factory=SlippageModel)
+    impact: SquareRootImpact = field(default_factory=SquareRootImpact)
+
+    @classmethod
+    def simple(cls, commission: float = 0.0, slippage_bps: float = 0.0) -> TransactionCostEngine:
+        """Percent commission and fixed slippage: the conventions both engines share."""
+        return cls(commission=Commission(percent=commission), slippage=SlippageModel(bps=slippage_bps))
+
+    def fill(self, side: int, quantity: float, market: MarketState) -> FillCosts:
+        """Costs of filling ``quantity`` (positive) on ``side`` (+1 buy, -1 sell) at ``market.price``."""
+        if side not in (1, -1):
+            raise ValueError(f"side must be +1 or -1, got {side}")
+        qty = abs(quantity)
+        ref = market.price
+        spread_f = self.spread.fraction(market)
+        slip_f = self.slippage.fraction(market)
+        impact_f = self.impact.fraction(qty, market)
+        price = ref * (1.0 + side * (spread_f + slip_f + impact_f))
+        return FillCosts(
+            reference_price=ref,
+            price=price,
+            quantity=qty,
+            commission=self.commission(qty, price),
+            spread=qty * ref * spread_f,
+            slippage=qty * ref * slip_f,
+            impact=qty * ref * impact_f,
+        )
+
+    def cost_fraction(self, market: MarketState, quantity: float = 0.0) -> float:
+        """The price-based cost per unit of notional (spread + slippage + impact), for sizing."""
+        return self.spread.fraction(market) + self.slippage.fraction(market) + self.impact.fraction(
+            quantity, market
+        )

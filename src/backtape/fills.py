@@ -1,0 +1,123 @@
+"""The fill model: how an order becomes a price, a quantity and a commission (both engines).
+
+The vectorized engine calls these numba functions inside its loop and the event engine calls the
+same functions per order, so the two engines cannot drift apart.
+
+When orders fill (per bar, in this order)
+------------------------------------------
+1. Market orders decided at the previous bar fill at this bar's **open** (``fill="next_open"``,
+   the default). With ``fill="close"`` a market order fills at the **close of the bar that
+   produced the signal** instead, right when it is decided.
+2. Resting limit and stop orders (including stop-loss / take-profit / trailing exits) are checked
+   against this bar's range, see the table below.
+3. The account is marked to market at the close.
+4. The strategy sees the completed bar and decides; its market orders go to step 1.
+
+Price of a resting order against a bar ``(open, high, low)``
+------------------------------------------------------------
+===============  ===============================  ===========================================
+order            fills when                       at
+===============  ===============================  ===========================================
+buy limit  L     ``low <= L``                     ``open`` if ``open <= L`` (gap), else ``L``
+sell limit L     ``high >= L``                    ``open`` if ``open >= L`` (gap), else ``L``
+buy stop   S     ``high >= S``                    ``open`` if ``open >= S`` (gap), else ``S``
+sell stop  S     ``low <= S``                     ``open`` if ``open <= S`` (gap), else ``S``
+===============  ===============================  ===========================================
+
+A long position's exits are a sell stop (stop-loss, trailing stop) and a sell limit (take-profit);
+a short's are the mirror buy orders. When both could fill in one bar and the open did not gap
+through either, the stop is assumed to fill first (the pessimistic reading of an unknown path).
+
+Costs
+-----
+* **Slippage** moves every fill price against the trader by ``slippage_bps`` basis points:
+  buys at ``price * (1 + bps / 10_000)``, sells at ``price * (1 - bps / 10_000)``. Sizing and
+  commission use the slipped price.
+* **Commission** per fill is ``fixed + |shares| * fill_price * rate`` (``fixed`` only on a fill of
+  at least one share).
+
+Sizing ("all-in")
+-----------------
+Going all-in (a target of 100% of equity) from a flat position buys or shorts the largest number of
+whole shares whose price **and** commission fit in the cash:
+``shares = floor((cash - fixed) / (fill_price * (1 + rate)))`` (no floor with ``fractional``). A
+fraction ``f`` of equity uses ``cash * f`` in place of ``cash``. A reversal first closes the old
+position completely (paying its exit commission) and then sizes the new one from the cash left.
+This is the rule backtesting.py applies to ``buy()``/``sell()`` without a size (it divides the
+available margin by the price plus the per-share commission and keeps the integer part; its budget
+is scaled by ``1 - 2**-52``, which only matters when the quotient is an integer to the last bit).
+
+Accounting: a position's commission is paid from cash when it is filled; equity is
+``cash + shares * (close - average_entry_price)``, for longs and shorts alike (shorts are carried
+on margin, as in backtesting.py). A trade's P&L is ``shares * (exit - entry)`` minus the entry and
+exit commissions of those shares.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .errors import ConfigError
+
+FILL_NEXT_OPEN = 0
+FILL_CLOSE = 1
+FILL_MODES = {"next_open": FILL_NEXT_OPEN, "close": FILL_CLOSE}
+
+
+def fill_mode(name: str) -> int:
+    """The integer code of a fill convention name (``"next_open"`` or ``"close"``)."""
+    try:
+        return FILL_MODES[name]
+    except KeyError:
+        raise ConfigError(f"fill must be one of {sorted(FILL_MODES)}, got {name!r}") from None
+
+
+@njit(cache=True)
+def slipped(price: float, side: float, slippage_bps: float) -> float:
+    """Fill price after adverse slippage; ``side`` is +1 for a buy and -1 for a sell."""
+    return price * (1.0 + side * slippage_bps * 1e-4)
+
+
+@njit(cache=True)
+def commission(shares: float, price: float, rate: float, fixed: float) -> float:
+    """Commission of one fill: ``fixed + |shares| * price * rate`` (zero for an empty fill)."""
+    if shares == 0.0:
+        return 0.0
+    return fixed + abs(shares) * price * rate
+
+
+@njit(cache=True)
+def affordable_shares(budget: float, price: float, rate: float, fixed: float, fractional: bool) -> float:
+    """Most shares whose cost plus commission fit in ``budget`` (whole unless ``fractional``)."""
+    available = budget - fixed
+    if available <= 0.0 or price <= 0.0:
+        return 0.0
+    unit = price + price * rate
+    if fractional:
+        return available / unit
+    return available // unit
+
+
+@njit(cache=True)
+def _touch(open_: float, high: float, low: float, level: float, rising: bool) -> float:
+    """Price at which a bar first reaches ``level`` from below (rising) or above, or NaN."""
+    if rising:
+        if open_ >= level:
+            return open_
+        return level if high >= level else np.nan
+    if open_ <= level:
+        return open_
+    return level if low <= level else np.nan
+
+
+@njit(cache=True)
+def limit_fill_price(open_: float, high: float, low: float, level: float, side: float) -> float:
+    """Fill price of a limit order (``side`` +1 buy, -1 sell) on one bar, or NaN if untouched."""
+    return _touch(open_, high, low, level, side < 0)
+
+
+@njit(cache=True)
+def stop_fill_price(open_: float, high: float, low: float, level: float, side: float) -> float:
+    """Fill price of a stop order (``side`` +1 buy, -1 sell) on one bar, or NaN if not triggered."""
+    return _touch(open_, high, low, level, side > 0)

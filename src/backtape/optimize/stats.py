@@ -1,0 +1,237 @@
+"""Overfitting statistics and Monte Carlo helpers for optimization results.
+
+* ``deflated_sharpe_ratio``: Bailey & Lopez de Prado (2014). The probability that the best
+  Sharpe ratio of ``n_trials`` is above what the best of that many skill-less trials would show,
+  correcting for the returns' skewness and kurtosis.
+* ``probability_of_backtest_overfitting``: Bailey, Borwein, Lopez de Prado & Zhu (2015),
+  combinatorially symmetric cross-validation (CSCV). The bars are cut into ``n_partitions``
+  blocks; for every way of choosing half of them as in-sample, the in-sample best configuration's
+  out-of-sample rank is recorded; PBO is the share of splits where it lands in the bottom half.
+* ``reshuffle_trades`` / ``bootstrap_returns``: seeded Monte Carlo of the trade order and of
+  block-resampled returns, summarized as percentiles of final equity, max drawdown and Sharpe.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from statistics import NormalDist
+
+import numpy as np
+import polars as pl
+from numba import njit
+
+from ..errors import ConfigError
+
+_EULER_GAMMA = 0.5772156649015329
+_NORMAL = NormalDist()
+
+
+def sharpe_ratio(returns: np.ndarray) -> float:
+    """Per-period (not annualized) Sharpe ratio ``mean / std(ddof=1)`` of a return series."""
+    r = np.asarray(returns, dtype=np.float64)
+    sd = r.std(ddof=1) if r.size > 1 else np.nan
+    return float(r.mean() / sd) if sd > 0 else math.nan
+
+
+def expected_max_sharpe(n_trials: int, sharpe_variance: float) -> float:
+    """Expected maximum of ``n_trials`` Sharpe ratios of zero true skill (the DSR benchmark)."""
+    if n_trials < 1:
+        raise ConfigError(f"n_trials must be >= 1, got {n_trials}")
+    if n_trials == 1:
+        return 0.0
+    z1 = _NORMAL.inv_cdf(1.0 - 1.0 / n_trials)
+    z2 = _NORMAL.inv_cdf(1.0 - 1.0 / (n_trials * math.e))
+    return math.sqrt(sharpe_variance) * ((1.0 - _EULER_GAMMA) * z1 + _EULER_GAMMA * z2)
+
+
+def probabilistic_sharpe_ratio(
+    sharpe: float, benchmark: float, n_obs: int, skew: float, kurtosis: float
+) -> float:
+    """P(true Sharpe > ``benchmark``) given an observed per-period ``sharpe`` over ``n_obs`` returns.
+
+    ``kurtosis`` is the plain (non-excess) kurtosis, 3 for normal returns.
+    """
+    if n_obs < 2:
+        return math.nan
+    denom = 1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe * sharpe
+    if denom <= 0:
+        return math.nan
+    z = (sharpe - benchmark) * math.sqrt(n_obs - 1.0) / math.sqrt(denom)
+    return _NORMAL.cdf(z)
+
+
+def deflated_sharpe_ratio(
+    best_returns: np.ndarray, trial_sharpes: np.ndarray, n_trials: int | None = None
+) -> float:
+    """Deflated Sharpe ratio of the selected configuration.
+
+    ``best_returns`` are the per-bar returns of the chosen configuration, ``trial_sharpes`` the
+    per-period (not annualized) Sharpe ratios of all configurations tried (their variance sets the
+    benchmark), ``n_trials`` defaults to their count. Returns a probability in [0, 1]; above 0.95
+    the selection is unlikely to be luck alone.
+    """
+    r = np.asarray(best_returns, dtype=np.float64)
+    trials = np.asarray(trial_sharpes, dtype=np.float64)
+    trials = trials[np.isfinite(trials)]
+    if r.size < 3:
+        raise ConfigError("deflated_sharpe_ratio needs at least 3 returns")
+    n = int(trials.size if n_trials is None else n_trials)
+    var = float(trials.var(ddof=1)) if trials.size > 1 else 0.0
+    sr = sharpe_ratio(r)
+    sd = r.std()
+    if not math.isfinite(sr) or sd == 0:
+        return math.nan
+    z = (r - r.mean()) / sd
+    skew = float(np.mean(z**3))
+    kurt = float(np.mean(z**4))
+    return probabilistic_sharpe_ratio(sr, expected_max_sharpe(n, var), r.size, skew, kurt)
+
+
+def probability_of_backtest_overfitting(
+    returns: np.ndarray, n_partitions: int = 16, max_splits: int | None = None, seed: int = 0
+) -> dict[str, float]:
+    """PBO by CSCV from a (bars x configurations) matrix of per-bar returns.
+
+    ``n_partitions`` (even) blocks give C(S, S/2) splits; with ``max_splits`` a seeded random subset
+    of them is used. Performance in each half is the per-period Sharpe ratio. Returns ``pbo``, the
+    number of ``splits`` and the mean out-of-sample rank ``logit`` (negative is overfit).
+    """
+    m = np.asarray(returns, dtype=np.float64)
+    if m.ndim != 2 or m.shape[1] < 2:
+        raise ConfigError(f"returns must be (bars x configurations) with >= 2 configurations, got {m.shape}")
+    if n_partitions < 2 or n_partitions % 2:
+        raise ConfigError(f"n_partitions must be an even number >= 2, got {n_partitions}")
+    if m.shape[0] < 2 * n_partitions:
+        raise ConfigError(f"{m.shape[0]} bars are too few for {n_partitions} partitions")
+    bounds = np.linspace(0, m.shape[0], n_partitions + 1).astype(np.int64)
+    # Per block sums of r and r^2 and counts: each half's Sharpe comes from block aggregates.
+    s1 = np.add.reduceat(m, bounds[:-1], axis=0)
+    s2 = np.add.reduceat(m * m, bounds[:-1], axis=0)
+    cnt = np.diff(bounds).astype(np.float64)
+    combos = list(itertools.combinations(range(n_partitions), n_partitions // 2))
+    if max_splits is not None and max_splits < len(combos):
+        pick = np.random.default_rng(seed).choice(len(combos), size=max_splits, replace=False)
+        combos = [combos[i] for i in sorted(pick)]
+    all_blocks = np.ones(n_partitions, dtype=bool)
+    logits = np.empty(len(combos))
+    for j, combo in enumerate(combos):
+        ins = np.zeros(n_partitions, dtype=bool)
+        ins[list(combo)] = True
+        best = int(np.nanargmax(_block_sharpe(s1, s2, cnt, ins)))
+        oos = _block_sharpe(s1, s2, cnt, all_blocks & ~ins)
+        rank = (np.sum(oos < oos[best]) + 0.5 * (np.sum(oos == oos[best]) - 1) + 1) / (oos.size + 1)
+        logits[j] = math.log(rank / (1.0 - rank))
+    return {"pbo": float(np.mean(logits <= 0)), "splits": float(len(combos)), "logit": float(logits.mean())}
+
+
+def _block_sharpe(s1: np.ndarray, s2: np.ndarray, cnt: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    n = cnt[mask].sum()
+    mean = s1[mask].sum(axis=0) / n
+    var = (s2[mask].sum(axis=0) - n * mean * mean) / (n - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sr = mean / np.sqrt(var)
+    return np.where(var > 0, sr, -np.inf)
+
+
+@njit(cache=True)
+def _path_stats(returns: np.ndarray, cash: float, out: np.ndarray) -> None:
+    """Final equity, max drawdown and per-period Sharpe of compounding ``returns`` from ``cash``."""
+    eq = cash
+    peak = cash
+    mdd = 0.0
+    mean = 0.0
+    m2 = 0.0
+    for i in range(returns.shape[0]):
+        r = returns[i]
+        eq *= 1.0 + r
+        peak = max(peak, eq)
+        if peak > 0:
+            mdd = max(mdd, 1.0 - eq / peak)
+        d = r - mean
+        mean += d / (i + 1)
+        m2 += d * (r - mean)
+    n = returns.shape[0]
+    sd = np.sqrt(m2 / (n - 1)) if n > 1 else np.nan
+    out[0] = eq
+    out[1] = mdd
+    out[2] = mean / sd if n > 1 and sd > 0 else np.nan
+
+
+@njit(cache=True)
+def _simulate_paths(returns: np.ndarray, index: np.ndarray, cash: float) -> np.ndarray:
+    out = np.empty((index.shape[0], 3))
+    path = np.empty(index.shape[1])
+    for s in range(index.shape[0]):
+        for i in range(index.shape[1]):
+            path[i] = returns[index[s, i]]
+        _path_stats(path, cash, out[s])
+    return out
+
+
+def _summary(paths: np.ndarray, percentiles: tuple[float, ...], periods_per_year: float) -> pl.DataFrame:
+    stats = {
+        "final_equity": paths[:, 0],
+        "max_drawdown": paths[:, 1],
+        "sharpe": paths[:, 2] * math.sqrt(periods_per_year),
+    }
+    return pl.DataFrame(
+        {
+            "percentile": list(percentiles),
+            **{name: np.nanpercentile(v, percentiles) for name, v in stats.items()},
+        }
+    )
+
+
+_PCTS = (5.0, 25.0, 50.0, 75.0, 95.0)
+
+
+def reshuffle_trades(
+    trade_returns: np.ndarray,
+    *,
+    cash: float = 10_000.0,
+    n_simulations: int = 1000,
+    seed: int = 0,
+    percentiles: tuple[float, ...] = _PCTS,
+) -> pl.DataFrame:
+    """Percentiles of final equity, max drawdown and per-trade Sharpe over random trade orders.
+
+    ``trade_returns`` are per-trade returns on equity (``pnl / equity before the trade``); the
+    final equity is order-independent, the drawdown is not. Seeded: same seed, same table.
+    """
+    r = np.asarray(trade_returns, dtype=np.float64)
+    if r.ndim != 1 or r.size == 0:
+        raise ConfigError("trade_returns must be a non-empty 1-D array")
+    rng = np.random.default_rng(seed)
+    index = np.argsort(rng.random((n_simulations, r.size)), axis=1)
+    return _summary(_simulate_paths(r, index, float(cash)), percentiles, 1.0)
+
+
+def bootstrap_returns(
+    returns: np.ndarray,
+    *,
+    cash: float = 10_000.0,
+    n_simulations: int = 1000,
+    block_size: int = 20,
+    periods_per_year: float = 252.0,
+    seed: int = 0,
+    percentiles: tuple[float, ...] = _PCTS,
+) -> pl.DataFrame:
+    """Percentiles of final equity, max drawdown and annualized Sharpe over block-bootstrapped paths.
+
+    Each path concatenates random contiguous blocks of ``block_size`` returns (keeping short-range
+    autocorrelation) until it has as many returns as the input. Seeded.
+    """
+    r = np.asarray(returns, dtype=np.float64)
+    if r.ndim != 1 or r.size < 2:
+        raise ConfigError("returns must be a 1-D array of at least 2 values")
+    if not np.isfinite(r).all():
+        raise ConfigError(f"returns has a non-finite value at row {int(np.flatnonzero(~np.isfinite(r))[0])}")
+    block = max(1, min(int(block_size), r.size))
+    n_blocks = -(-r.size // block)
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, r.size - block + 1, size=(n_simulations, n_blocks))
+    index = (starts[:, :, None] + np.arange(block)[None, None, :]).reshape(n_simulations, -1)[:, : r.size]
+    return _summary(
+        _simulate_paths(r, np.ascontiguousarray(index), float(cash)), percentiles, periods_per_year
+    )

@@ -1,0 +1,19 @@
+"""Vectorized backtesting: numba indicator kernels, a signal/target simulator and streaming sweeps."""
+
+from __future__ import annotations
+
+from .engine import VectorResult, simulate
+from .indicators import atr, crossed_above, crossed_below, ema, rolling_max, rolling_min, rsi, sma
+
+__all__ = [
+    "VectorResult",
+    "atr",
+    "crossed_above",
+    "crossed_below",
+    "ema",
+    "rolling_max",
+    "rolling_min",
+    "rsi",
+    "simulate",
+    "sma",
+]
