@@ -119,6 +119,11 @@ class ReplayServer:
         with self._lock:
             self._faults.append(_Fault(path_contains, reply, times, skip))
 
+    def clear_faults(self) -> None:
+        """Forget every queued fault: the server answers normally again."""
+        with self._lock:
+            self._faults.clear()
+
     def paths(self) -> list[str]:
         return [r.path for r in self.requests]
 
