@@ -28,6 +28,11 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 
+try:  # orjson parses large pages several times faster; int64 nanoseconds stay exact either way
+    import orjson as _fast_json
+except ImportError:  # pragma: no cover - optional speed-up
+    _fast_json = None
+
 from .. import _secrets
 from .._time import NS_PER_HOUR, NS_PER_MINUTE, now_ns
 from ..calendars import get_calendar
@@ -286,8 +291,8 @@ class HttpClient:
 
     def _decode(self, response: httpx.Response, shown: str) -> Any:
         try:
-            return json.loads(response.content)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return _fast_json.loads(response.content) if _fast_json else json.loads(response.content)
+        except (ValueError, UnicodeDecodeError) as exc:
             excerpt = self.redact(response.text[-80:])
             raise ProviderError(
                 f"{self.provider}: invalid or truncated JSON from GET {shown} "
