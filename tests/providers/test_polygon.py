@@ -116,11 +116,13 @@ def test_quotes(server, fake):
 
 
 def test_tick_chunks_are_fetched_concurrently_in_windows(server):
-    src = make(server, chunk_minutes=5)
+    progress: list[tuple[int, int]] = []
+    src = make(server, chunk_minutes=5, progress=lambda done, total: progress.append((done, total)))
     src.fetch_kind_sync("trades", ["AAPL"], "2024-01-03T14:30:00Z", "2024-01-03T15:00:00Z")
     windows = {(r.query["timestamp.gte"], r.query["timestamp.lt"]) for r in server.requests
                if "timestamp.gte" in r.query}
     assert len(windows) == 6
+    assert progress == [(i, 6) for i in range(1, 7)]
 
 
 def test_liquidity_estimate_sizes_chunks(server):

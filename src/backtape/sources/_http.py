@@ -34,7 +34,7 @@ except ImportError:  # pragma: no cover - optional speed-up
     _fast_json = None
 
 from .. import _secrets
-from .._time import NS_PER_HOUR, NS_PER_MINUTE, now_ns
+from .._time import NS_PER_HOUR, NS_PER_MINUTE
 from ..calendars import get_calendar
 from ..errors import (
     AuthenticationError,
@@ -473,8 +473,3 @@ class HttpSource(DataSource):
 
     async def aclose(self) -> None:
         """Nothing to release: clients live only for the duration of a fetch."""
-
-
-def not_finished(ts_end_ns: Iterable[int], now: int | None = None) -> np.ndarray:
-    """Boolean mask of bars whose end lies in the future (still forming)."""
-    return np.asarray(list(ts_end_ns), dtype=np.int64) > (now_ns() if now is None else now)

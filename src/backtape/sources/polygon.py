@@ -195,11 +195,15 @@ class PolygonDataSource(HttpSource):
         return bars_in_range(pl.concat(frames, how="vertical"), s, e)
 
     def _bar_windows(self, tf: Timeframe, s: int, e: int) -> list[tuple[str, str]]:
-        """``from``/``to`` path values: ms windows small enough for one query's base-aggregate limit."""
+        """``from``/``to`` path values: ms windows small enough for one query's base-aggregate limit.
+
+        ``limit`` caps the minute aggregates an intraday query reads (not the bars it returns), so a
+        window spans at most ``limit`` minutes of a 24-hour day whatever the bar size.
+        """
         if not tf.is_intraday:
             first, last = local_date_labels([s, e - 1], self._stamp_tz)
             return [(_iso_date(first), _iso_date(last))]
-        span = max(1, self.page_limit * tf.minutes // 1440) * NS_PER_DAY
+        span = max(1, self.page_limit // 1440) * NS_PER_DAY
         return [(str(a // 1_000_000), str((min(a + span, e) - 1) // 1_000_000)) for a in range(s, e, span)]
 
     async def _agg_range(self, symbol: str, tf: Timeframe, frm: str, to: str) -> pl.DataFrame:
