@@ -141,3 +141,24 @@ def test_error_mapping_and_short_body():
     assert type(errors[(404, False)]) is ProviderError and errors[(400, False)].status == 400
     assert len(errors[(400, False)].body) == 200
     assert all("T0KEN-SECRET" not in str(e) for e in errors.values())
+
+
+@pytest.mark.parametrize(("name", "options"), [
+    ("polygon", {"api_key": "pk_REGISTRY_0001"}),
+    ("alpaca", {"api_key": "PKREGISTRY0001", "secret_key": "alpacaREGISTRYsecret"}),
+    ("alphavantage", {"api_key": "AVREGISTRY0001"}),
+    ("yahoo", {}),
+    ("ccxt", {"exchange": "binance"}),
+])
+def test_registry_builds_every_provider_with_secret_free_identity(name, options):
+    from backtape.sources import get_source
+
+    a = get_source(name, base_url="http://127.0.0.1:1", **options)
+    b = get_source(name, base_url="https://mirror.example", **options)
+    assert a.cache_identity() == b.cache_identity()  # the base URL is where, not what
+    assert a.cache_identity().startswith(name)
+    meta = a.get_metadata()
+    assert meta.name == name and meta.capabilities.kinds
+    for secret in options.values():
+        if secret != "binance":
+            assert secret not in a.cache_identity() and secret not in str(meta)
