@@ -38,6 +38,7 @@ from .._time import NS_PER_HOUR, NS_PER_MINUTE
 from ..calendars import get_calendar
 from ..errors import (
     AuthenticationError,
+    BacktapeError,
     ProviderError,
     RateLimitError,
     SymbolNotFoundError,
@@ -232,7 +233,7 @@ class HttpClient:
     async def _get_json(self, client, url, params, symbol, check, error_hook) -> Any:
         target = httpx.URL(url).copy_merge_params({**(params or {}), **self.auth_params})
         policy = self.retry
-        last: Exception | None = None
+        last: BacktapeError | None = None
         for attempt in range(policy.attempts):
             retry_after: float | None = None
             await self.limiter.acquire()
@@ -251,9 +252,12 @@ class HttpClient:
                 status = response.status_code
                 if status in RETRY_STATUSES:
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                    if status == 429 and retry_after is not None and retry_after > policy.max_retry_after:
+                        raise RateLimitError(
+                            f"{self.provider}: HTTP 429 from GET {shown}: asked to wait {retry_after:.0f} s, "
+                            f"longer than this client waits ({policy.max_retry_after:.0f} s); retry later",
+                            retry_after=retry_after, status=status, provider=self.provider)
                     last = self._status_error(response, shown, symbol, retry_after)
-                    if retry_after is not None and retry_after > policy.max_retry_after:
-                        raise last
                 elif status >= 400:
                     mapped = error_hook(response, shown) if error_hook else None
                     raise mapped or self._status_error(response, shown, symbol, None)
@@ -276,7 +280,7 @@ class HttpClient:
         raise last
 
     def _status_error(self, response: httpx.Response, shown: str, symbol: str | None,
-                      retry_after: float | None) -> ProviderError:
+                      retry_after: float | None) -> BacktapeError:
         status = response.status_code
         body = self.redact(response.text[:BODY_EXCERPT_CHARS].strip())
         message = f"{self.provider}: HTTP {status} from GET {shown}: {body or '(empty body)'}"
@@ -286,7 +290,7 @@ class HttpClient:
         if status == 429:
             return RateLimitError(message + " (retries exhausted)", retry_after=retry_after, **kwargs)
         if status == 404 and symbol is not None:
-            return _symbol_not_found(self.provider, symbol, message)
+            return SymbolNotFoundError(f"{self.provider}: unknown symbol {symbol!r} ({message})")
         return ProviderError(message, **kwargs)
 
     def _decode(self, response: httpx.Response, shown: str) -> Any:
@@ -299,11 +303,6 @@ class HttpClient:
                 f"({exc.msg if hasattr(exc, 'msg') else exc}; {len(response.content)} bytes, ending "
                 f"{excerpt!r})", status=response.status_code, body=excerpt, provider=self.provider,
             ) from None
-
-
-def _symbol_not_found(provider: str, symbol: str, detail: str) -> SymbolNotFoundError:
-    err = SymbolNotFoundError(f"{provider}: unknown symbol {symbol!r} ({detail})")
-    return err
 
 
 async def follow_pages(
@@ -323,6 +322,8 @@ async def follow_pages(
         if follow is None:
             return pages
         if len(pages) >= max_pages:
+            if asyncio.iscoroutine(follow):
+                follow.close()
             raise ProviderError(f"{provider}: more than {max_pages} pages; the cursor does not end",
                                 provider=provider)
         pages.append(await follow)
