@@ -365,6 +365,16 @@ class DataPortal:
             out[pos[ok], j] = values[ok]
         return ends, out
 
+    def bars(self, symbol: str, frequency: str | None = None) -> BarSeries:
+        """All loaded raw bars of ``symbol`` at ``frequency`` (numpy views, not point in time).
+
+        For the engine, which schedules its clock from them and reveals them bar by bar; strategies
+        read through the ``get_*`` methods instead.
+        """
+        if symbol not in self.store:
+            raise NoDataError(f"no bars loaded for {symbol!r}; loaded: {', '.join(self.symbols)}")
+        return self._view(symbol, str(frequency or self._base_tf))
+
     def _view(self, symbol: str, freq: str) -> BarSeries:
         """``symbol``'s bars at ``freq`` as of the clock: adjusted for the actions visible at it.
 
