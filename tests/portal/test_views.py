@@ -86,3 +86,17 @@ def test_weekly_bar_across_a_split_reduces_adjusted_days(memory_source) -> None:
     portal.set_clock(ex)
     assert portal.get_spot_value("S", "close") == 102.0
     assert portal.get_history_window("S", None, 1, "1d", "close")[0, 0] == 102.0
+
+
+def test_bars_for_the_engine_stay_raw_while_reads_are_adjusted(memory_source) -> None:
+    bars = _daily("S", ["2024-03-11", "2024-03-12", "2024-03-13", "2024-03-14"], [200.0, 204.0, 101.0, 99.0])
+    ex = to_ns("2024-03-13T13:30Z")
+    actions = conform(pl.DataFrame({"symbol": "S", "ts": [ex], "action": "split", "value": 2.0})
+                      .with_columns(pl.col("ts").cast(pl.Datetime("ns", "UTC"))), "actions")
+    portal = DataPortal(memory_source(bars, actions=actions, frequencies=("1d",)))
+    portal.load_data("2024-03-11", "2024-03-15", ["S"])
+    portal.set_clock("2024-03-15")
+    assert portal.bars("S", "1d").fields["close"].tolist() == [200.0, 204.0, 101.0, 99.0]
+    adjusted = portal.get_history_window("S", None, 4, "1d", "close")[:, 0]
+    assert adjusted.tolist() == [100.0, 102.0, 101.0, 99.0]
+    assert portal.bars("S").fields["close"].tolist() == [200.0, 204.0, 101.0, 99.0]

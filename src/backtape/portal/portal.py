@@ -68,6 +68,7 @@ class DataPortal:
         self._adj_views: dict[tuple[str, str], tuple[int, BarSeries]] = {}
         self._adj_bases: dict[str, tuple[int, BarSeries]] = {}
         self._shared: dict[str, list[BarSeries]] = {}
+        self._raw_views: dict[tuple[str, str], BarSeries] = {}
         self._spot: dict[str, _SpotIndex] = {}
         self._tfs: dict[str, Timeframe] = {}
         self._ticks: dict[str, TickStore] = {}
@@ -111,6 +112,7 @@ class DataPortal:
         self._adj = Adjustments(frames.pop("actions", empty("actions")), self._store, self.adjustment)
         self._ticks = {kind: TickStore(frame) for kind, frame in frames.items()}
         self._views, self._adj_views, self._adj_bases, self._shared, self._spot = {}, {}, {}, {}, {}
+        self._raw_views = {}
         self._series = {s: self._store.series(s) for s in self._store.symbols}
         self._hints = {}
         self._adjusted_symbols = frozenset(s for s in self._series if self._adj.has(s))
@@ -373,7 +375,13 @@ class DataPortal:
         """
         if symbol not in self.store:
             raise NoDataError(f"no bars loaded for {symbol!r}; loaded: {', '.join(self.symbols)}")
-        return self._view(symbol, str(frequency or self._base_tf))
+        freq = str(frequency or self._base_tf)
+        if symbol not in self._adjusted_symbols:
+            return self._view(symbol, freq)
+        raw = self._raw_views.get((symbol, freq))  # never in _views: the hot paths read those as adjusted
+        if raw is None:
+            raw = self._raw_views[(symbol, freq)] = self._build_view(self.store.series(symbol), freq)
+        return raw
 
     def _view(self, symbol: str, freq: str) -> BarSeries:
         """``symbol``'s bars at ``freq`` as of the clock: adjusted for the actions visible at it.
@@ -493,7 +501,7 @@ class DataPortal:
     def nbytes(self) -> int:
         """Bytes held by loaded bars and ticks (views are built lazily and counted when present)."""
         adjusted = (v for _, v in (*self._adj_views.values(), *self._adj_bases.values()))
-        series = [*self._views.values(), *adjusted]
+        series = [*self._views.values(), *self._raw_views.values(), *adjusted]
         arrays = {id(a): a for v in series for a in (v.ts, v.ts_end, *v.fields.values())}
         columns = list(self.store._columns.values())
         extra = sum(a.nbytes for a in arrays.values() if not any(np.shares_memory(a, c) for c in columns))
