@@ -307,3 +307,18 @@ def test_a_symbol_not_preloaded_is_fetched_even_inside_the_loaded_range() -> Non
     got = pl.concat(list(stream))
     assert stream.chunks_fetched == 1
     assert got.height == inner.fetch_kind_sync("trades", "OTHER", start, end).height > 0
+
+
+def test_a_kind_the_source_lacks_is_refused_at_the_call() -> None:
+    from backtape.errors import UnsupportedDataError
+
+    class _TradesOnly(_Frames):
+        def get_metadata(self) -> DataSourceMetadata:
+            caps = SourceCapabilities(kinds=frozenset({"bars", "trades"}), frequencies=("1min",))
+            return DataSourceMetadata("trades-only", "test", "trades only", "24/7", caps)
+
+    trades, quotes = _tie_frames([BASE, BASE + 1], [True, True])
+    portal = _portal(_TradesOnly(trades, quotes), BASE + NS_PER_MINUTE)
+    with pytest.raises(UnsupportedDataError, match="does not provide quotes"):
+        portal.iter_ticks("T", BASE, BASE + 10)
+    assert pl.concat(list(portal.iter_ticks("T", BASE, BASE + 10, ("trades",)))).height == 2

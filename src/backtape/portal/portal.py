@@ -28,7 +28,14 @@ import polars as pl
 from .._async import run_sync
 from .._time import TimeLike, check_range, format_ns, from_ns, to_ns
 from ..calendars import TradingCalendar, get_calendar
-from ..errors import BacktapeError, ConfigError, HistoryWindowStartsBeforeData, LookAheadError, NoDataError
+from ..errors import (
+    BacktapeError,
+    ConfigError,
+    HistoryWindowStartsBeforeData,
+    LookAheadError,
+    NoDataError,
+    UnsupportedDataError,
+)
 from ..schema import TS, empty
 from ..sources.base import DataSource
 from ..timeframes import Timeframe
@@ -36,7 +43,7 @@ from ._search import last_at_or_before
 from .adjustments import MODES, AdjustmentMode, Adjustments
 from .requirements import DataRequirement, FetchPlan, collect_requirements, plan_fetches
 from .store import PRICE_FIELDS, BarSeries, BarStore, TickStore
-from .ticks import TickStream, classified, resolve_end
+from .ticks import TICK_KINDS, TickStream, classified, resolve_end
 from .views import build_view, partial_bar
 
 
@@ -451,6 +458,10 @@ class DataPortal:
         e = resolve_end(now, None if end is None else to_ns(end, name="end"), follow_clock)
         check_range(s, e)
         span = Timeframe.parse(chunk).nanos if not isinstance(chunk, Timeframe) else chunk.nanos
+        missing = [k for k in kinds if k in TICK_KINDS and k not in self.source.capabilities.kinds]
+        if missing:
+            raise UnsupportedDataError(f"iter_ticks: source {self.source.name!r} does not provide "
+                                       f"{' or '.join(missing)}; pass kinds=(...) with what it has")
         return TickStream(self, symbol, s, e, tuple(kinds), batch_rows=batch_rows, chunk=span,
                           chunk_rows=chunk_rows, follow_clock=follow_clock)
 
