@@ -346,14 +346,17 @@ class DataPortal:
         values = view.fields.get(field)
         if values is None:
             raise NoDataError(_unknown_field(field, view))
-        n = int(view.ts_end.searchsorted(t, "right"))
-        part = partial_bar(view, self._base(symbol), t, field) if partial else None
+        n = last_at_or_before(view.ts_end, t, self._hints.get((symbol, freq), 0)) + 1
+        self._hints[(symbol, freq)] = n - 1
+        part = partial_bar(view, self._base(symbol), t, field, n) if partial else None
         if part is None:
             lo = max(n - bar_count, 0)
             return view.ts_end[lo:n], values[lo:n].copy()  # never hand out the store's memory
-        idx, value = part
         lo = max(n - bar_count + 1, 0)
-        return view.ts_end[lo:idx + 1], np.append(values[lo:n], value)
+        out = np.empty(n + 1 - lo)
+        out[:-1] = values[lo:n]
+        out[-1] = part
+        return view.ts_end[lo:n + 1], out
 
     def _align(self, names: list[str], freq: str, parts: list[tuple[np.ndarray, np.ndarray]],
                bar_count: int, t: int) -> tuple[np.ndarray, np.ndarray]:

@@ -25,6 +25,7 @@ from ..aggregate import reduce_runs, session_bins
 from ..calendars import TradingCalendar
 from ..errors import TimeframeError
 from ..timeframes import Timeframe
+from ._search import last_at_or_before
 from .store import BarSeries
 
 
@@ -52,21 +53,17 @@ def build_view(base: BarSeries, base_tf: Timeframe, tf: Timeframe, calendar: Tra
     return BarSeries(base.symbol, bin_ts[first], ts_end, _reduce(fields, first), kept[first], kept[last] + 1)
 
 
-def partial_bar(view: BarSeries, base: BarSeries, t: int, field: str) -> tuple[int, float] | None:
-    """``(index, value)`` of ``field`` for the view's incomplete bar, from base bars with ``ts_end <= t``.
-
-    ``None`` when the view has no incomplete bar with a visible constituent at ``t``.
+def partial_bar(view: BarSeries, base: BarSeries, t: int, field: str, nc: int) -> float | None:
+    """``field`` of the view's incomplete bar ``nc`` (the first not complete at ``t``), from its base
+    bars with ``ts_end <= t``; ``None`` when there is no such bar or none of its base bars is visible.
     """
-    if view.base_starts is None:
-        return None
-    nc = view.visible_count(t)
-    if nc >= len(view):
+    if view.base_starts is None or nc >= len(view):
         return None
     lo = int(view.base_starts[nc])
-    hi = min(base.visible_count(t), int(view.base_stops[nc]))
+    hi = min(last_at_or_before(base.ts_end, t, lo) + 1, int(view.base_stops[nc]))
     if hi <= lo:
         return None
-    return nc, _reduce_one(base.fields, field, lo, hi)
+    return _reduce_one(base.fields, field, lo, hi)
 
 
 def _reduce_one(fields: dict[str, np.ndarray], field: str, lo: int, hi: int) -> float:
