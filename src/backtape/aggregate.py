@@ -129,7 +129,7 @@ def _binned(
         return None
     _check_nulls(df)
     df, run_id = _sorted_runs(df)
-    start, end, keep = _bins(cal, _ns(df, "ts"), tf, include_outside)
+    start, end, keep = session_bins(cal, _ns(df, "ts"), tf, include_outside)
     if "ts_end" in df.columns:
         _check_fit(df, _ns(df, "ts_end"), end, keep, tf)
     if not keep.all():
@@ -189,12 +189,14 @@ def _in_order(df: pl.DataFrame, new_symbol: np.ndarray) -> bool:
     return firsts.len() < 2 or bool((firsts.slice(1) > firsts.slice(0, firsts.len() - 1)).all())
 
 
-def _bins(
-    cal: TradingCalendar, ts: np.ndarray, tf: Timeframe, include_outside: bool
+def session_bins(
+    cal: TradingCalendar, ts: np.ndarray, tf: Timeframe, include_outside: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Start and end (UTC ns) of the output bar holding each instant, and which instants are kept.
+    """Start and end (UTC ns) of the ``tf`` bar holding each instant of ``ts``, and which are kept.
 
-    Works on the slice of the calendar that the data spans, so the per-row work touches short arrays.
+    The binning rules of the module docstring as arrays aligned with ``ts`` (non-empty, int64 UTC
+    ns); shared with the portal's multi-timeframe views so both build identical bars. Works on the
+    slice of the calendar that the data spans, so the per-row work touches short arrays.
     """
     first_ts, last_ts = int(ts.min()), int(ts.max())
     if first_ts < cal.opens[0] or last_ts >= cal.closes[-1]:
@@ -294,22 +296,12 @@ def _frame(
     ``ohlc`` are the per-row open, high, low and close inputs, ``pv`` price times volume for the
     vwap, ``transactions`` the already reduced count per bar.
     """
-    o, h, lo, c = ohlc
-    last = np.append(starts[1:], df.height) - 1
-    high, low, vol, pv_sum = _reduce_runs(h, lo, volume, pv, starts)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        vwap = pv_sum / vol
     out = pl.DataFrame(
         {
             "symbol": df.get_column("symbol").gather(starts),
             "ts": start[starts],
             "ts_end": end[starts],
-            "open": o[starts],
-            "high": high,
-            "low": low,
-            "close": c[last],
-            "volume": vol,
-            "vwap": vwap,
+            **reduce_runs(starts, ohlc, volume, pv),
             "transactions": transactions,
         }
     )
@@ -317,6 +309,24 @@ def _frame(
         pl.col("ts", "ts_end").cast(TS),
         pl.when(pl.col("volume") != 0).then(pl.col("vwap")).alias("vwap"),
     ).cast(dict(BAR_SCHEMA))  # type: ignore[arg-type]
+
+
+def reduce_runs(
+    starts: np.ndarray, ohlc: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    volume: np.ndarray, pv: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """OHLCV and vwap of each run of rows (``starts[k]`` up to the next start), as numpy arrays.
+
+    ``open`` first, ``high`` max, ``low`` min, ``close`` last, ``volume`` sum, ``vwap`` =
+    sum(``pv``) / volume (NaN when the volume is 0). Shared with the portal's views.
+    """
+    o, h, lo, c = ohlc
+    last = np.append(starts[1:], len(c)) - 1
+    f64 = [np.ascontiguousarray(a, np.float64) for a in (h, lo, volume, pv)]
+    high, low, vol, pv_sum = _reduce_runs(*f64, starts.astype(np.int64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vwap = pv_sum / vol
+    return {"open": o[starts], "high": high, "low": low, "close": c[last], "volume": vol, "vwap": vwap}
 
 
 @numba.njit(cache=True, nogil=True)

@@ -12,14 +12,19 @@ impact       square-root model: ``coefficient * sigma * sqrt(quantity / volume)`
 commission   ``per_order + per_share * qty + percent * notional``, floored at ``minimum``
 ===========  ================================================================================
 
-A buy executes at ``reference * (1 + spread + slippage + impact)``, a sell at
-``reference * (1 - ...)``; the commission is charged in cash on the execution notional.
+A buy executes at ``reference * (1 + bps / 10_000)`` with ``bps`` the sum of the three price-based
+components, a sell at ``reference * (1 - bps / 10_000)`` (``backtape.fills.slipped``, the function the
+vectorized engine uses); the commission is charged in cash on the execution notional. Fills that
+provide liquidity (limit orders) pay slippage but neither spread nor impact.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+
+from .fills import affordable_shares, slipped
+from .fills import commission as _commission
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +78,36 @@ class Commission:
             if getattr(self, name) < 0:
                 raise ValueError(f"commission {name} must be non-negative")
 
+    @property
+    def is_simple(self) -> bool:
+        """Only a percent and a per-order fee: the form ``backtape.fills`` computes in closed form."""
+        return self.per_share == 0 and self.minimum == 0 and self.maximum is None
+
     def __call__(self, quantity: float, price: float) -> float:
-        qty, notional = abs(quantity), abs(quantity) * price
+        qty = abs(quantity)
         if qty == 0:
             return 0.0
-        fee = max(self.minimum, self.per_order + self.per_share * qty + self.percent * notional)
+        fee = _commission(qty, price, self.percent, self.per_order)
+        if self.is_simple:
+            return fee
+        fee = max(self.minimum, fee + self.per_share * qty)
         if self.maximum is not None:
-            fee = min(fee, self.maximum * notional)
+            fee = min(fee, self.maximum * qty * price)
         return fee
+
+    def affordable(self, budget: float, price: float, fractional: bool = False) -> float:
+        """Most shares whose notional plus this commission fit in ``budget`` (``fills.affordable_shares``
+        for the simple form; for the others that estimate is shrunk until the fee fits as well)."""
+        qty = affordable_shares(budget, price, self.percent, self.per_order, fractional)
+        if self.is_simple or qty <= 0:
+            return qty
+        for _ in range(64):
+            excess = qty * price + self(qty, price) - budget
+            if excess <= 0:
+                return qty
+            step = excess / (price * (1.0 + self.percent) + self.per_share)
+            qty = max(qty - step, 0.0) if fractional else max(qty - max(math.ceil(step), 1), 0.0)
+        return qty
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +118,15 @@ class SpreadModel:
     bps: float = 0.0
     use_quotes: bool = True
 
-    def fraction(self, market: MarketState) -> float:
+    def cost_bps(self, market: MarketState) -> float:
+        """Half the spread in basis points of the price."""
         if self.use_quotes and market.bid > 0 and market.ask >= market.bid:
             mid = 0.5 * (market.bid + market.ask)
-            return 0.5 * (market.ask - market.bid) / mid
-        return 0.5 * self.bps / 1e4
+            return 0.5e4 * (market.ask - market.bid) / mid
+        return 0.5 * self.bps
+
+    def fraction(self, market: MarketState) -> float:
+        return self.cost_bps(market) / 1e4
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +137,14 @@ class SlippageModel:
     bps: float = 0.0
     volatility_multiple: float = 0.0
 
+    def cost_bps(self, market: MarketState) -> float:
+        """Slippage in basis points (exactly ``bps`` when no volatility term applies)."""
+        if self.volatility_multiple == 0 or not math.isfinite(market.volatility):
+            return self.bps
+        return self.bps + 1e4 * self.volatility_multiple * market.volatility
+
     def fraction(self, market: MarketState) -> float:
-        vol = market.volatility if math.isfinite(market.volatility) else 0.0
-        return self.bps / 1e4 + self.volatility_multiple * vol
+        return self.cost_bps(market) / 1e4
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +158,15 @@ class SquareRootImpact:
     coefficient: float = 0.0
     default_volatility: float = 0.02
 
-    def fraction(self, quantity: float, market: MarketState) -> float:
+    def cost_bps(self, quantity: float, market: MarketState) -> float:
+        """Impact of trading ``quantity`` in basis points."""
         if self.coefficient == 0 or not (market.volume > 0):
             return 0.0
         sigma = market.volatility if math.isfinite(market.volatility) else self.default_volatility
-        return self.coefficient * sigma * math.sqrt(abs(quantity) / market.volume)
+        return 1e4 * self.coefficient * sigma * math.sqrt(abs(quantity) / market.volume)
+
+    def fraction(self, quantity: float, market: MarketState) -> float:
+        return self.cost_bps(quantity, market) / 1e4
 
 
 @dataclass(frozen=True)
@@ -149,28 +189,38 @@ class TransactionCostEngine:
         """Percent commission and fixed slippage: the conventions both engines share."""
         return cls(commission=Commission(percent=commission), slippage=SlippageModel(bps=slippage_bps))
 
-    def fill(self, side: int, quantity: float, market: MarketState) -> FillCosts:
-        """Costs of filling ``quantity`` (positive) on ``side`` (+1 buy, -1 sell) at ``market.price``."""
+    @property
+    def needs_volatility(self) -> bool:
+        """Whether a model reads the bar's volatility (the engine computes it only then)."""
+        return self.slippage.volatility_multiple > 0 or self.impact.coefficient > 0
+
+    def price_bps(self, side: int, quantity: float, market: MarketState, liquidity: bool = True) -> float:
+        """Adverse price move of a fill in basis points (spread and impact only when taking liquidity)."""
+        slip = self.slippage.cost_bps(market)
+        if not liquidity:
+            return slip
+        return self.spread.cost_bps(market) + slip + self.impact.cost_bps(quantity, market)
+
+    def fill(self, side: int, quantity: float, market: MarketState, liquidity: bool = True) -> FillCosts:
+        """Costs of filling ``quantity`` (positive) on ``side`` (+1 buy, -1 sell) at ``market.price``.
+
+        ``liquidity=False`` (a resting limit order) pays slippage but no spread and no impact.
+        """
         if side not in (1, -1):
             raise ValueError(f"side must be +1 or -1, got {side}")
         qty = abs(quantity)
         ref = market.price
-        spread_f = self.spread.fraction(market)
-        slip_f = self.slippage.fraction(market)
-        impact_f = self.impact.fraction(qty, market)
-        price = ref * (1.0 + side * (spread_f + slip_f + impact_f))
+        spread = self.spread.cost_bps(market) if liquidity else 0.0
+        slip = self.slippage.cost_bps(market)
+        impact = self.impact.cost_bps(qty, market) if liquidity else 0.0
+        price = slipped(ref, float(side), spread + slip + impact)
+        notional = qty * ref * 1e-4
         return FillCosts(
             reference_price=ref,
             price=price,
             quantity=qty,
             commission=self.commission(qty, price),
-            spread=qty * ref * spread_f,
-            slippage=qty * ref * slip_f,
-            impact=qty * ref * impact_f,
-        )
-
-    def cost_fraction(self, market: MarketState, quantity: float = 0.0) -> float:
-        """The price-based cost per unit of notional (spread + slippage + impact), for sizing."""
-        return self.spread.fraction(market) + self.slippage.fraction(market) + self.impact.fraction(
-            quantity, market
+            spread=notional * spread,
+            slippage=notional * slip,
+            impact=notional * impact,
         )

@@ -64,3 +64,21 @@ def test_a_24_7_market_has_midnight_sessions_and_weekend_bars(memory_source, mak
     sunday_all = bars.filter(pl.col("ts").dt.date() == pl.date(2024, 3, 10))
     assert day["BTC"][0] == sunday_all["volume"].sum()
     assert np.isfinite(portal.get_spot_value("BTC", "close"))
+
+
+def test_sample_symbols_bring_their_own_calendar() -> None:
+    from backtape.sources.sample import SampleDataSource
+
+    source = SampleDataSource()
+    crypto = DataPortal(source)
+    crypto.load_data("2022-01-10", "2022-01-11", ["BTC-PERP"])
+    assert crypto.calendar.is_24_7
+    # a Sunday minute exists and counts on 24/7
+    crypto.set_clock("2022-01-11")
+    assert crypto.get_history_window("BTC-PERP", None, 1, "1d", "volume").shape == (1, 1)
+    equities = DataPortal(source)
+    equities.load_data("2014-06-02", "2014-06-10", ["AAPL"])
+    assert equities.calendar.name == "XNYS"
+    pinned = DataPortal(source, calendar="XNYS")
+    pinned.load_data("2022-01-10", "2022-01-11", ["BTC-PERP"])
+    assert pinned.calendar.name == "XNYS"  # an explicit calendar is never replaced

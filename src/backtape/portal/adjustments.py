@@ -26,7 +26,9 @@ import polars as pl
 
 from .._time import format_ns
 from ..errors import ConfigError, DataValidationError
-from .store import BarStore
+from .store import PRICE_FIELDS, BarSeries, BarStore
+
+ADJUSTED_FIELDS: frozenset[str] = frozenset((*PRICE_FIELDS, "volume"))
 
 AdjustmentMode = Literal["raw", "split", "total_return"]
 MODES: tuple[str, ...] = ("raw", "split", "total_return")
@@ -91,6 +93,23 @@ class Adjustments:
         ex_n, price_cum, vol_cum = self._epoch(symbol, n)
         k = ex_n.searchsorted(bar_ts, "right")
         return price_cum[k], vol_cum[k]
+
+    def epoch(self, symbol: str, clock: int) -> int:
+        """How many of ``symbol``'s actions are visible at ``clock`` (its adjusted values change only
+        when this number does)."""
+        table = self._tables.get(symbol)
+        return 0 if table is None else int(table[0].searchsorted(clock, "right"))
+
+    def adjusted_series(self, series: BarSeries, n: int) -> BarSeries:
+        """``series`` with the first ``n`` actions of its symbol applied (price and volume fields)."""
+        if n == 0:
+            return series
+        ex, price_cum, vol_cum = self._epoch(series.symbol, n)
+        k = ex.searchsorted(series.ts, "right")
+        price, volume = price_cum[k], vol_cum[k]
+        fields = {f: a * (volume if f == "volume" else price) if f in ADJUSTED_FIELDS else a
+                  for f, a in series.fields.items()}
+        return BarSeries(series.symbol, series.ts, series.ts_end, fields)
 
     def _epoch(self, symbol: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         key = (symbol, n)

@@ -320,6 +320,8 @@ def _trade_schema() -> dict[str, pl.DataType]:
 
 def _trade_rows(run_id: int, df: pl.DataFrame) -> list[dict[str, Any]]:
     cols = {}
+    if "quantity" not in df.columns and "size" in df.columns:
+        df = df.rename({"size": "quantity"})
     for c in _TRADE_COLUMNS:
         if c not in df.columns:
             cols[c] = [None] * df.height
