@@ -45,7 +45,7 @@ from pydantic import (
     model_validator,
 )
 
-from ._logging import register_secret
+from ._secrets import register as register_secret
 from .errors import ConfigError
 
 FILE_NAME = "backtape.yaml"
@@ -67,9 +67,15 @@ ALIAS_ENV: dict[str, tuple[str, ...]] = {
     "POLYGON_S3_ACCESS_KEY_ID": ("providers", "polygon", "s3_access_key_id"),
     "MASSIVE_S3_SECRET_ACCESS_KEY": ("providers", "polygon", "s3_secret_access_key"),
     "POLYGON_S3_SECRET_ACCESS_KEY": ("providers", "polygon", "s3_secret_access_key"),
+    "ALPACA_API_KEY": ("providers", "alpaca", "api_key"),
     "APCA_API_KEY_ID": ("providers", "alpaca", "api_key"),
-    "APCA_API_SECRET_KEY": ("providers", "alpaca", "api_secret"),
+    "ALPACA_SECRET_KEY": ("providers", "alpaca", "secret_key"),
+    "APCA_API_SECRET_KEY": ("providers", "alpaca", "secret_key"),
+    "APCA_API_DATA_URL": ("providers", "alpaca", "base_url"),
+    "ALPHA_VANTAGE_API_KEY": ("providers", "alphavantage", "api_key"),
     "ALPHAVANTAGE_API_KEY": ("providers", "alphavantage", "api_key"),
+    "ALPHAVANTAGE_BASE_URL": ("providers", "alphavantage", "base_url"),
+    "YAHOO_BASE_URL": ("providers", "yahoo", "base_url"),
 }
 
 
@@ -107,16 +113,21 @@ class DataConfig(_Section):
     calendar: str = "XNYS"
 
 
-class ProviderConfig(_Section):
-    """Settings shared by the HTTP providers, named like the adapters' keyword arguments.
+class HttpConfig(_Section):
+    """Connection settings of an HTTP provider, named like the adapters' keyword arguments.
 
     ``None`` leaves the adapter's own default (its documented base URL, rate limit and timeout).
     """
 
-    api_key: Secret = None
     base_url: str | None = None
     requests_per_minute: PositiveFloat | None = None
     timeout: PositiveFloat | None = None
+
+
+class ProviderConfig(HttpConfig):
+    """An HTTP provider with one API key (Alpha Vantage)."""
+
+    api_key: Secret = None
 
 
 class PolygonConfig(ProviderConfig):
@@ -129,26 +140,29 @@ class PolygonConfig(ProviderConfig):
 
 
 class AlpacaConfig(ProviderConfig):
-    """Alpaca market data: key id and secret; ``feed`` is e.g. ``iex`` or ``sip``."""
+    """Alpaca market data: key id and secret key; ``feed`` is e.g. ``iex`` or ``sip``."""
 
-    api_secret: Secret = None
+    secret_key: Secret = None
     feed: str | None = None
 
 
-class CCXTConfig(ProviderConfig):
-    """A crypto exchange through CCXT (public market data needs no keys)."""
+class CCXTConfig(_Section):
+    """A crypto exchange through CCXT (public market data needs no keys; CCXT paces requests itself)."""
 
     exchange: str | None = None
-    api_secret: Secret = None
+    api_key: Secret = None
+    secret: Secret = None
+    base_url: str | None = None
+    timeout: PositiveFloat | None = None
 
 
 class ProvidersConfig(_Section):
-    """One block per built-in provider."""
+    """One block per built-in provider; each block's keys are keyword arguments of its adapter."""
 
     polygon: PolygonConfig = Field(default_factory=PolygonConfig)
     alpaca: AlpacaConfig = Field(default_factory=AlpacaConfig)
     alphavantage: ProviderConfig = Field(default_factory=ProviderConfig)
-    yahoo: ProviderConfig = Field(default_factory=ProviderConfig)
+    yahoo: HttpConfig = Field(default_factory=HttpConfig)
     ccxt: CCXTConfig = Field(default_factory=CCXTConfig)
 
 
@@ -447,6 +461,7 @@ __all__ = [
     "CCXTConfig",
     "Config",
     "DataConfig",
+    "HttpConfig",
     "OptimizationConfig",
     "PolygonConfig",
     "ProviderConfig",

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from backtape.cli import data as data_cmd
+from backtape.cli import _common
 from backtape.cli._common import parse_options
 from backtape.cli.app import app
 from backtape.errors import DataValidationError
@@ -86,7 +86,7 @@ def test_data_show_kinds_and_local_files(tmp_path: Path) -> None:
         (["-s", "sample", "--start", "2001-01-01", "--end", "2001-02-01"], "no bars 1d for AAPL"),
         (["-s", "sample", "--output", "x.xlsx"], "unsupported extension '.xlsx'"),
         (["-s", "sample", "--start", "yesterday"], "cannot parse 'yesterday'"),
-        (["-s", "sample", "-o", "novalue"], "write KEY=VALUE"),
+        (["-s", "sample", "-o", "novalue"], "write NAME=VALUE"),
     ],
 )
 def test_data_show_errors_are_one_line(args: list[str], message: str) -> None:
@@ -115,7 +115,7 @@ class _Broken(DataSource):
 
 
 def test_unexpected_errors_suggest_verbose(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(data_cmd, "get_source", lambda name, **options: _Broken(RuntimeError("internal bug")))
+    monkeypatch.setattr(_common, "get_source", lambda name, **options: _Broken(RuntimeError("internal bug")))
     result = runner.invoke(app, ["data", "show", "X", "-s", "broken", *SPLIT_WEEK])
     assert result.exit_code == 2
     line = error_line(result)
@@ -128,7 +128,7 @@ def test_unexpected_errors_suggest_verbose(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_multi_line_errors_are_shortened(monkeypatch: pytest.MonkeyPatch) -> None:
     error = DataValidationError("3 violations in bars\n  duplicate X 2024-01-02 row 4\n  unsorted X row 7")
-    monkeypatch.setattr(data_cmd, "get_source", lambda name, **options: _Broken(error))
+    monkeypatch.setattr(_common, "get_source", lambda name, **options: _Broken(error))
     result = runner.invoke(app, ["data", "show", "X", *SPLIT_WEEK])
     assert result.exit_code == 2
     assert error_line(result) == "error: 3 violations in bars (+2 more lines; --verbose shows all)"
@@ -181,6 +181,16 @@ def test_validate_unreadable_files_are_one_line(tmp_path: Path, content: str | N
     assert result.exit_code == 2
     line = error_line(result)
     assert message in line and "f.csv" in line
+
+
+def test_sources_builds_providers_from_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "backtape.yaml"
+    path.write_text("providers:\n  polygon:\n    api_key: from-file-1234\n    base_url: http://127.0.0.1:9\n",
+                    encoding="utf-8")
+    result = runner.invoke(app, ["--config", str(path), "sources"])
+    assert result.exit_code == 0, result.stderr
+    polygon = next(line for line in result.stdout.splitlines() if line.startswith("│ polygon"))
+    assert "ready" in polygon and "from-file-1234" not in result.stdout
 
 
 def test_sources_lists_every_registered_source() -> None:

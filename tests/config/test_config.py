@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from backtape._logging import scrub
+from backtape._secrets import redact
 from backtape.config import Config, load_config, locate_config, provider_credentials
 from backtape.errors import ConfigError
 
@@ -73,7 +73,7 @@ providers:
     assert config.providers.polygon.requests_per_minute == 100.0
     assert config.optimization.walk_forward.step_size == 5
     assert config.providers.polygon.api_key.get_secret_value() == "file-key"
-    assert config.providers.alpaca.api_secret.get_secret_value() == "alpaca-secret"
+    assert config.providers.alpaca.secret_key.get_secret_value() == "alpaca-secret"
     assert config.providers.alphavantage.api_key is None
     assert "APCA_API_KEY_ID" in config.env_overrides
     assert "ALPHAVANTAGE_API_KEY" not in config.env_overrides
@@ -163,8 +163,8 @@ def test_secrets_never_shown(isolated: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert config.redacted()["providers"]["polygon"]["s3_secret_access_key"] == "***"
     assert config.redacted()["providers"]["alpaca"]["api_key"] is None
     # loaded secrets are scrubbed from log messages too
-    assert scrub("GET /v2/aggs?apiKey=env-secret-456 failed") == "GET /v2/aggs?apiKey=*** failed"
-    assert "file-secret-123" not in scrub("s3 key file-secret-123 rejected")
+    assert redact("request with env-secret-456 failed") == "request with *** failed"
+    assert "file-secret-123" not in redact("s3 key file-secret-123 rejected")
 
 
 def test_invalid_secret_is_not_echoed(isolated: Path) -> None:
@@ -201,7 +201,7 @@ def test_provider_credentials(isolated: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("APCA_API_KEY_ID", "kid")
     monkeypatch.setenv("APCA_API_SECRET_KEY", "ksecret")
     creds = provider_credentials("Alpaca")
-    assert creds["api_key"] == "kid" and creds["api_secret"] == "ksecret"
+    assert creds["api_key"] == "kid" and creds["secret_key"] == "ksecret"
     assert "base_url" not in creds and "timeout" not in creds  # unset: the adapter's defaults apply
     with pytest.raises(ConfigError, match=r"no provider named 'bloomberg'.*polygon"):
         provider_credentials("bloomberg")
@@ -232,3 +232,27 @@ def test_sections_feed_the_engine_objects(isolated: Path) -> None:
     assert manager.max_position_pct == 0.2 and manager.max_drawdown_halt == 0.3
     costs = TransactionCostEngine.simple(config.backtesting.commission, config.backtesting.slippage_bps)
     assert costs.commission.percent == 0.001 and costs.slippage.bps == 5
+
+
+def test_every_provider_section_builds_its_adapter(isolated: Path) -> None:
+    """Each providers.<name> block holds keyword arguments of that adapter, so the names stay in step."""
+    from backtape._async import run_sync
+    from backtape.config import ProvidersConfig
+    from backtape.sources import get_source
+
+    path = write(isolated / "c.yaml", """
+providers:
+  polygon: {api_key: pk-1234, base_url: "http://127.0.0.1:9", requests_per_minute: 50, timeout: 5,
+            s3_endpoint: "http://127.0.0.1:9", s3_bucket: flatfiles, s3_access_key_id: ak-1234,
+            s3_secret_access_key: sk-1234}
+  alpaca: {api_key: ak-1234, secret_key: sk-1234, feed: iex, base_url: "http://127.0.0.1:9"}
+  alphavantage: {api_key: av-1234, requests_per_minute: 5}
+  yahoo: {base_url: "http://127.0.0.1:9", timeout: 5}
+  ccxt: {exchange: binance, api_key: ck-1234, secret: cs-1234, timeout: 5}
+""")
+    config = load_config(path)
+    for name in ProvidersConfig.model_fields:
+        source = get_source(name, **provider_credentials(name, config))
+        assert source.name == name
+        assert "1234" not in source.cache_identity()
+        run_sync(source.aclose())

@@ -1,4 +1,4 @@
-"""Pieces every command shares: the global options, consoles, ``KEY=VALUE`` options, frame tables."""
+"""Pieces every command shares: the global options, consoles, ``NAME=VALUE`` options, frame tables."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..config import Config, load_config
+from ..config import Config, ProvidersConfig, load_config, provider_credentials
+from ..sources import DataSource, get_source
 
 _WIDE = 140  # width when stdout is not a terminal (pipes, tests): tables stay readable
 
@@ -36,6 +37,13 @@ def state(ctx: typer.Context) -> State:
     return obj if isinstance(obj, State) else State()
 
 
+def open_source(name: str, options: dict[str, Any], config: Config) -> DataSource:
+    """Source ``name``; a provider also gets its ``providers.<name>`` settings (explicit options win)."""
+    if name.lower() in ProvidersConfig.model_fields:
+        options = {**provider_credentials(name, config), **options}
+    return get_source(name, **options)
+
+
 def console() -> Console:
     """A rich console on stdout; 140 columns wide unless stdout is a terminal or COLUMNS is set."""
     out = Console(highlight=False)
@@ -54,7 +62,7 @@ def parse_options(pairs: list[str] | None) -> dict[str, Any]:
     for pair in pairs or []:
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():
-            raise typer.BadParameter(f"{pair!r}: write KEY=VALUE, e.g. tz=America/New_York",
+            raise typer.BadParameter(f"{pair!r}: write NAME=VALUE, e.g. timezone=America/New_York",
                                      param_hint="'--option'")
         try:
             value: Any = json.loads(text)

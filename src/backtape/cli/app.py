@@ -18,7 +18,8 @@ import typer
 from typer.core import TyperGroup
 
 from .. import __version__
-from .._logging import configure_logging, scrub
+from .._logging import configure_logging
+from .._secrets import redact
 from ..errors import BacktapeError
 from . import bundles as bundles_cmd
 from . import cache as cache_cmd
@@ -66,8 +67,8 @@ def _report_error(text: str, *, verbose: bool = False, log_json: bool = False,
                  exc: BaseException | None = None) -> None:
     """Print one ``error: ...`` line (or one JSON object with --log-json) on stderr, secrets scrubbed."""
     if verbose and exc is not None:
-        sys.stderr.write(scrub("".join(traceback.format_exception(exc))))
-    line = scrub(_one_line(text, verbose=verbose))
+        sys.stderr.write(redact("".join(traceback.format_exception(exc))))
+    line = redact(_one_line(text, verbose=verbose))
     if log_json:
         payload: dict[str, Any] = {"level": "error", "message": line}
         if exc is not None:

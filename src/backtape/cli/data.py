@@ -11,8 +11,7 @@ import typer
 from .._async import run_sync
 from .._time import check_range, format_ns
 from ..errors import NoDataError
-from ..sources import get_source
-from ._common import console, frame_table, parse_options, state, write_frame
+from ._common import console, frame_table, open_source, parse_options, state, write_frame
 
 app = typer.Typer(help="Look at market data from any registered source.", no_args_is_help=True)
 
@@ -24,7 +23,7 @@ class Kind(StrEnum):
     actions = "actions"
 
 
-OPTION_HELP = "Source option KEY=VALUE, repeatable (values parse as JSON when they can)."
+OPTION_HELP = "Source option NAME=VALUE, repeatable (values parse as JSON when they can)."
 
 
 @app.command("show")
@@ -46,11 +45,12 @@ def show(
 ) -> None:
     """Fetch SYMBOL from a source and print it (all times UTC)."""
     s_ns, e_ns = check_range(start, end)
-    name = source or state(ctx).config().data.default_source
+    config = state(ctx).config()
+    name = source or config.data.default_source
     options = parse_options(option)
     if path is not None:
         options["path"] = str(path)
-    src = get_source(name, **options)
+    src = open_source(name, options, config)
     try:
         frame = src.fetch_kind_sync(kind.value, symbol, s_ns, e_ns, frequency)
     finally:

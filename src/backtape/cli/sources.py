@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 
+import typer
 from rich.table import Table
 
 from .._async import run_sync
+from ..config import Config
+from ..errors import ConfigError
 from ..sources import DataSource, registry
-from ._common import console
+from ._common import console, open_source, state
 
 _MISSING_ARGS = re.compile(r"missing \d+ required (?:positional |keyword-only )?arguments?: (.+)$")
 
@@ -20,16 +23,18 @@ def _describe(source: DataSource) -> tuple[str, str, str, str]:
     return kinds, ", ".join(caps.frequencies).replace("*", "any"), meta.calendar, "ready"
 
 
-def _probe(name: str) -> tuple[str, str, str, str]:
-    """Capabilities of source ``name`` built without options, or why it cannot be built so."""
+def _probe(name: str, config: Config) -> tuple[str, str, str, str]:
+    """Capabilities of source ``name`` built from the configuration alone, or why it cannot be."""
     try:
-        source = registry.get_source(name)
+        source = open_source(name, {}, config)
     except TypeError as exc:
         missing = _MISSING_ARGS.search(str(exc))
         needs = missing.group(1).replace("'", "") if missing else str(exc)
         return "", "", "", f"needs options: {needs}"
     except ImportError as exc:
         return "", "", "", f"unavailable: {exc}"
+    except ConfigError as exc:
+        return "", "", "", f"needs settings: {exc}"
     except Exception as exc:  # a broken provider must not hide the others
         return "", "", "", f"unavailable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
     try:
@@ -38,13 +43,15 @@ def _probe(name: str) -> tuple[str, str, str, str]:
         run_sync(source.aclose())
 
 
-def sources() -> None:
+def sources(ctx: typer.Context) -> None:
     """List the registered data sources with their kinds, frequencies and calendar."""
+    config = state(ctx).config()
     table = Table(title="Data sources", title_justify="left", header_style="bold")
     for column in ("name", "description", "kinds", "frequencies", "calendar", "status"):
         table.add_column(column, overflow="fold")
     for name, description in registry.list():
-        table.add_row(name, description, *_probe(name))
-    table.caption = "Options are passed as keyword arguments: get_source(name, **options)."
+        table.add_row(name, description, *_probe(name, config))
+    table.caption = ("Options are keyword arguments: get_source(name, **options); providers also take "
+                     "their providers.<name> settings from backtape.yaml and the environment.")
     table.caption_justify = "left"
     console().print(table)

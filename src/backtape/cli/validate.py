@@ -64,7 +64,7 @@ def validate(
     file: Path = typer.Argument(..., help="CSV (optionally .gz) or Parquet file, or a folder of them."),
     kind: Kind | None = typer.Option(None, "--kind", "-k", help="bars, trades or quotes (default: guessed)."),
     option: list[str] = typer.Option(
-        [], "--option", "-o", help="Reading option KEY=VALUE, e.g. timezone=America/New_York, "
+        [], "--option", "-o", help="Reading option NAME=VALUE, e.g. timezone=America/New_York, "
         "calendar=24/7, columns='{\"Date\": \"ts\"}' (see backtape.sources.local)."
     ),
     rows: int = typer.Option(10, "--rows", "-n", help="Violations to list."),
