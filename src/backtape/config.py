@@ -172,7 +172,7 @@ class BacktestingConfig(_Section):
     ``commission`` and ``slippage_bps`` are the arguments of ``TransactionCostEngine.simple``.
     """
 
-    cash: PositiveFloat = 100_000.0
+    cash: PositiveFloat = 10_000.0
     commission: float = Field(default=0.0, ge=0)
     slippage_bps: float = Field(default=0.0, ge=0)
     fill: Literal["next_open", "close"] = "next_open"

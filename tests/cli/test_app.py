@@ -31,7 +31,8 @@ def one_error_line(result) -> str:
 def test_help_lists_the_commands() -> None:
     result = run("--help")
     assert result.exit_code == 0
-    for command in ("demo", "sources", "data", "validate", "config", "cache", "bundles", "calc"):
+    for command in ("demo", "sources", "data", "validate", "config", "cache", "bundles", "calc",
+                    "backtest", "runs"):
         assert command in result.stdout
 
 

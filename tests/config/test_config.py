@@ -24,7 +24,7 @@ def test_defaults_without_any_file(isolated: Path) -> None:
     assert config.data.cache_dir == isolated / "home" / ".backtape" / "cache"
     assert config.data.bundles_dir == isolated / "home" / ".backtape" / "bundles"
     assert config.data.default_source == "sample"
-    assert config.backtesting.cash == 100_000.0
+    assert config.backtesting.cash == 10_000.0
     assert config.optimization.walk_forward.train_periods == 252
     assert config.providers.polygon.api_key is None
 

@@ -21,12 +21,14 @@ from .. import __version__
 from .._logging import configure_logging
 from .._secrets import redact
 from ..errors import BacktapeError
+from . import backtest as backtest_cmd
 from . import bundles as bundles_cmd
 from . import cache as cache_cmd
 from . import calc as calc_cmd
 from . import config as config_cmd
 from . import data as data_cmd
 from . import demo as demo_cmd
+from . import runs as runs_cmd
 from . import sources as sources_cmd
 from . import validate as validate_cmd
 from ._common import State
@@ -159,6 +161,8 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(cache_cmd.app, name="cache")
 app.add_typer(bundles_cmd.app, name="bundles")
 app.command("calc")(calc_cmd.calc)
+app.command("backtest")(backtest_cmd.backtest)
+app.add_typer(runs_cmd.app, name="runs")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
