@@ -16,7 +16,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..analytics import N_METRICS, acc_bar, acc_finalize, acc_new, acc_notional, acc_trade
+from ..analytics import (
+    N_METRICS,
+    acc_bar,
+    acc_finalize,
+    acc_new,
+    acc_notional,
+    acc_trade,
+    bar_state,
+    store_bar_state,
+)  # fmt: skip
 from ..fills import FILL_NEXT_OPEN, affordable_shares, commission, limit_fill_price, slipped, stop_fill_price
 
 P_CASH, P_RATE, P_FIXED, P_SLIP, P_SIZE, P_SIZE_TYPE, P_FRACTIONAL = range(7)
@@ -167,19 +176,11 @@ def _signal_target(pos, long_entry, long_exit, short_entry, short_exit, size):
 
 
 @njit(cache=True)
-def _decide(mode, st, p, i, col, le, lx, se, sx, tg, ma, fi, si):
-    pos = st[_POS]
-    if mode == MODE_TARGETS:
-        return tg[col, i]
-    if mode == MODE_SIGNALS:
-        return _signal_target(pos, le[col, i], lx[col, i], se[col, i], sx[col, i], p[P_SIZE])
-    if i == 0:
-        return np.nan
-    f0, s0, f1, s1 = ma[fi, i - 1], ma[si, i - 1], ma[fi, i], ma[si, i]
+def _cross_target(pos, f0, s0, f1, s1, size, allow_short):
+    """Target of the crossover rule: long on fast crossing above slow, flat (or short) below."""
     up = f0 < s0 and f1 > s1
     down = f0 > s0 and f1 < s1
-    short = p[P_ALLOW_SHORT] != 0.0
-    return _signal_target(pos, up, down, down and short, up and short, p[P_SIZE])
+    return _signal_target(pos, up, down, down and allow_short, up and allow_short, size)
 
 
 @njit(cache=True)
@@ -194,38 +195,57 @@ def simulate_column(
     acc = acc_new()
     stops = p[P_SL] > 0 or p[P_TP] > 0 or p[P_TRAIL] > 0
     at_open = int(p[P_FILL]) == FILL_NEXT_OPEN
+    size = p[P_SIZE]
+    short = p[P_ALLOW_SHORT] != 0.0
+    write_eq = eq_out.shape[0] > 0
+    # The account lives in ``st`` for the (rare) fill helpers; the bar loop works on local copies
+    # (cash, pos, avg) refreshed after each helper call, which keeps the common path in registers.
+    cash, pos, avg = st[_CASH], 0.0, 0.0
     pending = np.nan
     dead = False
+    bars = bar_state(acc)
     for i in range(n):
         if dead:
-            acc_bar(acc, 0.0, False)
-            if eq_out.shape[0] > 0:
+            bars = acc_bar(bars, 0.0, False)
+            if write_eq:
                 eq_out[col, i] = 0.0
             continue
         if pending == pending:
             _execute(st, p, acc, pending, o[pc, i], i, i, col, tr_out, start)
+            cash, pos, avg = st[_CASH], st[_POS], st[_AVG]
             pending = np.nan
-        if stops and st[_POS] != 0.0 and i >= st[_STOPS_FROM]:
+        if stops and pos != 0.0 and i >= st[_STOPS_FROM]:
             _check_stops(st, p, acc, o[pc, i], h[pc, i], lo[pc, i], i, col, tr_out, start)
-        target = _decide(mode, st, p, i, col, le, lx, se, sx, tg, ma, fi, si)
+            cash, pos, avg = st[_CASH], st[_POS], st[_AVG]
+        if mode == MODE_TARGETS:
+            target = tg[col, i]
+        elif mode == MODE_SIGNALS:
+            target = _signal_target(pos, le[col, i], lx[col, i], se[col, i], sx[col, i], size)
+        elif i > 0:
+            target = _cross_target(pos, ma[fi, i - 1], ma[si, i - 1], ma[fi, i], ma[si, i], size, short)
+        else:
+            target = np.nan
         if target == target:
             if at_open:
                 pending = target
             else:
                 _execute(st, p, acc, target, c[pc, i], i, i + 1, col, tr_out, start)
-        equity = st[_CASH] + st[_POS] * (c[pc, i] - st[_AVG])
+                cash, pos, avg = st[_CASH], st[_POS], st[_AVG]
+        equity = cash + pos * (c[pc, i] - avg)
         if equity <= 0.0:
-            if st[_POS] != 0.0:
-                _reduce(st, p, acc, abs(st[_POS]), c[pc, i], i, REASON_LIQUIDATION, col, tr_out, start)
+            if pos != 0.0:
+                _reduce(st, p, acc, abs(pos), c[pc, i], i, REASON_LIQUIDATION, col, tr_out, start)
+                pos = 0.0
             equity = 0.0
             dead = True
-        acc_bar(acc, equity, st[_POS] != 0.0)
-        if eq_out.shape[0] > 0:
+        bars = acc_bar(bars, equity, pos != 0.0)
+        if write_eq:
             eq_out[col, i] = equity
     if st[_POS] != 0.0:
         last = c[pc, n - 1]
         pnl = st[_POS] * (last - st[_AVG]) - st[_ENTRY_COMM]
         _record(tr_out, start, st, col, n - 1, last, st[_POS], pnl, st[_ENTRY_COMM], REASON_OPEN)
+    store_bar_state(acc, bars)
     acc_finalize(acc, p[P_PPY], m_out[col])
     return int(st[_NTR])
 
@@ -242,7 +262,75 @@ def run_columns(o, h, lo, c, le, lx, se, sx, tg, ma, fi, si, mode, params, n_col
         f = fi[col] if fi.shape[0] > 0 else np.int64(0)
         s = si[col] if si.shape[0] > 0 else np.int64(0)
         start = offsets[col] if offsets.shape[0] > 0 else np.int64(0)
-        counts[col] = simulate_column(
-            o, h, lo, c, pc, le, lx, se, sx, tg, ma, f, s, mode, prow, col, eq_out, tr_out, start, metrics
-        )
+        # One call per mode with the mode as a literal: numba compiles a specialized loop for each
+        # (a runtime mode switch inside the bar loop costs about 5x).
+        if mode == MODE_CROSS:
+            counts[col] = simulate_column(
+                o,
+                h,
+                lo,
+                c,
+                pc,
+                le,
+                lx,
+                se,
+                sx,
+                tg,
+                ma,
+                f,
+                s,
+                MODE_CROSS,
+                prow,
+                col,
+                eq_out,
+                tr_out,
+                start,
+                metrics,
+            )
+        elif mode == MODE_SIGNALS:
+            counts[col] = simulate_column(
+                o,
+                h,
+                lo,
+                c,
+                pc,
+                le,
+                lx,
+                se,
+                sx,
+                tg,
+                ma,
+                f,
+                s,
+                MODE_SIGNALS,
+                prow,
+                col,
+                eq_out,
+                tr_out,
+                start,
+                metrics,
+            )
+        else:
+            counts[col] = simulate_column(
+                o,
+                h,
+                lo,
+                c,
+                pc,
+                le,
+                lx,
+                se,
+                sx,
+                tg,
+                ma,
+                f,
+                s,
+                MODE_TARGETS,
+                prow,
+                col,
+                eq_out,
+                tr_out,
+                start,
+                metrics,
+            )
     return metrics, counts
