@@ -67,7 +67,7 @@ _EXPOSED, _BARS, _NOTIONAL, _EQSUM, _NTR, _NWIN, _GPROF, _GLOSS, _PNLSUM, _RETSU
 ACC_SIZE = 20
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def acc_new() -> np.ndarray:
     """A fresh metrics accumulator."""
     acc = np.zeros(ACC_SIZE)
@@ -75,7 +75,7 @@ def acc_new() -> np.ndarray:
     return acc
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def bar_state(acc: np.ndarray) -> tuple:
     """The per-bar part of an accumulator as a tuple of floats (kept in registers by loops)."""
     return (
@@ -84,14 +84,14 @@ def bar_state(acc: np.ndarray) -> tuple:
     )  # fmt: skip
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def store_bar_state(acc: np.ndarray, state: tuple) -> None:
     """Write a ``bar_state`` tuple back into the accumulator (before ``acc_finalize``)."""
     (acc[_SUM], acc[_SUM2], acc[_DOWN2], acc[_PEAK], acc[_MAXDD], acc[_DDSTART],
      acc[_DDLEN], acc[_PREV], acc[_FIRST], acc[_BARS], acc[_EQSUM], acc[_EXPOSED]) = state  # fmt: skip
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def acc_bar(state: tuple, equity: float, exposed: bool) -> tuple:
     """Feed the equity at one bar's close and whether a position is held; returns the new state."""
     total, total2, down2, peak, maxdd, ddstart, ddlen, prev, first, bars, eqsum, n_exposed = state
@@ -100,8 +100,8 @@ def acc_bar(state: tuple, equity: float, exposed: bool) -> tuple:
             r = equity / prev - 1.0
             total += r
             total2 += r * r
-            if r < 0:
-                down2 += r * r
+            neg = min(r, 0.0)  # branch-free: the sign of r is a coin flip
+            down2 += neg * neg
     else:
         first = equity
         peak = equity
@@ -129,7 +129,7 @@ def acc_bar(state: tuple, equity: float, exposed: bool) -> tuple:
     )
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def acc_trade(acc: np.ndarray, pnl: float, entry_notional: float) -> None:
     """Feed one closed trade's net P&L and its entry notional (``|size| * entry_price``)."""
     acc[_NTR] += 1.0
@@ -143,13 +143,13 @@ def acc_trade(acc: np.ndarray, pnl: float, entry_notional: float) -> None:
         acc[_GLOSS] -= pnl
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def acc_notional(acc: np.ndarray, value: float) -> None:
     """Feed the absolute cash value of one fill (for turnover)."""
     acc[_NOTIONAL] += abs(value)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def acc_finalize(acc: np.ndarray, periods_per_year: float, out: np.ndarray) -> None:
     """Write the metrics, in ``METRIC_NAMES`` order, into ``out``."""
     nan = np.nan
@@ -193,7 +193,7 @@ def acc_finalize(acc: np.ndarray, periods_per_year: float, out: np.ndarray) -> N
     out[15] = ntr
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _metrics_kernel(
     equity: np.ndarray,
     exposed: np.ndarray,

@@ -73,13 +73,13 @@ def fill_mode(name: str) -> int:
         raise ConfigError(f"fill must be one of {sorted(FILL_MODES)}, got {name!r}") from None
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def slipped(price: float, side: float, slippage_bps: float) -> float:
     """Fill price after adverse slippage; ``side`` is +1 for a buy and -1 for a sell."""
     return price * (1.0 + side * slippage_bps * 1e-4)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def commission(shares: float, price: float, rate: float, fixed: float) -> float:
     """Commission of one fill: ``fixed + |shares| * price * rate`` (zero for an empty fill)."""
     if shares == 0.0:
@@ -87,7 +87,7 @@ def commission(shares: float, price: float, rate: float, fixed: float) -> float:
     return fixed + abs(shares) * price * rate
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def affordable_shares(budget: float, price: float, rate: float, fixed: float, fractional: bool) -> float:
     """Most shares whose cost plus commission fit in ``budget`` (whole unless ``fractional``)."""
     available = budget - fixed
@@ -99,7 +99,7 @@ def affordable_shares(budget: float, price: float, rate: float, fixed: float, fr
     return available // unit
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _touch(open_: float, high: float, low: float, level: float, rising: bool) -> float:
     """Price at which a bar first reaches ``level`` from below (rising) or above, or NaN."""
     if rising:
@@ -111,13 +111,13 @@ def _touch(open_: float, high: float, low: float, level: float, rising: bool) ->
     return level if low <= level else np.nan
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def limit_fill_price(open_: float, high: float, low: float, level: float, side: float) -> float:
     """Fill price of a limit order (``side`` +1 buy, -1 sell) on one bar, or NaN if untouched."""
     return _touch(open_, high, low, level, side < 0)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def stop_fill_price(open_: float, high: float, low: float, level: float, side: float) -> float:
     """Fill price of a stop order (``side`` +1 buy, -1 sell) on one bar, or NaN if not triggered."""
     return _touch(open_, high, low, level, side > 0)

@@ -134,7 +134,7 @@ def _block_sharpe(s1: np.ndarray, s2: np.ndarray, cnt: np.ndarray, mask: np.ndar
     return np.where(var > 0, sr, -np.inf)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _path_stats(returns: np.ndarray, cash: float, out: np.ndarray) -> None:
     """Final equity, max drawdown and per-period Sharpe of compounding ``returns`` from ``cash``."""
     eq = cash
@@ -158,7 +158,7 @@ def _path_stats(returns: np.ndarray, cash: float, out: np.ndarray) -> None:
     out[2] = mean / sd if n > 1 and sd > 0 else np.nan
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _simulate_paths(returns: np.ndarray, index: np.ndarray, cash: float) -> np.ndarray:
     out = np.empty((index.shape[0], 3))
     path = np.empty(index.shape[1])

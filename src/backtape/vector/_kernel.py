@@ -49,7 +49,7 @@ _CASH, _POS, _AVG, _ENTRY_IDX, _ENTRY_COMM, _EXTREME, _STOPS_FROM, _NTR = range(
 _N_STATE = 8
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _record(tr_out, start, st, col, exit_idx, exit_price, size, pnl, comm, reason):
     if tr_out.shape[0] > 0:
         k = start + int(st[_NTR])
@@ -65,7 +65,7 @@ def _record(tr_out, start, st, col, exit_idx, exit_price, size, pnl, comm, reaso
     st[_NTR] += 1.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _reduce(st, p, acc, qty, raw_price, i, reason, col, tr_out, start):
     """Close ``qty`` shares of the position at ``raw_price`` (slippage applied here)."""
     pos = st[_POS]
@@ -88,7 +88,7 @@ def _reduce(st, p, acc, qty, raw_price, i, reason, col, tr_out, start):
         st[_ENTRY_IDX] = -1.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _execute(st, p, acc, target, raw_price, i, stops_from, col, tr_out, start):
     """Move the position toward ``target`` (units of the size type) with a market fill."""
     pos = st[_POS]
@@ -133,7 +133,7 @@ def _execute(st, p, acc, target, raw_price, i, stops_from, col, tr_out, start):
         st[_POS] = new_pos
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _check_stops(st, p, acc, o, h, lo, i, col, tr_out, start):
     """Exit on stop-loss, trailing stop or take-profit touched in bar ``i``; else track extremes."""
     pos = st[_POS]
@@ -163,7 +163,7 @@ def _check_stops(st, p, acc, o, h, lo, i, col, tr_out, start):
         st[_EXTREME] = min(st[_EXTREME], lo)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _signal_target(pos, long_entry, long_exit, short_entry, short_exit, size):
     """Target implied by this bar's signals (NaN: no action). Entries take precedence over exits."""
     if long_entry and pos <= 0:
@@ -175,7 +175,7 @@ def _signal_target(pos, long_entry, long_exit, short_entry, short_exit, size):
     return np.nan
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _cross_target(pos, f0, s0, f1, s1, size, allow_short):
     """Target of the crossover rule: long on fast crossing above slow, flat (or short) below."""
     up = f0 < s0 and f1 > s1
@@ -183,7 +183,7 @@ def _cross_target(pos, f0, s0, f1, s1, size, allow_short):
     return _signal_target(pos, up, down, down and allow_short, up and allow_short, size)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def simulate_column(
     o, h, lo, c, pc, le, lx, se, sx, tg, ma, fi, si, mode, p, col, eq_out, tr_out, start, m_out
 ):
@@ -250,7 +250,7 @@ def simulate_column(
     return int(st[_NTR])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def run_columns(o, h, lo, c, le, lx, se, sx, tg, ma, fi, si, mode, params, n_cols, eq_out, tr_out, offsets):
     """Simulate ``n_cols`` columns in parallel; returns (metrics matrix, trade records per column)."""
     metrics = np.empty((n_cols, N_METRICS))

@@ -29,7 +29,7 @@ _NO_TRADES = np.zeros((0, k.N_TRADE_FIELDS))
 _NO_INDEX = np.zeros(0, dtype=np.int64)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _sma_rows(close: np.ndarray, windows: np.ndarray) -> np.ndarray:
     """One SMA row per window (rows x bars), computed in parallel."""
     out = np.empty((windows.shape[0], close.shape[0]))
