@@ -7,7 +7,7 @@ import pytest
 
 from backtape.analytics import METRIC_NAMES
 from backtape.errors import ConfigError
-from backtape.vector import crossed_above, crossed_below, simulate, sma
+from backtape.vector import crossed_above, crossed_below, simulate, sma, sma_crossover
 from backtape.vector.sweep import sma_crossover_sweep, sma_pairs
 
 RNG = np.random.default_rng(5)
@@ -33,3 +33,13 @@ def test_pairs_keep_fast_below_slow() -> None:
     assert (pairs[:, 0] < pairs[:, 1]).all() and len(pairs) == 942
     with pytest.raises(ConfigError, match="fast < slow"):
         sma_pairs([10], [5])
+
+
+def test_sma_crossover_helper_matches_manual_signals() -> None:
+    res = sma_crossover(CLOSE, 5, 13, open=OPEN, allow_short=True, commission=0.001)
+    f, s = sma(CLOSE, 5), sma(CLOSE, 13)
+    up, down = crossed_above(f, s), crossed_below(f, s)
+    manual = simulate(
+        CLOSE, open=OPEN, entries=up, exits=down, short_entries=down, short_exits=up, commission=0.001
+    )
+    assert res.trades.equals(manual.trades)
