@@ -28,6 +28,12 @@ A long position's exits are a sell stop (stop-loss, trailing stop) and a sell li
 a short's are the mirror buy orders. When both could fill in one bar and the open did not gap
 through either, the stop is assumed to fill first (the pessimistic reading of an unknown path).
 
+Protective exits (stop-loss, take-profit, trailing stop) are levels relative to the position's
+average entry price (``entry * (1 - stop_loss)`` for a long). They are live from the entry bar
+itself when the entry filled at that bar's open (the whole bar happens after the fill), otherwise
+from the next bar. A trailing stop trails the best price since entry (highest high for a long),
+updated only after a bar has been checked, so a bar never triggers against its own extreme.
+
 Costs
 -----
 * **Slippage** moves every fill price against the trader by ``slippage_bps`` basis points:
@@ -46,6 +52,10 @@ position completely (paying its exit commission) and then sizes the new one from
 This is the rule backtesting.py applies to ``buy()``/``sell()`` without a size (it divides the
 available margin by the price plus the per-share commission and keeps the integer part; its budget
 is scaled by ``1 - 2**-52``, which only matters when the quotient is an integer to the last bit).
+
+Differences from backtesting.py (0.6) worth knowing: with ``fill="close"`` it books the fill one
+bar late in its equity curve (the trades and final equity agree), and an order decided on the
+final bar never fills there, whereas here a close fill on the last bar does happen.
 
 Accounting: a position's commission is paid from cash when it is filled; equity is
 ``cash + shares * (close - average_entry_price)``, for longs and shorts alike (shorts are carried
