@@ -36,8 +36,10 @@ SIZE_PERCENT, SIZE_SHARES, SIZE_VALUE = 0, 1, 2
 MODE_SIGNALS, MODE_TARGETS, MODE_CROSS = 0, 1, 2
 
 REASONS = ("signal", "stop_loss", "take_profit", "trailing_stop", "open", "liquidation")
-REASON_SIGNAL, REASON_STOP_LOSS, REASON_TAKE_PROFIT, REASON_TRAILING, REASON_OPEN, REASON_LIQUIDATION = range(
-    len(REASONS)
+# Float codes (they are stored in the float64 trade records): numba would compile a separate copy
+# of every helper for each distinct integer literal passed down the call chain.
+REASON_SIGNAL, REASON_STOP_LOSS, REASON_TAKE_PROFIT, REASON_TRAILING, REASON_OPEN, REASON_LIQUIDATION = (
+    float(r) for r in range(len(REASONS))
 )
 
 # Trade record fields (float64 matrix columns).
@@ -47,6 +49,17 @@ N_TRADE_FIELDS = 9
 # Account state slots.
 _CASH, _POS, _AVG, _ENTRY_IDX, _ENTRY_COMM, _EXTREME, _STOPS_FROM, _NTR = range(8)
 _N_STATE = 8
+
+
+@njit(cache=True, error_model="numpy")
+def first_invalid(x):
+    """(column, bar) of the first non-finite or non-positive value of a columns x bars array, or (-1, -1)."""
+    for j in range(x.shape[0]):
+        for i in range(x.shape[1]):
+            v = x[j, i]
+            if not (v > 0.0 and v < np.inf):
+                return j, i
+    return -1, -1
 
 
 @njit(cache=True, error_model="numpy")
