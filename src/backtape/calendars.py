@@ -8,6 +8,7 @@ per process for a wide range of years and shared.
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,16 +92,17 @@ def get_calendar(name: str = "XNYS") -> TradingCalendar:
         return TradingCalendar("24/7", labels, labels.copy(), closes, closes.copy(), closes.copy())
     import exchange_calendars as xcals
 
-    try:
-        cal = xcals.get_calendar(key, start=f"{_FIRST_YEAR}-01-01", end=f"{_LAST_YEAR}-12-31")
-    except Exception as exc:  # InvalidCalendarName and date-bound errors
+    if key not in xcals.get_calendar_names(include_aliases=True):
+        raise BacktapeError(
+            f"unknown exchange calendar {name!r}; use an exchange-calendars name such as "
+            "'XNYS', 'XNAS', 'CMES', 'XLON' or '24/7'"
+        )
+    with warnings.catch_warnings():  # exchange-calendars' own pandas deprecations are not ours
+        warnings.simplefilter("ignore")
         try:
+            cal = xcals.get_calendar(key, start=f"{_FIRST_YEAR}-01-01", end=f"{_LAST_YEAR}-12-31")
+        except ValueError:  # calendars whose data starts later than _FIRST_YEAR
             cal = xcals.get_calendar(key)
-        except Exception:
-            raise BacktapeError(
-                f"unknown exchange calendar {name!r}; use an exchange-calendars name such as "
-                "'XNYS', 'XNAS', 'CMES', 'XLON' or '24/7'"
-            ) from exc
     sched = cal.schedule
 
     def column(name: str) -> np.ndarray:

@@ -1,0 +1,206 @@
+"""The SQLite (WAL) coverage index: which ranges were fetched, and which Parquet files hold them.
+
+The index is the manifest of the cache. A Parquet file is part of the cache only once a row in
+``files`` names it, and coverage and file rows change together in one transaction, so a crash
+between writing a file and committing leaves an orphan file that no reader looks at (``gc`` removes
+it), never a covered range without its rows.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import CacheError
+from .coverage import Span
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS coverage (
+    source TEXT NOT NULL, kind TEXT NOT NULL, symbol TEXT NOT NULL, frequency TEXT NOT NULL,
+    adjustment TEXT NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL,
+    fetched_at INTEGER NOT NULL, mutable_from INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS coverage_key ON coverage (source, kind, symbol, frequency, adjustment, end);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, source TEXT NOT NULL, kind TEXT NOT NULL, symbol TEXT NOT NULL,
+    frequency TEXT NOT NULL, adjustment TEXT NOT NULL, partition TEXT NOT NULL,
+    min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL, rows INTEGER NOT NULL, bytes INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_key ON files (source, kind, symbol, frequency, adjustment, partition);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (k, v) VALUES ('generation', 0);
+"""
+
+_KEY_WHERE = "source = ? AND kind = ? AND symbol = ? AND frequency = ? AND adjustment = ?"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class CacheKey:
+    """What one coverage list is about: a source's rows of one kind, symbol, frequency, adjustment."""
+
+    source: str
+    kind: str
+    symbol: str
+    frequency: str
+    adjustment: str
+
+    def as_tuple(self) -> tuple[str, str, str, str, str]:
+        return (self.source, self.kind, self.symbol, self.frequency, self.adjustment)
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """One Parquet file of the cache: its relative path, partition and the ts range it holds."""
+
+    path: str
+    key: CacheKey
+    partition: str
+    min_ts: int
+    max_ts: int
+    rows: int
+    bytes: int
+    created_at: int
+
+
+@dataclass
+class Change:
+    """Everything one writer commits atomically: new spans per key, files added and removed."""
+
+    spans: dict[CacheKey, list[Span]] = field(default_factory=dict)
+    added: list[FileEntry] = field(default_factory=list)
+    removed: list[FileEntry] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+class CoverageIndex:
+    """Thread-safe access to ``index.sqlite`` (one connection per thread, WAL, full fsync)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._con().executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            try:
+                con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+                con.execute("PRAGMA journal_mode=WAL")
+                con.execute("PRAGMA synchronous=FULL")
+                con.execute("PRAGMA busy_timeout=60000")
+            except sqlite3.DatabaseError as exc:
+                raise CacheError(f"cache index {self.path} is unusable: {exc}") from exc
+            self._local.con = con
+        return con
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        con = self._con()
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+
+    def generation(self) -> int:
+        """A counter bumped by every commit (from any process): cheap change detection."""
+        return int(self._con().execute("SELECT v FROM meta WHERE k = 'generation'").fetchone()[0])
+
+    def spans(self, key: CacheKey, start: int | None = None, end: int | None = None) -> list[Span]:
+        """The coverage of ``key`` sorted by start; only spans meeting ``[start, end)`` if given."""
+        sql = f"SELECT start, end, fetched_at, mutable_from FROM coverage WHERE {_KEY_WHERE}"
+        args: list = list(key.as_tuple())
+        if start is not None and end is not None:
+            sql += " AND end > ? AND start < ?"
+            args += [start, end]
+        rows = self._con().execute(sql + " ORDER BY start", args).fetchall()
+        return [Span(*r) for r in rows]
+
+    def files(self, key: CacheKey, partitions: Iterable[str] | None = None) -> list[FileEntry]:
+        """Files of ``key`` (optionally only in ``partitions``), oldest first."""
+        sql = f"SELECT * FROM files WHERE {_KEY_WHERE}"
+        args: list = list(key.as_tuple())
+        if partitions is not None:
+            parts = list(partitions)
+            sql += f" AND partition IN ({','.join('?' * len(parts))})"
+            args += parts
+        rows = self._con().execute(sql + " ORDER BY created_at, path", args).fetchall()
+        return [_entry(r) for r in rows]
+
+    def all_files(self) -> list[FileEntry]:
+        return [_entry(r) for r in self._con().execute("SELECT * FROM files ORDER BY path")]
+
+    def cache_keys(self) -> list[CacheKey]:
+        """Every key with coverage or files."""
+        rows = self._con().execute(
+            "SELECT source, kind, symbol, frequency, adjustment FROM coverage UNION "
+            "SELECT source, kind, symbol, frequency, adjustment FROM files"
+        ).fetchall()
+        return sorted(CacheKey(*r) for r in rows)
+
+    def commit(self, change: Change) -> int:
+        """Apply ``change`` in one transaction; returns the generation (bumped if spans or files change)."""
+        with self._tx() as con:
+            for key, spans in change.spans.items():
+                con.execute(f"DELETE FROM coverage WHERE {_KEY_WHERE}", key.as_tuple())
+                con.executemany(
+                    "INSERT INTO coverage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(*key.as_tuple(), s.start, s.end, s.fetched_at, s.mutable_from) for s in spans],
+                )
+            con.executemany("DELETE FROM files WHERE path = ?", [(f.path,) for f in change.removed])
+            con.executemany(
+                "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(f.path, *f.key.as_tuple(), f.partition, f.min_ts, f.max_ts, f.rows, f.bytes,
+                  f.created_at) for f in change.added],
+            )
+            con.executemany(
+                "INSERT INTO counters (name, value) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                list(change.counters.items()),
+            )
+            if change.spans or change.added or change.removed:
+                con.execute("UPDATE meta SET v = v + 1 WHERE k = 'generation'")
+            return int(con.execute("SELECT v FROM meta WHERE k = 'generation'").fetchone()[0])
+
+    def counters(self) -> dict[str, int]:
+        return dict(self._con().execute("SELECT name, value FROM counters ORDER BY name").fetchall())
+
+    def summary(self) -> list[dict]:
+        """Per source and kind: keys, coverage spans, files, rows and bytes on disk."""
+        con = self._con()
+        out: dict[tuple[str, str], dict] = {}
+        for source, kind, keys, spans, oldest, newest in con.execute(
+            "SELECT source, kind, COUNT(DISTINCT symbol || '|' || frequency || '|' || adjustment), "
+            "COUNT(*), MIN(fetched_at), MAX(fetched_at) FROM coverage GROUP BY source, kind"
+        ):
+            out[(source, kind)] = {"source": source, "kind": kind, "entries": keys, "spans": spans,
+                                   "files": 0, "rows": 0, "bytes": 0, "oldest_fetch": oldest,
+                                   "newest_fetch": newest}
+        for source, kind, files, rows, size in con.execute(
+            "SELECT source, kind, COUNT(*), SUM(rows), SUM(bytes) FROM files GROUP BY source, kind"
+        ):
+            row = out.setdefault((source, kind), {"source": source, "kind": kind, "entries": 0,
+                                                  "spans": 0, "oldest_fetch": None, "newest_fetch": None})
+            row.update(files=files, rows=int(rows or 0), bytes=int(size or 0))
+        return [out[k] for k in sorted(out)]
+
+    def close(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+
+
+def _entry(row: tuple) -> FileEntry:
+    path, source, kind, symbol, frequency, adjustment, partition, mn, mx, rows, size, created = row
+    return FileEntry(path, CacheKey(source, kind, symbol, frequency, adjustment), partition,
+                     mn, mx, rows, size, created)

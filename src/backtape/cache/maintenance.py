@@ -1,0 +1,105 @@
+"""Cache upkeep without a source: on-disk summary and cleaning by age or total size.
+
+Cleaning removes rows and their coverage together (one index transaction per key, under that key's
+lock), so a cleaned range is simply fetched again on the next request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._async import run_sync
+from .._time import now_ns
+from ..errors import CacheError
+from .coverage import cut
+from .index import CacheKey, Change, CoverageIndex
+from .locks import KeyLocks
+from .store import PartitionStore, empty_part, partitions
+
+
+@dataclass
+class CleanReport:
+    """What ``clean_cache`` removed."""
+
+    spans: int = 0
+    files: int = 0
+    rows: int = 0
+    bytes: int = 0
+    orphans: int = 0
+
+
+def open_index(cache_dir: str | Path) -> CoverageIndex:
+    """The index of an existing cache folder (raises ``CacheError`` if there is none)."""
+    path = Path(cache_dir) / "index.sqlite"
+    if not path.exists():
+        raise CacheError(f"no cache at {cache_dir}: {path} does not exist")
+    return CoverageIndex(path)
+
+
+def cache_summary(cache_dir: str | Path) -> tuple[list[dict], dict[str, int]]:
+    """Per (source, kind): entries, spans, files, rows, bytes; plus the persisted counters."""
+    index = open_index(cache_dir)
+    try:
+        return index.summary(), index.counters()
+    finally:
+        index.close()
+
+
+def clean_cache(cache_dir: str | Path, *, older_than_ns: int | None = None, max_bytes: int | None = None,
+                now: int | None = None) -> CleanReport:
+    """Drop coverage fetched more than ``older_than_ns`` ago, then whole keys, least recently
+    fetched first, until the files total at most ``max_bytes``; finally delete orphan files."""
+    return run_sync(_clean(Path(cache_dir), older_than_ns, max_bytes, now_ns() if now is None else now))
+
+
+async def _clean(root: Path, older_than_ns: int | None, max_bytes: int | None, now: int) -> CleanReport:
+    index = open_index(root)
+    store = PartitionStore(root)
+    locks = KeyLocks(root / "locks")
+    report = CleanReport()
+    try:
+        if older_than_ns is not None:
+            cutoff = now - older_than_ns
+            for key in index.cache_keys():
+                async with locks.hold([key]):
+                    for sp in [sp for sp in index.spans(key) if sp.fetched_at < cutoff]:
+                        _remove_range(index, store, key, (sp.start, sp.end), report)
+        if max_bytes is not None:
+            files = index.all_files()
+            total = sum(f.bytes for f in files)
+            newest = {k: max((sp.fetched_at for sp in index.spans(k)), default=0) for k in index.cache_keys()}
+            for key in sorted(newest, key=lambda k: newest[k]):
+                if total <= max_bytes:
+                    break
+                async with locks.hold([key]):
+                    freed = _remove_key(index, store, key, report)
+                total -= freed
+        report.orphans = store.gc({f.path for f in index.all_files()})
+    finally:
+        index.close()
+    return report
+
+
+def _remove_range(index: CoverageIndex, store: PartitionStore, key: CacheKey, gap: tuple[int, int],
+                  report: CleanReport) -> None:
+    existing = index.files(key, partitions(key.kind, *gap))
+    added, removed = store.replace_range(key, gap, empty_part(key.kind), existing)
+    index.commit(Change(spans={key: cut(index.spans(key), gap)}, added=added, removed=removed))
+    store.delete(removed)
+    report.spans += 1
+    report.files += len(removed) - len(added)
+    report.rows += sum(f.rows for f in removed) - sum(f.rows for f in added)
+    report.bytes += sum(f.bytes for f in removed) - sum(f.bytes for f in added)
+
+
+def _remove_key(index: CoverageIndex, store: PartitionStore, key: CacheKey, report: CleanReport) -> int:
+    files = index.files(key)
+    report.spans += len(index.spans(key))
+    index.commit(Change(spans={key: []}, removed=files))
+    store.delete(files)
+    freed = sum(f.bytes for f in files)
+    report.files += len(files)
+    report.rows += sum(f.rows for f in files)
+    report.bytes += freed
+    return freed

@@ -1,0 +1,105 @@
+"""``backtape ingest`` and ``backtape bundles``: build incremental bundles and look inside them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..cache.bundles import BundleMetadata, default_bundles_dir, ingest_to_bundle, list_bundles
+from ..errors import BacktapeError
+from ..sources import get_source
+from ._units import format_size
+
+app = typer.Typer(help="List and inspect data bundles.", no_args_is_help=True)
+
+BUNDLES_DIR = typer.Option(None, "--bundles-dir",
+                           help="bundles folder (default $BACKTAPE_BUNDLES_DIR or ~/.backtape/bundles)")
+
+
+def _fail(console: Console, exc: Exception) -> typer.Exit:
+    console.print(f"[red]error:[/red] {exc}")
+    return typer.Exit(1)
+
+
+def ingest(
+    source: str = typer.Argument(..., help="registered data source name, e.g. sample, synthetic"),
+    symbols: str = typer.Option(..., "--symbols", help="comma-separated symbols, e.g. AAPL,MSFT"),
+    start: str = typer.Option(..., "--start", help="range start (ISO date or time, UTC)"),
+    end: str = typer.Option(..., "--end", help="range end, exclusive"),
+    frequency: str = typer.Option("1d", "--frequency", help="bar size, e.g. 1min, 5min, 1h, 1d"),
+    bundle: str = typer.Option(..., "--bundle", help="bundle name"),
+    bundles_dir: Path | None = BUNDLES_DIR,
+) -> None:
+    """Fetch bars into a bundle; running it again with a longer range fetches only the new part."""
+    console = Console()
+    names = [s.strip() for s in symbols.split(",") if s.strip()]
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task(f"ingest {bundle}", total=len(names))
+            meta = ingest_to_bundle(bundle, names, start, end, frequency, source=get_source(source),
+                                    bundles_dir=bundles_dir,
+                                    progress=lambda sym, done, total: bar.update(task, completed=done,
+                                                                                 description=sym))
+    except BacktapeError as exc:
+        raise _fail(console, exc) from None
+    console.print(f"bundle {meta.name}: {len(meta.symbols)} symbol(s), {meta.row_count:,} rows, "
+                  f"{format_size(meta.size_bytes)}, quality {meta.quality_score:.3f}, "
+                  f"missing {meta.missing_data_pct:.2f}% -> {meta.path}")
+
+
+app.command("ingest")(ingest)
+
+
+@app.command("list")
+def list_(bundles_dir: Path | None = BUNDLES_DIR) -> None:
+    """Every bundle with its range, frequency, size and quality."""
+    console = Console()
+    try:
+        bundles = list_bundles(bundles_dir)
+    except BacktapeError as exc:
+        raise _fail(console, exc) from None
+    if not bundles:
+        console.print(f"no bundles in {bundles_dir or default_bundles_dir()}")
+        return
+    table = Table()
+    for col in ("name", "source", "frequency", "symbols", "start", "end", "rows", "size", "quality"):
+        table.add_column(col)
+    for m in bundles:
+        table.add_row(m.name, m.source_type, m.frequency, str(len(m.symbols)), f"{m.start:%Y-%m-%d}",
+                      f"{m.end:%Y-%m-%d}", f"{m.row_count:,}", format_size(m.size_bytes),
+                      f"{m.quality_score:.3f}")
+    console.print(table)
+
+
+@app.command("show")
+def show(name: str = typer.Argument(..., help="bundle name"), bundles_dir: Path | None = BUNDLES_DIR) -> None:
+    """A bundle's metadata and per-symbol quality (missing sessions, invalid OHLC rows)."""
+    console = Console()
+    try:
+        m = BundleMetadata.load(name, bundles_dir)
+    except BacktapeError as exc:
+        raise _fail(console, exc) from None
+    facts = Table(show_header=False, title=f"bundle {m.name}")
+    for label, value in (("path", str(m.path)), ("source", f"{m.source_type} ({m.source_identity})"),
+                         ("frequency", m.frequency), ("calendar", m.calendar), ("adjustment", m.adjustment),
+                         ("range", f"{m.start:%Y-%m-%d %H:%M} .. {m.end:%Y-%m-%d %H:%M} UTC"),
+                         ("ingested", f"{m.ingestion_time:%Y-%m-%d %H:%M:%S} UTC"),
+                         ("rows", f"{m.row_count:,}"),
+                         ("size", format_size(m.size_bytes)), ("quality score", f"{m.quality_score:.4f}"),
+                         ("missing data", f"{m.missing_data_pct:.2f}%"), ("schema", m.schema_version)):
+        facts.add_row(label, value)
+    console.print(facts)
+    per = Table(title="per symbol")
+    for col in ("symbol", "rows", "sessions", "missing", "ohlc violations", "first missing"):
+        per.add_column(col)
+    for q in m.per_symbol:
+        first = ", ".join(f"{d:%Y-%m-%d}" for d in q.missing_sessions[:3])
+        more = f" (+{len(q.missing_sessions) - 3})" if len(q.missing_sessions) > 3 else ""
+        per.add_row(q.symbol, f"{q.rows:,}", str(q.expected_sessions), str(len(q.missing_sessions)),
+                    str(q.ohlc_violations), first + more)
+    console.print(per)

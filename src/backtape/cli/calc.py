@@ -1,0 +1,54 @@
+"""``backtape calc``: entry-time calculations for one symbol, printed one row per entry and calculation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..calculations import CALCULATIONS
+from ..calculations.runner import run_calculations
+from ..errors import BacktapeError
+from ..sources import get_source
+
+
+def calc(
+    symbol: str = typer.Option(..., "--symbol", help="symbol to compute for, e.g. AAPL"),
+    entry: list[str] = typer.Option(None, "--entry", help="entry time (ISO, UTC); repeatable"),
+    entries: Path | None = typer.Option(None, "--entries", help="CSV file with an 'entry' column"),
+    calcs: str = typer.Option(..., "--calcs", help=f"comma-separated names: {', '.join(CALCULATIONS)}"),
+    source: str = typer.Option("sample", "--source", help="registered data source name"),
+) -> None:
+    """Compute calculations at entry times from one pre-load and show the upstream calls made."""
+    console = Console()
+    try:
+        times = list(entry or []) + (_read_entries(entries) if entries else [])
+        if not times:
+            raise typer.BadParameter("give --entry TIME (repeatable) or --entries FILE.csv")
+        data_source = get_source(source)
+        names = [c for c in calcs.split(",") if c.strip()]
+        rows, portal = run_calculations(data_source, symbol, times, names)
+    except BacktapeError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    table = Table(title=f"{symbol}: {len(times)} entries x {rows['calculation'].n_unique()} calculations")
+    for col in ("entry", "calculation", "values"):
+        table.add_column(col)
+    for r in rows.iter_rows(named=True):
+        table.add_row(str(r["entry"]), r["calculation"], r["values"])
+    console.print(table)
+    log = portal.fetch_log
+    console.print(f"upstream calls: {log.height} ({', '.join(log['kind'].to_list())}); "
+                  f"rows fetched: {log['rows'].sum()}")
+    stats = getattr(data_source, "stats", None)
+    if stats is not None:
+        console.print(f"cache stats: {stats}")
+
+
+def _read_entries(path: Path) -> list[str]:
+    frame = pl.read_csv(path, infer_schema=False)
+    column = "entry" if "entry" in frame.columns else frame.columns[0]
+    return [v for v in frame[column].to_list() if v]

@@ -1,0 +1,95 @@
+"""``backtape runs``: list, show and compare stored backtests (the results database)."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import BacktapeError
+from ..results import ResultsStore
+from .backtest import metrics_table
+
+app = typer.Typer(help="Stored backtest runs: list, show, compare.", no_args_is_help=True)
+
+DB = typer.Option(None, "--db", help="results database path or SQLAlchemy URL "
+                                     "(default ~/.backtape/results.db)")
+LIMIT = typer.Option(50, "--limit", "-n", help="most recent runs to show")
+RUN_ID = typer.Argument(..., help="run id (see `backtape runs list`)")
+RUN_IDS = typer.Argument(..., help="two or more run ids")
+_HEADER = ("strategy_name", "parameters", "symbols", "start_date", "end_date", "frequency", "source", "cash",
+           "status", "duration_s", "package_version", "created_at", "data_fingerprint")
+_TRADE_COLS = ["symbol", "side", "entry_time", "exit_time", "entry_price", "exit_price", "quantity", "pnl",
+               "commission"]
+
+
+def _store(db: str | None, console: Console) -> ResultsStore:
+    try:
+        return ResultsStore(db)
+    except BacktapeError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.4f}"
+    return str(value)
+
+
+@app.command("list")
+def list_runs(limit: int = LIMIT, db: str | None = DB) -> None:
+    """The most recent runs with their headline metrics."""
+    console = Console()
+    frame = _store(db, console).list_runs(limit)
+    table = Table(title="backtest runs")
+    for col in frame.columns:
+        table.add_column(col, justify="right" if frame[col].dtype.is_numeric() else "left")
+    for row in frame.iter_rows():
+        table.add_row(*(_fmt(v) for v in row))
+    console.print(table)
+
+
+@app.command("show")
+def show(run_id: int = RUN_ID, db: str | None = DB) -> None:
+    """One run: its header, data fingerprint, metrics and trades."""
+    console = Console()
+    try:
+        rec = _store(db, console).get_run(run_id)
+    except BacktapeError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    head = Table(title=f"run {rec.id}", show_header=False)
+    for key in _HEADER:
+        head.add_row(key, _fmt(rec.header.get(key)))
+    console.print(head)
+    console.print(metrics_table(rec.metrics, "metrics"))
+    trades = Table(title=f"trades ({rec.trades.height})")
+    cols = _TRADE_COLS
+    for col in cols:
+        trades.add_column(col)
+    for row in rec.trades.select(cols).iter_rows():
+        trades.add_row(*(_fmt(v) for v in row))
+    console.print(trades)
+
+
+@app.command("compare")
+def compare(run_ids: list[int] = RUN_IDS, db: str | None = DB) -> None:
+    """Metrics of several runs side by side."""
+    console = Console()
+    if len(run_ids) < 2:
+        console.print("[red]error:[/red] compare needs at least two run ids")
+        raise typer.Exit(1)
+    try:
+        frame = _store(db, console).compare(run_ids)
+    except BacktapeError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    table = Table(title="compare runs")
+    for col in frame.columns:
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for row in frame.iter_rows():
+        table.add_row(*(_fmt(v) for v in row))
+    console.print(table)

@@ -1,0 +1,400 @@
+"""The simulated broker: turns orders into fills against completed bars, costs itemized.
+
+Prices come from ``backtape.fills`` (``limit_fill_price``, ``stop_fill_price``, ``slipped``,
+``commission``, ``affordable_shares``), the same numba functions the vectorized engine calls, so
+the two engines follow one description (read that module's docstring):
+
+=================  ==============================================================================
+order              fills on the first bar that starts after it was placed
+=================  ==============================================================================
+market             at that bar's open (``fill="next_open"``), or at the signal bar's close when
+                   ``fill="close"``
+limit buy  L       at the open if ``open <= L`` (gap through), else at ``L`` if ``low <= L``
+limit sell L       at the open if ``open >= L``, else at ``L`` if ``high >= L``
+stop buy   S       at the open if ``open >= S``, else at ``S`` if ``high >= S``
+stop sell  S       at the open if ``open <= S``, else at ``S`` if ``low <= S``
+stop-limit S, L    triggers like a stop; fills at the trigger price when it respects ``L``, else
+                   rests as a limit order from the next bar
+=================  ==============================================================================
+
+Bracket legs (stop-loss, take-profit; one cancels the other) are active on the entry's own bar
+when the entry filled at that bar's open (everything else in the bar happened after it), else
+from the next bar. When both legs could fill in one bar the stop-loss fills first, unless only the
+take-profit was gapped through at the open (the conservative reading of an unknown path).
+
+Target orders (``order_target_percent``) are sized when they fill, all-in style: a reversal first
+closes the old position (paying its commission), then the new position is the largest whole
+number of shares (fractions when the asset allows) whose slipped price and commission fit in
+``percent * equity``, and in the margin left (``leverage * equity - gross exposure``).
+
+Slippage applies to every fill; spread and impact to fills that take liquidity (market and stop).
+``max_participation`` caps each fill at that fraction of the bar's volume; the rest stays working
+(a capped target order keeps working toward its target). Orders resized or refused by the risk
+manager or the leverage limit are recorded in ``rejections`` with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..costs import MarketState, TransactionCostEngine
+from ..fills import limit_fill_price, slipped, stop_fill_price
+from ..risk import PortfolioSnapshot, RiskManager
+from .orders import Fill, Order, OrderStatus, OrderType, TimeInForce
+from .portfolio import Portfolio
+
+_INF = math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """A completed bar as the broker sees it."""
+
+    ts: int
+    ts_end: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    volatility: float = math.nan
+    bid: float = math.nan
+    ask: float = math.nan
+
+
+class Broker:
+    """Holds working orders and fills them against bars; the portal is injected (seed 000)."""
+
+    def __init__(
+        self,
+        portal: Any,
+        portfolio: Portfolio,
+        *,
+        costs: TransactionCostEngine | None = None,
+        risk: RiskManager | None = None,
+        fill: str = "next_open",
+        max_participation: float | None = None,
+        leverage: float = 1.0,
+        fractional: bool | set[str] = False,
+        on_fill: Callable[[Fill], None] | None = None,
+    ) -> None:
+        if fill not in ("next_open", "close"):
+            raise ValueError(f"fill must be 'next_open' or 'close', got {fill!r}")
+        if not leverage > 0:
+            raise ValueError(f"leverage must be positive, got {leverage}")
+        if max_participation is not None and not 0 < max_participation <= 1:
+            raise ValueError(f"max_participation must be in (0, 1], got {max_participation}")
+        self.portal = portal
+        self.portfolio = portfolio
+        self.costs = costs or TransactionCostEngine()
+        self.risk = risk
+        self.fill_mode = fill
+        self.max_participation = max_participation
+        self.leverage = float(leverage)
+        self.fractional = fractional
+        self.on_fill = on_fill
+        self.orders: list[Order] = []
+        self.fills: list[Fill] = []
+        self.rejections: list[dict] = []
+        self._working: dict[str, list[Order]] = {}
+
+    # order entry -------------------------------------------------------------------------
+    def submit(self, order: Order, now: int, session_close: int | None = None) -> Order:
+        """Accept an order placed at clock ``now``; DAY orders expire at ``session_close``."""
+        if order.type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and not _positive(order.limit_price):
+            return self._reject(order, now, "limit price must be a positive number")
+        if order.type in (OrderType.STOP, OrderType.STOP_LIMIT) and not _positive(order.stop_price):
+            return self._reject(order, now, "stop price must be a positive number")
+        if order.target_percent is None and (order.quantity == 0 or not math.isfinite(order.quantity)):
+            return self._reject(order, now, "quantity must be a non-zero number")
+        if order.target_percent is not None and not math.isfinite(order.target_percent):
+            return self._reject(order, now, "target percent must be a finite number")
+        order.created_at = now
+        if order.tif == TimeInForce.DAY:
+            order.session_close = session_close
+        book = self._working.setdefault(order.symbol, [])
+        for leg in (order, *order.children):
+            self.orders.append(leg)
+            book.append(leg)
+        for child in order.children:  # dormant until the parent fills
+            child.parent_id, child.created_at = order.id, -1
+        return order
+
+    def cancel(self, order_id: int) -> bool:
+        """Cancel a working order (and its bracket legs); False when it is no longer working."""
+        for order in self.orders:
+            if order.id == order_id and order.is_active:
+                order.status = OrderStatus.CANCELLED
+                for child in order.children:
+                    if child.is_active:
+                        child.status = OrderStatus.CANCELLED
+                return True
+        return False
+
+    def working(self, symbol: str | None = None) -> list[Order]:
+        """Orders still working (dormant bracket legs excluded), oldest first."""
+        pool = self.orders if symbol is None else self._working.get(symbol, [])
+        return [o for o in pool if o.is_active and o.created_at >= 0]
+
+    # matching ----------------------------------------------------------------------------
+    def process_bar(self, symbol: str, bar: Bar) -> list[Fill]:
+        """Fill the orders placed before ``bar`` started, then expire DAY orders past their session."""
+        fills: list[Fill] = []
+        book = self._working.get(symbol)
+        if not book:
+            return fills
+        first = sorted(_live(book), key=_priority)
+        self._match_all(first, bar, fills)
+        # bracket legs of entries filled at this bar's open are live for the rest of the bar
+        legs = [o for o in _live(book) if o.created_at == bar.ts and o.parent_id is not None
+                and all(o is not f for f in first)]
+        if legs:
+            self._match_all(sorted(legs, key=_priority), bar, fills)
+        for order in _live(book):
+            if order.tif == TimeInForce.DAY and order.session_close is not None \
+                    and bar.ts_end >= order.session_close:
+                order.status = OrderStatus.EXPIRED
+                order.reason = "day order expired at the session close"
+        self._working[symbol] = [o for o in book if o.is_active]
+        return fills
+
+    def _match_all(self, orders: list[Order], bar: Bar, fills: list[Fill]) -> None:
+        for order in orders:
+            if order.created_at > bar.ts or not order.is_active:
+                continue
+            if order.oco_id is not None and self._sibling_gaps_first(order, bar):
+                continue
+            match = self._match(order, bar)
+            if match is not None:
+                fills.extend(self._execute(order, bar, match[0], bar.ts, match[1]))
+
+    def fill_at_close(self, symbol: str, bar: Bar, now: int) -> list[Fill]:
+        """``fill="close"``: market orders placed at ``now`` execute at this bar's close."""
+        fills: list[Fill] = []
+        for order in _live(self._working.get(symbol, [])):
+            if order.type == OrderType.MARKET and order.created_at == now:
+                fills.extend(self._execute(order, bar, bar.close, bar.ts_end, True))
+        return fills
+
+    def _match(self, order: Order, bar: Bar) -> tuple[float, bool] | None:
+        """(reference price, takes liquidity) of ``order`` on ``bar`` (``fills`` rules), or None."""
+        kind = order.type
+        if kind == OrderType.MARKET:
+            return bar.open, True
+        side = float(order.side)
+        if kind != OrderType.LIMIT and not order.triggered:
+            price = stop_fill_price(bar.open, bar.high, bar.low, order.stop_price, side)
+            if price != price:
+                return None
+            if kind == OrderType.STOP:
+                return price, True
+            order.triggered = True
+            lim = order.limit_price
+            return (price, True) if (side > 0 and price <= lim) or (side < 0 and price >= lim) else None
+        price = limit_fill_price(bar.open, bar.high, bar.low, order.limit_price, side)
+        return None if price != price else (price, False)
+
+    def _sibling_gaps_first(self, order: Order, bar: Bar) -> bool:
+        """A stop leg yields to its take-profit sibling when only the latter was gapped at the open."""
+        if order.type == OrderType.LIMIT or order.triggered:
+            return False
+        if stop_fill_price(bar.open, bar.high, bar.low, order.stop_price, float(order.side)) == bar.open:
+            return False
+        for other in self._working.get(order.symbol, ()):
+            if other is not order and other.oco_id == order.oco_id and other.is_active \
+                    and other.type == OrderType.LIMIT and other.created_at <= bar.ts:
+                return limit_fill_price(bar.open, bar.high, bar.low, other.limit_price,
+                                        float(other.side)) == bar.open
+        return False
+
+    # execution ---------------------------------------------------------------------------
+    def _execute(self, order: Order, bar: Bar, ref: float, ts: int, liquidity: bool) -> list[Fill]:
+        if order.target_percent is not None:
+            return self._execute_target(order, bar, ref, ts)
+        qty = self._round(order.symbol, abs(order.remaining))
+        qty = min(qty, self._cap(order.symbol, bar))
+        if qty <= 0:
+            return []
+        wanted = qty * order.side
+        qty = self._leverage_limit(order, self._risk_limit(order, wanted, ref, ts), ref, ts)
+        if qty == 0:
+            self._refuse(order, ts)
+            return []
+        if qty != wanted:  # a resized order is done once its resized quantity is filled
+            order.quantity = order.filled + qty
+        return [self._fill(order, qty, ref, bar, ts, liquidity)]
+
+    def _execute_target(self, order: Order, bar: Bar, ref: float, ts: int) -> list[Fill]:
+        """Move toward ``target_percent`` of equity: close a reversed position first, then size."""
+        pf, sym, target = self.portfolio, order.symbol, order.target_percent
+        cap = self._cap(sym, bar)
+        fills: list[Fill] = []
+        pos = pf.position(sym)
+        if pos and (target == 0 or (pos > 0) != (target > 0)):
+            q = min(abs(pos), cap)
+            fills.append(self._fill(order, -math.copysign(q, pos), ref, bar, ts, True))
+            cap -= q
+            pos = pf.position(sym)
+        if target == 0 or (pos and (pos > 0) != (target > 0)):
+            order.status = OrderStatus.PARTIAL if pos else OrderStatus.FILLED
+            return fills
+        side = 1.0 if target > 0 else -1.0
+        market = MarketState(ref, bar.volume, bar.volatility, bar.bid, bar.ask)
+        price = slipped(ref, side, self.costs.price_bps(int(side), 0.0, market))
+        frac = self._is_fractional(sym)
+        equity = pf.cash + pos * ref + pf.others_value(sym)
+        commission = self.costs.commission
+        held = abs(pos)
+        delta = commission.affordable(equity * abs(target), price, frac) - held
+        if delta < 0:
+            q = min(-delta, cap)
+            fills.append(self._fill(order, -side * q, ref, bar, ts, True))
+            capped = q < -delta
+        else:
+            room = self.leverage * equity - held * ref - pf.others_gross(sym)
+            delta = min(delta, commission.affordable(room, price, frac))
+            q = min(delta, cap)
+            capped = q < delta
+            if q > 0:
+                qty = self._risk_limit(order, side * q, ref, ts)
+                if qty:
+                    fills.append(self._fill(order, qty, ref, bar, ts, True))
+                elif not fills:
+                    self._refuse(order, ts)
+                    return fills
+        order.status = OrderStatus.PARTIAL if capped else OrderStatus.FILLED
+        return fills
+
+    def _fill(self, order: Order, qty: float, ref: float, bar: Bar, ts: int, liquidity: bool) -> Fill:
+        """Book one execution of ``qty`` (signed) at reference price ``ref`` with its costs."""
+        side = 1 if qty > 0 else -1
+        market = MarketState(ref, bar.volume, bar.volatility, bar.bid, bar.ask)
+        c = self.costs.fill(side, abs(qty), market, liquidity)
+        fill = Fill(order.id, order.symbol, ts, qty, c.price, ref, c.commission, c.spread, c.slippage,
+                    c.impact, order.tag)
+        self.portfolio.apply_fill(fill, bar.high, bar.low)
+        self.fills.append(fill)
+        order.filled += qty
+        if order.target_percent is None:
+            done = abs(order.remaining) < 1e-9
+            order.status = OrderStatus.FILLED if done else OrderStatus.PARTIAL
+        else:
+            order.quantity = order.filled
+        if order.oco_id is not None:
+            self._cancel_sibling(order)
+        self._activate_children(order, bar.ts if ts == bar.ts and ref == bar.open else bar.ts_end)
+        if self.on_fill is not None:
+            self.on_fill(fill)
+        return fill
+
+    # sizing and limits -------------------------------------------------------------------
+    def _cap(self, symbol: str, bar: Bar) -> float:
+        """Most shares one fill may trade on ``bar`` under ``max_participation`` (inf without it)."""
+        if self.max_participation is None or not bar.volume >= 0:
+            return _INF
+        return self._round(symbol, self.max_participation * bar.volume)
+
+    def _risk_limit(self, order: Order, qty: float, ref: float, ts: int) -> float:
+        """The risk manager's verdict on ``qty`` (signed); resizes and refusals are recorded."""
+        if self.risk is None:
+            return qty
+        pf = self.portfolio
+        stops = {o.symbol: o.stop_price for o in self.working() if o.type == OrderType.STOP
+                 and o.stop_price is not None and o.side * pf.position(o.symbol) < 0}
+        snap = PortfolioSnapshot(pf.equity, pf.peak_equity, dict(pf.positions), dict(pf.prices), stops)
+        decision = self.risk.check(order.symbol, qty, ref, snap, stop_price=_bracket_stop(order))
+        if decision.action == "accept":
+            return qty
+        order.reason = decision.reason
+        approved = self._round(order.symbol, abs(decision.approved))
+        if approved and decision.action == "resize":
+            self._record(order, ts, "resize", qty, math.copysign(approved, qty))
+        return math.copysign(approved, qty)
+
+    def _leverage_limit(self, order: Order, qty: float, ref: float, ts: int) -> float:
+        """Shrink an order that adds exposure beyond ``leverage * equity`` (gross, at last prices)."""
+        if qty == 0:
+            return 0.0
+        pf = self.portfolio
+        current = pf.position(order.symbol)
+        new = current + qty
+        if abs(new) <= abs(current) and new * current >= 0:
+            return qty
+        equity = pf.cash + current * ref + pf.others_value(order.symbol)
+        room = self.leverage * equity - pf.others_gross(order.symbol)
+        max_abs = self._round(order.symbol, max(room, 0.0) / ref)
+        if abs(new) <= max_abs + 1e-9:
+            return qty
+        allowed = math.copysign(max_abs, new) - current
+        if allowed * qty <= 0:
+            order.reason = order.reason or f"leverage limit {self.leverage:g}x of equity"
+            return 0.0
+        order.reason = f"resized to the leverage limit {self.leverage:g}x of equity"
+        self._record(order, ts, "resize", qty, allowed)
+        return allowed
+
+    def _round(self, symbol: str, qty: float) -> float:
+        if self._is_fractional(symbol):
+            return qty
+        return float(math.floor(qty + 1e-9))
+
+    def _is_fractional(self, symbol: str) -> bool:
+        return self.fractional if isinstance(self.fractional, bool) else symbol in self.fractional
+
+    # brackets and bookkeeping -------------------------------------------------------------
+    def _activate_children(self, order: Order, active_from: int) -> None:
+        for child in order.children:
+            if child.status == OrderStatus.OPEN:
+                child.quantity = -order.filled
+                if child.created_at < 0:
+                    child.created_at = active_from
+
+    def _cancel_sibling(self, order: Order) -> None:
+        for other in self._working.get(order.symbol, []):
+            if other is not order and other.oco_id == order.oco_id and other.is_active:
+                other.status = OrderStatus.CANCELLED
+                other.reason = f"one-cancels-other: order {order.id} filled"
+
+    def _refuse(self, order: Order, ts: int) -> None:
+        order.status = OrderStatus.REJECTED
+        for child in order.children:
+            child.status = OrderStatus.CANCELLED
+        self._record(order, ts, "reject", order.quantity, 0.0)
+
+    def _reject(self, order: Order, now: int, reason: str) -> Order:
+        order.created_at = now
+        order.status = OrderStatus.REJECTED
+        order.reason = reason
+        self.orders.append(order)
+        self._record(order, now, "reject", order.quantity, 0.0)
+        return order
+
+    def _record(self, order: Order, ts: int, action: str, requested: float, approved: float) -> None:
+        self.rejections.append({"ts": ts, "order_id": order.id, "symbol": order.symbol, "action": action,
+                                "requested": float(requested), "approved": float(approved),
+                                "reason": order.reason})
+
+
+def _positive(value: float | None) -> bool:
+    return value is not None and math.isfinite(value) and value > 0
+
+
+def _live(book: list[Order]) -> list[Order]:
+    return [o for o in book if o.is_active and o.created_at >= 0]
+
+
+def _priority(order: Order) -> tuple[int, int]:
+    """Creation order, but a bracket's stop-loss before its take-profit (conservative)."""
+    if order.oco_id is None:
+        return (order.created_at, 0)
+    return (order.created_at, 0 if order.type != OrderType.LIMIT else 1)
+
+
+def _bracket_stop(order: Order) -> float | None:
+    for child in order.children:
+        if child.type == OrderType.STOP:
+            return child.stop_price
+    return None

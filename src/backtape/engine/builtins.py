@@ -1,0 +1,213 @@
+"""Built-in strategies and the ``StrategyFactory`` that names them (and loads user files).
+
+=====================  ========================================================================
+name                   rule
+=====================  ========================================================================
+sma_crossover          long all-in when SMA(fast) crosses above SMA(slow) and not already long;
+                       flat when it crosses below (short all-in instead with ``allow_short``)
+rsi_mean_reversion     long all-in when RSI(period) < lower; flat when RSI > exit
+donchian_breakout      long when the close breaks the highest high of the previous ``entry``
+                       bars; flat when it breaks the lowest low of the previous ``exit`` bars
+momentum               each bar, hold (equal weight) the symbols whose return over the last
+                       ``lookback`` bars exceeds ``threshold``; read through ``ctx.history``
+=====================  ========================================================================
+
+A cross is strict: ``a[-2] < b[-2]`` and ``a[-1] > b[-1]``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import BacktapeError
+from ..vector import indicators as ind
+from .strategy import Context, Strategy
+
+
+def _cross_signals(close: np.ndarray, fast: int, slow: int) -> np.ndarray:
+    """+1 where SMA(fast) crosses above SMA(slow), -1 where below, 0 elsewhere (causal)."""
+    f, s = ind.sma(close, fast), ind.sma(close, slow)
+    return ind.crossed_above(f, s).astype(np.float64) - ind.crossed_below(f, s).astype(np.float64)
+
+
+class SmaCrossover(Strategy):
+    """Moving-average crossover, the field's reference strategy."""
+
+    params: ClassVar[dict[str, Any]] = {"fast": 10, "slow": 50, "allow_short": False}
+
+    def __init__(self, portal: Any = None, **params: Any) -> None:
+        super().__init__(portal, **params)
+        if not 0 < self.fast < self.slow:
+            raise ValueError(f"sma_crossover needs 0 < fast < slow, got fast={self.fast}, slow={self.slow}")
+        self.warmup = int(self.slow)
+
+    def initialize(self, ctx: Context) -> None:
+        self.signals = [(s, ctx.indicator(_cross_signals, self.fast, self.slow, symbol=s,
+                                          name=f"sma_cross({self.fast},{self.slow})")) for s in ctx.symbols]
+        self.weight = 1.0 / len(self.signals)
+
+    def on_bar(self, ctx: Context) -> None:
+        weight = self.weight
+        for symbol, sig in self.signals:
+            v = sig[-1]
+            if v == 0.0:
+                continue
+            if v > 0:
+                if ctx.position(symbol) <= 0:
+                    ctx.order_target_percent(symbol, weight)
+            elif v < 0:
+                held = ctx.position(symbol)
+                if self.allow_short:
+                    if held >= 0:
+                        ctx.order_target_percent(symbol, -weight)
+                elif held > 0:
+                    ctx.close(symbol)
+
+
+class RsiMeanReversion(Strategy):
+    """Buy oversold, sell on recovery."""
+
+    params: ClassVar[dict[str, Any]] = {"period": 14, "lower": 30.0, "exit": 50.0}
+
+    def __init__(self, portal: Any = None, **params: Any) -> None:
+        super().__init__(portal, **params)
+        self.warmup = int(self.period) + 1
+
+    def initialize(self, ctx: Context) -> None:
+        self.rsi = {s: ctx.indicator(ind.rsi, self.period, symbol=s, name=f"rsi({self.period})")
+                    for s in ctx.symbols}
+
+    def on_bar(self, ctx: Context) -> None:
+        for symbol, rsi in self.rsi.items():
+            value, held = rsi[-1], ctx.position(symbol)
+            if not held and value < self.lower:
+                ctx.order_target_percent(symbol, 1.0 / len(self.rsi))
+            elif held and value > self.exit:
+                ctx.close(symbol)
+
+
+def _prior_max(high: np.ndarray, n: int) -> np.ndarray:
+    out = np.full_like(high, np.nan)
+    out[1:] = ind.rolling_max(high, n)[:-1]
+    return out
+
+
+def _prior_min(low: np.ndarray, n: int) -> np.ndarray:
+    out = np.full_like(low, np.nan)
+    out[1:] = ind.rolling_min(low, n)[:-1]
+    return out
+
+
+class DonchianBreakout(Strategy):
+    """Channel breakout: enter on a new ``entry``-bar high, leave on a new ``exit``-bar low."""
+
+    params: ClassVar[dict[str, Any]] = {"entry": 20, "exit": 10}
+
+    def __init__(self, portal: Any = None, **params: Any) -> None:
+        super().__init__(portal, **params)
+        self.warmup = int(max(self.entry, self.exit)) + 1
+
+    def initialize(self, ctx: Context) -> None:
+        self.upper = {s: ctx.indicator(_prior_max, self.entry, symbol=s, field="high", name="donchian_high")
+                      for s in ctx.symbols}
+        self.lower = {s: ctx.indicator(_prior_min, self.exit, symbol=s, field="low", name="donchian_low")
+                      for s in ctx.symbols}
+
+    def on_bar(self, ctx: Context) -> None:
+        for symbol in ctx.symbols:
+            close, held = ctx.spot(symbol), ctx.position(symbol)
+            if not held and close > self.upper[symbol][-1]:
+                ctx.order_target_percent(symbol, 1.0 / len(ctx.symbols))
+            elif held and close < self.lower[symbol][-1]:
+                ctx.close(symbol)
+
+
+class Momentum(Strategy):
+    """Time-series momentum over a sliding window read from the portal each bar (seed 004)."""
+
+    params: ClassVar[dict[str, Any]] = {"lookback": 30, "threshold": 0.0}
+
+    def __init__(self, portal: Any = None, **params: Any) -> None:
+        super().__init__(portal, **params)
+        self.warmup = int(self.lookback) + 1
+
+    def on_bar(self, ctx: Context) -> None:
+        window = ctx.history(ctx.symbols, self.lookback + 1, "close")
+        ret = window[-1] / window[0] - 1.0
+        winners = [s for s, r in zip(ctx.symbols, ret, strict=True) if r > self.threshold]
+        weight = 1.0 / len(winners) if winners else 0.0
+        for symbol in ctx.symbols:
+            if symbol in winners:
+                if not ctx.position(symbol):
+                    ctx.order_target_percent(symbol, weight)
+            elif ctx.position(symbol):
+                ctx.close(symbol)
+
+
+class StrategyFactory:
+    """Names to strategy classes: ``create(name, **params)``, ``list_available()``, ``register``.
+
+    A name may also be ``path/to/file.py:ClassName`` to load a user strategy from a file.
+    """
+
+    _registry: ClassVar[dict[str, type[Strategy]]] = {
+        "sma_crossover": SmaCrossover,
+        "rsi_mean_reversion": RsiMeanReversion,
+        "donchian_breakout": DonchianBreakout,
+        "momentum": Momentum,
+    }
+
+    @classmethod
+    def register(cls, name: str, strategy: type[Strategy]) -> None:
+        cls._registry[name] = strategy
+
+    @classmethod
+    def list_available(cls) -> list[str]:
+        return sorted(cls._registry)
+
+    @classmethod
+    def get(cls, name: str) -> type[Strategy]:
+        """The class for a registered name or a ``file.py:ClassName`` reference."""
+        if ":" in name and name.split(":", 1)[0].endswith(".py"):
+            return load_strategy_file(name)
+        try:
+            return cls._registry[name]
+        except KeyError:
+            raise BacktapeError(f"unknown strategy {name!r}; available: {', '.join(cls.list_available())} "
+                                "or path/to/file.py:ClassName") from None
+
+    @classmethod
+    def create(cls, name: str, **params: Any) -> Strategy:
+        return cls.get(name)(**params)
+
+
+def load_strategy_file(reference: str) -> type[Strategy]:
+    """Import ``ClassName`` from ``path/to/file.py`` (a ``Strategy`` subclass)."""
+    path_text, _, class_name = reference.rpartition(":")
+    path = Path(path_text)
+    if not path.is_file():
+        raise BacktapeError(f"strategy file {path} does not exist")
+    module_name = f"backtape_user_{abs(hash(path.resolve()))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise BacktapeError(f"cannot import strategy file {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise BacktapeError(f"error importing {path}: {type(exc).__name__}: {exc}") from exc
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        raise BacktapeError(f"{path} has no Strategy subclass named {class_name!r}")
+    return cls
+
+
+def sma_crossover(fast: int = 10, slow: int = 50, allow_short: bool = False) -> SmaCrossover:
+    """The SMA crossover strategy (see the module table)."""
+    return SmaCrossover(fast=fast, slow=slow, allow_short=allow_short)

@@ -1,0 +1,401 @@
+"""``BacktestEngine``: builds the portal, pre-loads once, and drives a clock over bar ends.
+
+Per clock step ``t`` (the end of one or more bars), in this order:
+
+1. the portal's clock moves to ``t``;
+2. corporate actions whose ex-date session opened by ``t`` are applied (splits scale positions and
+   working orders, cash dividends are credited or, for shorts, debited);
+3. for each symbol whose bar ended at ``t``: working orders are matched against that bar
+   (``backtape.engine.broker``), the portfolio is marked at its close;
+4. equity is recorded, the strategy's ``on_bar`` runs and may place orders;
+5. with ``fill="close"``, its market orders execute at the close of that same bar.
+
+Prices are raw (as traded); strategies read history through the portal, adjusted as of the clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from .._time import TimeLike, check_range, format_ns
+from ..costs import Commission, SlippageModel, TransactionCostEngine
+from ..errors import BacktapeError, NoDataError
+from ..portal import DataPortal
+from ..risk import RiskManager
+from ..sources.base import DataSource
+from ._indicators import check_causal, point_in_time
+from .broker import Bar, Broker
+from .orders import Fill, Order, TimeInForce
+from .portfolio import Portfolio
+from .result import BacktestResult
+from .strategy import Context, Indicator, Strategy
+
+log = logging.getLogger("backtape.backtest")
+
+
+def resolve_source(source: DataSource | str, **options: Any) -> DataSource:
+    """A ``DataSource`` from an instance or a registered name (``"sample"``, ``"synthetic"``...)."""
+    if isinstance(source, DataSource):
+        return source
+    from ..sources import get_source
+
+    return get_source(source, **options)
+
+
+class BacktestEngine:
+    """Runs event-driven backtests. Options set here are defaults for every ``run``."""
+
+    def __init__(self, *, source: DataSource | str = "sample", cash: float = 10_000.0,
+                 costs: TransactionCostEngine | None = None, risk: RiskManager | None = None,
+                 fill: str = "next_open", max_participation: float | None = None, leverage: float = 1.0,
+                 fractional: bool | set[str] = False, adjustment: str = "split") -> None:
+        self.source = source
+        self.options = dict(cash=cash, costs=costs, risk=risk, fill=fill, max_participation=max_participation,
+                            leverage=leverage, fractional=fractional, adjustment=adjustment)
+
+    def run(self, strategy: Strategy, symbols: Sequence[str] | str, start: TimeLike, end: TimeLike,
+            frequency: str = "1d", *, source: DataSource | str | None = None,
+            progress: Callable[[int, int], None] | None = None, **options: Any) -> BacktestResult:
+        """Backtest ``strategy`` on ``symbols`` over ``[start, end)`` with bars of ``frequency``."""
+        opts = {**self.options, **options}
+        unknown = set(opts) - set(self.options)
+        if unknown:
+            raise TypeError(f"unknown backtest option(s): {', '.join(sorted(unknown))}")
+        names = [s.strip() for s in symbols.split(",")] if isinstance(symbols, str) else list(symbols)
+        s_ns, e_ns = check_range(start, end)
+        src = resolve_source(source if source is not None else self.source)
+        t0 = time.perf_counter()
+        log.info("backtest start", extra={"event": "backtest.start", "strategy": strategy.name,
+                                          "parameters": strategy.parameters, "symbols": names,
+                                          "start": format_ns(s_ns), "end": format_ns(e_ns),
+                                          "frequency": frequency})
+        try:
+            run = _Run(strategy, names, s_ns, e_ns, frequency, src, opts)
+            run.execute(progress)
+            result = run.result(time.perf_counter() - t0)
+        except Exception as exc:
+            log.error("backtest error", extra={"event": "backtest.error", "strategy": strategy.name,
+                                               "error": str(exc)})
+            raise
+        log.info("backtest complete", extra={
+            "event": "backtest.complete", "strategy": strategy.name, "duration_s": result.duration_s,
+            **{k: result.metrics.get(k) for k in ("final_equity", "total_return", "sharpe", "trades")}})
+        return result
+
+
+class _Run:
+    """The state of one backtest while it runs (engine internals)."""
+
+    def __init__(self, strategy: Strategy, symbols: list[str], start: int, end: int, frequency: str,
+                 source: DataSource, opts: dict[str, Any]) -> None:
+        self.strategy, self.symbols, self.start, self.end = strategy, symbols, start, end
+        self.frequency = frequency
+        self.source = source
+        self.fill_mode = opts["fill"]
+        self.portal = DataPortal(source, adjustment=opts["adjustment"])
+        strategy.frequency = frequency
+        if strategy.portal is None:
+            strategy.portal = self.portal
+        self.portal.load_data(start, end, symbols, requirements=[strategy])
+        self.portfolio = Portfolio(self.portal, opts["cash"])
+        self.broker = Broker(self.portal, self.portfolio, costs=opts["costs"], risk=opts["risk"],
+                             fill=opts["fill"], max_participation=opts["max_participation"],
+                             leverage=opts["leverage"], fractional=opts["fractional"], on_fill=self._on_fill)
+        self._fractional = opts["fractional"]
+        self.costs = self.broker.costs
+        self.ctx = Context(self)
+        self.now = start
+        self.step = 0
+        self._records: list[dict[str, Any]] = []
+        self._fills_this_step: list[Fill] = []
+        self._build_timeline()
+
+    # timeline --------------------------------------------------------------------------
+    def _build_timeline(self) -> None:
+        """Arrays per symbol (raw bars at the run frequency inside the range) and the clock steps."""
+        self.bars: list[dict[str, np.ndarray]] = []
+        ends = []
+        for sym in self.symbols:
+            series = self.portal.bars(sym, self.frequency)
+            first = int(np.searchsorted(series.ts, self.start, "left"))
+            last = int(np.searchsorted(series.ts, self.end, "left"))
+            cols = {k: series.fields[k] for k in ("open", "high", "low", "close", "volume")}
+            self.bars.append({"ts": series.ts, "ts_end": series.ts_end, "first": first, "last": last, **cols})
+            ends.append(series.ts_end[first:last])
+        if not any(len(e) for e in ends):
+            raise NoDataError(f"no {self.frequency} bars for {', '.join(self.symbols)} between "
+                              f"{format_ns(self.start)} and {format_ns(self.end)}")
+        self.clock = ends[0] if len(ends) == 1 else np.unique(np.concatenate(ends))
+        n = len(self.clock)
+        # row of each symbol's bar ending at each step (-1 when it has none), and its last visible row
+        self.row_at = []
+        for b in self.bars:
+            row = np.full(n, -1, dtype=np.int64)
+            own = np.arange(b["first"], b["last"])
+            row[np.searchsorted(self.clock, b["ts_end"][b["first"]:b["last"]])] = own
+            self.row_at.append(row)
+        self.rows = [b["first"] - 1 for b in self.bars]
+        self._since = [b["first"] for b in self.bars]
+        self.vol = [self._volatility(b) if self._needs_volatility() else None for b in self.bars]
+        self._actions = self._scheduled_actions()
+        self._sessions = self.portal.calendar.closes
+
+    def _needs_volatility(self) -> bool:
+        return self.costs.needs_volatility
+
+    @staticmethod
+    def _volatility(b: dict[str, np.ndarray], window: int = 20) -> np.ndarray:
+        """Std of the previous ``window`` close-to-close returns, known at each bar's close."""
+        close = b["close"]
+        ret = np.empty_like(close)
+        ret[0] = np.nan
+        ret[1:] = close[1:] / close[:-1] - 1.0
+        out = np.full_like(close, np.nan)
+        if len(close) > window:
+            windows = np.lib.stride_tricks.sliding_window_view(ret[1:], window)
+            out[window:] = windows.std(axis=1, ddof=1)
+        return out
+
+    def _scheduled_actions(self) -> list[tuple[int, str, str, float]]:
+        """Splits and dividends inside the run, sorted by ex-date (known to the engine, not the strategy)."""
+        clock = self.portal.clock_ns
+        self.portal.set_clock(self.end)
+        actions = self.portal.get_corporate_actions()
+        self.portal.set_clock(clock)
+        actions = actions.filter(pl.col("symbol").is_in(self.symbols)).with_columns(
+            pl.col("ts").cast(pl.Int64))
+        rows = sorted(zip(actions["ts"], actions["symbol"], actions["action"], actions["value"], strict=True))
+        self._all_actions = rows
+        return [a for a in rows if self.start < a[0] <= self.end]
+
+    # the loop --------------------------------------------------------------------------
+    def execute(self, progress: Callable[[int, int], None] | None) -> None:
+        """The clock loop (module docstring, steps 1-5). Hot: Python lists, no per-bar allocation."""
+        strategy, ctx, portal, pf, broker = self.strategy, self.ctx, self.portal, self.portfolio, self.broker
+        n = len(self.clock)
+        clock = self.clock.tolist()
+        equity, exposed, traded = [0.0] * n, [False] * n, [0.0] * n
+        portal.set_clock(self.start)
+        strategy.initialize(ctx)
+        on_bar, set_clock = strategy.on_bar, portal.set_clock
+        actions, a_i, n_actions = self._actions, 0, len(self._actions)
+        syms, rows = self.symbols, self.rows
+        cols = [(j, syms[j], self.row_at[j].tolist(), self.bars[j]["close"].tolist())
+                for j in range(len(syms))]
+        positions, prices, working = pf.positions, pf.prices, broker._working
+        flush = self._flush_extremes
+        close_fill = self.fill_mode == "close"
+        peak = pf.peak_equity
+        every = max(n // 100, 1)
+        tick = 0 if progress is not None else n
+        for k in range(n):
+            t = clock[k]
+            self.now = t
+            self.step = k
+            set_clock(t)
+            while a_i < n_actions and actions[a_i][0] <= t:
+                self._apply_action(*actions[a_i])
+                a_i += 1
+            for j, sym, row_at, closes in cols:
+                r = row_at[k]
+                if r < 0:
+                    continue
+                rows[j] = r
+                if working.get(sym):
+                    flush(j, r - 1)
+                    for fill in broker.process_bar(sym, self._bar(j, r)):
+                        traded[k] += abs(fill.quantity) * fill.price
+                prices[sym] = closes[r]
+            on_bar(ctx)
+            if close_fill and working:
+                for j, sym, row_at, _ in cols:
+                    r = row_at[k]
+                    if r >= 0 and working.get(sym):
+                        flush(j, r)
+                        for fill in broker.fill_at_close(sym, self._bar(j, r), t):
+                            traded[k] += abs(fill.quantity) * fill.price
+            eq = pf.cash
+            held = False
+            for s, q in positions.items():
+                if q:
+                    eq += q * prices[s]
+                    held = True
+            equity[k] = eq
+            exposed[k] = held
+            if eq > peak:
+                peak = pf.peak_equity = eq
+            if k == tick:
+                progress(k, n)
+                tick += every
+        strategy.on_end(ctx)
+        for j in range(len(syms)):
+            flush(j, rows[j])
+        self.equity = np.array(equity)
+        self.exposed = np.array(exposed, dtype=np.bool_)
+        self.traded = np.array(traded)
+        if progress is not None:
+            progress(n, n)
+
+    def _flush_extremes(self, j: int, upto: int) -> None:
+        """Fold the highs and lows of rows ``(last flush, upto]`` into the open lots' excursions.
+
+        The loop does not touch lots bar by bar; this runs before anything changes them (a fill, a
+        split) and at the end, so every lot sees exactly the bars it was open through.
+        """
+        since = self._since[j]
+        self._since[j] = upto + 1
+        sym = self.symbols[j]
+        if upto < since or not self.portfolio._lots.get(sym):
+            return
+        b = self.bars[j]
+        self.portfolio.mark_extremes(sym, float(b["high"][since:upto + 1].max()),
+                                     float(b["low"][since:upto + 1].min()))
+
+    def _bar(self, j: int, r: int) -> Bar:
+        b = self.bars[j]
+        vol = self.vol[j]
+        return Bar(int(b["ts"][r]), int(b["ts_end"][r]), b["open"][r], b["high"][r], b["low"][r],
+                   b["close"][r], b["volume"][r], math.nan if vol is None else vol[r])
+
+    def _apply_action(self, ts: int, symbol: str, action: str, value: float) -> None:
+        pf = self.portfolio
+        qty = pf.positions.get(symbol, 0.0)
+        if action == "split" and value > 0 and value != 1.0:
+            j = self.symbols.index(symbol)
+            self._flush_extremes(j, self.rows[j])
+            if qty:
+                pf.positions[symbol] = qty * value
+                for lot in pf._lots.get(symbol, ()):
+                    lot.quantity *= value
+                    lot.entry_price /= value
+                    lot.low /= value
+                    lot.high /= value
+                    lot.entry_commission_per_unit /= value
+                    lot.entry_slippage_per_unit /= value
+            if symbol in pf.prices:
+                pf.prices[symbol] /= value
+            for order in self.broker.working(symbol):
+                order.quantity *= value
+                order.filled *= value
+                if order.limit_price is not None:
+                    order.limit_price /= value
+                if order.stop_price is not None:
+                    order.stop_price /= value
+        elif action == "dividend" and qty:
+            pf.cash += qty * value
+
+    # services for the context ---------------------------------------------------------
+    def submit(self, order: Order) -> Order:
+        if order.symbol not in self.symbols:
+            raise BacktapeError(f"order for {order.symbol!r}, which is not in this backtest "
+                                f"({', '.join(self.symbols)})")
+        session_close = None
+        if order.tif == TimeInForce.DAY:
+            closes = self._sessions
+            i = int(closes.searchsorted(self.now, "right"))
+            session_close = int(closes[i]) if i < len(closes) else None
+        return self.broker.submit(order, self.now, session_close)
+
+    def fractional(self, symbol: str) -> bool:
+        return self.broker._is_fractional(symbol)
+
+    def record(self, values: dict[str, float]) -> None:
+        self._records.append({"ts": self.now, **values})
+
+    def make_indicator(self, fn: Callable[..., np.ndarray], args: tuple, kwargs: dict, symbol: str,
+                       field: str, name: str | None) -> Indicator:
+        """``fn`` over the loaded bars of ``symbol``, point in time (``_indicators``), look-ahead checked."""
+        if symbol not in self.symbols:
+            raise BacktapeError(f"indicator for {symbol!r}, which is not in this backtest")
+        j = self.symbols.index(symbol)
+        label = name or getattr(fn, "__name__", "indicator")
+        actions = [a[0] for a in self._all_actions if a[1] == symbol]
+        full = point_in_time(self.portal, fn, args, kwargs, symbol, field, self.frequency, actions, label)
+        self.portal.set_clock(self.end)
+        values = self.portal.get_bars(symbol, int(self.bars[j]["ts"][0]), self.end, self.frequency)[field]
+        self.portal.set_clock(self.now)
+        last = full if not actions else point_in_time(self.portal, fn, args, kwargs, symbol, field,
+                                                       self.frequency, [], label)
+        check_causal(fn, args, kwargs, values, last, label, self.bars[j]["first"])
+        return Indicator(self, j, full, label)
+
+    def _on_fill(self, fill: Fill) -> None:
+        self.strategy.on_fill(self.ctx, fill)
+
+    # results ---------------------------------------------------------------------------
+    def result(self, duration: float) -> BacktestResult:
+        from ..analytics import compute_metrics, drawdown, periods_per_year
+
+        pf = self.portfolio
+        ts = pl.Series("ts", self.clock).cast(pl.Datetime("ns", "UTC"))
+        eq = pl.DataFrame({"ts": ts, "equity": self.equity, "drawdown": drawdown(self.equity)})
+        trades = pf.trades()
+        ppy = periods_per_year(calendar=self.portal.calendar.name, frequency=self.frequency)
+        metrics = compute_metrics(self.equity, trades, periods_per_year=ppy, positions=self.exposed,
+                                  traded_value=self.traded)
+        metrics["commission"] = float(pf.commissions)
+        metrics["slippage"] = float(pf.slippage)
+        orders = pl.DataFrame([o.as_row() for o in self.broker.orders], schema=_ORDER_SCHEMA, orient="row")
+        fills = pl.DataFrame([_fill_row(f) for f in self.broker.fills], schema=_FILL_SCHEMA, orient="row")
+        return BacktestResult(
+            strategy=self.strategy.name, parameters=dict(self.strategy.parameters), symbols=self.symbols,
+            start=self.start, end=self.end, frequency=self.frequency, source=self.source.name,
+            cash=pf.starting_cash, metrics=metrics, trades=trades, orders=orders, fills=fills, equity=eq,
+            open_trades=pf.open_trades(self.now), rejections=pl.DataFrame(self.broker.rejections),
+            records=pl.DataFrame(self._records), duration_s=duration,
+            fingerprint=self._fingerprint(),
+        )
+
+    def _fingerprint(self) -> dict[str, Any]:
+        """What data the run saw: source and its identity, symbols, range, upstream fetches, cache
+        coverage (when the source is a ``CachedDataSource``) and the package version."""
+        from .. import __version__
+
+        fetches = self.portal.fetch_log.with_columns(pl.col("start", "end").dt.to_string())
+        return {"source": self.source.name, "identity": self.source.cache_identity(),
+                "symbols": self.symbols, "start": format_ns(self.start), "end": format_ns(self.end),
+                "frequency": self.frequency, "fetches": fetches.to_dicts(), "cache": _cache_coverage(self),
+                "package_version": __version__}
+
+
+def _cache_coverage(run: _Run) -> dict[str, Any] | None:
+    """Coverage spans the cache held for each symbol after the run (``None`` without a cache)."""
+    from ..cache import CachedDataSource
+
+    src = run.source
+    if not isinstance(src, CachedDataSource):
+        return None
+    freq = str(run.portal.base_frequency)
+    spans = {s: [(format_ns(sp.start), format_ns(sp.end)) for sp in src.coverage(s, frequency=freq)]
+             for s in run.symbols}
+    return {"frequency": freq, "spans": spans, "stats": src.stats.as_dict()}
+
+
+_ORDER_SCHEMA = {"id": pl.Int64, "symbol": pl.String, "type": pl.String, "quantity": pl.Float64,
+                 "filled": pl.Float64, "limit_price": pl.Float64, "stop_price": pl.Float64, "tif": pl.String,
+                 "status": pl.String, "created_at": pl.Int64, "parent_id": pl.Int64, "tag": pl.String,
+                 "reason": pl.String}
+_FILL_SCHEMA = {"order_id": pl.Int64, "symbol": pl.String, "ts": pl.Int64, "quantity": pl.Float64,
+                "price": pl.Float64, "reference_price": pl.Float64, "commission": pl.Float64,
+                "spread": pl.Float64, "slippage": pl.Float64, "impact": pl.Float64, "tag": pl.String}
+
+
+def _fill_row(f: Fill) -> tuple:
+    return (f.order_id, f.symbol, f.ts, f.quantity, f.price, f.reference_price, f.commission, f.spread,
+            f.slippage, f.impact, f.tag)
+
+
+def build_costs(commission: float | Commission | None = None, slippage_bps: float = 0.0,
+                costs: TransactionCostEngine | None = None) -> TransactionCostEngine:
+    """A cost engine from the notebook shorthands (percent commission, fixed slippage)."""
+    if costs is not None:
+        return costs
+    comm = commission if isinstance(commission, Commission) else Commission(percent=float(commission or 0.0))
+    return TransactionCostEngine(commission=comm, slippage=SlippageModel(bps=slippage_bps))

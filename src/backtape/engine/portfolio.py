@@ -1,0 +1,170 @@
+"""Cash, positions and round-trip trades. Fills change it; bar closes mark it to market.
+
+Trades are FIFO lots: every fill that opens or adds to a position is a lot; fills that reduce it
+close the oldest lots first, and each closed (part of a) lot is one row of ``trades()`` with its
+entry and exit, P&L net of both commissions, and its maximum adverse and favorable excursions
+(MAE/MFE, as fractions of the entry price, from the bars' lows and highs while it was open).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from .orders import Fill
+
+
+@dataclass(slots=True)
+class _Lot:
+    symbol: str
+    side: int
+    quantity: float  # remaining, positive
+    entry_ts: int
+    entry_price: float
+    entry_commission_per_unit: float
+    entry_slippage_per_unit: float
+    low: float
+    high: float
+
+
+_TRADE_SCHEMA = {
+    "symbol": pl.String, "side": pl.Int64, "entry_time": pl.Int64, "exit_time": pl.Int64,
+    "entry_price": pl.Float64, "exit_price": pl.Float64, "size": pl.Float64, "pnl": pl.Float64,
+    "gross_pnl": pl.Float64, "return": pl.Float64, "commission": pl.Float64, "slippage": pl.Float64,
+    "mae": pl.Float64, "mfe": pl.Float64,
+}
+
+
+class Portfolio:
+    """The account. ``portal`` is injected (seed 000) so valuations can read prices point in time."""
+
+    def __init__(self, portal: Any, cash: float) -> None:
+        if not cash > 0:
+            raise ValueError(f"starting cash must be positive, got {cash}")
+        self.portal = portal
+        self.starting_cash = float(cash)
+        self.cash = float(cash)
+        self.positions: dict[str, float] = {}
+        self.prices: dict[str, float] = {}
+        self.peak_equity = float(cash)
+        self.commissions = 0.0
+        self.slippage = 0.0
+        self._lots: dict[str, list[_Lot]] = {}
+        self._trades: list[tuple] = []
+
+    # valuation -------------------------------------------------------------------------------
+    @property
+    def equity(self) -> float:
+        """Cash plus positions at their last known prices."""
+        return self.cash + sum(q * self.prices.get(s, math.nan) for s, q in self.positions.items() if q)
+
+    def position(self, symbol: str) -> float:
+        return self.positions.get(symbol, 0.0)
+
+    def value(self, symbol: str) -> float:
+        return self.position(symbol) * self.prices.get(symbol, 0.0)
+
+    @property
+    def gross_exposure(self) -> float:
+        return sum(abs(q) * self.prices.get(s, 0.0) for s, q in self.positions.items())
+
+    @property
+    def net_exposure(self) -> float:
+        return sum(q * self.prices.get(s, 0.0) for s, q in self.positions.items())
+
+    def others_value(self, symbol: str) -> float:
+        """Net value of every position but ``symbol``'s, at the last prices."""
+        prices = self.prices
+        return sum(q * prices[s] for s, q in self.positions.items() if q and s != symbol)
+
+    def others_gross(self, symbol: str) -> float:
+        """Gross value of every position but ``symbol``'s, at the last prices."""
+        prices = self.prices
+        return sum(abs(q) * prices[s] for s, q in self.positions.items() if q and s != symbol)
+
+    def mark_extremes(self, symbol: str, high: float, low: float) -> None:
+        """Widen the open lots' excursions by bars they were open through (highest high, lowest low)."""
+        for lot in self._lots.get(symbol, ()):
+            lot.high = max(lot.high, high)
+            lot.low = min(lot.low, low)
+
+    def update_peak(self) -> float:
+        eq = self.equity
+        if eq > self.peak_equity:
+            self.peak_equity = eq
+        return eq
+
+    # fills -----------------------------------------------------------------------------------
+    def apply_fill(self, fill: Fill, bar_high: float, bar_low: float) -> None:
+        """Book a fill: cash, position, lots and closed trades."""
+        qty, price = fill.quantity, fill.price
+        self.cash -= qty * price + fill.commission
+        self.commissions += fill.commission
+        slip_cost = fill.slippage + fill.spread + fill.impact
+        self.slippage += slip_cost
+        self.positions[fill.symbol] = self.positions.get(fill.symbol, 0.0) + qty
+        if abs(self.positions[fill.symbol]) < 1e-12:
+            self.positions[fill.symbol] = 0.0
+        self.prices.setdefault(fill.symbol, price)
+        comm_unit = fill.commission / abs(qty)
+        slip_unit = slip_cost / abs(qty)
+        lots = self._lots.setdefault(fill.symbol, [])
+        remaining = abs(qty)
+        while remaining > 1e-12 and lots and lots[0].side != fill.side:
+            lot = lots[0]
+            take = min(lot.quantity, remaining)
+            self._close(lot, take, fill, price, comm_unit, slip_unit)
+            lot.quantity -= take
+            remaining -= take
+            if lot.quantity <= 1e-12:
+                lots.pop(0)
+        if remaining > 1e-12:
+            lots.append(_Lot(fill.symbol, fill.side, remaining, fill.ts, price, comm_unit, slip_unit,
+                             low=min(price, bar_low), high=max(price, bar_high)))
+
+    def _close(self, lot: _Lot, qty: float, fill: Fill, price: float, comm_unit: float,
+               slip_unit: float) -> None:
+        gross = lot.side * (price - lot.entry_price) * qty
+        commission = (lot.entry_commission_per_unit + comm_unit) * qty
+        pnl = gross - commission
+        if lot.side > 0:
+            mae, mfe = lot.low / lot.entry_price - 1.0, lot.high / lot.entry_price - 1.0
+        else:
+            mae, mfe = 1.0 - lot.high / lot.entry_price, 1.0 - lot.low / lot.entry_price
+        self._trades.append((
+            lot.symbol, lot.side, lot.entry_ts, fill.ts, lot.entry_price, price, qty, pnl, gross,
+            pnl / (lot.entry_price * qty), commission, (lot.entry_slippage_per_unit + slip_unit) * qty,
+            min(mae, 0.0), max(mfe, 0.0),
+        ))
+
+    def close_out(self, ts: int) -> list[tuple[str, float]]:
+        """The open positions (symbol, quantity) still held at ``ts``; trades stay open in the table."""
+        return [(s, q) for s, q in self.positions.items() if q]
+
+    def open_trades(self, ts: int) -> pl.DataFrame:
+        """Open lots valued at the last prices, in the trade table's shape (exit = mark)."""
+        rows = []
+        for lots in self._lots.values():
+            for lot in lots:
+                price = self.prices.get(lot.symbol, lot.entry_price)
+                gross = lot.side * (price - lot.entry_price) * lot.quantity
+                comm = lot.entry_commission_per_unit * lot.quantity
+                rows.append((lot.symbol, lot.side, lot.entry_ts, ts, lot.entry_price, price, lot.quantity,
+                             gross - comm, gross, (gross - comm) / (lot.entry_price * lot.quantity), comm,
+                             lot.entry_slippage_per_unit * lot.quantity, math.nan, math.nan))
+        return _frame(rows)
+
+    def trades(self) -> pl.DataFrame:
+        """Closed round trips, one row per closed lot (timestamps as UTC datetimes)."""
+        return _frame(self._trades)
+
+
+def _frame(rows: list[tuple]) -> pl.DataFrame:
+    df = pl.DataFrame(rows, schema=_TRADE_SCHEMA, orient="row")
+    return df.with_columns(
+        pl.col("entry_time").cast(pl.Datetime("ns", "UTC")),
+        pl.col("exit_time").cast(pl.Datetime("ns", "UTC")),
+    )

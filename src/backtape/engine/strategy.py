@@ -1,0 +1,233 @@
+"""The strategy API: subclass ``Strategy`` and react to bars through a ``Context``.
+
+``initialize(ctx)`` runs once before the first bar; ``on_bar(ctx)`` after every bar end (the clock
+is that bar's ``ts_end``, so the bar just completed is the newest visible one); ``on_fill(ctx,
+fill)`` for each execution; ``on_end(ctx)`` once after the last bar. Everything a strategy reads
+goes through the portal, as of the clock.
+
+Indicators computed over the whole loaded series (``ctx.indicator``) are exposed point in time:
+``ind[-1]`` is the value at the current bar, ``ind[-2]`` the one before; positive indices and the
+future do not exist. The engine checks each indicator for look-ahead by recomputing it on a prefix.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from ..errors import LookAheadError
+from ..portal.requirements import DataRequirement
+from .orders import Fill, Order, OrderType, TimeInForce
+
+if TYPE_CHECKING:
+    from .engine import _Run
+
+
+class Strategy:
+    """Base class of event-driven strategies.
+
+    Parameters are keyword arguments declared in ``params`` (class-level defaults) and become
+    attributes. The portal is injected by the engine (or passed as ``portal=``) before
+    ``initialize``.
+    """
+
+    params: ClassVar[dict[str, Any]] = {}
+    #: bars of history the strategy needs before its first decision (its warm-up)
+    warmup: int = 0
+
+    def __init__(self, portal: Any = None, **params: Any) -> None:
+        unknown = set(params) - set(self.params)
+        if unknown:
+            known = ", ".join(sorted(self.params)) or "none"
+            raise TypeError(f"{type(self).__name__}: unknown parameter(s) {', '.join(sorted(unknown))}; "
+                            f"known: {known}")
+        self.portal = portal
+        self.parameters: dict[str, Any] = {**self.params, **params}
+        for key, value in self.parameters.items():
+            setattr(self, key, value)
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    #: the run's bar frequency, set by the engine before data is loaded
+    frequency: str = "1d"
+
+    def get_data_requirements(self) -> list[DataRequirement]:
+        """Bars at the run frequency with ``warmup`` bars of lookback; override to ask for more."""
+        return [DataRequirement("bars", self.frequency, self.warmup)]
+
+    def initialize(self, ctx: Context) -> None:
+        """Called once before the first bar."""
+
+    def on_bar(self, ctx: Context) -> None:
+        """Called after each bar completes."""
+
+    def on_fill(self, ctx: Context, fill: Fill) -> None:
+        """Called for each execution of this strategy's orders."""
+
+    def on_end(self, ctx: Context) -> None:
+        """Called after the last bar."""
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.parameters.items())
+        return f"{self.name}({args})"
+
+
+class Indicator:
+    """A precomputed series revealed up to the current bar: ``ind[-1]`` now, ``ind[-k]`` k-1 bars ago."""
+
+    __slots__ = ("_items", "_rows", "_run", "_slot", "name", "values")
+
+    def __init__(self, run: _Run, slot: int, values: np.ndarray, name: str) -> None:
+        self._run, self._slot, self.values, self.name = run, slot, values, name
+        self._rows = run.rows  # the engine updates this list in place, bar by bar
+        self._items = values.tolist()  # Python floats: cheaper to index one at a time than numpy
+
+    def __getitem__(self, key: int) -> float:
+        if key >= 0 or type(key) is not int:
+            raise LookAheadError(f"indicator {self.name}: use negative indices (ind[-1] is the current bar)")
+        i = self._rows[self._slot] + 1 + key
+        if i < 0:
+            return math.nan
+        return self._items[i]
+
+    def __len__(self) -> int:
+        return self._run.rows[self._slot] + 1
+
+    def to_numpy(self) -> np.ndarray:
+        """The values up to and including the current bar (a view)."""
+        return self.values[: self._run.rows[self._slot] + 1]
+
+
+class Context:
+    """What a strategy sees and does at each bar: clock, data (via the portal), account, orders."""
+
+    def __init__(self, run: _Run) -> None:
+        self._run = run
+        self.portal = run.portal
+        self.symbols: list[str] = list(run.symbols)
+        self.frequency: str = run.frequency
+        self.state: dict[str, Any] = {}
+
+    # time and data ---------------------------------------------------------------------
+    @property
+    def now(self) -> int:
+        """The clock in UTC nanoseconds (the end of the bar just completed)."""
+        return self._run.now
+
+    @property
+    def clock(self):
+        return self.portal.clock
+
+    @property
+    def bar_index(self) -> int:
+        """Number of clock steps before this one."""
+        return self._run.step
+
+    def history(self, symbols: str | Sequence[str], bar_count: int, field: str = "close",
+                frequency: str | None = None) -> np.ndarray:
+        """The last ``bar_count`` complete bars' ``field`` (1-D for one symbol, bars x symbols else)."""
+        one = isinstance(symbols, str)
+        out = self.portal.get_history_window([symbols] if one else list(symbols), self._run.now, bar_count,
+                                             frequency or self.frequency, field)
+        return out[:, 0] if one else out
+
+    def spot(self, symbol: str, field: str = "close") -> float:
+        """The latest complete bar's ``field`` for ``symbol``."""
+        return self.portal.get_spot_value(symbol, field, self._run.now)
+
+    def indicator(self, fn: Callable[..., np.ndarray], *args: Any, symbol: str | None = None,
+                  field: str = "close", name: str | None = None, **kwargs: Any) -> Indicator:
+        """Compute ``fn(values, *args, **kwargs)`` once over the loaded bars; read it point in time."""
+        return self._run.make_indicator(fn, args, kwargs, symbol or self.symbols[0], field, name)
+
+    # account ---------------------------------------------------------------------------
+    @property
+    def cash(self) -> float:
+        return self._run.portfolio.cash
+
+    @property
+    def equity(self) -> float:
+        return self._run.portfolio.equity
+
+    def position(self, symbol: str | None = None) -> float:
+        return self._run.portfolio.position(symbol or self.symbols[0])
+
+    @property
+    def positions(self) -> dict[str, float]:
+        return {s: q for s, q in self._run.portfolio.positions.items() if q}
+
+    # orders ----------------------------------------------------------------------------
+    def order(self, symbol: str, quantity: float, *, limit: float | None = None, stop: float | None = None,
+              tif: str = "gtc", tag: str = "") -> Order:
+        """Market, limit, stop or stop-limit order for a signed ``quantity``."""
+        kind = (OrderType.STOP_LIMIT if limit is not None and stop is not None else OrderType.LIMIT
+                if limit is not None else OrderType.STOP if stop is not None else OrderType.MARKET)
+        return self._run.submit(Order(symbol, float(quantity), kind, limit, stop, TimeInForce(tif), tag=tag))
+
+    def buy(self, symbol: str | None = None, quantity: float | None = None, **kw: Any) -> Order:
+        """Buy ``quantity`` (all-in when omitted)."""
+        symbol = symbol or self.symbols[0]
+        if quantity is None:
+            return self.order_target_percent(symbol, 1.0, **kw)
+        return self.order(symbol, abs(quantity), **kw)
+
+    def sell(self, symbol: str | None = None, quantity: float | None = None, **kw: Any) -> Order:
+        """Sell ``quantity`` (all-in short when omitted)."""
+        symbol = symbol or self.symbols[0]
+        if quantity is None:
+            return self.order_target_percent(symbol, -1.0, **kw)
+        return self.order(symbol, -abs(quantity), **kw)
+
+    def close(self, symbol: str | None = None, tag: str = "") -> Order | None:
+        """Flatten ``symbol`` at market (``None`` when already flat)."""
+        symbol = symbol or self.symbols[0]
+        qty = self.position(symbol)
+        return self.order(symbol, -qty, tag=tag) if qty else None
+
+    def order_target_percent(self, symbol: str, percent: float, *, tif: str = "gtc", tag: str = "") -> Order:
+        """Move the position to ``percent`` of equity, sized at the fill price (whole shares)."""
+        order = Order(symbol, 0.0, OrderType.MARKET, tif=TimeInForce(tif), target_percent=float(percent),
+                      tag=tag)
+        return self._run.submit(order)
+
+    def order_target_value(self, symbol: str, value: float, **kw: Any) -> Order:
+        """Move the position to ``value`` in cash terms at the latest close."""
+        price = self.spot(symbol)
+        target = value / price
+        return self.order_target(symbol, math.copysign(math.floor(abs(target) + 1e-9), target)
+                                 if not self._run.fractional(symbol) else target, **kw)
+
+    def order_target(self, symbol: str, quantity: float, **kw: Any) -> Order | None:
+        """Move the position to ``quantity`` shares (``None`` when already there)."""
+        delta = quantity - self.position(symbol)
+        return self.order(symbol, delta, **kw) if delta else None
+
+    def bracket(self, symbol: str, quantity: float, *, stop_loss: float | None = None,
+                take_profit: float | None = None, limit: float | None = None, tag: str = "") -> Order:
+        """Entry with a stop-loss and/or take-profit that activate when it fills (one cancels the other)."""
+        entry = Order(symbol, float(quantity), OrderType.LIMIT if limit is not None else OrderType.MARKET,
+                      limit_price=limit, tag=tag)
+        oco = entry.id
+        if stop_loss is not None:
+            entry.children.append(Order(symbol, -float(quantity), OrderType.STOP, stop_price=stop_loss,
+                                        oco_id=oco, tag=f"{tag}:stop_loss" if tag else "stop_loss"))
+        if take_profit is not None:
+            entry.children.append(Order(symbol, -float(quantity), OrderType.LIMIT, limit_price=take_profit,
+                                        oco_id=oco, tag=f"{tag}:take_profit" if tag else "take_profit"))
+        return self._run.submit(entry)
+
+    def cancel(self, order: Order | int) -> bool:
+        """Cancel a working order; False when it had already filled, expired or been cancelled."""
+        return self._run.broker.cancel(order if isinstance(order, int) else order.id)
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        return self._run.broker.working(symbol)
+
+    def record(self, **values: float) -> None:
+        """Record custom values at this bar (returned in ``result.records``)."""
+        self._run.record(values)

@@ -1,0 +1,342 @@
+"""Results database: one row per backtest with its metrics, trades, equity curve and provenance.
+
+Tables (seed 003's schema, extended): ``backtests`` (strategy, range, parameters, data
+fingerprint, package version, duration), ``performance_metrics`` (headline columns plus every
+metric as JSON), ``trades`` (one row per round trip), ``equity_curve`` (ts in UTC ns, equity,
+drawdown) and ``parameters`` (one row per parameter, for queries). Any SQLAlchemy URL works;
+a plain path means a SQLite file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import sqlalchemy as sa
+
+from .._time import to_ns
+from ..errors import BacktapeError
+
+_metadata = sa.MetaData()
+
+_backtests = sa.Table(
+    "backtests", _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("strategy_name", sa.String(200), nullable=False),
+    sa.Column("start_date", sa.String(40), nullable=False),
+    sa.Column("end_date", sa.String(40), nullable=False),
+    sa.Column("frequency", sa.String(20), nullable=False),
+    sa.Column("symbols", sa.JSON, nullable=False),
+    sa.Column("parameters", sa.JSON, nullable=False),
+    sa.Column("source", sa.String(200)),
+    sa.Column("cash", sa.Float),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("duration_s", sa.Float),
+    sa.Column("package_version", sa.String(40)),
+    sa.Column("data_fingerprint", sa.JSON),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+_metrics = sa.Table(
+    "performance_metrics", _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("backtest_id", sa.Integer, sa.ForeignKey("backtests.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("total_return", sa.Float),
+    sa.Column("sharpe_ratio", sa.Float),
+    sa.Column("max_drawdown", sa.Float),
+    sa.Column("win_rate", sa.Float),
+    sa.Column("profit_factor", sa.Float),
+    sa.Column("trades_count", sa.Integer),
+    sa.Column("final_equity", sa.Float),
+    sa.Column("metrics", sa.JSON, nullable=False),
+)
+
+_trades = sa.Table(
+    "trades", _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("backtest_id", sa.Integer, sa.ForeignKey("backtests.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("symbol", sa.String(64), nullable=False),
+    sa.Column("side", sa.Integer),
+    sa.Column("entry_time", sa.BigInteger),
+    sa.Column("exit_time", sa.BigInteger),
+    sa.Column("entry_price", sa.Float),
+    sa.Column("exit_price", sa.Float),
+    sa.Column("quantity", sa.Float),
+    sa.Column("pnl", sa.Float),
+    sa.Column("commission", sa.Float),
+    sa.Column("slippage", sa.Float),
+    sa.Column("mae", sa.Float),
+    sa.Column("mfe", sa.Float),
+)
+
+_equity = sa.Table(
+    "equity_curve", _metadata,
+    sa.Column("backtest_id", sa.Integer, sa.ForeignKey("backtests.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("ts", sa.BigInteger, nullable=False),
+    sa.Column("equity", sa.Float, nullable=False),
+    sa.Column("drawdown", sa.Float),
+)
+
+_params = sa.Table(
+    "parameters", _metadata,
+    sa.Column("backtest_id", sa.Integer, sa.ForeignKey("backtests.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("value", sa.JSON),
+)
+
+_TRADE_COLUMNS = [c.name for c in _trades.columns if c.name not in ("id", "backtest_id")]
+_HEADLINE = {
+    "total_return": "total_return", "sharpe_ratio": "sharpe", "max_drawdown": "max_drawdown",
+    "win_rate": "win_rate", "profit_factor": "profit_factor", "trades_count": "trades",
+    "final_equity": "final_equity",
+}
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One stored backtest: its header row, metrics, trades and equity curve."""
+
+    id: int
+    header: dict[str, Any]
+    metrics: dict[str, Any]
+    trades: pl.DataFrame
+    equity: pl.DataFrame
+
+
+def _url(target: str | Path | None) -> str:
+    if target is None:
+        target = Path.home() / ".backtape" / "results.db"
+    text = str(target)
+    if "://" in text:
+        return text
+    path = Path(text).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe value: NaN/inf become None, numpy scalars become Python numbers."""
+    if hasattr(value, "item") and not isinstance(value, list | dict | str):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return value
+
+
+class ResultsStore:
+    """Stores and reads backtest runs. ``ResultsStore("results.db")`` or a PostgreSQL URL.
+
+    >>> store = ResultsStore(":memory:")  # doctest: +SKIP
+    """
+
+    def __init__(self, url: str | Path | None = None) -> None:
+        text = _url(url) if str(url) != ":memory:" else "sqlite://"
+        kwargs: dict[str, Any] = {}
+        if text.startswith("sqlite"):
+            kwargs["connect_args"] = {"timeout": 30}
+        try:
+            self.engine = sa.create_engine(text, **kwargs)
+            if text.startswith("sqlite"):
+                sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            _metadata.create_all(self.engine)
+        except sa.exc.SQLAlchemyError as exc:
+            raise BacktapeError(f"cannot open results database {self.engine.url!r}: {exc}") from exc
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password hidden."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def save_run(
+        self,
+        *,
+        strategy: str,
+        parameters: dict[str, Any],
+        symbols: list[str],
+        start: Any,
+        end: Any,
+        frequency: str,
+        metrics: dict[str, Any],
+        trades: pl.DataFrame | None = None,
+        equity: pl.DataFrame | None = None,
+        source: str | None = None,
+        cash: float | None = None,
+        duration_s: float | None = None,
+        fingerprint: dict[str, Any] | None = None,
+        status: str = "completed",
+    ) -> int:
+        """Insert one run with everything about it in one transaction; return its id."""
+        from .. import __version__
+
+        params = _clean(dict(parameters))
+        clean_metrics = _clean(dict(metrics))
+        header = {
+            "strategy_name": strategy,
+            "start_date": _iso(start),
+            "end_date": _iso(end),
+            "frequency": str(frequency),
+            "symbols": list(symbols),
+            "parameters": params,
+            "source": source,
+            "cash": cash,
+            "status": status,
+            "duration_s": duration_s,
+            "package_version": __version__,
+            "data_fingerprint": _clean(fingerprint or {}),
+            "created_at": dt.datetime.now(dt.UTC),
+        }
+        with self.engine.begin() as conn:
+            run_id = int(conn.execute(_backtests.insert().values(**header)).inserted_primary_key[0])
+            row = {col: clean_metrics.get(key) for col, key in _HEADLINE.items()}
+            conn.execute(_metrics.insert().values(backtest_id=run_id, metrics=clean_metrics, **row))
+            if params:
+                conn.execute(_params.insert(), [
+                    {"backtest_id": run_id, "name": k, "value": v} for k, v in params.items()
+                ])
+            if trades is not None and trades.height:
+                conn.execute(_trades.insert(), _trade_rows(run_id, trades))
+            if equity is not None and equity.height:
+                conn.execute(_equity.insert(), _equity_rows(run_id, equity))
+        return run_id
+
+    def list_runs(self, limit: int = 50) -> pl.DataFrame:
+        """Most recent runs first: id, strategy, range, frequency, symbols and headline metrics."""
+        q = (
+            sa.select(
+                _backtests.c.id, _backtests.c.strategy_name, _backtests.c.start_date, _backtests.c.end_date,
+                _backtests.c.frequency, _backtests.c.symbols, _backtests.c.created_at,
+                _metrics.c.total_return, _metrics.c.sharpe_ratio,
+                _metrics.c.max_drawdown, _metrics.c.trades_count,
+                _metrics.c.final_equity,
+            )
+            .select_from(_backtests.outerjoin(_metrics,
+                                             _metrics.c.backtest_id == _backtests.c.id))
+            .order_by(_backtests.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(q)]
+        for r in rows:
+            r["symbols"] = ",".join(r["symbols"] or [])
+            r["created_at"] = r["created_at"].isoformat(timespec="seconds") if r["created_at"] else None
+        schema = {"id": pl.Int64, "strategy_name": pl.String, "start_date": pl.String,
+                  "end_date": pl.String, "frequency": pl.String, "symbols": pl.String,
+                  "created_at": pl.String, "total_return": pl.Float64, "sharpe_ratio": pl.Float64,
+                  "max_drawdown": pl.Float64, "trades_count": pl.Int64, "final_equity": pl.Float64}
+        return pl.DataFrame(rows, schema=schema)
+
+    def get_run(self, run_id: int) -> RunRecord:
+        """The whole stored run; raises ``BacktapeError`` naming the id when it does not exist."""
+        with self.engine.connect() as conn:
+            head = conn.execute(sa.select(_backtests).where(_backtests.c.id == run_id)).first()
+            if head is None:
+                raise BacktapeError(f"no backtest run with id {run_id} in {self.url}")
+            metrics = conn.execute(
+                sa.select(_metrics.c.metrics).where(_metrics.c.backtest_id == run_id)
+            ).scalar_one_or_none() or {}
+            trade_rows = [dict(r._mapping) for r in conn.execute(
+                sa.select(*[_trades.c[c] for c in _TRADE_COLUMNS])
+                .where(_trades.c.backtest_id == run_id).order_by(_trades.c.id))]
+            eq_rows = conn.execute(
+                sa.select(_equity.c.ts, _equity.c.equity, _equity.c.drawdown)
+                .where(_equity.c.backtest_id == run_id).order_by(_equity.c.ts)).all()
+        trade_df = pl.DataFrame(trade_rows, schema=_trade_schema()).with_columns(
+            pl.col("entry_time").cast(pl.Datetime("ns", "UTC")),
+            pl.col("exit_time").cast(pl.Datetime("ns", "UTC")),
+        )
+        eq = pl.DataFrame(
+            [tuple(r) for r in eq_rows], orient="row",
+            schema={"ts": pl.Int64, "equity": pl.Float64, "drawdown": pl.Float64},
+        ).with_columns(pl.col("ts").cast(pl.Datetime("ns", "UTC")))
+        return RunRecord(int(run_id), dict(head._mapping), dict(metrics), trade_df, eq)
+
+    def compare(self, run_ids: list[int]) -> pl.DataFrame:
+        """Metrics of several runs side by side: one row per metric, one column per run id."""
+        records = [self.get_run(i) for i in run_ids]
+        names: list[str] = []
+        for rec in records:
+            names.extend(k for k in rec.metrics if k not in names)
+        data: dict[str, list[Any]] = {"metric": names}
+        for rec in records:
+            data[f"run_{rec.id}"] = [_as_float(rec.metrics.get(n)) for n in names]
+        schema = {"metric": pl.String, **{f"run_{r.id}": pl.Float64 for r in records}}
+        return pl.DataFrame(data, schema=schema)
+
+    def delete_run(self, run_id: int) -> None:
+        """Remove a run and everything stored with it."""
+        with self.engine.begin() as conn:
+            for table in (_equity, _trades, _params, _metrics):
+                conn.execute(table.delete().where(table.c.backtest_id == run_id))
+            conn.execute(_backtests.delete().where(_backtests.c.id == run_id))
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _iso(value: Any) -> str:
+    from .._time import format_ns
+
+    return format_ns(to_ns(value))
+
+
+def _as_float(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    return None
+
+
+def _ns_column(df: pl.DataFrame, name: str) -> pl.Series:
+    col = df[name]
+    if isinstance(col.dtype, pl.Datetime):
+        return col.dt.cast_time_unit("ns").cast(pl.Int64)
+    return col.cast(pl.Int64)
+
+
+def _trade_schema() -> dict[str, pl.DataType]:
+    types: dict[str, Any] = {"symbol": pl.String, "side": pl.Int64, "entry_time": pl.Int64,
+                             "exit_time": pl.Int64}
+    return {c: types.get(c, pl.Float64) for c in _TRADE_COLUMNS}
+
+
+def _trade_rows(run_id: int, df: pl.DataFrame) -> list[dict[str, Any]]:
+    cols = {}
+    if "quantity" not in df.columns and "size" in df.columns:
+        df = df.rename({"size": "quantity"})
+    for c in _TRADE_COLUMNS:
+        if c not in df.columns:
+            cols[c] = [None] * df.height
+        elif c in ("entry_time", "exit_time"):
+            cols[c] = _ns_column(df, c).to_list()
+        else:
+            cols[c] = [_clean(v) for v in df[c].to_list()]
+    return [{"backtest_id": run_id, **{c: cols[c][i] for c in _TRADE_COLUMNS}} for i in range(df.height)]
+
+
+def _equity_rows(run_id: int, df: pl.DataFrame) -> list[dict[str, Any]]:
+    ts = _ns_column(df, "ts").to_list()
+    eq = df["equity"].to_list()
+    dd = df["drawdown"].to_list() if "drawdown" in df.columns else [None] * df.height
+    return [
+        {"backtest_id": run_id, "ts": t, "equity": e, "drawdown": d}
+        for t, e, d in zip(ts, eq, dd, strict=True)
+    ]
