@@ -29,13 +29,49 @@ from .errors import (
     HistoryWindowStartsBeforeData,
     LookAheadError,
 )
-from .portal import DataPortal, DataRequirement
 from .schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA
 from .sources.local import read_bars, read_ticks
 from .timeframes import Timeframe
 from .validation import DataQualityWarning, QualityReport, validate_bars, validate_quotes, validate_trades
 
 __version__ = "0.1.0"
+
+# Heavier parts (numba kernels, SQLAlchemy) import on first use: `backtape.run_backtest` works,
+# but `import backtape` stays quick.
+_LAZY: dict[str, str] = {
+    "DataPortal": "portal",
+    "DataRequirement": "portal",
+    "BacktestEngine": "engine",
+    "BacktestResult": "engine",
+    "Context": "engine",
+    "Fill": "engine",
+    "Order": "engine",
+    "Strategy": "engine",
+    "StrategyFactory": "engine",
+    "run_backtest": "engine",
+    "sma_crossover": "engine",
+    "FrameDataSource": "engine.memory",
+    "Commission": "costs",
+    "SlippageModel": "costs",
+    "SpreadModel": "costs",
+    "SquareRootImpact": "costs",
+    "TransactionCostEngine": "costs",
+    "CappedKelly": "risk",
+    "FixedFractional": "risk",
+    "RiskManager": "risk",
+    "VolatilityTarget": "risk",
+    "ResultsStore": "results",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "BAR_SCHEMA",
@@ -48,9 +84,7 @@ __all__ = [
     "CacheStats",
     "CachedDataSource",
     "DataFormatError",
-    "DataPortal",
     "DataQualityWarning",
-    "DataRequirement",
     "DataValidationError",
     "FreshnessPolicyFactory",
     "HistoryWindowStartsBeforeData",
@@ -70,4 +104,5 @@ __all__ = [
     "validate_bars",
     "validate_quotes",
     "validate_trades",
+    *_LAZY,
 ]

@@ -1,7 +1,8 @@
 """Performance metrics from an equity series and a trades table: one implementation for both engines.
 
-The metrics are computed by a small streaming accumulator (numba): the vectorized engine feeds it
-bar by bar inside its simulation loop (so a parameter sweep never keeps an equity array), and
+The metrics are computed by a small streaming accumulator (numba): a tuple of per-bar sums updated
+by ``acc_bar`` plus an array of per-trade sums. The vectorized engine feeds it bar by bar inside
+its simulation loop (so a parameter sweep never keeps an equity array), and
 ``compute_metrics`` feeds it a finished equity series and trades table (the event engine's path).
 Both paths therefore share every formula below.
 
@@ -61,12 +62,12 @@ METRIC_NAMES: tuple[str, ...] = (
 N_METRICS = len(METRIC_NAMES)
 
 # Accumulator slots (a float64 vector so it lives in registers/stack inside numba loops).
-_N, _MEAN, _M2, _DOWN2, _PEAK, _MAXDD, _DDSTART, _DDLEN, _PREV, _FIRST = range(10)
+_SUM, _SUM2, _SPARE, _DOWN2, _PEAK, _MAXDD, _DDSTART, _DDLEN, _PREV, _FIRST = range(10)
 _EXPOSED, _BARS, _NOTIONAL, _EQSUM, _NTR, _NWIN, _GPROF, _GLOSS, _PNLSUM, _RETSUM = range(10, 20)
 ACC_SIZE = 20
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def acc_new() -> np.ndarray:
     """A fresh metrics accumulator."""
     acc = np.zeros(ACC_SIZE)
@@ -74,41 +75,61 @@ def acc_new() -> np.ndarray:
     return acc
 
 
-@njit(cache=True)
-def acc_bar(acc: np.ndarray, equity: float, exposed: bool) -> None:
-    """Feed the equity at one bar's close and whether a position is held then."""
-    bars = acc[_BARS]
+@njit(cache=True, error_model="numpy")
+def bar_state(acc: np.ndarray) -> tuple:
+    """The per-bar part of an accumulator as a tuple of floats (kept in registers by loops)."""
+    return (
+        acc[_SUM], acc[_SUM2], acc[_DOWN2], acc[_PEAK], acc[_MAXDD], acc[_DDSTART],
+        acc[_DDLEN], acc[_PREV], acc[_FIRST], acc[_BARS], acc[_EQSUM], acc[_EXPOSED],
+    )  # fmt: skip
+
+
+@njit(cache=True, error_model="numpy")
+def store_bar_state(acc: np.ndarray, state: tuple) -> None:
+    """Write a ``bar_state`` tuple back into the accumulator (before ``acc_finalize``)."""
+    (acc[_SUM], acc[_SUM2], acc[_DOWN2], acc[_PEAK], acc[_MAXDD], acc[_DDSTART],
+     acc[_DDLEN], acc[_PREV], acc[_FIRST], acc[_BARS], acc[_EQSUM], acc[_EXPOSED]) = state  # fmt: skip
+
+
+@njit(cache=True, error_model="numpy")
+def acc_bar(state: tuple, equity: float, exposed: bool) -> tuple:
+    """Feed the equity at one bar's close and whether a position is held; returns the new state."""
+    total, total2, down2, peak, maxdd, ddstart, ddlen, prev, first, bars, eqsum, n_exposed = state
     if bars > 0:
-        prev = acc[_PREV]
-        r = equity / prev - 1.0 if prev > 0 else 0.0
-        n = acc[_N] + 1.0
-        delta = r - acc[_MEAN]
-        acc[_MEAN] += delta / n
-        acc[_M2] += delta * (r - acc[_MEAN])
-        acc[_N] = n
-        if r < 0:
-            acc[_DOWN2] += r * r
+        if equity != prev and prev > 0:
+            r = equity / prev - 1.0
+            total += r
+            total2 += r * r
+            neg = min(r, 0.0)  # branch-free: the sign of r is a coin flip
+            down2 += neg * neg
     else:
-        acc[_FIRST] = equity
-        acc[_PEAK] = equity
-    if equity >= acc[_PEAK]:
-        acc[_PEAK] = equity
-        acc[_DDSTART] = bars
+        first = equity
+        peak = equity
+    if equity >= peak:
+        peak = equity
+        ddstart = bars
     else:
-        dd = 1.0 - equity / acc[_PEAK] if acc[_PEAK] > 0 else 0.0
-        if dd > acc[_MAXDD]:
-            acc[_MAXDD] = dd
-        length = bars - acc[_DDSTART]
-        if length > acc[_DDLEN]:
-            acc[_DDLEN] = length
-    acc[_PREV] = equity
-    acc[_BARS] = bars + 1.0
-    acc[_EQSUM] += equity
-    if exposed:
-        acc[_EXPOSED] += 1.0
+        if equity < peak * (1.0 - maxdd):
+            maxdd = 1.0 - equity / peak
+        ddlen = max(ddlen, bars - ddstart)
+    n_exposed += 1.0 if exposed else 0.0
+    return (
+        total,
+        total2,
+        down2,
+        peak,
+        maxdd,
+        ddstart,
+        ddlen,
+        equity,
+        first,
+        bars + 1.0,
+        eqsum + equity,
+        n_exposed,
+    )
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def acc_trade(acc: np.ndarray, pnl: float, entry_notional: float) -> None:
     """Feed one closed trade's net P&L and its entry notional (``|size| * entry_price``)."""
     acc[_NTR] += 1.0
@@ -122,20 +143,20 @@ def acc_trade(acc: np.ndarray, pnl: float, entry_notional: float) -> None:
         acc[_GLOSS] -= pnl
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def acc_notional(acc: np.ndarray, value: float) -> None:
     """Feed the absolute cash value of one fill (for turnover)."""
     acc[_NOTIONAL] += abs(value)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def acc_finalize(acc: np.ndarray, periods_per_year: float, out: np.ndarray) -> None:
     """Write the metrics, in ``METRIC_NAMES`` order, into ``out``."""
     nan = np.nan
     bars = acc[_BARS]
     last = acc[_PREV]
     first = acc[_FIRST]
-    n = acc[_N]
+    n = bars - 1.0
     out[0] = last if bars > 0 else nan
     growth = last / first if bars > 0 and first > 0 else nan
     out[1] = growth - 1.0
@@ -145,12 +166,14 @@ def acc_finalize(acc: np.ndarray, periods_per_year: float, out: np.ndarray) -> N
         out[2] = -1.0
     else:
         out[2] = nan
-    std = math.sqrt(acc[_M2] / (n - 1.0)) if n > 1 else nan
+    mean = acc[_SUM] / n if n > 0 else nan
+    var = max(acc[_SUM2] - acc[_SUM] * mean, 0.0) / (n - 1.0) if n > 1 else nan
+    std = math.sqrt(var)
     ann = math.sqrt(periods_per_year)
     out[3] = std * ann
-    out[4] = acc[_MEAN] / std * ann if n > 1 and std > 0 else nan
+    out[4] = mean / std * ann if n > 1 and std > 0 else nan
     down = math.sqrt(acc[_DOWN2] / n) if n > 0 else nan
-    out[5] = acc[_MEAN] / down * ann if n > 0 and down > 0 else nan
+    out[5] = mean / down * ann if n > 0 and down > 0 else nan
     out[7] = acc[_MAXDD]
     out[6] = out[2] / acc[_MAXDD] if acc[_MAXDD] > 0 else nan
     out[8] = acc[_DDLEN]
@@ -170,7 +193,7 @@ def acc_finalize(acc: np.ndarray, periods_per_year: float, out: np.ndarray) -> N
     out[15] = ntr
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _metrics_kernel(
     equity: np.ndarray,
     exposed: np.ndarray,
@@ -180,9 +203,11 @@ def _metrics_kernel(
     periods_per_year: float,
 ) -> np.ndarray:
     acc = acc_new()
+    state = bar_state(acc)
     for i in range(equity.shape[0]):
-        acc_bar(acc, equity[i], exposed[i])
+        state = acc_bar(state, equity[i], exposed[i])
         acc_notional(acc, notional[i])
+    store_bar_state(acc, state)
     for k in range(pnl.shape[0]):
         acc_trade(acc, pnl[k], entry_notional[k])
     out = np.empty(N_METRICS)
@@ -254,8 +279,13 @@ def metrics_dict(values: np.ndarray) -> dict[str, float]:
 def metrics_frame(values: np.ndarray) -> pl.DataFrame:
     """A Polars table of a (columns x metrics) matrix, one row per column."""
     values = np.atleast_2d(values)
-    frame = pl.DataFrame({name: values[:, k] for k, name in enumerate(METRIC_NAMES)})
-    return frame.with_columns(pl.col("trades").cast(pl.Int64), pl.col("max_drawdown_duration").cast(pl.Int64))
+    ints = ("trades", "max_drawdown_duration")
+    return pl.DataFrame(
+        [
+            pl.Series(name, values[:, k].astype(np.int64) if name in ints else values[:, k])
+            for k, name in enumerate(METRIC_NAMES)
+        ]
+    )
 
 
 def sessions_per_year(calendar: str = "XNYS", years: tuple[int, int] | None = None) -> int:

@@ -28,6 +28,12 @@ A long position's exits are a sell stop (stop-loss, trailing stop) and a sell li
 a short's are the mirror buy orders. When both could fill in one bar and the open did not gap
 through either, the stop is assumed to fill first (the pessimistic reading of an unknown path).
 
+Protective exits (stop-loss, take-profit, trailing stop) are levels relative to the position's
+average entry price (``entry * (1 - stop_loss)`` for a long). They are live from the entry bar
+itself when the entry filled at that bar's open (the whole bar happens after the fill), otherwise
+from the next bar. A trailing stop trails the best price since entry (highest high for a long),
+updated only after a bar has been checked, so a bar never triggers against its own extreme.
+
 Costs
 -----
 * **Slippage** moves every fill price against the trader by ``slippage_bps`` basis points:
@@ -46,6 +52,10 @@ position completely (paying its exit commission) and then sizes the new one from
 This is the rule backtesting.py applies to ``buy()``/``sell()`` without a size (it divides the
 available margin by the price plus the per-share commission and keeps the integer part; its budget
 is scaled by ``1 - 2**-52``, which only matters when the quotient is an integer to the last bit).
+
+Differences from backtesting.py (0.6) worth knowing: with ``fill="close"`` it books the fill one
+bar late in its equity curve (the trades and final equity agree), and an order decided on the
+final bar never fills there, whereas here a close fill on the last bar does happen.
 
 Accounting: a position's commission is paid from cash when it is filled; equity is
 ``cash + shares * (close - average_entry_price)``, for longs and shorts alike (shorts are carried
@@ -73,13 +83,13 @@ def fill_mode(name: str) -> int:
         raise ConfigError(f"fill must be one of {sorted(FILL_MODES)}, got {name!r}") from None
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def slipped(price: float, side: float, slippage_bps: float) -> float:
     """Fill price after adverse slippage; ``side`` is +1 for a buy and -1 for a sell."""
     return price * (1.0 + side * slippage_bps * 1e-4)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def commission(shares: float, price: float, rate: float, fixed: float) -> float:
     """Commission of one fill: ``fixed + |shares| * price * rate`` (zero for an empty fill)."""
     if shares == 0.0:
@@ -87,7 +97,7 @@ def commission(shares: float, price: float, rate: float, fixed: float) -> float:
     return fixed + abs(shares) * price * rate
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def affordable_shares(budget: float, price: float, rate: float, fixed: float, fractional: bool) -> float:
     """Most shares whose cost plus commission fit in ``budget`` (whole unless ``fractional``)."""
     available = budget - fixed
@@ -99,7 +109,7 @@ def affordable_shares(budget: float, price: float, rate: float, fixed: float, fr
     return available // unit
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _touch(open_: float, high: float, low: float, level: float, rising: bool) -> float:
     """Price at which a bar first reaches ``level`` from below (rising) or above, or NaN."""
     if rising:
@@ -111,13 +121,13 @@ def _touch(open_: float, high: float, low: float, level: float, rising: bool) ->
     return level if low <= level else np.nan
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def limit_fill_price(open_: float, high: float, low: float, level: float, side: float) -> float:
     """Fill price of a limit order (``side`` +1 buy, -1 sell) on one bar, or NaN if untouched."""
     return _touch(open_, high, low, level, side < 0)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def stop_fill_price(open_: float, high: float, low: float, level: float, side: float) -> float:
     """Fill price of a stop order (``side`` +1 buy, -1 sell) on one bar, or NaN if not triggered."""
     return _touch(open_, high, low, level, side > 0)

@@ -71,9 +71,6 @@ def test_calc_ema_and_rsi_on_btc_perp_minute_bars(btc_perp) -> None:
     assert _rel(got["rsi"]["rsi"], 100 - 100 / (1 + g / lo))
 
 
-@pytest.mark.xfail(strict=True, reason="SessionVWAP declares 390 one-minute bars of lookback (a US equity "
-                   "session); on 24/7 the session began 900 minutes before the entry, so only the last 390 "
-                   "are loaded. Fix in calculations/builtins.py, not the portal (see the portal2 report)")
 def test_calc_session_vwap_on_btc_perp_covers_the_whole_utc_day(btc_perp) -> None:
     got, bars = btc_perp
     day = bars.filter((pl.col("ts").dt.epoch("ns") >= to_ns("2022-01-10")) &

@@ -43,7 +43,8 @@ class SessionVWAP(CalculationAdapter):
     name = "vwap"
 
     def get_data_requirements(self) -> list[DataRequirement]:
-        return [DataRequirement("bars", "1min", _SESSION_MINUTES)]
+        # one daily bar of lookback reaches back to the session open on any calendar (24/7 included)
+        return [DataRequirement("bars", "1min", _SESSION_MINUTES), DataRequirement("bars", "1d", 1)]
 
     def compute(self, portal: DataPortal, entry_time: TimeLike) -> dict[str, float]:
         t = to_ns(entry_time)

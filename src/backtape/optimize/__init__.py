@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .search import OptimizationEngine, OptimizationResult, parameter_sets
 from .stats import (
     bootstrap_returns,
     deflated_sharpe_ratio,
@@ -10,8 +11,11 @@ from .stats import (
 )
 
 __all__ = [
+    "OptimizationEngine",
+    "OptimizationResult",
     "bootstrap_returns",
     "deflated_sharpe_ratio",
+    "parameter_sets",
     "probability_of_backtest_overfitting",
     "reshuffle_trades",
 ]

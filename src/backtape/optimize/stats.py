@@ -104,22 +104,38 @@ def probability_of_backtest_overfitting(
         raise ConfigError(f"n_partitions must be an even number >= 2, got {n_partitions}")
     if m.shape[0] < 2 * n_partitions:
         raise ConfigError(f"{m.shape[0]} bars are too few for {n_partitions} partitions")
+    s1, s2, cnt = block_sums(m, n_partitions)
+    return pbo_from_block_sums(s1, s2, cnt, max_splits=max_splits, seed=seed)
+
+
+def block_sums(returns: np.ndarray, n_partitions: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-block sums of r and r^2 (partitions x configurations) and block lengths, for CSCV.
+
+    Sums over equal consecutive blocks are all CSCV needs, so a sweep can feed configurations in
+    chunks without ever holding the full bars x configurations matrix.
+    """
+    m = np.asarray(returns, dtype=np.float64)
     bounds = np.linspace(0, m.shape[0], n_partitions + 1).astype(np.int64)
-    # Per block sums of r and r^2 and counts: each half's Sharpe comes from block aggregates.
     s1 = np.add.reduceat(m, bounds[:-1], axis=0)
     s2 = np.add.reduceat(m * m, bounds[:-1], axis=0)
-    cnt = np.diff(bounds).astype(np.float64)
+    return s1, s2, np.diff(bounds).astype(np.float64)
+
+
+def pbo_from_block_sums(
+    s1: np.ndarray, s2: np.ndarray, cnt: np.ndarray, max_splits: int | None = None, seed: int = 0
+) -> dict[str, float]:
+    """PBO by CSCV from ``block_sums`` output (see ``probability_of_backtest_overfitting``)."""
+    n_partitions = s1.shape[0]
     combos = list(itertools.combinations(range(n_partitions), n_partitions // 2))
     if max_splits is not None and max_splits < len(combos):
         pick = np.random.default_rng(seed).choice(len(combos), size=max_splits, replace=False)
         combos = [combos[i] for i in sorted(pick)]
-    all_blocks = np.ones(n_partitions, dtype=bool)
     logits = np.empty(len(combos))
     for j, combo in enumerate(combos):
         ins = np.zeros(n_partitions, dtype=bool)
         ins[list(combo)] = True
-        best = int(np.nanargmax(_block_sharpe(s1, s2, cnt, ins)))
-        oos = _block_sharpe(s1, s2, cnt, all_blocks & ~ins)
+        best = int(np.argmax(_block_sharpe(s1, s2, cnt, ins)))
+        oos = _block_sharpe(s1, s2, cnt, ~ins)
         rank = (np.sum(oos < oos[best]) + 0.5 * (np.sum(oos == oos[best]) - 1) + 1) / (oos.size + 1)
         logits[j] = math.log(rank / (1.0 - rank))
     return {"pbo": float(np.mean(logits <= 0)), "splits": float(len(combos)), "logit": float(logits.mean())}
@@ -134,7 +150,7 @@ def _block_sharpe(s1: np.ndarray, s2: np.ndarray, cnt: np.ndarray, mask: np.ndar
     return np.where(var > 0, sr, -np.inf)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _path_stats(returns: np.ndarray, cash: float, out: np.ndarray) -> None:
     """Final equity, max drawdown and per-period Sharpe of compounding ``returns`` from ``cash``."""
     eq = cash
@@ -158,7 +174,7 @@ def _path_stats(returns: np.ndarray, cash: float, out: np.ndarray) -> None:
     out[2] = mean / sd if n > 1 and sd > 0 else np.nan
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _simulate_paths(returns: np.ndarray, index: np.ndarray, cash: float) -> np.ndarray:
     out = np.empty((index.shape[0], 3))
     path = np.empty(index.shape[1])

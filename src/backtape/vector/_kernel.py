@@ -16,7 +16,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..analytics import N_METRICS, acc_bar, acc_finalize, acc_new, acc_notional, acc_trade
+from ..analytics import (
+    N_METRICS,
+    acc_bar,
+    acc_finalize,
+    acc_new,
+    acc_notional,
+    acc_trade,
+    bar_state,
+    store_bar_state,
+)  # fmt: skip
 from ..fills import FILL_NEXT_OPEN, affordable_shares, commission, limit_fill_price, slipped, stop_fill_price
 
 P_CASH, P_RATE, P_FIXED, P_SLIP, P_SIZE, P_SIZE_TYPE, P_FRACTIONAL = range(7)
@@ -27,8 +36,10 @@ SIZE_PERCENT, SIZE_SHARES, SIZE_VALUE = 0, 1, 2
 MODE_SIGNALS, MODE_TARGETS, MODE_CROSS = 0, 1, 2
 
 REASONS = ("signal", "stop_loss", "take_profit", "trailing_stop", "open", "liquidation")
-REASON_SIGNAL, REASON_STOP_LOSS, REASON_TAKE_PROFIT, REASON_TRAILING, REASON_OPEN, REASON_LIQUIDATION = range(
-    len(REASONS)
+# Float codes (they are stored in the float64 trade records): numba would compile a separate copy
+# of every helper for each distinct integer literal passed down the call chain.
+REASON_SIGNAL, REASON_STOP_LOSS, REASON_TAKE_PROFIT, REASON_TRAILING, REASON_OPEN, REASON_LIQUIDATION = (
+    float(r) for r in range(len(REASONS))
 )
 
 # Trade record fields (float64 matrix columns).
@@ -40,7 +51,18 @@ _CASH, _POS, _AVG, _ENTRY_IDX, _ENTRY_COMM, _EXTREME, _STOPS_FROM, _NTR = range(
 _N_STATE = 8
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
+def first_invalid(x):
+    """(column, bar) of the first non-finite or non-positive value of a columns x bars array, or (-1, -1)."""
+    for j in range(x.shape[0]):
+        for i in range(x.shape[1]):
+            v = x[j, i]
+            if not (v > 0.0 and v < np.inf):
+                return j, i
+    return -1, -1
+
+
+@njit(cache=True, error_model="numpy")
 def _record(tr_out, start, st, col, exit_idx, exit_price, size, pnl, comm, reason):
     if tr_out.shape[0] > 0:
         k = start + int(st[_NTR])
@@ -56,7 +78,7 @@ def _record(tr_out, start, st, col, exit_idx, exit_price, size, pnl, comm, reaso
     st[_NTR] += 1.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _reduce(st, p, acc, qty, raw_price, i, reason, col, tr_out, start):
     """Close ``qty`` shares of the position at ``raw_price`` (slippage applied here)."""
     pos = st[_POS]
@@ -79,7 +101,7 @@ def _reduce(st, p, acc, qty, raw_price, i, reason, col, tr_out, start):
         st[_ENTRY_IDX] = -1.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _execute(st, p, acc, target, raw_price, i, stops_from, col, tr_out, start):
     """Move the position toward ``target`` (units of the size type) with a market fill."""
     pos = st[_POS]
@@ -124,7 +146,7 @@ def _execute(st, p, acc, target, raw_price, i, stops_from, col, tr_out, start):
         st[_POS] = new_pos
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _check_stops(st, p, acc, o, h, lo, i, col, tr_out, start):
     """Exit on stop-loss, trailing stop or take-profit touched in bar ``i``; else track extremes."""
     pos = st[_POS]
@@ -154,7 +176,7 @@ def _check_stops(st, p, acc, o, h, lo, i, col, tr_out, start):
         st[_EXTREME] = min(st[_EXTREME], lo)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _signal_target(pos, long_entry, long_exit, short_entry, short_exit, size):
     """Target implied by this bar's signals (NaN: no action). Entries take precedence over exits."""
     if long_entry and pos <= 0:
@@ -166,23 +188,15 @@ def _signal_target(pos, long_entry, long_exit, short_entry, short_exit, size):
     return np.nan
 
 
-@njit(cache=True)
-def _decide(mode, st, p, i, col, le, lx, se, sx, tg, ma, fi, si):
-    pos = st[_POS]
-    if mode == MODE_TARGETS:
-        return tg[col, i]
-    if mode == MODE_SIGNALS:
-        return _signal_target(pos, le[col, i], lx[col, i], se[col, i], sx[col, i], p[P_SIZE])
-    if i == 0:
-        return np.nan
-    f0, s0, f1, s1 = ma[fi, i - 1], ma[si, i - 1], ma[fi, i], ma[si, i]
+@njit(cache=True, error_model="numpy")
+def _cross_target(pos, f0, s0, f1, s1, size, allow_short):
+    """Target of the crossover rule: long on fast crossing above slow, flat (or short) below."""
     up = f0 < s0 and f1 > s1
     down = f0 > s0 and f1 < s1
-    short = p[P_ALLOW_SHORT] != 0.0
-    return _signal_target(pos, up, down, down and short, up and short, p[P_SIZE])
+    return _signal_target(pos, up, down, down and allow_short, up and allow_short, size)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def simulate_column(
     o, h, lo, c, pc, le, lx, se, sx, tg, ma, fi, si, mode, p, col, eq_out, tr_out, start, m_out
 ):
@@ -194,43 +208,62 @@ def simulate_column(
     acc = acc_new()
     stops = p[P_SL] > 0 or p[P_TP] > 0 or p[P_TRAIL] > 0
     at_open = int(p[P_FILL]) == FILL_NEXT_OPEN
+    size = p[P_SIZE]
+    short = p[P_ALLOW_SHORT] != 0.0
+    write_eq = eq_out.shape[0] > 0
+    # The account lives in ``st`` for the (rare) fill helpers; the bar loop works on local copies
+    # (cash, pos, avg) refreshed after each helper call, which keeps the common path in registers.
+    cash, pos, avg = st[_CASH], 0.0, 0.0
     pending = np.nan
     dead = False
+    bars = bar_state(acc)
     for i in range(n):
         if dead:
-            acc_bar(acc, 0.0, False)
-            if eq_out.shape[0] > 0:
+            bars = acc_bar(bars, 0.0, False)
+            if write_eq:
                 eq_out[col, i] = 0.0
             continue
         if pending == pending:
             _execute(st, p, acc, pending, o[pc, i], i, i, col, tr_out, start)
+            cash, pos, avg = st[_CASH], st[_POS], st[_AVG]
             pending = np.nan
-        if stops and st[_POS] != 0.0 and i >= st[_STOPS_FROM]:
+        if stops and pos != 0.0 and i >= st[_STOPS_FROM]:
             _check_stops(st, p, acc, o[pc, i], h[pc, i], lo[pc, i], i, col, tr_out, start)
-        target = _decide(mode, st, p, i, col, le, lx, se, sx, tg, ma, fi, si)
+            cash, pos, avg = st[_CASH], st[_POS], st[_AVG]
+        if mode == MODE_TARGETS:
+            target = tg[col, i]
+        elif mode == MODE_SIGNALS:
+            target = _signal_target(pos, le[col, i], lx[col, i], se[col, i], sx[col, i], size)
+        elif i > 0:
+            target = _cross_target(pos, ma[fi, i - 1], ma[si, i - 1], ma[fi, i], ma[si, i], size, short)
+        else:
+            target = np.nan
         if target == target:
             if at_open:
                 pending = target
             else:
                 _execute(st, p, acc, target, c[pc, i], i, i + 1, col, tr_out, start)
-        equity = st[_CASH] + st[_POS] * (c[pc, i] - st[_AVG])
+                cash, pos, avg = st[_CASH], st[_POS], st[_AVG]
+        equity = cash + pos * (c[pc, i] - avg)
         if equity <= 0.0:
-            if st[_POS] != 0.0:
-                _reduce(st, p, acc, abs(st[_POS]), c[pc, i], i, REASON_LIQUIDATION, col, tr_out, start)
+            if pos != 0.0:
+                _reduce(st, p, acc, abs(pos), c[pc, i], i, REASON_LIQUIDATION, col, tr_out, start)
+                pos = 0.0
             equity = 0.0
             dead = True
-        acc_bar(acc, equity, st[_POS] != 0.0)
-        if eq_out.shape[0] > 0:
+        bars = acc_bar(bars, equity, pos != 0.0)
+        if write_eq:
             eq_out[col, i] = equity
     if st[_POS] != 0.0:
         last = c[pc, n - 1]
         pnl = st[_POS] * (last - st[_AVG]) - st[_ENTRY_COMM]
         _record(tr_out, start, st, col, n - 1, last, st[_POS], pnl, st[_ENTRY_COMM], REASON_OPEN)
+    store_bar_state(acc, bars)
     acc_finalize(acc, p[P_PPY], m_out[col])
     return int(st[_NTR])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def run_columns(o, h, lo, c, le, lx, se, sx, tg, ma, fi, si, mode, params, n_cols, eq_out, tr_out, offsets):
     """Simulate ``n_cols`` columns in parallel; returns (metrics matrix, trade records per column)."""
     metrics = np.empty((n_cols, N_METRICS))
@@ -242,7 +275,75 @@ def run_columns(o, h, lo, c, le, lx, se, sx, tg, ma, fi, si, mode, params, n_col
         f = fi[col] if fi.shape[0] > 0 else np.int64(0)
         s = si[col] if si.shape[0] > 0 else np.int64(0)
         start = offsets[col] if offsets.shape[0] > 0 else np.int64(0)
-        counts[col] = simulate_column(
-            o, h, lo, c, pc, le, lx, se, sx, tg, ma, f, s, mode, prow, col, eq_out, tr_out, start, metrics
-        )
+        # One call per mode with the mode as a literal: numba compiles a specialized loop for each
+        # (a runtime mode switch inside the bar loop costs about 5x).
+        if mode == MODE_CROSS:
+            counts[col] = simulate_column(
+                o,
+                h,
+                lo,
+                c,
+                pc,
+                le,
+                lx,
+                se,
+                sx,
+                tg,
+                ma,
+                f,
+                s,
+                MODE_CROSS,
+                prow,
+                col,
+                eq_out,
+                tr_out,
+                start,
+                metrics,
+            )
+        elif mode == MODE_SIGNALS:
+            counts[col] = simulate_column(
+                o,
+                h,
+                lo,
+                c,
+                pc,
+                le,
+                lx,
+                se,
+                sx,
+                tg,
+                ma,
+                f,
+                s,
+                MODE_SIGNALS,
+                prow,
+                col,
+                eq_out,
+                tr_out,
+                start,
+                metrics,
+            )
+        else:
+            counts[col] = simulate_column(
+                o,
+                h,
+                lo,
+                c,
+                pc,
+                le,
+                lx,
+                se,
+                sx,
+                tg,
+                ma,
+                f,
+                s,
+                MODE_TARGETS,
+                prow,
+                col,
+                eq_out,
+                tr_out,
+                start,
+                metrics,
+            )
     return metrics, counts

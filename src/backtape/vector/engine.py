@@ -23,13 +23,16 @@ next bar.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
 from typing import Literal
 
+import numba
 import numpy as np
 import polars as pl
 
-from ..analytics import METRIC_NAMES, metrics_frame
+from ..analytics import metrics_dict, metrics_frame
 from ..errors import ConfigError
 from ..fills import fill_mode
 from . import _kernel as k
@@ -39,23 +42,41 @@ _SIZE_TYPES = {"percent": k.SIZE_PERCENT, "shares": k.SIZE_SHARES, "value": k.SI
 ArrayLike = np.ndarray | pl.Series | list
 
 
-@dataclass(frozen=True)
 class VectorResult:
-    """Output of ``simulate``: ``equity`` (bars x columns), ``trades`` and ``metrics`` (Polars).
+    """Output of ``simulate``: ``equity`` (numpy, bars x columns), ``trades`` and ``metrics`` (Polars).
 
     ``trades`` has one row per closed round trip (``reason`` says why it closed) plus one row with
     ``is_open`` true per position still open at the last bar (marked at the last close, not counted
-    in the metrics). ``metrics`` has one row per column, ``column`` first.
+    in the metrics). ``metrics`` has one row per column, ``column`` first. Both tables are built
+    from the raw arrays (``metric_values``, ``trade_records``) on first access.
     """
 
-    equity: np.ndarray
-    trades: pl.DataFrame
-    metrics: pl.DataFrame
+    def __init__(self, equity: np.ndarray, metric_values: np.ndarray, trade_records: np.ndarray) -> None:
+        self.equity = equity
+        self.metric_values = metric_values
+        self.trade_records = trade_records
+
+    @cached_property
+    def trades(self) -> pl.DataFrame:
+        """One row per trade (see the class doc)."""
+        return trades_frame(self.trade_records)
+
+    @cached_property
+    def metrics(self) -> pl.DataFrame:
+        """One row of metrics per column."""
+        return metrics_frame(self.metric_values).insert_column(
+            0, pl.Series("column", np.arange(self.metric_values.shape[0]))
+        )
 
     def column_metrics(self, col: int = 0) -> dict[str, float]:
         """The metrics of one column as a dict."""
-        row = self.metrics.row(col, named=True)
-        return {name: row[name] for name in METRIC_NAMES}
+        return metrics_dict(self.metric_values[col])
+
+    def __repr__(self) -> str:
+        return (
+            f"VectorResult({self.equity.shape[1]} column(s) x {self.equity.shape[0]} bars, "
+            f"{self.trade_records.shape[0]} trade record(s))"
+        )
 
 
 def _matrix(x: ArrayLike, name: str, dtype: type, n_rows: int | None = None) -> np.ndarray:
@@ -71,9 +92,8 @@ def _matrix(x: ArrayLike, name: str, dtype: type, n_rows: int | None = None) -> 
 
 
 def _check_prices(name: str, arr: np.ndarray) -> None:
-    bad = ~np.isfinite(arr) | (arr <= 0)
-    if bad.any():
-        col, row = (int(v) for v in np.argwhere(bad)[0])
+    col, row = k.first_invalid(arr)
+    if col >= 0:
         raise ConfigError(f"{name} must be finite and positive: bar {row}, column {col} is {arr[col, row]!r}")
 
 
@@ -167,6 +187,10 @@ _NO_FLOAT = np.zeros((0, 0))
 _NO_INDEX = np.zeros(0, dtype=np.int64)
 
 
+_REASON_NAMES = np.array(k.REASONS, dtype=object)
+_REASON_ENUM = pl.Enum(list(k.REASONS))
+
+
 def trades_frame(records: np.ndarray) -> pl.DataFrame:
     """Polars table of raw trade records (see ``_kernel.T_*``)."""
     return pl.DataFrame(
@@ -179,9 +203,7 @@ def trades_frame(records: np.ndarray) -> pl.DataFrame:
             "size": records[:, k.T_SIZE],
             "pnl": records[:, k.T_PNL],
             "commission": records[:, k.T_COMM],
-            "reason": pl.Series(records[:, k.T_REASON].astype(np.int64)).replace_strict(
-                dict(enumerate(k.REASONS)), return_dtype=pl.Enum(list(k.REASONS))
-            ),
+            "reason": pl.Series(_REASON_NAMES[records[:, k.T_REASON].astype(np.int64)], dtype=_REASON_ENUM),
             "is_open": records[:, k.T_REASON] == k.REASON_OPEN,
         }
     )
@@ -243,21 +265,30 @@ def simulate(
         sig.append(arr)
     params = cost_params(n_cols, **options)  # type: ignore[arg-type]
     equity = np.empty((n_cols, n))
-    metrics, counts = k.run_columns(
-        o, h, lo, c, *sig, tg, _NO_FLOAT, _NO_INDEX, _NO_INDEX, mode, params, n_cols, equity,
-        np.zeros((0, k.N_TRADE_FIELDS)), _NO_INDEX,
-    )  # fmt: skip
     if trades:
-        offsets = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
-        records = np.empty((int(counts.sum()), k.N_TRADE_FIELDS))
-        k.run_columns(o, h, lo, c, *sig, tg, _NO_FLOAT, _NO_INDEX, _NO_INDEX, mode, params, n_cols, equity,
-                      records, offsets)  # fmt: skip
-        table = trades_frame(records)
+        # Every trade record starts with an entry (a signal or a target), so this bounds them.
+        bound = (sig[0].sum(axis=1) + sig[2].sum(axis=1) if mode == k.MODE_SIGNALS else
+                 (~np.isnan(tg)).sum(axis=1)) + 1  # fmt: skip
+        offsets = np.concatenate(([0], np.cumsum(bound)[:-1])).astype(np.int64)
+        buffer = np.empty((int(bound.sum()), k.N_TRADE_FIELDS))
     else:
-        table = trades_frame(np.zeros((0, k.N_TRADE_FIELDS)))
-    frame = (
-        metrics_frame(metrics)
-        .with_columns(pl.Series("column", np.arange(n_cols)))
-        .select("column", *METRIC_NAMES)
-    )
-    return VectorResult(equity=equity.T, trades=table, metrics=frame)
+        offsets, buffer = _NO_INDEX, np.zeros((0, k.N_TRADE_FIELDS))
+    with _threads(n_cols):
+        metrics, counts = k.run_columns(o, h, lo, c, *sig, tg, _NO_FLOAT, _NO_INDEX, _NO_INDEX, mode, params,
+                                        n_cols, equity, buffer, offsets)  # fmt: skip
+    if n_cols == 1 or not trades:
+        records = buffer[: int(counts[0])] if trades else buffer
+    else:
+        records = buffer[np.concatenate([np.arange(a, a + m) for a, m in zip(offsets, counts, strict=True)])]
+    return VectorResult(equity.T, metrics, records)
+
+
+@contextmanager
+def _threads(n_cols: int) -> Iterator[None]:
+    """Use no more numba threads than columns (idle threads only add scheduling latency)."""
+    before = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(before, n_cols)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)

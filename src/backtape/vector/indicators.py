@@ -26,7 +26,7 @@ from numba import njit
 from ..errors import ConfigError
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def sma_kernel(x: np.ndarray, n: int, out: np.ndarray) -> None:
     """Write the ``n``-bar simple moving average of ``x`` into ``out`` (Kahan-compensated sum)."""
     total = 0.0
@@ -53,7 +53,7 @@ def sma_kernel(x: np.ndarray, n: int, out: np.ndarray) -> None:
         out[i] = total / n if i >= n - 1 and nans == 0 else np.nan
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _ema(x: np.ndarray, n: int) -> np.ndarray:
     out = np.full(x.shape[0], np.nan)
     if x.shape[0] < n:
@@ -70,14 +70,14 @@ def _ema(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _rsi_value(gain: float, loss: float) -> float:
     if loss == 0.0:
         return 50.0 if gain == 0.0 else 100.0
     return 100.0 - 100.0 / (1.0 + gain / loss)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _rsi(x: np.ndarray, n: int) -> np.ndarray:
     out = np.full(x.shape[0], np.nan)
     if x.shape[0] <= n:
@@ -101,7 +101,7 @@ def _rsi(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
     size = close.shape[0]
     out = np.full(size, np.nan)
@@ -123,7 +123,7 @@ def _atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.nda
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _rolling_extreme(x: np.ndarray, n: int, sign: float) -> np.ndarray:
     """Rolling max of ``sign * x`` times ``sign`` (sign -1 gives the rolling min)."""
     size = x.shape[0]
@@ -144,7 +144,7 @@ def _rolling_extreme(x: np.ndarray, n: int, sign: float) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _crossed(a: np.ndarray, b: np.ndarray, above: bool) -> np.ndarray:
     out = np.zeros(a.shape[0], dtype=np.bool_)
     for i in range(1, a.shape[0]):

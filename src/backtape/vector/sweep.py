@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 from numba import njit, prange
 
-from ..analytics import METRIC_NAMES, metrics_frame
+from ..analytics import metrics_frame
 from ..errors import ConfigError
 from . import _kernel as k
 from .engine import ArrayLike, _prices, cost_params
@@ -29,7 +29,7 @@ _NO_TRADES = np.zeros((0, k.N_TRADE_FIELDS))
 _NO_INDEX = np.zeros(0, dtype=np.int64)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _sma_rows(close: np.ndarray, windows: np.ndarray) -> np.ndarray:
     """One SMA row per window (rows x bars), computed in parallel."""
     out = np.empty((windows.shape[0], close.shape[0]))
@@ -110,8 +110,7 @@ def sma_crossover_sweep(
         raise ConfigError(f"close must be one-dimensional for a sweep, got shape {close_1d.shape}")
     lines = _sma_rows(close_1d, windows)
     metrics = crossover_sweep(close_1d, lines, inverse.reshape(grid.shape), **options)
-    return (
-        metrics_frame(metrics)
-        .with_columns(pl.Series("fast", grid[:, 0]), pl.Series("slow", grid[:, 1]))
-        .select("fast", "slow", *METRIC_NAMES)
+    table = metrics_frame(metrics)
+    return table.insert_column(0, pl.Series("slow", grid[:, 1])).insert_column(
+        0, pl.Series("fast", grid[:, 0])
     )
