@@ -77,7 +77,7 @@ def make(server, **kw) -> CCXTDataSource:
     opts = {"base_url": server.url,
             "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False},
             "enable_rate_limit": False,
-            "retry": FAST_RETRY, "timeout": 2.0, "clock": lambda: to_ns("2024-02-01")}
+            "retry": FAST_RETRY, "timeout": 15.0, "clock": lambda: to_ns("2024-02-01")}
     opts.update(kw)
     return CCXTDataSource("binance", **opts)
 
