@@ -56,11 +56,14 @@ def test_backtest_builtin_and_user_file_are_stored_and_listed(tmp_path: Path) ->
 
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     db = tmp_path / "r.db"
-    bad = runner.invoke(backtest_app, ["nope", "--symbols", "AAPL", "--start", "2012-01-01",
-                                       "--end", "2013-01-01", "--db", str(db)])
-    assert bad.exit_code == 1 and "unknown strategy 'nope'" in bad.output
-    missing = runner.invoke(runs_app, ["show", "42", "--db", str(db)])
-    assert missing.exit_code == 1 and "no backtest run with id 42" in missing.output
+    from backtape.cli.app import app as root
+
+    bad = runner.invoke(root, ["backtest", "nope", "--symbols", "AAPL", "--start", "2012-01-01",
+                               "--end", "2013-01-01", "--db", str(db)])
+    assert bad.exit_code == 2 and bad.stderr.startswith("error: ") and "unknown strategy 'nope'" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    missing = runner.invoke(root, ["runs", "show", "42", "--db", str(db)])
+    assert missing.exit_code == 2 and "no backtest run with id 42" in missing.stderr
     bad_param = runner.invoke(backtest_app, ["sma_crossover", "--symbols", "AAPL", "--start", "2012-01-01",
                                              "--end", "2013-01-01", "--param", "fast", "--db", str(db)])
     assert bad_param.exit_code != 0

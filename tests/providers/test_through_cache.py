@@ -61,7 +61,8 @@ CASES = {
     "alpaca": Case(
         AlpacaFake(symbols=("AAPL", "MSFT")),
         lambda url: AlpacaDataSource(api_key=ALPACA_KEY_ID, secret_key=ALPACA_SECRET, base_url=url,
-                                     requests_per_minute=None, retry=FAST_RETRY, timeout=15.0, page_limit=300),
+                                     requests_per_minute=None, retry=FAST_RETRY, timeout=15.0,
+                                     page_limit=300),
         ("bars", ["AAPL", "MSFT"], "2024-01-03T14:30:00Z", "2024-01-03T21:00:00Z", "1min"),
         "page_token=", (ALPACA_KEY_ID, ALPACA_SECRET)),
     "alphavantage": Case(

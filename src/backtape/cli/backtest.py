@@ -11,7 +11,6 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ..engine import StrategyFactory, run_backtest
-from ..errors import BacktapeError
 from ..results import ResultsStore
 
 #: runs with at least this many clock steps show a progress bar
@@ -64,32 +63,28 @@ def backtest(
 ) -> None:
     """Backtest STRATEGY on --symbols over [--start, --end), print its metrics and store the run."""
     console = Console()
-    try:
-        params = _parse_params(param)
-        strat = StrategyFactory.create(strategy, **params)
-        columns = (TextColumn("{task.description}"), BarColumn(),
-                   TextColumn("{task.completed:,}/{task.total:,}"), TimeRemainingColumn())
-        with Progress(*columns, console=console, transient=True) as progress:
-            task = None
+    params = _parse_params(param)
+    strat = StrategyFactory.create(strategy, **params)
+    columns = (TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.completed:,}/{task.total:,}"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = None
 
-            def report(done: int, total: int) -> None:
-                nonlocal task
-                if total < PROGRESS_MIN_BARS:
-                    return
-                if task is None:
-                    task = progress.add_task(f"{strat.name}", total=total)
-                progress.update(task, completed=done)
+        def report(done: int, total: int) -> None:
+            nonlocal task
+            if total < PROGRESS_MIN_BARS:
+                return
+            if task is None:
+                task = progress.add_task(f"{strat.name}", total=total)
+            progress.update(task, completed=done)
 
-            result = run_backtest(strat, symbols, start, end, frequency, source=source, cash=cash,
-                                  commission=commission, fill=fill, progress=report)
-        console.print(metrics_table(result.metrics, f"{strat!r} on {','.join(result.symbols)} {frequency}"))
-        if store:
-            results = ResultsStore(db)
-            run_id = result.save(results)
-            console.print(f"stored run [bold]{run_id}[/bold] in {results.url}")
-    except (BacktapeError, ValueError, TypeError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        result = run_backtest(strat, symbols, start, end, frequency, source=source, cash=cash,
+                              commission=commission, fill=fill, progress=report)
+    console.print(metrics_table(result.metrics, f"{strat!r} on {','.join(result.symbols)} {frequency}"))
+    if store:
+        results = ResultsStore(db)
+        run_id = result.save(results)
+        console.print(f"stored run [bold]{run_id}[/bold] in {results.url}")
 
 
 #: a sub-app with the one command, for tests; the root app wires ``backtest`` itself

@@ -10,7 +10,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..cache.bundles import BundleMetadata, default_bundles_dir, ingest_to_bundle, list_bundles
-from ..errors import BacktapeError
 from ..sources import get_source
 from ._units import format_size
 
@@ -19,10 +18,6 @@ app = typer.Typer(help="List and inspect data bundles.", no_args_is_help=True)
 BUNDLES_DIR = typer.Option(None, "--bundles-dir",
                            help="bundles folder (default $BACKTAPE_BUNDLES_DIR or ~/.backtape/bundles)")
 
-
-def _fail(console: Console, exc: Exception) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(1)
 
 
 def ingest(
@@ -38,15 +33,12 @@ def ingest(
     console = Console()
     names = [s.strip() for s in symbols.split(",") if s.strip()]
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    try:
-        with Progress(*columns, console=console, transient=True) as bar:
-            task = bar.add_task(f"ingest {bundle}", total=len(names))
-            meta = ingest_to_bundle(bundle, names, start, end, frequency, source=get_source(source),
-                                    bundles_dir=bundles_dir,
-                                    progress=lambda sym, done, total: bar.update(task, completed=done,
-                                                                                 description=sym))
-    except BacktapeError as exc:
-        raise _fail(console, exc) from None
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(f"ingest {bundle}", total=len(names))
+        meta = ingest_to_bundle(bundle, names, start, end, frequency, source=get_source(source),
+                                bundles_dir=bundles_dir,
+                                progress=lambda sym, done, total: bar.update(task, completed=done,
+                                                                             description=sym))
     console.print(f"bundle {meta.name}: {len(meta.symbols)} symbol(s), {meta.row_count:,} rows, "
                   f"{format_size(meta.size_bytes)}, quality {meta.quality_score:.3f}, "
                   f"missing {meta.missing_data_pct:.2f}% -> {meta.path}")
@@ -59,10 +51,7 @@ app.command("ingest")(ingest)
 def list_(bundles_dir: Path | None = BUNDLES_DIR) -> None:
     """Every bundle with its range, frequency, size and quality."""
     console = Console()
-    try:
-        bundles = list_bundles(bundles_dir)
-    except BacktapeError as exc:
-        raise _fail(console, exc) from None
+    bundles = list_bundles(bundles_dir)
     if not bundles:
         console.print(f"no bundles in {bundles_dir or default_bundles_dir()}")
         return
@@ -80,10 +69,7 @@ def list_(bundles_dir: Path | None = BUNDLES_DIR) -> None:
 def show(name: str = typer.Argument(..., help="bundle name"), bundles_dir: Path | None = BUNDLES_DIR) -> None:
     """A bundle's metadata and per-symbol quality (missing sessions, invalid OHLC rows)."""
     console = Console()
-    try:
-        m = BundleMetadata.load(name, bundles_dir)
-    except BacktapeError as exc:
-        raise _fail(console, exc) from None
+    m = BundleMetadata.load(name, bundles_dir)
     facts = Table(show_header=False, title=f"bundle {m.name}")
     for label, value in (("path", str(m.path)), ("source", f"{m.source_type} ({m.source_identity})"),
                          ("frequency", m.frequency), ("calendar", m.calendar), ("adjustment", m.adjustment),

@@ -6,7 +6,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import BacktapeError
 from ..results import ResultsStore
 from .backtest import metrics_table
 
@@ -24,11 +23,7 @@ _TRADE_COLS = ["symbol", "side", "entry_time", "exit_time", "entry_price", "exit
 
 
 def _store(db: str | None, console: Console) -> ResultsStore:
-    try:
-        return ResultsStore(db)
-    except BacktapeError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+    return ResultsStore(db)
 
 
 def _fmt(value: object) -> str:
@@ -56,11 +51,7 @@ def list_runs(limit: int = LIMIT, db: str | None = DB) -> None:
 def show(run_id: int = RUN_ID, db: str | None = DB) -> None:
     """One run: its header, data fingerprint, metrics and trades."""
     console = Console()
-    try:
-        rec = _store(db, console).get_run(run_id)
-    except BacktapeError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+    rec = _store(db, console).get_run(run_id)
     head = Table(title=f"run {rec.id}", show_header=False)
     for key in _HEADER:
         head.add_row(key, _fmt(rec.header.get(key)))
@@ -80,13 +71,8 @@ def compare(run_ids: list[int] = RUN_IDS, db: str | None = DB) -> None:
     """Metrics of several runs side by side."""
     console = Console()
     if len(run_ids) < 2:
-        console.print("[red]error:[/red] compare needs at least two run ids")
-        raise typer.Exit(1)
-    try:
-        frame = _store(db, console).compare(run_ids)
-    except BacktapeError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        raise typer.BadParameter("compare needs at least two run ids")
+    frame = _store(db, console).compare(run_ids)
     table = Table(title="compare runs")
     for col in frame.columns:
         table.add_column(col, justify="left" if col == "metric" else "right")
