@@ -39,11 +39,14 @@ trade (the quote mid when only quotes are subscribed); ``ctx.history``/``ctx.spo
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import polars as pl
 
+from .._time import NS_PER_MINUTE
 from ..calendars import TradingCalendar
 from ..errors import ConfigError
 from ..portal.requirements import DataRequirement
@@ -110,10 +113,20 @@ def tick_clock(calendar: TradingCalendar, frequency: str, start: int, end: int) 
 
 
 class TickFeed:
-    """Streams one run's trades and quotes and dispatches them event by event (module docstring)."""
+    """Streams one run's trades and quotes and dispatches them event by event (module docstring).
+
+    Events are pulled from the portal streams a *window* of time at a time (the window widens or
+    narrows to hold about ``target_rows`` events), classified in one pass and turned into ``Trade``
+    and ``Quote`` tuples; ``advance`` then reveals them one by one. Reading ahead is internal to the
+    engine, like its pre-loaded bars: no strategy code runs while the portal clock is moved ahead
+    to pull a window, and every callback sees the clock at its own event.
+    """
+
+    target_rows = 50_000
 
     def __init__(self, run: _Run, kinds: tuple[str, ...], latency: int, tick_only: bool) -> None:
         from ..ticks import TickClassifier
+        from .strategy import Strategy
 
         self._run = run
         self.kinds = kinds
@@ -126,12 +139,14 @@ class TickFeed:
         self.desk = QuoteDesk(run.broker, self.quotes, latency) if "quotes" in kinds else None
         self._mark = tick_only  # tick-only symbols are marked to market by their ticks
         self._mark_mid = tick_only and "trades" not in kinds
-        strategy = run.strategy
-        own = type(strategy)
-        from .strategy import Strategy
-
-        self._on_trade = strategy.on_trade if own.on_trade is not Strategy.on_trade else None
-        self._on_quote = strategy.on_quote if own.on_quote is not Strategy.on_quote else None
+        own = type(run.strategy)
+        self._on_trade = run.strategy.on_trade if own.on_trade is not Strategy.on_trade else None
+        self._on_quote = run.strategy.on_quote if own.on_quote is not Strategy.on_quote else None
+        self._pulled_to = run.start  # events before this instant have been pulled
+        self._span = NS_PER_MINUTE
+        self._ts: list[int] = []
+        self._events: list[Trade | Quote] = []
+        self._i = 0
         self.events = 0
 
     def delta(self, symbol: str) -> float:
@@ -141,49 +156,71 @@ class TickFeed:
 
     def advance(self, bound: int) -> float:
         """Dispatch every event with ``ts < bound``; the notional traded by quote fills meanwhile."""
-        self._run.portal.set_clock(bound - 1)
-        parts = [[b for b in stream] for stream in self._streams]
-        parts = [p for p in parts if p]
         traded = 0.0
-        if parts:
-            frame = pl.concat([b for p in parts for b in p]) if len(parts) > 1 or len(parts[0]) > 1 \
-                else parts[0][0]
-            if len(parts) > 1:  # several symbols: re-merge by time, trades first at equal ts
-                frame = frame.sort(pl.col("ts"), pl.col("kind").to_physical(), maintain_order=True)
-            traded += self._dispatch(frame)
+        while True:
+            if self._i >= len(self._ts) and not self._refill(bound):
+                break
+            stop = bisect_left(self._ts, bound, self._i)
+            if stop > self._i:
+                traded += self._dispatch(self._i, stop)
+                self._i = stop
+            if stop < len(self._ts):
+                break
         desk = self.desk
         if desk is not None:
             traded += desk.arrive(bound)
             desk.expire(bound)
         return traded
 
-    def _dispatch(self, frame: pl.DataFrame) -> float:
-        """Run the strategy's callbacks and the quote fills over one time-ordered merged frame."""
+    def _refill(self, bound: int) -> bool:
+        """Pull the next window of events (at least up to ``bound``); False when none are left."""
+        run = self._run
+        portal, saved = run.portal, run.portal.clock_ns
+        parts: list[pl.DataFrame] = []
+        while not parts and self._pulled_to < run.end:
+            upto = min(max(self._pulled_to, bound) + self._span, run.end)
+            portal.set_clock(upto - 1)  # the streams yield events with ts < upto
+            parts = [pl.concat(got) for got in ([b for b in stream] for stream in self._streams) if got]
+            self._pulled_to = upto
+            if not parts:
+                self._span *= 2
+        portal.set_clock(saved)
+        if not parts:
+            self._ts, self._events, self._i = [], [], 0
+            return False
+        frame = parts[0] if len(parts) == 1 else pl.concat(parts).sort(
+            pl.col("ts"), pl.col("kind").to_physical(), maintain_order=True)  # trades first at equal ts
+        if frame.height < self.target_rows // 2:
+            self._span *= 2
+        elif frame.height > self.target_rows * 2:
+            self._span = max(self._span // 2, 1)
+        is_quote = frame.get_column("kind").to_physical().cast(pl.Boolean)
+        trades, quotes = self._trade_events(frame, is_quote), self._quote_events(frame.filter(is_quote))
+        self._events = [next(quotes) if q else next(trades) for q in is_quote.to_list()]
+        self._ts = _ns(frame)
+        self._i = 0
+        return True
+
+    def _dispatch(self, lo: int, hi: int) -> float:
+        """Reveal events ``lo:hi`` of the window: clock, state, quote fills, then the callback."""
         run, ctx, desk = self._run, self._run.ctx, self.desk
         set_clock = run.portal.set_clock
-        is_quote = frame.get_column("kind").to_physical().cast(pl.Boolean)
-        trades = self._trade_events(frame, is_quote)
-        quotes = self._quote_events(frame.filter(is_quote))
         on_trade, on_quote = self._on_trade, self._on_quote
         last_trade, last_quote = self.trades, self.quotes
         mark, mark_mid = self._mark, self._mark_mid
         prices, lots = run.portfolio.prices, run.portfolio._lots
         resting = desk.resting if desk is not None else {}
         traded = 0.0
-        for quote_event in is_quote.to_list():
-            if quote_event:
-                ev = next(quotes)
-            else:
-                ev = next(trades)
+        for ev in self._events[lo:hi]:
             ts, sym = ev.ts, ev.symbol
             if desk is not None and desk.pending:
                 traded += desk.arrive(ts)
             set_clock(ts)
             run.now = ts
-            if quote_event:
+            if type(ev) is Quote:
                 last_quote[sym] = ev
                 if mark_mid and ev.bid > 0 and ev.ask >= ev.bid:
-                    self._mark_price(prices, lots, sym, ev.mid)
+                    _mark_price(prices, lots, sym, ev.mid)
                 if resting.get(sym):
                     traded += desk.on_quote(ev)  # type: ignore[union-attr]
                 if on_quote is not None:
@@ -191,24 +228,14 @@ class TickFeed:
             else:
                 last_trade[sym] = ev
                 if mark:
-                    self._mark_price(prices, lots, sym, ev.price)
+                    _mark_price(prices, lots, sym, ev.price)
                 if on_trade is not None:
                     on_trade(ctx, ev)
-        self.events += frame.height
+        self.events += hi - lo
         return traded
 
-    @staticmethod
-    def _mark_price(prices: dict[str, float], lots: dict, symbol: str, price: float) -> None:
-        prices[symbol] = price
-        if lots.get(symbol):
-            for lot in lots[symbol]:
-                if price > lot.high:
-                    lot.high = price
-                elif price < lot.low:
-                    lot.low = price
-
-    def _trade_events(self, frame: pl.DataFrame, is_quote: pl.Series):
-        """Iterator of ``Trade`` for the frame's trades, classified in stream order."""
+    def _trade_events(self, frame: pl.DataFrame, is_quote: pl.Series) -> Iterator[Trade]:
+        """``Trade`` tuples of the frame's trades, classified in stream order."""
         if self._classifier is None or bool(is_quote.all()):
             return iter(())
         c = self._classifier.update(frame)
@@ -217,11 +244,21 @@ class TickFeed:
                                     c.get_column("cum_delta").to_list(), strict=True))
 
     @staticmethod
-    def _quote_events(q: pl.DataFrame):
-        """Iterator of ``Quote`` for the frame's quotes."""
+    def _quote_events(q: pl.DataFrame) -> Iterator[Quote]:
+        """``Quote`` tuples of the frame's quotes."""
         return map(Quote._make, zip(q.get_column("symbol").to_list(), _ns(q), _floats(q, "bid"),
                                     _floats(q, "ask"), _floats(q, "bid_size"), _floats(q, "ask_size"),
                                     strict=True))
+
+
+def _mark_price(prices: dict[str, float], lots: dict, symbol: str, price: float) -> None:
+    """Mark a tick-only symbol at ``price`` and widen its open lots' excursions."""
+    prices[symbol] = price
+    for lot in lots.get(symbol, ()):
+        if price > lot.high:
+            lot.high = price
+        elif price < lot.low:
+            lot.low = price
 
 
 def _ns(frame: pl.DataFrame) -> list[int]:
