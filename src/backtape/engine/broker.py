@@ -35,8 +35,8 @@ manager or the leverage limit are recorded in ``rejections`` with the reason.
 With quotes
 -----------
 When the run loads quotes (the strategy declares ``DataRequirement("quotes")``), every order of a
-symbol is filled against its quotes instead of its bars; the bar rules above apply only to runs
-without quotes. An order placed at ``t`` *arrives* at ``t + latency`` (engine option ``latency``,
+symbol is filled against its quotes instead of its bars; the bar rules above (and ``fill``) apply
+only to runs without quotes. An order placed at ``t`` *arrives* at ``t + latency`` (engine option ``latency``,
 ns, default 0) and is matched first against the quote prevailing at its arrival: with
 ``latency == 0`` the quote the strategy saw when it placed the order (for ``on_trade`` that is the
 quote strictly before the trade, by the trade-first tie rule; for ``on_bar`` the last quote before

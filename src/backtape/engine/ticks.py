@@ -12,12 +12,12 @@ Order of events
 ---------------
 Ticks are streamed with ``DataPortal.iter_ticks(..., follow_clock=True)`` and dispatched in time
 order across symbols, with the merge's tie rule (``backtape.ticks.merge``): at equal ``ts`` trades
-come before quotes, so a quote stamped at a trade's instant is not visible to that trade (nor to its
-Lee-Ready side). Before each clock step ``t`` (a bar end) every event with ``ts < t`` is dispatched;
-an event at exactly ``t`` belongs to the next bar and comes after ``on_bar`` at ``t``. While an event
-is dispatched the portal clock and ``ctx.now`` are its ``ts``, so ``ctx.history``/``ctx.spot`` stay
-point in time. Ticks after the last clock step are not dispatched (nothing could be booked after
-the last equity point).
+come before quotes (then the run's symbol order, then the source's order), so a quote stamped at a
+trade's instant is not visible to that trade (nor to its Lee-Ready side). Before each clock step
+``t`` (a bar end) every event with ``ts < t`` is dispatched; an event at exactly ``t`` belongs to
+the next bar and comes after ``on_bar`` at ``t``. While an event is dispatched the portal clock and
+``ctx.now`` are its ``ts``, so ``ctx.history``/``ctx.spot`` stay point in time. Ticks after the last
+clock step are not dispatched (nothing could be booked after the last equity point).
 
 Delta
 -----
