@@ -1,4 +1,4 @@
-"""The simulated broker: turns orders into fills against completed bars, costs itemized.
+"""The simulated broker: turns orders into fills against completed bars or quotes, costs itemized.
 
 Prices come from ``backtape.fills`` (``limit_fill_price``, ``stop_fill_price``, ``slipped``,
 ``commission``, ``affordable_shares``), the same numba functions the vectorized engine calls, so
@@ -31,6 +31,37 @@ Slippage applies to every fill; spread and impact to fills that take liquidity (
 ``max_participation`` caps each fill at that fraction of the bar's volume; the rest stays working
 (a capped target order keeps working toward its target). Orders resized or refused by the risk
 manager or the leverage limit are recorded in ``rejections`` with the reason.
+
+With quotes
+-----------
+When the run loads quotes (the strategy declares ``DataRequirement("quotes")``), every order of a
+symbol is filled against its quotes instead of its bars; the bar rules above (and ``fill``) apply
+only to runs without quotes. An order placed at ``t`` *arrives* at ``t + latency`` (engine option ``latency``,
+ns, default 0) and is matched first against the quote prevailing at its arrival: with
+``latency == 0`` the quote the strategy saw when it placed the order (for ``on_trade`` that is the
+quote strictly before the trade, by the trade-first tie rule; for ``on_bar`` the last quote before
+the bar end), with ``latency > 0`` the last quote stamped strictly before ``t + latency``. Its fill
+time is the arrival. An order still working *rests* and is matched against each later quote of its
+symbol, at that quote's ``ts``. Only valid quotes (``0 < bid <= ask``) fill.
+
+=================  ==============================================================================
+order              fills (``mid = (bid + ask) / 2``)
+=================  ==============================================================================
+market             at arrival (or at the first valid quote after it): reference ``mid``, taking
+                   liquidity, so the quote-based spread cost makes a buy pay the ask and a sell
+                   receive the bid; the itemized spread is ``|qty| * (ask - mid)``
+limit buy  L       at arrival if ``ask <= L``: as a market order (pays the ask, at most ``L``);
+                   resting: on the first quote with ``ask <= L``, at ``L``, providing liquidity
+limit sell L       mirror: ``bid >= L``; at the bid when marketable, else at ``L`` when resting
+stop buy   S       triggers on the first quote (arrival included) with ``ask >= S``: pays that ask
+stop sell  S       triggers on ``bid <= S``: receives that bid
+stop-limit S, L    triggers like a stop, then is a limit order arriving at the trigger quote
+=================  ==============================================================================
+
+The reference price goes through the same cost engine (``SpreadModel(use_quotes=True)``, the
+default, charges the quote's half spread; slippage and commission as usual; impact and
+``max_participation`` need a bar volume and do not apply). Bracket legs arrive when their entry
+fills (plus the latency). DAY orders expire at their session close.
 """
 
 from __future__ import annotations
@@ -43,6 +74,7 @@ from typing import Any
 from ..costs import MarketState, TransactionCostEngine
 from ..fills import limit_fill_price, slipped, stop_fill_price
 from ..risk import PortfolioSnapshot, RiskManager
+from ._quotes import quote_match
 from .orders import Fill, Order, OrderStatus, OrderType, TimeInForce
 from .portfolio import Portfolio
 
@@ -100,6 +132,8 @@ class Broker:
         self.fills: list[Fill] = []
         self.rejections: list[dict] = []
         self._working: dict[str, list[Order]] = {}
+        #: symbols whose orders fill against quotes (``QuoteDesk``), never against bars
+        self.by_quote: frozenset[str] = frozenset()
 
     # order entry -------------------------------------------------------------------------
     def submit(self, order: Order, now: int, session_close: int | None = None) -> Order:
@@ -144,7 +178,7 @@ class Broker:
         """Fill the orders placed before ``bar`` started, then expire DAY orders past their session."""
         fills: list[Fill] = []
         book = self._working.get(symbol)
-        if not book:
+        if not book or symbol in self.by_quote:
             return fills
         first = sorted(_live(book), key=_priority)
         self._match_all(first, bar, fills)
@@ -174,10 +208,23 @@ class Broker:
     def fill_at_close(self, symbol: str, bar: Bar, now: int) -> list[Fill]:
         """``fill="close"``: market orders placed at ``now`` execute at this bar's close."""
         fills: list[Fill] = []
+        if symbol in self.by_quote:
+            return fills
         for order in _live(self._working.get(symbol, [])):
             if order.type == OrderType.MARKET and order.created_at == now:
                 fills.extend(self._execute(order, bar, bar.close, bar.ts_end, True))
         return fills
+
+    def fill_quote(self, order: Order, bid: float, ask: float, ts: int, arriving: bool) -> list[Fill]:
+        """Fill ``order`` against the quote ``bid``/``ask`` at ``ts`` ("With quotes" above), if it matches."""
+        if not (bid > 0 and ask >= bid):
+            return []
+        match = quote_match(order, bid, ask, arriving)
+        if match is None:
+            return []
+        mid = 0.5 * (bid + ask)
+        quote = Bar(ts, ts, mid, math.nan, math.nan, mid, math.nan, math.nan, bid, ask)
+        return self._execute(order, quote, match[0], ts, match[1])
 
     def _match(self, order: Order, bar: Bar) -> tuple[float, bool] | None:
         """(reference price, takes liquidity) of ``order`` on ``bar`` (``fills`` rules), or None."""

@@ -2,8 +2,9 @@
 
 ``initialize(ctx)`` runs once before the first bar; ``on_bar(ctx)`` after every bar end (the clock
 is that bar's ``ts_end``, so the bar just completed is the newest visible one); ``on_fill(ctx,
-fill)`` for each execution; ``on_end(ctx)`` once after the last bar. Everything a strategy reads
-goes through the portal, as of the clock.
+fill)`` for each execution; ``on_end(ctx)`` once after the last bar. Strategies that subscribe to
+ticks also get ``on_trade(ctx, trade)`` and ``on_quote(ctx, quote)`` between bar ends, in time order
+(``backtape.engine.ticks``). Everything a strategy reads goes through the portal, as of the clock.
 
 Indicators computed over the whole loaded series (``ctx.indicator``) are exposed point in time:
 ``ind[-1]`` is the value at the current bar, ``ind[-2]`` the one before; positive indices and the
@@ -18,12 +19,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ..errors import LookAheadError
+from ..errors import BacktapeError, LookAheadError
 from ..portal.requirements import DataRequirement
 from .orders import Fill, Order, OrderType, TimeInForce
 
 if TYPE_CHECKING:
     from .engine import _Run
+    from .ticks import Quote, Trade
 
 
 class Strategy:
@@ -37,6 +39,8 @@ class Strategy:
     params: ClassVar[dict[str, Any]] = {}
     #: bars of history the strategy needs before its first decision (its warm-up)
     warmup: int = 0
+    #: tick kinds ("trades", "quotes") streamed to ``on_trade``/``on_quote`` besides the bars
+    subscribe: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, portal: Any = None, **params: Any) -> None:
         unknown = set(params) - set(self.params)
@@ -57,8 +61,10 @@ class Strategy:
     frequency: str = "1d"
 
     def get_data_requirements(self) -> list[DataRequirement]:
-        """Bars at the run frequency with ``warmup`` bars of lookback; override to ask for more."""
-        return [DataRequirement("bars", self.frequency, self.warmup)]
+        """Bars at the run frequency with ``warmup`` bars of lookback, and the ``subscribe`` tick kinds;
+        override to ask for more (declare ticks without bars for a tick-only clock)."""
+        return [DataRequirement("bars", self.frequency, self.warmup),
+                *(DataRequirement(kind, self.frequency, 0) for kind in self.subscribe)]
 
     def initialize(self, ctx: Context) -> None:
         """Called once before the first bar."""
@@ -68,6 +74,12 @@ class Strategy:
 
     def on_fill(self, ctx: Context, fill: Fill) -> None:
         """Called for each execution of this strategy's orders."""
+
+    def on_trade(self, ctx: Context, trade: Trade) -> None:
+        """Called for each trade of a subscribed symbol (``backtape.engine.ticks.Trade``)."""
+
+    def on_quote(self, ctx: Context, quote: Quote) -> None:
+        """Called for each quote of a subscribed symbol (``backtape.engine.ticks.Quote``)."""
 
     def on_end(self, ctx: Context) -> None:
         """Called after the last bar."""
@@ -139,6 +151,25 @@ class Context:
     def spot(self, symbol: str, field: str = "close") -> float:
         """The latest complete bar's ``field`` for ``symbol``."""
         return self.portal.get_spot_value(symbol, field, self._run.now)
+
+    def quote(self, symbol: str | None = None) -> Quote | None:
+        """The prevailing quote of ``symbol`` (bid, ask, sizes, ts), None before its first one."""
+        return self._feed("quotes").quotes.get(symbol or self.symbols[0])
+
+    def last_trade(self, symbol: str | None = None) -> Trade | None:
+        """The latest trade of ``symbol`` (with its side and cumulative delta), None before the first."""
+        return self._feed("trades").trades.get(symbol or self.symbols[0])
+
+    def delta(self, symbol: str | None = None) -> float:
+        """Cumulative delta (buyer- minus seller-initiated volume) of ``symbol`` since the run start."""
+        return self._feed("trades").delta(symbol or self.symbols[0])
+
+    def _feed(self, kind: str):
+        feed = self._run.feed
+        if feed is None or kind not in feed.kinds:
+            raise BacktapeError(f"no {kind} in this run: declare DataRequirement({kind!r}) or "
+                                f"subscribe = ({kind!r},) in the strategy")
+        return feed
 
     def indicator(self, fn: Callable[..., np.ndarray], *args: Any, symbol: str | None = None,
                   field: str = "close", name: str | None = None, **kwargs: Any) -> Indicator:
