@@ -49,6 +49,8 @@ _LAZY: dict[str, str] = {
     "Fill": "engine",
     "Order": "engine",
     "Strategy": "engine",
+    "Trade": "engine",
+    "Quote": "engine",
     "StrategyFactory": "engine",
     "run_backtest": "engine",
     "sma_crossover": "engine",
