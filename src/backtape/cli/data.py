@@ -1,4 +1,8 @@
-"""``backtape data show``: rows of one or more symbols from any registered source, or to a file."""
+"""``backtape data show``: rows of one or more symbols from any registered source, or to a file.
+
+Provider sources (polygon, alpaca, alphavantage, yahoo, ccxt) are read through the cache in the
+configuration's ``data.cache_dir``, so asking twice for the same range costs one download.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,10 @@ import typer
 
 from .._async import run_sync
 from .._time import check_range, format_ns
+from ..cache import CachedDataSource
 from ..errors import NoDataError
 from ._common import console, frame_table, open_source, parse_options, state, write_frame
+from ._progress import FetchProgress, reports_progress
 
 app = typer.Typer(help="Look at market data from any registered source.", no_args_is_help=True)
 
@@ -42,6 +48,8 @@ def show(
     option: list[str] = typer.Option([], "--option", "-o", help=OPTION_HELP),
     output: Path | None = typer.Option(None, "--output", help="Also write all rows to FILE.parquet or .csv."),
     rows: int = typer.Option(20, "--rows", "-n", help="Rows to print (first and last halves)."),
+    cache: bool = typer.Option(True, "--cache/--no-cache", help="Read provider sources through the cache "
+                               "(data.cache_dir); --no-cache always downloads."),
 ) -> None:
     """Fetch SYMBOL from a source and print it (all times UTC)."""
     s_ns, e_ns = check_range(start, end)
@@ -50,11 +58,17 @@ def show(
     options = parse_options(option)
     if path is not None:
         options["path"] = str(path)
-    src = open_source(name, options, config)
-    try:
-        frame = src.fetch_kind_sync(kind.value, symbol, s_ns, e_ns, frequency)
-    finally:
-        run_sync(src.aclose())
+    provider = reports_progress(name)
+    with FetchProgress(f"{name} {symbol}") as progress:
+        if provider:
+            options.setdefault("progress", progress.on_chunk)
+        src = open_source(name, options, config)
+        if provider and cache:
+            src = CachedDataSource(src, cache_dir=config.data.cache_dir)
+        try:
+            frame = src.fetch_kind_sync(kind.value, symbol, s_ns, e_ns, frequency)
+        finally:
+            run_sync(src.aclose())
     what = f"{kind.value}" + (f" {frequency}" if kind is Kind.bars else "")
     if frame.is_empty():
         span = f"[{format_ns(s_ns)}, {format_ns(e_ns)})"
