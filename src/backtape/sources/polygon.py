@@ -360,7 +360,7 @@ class PolygonDataSource(HttpSource):
         except BotoCoreError as exc:
             raise ProviderError(f"polygon flat files: reading {where} failed: {self._http.redact(str(exc))}",
                                 provider="polygon") from None
-        except (OSError, EOFError, ValueError) as exc:
+        except (OSError, EOFError, ValueError, pl.exceptions.PolarsError) as exc:
             raise ProviderError(f"polygon flat files: {where} is not a valid CSV.gz ({exc})",
                                 provider="polygon") from None
         finally:
@@ -418,12 +418,10 @@ def filter_csv_gz(stream: BinaryIO, column: str, values: list[str], *,
     """Rows of a gzipped CSV ``stream`` whose ``column`` is one of ``values``, read block by block.
 
     Every column stays text (exact int64 nanoseconds, fractional sizes, quoted condition lists);
-    only empty fields are null. Memory holds one decompressed block plus the kept rows.
+    only empty fields are null. Blocks end at a line break (flat files hold no quoted line breaks),
+    so memory holds about two decompressed blocks plus the kept rows.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.csv as pacsv
-
+    wanted = pl.Series(values, dtype=pl.String).implode()
     with gzip.GzipFile(fileobj=stream, mode="rb") as text:
         header = text.readline()
         if not header.strip():
@@ -431,19 +429,23 @@ def filter_csv_gz(stream: BinaryIO, column: str, values: list[str], *,
         names = next(csv.reader([header.decode("utf-8").rstrip("\r\n")]))
         if column not in names:
             raise ValueError(f"no {column!r} column in the header ({', '.join(names)})")
-        schema = pa.schema([(n, pa.string()) for n in names])
-        if not text.peek(1):  # a header and no rows
-            return pl.from_arrow(schema.empty_table())  # type: ignore[return-value]
-        reader = pacsv.open_csv(
-            text,
-            read_options=pacsv.ReadOptions(column_names=names, block_size=block_bytes, use_threads=False),
-            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                                 null_values=[""], strings_can_be_null=True),
-        )
-        wanted = pa.array(values, type=pa.string())
-        kept = [batch.filter(pc.is_in(batch.column(column), value_set=wanted)) for batch in reader]
-    table = pa.Table.from_batches([b for b in kept if b.num_rows], schema=schema)
-    return pl.from_arrow(table)  # type: ignore[return-value]
+        schema = {name: pl.String for name in names}
+
+        def kept(lines: bytes) -> pl.DataFrame:
+            rows = pl.read_csv(lines, has_header=False, schema=schema)
+            return rows.filter(pl.col(column).is_in(wanted))
+
+        parts = [pl.DataFrame(schema=schema)]
+        rest = b""
+        while block := text.read(block_bytes):
+            data = rest + block
+            cut = data.rfind(b"\n") + 1
+            rest = data[cut:]
+            if cut:
+                parts.append(kept(data[:cut]))
+        if rest.strip():
+            parts.append(kept(rest))
+    return pl.concat(parts, how="vertical")
 
 
 def _canonical_ticks(kind: str, raw: pl.DataFrame, symbol: str, *, list_conditions: bool) -> pl.DataFrame:
