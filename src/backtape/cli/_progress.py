@@ -26,16 +26,21 @@ class FetchProgress:
 
     Use as a context manager; pass :meth:`on_chunk` as an adapter's ``progress=`` and
     :meth:`on_symbol` to ``ingest_to_bundle``. ``chunks_done``/``chunks_total`` keep the counts.
+    With ``chunks=False`` (a source without chunk reports) the bar counts symbols instead;
+    ``enabled=False`` shows nothing.
     """
 
-    def __init__(self, description: str, *, console: Console | None = None) -> None:
+    def __init__(self, description: str, *, chunks: bool = True, enabled: bool = True,
+                 console: Console | None = None) -> None:
         self.description = description
+        self.chunks = chunks
         self.chunks_done = 0
         self.chunks_total = 0
         self._lock = threading.Lock()
         columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("chunks"), TimeElapsedColumn())
-        self._bar = Progress(*columns, console=console or Console(stderr=True), transient=True)
+                   TextColumn("chunks" if chunks else "symbols"), TimeElapsedColumn())
+        self._bar = Progress(*columns, console=console or Console(stderr=True), transient=True,
+                             disable=not enabled)
         self._task: TaskID | None = None
 
     def __enter__(self) -> FetchProgress:
@@ -59,5 +64,10 @@ class FetchProgress:
 
     def on_symbol(self, symbol: str, done: int, total: int) -> None:
         """``ingest_to_bundle`` callback: ``symbol`` (the ``done``-th of ``total``) is in the bundle."""
-        if self._task is not None:
+        if self._task is None:
+            return
+        if self.chunks:
             self._bar.update(self._task, description=f"{self.description} · {done}/{total} {symbol}")
+        else:
+            self._bar.update(self._task, description=f"{self.description} · {symbol}", completed=done,
+                             total=total)

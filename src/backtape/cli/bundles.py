@@ -40,8 +40,9 @@ def ingest(
     config = state(ctx).config()
     names = [s.strip() for s in symbols.split(",") if s.strip()]
     options = parse_options(option)
-    with FetchProgress(f"ingest {bundle}") as progress:
-        if reports_progress(source):
+    chunked = reports_progress(source)
+    with FetchProgress(f"ingest {bundle}", chunks=chunked) as progress:
+        if chunked:
             options.setdefault("progress", progress.on_chunk)
         src = open_source(source, options, config)
         meta = ingest_to_bundle(bundle, names, start, end, frequency, source=src,

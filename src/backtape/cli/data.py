@@ -59,7 +59,7 @@ def show(
     if path is not None:
         options["path"] = str(path)
     provider = reports_progress(name)
-    with FetchProgress(f"{name} {symbol}") as progress:
+    with FetchProgress(f"{name} {symbol}", enabled=provider) as progress:
         if provider:
             options.setdefault("progress", progress.on_chunk)
         src = open_source(name, options, config)
