@@ -94,8 +94,11 @@ class BacktestEngine:
                                                "error": str(exc)})
             raise
         log.info("backtest complete", extra={
-            "event": "backtest.complete", "strategy": strategy.name, "duration_s": result.duration_s,
-            **{k: result.metrics.get(k) for k in ("final_equity", "total_return", "sharpe", "trades")}})
+            "event": "backtest.complete", "strategy": strategy.name, "parameters": strategy.parameters,
+            "symbols": names, "start": format_ns(s_ns), "end": format_ns(e_ns), "frequency": frequency,
+            "duration_s": result.duration_s, "rejections": result.rejections.height,
+            **{k: result.metrics.get(k) for k in ("final_equity", "total_return", "sharpe", "max_drawdown",
+                                                   "trades")}})
         return result
 
 
