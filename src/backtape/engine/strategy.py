@@ -19,8 +19,9 @@ strategies use ``order_target_percent``, so they stay all-in). To size an entry 
 
     class Breakout(Strategy):
         def on_bar(self, ctx):
-            if not ctx.position("AAPL") and ctx.spot("AAPL") > self.level:
-                ctx.order_sized("AAPL", +1, stop=ctx.spot("AAPL", "low"))   # risk 1% to the stop
+            price = ctx.spot("AAPL")
+            if not ctx.position("AAPL") and price > self.level:
+                ctx.order_sized("AAPL", +1, stop=0.95 * price)   # lose at most 1% of equity to the stop
 
     run_backtest(Breakout(), "AAPL", "2012-01-01", "2015-01-01",
                  risk=RiskManager(sizer=FixedFractional(0.01), max_position_pct=0.5))
