@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from backtape.cli.backtest import app as backtest_app
 from backtape.cli.runs import app as runs_app
+from backtape.engine import StrategyFactory
 from backtape.results import ResultsStore
 
 runner = CliRunner(env={"COLUMNS": "250"})
@@ -136,6 +137,12 @@ def test_defaults_come_from_the_config_and_flags_override_them(tmp_path: Path) -
     assert entry["quantity"] * entry["entry_price"] <= 0.5 * 5000 * 1.01
     listed = _root("--config", str(cfg), "runs", "list")
     assert listed.exit_code == 0 and "SmaCrossover" in listed.output
+
+
+def test_list_names_the_registered_strategies() -> None:
+    out = runner.invoke(backtest_app, ["--list"])
+    assert out.exit_code == 0 and out.output.split() == StrategyFactory.list_available()
+    assert "sma_crossover" in out.output.split()
 
 
 def test_risk_flags_are_validated_and_merged_with_the_config() -> None:

@@ -36,7 +36,7 @@ _LIMITS = {
 
 def _cfg(text: str, key: str) -> str:
     """Help text of an option whose default comes from the configuration key ``key``."""
-    return f"{text} [default: {key} from the config]"
+    return f"{text} (default: {key} in the config)"
 
 
 def _limit(name: str) -> Any:
@@ -96,6 +96,13 @@ def _risk_manager(config: RiskConfig, overrides: dict[str, float | None]) -> Ris
     return RiskManager(**limits) if any(v is not None for v in limits.values()) else None
 
 
+def _print_strategies(value: bool) -> None:
+    """``--list``: the registered strategy names, one a line, then exit."""
+    if value:
+        typer.echo("\n".join(StrategyFactory.list_available()))
+        raise typer.Exit()
+
+
 def backtest(
     ctx: typer.Context,
     strategy: str = typer.Argument(..., help="registered name (see --list) or path/to/file.py:ClassName"),
@@ -122,10 +129,12 @@ def backtest(
     db: str | None = typer.Option(None, "--db", help=_cfg("results database path or SQLAlchemy URL",
                                                           "data.results_db")),
     store: bool = typer.Option(True, "--store/--no-store", help="save the run in the results database"),
+    list_strategies: bool = typer.Option(False, "--list", is_eager=True, callback=_print_strategies,
+                                         help="print the registered strategy names and exit"),
 ) -> None:
     """Backtest STRATEGY on --symbols over [--start, --end), print its metrics and store the run.
 
-    Options left out take their value from the configuration (``backtape config show``).
+    Options left out take their defaults from the configuration (see: backtape config show).
     """
     st = state(ctx)
     config = st.config()

@@ -13,7 +13,7 @@ from .backtest import metrics_table
 app = typer.Typer(help="Stored backtest runs: list, show, compare.", no_args_is_help=True)
 
 DB = typer.Option(None, "--db", help="results database path or SQLAlchemy URL "
-                                     "[default: data.results_db from the config]")
+                                     "(default: data.results_db in the config)")
 LIMIT = typer.Option(50, "--limit", "-n", help="most recent runs to show")
 RUN_ID = typer.Argument(..., help="run id (see `backtape runs list`)")
 RUN_IDS = typer.Argument(..., help="two or more run ids")
