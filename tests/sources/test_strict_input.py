@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from backtape.errors import ConfigError, DataValidationError
 from backtape.schema import TS, conform
 from backtape.sources import CSVDataSource, ParquetDataSource, SampleDataSource
-from backtape.sources.local import PROBLEM_LIMIT, read_bars, read_ticks
+from backtape.sources.local import PROBLEM_LIMIT, parse_file, read_bars, read_ticks
 from backtape.sources.sample import sample_data_dir
 from backtape.validation import DataQualityWarning, validate_bars
 
@@ -120,6 +120,9 @@ def test_message_lists_the_first_problems_and_the_total(tmp_path: Path):
     assert len(listed) == PROBLEM_LIMIT and listed[0].startswith("  line 3 X 2024-01-02")
     assert text[-1] == f"  ... and {bad - PROBLEM_LIMIT} more"
     assert len(info.value.violations) == bad
+    first_lines = ", ".join(str(line) for line in range(3, 3 + 2 * PROBLEM_LIMIT, 2))
+    with pytest.warns(DataQualityWarning, match=rf"at lines {first_lines} and {bad - PROBLEM_LIMIT} more"):
+        assert read_bars(path, calendar="24/7", on_invalid="drop").height == len(rows) - bad
 
 
 def test_drop_removes_offending_rows_and_names_their_lines(tmp_path: Path):
@@ -178,6 +181,7 @@ def test_symbols_interleaved_by_time_are_in_order(tmp_path: Path):
     df = src.frame("bars")
     assert df["symbol"].to_list() == ["A"] * 3 + ["B"] * 3
     assert src.file_reports()[path].ok
+    assert parse_file(path).data.equals(df)  # one file is served sorted by (symbol, ts) too
 
 
 def test_exact_repeats_are_removed_without_loss(tmp_path: Path, caplog):

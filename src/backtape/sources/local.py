@@ -705,11 +705,11 @@ class _Origin:
             return pl.format("line {}", file_row + self.first_line)
         return pl.format("row {}", file_row)
 
-    def places(self, file_rows: list[int]) -> str:
+    def places(self, file_rows: pl.Series) -> str:
         """Comma-separated places of at most ``PROBLEM_LIMIT`` file rows, then the count of the rest."""
-        word = ("line" if self.first_line else "row") + ("s" if len(file_rows) > 1 else "")
-        shown = ", ".join(str(r + self.first_line) for r in file_rows[:PROBLEM_LIMIT])
-        more = len(file_rows) - PROBLEM_LIMIT
+        word = ("line" if self.first_line else "row") + ("s" if file_rows.len() > 1 else "")
+        shown = ", ".join(str(r + self.first_line) for r in file_rows.head(PROBLEM_LIMIT).to_list())
+        more = file_rows.len() - PROBLEM_LIMIT
         return f"{word} {shown}" + (f" and {more:,} more" if more > 0 else "")
 
 
@@ -725,10 +725,18 @@ def _file_quality(frame: pl.DataFrame, kind: str) -> tuple[pl.DataFrame, dict[st
 
     A file may interleave symbols by time (one row per instrument and minute); that order loses
     nothing, so a row is ``unsorted`` only when it is earlier than the previous row of its symbol.
+    Violations get a ``ref`` column: the frame row a ``duplicate`` or ``unsorted`` detail refers to.
     """
     found = _quality(frame, kind)
+    counts = {rule: n for rule, n in found.counts.items() if rule != "unsorted"}
+    duplicate = pl.col("rule") == "duplicate"
+    others = found.violations.filter(pl.col("rule") != "unsorted").with_columns(
+        ref=pl.when(duplicate).then(pl.col("detail").str.extract(_REFERENCE, 1).cast(pl.Int64)),
+        detail=pl.when(duplicate).then(pl.col("detail").str.replace(_REFERENCE, ""))
+        .otherwise(pl.col("detail")),
+    )
     if found.counts.get("unsorted", 0) == 0:
-        return found.violations, dict(found.counts)
+        return others, counts
     late = (
         frame.lazy().with_row_index("__i")
         .with_columns(__prev=pl.col("__i").shift(1).over("symbol"),
@@ -736,34 +744,31 @@ def _file_quality(frame: pl.DataFrame, kind: str) -> tuple[pl.DataFrame, dict[st
         .filter(pl.col("__late"))
         .select(pl.lit("unsorted").alias("rule"), pl.col("symbol").cast(pl.String), "ts",
                 pl.col("__i").cast(pl.Int64).alias("row"),
-                pl.format("ts earlier than the symbol's previous row at row {}", "__prev").alias("detail"))
+                pl.lit("ts earlier than the symbol's previous row at ").alias("detail"),
+                pl.col("__prev").cast(pl.Int64).alias("ref"))
         .collect()
-        .cast(dict(validation.VIOLATION_SCHEMA))  # type: ignore[arg-type]
+        .cast(others.schema)  # type: ignore[arg-type]
     )
-    others = found.violations.filter(pl.col("rule") != "unsorted")
-    violations = pl.concat([others, late]).sort("row", nulls_last=False, maintain_order=True)
-    counts = {rule: n for rule, n in found.counts.items() if rule != "unsorted"}
     if late.height:
         counts["unsorted"] = late.height
-    return violations, counts
+    return pl.concat([others, late]).sort("row", nulls_last=False, maintain_order=True), counts
 
 
 def _locate(violations: pl.DataFrame, file_rows: pl.Series, origin: _Origin) -> pl.DataFrame:
     """Violations with ``row`` as the file row, a ``line`` (CSV) and details naming file places."""
-    ref = pl.col("detail").str.extract(_REFERENCE, 1).cast(pl.Int64)
-    ref_file = pl.lit(file_rows).gather(ref)
+    ref_file = pl.lit(file_rows).gather(pl.col("ref"))
     line = pl.col("row") + origin.first_line if origin.first_line else pl.lit(None, pl.Int64)
     return violations.with_columns(
         row=pl.lit(file_rows).gather(pl.col("row")),
-        detail=pl.when(ref.is_not_null())
-        .then(pl.concat_str(pl.col("detail").str.replace(_REFERENCE, ""), origin.place(ref_file)))
+        detail=pl.when(pl.col("ref").is_not_null())
+        .then(pl.concat_str(pl.col("detail"), origin.place(ref_file)))
         .otherwise(pl.col("detail")),
     ).with_columns(line=line).select("rule", "symbol", "ts", "row", "line", "detail")
 
 
-def _exact_repeats(frame: pl.DataFrame, kind: str) -> pl.Series:
+def _exact_repeats(frame: pl.DataFrame, kind: str, counts: dict[str, int]) -> pl.Series:
     """File rows of bars repeating an earlier row in every canonical column (removable without loss)."""
-    if kind != "bars":
+    if kind != "bars" or not counts.get("duplicate"):
         return pl.Series(_FILE_ROW, [], pl.Int64)
     again = pl.struct(SCHEMAS[kind].names()).is_first_distinct().not_()
     return frame.filter(again).get_column(_FILE_ROW)
@@ -799,8 +804,9 @@ def _screen(data: pl.DataFrame, kind: DataKind, origin: _Origin,
     found, counts = _file_quality(frame, kind)
     violations = _locate(found, file_rows, origin)
     if not counts:
-        return data, QualityReport(kind, data.height, data, violations)
-    repeats = _exact_repeats(frame, kind)
+        served = sort_by_symbol_ts(data)  # symbols may be interleaved by time
+        return served, QualityReport(kind, data.height, served, violations)
+    repeats = _exact_repeats(frame, kind, counts)
     benign = (pl.col("rule") == "unsorted") | (
         (pl.col("rule") == "duplicate") & pl.col("row").is_in(repeats.implode()))
     problems = violations.filter(benign.not_())
@@ -821,7 +827,7 @@ def _screen(data: pl.DataFrame, kind: DataKind, origin: _Origin,
         gone = problems.filter(pl.col("row").is_in(dropped.implode()))
         warnings.warn(_problem_text(
             f"{origin.path}: dropped {dropped.len():,} invalid {kind} row(s) of {data.height:,} at "
-            f"{origin.places(dropped.to_list())} ({_rule_counts(gone)})", gone, origin),
+            f"{origin.places(dropped)} ({_rule_counts(gone)})", gone, origin),
             DataQualityWarning, stacklevel=2)
     _log_repairs(violations, repeats, kind, origin)
     served = sort_by_symbol_ts(kept).drop(_FILE_ROW)
@@ -848,10 +854,10 @@ def _log_repairs(violations: pl.DataFrame, repeats: pl.Series, kind: str, origin
     unsorted = violations.filter(pl.col("rule") == "unsorted").get_column("row")
     if unsorted.len():
         log.info("%s: %d %s row(s) earlier than their symbol's previous row at %s; sorted on load",
-                 origin.path, unsorted.len(), kind, origin.places(unsorted.to_list()))
+                 origin.path, unsorted.len(), kind, origin.places(unsorted))
     if repeats.len():
         log.info("%s: %d %s row(s) repeat an earlier row exactly at %s; removed (nothing lost)",
-                 origin.path, repeats.len(), kind, origin.places(repeats.to_list()))
+                 origin.path, repeats.len(), kind, origin.places(repeats))
 
 
 def parse_file(path: str | Path, opts: LocalOptions | None = None) -> ParsedFile:
@@ -1086,7 +1092,10 @@ def _source_for(path: str | Path, options: Mapping[str, Any]) -> _LocalDataSourc
 
 
 def read_bars(path: str | Path, **options: Any) -> pl.DataFrame:
-    """Every bar of a CSV/Parquet file or folder as canonical bars.
+    """Every bar of a CSV/Parquet file or folder as canonical bars, validated in file order.
+
+    Invalid rows raise ``DataValidationError`` naming file, line, symbol, timestamp and rule;
+    ``on_invalid="drop"`` skips them and ``"warn"`` keeps them, each with a ``DataQualityWarning``.
 
     >>> read_bars("AAPL_1d.csv", calendar="XNYS")  # doctest: +SKIP
     """
@@ -1094,7 +1103,10 @@ def read_bars(path: str | Path, **options: Any) -> pl.DataFrame:
 
 
 def read_ticks(path: str | Path, kind: Literal["trades", "quotes"], **options: Any) -> pl.DataFrame:
-    """Every trade or quote of a file or folder as canonical rows (``keep_extra`` keeps vendor columns)."""
+    """Every trade or quote of a file or folder as canonical rows (``keep_extra`` keeps vendor columns).
+
+    Rows are validated in file order like ``read_bars`` (``on_invalid="raise"|"drop"|"warn"``).
+    """
     if kind not in ("trades", "quotes"):
         raise ConfigError(f"read_ticks: kind must be 'trades' or 'quotes', got {kind!r}")
     return _source_for(path, {**options, "kind": kind}).frame(kind)
