@@ -365,6 +365,7 @@ class Broker:
         self._activate_children(order, active_from)
         if self.risk is not None and self.risk.default_stop_loss_pct is not None:
             self._guard(order, fill, active_from)
+        self._cancel_stale_exits(order)
         if self.on_fill is not None:
             self.on_fill(fill)
         return fill
@@ -457,6 +458,20 @@ class Broker:
         self._guards[sym] = guard
         if sym in self.by_quote and self.desk is not None:
             self.desk.accept(guard)
+
+    def _cancel_stale_exits(self, order: Order) -> None:
+        """Exit legs of earlier entries die with the position they protect (closed or reversed).
+
+        Without this a bracket's stop or take-profit left working after ``ctx.close()`` could later
+        open a position in the other direction.
+        """
+        pos = self.portfolio.position(order.symbol)
+        for other in _live(self._working.get(order.symbol, [])):
+            if other is order or other.parent_id is None or other.parent_id == order.id:
+                continue
+            if pos == 0 or other.side * pos > 0:
+                other.status = OrderStatus.CANCELLED
+                other.reason = f"position {'closed' if pos == 0 else 'reversed'} by order {order.id}"
 
     def _cancel_sibling(self, order: Order) -> None:
         for other in self._working.get(order.symbol, []):
