@@ -11,8 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from ._secrets import redact
 
@@ -31,16 +32,42 @@ class _ScrubFilter(logging.Filter):
         return True
 
 
+#: attributes every LogRecord has; anything else on a record came from ``extra=`` (event fields)
+_STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
+def _scrubbed(value: Any) -> Any:
+    """``value`` as JSON-safe data with every string redacted (event fields may carry URLs or
+    parameters); NaN and infinities become null, other objects their text."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _scrubbed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_scrubbed(v) for v in value]
+    if value is None or isinstance(value, bool | int):
+        return value
+    if hasattr(value, "item"):  # numpy scalars
+        return _scrubbed(value.item())
+    return redact(str(value))
+
+
 class _JsonFormatter(logging.Formatter):
-    """One JSON object per line: time (UTC ISO), level, logger, message, exception if any."""
+    """One JSON object per line: time (UTC ISO), level, logger, message, the record's ``extra``
+    fields (``event``, ``strategy``...), exception if any."""
 
     def format(self, record: logging.LogRecord) -> str:
-        payload = {
+        payload: dict[str, Any] = {
             "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_") and key not in payload:
+                payload[key] = _scrubbed(value)
         if record.exc_text:
             payload["exception"] = record.exc_text
         return json.dumps(payload, ensure_ascii=False)

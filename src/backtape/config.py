@@ -10,8 +10,9 @@ Where the file comes from (first match wins):
 ====  ======================================================================================
 
 No file at all means the defaults (the cache in ``~/.backtape/cache``, bundles in
-``~/.backtape/bundles``). The environment then overrides the file: first the variables of
-``ALIAS_ENV`` (``BACKTAPE_CACHE_DIR``, ``BACKTAPE_BUNDLES_DIR`` and the providers' own
+``~/.backtape/bundles``, backtest results in ``~/.backtape/results.db``). The environment then
+overrides the file: first the variables of ``ALIAS_ENV`` (``BACKTAPE_CACHE_DIR``,
+``BACKTAPE_BUNDLES_DIR``, ``BACKTAPE_RESULTS_DB`` and the providers' own
 ``POLYGON_API_KEY``, ``APCA_API_KEY_ID``, ``APCA_API_SECRET_KEY``, ``ALPHAVANTAGE_API_KEY``...),
 then ``BACKTAPE_<SECTION>__<KEY>`` (``BACKTAPE_DATA__CACHE_DIR``,
 ``BACKTAPE_PROVIDERS__POLYGON__REQUESTS_PER_MINUTE``). Empty variables count as unset.
@@ -59,6 +60,7 @@ REDACTED = "***"
 ALIAS_ENV: dict[str, tuple[str, ...]] = {
     "BACKTAPE_CACHE_DIR": ("data", "cache_dir"),
     "BACKTAPE_BUNDLES_DIR": ("data", "bundles_dir"),
+    "BACKTAPE_RESULTS_DB": ("data", "results_db"),
     "MASSIVE_API_KEY": ("providers", "polygon", "api_key"),
     "POLYGON_API_KEY": ("providers", "polygon", "api_key"),
     "POLYGON_BASE_URL": ("providers", "polygon", "base_url"),
@@ -83,11 +85,17 @@ def _expand_path(value: Path) -> Path:
     return Path(os.path.expandvars(str(value))).expanduser()
 
 
+def _expand_database(value: str) -> str:
+    """A results database: an SQLAlchemy URL as given, a file path with ``~`` and ``$VARS`` expanded."""
+    return value if "://" in value else str(_expand_path(Path(value)))
+
+
 def _blank_to_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
 
 
 ConfigPath = Annotated[Path, AfterValidator(_expand_path)]
+Database = Annotated[str, Field(min_length=1), AfterValidator(_expand_database)]
 Secret = Annotated[SecretStr | None, BeforeValidator(_blank_to_none)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 Fraction = Annotated[float, Field(gt=0, le=1)]
@@ -105,10 +113,15 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    """Where data lives and what the CLI uses when nothing else is said."""
+    """Where data lives and what the CLI uses when nothing else is said.
+
+    ``results_db`` is the backtest results database: a SQLite file path or an SQLAlchemy URL
+    (``postgresql://user@host/db``).
+    """
 
     cache_dir: ConfigPath = Field(default_factory=lambda: _home_dir("cache"))
     bundles_dir: ConfigPath = Field(default_factory=lambda: _home_dir("bundles"))
+    results_db: Database = Field(default_factory=lambda: str(_home_dir("results.db")))
     default_source: str = "sample"
     calendar: str = "XNYS"
 

@@ -23,6 +23,7 @@ def test_defaults_without_any_file(isolated: Path) -> None:
     assert config.file is None
     assert config.data.cache_dir == isolated / "home" / ".backtape" / "cache"
     assert config.data.bundles_dir == isolated / "home" / ".backtape" / "bundles"
+    assert config.data.results_db == str(isolated / "home" / ".backtape" / "results.db")
     assert config.data.default_source == "sample"
     assert config.backtesting.cash == 10_000.0
     assert config.optimization.walk_forward.train_periods == 252
@@ -86,6 +87,15 @@ def test_cache_and_bundle_folder_variables(isolated: Path, monkeypatch: pytest.M
     assert (config.data.cache_dir, config.data.bundles_dir) == (isolated / "c1", isolated / "b1")
     monkeypatch.setenv("BACKTAPE_DATA__CACHE_DIR", str(isolated / "c2"))
     assert load_config().data.cache_dir == isolated / "c2"
+
+
+def test_results_database_is_a_path_or_a_url(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(isolated / "c.yaml", "data:\n  results_db: ~/runs/r.db\n")
+    assert load_config(path).data.results_db == str(isolated / "home" / "runs" / "r.db")
+    monkeypatch.setenv("BACKTAPE_RESULTS_DB", "postgresql://me@db.local:5432/runs")
+    assert load_config(path).data.results_db == "postgresql://me@db.local:5432/runs"
+    monkeypatch.setenv("BACKTAPE_DATA__RESULTS_DB", "$HOME/other.db")
+    assert load_config(path).data.results_db == str(isolated / "home" / "other.db")
 
 
 def test_backtape_variable_beats_provider_variable(monkeypatch: pytest.MonkeyPatch) -> None:

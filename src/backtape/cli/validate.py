@@ -1,4 +1,9 @@
-"""``backtape validate FILE``: read a CSV or Parquet file and print its quality report."""
+"""``backtape validate FILE``: read a CSV or Parquet file and print its quality report.
+
+The file is validated as written, in file order: every violation names the file line (CSV, header
+counted, so an editor opens it there) or row index (Parquet), and rows out of time order within
+their symbol are reported as ``unsorted`` although loading would sort them.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,6 @@ from ._common import console, frame_table, parse_options
 if TYPE_CHECKING:
     from ..validation import QualityReport
 
-_KINDS = ("bars", "trades", "quotes")
 _PARQUET = (".parquet", ".pq")
 VIOLATIONS_EXIT = 1
 
@@ -51,8 +55,14 @@ def report_table(reports: dict[str, QualityReport], *, title: str = "Quality rep
 
 
 def violations_table(report: QualityReport, *, title: str, limit: int = 10) -> Table:
-    """The first ``limit`` violations: rule, symbol, ts, row (0-based in the input) and detail."""
+    """The first ``limit`` violations: rule, symbol, ts, where and detail.
+
+    Where is the file ``line`` when the report has one (CSV files), else the 0-based ``row``.
+    """
     shown = report.violations.head(limit)
+    if "line" in shown.columns:
+        by_line = shown.get_column("line").null_count() < shown.height
+        shown = shown.drop("row" if by_line else "line")
     more = report.violations.height - shown.height
     caption = f"{shown.height:,} of {report.violations.height:,} violations" + (
         f" ({more:,} more: raise --rows)" if more else ""
@@ -70,13 +80,18 @@ def validate(
     rows: int = typer.Option(10, "--rows", "-n", help="Violations to list."),
 ) -> None:
     """Read FILE into canonical rows, validate them and print the report; exit 1 on violations."""
+    from ..validation import DataQualityWarning
+
     options = parse_options(option)
     if kind is not None:
         options["kind"] = kind.value
+    options["on_invalid"] = "warn"  # every violation is the answer here, not a reason to stop
     reader = "parquet" if file.name.lower().endswith(_PARQUET) else "csv"
     source = get_source(reader, path=file, **options)
-    kinds = sorted(source.get_metadata().capabilities.kinds & set(_KINDS))
-    reports = {f"{file.name} ({k})": quality(source.frame(k), k) for k in kinds}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataQualityWarning)
+        by_file = source.file_reports()
+    reports = {f"{path.name} ({r.kind})": r for path, r in by_file.items()}
     out = console()
     out.print(report_table(reports, title=f"Quality report of {file}"))
     for label, report in reports.items():

@@ -19,6 +19,7 @@ A strategy declaring ticks but no bars runs on the tick-only clock of ``backtape
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -93,8 +94,11 @@ class BacktestEngine:
                                                "error": str(exc)})
             raise
         log.info("backtest complete", extra={
-            "event": "backtest.complete", "strategy": strategy.name, "duration_s": result.duration_s,
-            **{k: result.metrics.get(k) for k in ("final_equity", "total_return", "sharpe", "trades")}})
+            "event": "backtest.complete", "strategy": strategy.name, "parameters": strategy.parameters,
+            "symbols": names, "start": format_ns(s_ns), "end": format_ns(e_ns), "frequency": frequency,
+            "duration_s": result.duration_s, "rejections": result.rejections.height,
+            **{k: result.metrics.get(k) for k in ("final_equity", "total_return", "sharpe", "max_drawdown",
+                                                   "trades")}})
         return result
 
 
@@ -128,6 +132,7 @@ class _Run:
             if "quotes" in kinds:
                 self.broker.by_quote = frozenset(symbols)
             self.feed = TickFeed(self, kinds, _latency_ns(opts.get("latency", 0)), self.tick_only)
+            self.broker.desk = self.feed.desk
         self._records: list[dict[str, Any]] = []
         self._fills_this_step: list[Fill] = []
         self._build_timeline()
@@ -212,6 +217,8 @@ class _Run:
         feed = self.feed
         close_fill = self.fill_mode == "close"
         peak = pf.peak_equity
+        keep = self._halt_keep()  # the drawdown halt trips when equity <= peak * keep
+        floor = peak * keep
         every = max(n // 100, 1)
         tick = 0 if progress is not None else n
         for k in range(n):
@@ -252,6 +259,10 @@ class _Run:
             exposed[k] = held
             if eq > peak:
                 peak = pf.peak_equity = eq
+                floor = peak * keep
+            elif eq <= floor:
+                broker.halted = True
+                floor = -math.inf
             if k == tick:
                 progress(k, n)
                 tick += every
@@ -263,6 +274,20 @@ class _Run:
         self.traded = np.array(traded)
         if progress is not None:
             progress(n, n)
+
+    def _halt_keep(self) -> float:
+        """``1 - max_drawdown_halt`` of the risk manager, or ``-inf`` when there is no halt."""
+        risk = self.broker.risk
+        if risk is None or risk.max_drawdown_halt is None:
+            return -math.inf
+        return 1.0 - risk.max_drawdown_halt
+
+    @functools.cached_property
+    def periods_per_year(self) -> float:
+        """Bars per year of this run's frequency on its calendar (for annualizing volatility)."""
+        from ..analytics import periods_per_year
+
+        return periods_per_year(calendar=self.portal.calendar.name, frequency=self.frequency)
 
     def _flush_extremes(self, j: int, upto: int) -> None:
         """Fold the highs and lows of rows ``(last flush, upto]`` into the open lots' excursions.

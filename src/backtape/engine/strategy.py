@@ -9,6 +9,22 @@ ticks also get ``on_trade(ctx, trade)`` and ``on_quote(ctx, quote)`` between bar
 Indicators computed over the whole loaded series (``ctx.indicator``) are exposed point in time:
 ``ind[-1]`` is the value at the current bar, ``ind[-2]`` the one before; positive indices and the
 future do not exist. The engine checks each indicator for look-ahead by recomputing it on a prefix.
+
+Position sizing: the order helpers take explicit quantities or all-in targets (the built-in
+strategies use ``order_target_percent``, so they stay all-in). To size an entry by risk, run with a
+``RiskManager`` that has a sizer and call ``ctx.order_sized(symbol, side, stop=...)`` (or
+``ctx.size(...)`` for the quantity alone)::
+
+    from backtape.risk import FixedFractional, RiskManager
+
+    class Breakout(Strategy):
+        def on_bar(self, ctx):
+            price = ctx.spot("AAPL")
+            if not ctx.position("AAPL") and price > self.level:
+                ctx.order_sized("AAPL", +1, stop=0.95 * price)   # lose at most 1% of equity to the stop
+
+    run_backtest(Breakout(), "AAPL", "2012-01-01", "2015-01-01",
+                 risk=RiskManager(sizer=FixedFractional(0.01), max_position_pct=0.5))
 """
 
 from __future__ import annotations
@@ -219,6 +235,64 @@ class Context:
         symbol = symbol or self.symbols[0]
         qty = self.position(symbol)
         return self.order(symbol, -qty, tag=tag) if qty else None
+
+    def size(self, symbol: str | None = None, side: int = 1, *, stop: float | None = None) -> float:
+        """Signed quantity the run's ``RiskManager`` sizer gives a new ``side`` (+1/-1) position.
+
+        Inputs, all as of the clock: equity; the latest price (quote mid or last trade in tick
+        runs, else the latest close); ``stop`` (else the default stop-loss, else the sizer's own
+        assumption); for sizers with a ``volatility_window`` (``VolatilityTarget``), the std of the
+        last ``window`` close-to-close returns of ``ctx.history`` and the run's bars per year.
+        Whole shares (rounded down) unless the asset allows fractions; limits apply at the fill.
+        """
+        symbol = symbol or self.symbols[0]
+        risk = self._run.broker.risk
+        if risk is None or risk.sizer is None:
+            raise BacktapeError("sizing needs a RiskManager with a sizer, e.g. "
+                                "run_backtest(..., risk=RiskManager(sizer=FixedFractional(0.01)))")
+        if side not in (1, -1):
+            raise ValueError(f"side must be +1 (long) or -1 (short), got {side!r}")
+        price = self._price(symbol)
+        if stop is not None and not (stop - price) * side < 0:
+            raise ValueError(f"stop {stop} of a {'long' if side > 0 else 'short'} {symbol} entry must be "
+                             f"{'below' if side > 0 else 'above'} the price {price}")
+        window = int(getattr(risk.sizer, "volatility_window", 0) or 0)
+        volatility = None
+        if window > 0:
+            closes = self.history(symbol, window + 1, "close")
+            volatility = float(np.std(closes[1:] / closes[:-1] - 1.0, ddof=1))
+        qty = risk.position_size(self.equity, price, side=side, stop_price=stop, volatility=volatility,
+                                 periods_per_year=self._run.periods_per_year)
+        if not qty > 0 or not math.isfinite(qty):
+            return 0.0
+        return side * (qty if self._run.fractional(symbol) else float(math.floor(qty + 1e-9)))
+
+    def order_sized(self, symbol: str | None = None, side: int = 1, *, stop: float | None = None,
+                    take_profit: float | None = None, limit: float | None = None,
+                    tag: str = "") -> Order | None:
+        """Enter ``side`` with the quantity of :meth:`size`; with ``stop``/``take_profit`` as a bracket.
+
+        ``None`` when the size rounds to zero (too little equity or too wide a stop).
+        """
+        symbol = symbol or self.symbols[0]
+        qty = self.size(symbol, side, stop=stop)
+        if not qty:
+            return None
+        if stop is None and take_profit is None:
+            return self.order(symbol, qty, limit=limit, tag=tag)
+        return self.bracket(symbol, qty, stop_loss=stop, take_profit=take_profit, limit=limit, tag=tag)
+
+    def _price(self, symbol: str) -> float:
+        """Latest price of ``symbol``: quote mid or last trade when ticks stream, else the latest close."""
+        feed = self._run.feed
+        if feed is not None:
+            quote = feed.quotes.get(symbol)
+            if quote is not None and 0 < quote.bid <= quote.ask:
+                return quote.mid
+            trade = feed.trades.get(symbol)
+            if trade is not None:
+                return trade.price
+        return self.spot(symbol)
 
     def order_target_percent(self, symbol: str, percent: float, *, tif: str = "gtc", tag: str = "") -> Order:
         """Move the position to ``percent`` of equity, sized at the fill price (whole shares)."""
