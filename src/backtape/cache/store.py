@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import os
 import time
 import uuid
@@ -178,10 +179,15 @@ class PartitionStore:
         """The rows of ``entries`` (all of one key), concatenated and sorted by ``ts`` (stable)."""
         if not entries:
             return empty_part(kind)
-        paths = [self.root / e.path for e in entries]
-        if len(paths) == 1:
-            return pl.read_parquet(paths[0])
-        return pl.read_parquet(paths, schema=file_schema(kind)).sort("ts", maintain_order=True)
+        if len(entries) == 1:
+            return pl.read_parquet(self.root / entries[0].path)
+        # files that do not overlap in time, read in time order, are already sorted (the usual case:
+        # one file per month partition); overlapping appends keep their order and get a stable sort
+        ordered = sorted(entries, key=lambda e: (e.min_ts, e.max_ts))
+        if all(a.max_ts < b.min_ts for a, b in itertools.pairwise(ordered)):
+            return pl.read_parquet([self.root / e.path for e in ordered], schema=file_schema(kind))
+        frame = pl.read_parquet([self.root / e.path for e in entries], schema=file_schema(kind))
+        return frame.sort("ts", maintain_order=True)
 
     def read_partitions(self, kind: str, entries: list[FileEntry], symbol: str) -> dict[str, pl.DataFrame]:
         """Canonical frames (with ``symbol``) per partition of ``entries``, read in one parallel scan."""
