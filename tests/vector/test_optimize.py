@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from backtape.errors import ConfigError
-from backtape.optimize import OptimizationEngine, parameter_sets
+from backtape.optimization import OptimizationEngine, parameter_sets
 from backtape.vector import crossed_above, crossed_below, sma
 
 RNG = np.random.default_rng(8)
