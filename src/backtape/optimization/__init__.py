@@ -1,8 +1,14 @@
-"""Parameter optimization and its statistics (overfitting checks, Monte Carlo)."""
+"""Parameter optimization, walk-forward analysis, Monte Carlo and overfitting statistics.
+
+``optimize`` searches a grid (or a random / TPE sample of it) on data loaded once, with the vector
+or the event engine, locally or on Ray; ``walk_forward`` re-optimizes on rolling or anchored
+windows and stitches the out-of-sample runs; ``monte_carlo`` resamples a run's trades or returns.
+"""
 
 from __future__ import annotations
 
-from .search import OptimizationEngine, OptimizationResult, parameter_sets
+from .data import MarketData, load_market_data
+from .search import OptimizationEngine, OptimizationResult, optimize, parameter_sets
 from .stats import (
     bootstrap_returns,
     deflated_sharpe_ratio,
@@ -11,10 +17,13 @@ from .stats import (
 )
 
 __all__ = [
+    "MarketData",
     "OptimizationEngine",
     "OptimizationResult",
     "bootstrap_returns",
     "deflated_sharpe_ratio",
+    "load_market_data",
+    "optimize",
     "parameter_sets",
     "probability_of_backtest_overfitting",
     "reshuffle_trades",

@@ -1,63 +1,99 @@
-"""Grid and random parameter search over the vectorized engine, with overfitting statistics.
+"""Parameter search: grid, seeded random or Optuna TPE over either engine, with overfitting statistics.
 
-``OptimizationEngine.optimize`` evaluates every parameter set (or a seeded random sample of them)
-that passes the constraint, returns a Polars table sorted by the objective metric, and reports the
-Deflated Sharpe Ratio of the winner and the Probability of Backtest Overfitting of the search.
-Example::
+``OptimizationEngine.optimize`` evaluates every candidate parameter set on data loaded once
+(``MarketData``), returns a Polars table sorted by the objective metric and reports the Deflated
+Sharpe Ratio of the winner and the Probability of Backtest Overfitting (CSCV) of the search.
+``optimize(...)`` is the one-call form that loads the data, searches and stores the result::
 
-    engine = OptimizationEngine(metric="sharpe")
-    result = engine.optimize("sma_crossover", {"fast": range(5, 55, 5), "slow": range(20, 220, 2)},
-                             close=close, open=open_, commission=0.001,
-                             constraint=lambda p: p["fast"] < p["slow"])
-    result.best, result.deflated_sharpe, result.pbo
+    res = optimize("sma_crossover", {"fast": range(5, 55, 5), "slow": range(20, 220, 2)},
+                   "AAPL", "2012-01-01", "2015-01-01", constraint="fast < slow", commission=0.001)
+    res.table.head(), res.best, res.deflated_sharpe, res.pbo
 
-Strategies: ``"sma_crossover"`` (parameters ``fast``, ``slow``; swept by the streaming kernel) or
-any function ``f(close, **params) -> (entries, exits)`` (or a 4-tuple adding short entries and
-exits) evaluated in chunks of columns. Memory stays bounded in both cases: the statistics need
-only per-block return sums, gathered chunk by chunk.
+Candidates: ``method="grid"`` (every combination passing the constraint), ``"random"``
+(``n_samples`` of them, seeded) or ``"tpe"`` (Optuna's TPE sampler proposes ``n_samples`` sets
+from the grid's values, in batches; needs the ``optuna`` extra). A set the strategy's constructor
+rejects (e.g. ``fast >= slow``) is skipped and counted in ``skipped``.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from ..analytics import METRIC_NAMES, periods_per_year
+from .._time import TimeLike
+from ..analytics import METRIC_NAMES, metrics_frame
 from ..errors import ConfigError
-from ..vector import crossed_above, crossed_below, simulate, sma
-from ..vector.sweep import sma_crossover_sweep
-from .stats import block_sums, deflated_sharpe_ratio, pbo_from_block_sums
+from .data import MarketData, load_market_data
+from .evaluate import EvalSpec, ParamSet, best_vector_run, event_run, strategy_label
+from .executor import Progress, run_sets
+from .stats import deflated_sharpe_ratio, pbo_from_block_sums
 
-SignalFn = Callable[..., tuple[np.ndarray, ...]]
-Constraint = Callable[[dict[str, Any]], bool]
-_LOWER_IS_BETTER = {"max_drawdown", "max_drawdown_duration", "volatility", "turnover"}
+Constraint = Callable[[dict[str, Any]], bool] | str
+LOWER_IS_BETTER = frozenset({"max_drawdown", "max_drawdown_duration", "volatility", "turnover"})
+METHODS = ("grid", "random", "tpe")
 
 
-@dataclass(frozen=True)
+@dataclass
 class OptimizationResult:
-    """``table``: one row per parameter set (parameters, then metrics), best first."""
+    """``table``: one row per parameter set (parameters, then ``METRIC_NAMES``), best first.
+
+    ``best_run`` is the winner's full run (a ``VectorResult`` or an event ``BacktestResult``),
+    ``optimization_id`` its row in the results database when stored, ``skipped`` the candidate
+    sets the constraint or the strategy rejected.
+    """
 
     table: pl.DataFrame
     metric: str
     params: tuple[str, ...]
     deflated_sharpe: float
     pbo: float
+    engine: str = "vector"
+    method: str = "grid"
+    skipped: int = 0
+    duration_s: float = 0.0
+    best_run: Any = None
+    optimization_id: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def best(self) -> dict[str, Any]:
         """The winning parameter set."""
-        return {name: self.table[name][0] for name in self.params}
+        return {name: _plain(self.table[name][0]) for name in self.params}
+
+    def __repr__(self) -> str:
+        best = ", ".join(f"{k}={v}" for k, v in self.best.items())
+        return (f"OptimizationResult({self.table.height} sets, {self.engine} engine, best {best}: "
+                f"{self.metric}={self.table[self.metric][0]:.4g}, DSR={self.deflated_sharpe:.3f}, "
+                f"PBO={self.pbo:.3f})")  # fmt: skip
 
 
-def parameter_sets(
-    grid: Mapping[str, Iterable[Any]], constraint: Constraint | None = None
-) -> list[dict[str, Any]]:
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _constraint_fn(constraint: Constraint | None) -> Callable[[dict[str, Any]], bool] | None:
+    """A callable from a callable or an expression over the parameter names (``"fast < slow"``)."""
+    if constraint is None or callable(constraint):
+        return constraint
+    code = compile(constraint, "<constraint>", "eval")
+
+    def check(params: dict[str, Any]) -> bool:
+        try:
+            return bool(eval(code, {"__builtins__": {}}, dict(params)))
+        except NameError as exc:
+            raise ConfigError(f"constraint {constraint!r}: {exc}") from None
+
+    return check
+
+
+def parameter_sets(grid: Mapping[str, Iterable[Any]], constraint: Constraint | None = None) -> list[ParamSet]:
     """Every combination of the grid's values (first key varies slowest) that passes ``constraint``."""
     if not grid:
         raise ConfigError("the parameter grid is empty")
@@ -66,161 +102,237 @@ def parameter_sets(
     for name, vals in zip(names, values, strict=True):
         if not vals:
             raise ConfigError(f"grid parameter {name!r} has no values")
+    check = _constraint_fn(constraint)
     sets = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
-    sets = [s for s in sets if constraint is None or constraint(s)]
+    sets = [s for s in sets if check is None or check(s)]
     if not sets:
         raise ConfigError("no parameter set satisfies the constraint")
     return sets
 
 
-def _sma_signals(
-    cache: dict[int, np.ndarray], close: np.ndarray, fast: int, slow: int
-) -> tuple[np.ndarray, ...]:
-    for n in (fast, slow):
-        if n not in cache:
-            cache[n] = sma(close, n)
-    return crossed_above(cache[fast], cache[slow]), crossed_below(cache[fast], cache[slow])
-
-
 class OptimizationEngine:
-    """Grid (``method="grid"``) or seeded random (``"random"``, ``n_samples`` sets) search.
+    """Searches a parameter grid on loaded ``MarketData``; see the module doc.
 
-    ``metric`` is any name of ``backtape.analytics.METRIC_NAMES``; drawdowns, volatility and
-    turnover are minimized, the rest maximized. ``n_partitions`` sets the CSCV blocks for PBO.
+    ``metric`` is any of ``backtape.analytics.METRIC_NAMES``; drawdowns, volatility and turnover
+    are minimized, the rest maximized. ``n_partitions`` (even) sets the CSCV blocks for PBO,
+    ``max_splits`` caps its C(n, n/2) splits (a seeded subset).
     """
 
-    def __init__(
-        self,
-        *,
-        metric: str = "sharpe",
-        method: str = "grid",
-        n_samples: int | None = None,
-        seed: int = 0,
-        n_partitions: int = 16,
-        max_splits: int | None = 2000,
-        chunk: int = 64,
-    ) -> None:
+    def __init__(self, *, metric: str = "sharpe", method: str = "grid", n_samples: int | None = None,
+                 seed: int = 0, n_partitions: int = 16, max_splits: int | None = 2000,
+                 engine: str = "vector", executor: str = "local", n_jobs: int | None = None,
+                 address: str | None = None) -> None:  # fmt: skip
         if metric not in METRIC_NAMES:
             raise ConfigError(f"unknown metric {metric!r}; choose from {', '.join(METRIC_NAMES)}")
-        if method not in ("grid", "random"):
-            raise ConfigError(f"method must be 'grid' or 'random', got {method!r}")
-        if method == "random" and (n_samples is None or n_samples < 1):
-            raise ConfigError("random search needs n_samples >= 1")
+        if method not in METHODS:
+            raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        if method != "grid" and (n_samples is None or n_samples < 1):
+            raise ConfigError(f"{method} search needs n_samples >= 1")
+        if n_partitions < 2 or n_partitions % 2:
+            raise ConfigError(f"n_partitions must be an even number >= 2, got {n_partitions}")
         self.metric, self.method, self.n_samples, self.seed = metric, method, n_samples, seed
-        self.n_partitions, self.max_splits, self.chunk = n_partitions, max_splits, chunk
+        self.n_partitions, self.max_splits = n_partitions, max_splits
+        self.engine, self.executor, self.n_jobs, self.address = engine, executor, n_jobs, address
 
-    def _candidates(self, grid: Mapping[str, Iterable[Any]], constraint: Constraint | None) -> list[dict]:
+    @property
+    def descending(self) -> bool:
+        return self.metric not in LOWER_IS_BETTER
+
+    def candidates(self, strategy: Any, grid: Mapping[str, Iterable[Any]],
+                   constraint: Constraint | None = None) -> tuple[list[ParamSet], int]:
+        """The valid sets of the grid (constraint and strategy checks passed), and how many were not."""
+        total = math.prod(len(list(v)) for v in grid.values()) if grid else 0
         sets = parameter_sets(grid, constraint)
+        spec = EvalSpec(strategy)
+        valid = []
+        for s in sets:
+            try:
+                spec.build(s)
+            except (ValueError, TypeError, ConfigError):
+                continue
+            valid.append(s)
+        if not valid:
+            raise ConfigError(f"the strategy rejects every parameter set of the grid (e.g. {sets[0]})")
+        return valid, total - len(valid)
+
+    def optimize(self, strategy: Any, grid: Mapping[str, Iterable[Any]], data: MarketData, *,
+                 constraint: Constraint | None = None, progress: Progress | None = None,
+                 **options: Any) -> OptimizationResult:  # fmt: skip
+        """Search ``grid`` for ``strategy`` on ``data``; ``options`` are the engine's trading options."""
+        t0 = time.perf_counter()
+        grid = {name: list(values) for name, values in grid.items()}
+        sets, skipped = self.candidates(strategy, grid, constraint)
+        spec = EvalSpec(strategy, self.engine, dict(options), self.n_partitions)
         if self.method == "random" and self.n_samples is not None and self.n_samples < len(sets):
             pick = np.random.default_rng(self.seed).choice(len(sets), size=self.n_samples, replace=False)
+            skipped += len(sets) - self.n_samples
             sets = [sets[i] for i in sorted(pick)]
-        return sets
-
-    def optimize(
-        self,
-        strategy: str | SignalFn,
-        grid: Mapping[str, Iterable[Any]],
-        bars: pl.DataFrame | None = None,
-        *,
-        close: np.ndarray | None = None,
-        open: np.ndarray | None = None,
-        high: np.ndarray | None = None,
-        low: np.ndarray | None = None,
-        calendar: str = "XNYS",
-        constraint: Constraint | None = None,
-        **options: Any,
-    ) -> OptimizationResult:
-        """Search ``grid`` for ``strategy`` on one price series; see the module doc.
-
-        Prices come from ``bars`` (one symbol's canonical bars: annualization is then inferred
-        from their timestamps on ``calendar``) or from the ``close``/``open``/``high``/``low``
-        arrays (give ``periods_per_year`` in ``options``, default 252). Other ``options`` go to
-        ``simulate`` (cash, commission, slippage_bps, fill, allow_short for sma_crossover...).
-        """
-        if bars is not None:
-            if "symbol" in bars.columns and bars["symbol"].n_unique() != 1:
-                raise ConfigError("optimize runs on one symbol's bars; filter the frame first")
-            close, open, high, low = (bars[c].to_numpy() for c in ("close", "open", "high", "low"))
-            options.setdefault("periods_per_year", periods_per_year(bars["ts"].to_numpy(), calendar=calendar))
-        if close is None:
-            raise ConfigError("give bars or a close array")
-        close = np.asarray(close, dtype=np.float64)
-        prices = {"open": open, "high": high, "low": low}
-        sets = self._candidates(grid, constraint)
-        names = tuple(sets[0])
-        if strategy == "sma_crossover":
-            if set(names) != {"fast", "slow"}:
-                raise ConfigError(f"sma_crossover takes parameters fast and slow, got {sorted(names)}")
-            pairs = np.array([(s["fast"], s["slow"]) for s in sets], dtype=np.int64)
-            metrics = sma_crossover_sweep(close, pairs=pairs, **prices, **options).drop("fast", "slow")
-            cache: dict[int, np.ndarray] = {}
-            allow_short = bool(options.pop("allow_short", False))
-
-            def signals(params: dict[str, Any]) -> tuple[np.ndarray, ...]:
-                up, down = _sma_signals(cache, close, params["fast"], params["slow"])
-                return (up, down, down, up) if allow_short else (up, down)
-        elif callable(strategy):
-
-            def signals(params: dict[str, Any]) -> tuple[np.ndarray, ...]:
-                return strategy(close, **params)
-
-            metrics = None
+        if self.method == "tpe":
+            sets, metrics, blocks = self._tpe(data, spec, sets, progress)
         else:
-            raise ConfigError(
-                f"unknown vector strategy {strategy!r}; use 'sma_crossover' or a signal function"
-            )
-        partials, table = self._evaluate(sets, signals, close, prices, options, need_metrics=metrics is None)
-        metrics = table if metrics is None else metrics
+            metrics, blocks = self._run(data, spec, sets, progress)
+        return self._result(data, spec, sets, metrics, blocks, skipped, time.perf_counter() - t0)
+
+    def _run(self, data: MarketData, spec: EvalSpec, sets: list[ParamSet],
+             progress: Progress | None) -> tuple[np.ndarray, np.ndarray]:
+        return run_sets(data, spec, sets, executor=self.executor, n_jobs=self.n_jobs, address=self.address,
+                        progress=progress)  # fmt: skip
+
+    def _tpe(self, data: MarketData, spec: EvalSpec, sets: list[ParamSet],
+             progress: Progress | None) -> tuple[list[ParamSet], np.ndarray, np.ndarray]:
+        """Optuna TPE over the valid sets' values; proposals outside them are pruned, repeats reused."""
+        try:
+            import optuna
+        except ImportError:
+            raise ConfigError("method='tpe' needs the optuna extra: pip install 'backtape[optuna]'") from None
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        names = list(sets[0])
+        choices = {n: sorted({s[n] for s in sets}, key=repr) for n in names}
+        valid = {tuple(s[n] for n in names) for s in sets}
+        target = min(int(self.n_samples or 1), len(valid))
+        sampler = optuna.samplers.TPESampler(seed=self.seed)
+        study = optuna.create_study(direction="maximize" if self.descending else "minimize", sampler=sampler)
+        col = METRIC_NAMES.index(self.metric)
+        seen: dict[tuple, int] = {}
+        done_sets: list[ParamSet] = []
+        rows_m, rows_b = [], []
+        batch = max(1, int(self.n_jobs or 1))
+        attempts = 0
+        while len(done_sets) < target and attempts < 50 * target:
+            trials = [study.ask() for _ in range(batch)]
+            fresh: list[tuple[Any, ParamSet]] = []
+            for trial in trials:
+                attempts += 1
+                params = {n: trial.suggest_categorical(n, choices[n]) for n in names}
+                key = tuple(params[n] for n in names)
+                if key not in valid:
+                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                elif key in seen:
+                    study.tell(trial, _objective(rows_m[seen[key]][col]))
+                elif len(done_sets) + len(fresh) < target and key not in {tuple(p[n] for n in names)
+                                                                          for _, p in fresh}:
+                    fresh.append((trial, params))
+                else:
+                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            if not fresh:
+                continue
+            metrics, blocks = self._run(data, spec, [p for _, p in fresh], None)
+            for (trial, params), m, b in zip(fresh, metrics, blocks, strict=True):
+                seen[tuple(params[n] for n in names)] = len(done_sets)
+                done_sets.append(params)
+                rows_m.append(m)
+                rows_b.append(b)
+                study.tell(trial, _objective(m[col]))
+            if progress is not None:
+                progress(len(done_sets), target)
+        return done_sets, np.array(rows_m), np.array(rows_b)
+
+    def _result(self, data: MarketData, spec: EvalSpec, sets: list[ParamSet], metrics: np.ndarray,
+                blocks: np.ndarray, skipped: int, duration: float) -> OptimizationResult:
+        names = tuple(sets[0])
         params = pl.DataFrame([{n: s[n] for n in names} for s in sets])
-        full = pl.concat([params, metrics], how="horizontal").with_row_index("_set")
+        full = pl.concat([params, metrics_frame(metrics)], how="horizontal").with_row_index("_set")
         full = full.with_columns(pl.col(self.metric).fill_nan(None)).sort(
-            self.metric, descending=self.metric not in _LOWER_IS_BETTER, nulls_last=True, maintain_order=True
+            self.metric, descending=self.descending, nulls_last=True, maintain_order=True
         )
         best_index = int(full["_set"][0])
         full = full.drop("_set")
-        ppy = float(options.get("periods_per_year", 252.0))
-        best = simulate(close, **prices, **_signal_kwargs(signals(sets[best_index])), trades=False, **options)
-        best_returns = np.diff(best.equity[:, 0]) / best.equity[:-1, 0]
-        trial_sharpes = metrics["sharpe"].to_numpy() / math.sqrt(ppy)
-        dsr = deflated_sharpe_ratio(best_returns, trial_sharpes) if len(sets) > 1 else math.nan
-        s1, s2, cnt = partials
-        pbo = (
-            pbo_from_block_sums(s1, s2, cnt, self.max_splits, self.seed)["pbo"] if len(sets) > 1 else math.nan
-        )
-        return OptimizationResult(full, self.metric, names, dsr, pbo)
-
-    def _evaluate(
-        self,
-        sets: list[dict[str, Any]],
-        signals: Callable[[dict[str, Any]], tuple[np.ndarray, ...]],
-        close: np.ndarray,
-        prices: dict[str, Any],
-        options: dict[str, Any],
-        need_metrics: bool,
-    ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], pl.DataFrame | None]:
-        """Simulate the sets chunk by chunk: per-block return sums (for PBO) and, if asked, metrics."""
-        s1_parts, s2_parts, frames = [], [], []
-        cnt = np.zeros(0)
-        for lo in range(0, len(sets), self.chunk):
-            chunk = sets[lo : lo + self.chunk]
-            sig = [_signal_kwargs(signals(s)) for s in chunk]
-            kwargs = {name: np.stack([s[name] for s in sig], axis=1) for name in sig[0]}
-            res = simulate(close, **prices, **kwargs, trades=False, **options)
-            eq = res.equity
-            returns = np.diff(eq, axis=0) / eq[:-1]
-            s1, s2, cnt = block_sums(returns, self.n_partitions)
-            s1_parts.append(s1)
-            s2_parts.append(s2)
-            if need_metrics:
-                frames.append(res.metrics.drop("column"))
-        partials = (np.concatenate(s1_parts, axis=1), np.concatenate(s2_parts, axis=1), cnt)
-        return partials, pl.concat(frames) if need_metrics else None
+        best = sets[best_index]
+        if spec.engine == "event":
+            run = event_run(data, spec, best)
+            equity = run.equity["equity"].to_numpy()
+        else:
+            run = best_vector_run(data, spec, best)
+            equity = run.equity[:, 0]
+        returns = np.diff(equity) / np.where(equity[:-1] > 0, equity[:-1], np.nan)
+        returns = returns[np.isfinite(returns)]
+        trial_sharpes = metrics[:, METRIC_NAMES.index("sharpe")] / math.sqrt(data.periods_per_year)
+        multi = len(sets) > 1
+        dsr = deflated_sharpe_ratio(returns, trial_sharpes) if multi and returns.size >= 3 else math.nan
+        pbo = math.nan
+        details: dict[str, Any] = {}
+        if multi:
+            cnt = np.diff(np.linspace(0, equity.shape[0] - 1, self.n_partitions + 1).astype(np.int64))
+            stats = pbo_from_block_sums(blocks[:, 0, :].T, blocks[:, 1, :].T, cnt.astype(np.float64),
+                                        self.max_splits, self.seed)  # fmt: skip
+            pbo, details = stats["pbo"], {"pbo_splits": stats["splits"], "pbo_logit": stats["logit"]}
+        return OptimizationResult(full, self.metric, names, dsr, pbo, spec.engine, self.method, skipped,
+                                  duration, run, details=details)  # fmt: skip
 
 
-_SIGNAL_NAMES = ("entries", "exits", "short_entries", "short_exits")
+def _objective(value: float) -> float:
+    return float(value) if math.isfinite(value) else float("nan")
 
 
-def _signal_kwargs(sig: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
-    if len(sig) not in (2, 4):
-        raise ConfigError(f"a signal function returns (entries, exits) or 4 arrays, got {len(sig)}")
-    return dict(zip(_SIGNAL_NAMES, sig, strict=False))
+def optimize(
+    strategy: Any,
+    grid: Mapping[str, Iterable[Any]],
+    symbols: Sequence[str] | str,
+    start: TimeLike,
+    end: TimeLike,
+    frequency: str = "1d",
+    source: Any = "sample",
+    metric: str = "sharpe",
+    engine: str = "vector",
+    executor: str = "local",
+    *,
+    constraint: Constraint | None = None,
+    n_jobs: int | None = None,
+    store: Any = None,
+    method: str = "grid",
+    n_samples: int | None = None,
+    seed: int = 0,
+    n_partitions: int = 16,
+    max_splits: int | None = 2000,
+    address: str | None = None,
+    progress: Progress | None = None,
+    adjustment: str = "split",
+    **options: Any,
+) -> OptimizationResult:
+    """Load ``symbols`` once, search ``grid`` for ``strategy`` and (with ``store``) save the result.
+
+    ``strategy``: a registered name (``"sma_crossover"``, ``"rsi_mean_reversion"``,
+    ``"donchian_breakout"``, ``"momentum"``), ``file.py:Class``, a ``Strategy`` class or (vector
+    engine) a signal function ``f(bars, **params) -> {"entries": ..., "exits": ...}``.
+    ``constraint``: a callable on the parameter dict or an expression such as ``"fast < slow"``.
+    ``options``: trading options (cash, commission, slippage_bps, fill; the vector engine also takes
+    stop_loss, take_profit, trailing_stop...). ``store``: a ``ResultsStore`` or database path/URL;
+    the event engine's winning run is stored as a backtest too. The vector engine trades one symbol,
+    on prices adjusted as of ``end`` when the range holds corporate actions (the event engine
+    trades raw prices and books splits and dividends, so the two differ only then).
+    """
+    grid = {name: list(values) for name, values in grid.items()}
+    eng = OptimizationEngine(metric=metric, method=method, n_samples=n_samples, seed=seed,
+                             n_partitions=n_partitions, max_splits=max_splits, engine=engine,
+                             executor=executor, n_jobs=n_jobs, address=address)  # fmt: skip
+    EvalSpec(strategy, engine)  # validates the engine name before any data is fetched
+    sets, _ = eng.candidates(strategy, grid, constraint)
+    spec = EvalSpec(strategy)
+    warmup = max(spec.warmup(s) for s in sets)
+    data = load_market_data(symbols, start, end, frequency, source, warmup=warmup, adjustment=adjustment)
+    if engine == "event":
+        options.setdefault("adjustment", adjustment)
+    result = eng.optimize(strategy, grid, data, constraint=constraint, progress=progress, **options)
+    if store is not None:
+        save_optimization(result, store, strategy=strategy_label(strategy), data=data, grid=grid,
+                          options=options)  # fmt: skip
+    return result
+
+
+def save_optimization(result: OptimizationResult, store: Any, *, strategy: str, data: MarketData,
+                      grid: Mapping[str, Iterable[Any]], options: Mapping[str, Any]) -> int:
+    """Store ``result`` (and an event-engine winner as a backtest run); sets ``optimization_id``."""
+    from ..results import ResultsStore
+
+    db = store if isinstance(store, ResultsStore) else ResultsStore(store)
+    best_run_id = None
+    if result.engine == "event" and result.best_run is not None:
+        best_run_id = result.best_run.save(db)
+    result.optimization_id = db.save_optimization(
+        strategy=strategy, metric=result.metric, method=result.method, engine=result.engine,
+        symbols=data.symbols, start=data.start, end=data.end, frequency=data.frequency,
+        source=data.source_name, grid={k: [_plain(v) for v in vals] for k, vals in grid.items()},
+        options=dict(options), table=result.table, best=result.best, deflated_sharpe=result.deflated_sharpe,
+        pbo=result.pbo, skipped=result.skipped, duration_s=result.duration_s, best_run_id=best_run_id,
+    )  # fmt: skip
+    return result.optimization_id

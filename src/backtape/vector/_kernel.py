@@ -198,9 +198,15 @@ def _cross_target(pos, f0, s0, f1, s1, size, allow_short):
 
 @njit(cache=True, error_model="numpy")
 def simulate_column(
-    o, h, lo, c, pc, le, lx, se, sx, tg, ma, fi, si, mode, p, col, eq_out, tr_out, start, m_out
-):
-    """Run one column over all bars; returns the number of trade records (closed and open)."""
+    o, h, lo, c, pc, le, lx, se, sx, tg, ma, fi, si, mode, p, col, eq_out, tr_out, start, m_out,
+    bounds, blocks,
+):  # fmt: skip
+    """Run one column over all bars; returns the number of trade records (closed and open).
+
+    With a non-empty ``bounds`` (block starts over the returns, then their count), the sums of the
+    per-bar returns ``E_i / E_{i-1} - 1`` and of their squares per block go to ``blocks[col]``
+    (what CSCV and the Deflated Sharpe need, without keeping the equity curve).
+    """
     n = c.shape[1]
     st = np.zeros(_N_STATE)
     st[_CASH] = p[P_CASH]
@@ -217,6 +223,8 @@ def simulate_column(
     pending = np.nan
     dead = False
     bars = bar_state(acc)
+    track = bounds.shape[0] > 0
+    blk, s1, s2, prev_eq = 0, 0.0, 0.0, p[P_CASH]
     for i in range(n):
         if dead:
             bars = acc_bar(bars, 0.0, False)
@@ -254,6 +262,18 @@ def simulate_column(
         bars = acc_bar(bars, equity, pos != 0.0)
         if write_eq:
             eq_out[col, i] = equity
+        if track and i > 0:
+            while i - 1 >= bounds[blk + 1]:
+                blocks[col, 0, blk] += s1
+                blocks[col, 1, blk] += s2
+                blk, s1, s2 = blk + 1, 0.0, 0.0
+            r = equity / prev_eq - 1.0 if prev_eq > 0.0 else 0.0
+            s1 += r
+            s2 += r * r
+        prev_eq = equity
+    if track:
+        blocks[col, 0, blk] += s1
+        blocks[col, 1, blk] += s2
     if st[_POS] != 0.0:
         last = c[pc, n - 1]
         pnl = st[_POS] * (last - st[_AVG]) - st[_ENTRY_COMM]
@@ -264,7 +284,9 @@ def simulate_column(
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def run_columns(o, h, lo, c, le, lx, se, sx, tg, ma, fi, si, mode, params, n_cols, eq_out, tr_out, offsets):
+def run_columns(
+    o, h, lo, c, le, lx, se, sx, tg, ma, fi, si, mode, params, n_cols, eq_out, tr_out, offsets, bounds, blocks
+):
     """Simulate ``n_cols`` columns in parallel; returns (metrics matrix, trade records per column)."""
     metrics = np.empty((n_cols, N_METRICS))
     counts = np.zeros(n_cols, dtype=np.int64)
@@ -299,6 +321,8 @@ def run_columns(o, h, lo, c, le, lx, se, sx, tg, ma, fi, si, mode, params, n_col
                 tr_out,
                 start,
                 metrics,
+                bounds,
+                blocks,
             )
         elif mode == MODE_SIGNALS:
             counts[col] = simulate_column(
@@ -322,6 +346,8 @@ def run_columns(o, h, lo, c, le, lx, se, sx, tg, ma, fi, si, mode, params, n_col
                 tr_out,
                 start,
                 metrics,
+                bounds,
+                blocks,
             )
         else:
             counts[col] = simulate_column(
@@ -345,5 +371,7 @@ def run_columns(o, h, lo, c, le, lx, se, sx, tg, ma, fi, si, mode, params, n_col
                 tr_out,
                 start,
                 metrics,
+                bounds,
+                blocks,
             )
     return metrics, counts

@@ -20,7 +20,7 @@ from numba import njit, prange
 from ..analytics import metrics_frame
 from ..errors import ConfigError
 from . import _kernel as k
-from .engine import ArrayLike, _prices, cost_params
+from .engine import NO_BLOCKS, ArrayLike, _prices, block_bounds, cost_params
 from .indicators import sma_kernel
 
 _NO_BOOL = np.zeros((0, 0), dtype=np.bool_)
@@ -54,12 +54,14 @@ def crossover_sweep(
     open: ArrayLike | None = None,
     high: ArrayLike | None = None,
     low: ArrayLike | None = None,
+    blocks: int = 0,
     **options: object,
-) -> np.ndarray:
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Metrics (pairs x ``METRIC_NAMES``) of "long when line a crosses above line b" per row pair.
 
     ``lines`` is (lines x bars), ``pairs`` is (n, 2) row indices ``(a, b)``. Options are those of
-    ``simulate`` plus ``allow_short`` (reverse to short on the opposite crossover).
+    ``simulate`` plus ``allow_short`` (reverse to short on the opposite crossover). With
+    ``blocks=P`` returns ``(metrics, sums)``, ``sums`` (pairs x 2 x P) as ``VectorResult.blocks``.
     """
     o, h, lo, c = _prices(close, open, high, low)
     if c.shape[0] != 1:
@@ -73,12 +75,14 @@ def crossover_sweep(
     if idx.min() < 0 or idx.max() >= rows.shape[0]:
         raise ConfigError(f"pair indices must be within 0..{rows.shape[0] - 1}")
     params = cost_params(idx.shape[0], **options)  # type: ignore[arg-type]
+    bounds = block_bounds(c.shape[1], blocks) if blocks else _NO_INDEX
+    sums = np.zeros((idx.shape[0], 2, blocks)) if blocks else NO_BLOCKS
     metrics, _ = k.run_columns(
         o, h, lo, c, _NO_BOOL, _NO_BOOL, _NO_BOOL, _NO_BOOL, _NO_FLOAT, rows,
         np.ascontiguousarray(idx[:, 0]), np.ascontiguousarray(idx[:, 1]), k.MODE_CROSS, params,
-        idx.shape[0], _NO_FLOAT, _NO_TRADES, _NO_INDEX,
+        idx.shape[0], _NO_FLOAT, _NO_TRADES, _NO_INDEX, bounds, sums,
     )  # fmt: skip
-    return metrics
+    return (metrics, sums) if blocks else metrics
 
 
 def sma_crossover_sweep(
@@ -87,14 +91,17 @@ def sma_crossover_sweep(
     slow: Iterable[int] | None = None,
     *,
     pairs: Sequence[tuple[int, int]] | np.ndarray | None = None,
+    warmup: int = 0,
     **options: object,
-) -> pl.DataFrame:
+) -> pl.DataFrame | tuple[pl.DataFrame, np.ndarray]:
     """Metrics of ``sma_crossover(fast, slow)`` for every pair, one row each (columns fast, slow, ...).
 
     Give ``fast`` and ``slow`` window ranges (pairs with fast < slow are kept) or explicit
     ``pairs``. Same semantics as the built-in strategy: long all-in (whole shares) when the fast SMA
     crosses above the slow one, flat (or short with ``allow_short=True``) when it crosses below.
-    Other options as in ``simulate`` (open, high, low, cash, commission, fill...).
+    Other options as in ``simulate`` (open, high, low, cash, commission, fill...). The first
+    ``warmup`` bars only feed the averages: trading starts after them (as the event engine's
+    pre-loaded lookback). With ``blocks=P`` returns ``(table, sums)`` (see ``crossover_sweep``).
     """
     if pairs is None:
         if fast is None or slow is None:
@@ -108,9 +115,21 @@ def sma_crossover_sweep(
     close_1d = np.require(np.asarray(close, dtype=np.float64), requirements=("C", "W"))
     if close_1d.ndim != 1:
         raise ConfigError(f"close must be one-dimensional for a sweep, got shape {close_1d.shape}")
+    if not 0 <= warmup < close_1d.shape[0]:
+        raise ConfigError(f"warmup must be within 0..{close_1d.shape[0] - 1}, got {warmup}")
     lines = _sma_rows(close_1d, windows)
-    metrics = crossover_sweep(close_1d, lines, inverse.reshape(grid.shape), **options)
+    if warmup:
+        lines = np.ascontiguousarray(lines[:, warmup:])
+        options = {name: _tail(v, warmup) if name in ("open", "high", "low") else v
+                   for name, v in options.items()}  # fmt: skip
+    out = crossover_sweep(close_1d[warmup:], lines, inverse.reshape(grid.shape), **options)
+    metrics, sums = out if isinstance(out, tuple) else (out, None)
     table = metrics_frame(metrics)
-    return table.insert_column(0, pl.Series("slow", grid[:, 1])).insert_column(
+    table = table.insert_column(0, pl.Series("slow", grid[:, 1])).insert_column(
         0, pl.Series("fast", grid[:, 0])
     )
+    return table if sums is None else (table, sums)
+
+
+def _tail(values: object, start: int) -> object:
+    return None if values is None else np.asarray(values, dtype=np.float64)[start:]

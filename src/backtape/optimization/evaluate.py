@@ -1,0 +1,232 @@
+"""Evaluate parameter sets on shared ``MarketData`` with either engine: metrics and return-block sums.
+
+Per parameter set the result is one row of ``METRIC_NAMES`` and the sums of its per-bar returns
+and squared returns over ``n_blocks`` equal blocks (all that CSCV/PBO needs; see ``stats``).
+
+* ``engine="vector"`` (one symbol): ``sma_crossover`` is swept by the streaming crossover kernel
+  (each moving average computed once); any other strategy with ``vector_signals(bars)`` (the
+  built-ins) or a signal function ``f(bars, **params) -> {"entries": ..., "exits": ...}`` is
+  simulated in chunks of columns. Each set's indicators are computed from the same first bar the
+  event engine would load for it (its own warm-up), so both engines see identical values.
+* ``engine="event"``: ``run_backtest`` per set on an in-memory source holding the loaded bars.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..analytics import METRIC_NAMES, N_METRICS
+from ..errors import ConfigError
+from .data import MarketData
+
+ParamSet = dict[str, Any]
+SignalFn = Callable[..., Mapping[str, np.ndarray]]
+ENGINES = ("vector", "event")
+#: trading options both engines understand (the rest go to the chosen engine as they are)
+COMMON_OPTIONS = ("cash", "commission", "slippage_bps", "fill")
+
+
+def strategy_class(strategy: Any) -> type | None:
+    """The ``Strategy`` class of a registered name, a ``file.py:Class`` reference or a class (else None)."""
+    from ..engine import Strategy, StrategyFactory
+
+    if isinstance(strategy, str):
+        return StrategyFactory.get(strategy)
+    if isinstance(strategy, type) and issubclass(strategy, Strategy):
+        return strategy
+    if callable(strategy):
+        return None
+    raise ConfigError(f"strategy must be a name, a Strategy class or a signal function, got {strategy!r}")
+
+
+def strategy_label(strategy: Any) -> str:
+    """A readable name for storage and reports."""
+    if isinstance(strategy, str):
+        return strategy
+    return getattr(strategy, "__name__", type(strategy).__name__)
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """What to evaluate: the strategy reference (picklable), the engine and its trading options."""
+
+    strategy: Any
+    engine: str = "vector"
+    options: dict[str, Any] = field(default_factory=dict)
+    n_blocks: int = 16
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+
+    def build(self, params: ParamSet) -> Any:
+        """A strategy instance for ``params`` (its constructor validates them), or None for a function."""
+        cls = strategy_class(self.strategy)
+        return None if cls is None else cls(**params)
+
+    def warmup(self, params: ParamSet) -> int:
+        strat = self.build(params)
+        return int(getattr(strat, "warmup", 0) or 0)
+
+
+def evaluate(data: MarketData, spec: EvalSpec, sets: list[ParamSet]) -> tuple[np.ndarray, np.ndarray]:
+    """Metrics (sets x ``METRIC_NAMES``) and block sums (sets x 2 x ``n_blocks``) of ``sets``."""
+    if not sets:
+        return np.empty((0, N_METRICS)), np.empty((0, 2, spec.n_blocks))
+    if spec.engine == "event":
+        return _event(data, spec, sets)
+    return _vector(data, spec, sets)
+
+
+# vector engine -------------------------------------------------------------------------------------
+def _vector_symbol(data: MarketData) -> str:
+    if len(data.symbols) != 1:
+        raise ConfigError(f"the vector engine runs one symbol at a time, got {', '.join(data.symbols)}; "
+                          "use engine='event' for a portfolio of several")  # fmt: skip
+    return data.symbols[0]
+
+
+def _vector_prices(data: MarketData, sym: str) -> Mapping[str, np.ndarray]:
+    if sym in data.adjusted:
+        warnings.warn(f"{sym} has corporate actions in the range: the vector engine trades its prices "
+                      "adjusted as of the end and books no dividends; the event engine trades raw "
+                      "prices, so results differ", CorporateActionsWarning, stacklevel=4)  # fmt: skip
+    return data.prices(sym)
+
+
+class CorporateActionsWarning(UserWarning):
+    """The vector engine ran on adjusted prices (see ``_vector_prices``)."""
+
+
+def _vector_options(data: MarketData, spec: EvalSpec) -> dict[str, Any]:
+    return {"periods_per_year": data.periods_per_year, **spec.options}
+
+
+def _vector(data: MarketData, spec: EvalSpec, sets: list[ParamSet]) -> tuple[np.ndarray, np.ndarray]:
+    from ..engine.builtins import SmaCrossover
+
+    cls = strategy_class(spec.strategy)
+    if cls is SmaCrossover:
+        return _sma_sweep(data, spec, sets)
+    sym = _vector_symbol(data)
+    first, last = data.span(sym)
+    px = _vector_prices(data, sym)
+    opts = _vector_options(data, spec)
+    names = ("entries", "exits", "short_entries", "short_exits")
+    metrics, blocks = [], []
+    chunk = 64
+    for lo in range(0, len(sets), chunk):
+        part = sets[lo : lo + chunk]
+        signals = [_set_signals(data, spec, sym, p, first, last, px) for p in part]
+        present = [n for n in names if any(n in s for s in signals)]
+        zeros = np.zeros(last - first, dtype=np.bool_)
+        kwargs = {n: np.stack([s.get(n, zeros) for s in signals], axis=1) for n in present}
+        res = _simulate(px, first, last, kwargs, spec.n_blocks, opts)
+        metrics.append(res.metric_values)
+        blocks.append(res.blocks)
+    return np.concatenate(metrics), np.concatenate(blocks)
+
+
+def _simulate(px: Mapping[str, np.ndarray], first: int, last: int, signals: dict[str, np.ndarray],
+              n_blocks: int, options: dict[str, Any], **extra: Any) -> Any:
+    from ..vector import simulate
+
+    return simulate(px["close"][first:last], open=px["open"][first:last], high=px["high"][first:last],
+                    low=px["low"][first:last], **signals, blocks=n_blocks, **extra,
+                    **{"trades": False, **options})  # fmt: skip
+
+
+def _set_signals(data: MarketData, spec: EvalSpec, sym: str, params: ParamSet, first: int, last: int,
+                 px: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One set's signals over ``[first, last)``, its indicators started at its own warm-up row."""
+    strat = spec.build(params)
+    if strat is None:
+        begin = 0
+        out = spec.strategy({k: v[:last] for k, v in px.items()}, **params)
+    else:
+        if not hasattr(strat, "vector_signals"):
+            raise ConfigError(f"{type(strat).__name__} has no vectorized form (vector_signals); "
+                              "use engine='event'")  # fmt: skip
+        begin = min(data.warmup_offset(sym, strat.warmup), first)
+        out = strat.vector_signals({k: np.asarray(v[begin:last]) for k, v in px.items()})
+    result = {}
+    for name, arr in dict(out).items():
+        a = np.asarray(arr, dtype=np.bool_)
+        if a.shape != (last - begin,):
+            raise ConfigError(f"signal {name!r} of {params} has shape {a.shape}, expected ({last - begin},)")
+        result[name] = a[first - begin :]
+    return result
+
+
+def _sma_sweep(data: MarketData, spec: EvalSpec, sets: list[ParamSet]) -> tuple[np.ndarray, np.ndarray]:
+    """sma_crossover sets through the streaming sweep, grouped by ``allow_short``."""
+    from ..vector.sweep import sma_crossover_sweep
+
+    sym = _vector_symbol(data)
+    first, last = data.span(sym)
+    px = _vector_prices(data, sym)
+    opts = _vector_options(data, spec)
+    metrics = np.empty((len(sets), N_METRICS))
+    blocks = np.empty((len(sets), 2, spec.n_blocks))
+    built = [spec.build(p) for p in sets]
+    for short in (False, True):
+        idx = [i for i, s in enumerate(built) if bool(s.allow_short) == short]
+        if not idx:
+            continue
+        pairs = np.array([(built[i].fast, built[i].slow) for i in idx], dtype=np.int64)
+        table, sums = sma_crossover_sweep(
+            np.asarray(px["close"][:last]), pairs=pairs, warmup=first, open=px["open"][:last],
+            high=px["high"][:last], low=px["low"][:last], allow_short=short, blocks=spec.n_blocks, **opts,
+        )  # fmt: skip
+        metrics[idx] = table.select(METRIC_NAMES).to_numpy()
+        blocks[idx] = sums
+    return metrics, blocks
+
+
+def best_vector_run(data: MarketData, spec: EvalSpec, params: ParamSet) -> Any:
+    """The full ``VectorResult`` (equity, trades) of one set, for the winner's statistics."""
+    sym = _vector_symbol(data)
+    first, last = data.span(sym)
+    px = _vector_prices(data, sym)
+    signals = _set_signals(data, spec, sym, params, first, last, px)
+    return _simulate(px, first, last, signals, spec.n_blocks, {**_vector_options(data, spec), "trades": True})
+
+
+# event engine --------------------------------------------------------------------------------------
+def event_run(data: MarketData, spec: EvalSpec, params: ParamSet, source: Any = None) -> Any:
+    """One event-engine ``BacktestResult`` of ``params`` on the loaded bars."""
+    from ..engine import run_backtest
+
+    src = source if source is not None else data.frame_source()
+    return run_backtest(spec.build(params), data.symbols, data.start, data.end, data.frequency, source=src,
+                        **spec.options)  # fmt: skip
+
+
+def _event(data: MarketData, spec: EvalSpec, sets: list[ParamSet]) -> tuple[np.ndarray, np.ndarray]:
+    if strategy_class(spec.strategy) is None:
+        raise ConfigError("the event engine needs a Strategy (name or class), not a signal function")
+    src = data.frame_source()
+    metrics = np.empty((len(sets), N_METRICS))
+    blocks = np.empty((len(sets), 2, spec.n_blocks))
+    for i, params in enumerate(sets):
+        res = event_run(data, spec, params, src)
+        metrics[i] = [res.metrics[name] for name in METRIC_NAMES]
+        blocks[i] = equity_block_sums(res.equity["equity"].to_numpy(), spec.n_blocks)
+    return metrics, blocks
+
+
+def equity_block_sums(equity: np.ndarray, n_blocks: int) -> np.ndarray:
+    """(2 x n_blocks) sums of the returns ``E_i / E_{i-1} - 1`` (0 after a zero) and their squares."""
+    from ..vector.engine import block_bounds
+
+    eq = np.asarray(equity, dtype=np.float64)
+    prev = eq[:-1]
+    safe = np.where(prev > 0, prev, 1.0)
+    r = np.where(prev > 0, eq[1:] / safe - 1.0, 0.0)
+    starts = block_bounds(eq.shape[0], n_blocks)[:-1]
+    return np.stack([np.add.reduceat(r, starts), np.add.reduceat(r * r, starts)])
