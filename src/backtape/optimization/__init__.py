@@ -8,6 +8,7 @@ windows and stitches the out-of-sample runs; ``monte_carlo`` resamples a run's t
 from __future__ import annotations
 
 from .data import MarketData, load_market_data
+from .montecarlo import MonteCarloResult, monte_carlo
 from .search import OptimizationEngine, OptimizationResult, optimize, parameter_sets
 from .stats import (
     bootstrap_returns,
@@ -15,16 +16,21 @@ from .stats import (
     probability_of_backtest_overfitting,
     reshuffle_trades,
 )
+from .walkforward import WalkForwardResult, walk_forward
 
 __all__ = [
     "MarketData",
+    "MonteCarloResult",
     "OptimizationEngine",
     "OptimizationResult",
+    "WalkForwardResult",
     "bootstrap_returns",
     "deflated_sharpe_ratio",
     "load_market_data",
+    "monte_carlo",
     "optimize",
     "parameter_sets",
     "probability_of_backtest_overfitting",
     "reshuffle_trades",
+    "walk_forward",
 ]

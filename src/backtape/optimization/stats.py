@@ -174,6 +174,13 @@ def _path_stats(returns: np.ndarray, cash: float, out: np.ndarray) -> None:
     out[2] = mean / sd if n > 1 and sd > 0 else np.nan
 
 
+def path_statistics(returns: np.ndarray, cash: float) -> tuple[float, float, float]:
+    """(final equity, max drawdown, per-period Sharpe) of compounding ``returns`` from ``cash``."""
+    out = np.empty(3)
+    _path_stats(np.ascontiguousarray(returns, dtype=np.float64), float(cash), out)
+    return float(out[0]), float(out[1]), float(out[2])
+
+
 @njit(cache=True, error_model="numpy")
 def _simulate_paths(returns: np.ndarray, index: np.ndarray, cash: float) -> np.ndarray:
     out = np.empty((index.shape[0], 3))
