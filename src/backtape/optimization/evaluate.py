@@ -132,8 +132,15 @@ def _vector(data: MarketData, spec: EvalSpec, sets: list[ParamSet]) -> tuple[np.
     return np.concatenate(metrics), np.concatenate(blocks)
 
 
-def _simulate(px: Mapping[str, np.ndarray], first: int, last: int, signals: dict[str, np.ndarray],
-              n_blocks: int, options: dict[str, Any], **extra: Any) -> Any:
+def _simulate(
+    px: Mapping[str, np.ndarray],
+    first: int,
+    last: int,
+    signals: dict[str, np.ndarray],
+    n_blocks: int,
+    options: dict[str, Any],
+    **extra: Any,
+) -> Any:
     from ..vector import simulate
 
     return simulate(px["close"][first:last], open=px["open"][first:last], high=px["high"][first:last],
@@ -141,8 +148,15 @@ def _simulate(px: Mapping[str, np.ndarray], first: int, last: int, signals: dict
                     **{"trades": False, **options})  # fmt: skip
 
 
-def _set_signals(data: MarketData, spec: EvalSpec, sym: str, params: ParamSet, first: int, last: int,
-                 px: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _set_signals(
+    data: MarketData,
+    spec: EvalSpec,
+    sym: str,
+    params: ParamSet,
+    first: int,
+    last: int,
+    px: Mapping[str, np.ndarray],
+) -> dict[str, np.ndarray]:
     """One set's signals over ``[first, last)``, its indicators started at its own warm-up row."""
     strat = spec.build(params)
     if strat is None:

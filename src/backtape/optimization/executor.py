@@ -72,8 +72,9 @@ def _gather(parts: dict[int, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray
     return np.concatenate([p[0] for p in ordered]), np.concatenate([p[1] for p in ordered])
 
 
-def _run_here(data: MarketData, spec: EvalSpec, sets: list[ParamSet], jobs: int,
-              progress: Progress | None) -> tuple[np.ndarray, np.ndarray]:
+def _run_here(
+    data: MarketData, spec: EvalSpec, sets: list[ParamSet], jobs: int, progress: Progress | None
+) -> tuple[np.ndarray, np.ndarray]:
     import numba
 
     # One chunk is fastest (each moving average computed once); chunks only to report progress.
@@ -92,8 +93,9 @@ def _run_here(data: MarketData, spec: EvalSpec, sets: list[ParamSet], jobs: int,
     return _gather(parts)
 
 
-def _run_pool(data: MarketData, spec: EvalSpec, sets: list[ParamSet], jobs: int,
-              progress: Progress | None) -> tuple[np.ndarray, np.ndarray]:
+def _run_pool(
+    data: MarketData, spec: EvalSpec, sets: list[ParamSet], jobs: int, progress: Progress | None
+) -> tuple[np.ndarray, np.ndarray]:
     chunks = _chunks(sets, jobs * 4)
     parts, done = {}, 0
     with tempfile.TemporaryDirectory(prefix="backtape-opt-") as tmp:
@@ -124,8 +126,9 @@ def _ray_eval(data: MarketData, spec: EvalSpec, sets: list[ParamSet]) -> tuple[n
     return evaluate(data, spec, sets)
 
 
-def _run_ray(data: MarketData, spec: EvalSpec, sets: list[ParamSet], address: str | None,
-             progress: Progress | None) -> tuple[np.ndarray, np.ndarray]:
+def _run_ray(
+    data: MarketData, spec: EvalSpec, sets: list[ParamSet], address: str | None, progress: Progress | None
+) -> tuple[np.ndarray, np.ndarray]:
     if not ray_available():
         raise ConfigError("executor='ray' needs the ray extra: pip install 'backtape[ray]'")
     import ray

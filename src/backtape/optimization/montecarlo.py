@@ -65,7 +65,9 @@ def _returns(equity: np.ndarray) -> np.ndarray:
     return np.where(prev > 0, equity[1:] / np.where(prev > 0, prev, 1.0) - 1.0, 0.0)
 
 
-def _equity_before(equity_ts: np.ndarray, equity: np.ndarray, entry_ts: np.ndarray, cash: float) -> np.ndarray:
+def _equity_before(
+    equity_ts: np.ndarray, equity: np.ndarray, entry_ts: np.ndarray, cash: float
+) -> np.ndarray:
     """Equity at the last bar end at or before each entry (the cash before the first bar)."""
     i = np.searchsorted(equity_ts, entry_ts, "right") - 1
     return np.where(i >= 0, equity[np.maximum(i, 0)], cash)
@@ -75,7 +77,9 @@ def _from_event(equity: pl.DataFrame, trades: pl.DataFrame, cash: float, metrics
     eq = equity["equity"].to_numpy().astype(np.float64)
     ts = equity["ts"].cast(pl.Int64).to_numpy()
     closed = trades.filter(~pl.col("is_open")) if "is_open" in trades.columns else trades
-    base = _equity_before(ts, eq, closed["entry_time"].cast(pl.Int64).to_numpy(), cash) if closed.height else []
+    base = (
+        _equity_before(ts, eq, closed["entry_time"].cast(pl.Int64).to_numpy(), cash) if closed.height else []
+    )
     r = closed["pnl"].to_numpy() / np.asarray(base) if closed.height else np.zeros(0)
     return _Run(eq, r, cash, _periods_per_year(eq, metrics))
 
@@ -135,14 +139,22 @@ def monte_carlo(
     if method == "reshuffle":
         if r.trade_returns.size == 0:
             raise ConfigError("the run has no closed trades to reshuffle; use method='bootstrap'")
-        table = reshuffle_trades(r.trade_returns, cash=r.cash, n_simulations=n_simulations, seed=seed,
-                                 percentiles=percentiles)  # fmt: skip
+        table = reshuffle_trades(
+            r.trade_returns, cash=r.cash, n_simulations=n_simulations, seed=seed, percentiles=percentiles
+        )
         path = r.trade_returns
         ppy = 1.0
     else:
         path = _returns(r.equity)
-        table = bootstrap_returns(path, cash=r.cash, n_simulations=n_simulations, block_size=block,
-                                  periods_per_year=r.periods_per_year, seed=seed, percentiles=percentiles)  # fmt: skip
+        table = bootstrap_returns(
+            path,
+            cash=r.cash,
+            n_simulations=n_simulations,
+            block_size=block,
+            periods_per_year=r.periods_per_year,
+            seed=seed,
+            percentiles=percentiles,
+        )
         ppy = r.periods_per_year
     observed = _observed(path, r.cash, ppy)
     return MonteCarloResult(table, observed, method, n_simulations, seed)

@@ -138,8 +138,9 @@ class OptimizationEngine:
     def descending(self) -> bool:
         return self.metric not in LOWER_IS_BETTER
 
-    def candidates(self, strategy: Any, grid: Mapping[str, Iterable[Any]],
-                   constraint: Constraint | None = None) -> tuple[list[ParamSet], int]:
+    def candidates(
+        self, strategy: Any, grid: Mapping[str, Iterable[Any]], constraint: Constraint | None = None
+    ) -> tuple[list[ParamSet], int]:
         """The valid sets of the grid (constraint and strategy checks passed), and how many were not."""
         total = math.prod(len(list(v)) for v in grid.values()) if grid else 0
         sets = parameter_sets(grid, constraint)
@@ -173,13 +174,15 @@ class OptimizationEngine:
             metrics, blocks = self._run(data, spec, sets, progress)
         return self._result(data, spec, sets, metrics, blocks, skipped, time.perf_counter() - t0)
 
-    def _run(self, data: MarketData, spec: EvalSpec, sets: list[ParamSet],
-             progress: Progress | None) -> tuple[np.ndarray, np.ndarray]:
+    def _run(
+        self, data: MarketData, spec: EvalSpec, sets: list[ParamSet], progress: Progress | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         return run_sets(data, spec, sets, executor=self.executor, n_jobs=self.n_jobs, address=self.address,
                         progress=progress)  # fmt: skip
 
-    def _tpe(self, data: MarketData, spec: EvalSpec, sets: list[ParamSet],
-             progress: Progress | None) -> tuple[list[ParamSet], np.ndarray, np.ndarray]:
+    def _tpe(
+        self, data: MarketData, spec: EvalSpec, sets: list[ParamSet], progress: Progress | None
+    ) -> tuple[list[ParamSet], np.ndarray, np.ndarray]:
         """Optuna TPE over the valid sets' values; proposals outside them are pruned, repeats reused."""
         try:
             import optuna
@@ -209,8 +212,9 @@ class OptimizationEngine:
                     study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 elif key in seen:
                     study.tell(trial, _objective(rows_m[seen[key]][col]))
-                elif len(done_sets) + len(fresh) < target and key not in {tuple(p[n] for n in names)
-                                                                          for _, p in fresh}:
+                elif len(done_sets) + len(fresh) < target and key not in {
+                    tuple(p[n] for n in names) for _, p in fresh
+                }:
                     fresh.append((trial, params))
                 else:
                     study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -227,8 +231,16 @@ class OptimizationEngine:
                 progress(len(done_sets), target)
         return done_sets, np.array(rows_m), np.array(rows_b)
 
-    def _result(self, data: MarketData, spec: EvalSpec, sets: list[ParamSet], metrics: np.ndarray,
-                blocks: np.ndarray, skipped: int, duration: float) -> OptimizationResult:
+    def _result(
+        self,
+        data: MarketData,
+        spec: EvalSpec,
+        sets: list[ParamSet],
+        metrics: np.ndarray,
+        blocks: np.ndarray,
+        skipped: int,
+        duration: float,
+    ) -> OptimizationResult:
         names = tuple(sets[0])
         params = pl.DataFrame([{n: s[n] for n in names} for s in sets])
         full = pl.concat([params, metrics_frame(metrics)], how="horizontal").with_row_index("_set")
@@ -319,8 +331,15 @@ def optimize(
     return result
 
 
-def save_optimization(result: OptimizationResult, store: Any, *, strategy: str, data: MarketData,
-                      grid: Mapping[str, Iterable[Any]], options: Mapping[str, Any]) -> int:
+def save_optimization(
+    result: OptimizationResult,
+    store: Any,
+    *,
+    strategy: str,
+    data: MarketData,
+    grid: Mapping[str, Iterable[Any]],
+    options: Mapping[str, Any],
+) -> int:
     """Store ``result`` (and an event-engine winner as a backtest run); sets ``optimization_id``."""
     from ..results import ResultsStore
 

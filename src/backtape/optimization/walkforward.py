@@ -48,19 +48,28 @@ class WalkForwardResult:
     anchored: bool
 
     def __repr__(self) -> str:
-        return (f"WalkForwardResult({self.windows.height} windows, {'anchored' if self.anchored else 'rolling'}, "
-                f"OOS CAGR {self.metrics.get('cagr', math.nan):+.2%}, efficiency {self.efficiency:.3f})")  # fmt: skip
+        return (
+            f"WalkForwardResult({self.windows.height} windows, {'anchored' if self.anchored else 'rolling'}, "
+            f"OOS CAGR {self.metrics.get('cagr', math.nan):+.2%}, efficiency {self.efficiency:.3f})"
+        )
 
 
-def window_bounds(n_bars: int, train_periods: int, test_periods: int, step_size: int,
-                  anchored: bool) -> list[tuple[int, int, int]]:  # fmt: skip
+def window_bounds(
+    n_bars: int, train_periods: int, test_periods: int, step_size: int, anchored: bool
+) -> list[tuple[int, int, int]]:
     """``(train_start, test_start, test_end)`` bar offsets of every window over ``n_bars`` bars."""
-    for name, v in (("train_periods", train_periods), ("test_periods", test_periods), ("step_size", step_size)):
+    for name, v in (
+        ("train_periods", train_periods),
+        ("test_periods", test_periods),
+        ("step_size", step_size),
+    ):
         if int(v) != v or v < 1:
             raise ConfigError(f"{name} must be a positive whole number of bars, got {v!r}")
     if step_size < test_periods:
-        raise ConfigError(f"step_size ({step_size}) must be >= test_periods ({test_periods}): test windows "
-                          "would overlap and the stitched out-of-sample curve would count bars twice")  # fmt: skip
+        raise ConfigError(
+            f"step_size ({step_size}) must be >= test_periods ({test_periods}): test windows "
+            "would overlap and the stitched out-of-sample curve would count bars twice"
+        )
     out = []
     k = 0
     while True:
@@ -112,12 +121,21 @@ def walk_forward(
     ``progress(done, total)`` counts windows.
     """
     grid = {name: list(values) for name, values in grid.items()}
-    eng = OptimizationEngine(metric=metric, method=method, n_samples=n_samples, seed=seed,
-                             n_partitions=n_partitions, engine=engine, executor=executor, n_jobs=n_jobs)  # fmt: skip
+    eng = OptimizationEngine(
+        metric=metric,
+        method=method,
+        n_samples=n_samples,
+        seed=seed,
+        n_partitions=n_partitions,
+        engine=engine,
+        executor=executor,
+        n_jobs=n_jobs,
+    )
     sets, _ = eng.candidates(strategy, grid, constraint)
     spec = EvalSpec(strategy, engine, dict(options), n_partitions)
-    data = load_market_data(symbols, start, end, frequency, source,
-                            warmup=max(EvalSpec(strategy).warmup(s) for s in sets))  # fmt: skip
+    data = load_market_data(
+        symbols, start, end, frequency, source, warmup=max(EvalSpec(strategy).warmup(s) for s in sets)
+    )
     sym = data.symbols[0]
     first, last = data.span(sym)
     ts = np.asarray(data.bars[sym]["ts"])
@@ -130,7 +148,11 @@ def walk_forward(
         best = res.best
         if engine == "event":
             run = event_run(test, spec, best)
-            eq, when, oos = run.equity["equity"].to_numpy(), run.equity["ts"].cast(pl.Int64).to_numpy(), run.metrics
+            eq, when, oos = (
+                run.equity["equity"].to_numpy(),
+                run.equity["ts"].cast(pl.Int64).to_numpy(),
+                run.metrics,
+            )
         else:
             run = best_vector_run(test, spec, best)
             eq = run.equity[:, 0]
@@ -142,18 +164,32 @@ def walk_forward(
         stamps.append(when)
         capital = float(pieces[-1][-1])
         top = res.table.row(0, named=True)
-        rows.append({"window": k, "train_start": train.start, "train_end": train.end, "test_start": test.start,
-                     "test_end": test.end, **best, f"is_{metric}": top[metric], f"oos_{metric}": oos[metric],
-                     "is_cagr": top["cagr"], "oos_cagr": oos["cagr"], "oos_return": oos["total_return"]})  # fmt: skip
+        rows.append(
+            {
+                "window": k,
+                "train_start": train.start,
+                "train_end": train.end,
+                "test_start": test.start,
+                "test_end": test.end,
+                **best,
+                f"is_{metric}": top[metric],
+                f"oos_{metric}": oos[metric],
+                "is_cagr": top["cagr"],
+                "oos_cagr": oos["cagr"],
+                "oos_return": oos["total_return"],
+            }
+        )
         if progress is not None:
             progress(k + 1, len(bounds))
     equity = np.concatenate(pieces)
     utc = pl.Datetime("ns", "UTC")
     curve = pl.DataFrame({"ts": pl.Series(np.concatenate(stamps)).cast(utc), "equity": equity})
-    metrics = compute_metrics(_with_start(equity, float(options.get("cash", 10_000.0))),
-                              periods_per_year=data.periods_per_year)  # fmt: skip
-    windows = pl.DataFrame(rows).with_columns(pl.col("train_start", "train_end", "test_start", "test_end")
-                                              .cast(utc))  # fmt: skip
+    metrics = compute_metrics(
+        _with_start(equity, float(options.get("cash", 10_000.0))), periods_per_year=data.periods_per_year
+    )
+    windows = pl.DataFrame(rows).with_columns(
+        pl.col("train_start", "train_end", "test_start", "test_end").cast(utc)
+    )
     is_cagr = windows["is_cagr"].drop_nans().drop_nulls().mean()
     eff = metrics["cagr"] / is_cagr if is_cagr not in (None, 0.0) else math.nan
     return WalkForwardResult(windows, curve, metrics, float(eff), metric, anchored)
