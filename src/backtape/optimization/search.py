@@ -299,6 +299,7 @@ def optimize(
     address: str | None = None,
     progress: Progress | None = None,
     adjustment: str = "split",
+    warmup: int = 0,
     **options: Any,
 ) -> OptimizationResult:
     """Load ``symbols`` once, search ``grid`` for ``strategy`` and (with ``store``) save the result.
@@ -307,7 +308,8 @@ def optimize(
     ``"donchian_breakout"``, ``"momentum"``), ``file.py:Class``, a ``Strategy`` class or (vector
     engine) a signal function ``f(bars, **params) -> {"entries": ..., "exits": ...}``.
     ``constraint``: a callable on the parameter dict or an expression such as ``"fast < slow"``.
-    ``options``: trading options (cash, commission, slippage_bps, fill; the vector engine also takes
+    ``warmup``: bars loaded before ``start`` at least (a signal function's warm-up; a strategy's
+    own ``warmup`` is always honoured). ``options``: trading options (cash, commission, slippage_bps, fill; the vector engine also takes
     stop_loss, take_profit, trailing_stop...). ``store``: a ``ResultsStore`` or database path/URL;
     the event engine's winning run is stored as a backtest too. The vector engine trades one symbol,
     on prices adjusted as of ``end`` when the range holds corporate actions (the event engine
@@ -320,8 +322,8 @@ def optimize(
     EvalSpec(strategy, engine)  # validates the engine name before any data is fetched
     sets, _ = eng.candidates(strategy, grid, constraint)
     spec = EvalSpec(strategy)
-    warmup = max(spec.warmup(s) for s in sets)
-    data = load_market_data(symbols, start, end, frequency, source, warmup=warmup, adjustment=adjustment)
+    need = max(warmup, *(spec.warmup(s) for s in sets))
+    data = load_market_data(symbols, start, end, frequency, source, warmup=need, adjustment=adjustment)
     if engine == "event":
         options.setdefault("adjustment", adjustment)
     result = eng.optimize(strategy, grid, data, constraint=constraint, progress=progress, **options)
