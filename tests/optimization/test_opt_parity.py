@@ -33,37 +33,138 @@ def _source(kind: str, symbol: str) -> object:
 
 CASES = [
     # strategy, params, source, symbol, start, end, frequency, commission, fill
-    ("sma_crossover", {"fast": 10, "slow": 40}, "sample", "AAPL", "2013-01-01", "2015-01-01", "1d", 0.001,
-     "next_open"),
-    ("sma_crossover", {"fast": 5, "slow": 20, "allow_short": True}, "sample", "MSFT", "2012-06-01", "2015-01-01",
-     "1d", 0.002, "close"),
-    ("rsi_mean_reversion", {"period": 14, "lower": 35.0, "exit": 55.0}, "sample", "KO", "2013-01-01",
-     "2015-01-01", "1d", 0.001, "next_open"),
-    ("rsi_mean_reversion", {"period": 7, "lower": 30.0, "exit": 50.0}, "synthetic", "SYN", "2020-01-01",
-     "2023-01-01", "1d", 0.0005, "close"),
-    ("rsi_mean_reversion", {"period": 14, "lower": 30.0, "exit": 60.0}, "synthetic", "SYN", "2024-03-04",
-     "2024-03-09", "1min", 0.0002, "next_open"),
-    ("donchian_breakout", {"entry": 20, "exit": 10}, "sample", "IBM", "2013-01-01", "2015-01-01", "1d", 0.001,
-     "next_open"),
-    ("donchian_breakout", {"entry": 30, "exit": 15}, "synthetic", "SYN", "2019-01-01", "2023-01-01", "1d", 0.0,
-     "close"),
-    ("donchian_breakout", {"entry": 60, "exit": 30}, "synthetic", "SYN", "2024-03-04", "2024-03-09", "1min",
-     0.0005, "next_open"),
-    ("momentum", {"lookback": 30, "threshold": 0.0}, "synthetic", "SYN", "2019-01-01", "2023-01-01", "1d", 0.001,
-     "next_open"),
-    ("momentum", {"lookback": 20, "threshold": 0.02}, "sample", "AAPL", "2013-01-01", "2015-01-01", "1d", 0.0,
-     "close"),
-]  # fmt: skip
+    (
+        "sma_crossover",
+        {"fast": 10, "slow": 40},
+        "sample",
+        "AAPL",
+        "2013-01-01",
+        "2015-01-01",
+        "1d",
+        0.001,
+        "next_open",
+    ),
+    (
+        "sma_crossover",
+        {"fast": 5, "slow": 20, "allow_short": True},
+        "sample",
+        "MSFT",
+        "2012-06-01",
+        "2015-01-01",
+        "1d",
+        0.002,
+        "close",
+    ),
+    (
+        "rsi_mean_reversion",
+        {"period": 14, "lower": 35.0, "exit": 55.0},
+        "sample",
+        "KO",
+        "2013-01-01",
+        "2015-01-01",
+        "1d",
+        0.001,
+        "next_open",
+    ),
+    (
+        "rsi_mean_reversion",
+        {"period": 7, "lower": 30.0, "exit": 50.0},
+        "synthetic",
+        "SYN",
+        "2020-01-01",
+        "2023-01-01",
+        "1d",
+        0.0005,
+        "close",
+    ),
+    (
+        "rsi_mean_reversion",
+        {"period": 14, "lower": 30.0, "exit": 60.0},
+        "synthetic",
+        "SYN",
+        "2024-03-04",
+        "2024-03-09",
+        "1min",
+        0.0002,
+        "next_open",
+    ),
+    (
+        "donchian_breakout",
+        {"entry": 20, "exit": 10},
+        "sample",
+        "IBM",
+        "2013-01-01",
+        "2015-01-01",
+        "1d",
+        0.001,
+        "next_open",
+    ),
+    (
+        "donchian_breakout",
+        {"entry": 30, "exit": 15},
+        "synthetic",
+        "SYN",
+        "2019-01-01",
+        "2023-01-01",
+        "1d",
+        0.0,
+        "close",
+    ),
+    (
+        "donchian_breakout",
+        {"entry": 60, "exit": 30},
+        "synthetic",
+        "SYN",
+        "2024-03-04",
+        "2024-03-09",
+        "1min",
+        0.0005,
+        "next_open",
+    ),
+    (
+        "momentum",
+        {"lookback": 30, "threshold": 0.0},
+        "synthetic",
+        "SYN",
+        "2019-01-01",
+        "2023-01-01",
+        "1d",
+        0.001,
+        "next_open",
+    ),
+    (
+        "momentum",
+        {"lookback": 20, "threshold": 0.02},
+        "sample",
+        "AAPL",
+        "2013-01-01",
+        "2015-01-01",
+        "1d",
+        0.0,
+        "close",
+    ),
+]
 
 
-@pytest.mark.parametrize(("name", "params", "kind", "symbol", "start", "end", "frequency", "commission", "fill"),
-                         CASES)  # fmt: skip
-def test_vector_form_matches_event_engine(name: str, params: dict, kind: str, symbol: str, start: str, end: str,
-                                          frequency: str, commission: float, fill: str) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "params", "kind", "symbol", "start", "end", "frequency", "commission", "fill"), CASES
+)
+def test_vector_form_matches_event_engine(
+    name: str,
+    params: dict,
+    kind: str,
+    symbol: str,
+    start: str,
+    end: str,
+    frequency: str,
+    commission: float,
+    fill: str,
+) -> None:
     source = _source(kind, symbol)
     options = {"cash": 10_000.0, "commission": commission, "fill": fill}
-    event = run_backtest(StrategyFactory.create(name, **params), symbol, start, end, frequency, source=source,
-                         **options)  # fmt: skip
+    event = run_backtest(
+        StrategyFactory.create(name, **params), symbol, start, end, frequency, source=source, **options
+    )
     warmup = StrategyFactory.create(name, **params).warmup
     data = load_market_data(symbol, start, end, frequency, source, warmup=warmup)
     vec = best_vector_run(data, EvalSpec(name, "vector", options), params)
@@ -74,11 +175,15 @@ def test_vector_form_matches_event_engine(name: str, params: dict, kind: str, sy
     ours = event.trades
     assert ours.height == closed.height and ours.height >= 3, (ours.height, closed.height)
     at = np.asarray(data.bars[symbol]["ts" if fill == "next_open" else "ts_end"][first:last])
-    np.testing.assert_array_equal(np.searchsorted(at, ours["entry_time"].cast(pl.Int64).to_numpy()),
-                                  closed["entry_idx"].to_numpy())  # fmt: skip
-    np.testing.assert_array_equal(np.searchsorted(at, ours["exit_time"].cast(pl.Int64).to_numpy()),
-                                  closed["exit_idx"].to_numpy())  # fmt: skip
-    np.testing.assert_array_equal(ours["size"].to_numpy() * ours["side"].to_numpy(), closed["size"].to_numpy())
+    np.testing.assert_array_equal(
+        np.searchsorted(at, ours["entry_time"].cast(pl.Int64).to_numpy()), closed["entry_idx"].to_numpy()
+    )
+    np.testing.assert_array_equal(
+        np.searchsorted(at, ours["exit_time"].cast(pl.Int64).to_numpy()), closed["exit_idx"].to_numpy()
+    )
+    np.testing.assert_array_equal(
+        ours["size"].to_numpy() * ours["side"].to_numpy(), closed["size"].to_numpy()
+    )
     for col in ("entry_price", "exit_price", "pnl", "commission"):
         np.testing.assert_allclose(ours[col].to_numpy(), closed[col].to_numpy(), rtol=REL, err_msg=col)
     np.testing.assert_allclose(event.equity["equity"].to_numpy(), vec.equity[:, 0], rtol=REL)

@@ -62,14 +62,22 @@ def test_statistics_equal_the_formulas_on_the_full_return_matrix() -> None:
     rets, sharpes = [], []
     for fast, slow in res.table.select("fast", "slow").iter_rows():
         f, s = sma(close, fast)[first:], sma(close, slow)[first:]
-        run = simulate(close[first:], open=open_, entries=crossed_above(f, s), exits=crossed_below(f, s),
-                       trades=False, periods_per_year=data.periods_per_year)  # fmt: skip
+        run = simulate(
+            close[first:],
+            open=open_,
+            entries=crossed_above(f, s),
+            exits=crossed_below(f, s),
+            trades=False,
+            periods_per_year=data.periods_per_year,
+        )
         eq = run.equity[:, 0]
         rets.append(np.diff(eq) / eq[:-1])
         sharpes.append(run.column_metrics()["sharpe"] / math.sqrt(data.periods_per_year))
     matrix = np.stack(rets, axis=1)
     assert res.pbo == probability_of_backtest_overfitting(matrix, 8)["pbo"]
-    assert res.deflated_sharpe == pytest.approx(deflated_sharpe_ratio(matrix[:, 0], np.array(sharpes)), rel=1e-9)
+    assert res.deflated_sharpe == pytest.approx(
+        deflated_sharpe_ratio(matrix[:, 0], np.array(sharpes)), rel=1e-9
+    )
 
 
 def test_kernel_block_sums_equal_numpy_block_sums() -> None:
@@ -89,19 +97,22 @@ def test_event_engine_rows_equal_vector_rows() -> None:
     evt = optimize("sma_crossover", GRID, engine="event", n_jobs=1, **kw)
     assert evt.table.select("fast", "slow").equals(vec.table.select("fast", "slow"))
     for name in METRIC_NAMES:
-        np.testing.assert_allclose(evt.table[name].to_numpy(), vec.table[name].to_numpy(), rtol=1e-9, atol=1e-12,
-                                   err_msg=name)  # fmt: skip
+        np.testing.assert_allclose(
+            evt.table[name].to_numpy(), vec.table[name].to_numpy(), rtol=1e-9, atol=1e-12, err_msg=name
+        )
     assert evt.pbo == vec.pbo and evt.deflated_sharpe == pytest.approx(vec.deflated_sharpe, rel=1e-9)
 
 
 def test_other_builtins_optimize_on_both_engines() -> None:
     grid = {"entry": [10, 20, 40], "exit": [5, 10]}
     vec = optimize("donchian_breakout", grid, **SYN, metric="total_return", commission=0.001)
-    evt = optimize("donchian_breakout", grid, **SYN, metric="total_return", commission=0.001, engine="event",
-                   n_jobs=1)  # fmt: skip
+    evt = optimize(
+        "donchian_breakout", grid, **SYN, metric="total_return", commission=0.001, engine="event", n_jobs=1
+    )
     assert vec.table.height == 6 and vec.table.equals(evt.table.with_columns(vec.table.select(METRIC_NAMES)))
-    np.testing.assert_allclose(evt.table["final_equity"].to_numpy(), vec.table["final_equity"].to_numpy(),
-                               rtol=1e-9)  # fmt: skip
+    np.testing.assert_allclose(
+        evt.table["final_equity"].to_numpy(), vec.table["final_equity"].to_numpy(), rtol=1e-9
+    )
 
 
 def test_signal_function_strategy() -> None:
@@ -112,11 +123,20 @@ def test_signal_function_strategy() -> None:
     builtin = optimize("sma_crossover", GRID, **SYN, constraint="fast < slow")
     custom = optimize(cross, GRID, **SYN, constraint="fast < slow", warmup=60)
     assert custom.table.select("fast", "slow").equals(builtin.table.select("fast", "slow"))
-    np.testing.assert_allclose(custom.table["sharpe"].to_numpy(), builtin.table["sharpe"].to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(
+        custom.table["sharpe"].to_numpy(), builtin.table["sharpe"].to_numpy(), rtol=1e-9
+    )
 
 
 def test_random_search_is_seeded_and_minimizes_drawdown() -> None:
-    kw = {**SYN, "metric": "max_drawdown", "method": "random", "n_samples": 4, "seed": 2, "constraint": "fast < slow"}
+    kw = {
+        **SYN,
+        "metric": "max_drawdown",
+        "method": "random",
+        "n_samples": 4,
+        "seed": 2,
+        "constraint": "fast < slow",
+    }
     a, b = optimize("sma_crossover", GRID, **kw), optimize("sma_crossover", GRID, **kw)
     assert a.table.height == 4 and a.table.equals(b.table)
     assert a.table["max_drawdown"].is_sorted()
@@ -128,7 +148,9 @@ def test_tpe_search_proposes_valid_distinct_sets() -> None:
     res = optimize("sma_crossover", grid, **SYN, method="tpe", n_samples=12, seed=1, constraint="fast < slow")
     pairs = res.table.select("fast", "slow").rows()
     assert len(pairs) == 12 == len(set(pairs)) and all(f < s for f, s in pairs)
-    again = optimize("sma_crossover", grid, **SYN, method="tpe", n_samples=12, seed=1, constraint="fast < slow")
+    again = optimize(
+        "sma_crossover", grid, **SYN, method="tpe", n_samples=12, seed=1, constraint="fast < slow"
+    )
     assert again.table.equals(res.table)
 
 
@@ -167,7 +189,16 @@ def test_data_is_fetched_once(engine: str, n_jobs: int) -> None:
     """One upstream call for the whole search, also with worker processes (they map the arrays)."""
     src = CountingSource()
     done: list[tuple[int, int]] = []
-    res = optimize("sma_crossover", {"fast": [5, 10], "slow": [20, 30, 40]}, "SYN", "2021-01-01", "2022-01-01",
-                   source=src, engine=engine, n_jobs=n_jobs, progress=lambda d, t: done.append((d, t)))  # fmt: skip
+    res = optimize(
+        "sma_crossover",
+        {"fast": [5, 10], "slow": [20, 30, 40]},
+        "SYN",
+        "2021-01-01",
+        "2022-01-01",
+        source=src,
+        engine=engine,
+        n_jobs=n_jobs,
+        progress=lambda d, t: done.append((d, t)),
+    )
     assert src.calls == ["bars 1d"]
     assert res.table.height == 6 and done[-1] == (6, 6)
