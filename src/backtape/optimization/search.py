@@ -310,8 +310,9 @@ def optimize(
     ``constraint``: a callable on the parameter dict or an expression such as ``"fast < slow"``.
     ``warmup``: bars loaded before ``start`` at least (a signal function's warm-up; a strategy's
     own ``warmup`` is always honoured). ``options``: trading options (cash, commission,
-    slippage_bps, fill; the vector engine also takes stop_loss, take_profit, trailing_stop...). ``store``: a ``ResultsStore`` or database path/URL;
-    the event engine's winning run is stored as a backtest too. The vector engine trades one symbol,
+    slippage_bps, fill; the vector engine also takes stop_loss, take_profit, trailing_stop...).
+    ``store``: a ``ResultsStore`` or database path/URL; the event engine's winning run is stored
+    as a backtest too. The vector engine trades one symbol,
     on prices adjusted as of ``end`` when the range holds corporate actions (the event engine
     trades raw prices and books splits and dividends, so the two differ only then).
     """
