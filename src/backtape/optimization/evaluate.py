@@ -208,7 +208,7 @@ def best_vector_run(data: MarketData, spec: EvalSpec, params: ParamSet) -> Any:
     first, last = data.span(sym)
     px = _vector_prices(data, sym)
     signals = _set_signals(data, spec, sym, params, first, last, px)
-    return _simulate(px, first, last, signals, spec.n_blocks, {**_vector_options(data, spec), "trades": True})
+    return _simulate(px, first, last, signals, 0, {**_vector_options(data, spec), "trades": True})
 
 
 # event engine --------------------------------------------------------------------------------------
