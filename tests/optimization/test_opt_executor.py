@@ -47,7 +47,7 @@ def test_ray_executor_matches_local() -> None:
                        progress=lambda d, t: done.append((d, t)))  # fmt: skip
         evt = optimize("sma_crossover", GRID, **SYN, commission=0.001, executor="ray", engine="event")
         assert vec.table.equals(local.table) and done[-1] == (6, 6)
-        np.testing.assert_allclose(evt.table["final_equity"].to_numpy(), local.table["final_equity"].to_numpy(),
-                                   rtol=1e-9)  # fmt: skip
+        expected = local.table["final_equity"].to_numpy()
+        np.testing.assert_allclose(evt.table["final_equity"].to_numpy(), expected, rtol=1e-9)
     finally:
         ray.shutdown()
