@@ -51,3 +51,12 @@ def test_ray_executor_matches_local() -> None:
         np.testing.assert_allclose(evt.table["final_equity"].to_numpy(), expected, rtol=1e-9)
     finally:
         ray.shutdown()
+
+
+def test_a_named_provider_is_read_through_the_cache(tmp_path: Path) -> None:
+    from backtape.cache import CachedDataSource
+    from backtape.optimization.data import resolve_source
+
+    src = resolve_source("yahoo", cache_dir=tmp_path)
+    assert isinstance(src, CachedDataSource)
+    assert not isinstance(resolve_source("synthetic"), CachedDataSource)

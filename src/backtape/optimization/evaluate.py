@@ -4,10 +4,12 @@ Per parameter set the result is one row of ``METRIC_NAMES`` and the sums of its 
 and squared returns over ``n_blocks`` equal blocks (all that CSCV/PBO needs; see ``stats``).
 
 * ``engine="vector"`` (one symbol): ``sma_crossover`` is swept by the streaming crossover kernel
-  (each moving average computed once); any other strategy with ``vector_signals(bars)`` (the
-  built-ins) or a signal function ``f(bars, **params) -> {"entries": ..., "exits": ...}`` is
-  simulated in chunks of columns. Each set's indicators are computed from the same first bar the
-  event engine would load for it (its own warm-up), so both engines see identical values.
+  (each moving average computed once, from the first loaded bar: an SMA does not depend on where
+  it starts, up to the last bit of its running sum); any other strategy with
+  ``vector_signals(bars)`` (the built-ins) or a signal function ``f(bars, **params) ->
+  {"entries": ..., "exits": ...}`` is simulated in chunks of columns, each set's indicators
+  computed from the first bar the event engine would load for it (its own warm-up), so that
+  recursive indicators (RSI, EMA) see exactly the event engine's values.
 * ``engine="event"``: ``run_backtest`` per set on an in-memory source holding the loaded bars.
 """
 
