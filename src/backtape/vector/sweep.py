@@ -21,7 +21,7 @@ from ..analytics import metrics_frame
 from ..errors import ConfigError
 from . import _kernel as k
 from .engine import NO_BLOCKS, ArrayLike, _prices, block_bounds, cost_params
-from .indicators import sma_kernel
+from .indicators import _has_nan, sma4_kernel, sma_kernel
 
 _NO_BOOL = np.zeros((0, 0), dtype=np.bool_)
 _NO_FLOAT = np.zeros((0, 0))
@@ -31,11 +31,21 @@ _NO_INDEX = np.zeros(0, dtype=np.int64)
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def _sma_rows(close: np.ndarray, windows: np.ndarray) -> np.ndarray:
-    """One SMA row per window (rows x bars), computed in parallel."""
-    out = np.empty((windows.shape[0], close.shape[0]))
-    for r in prange(windows.shape[0]):
-        sma_kernel(close, windows[r], out[r])
-    return out
+    """One SMA row per window (rows x bars): four windows per pass, passes in parallel."""
+    n = windows.shape[0]
+    if _has_nan(close):
+        out = np.empty((n, close.shape[0]))
+        for r in prange(n):
+            sma_kernel(close, windows[r], out[r])
+        return out
+    groups = (n + 3) // 4
+    out = np.empty((groups * 4, close.shape[0]))
+    last = n - 1  # the last group repeats its last window as needed
+    for g in prange(groups):
+        a = 4 * g
+        sma4_kernel(close, windows[a], windows[min(a + 1, last)], windows[min(a + 2, last)],
+                    windows[min(a + 3, last)], out[a : a + 4])  # fmt: skip
+    return out[:n]
 
 
 def sma_pairs(fast: Iterable[int], slow: Iterable[int]) -> np.ndarray:
