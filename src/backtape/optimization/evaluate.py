@@ -76,13 +76,35 @@ class EvalSpec:
         return int(getattr(strat, "warmup", 0) or 0)
 
 
-def evaluate(data: MarketData, spec: EvalSpec, sets: list[ParamSet]) -> tuple[np.ndarray, np.ndarray]:
-    """Metrics (sets x ``METRIC_NAMES``) and block sums (sets x 2 x ``n_blocks``) of ``sets``."""
+class _Tally:
+    """Reports ``progress(done, total)`` as sets finish (a no-op without a callback)."""
+
+    def __init__(self, progress: Callable[[int, int], None] | None, total: int) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+
+    def step(self, n_sets: int, chunks: int = 10) -> int:
+        """Sets per chunk: everything at once unless progress is reported."""
+        return n_sets if self.progress is None else max(1, -(-n_sets // chunks))
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
+def evaluate(
+    data: MarketData, spec: EvalSpec, sets: list[ParamSet], progress: Callable[[int, int], None] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Metrics (sets x ``METRIC_NAMES``) and block sums (sets x 2 x ``n_blocks``) of ``sets``.
+
+    ``progress(done, total)`` is called as chunks of sets finish.
+    """
     if not sets:
         return np.empty((0, N_METRICS)), np.empty((0, 2, spec.n_blocks))
+    tick = _Tally(progress, len(sets))
     if spec.engine == "event":
-        return _event(data, spec, sets)
-    return _vector(data, spec, sets)
+        return _event(data, spec, sets, tick)
+    return _vector(data, spec, sets, tick)
 
 
 # vector engine -------------------------------------------------------------------------------------
@@ -109,12 +131,14 @@ def _vector_options(data: MarketData, spec: EvalSpec) -> dict[str, Any]:
     return {"periods_per_year": data.periods_per_year, **spec.options}
 
 
-def _vector(data: MarketData, spec: EvalSpec, sets: list[ParamSet]) -> tuple[np.ndarray, np.ndarray]:
+def _vector(
+    data: MarketData, spec: EvalSpec, sets: list[ParamSet], tick: _Tally
+) -> tuple[np.ndarray, np.ndarray]:
     from ..engine.builtins import SmaCrossover
 
     cls = strategy_class(spec.strategy)
     if cls is SmaCrossover:
-        return _sma_sweep(data, spec, sets)
+        return _sma_sweep(data, spec, sets, tick)
     sym = _vector_symbol(data)
     first, last = data.span(sym)
     px = _vector_prices(data, sym)
@@ -131,6 +155,7 @@ def _vector(data: MarketData, spec: EvalSpec, sets: list[ParamSet]) -> tuple[np.
         res = _simulate(px, first, last, kwargs, spec.n_blocks, opts)
         metrics.append(res.metric_values)
         blocks.append(res.blocks)
+        tick(len(part))
     return np.concatenate(metrics), np.concatenate(blocks)
 
 
@@ -179,28 +204,35 @@ def _set_signals(
     return result
 
 
-def _sma_sweep(data: MarketData, spec: EvalSpec, sets: list[ParamSet]) -> tuple[np.ndarray, np.ndarray]:
-    """sma_crossover sets through the streaming sweep, grouped by ``allow_short``."""
-    from ..vector.sweep import sma_crossover_sweep
+def _sma_sweep(
+    data: MarketData, spec: EvalSpec, sets: list[ParamSet], tick: _Tally
+) -> tuple[np.ndarray, np.ndarray]:
+    """sma_crossover sets through the streaming crossover kernel: each SMA line computed once."""
+    from ..vector.sweep import _sma_rows, crossover_sweep
 
     sym = _vector_symbol(data)
     first, last = data.span(sym)
     px = _vector_prices(data, sym)
     opts = _vector_options(data, spec)
+    built = [spec.build(p) for p in sets]
+    grid = np.array([(s.fast, s.slow) for s in built], dtype=np.int64)
+    windows, inverse = np.unique(grid, return_inverse=True)
+    inverse = inverse.reshape(grid.shape)
+    close = np.ascontiguousarray(px["close"][:last], dtype=np.float64)
+    lines = np.ascontiguousarray(_sma_rows(close, windows)[:, first:])
+    prices = {k: np.asarray(px[k][first:last]) for k in ("open", "high", "low")}
+    shorts = np.array([bool(s.allow_short) for s in built])
     metrics = np.empty((len(sets), N_METRICS))
     blocks = np.empty((len(sets), 2, spec.n_blocks))
-    built = [spec.build(p) for p in sets]
+    step = tick.step(len(sets))
     for short in (False, True):
-        idx = [i for i, s in enumerate(built) if bool(s.allow_short) == short]
-        if not idx:
-            continue
-        pairs = np.array([(built[i].fast, built[i].slow) for i in idx], dtype=np.int64)
-        table, sums = sma_crossover_sweep(
-            np.asarray(px["close"][:last]), pairs=pairs, warmup=first, open=px["open"][:last],
-            high=px["high"][:last], low=px["low"][:last], allow_short=short, blocks=spec.n_blocks, **opts,
-        )  # fmt: skip
-        metrics[idx] = table.select(METRIC_NAMES).to_numpy()
-        blocks[idx] = sums
+        idx = np.flatnonzero(shorts == short)
+        for lo in range(0, len(idx), step):
+            part = idx[lo : lo + step]
+            metrics[part], blocks[part] = crossover_sweep(
+                close[first:], lines, inverse[part], allow_short=short, blocks=spec.n_blocks, **prices, **opts
+            )
+            tick(len(part))
     return metrics, blocks
 
 
@@ -223,7 +255,9 @@ def event_run(data: MarketData, spec: EvalSpec, params: ParamSet, source: Any = 
                         **spec.options)  # fmt: skip
 
 
-def _event(data: MarketData, spec: EvalSpec, sets: list[ParamSet]) -> tuple[np.ndarray, np.ndarray]:
+def _event(
+    data: MarketData, spec: EvalSpec, sets: list[ParamSet], tick: _Tally
+) -> tuple[np.ndarray, np.ndarray]:
     if strategy_class(spec.strategy) is None:
         raise ConfigError("the event engine needs a Strategy (name or class), not a signal function")
     src = data.frame_source()
@@ -233,6 +267,7 @@ def _event(data: MarketData, spec: EvalSpec, sets: list[ParamSet]) -> tuple[np.n
         res = event_run(data, spec, params, src)
         metrics[i] = [res.metrics[name] for name in METRIC_NAMES]
         blocks[i] = equity_block_sums(res.equity["equity"].to_numpy(), spec.n_blocks)
+        tick(1)
     return metrics, blocks
 
 

@@ -2,7 +2,8 @@
 
 * ``local`` with the vector engine: in this process; the numba kernel already spreads columns over
   ``n_jobs`` threads.
-* ``local`` with the event engine (Python per bar): a pool of ``n_jobs`` worker processes. The
+* ``local`` with the event engine (Python per bar): a pool of ``n_jobs`` worker processes (by
+  default all cores, once the search has ``_POOL_MIN_SETS`` sets or more). The
   loaded arrays are written once as ``.npy`` files in a temporary folder and every worker maps
   them (``np.load(mmap_mode="r")``): no worker fetches anything.
 * ``ray``: chunks become Ray tasks; the data goes once into Ray's shared-memory object store
@@ -31,6 +32,8 @@ Progress = Callable[[int, int], None]
 EXECUTORS = ("local", "ray")
 
 _WORKER_DATA: dict[str, MarketData] = {}
+#: event-engine searches of at least this many sets use the process pool when n_jobs is not given
+_POOL_MIN_SETS = 8
 
 
 def _worker_init(manifest: str) -> None:
@@ -62,7 +65,9 @@ def run_sets(
     jobs = max(1, int(n_jobs or os.cpu_count() or 1))
     if executor == "ray":
         return _run_ray(data, spec, sets, address, progress)
-    if spec.engine == "event" and jobs > 1 and len(sets) > 1:
+    # Starting workers costs about a second each: without an explicit n_jobs, small searches stay here.
+    enough = len(sets) > 1 if n_jobs else len(sets) >= _POOL_MIN_SETS
+    if spec.engine == "event" and jobs > 1 and enough:
         return _run_pool(data, spec, sets, jobs, progress)
     return _run_here(data, spec, sets, jobs, progress)
 
@@ -72,25 +77,16 @@ def _gather(parts: dict[int, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray
     return np.concatenate([p[0] for p in ordered]), np.concatenate([p[1] for p in ordered])
 
 
-def _run_here(
-    data: MarketData, spec: EvalSpec, sets: list[ParamSet], jobs: int, progress: Progress | None
-) -> tuple[np.ndarray, np.ndarray]:
+def _run_here(data: MarketData, spec: EvalSpec, sets: list[ParamSet], jobs: int,
+              progress: Progress | None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     import numba
 
-    # One chunk is fastest (each moving average computed once); chunks only to report progress.
-    chunks = _chunks(sets, 1 if progress is None else 10)
     before = numba.get_num_threads()
     numba.set_num_threads(max(1, min(jobs, numba.config.NUMBA_NUM_THREADS)))
-    parts, done = {}, 0
     try:
-        for i, chunk in enumerate(chunks):
-            parts[i] = evaluate(data, spec, chunk)
-            done += len(chunk)
-            if progress is not None:
-                progress(done, len(sets))
+        return evaluate(data, spec, sets, progress)
     finally:
         numba.set_num_threads(before)
-    return _gather(parts)
 
 
 def _run_pool(

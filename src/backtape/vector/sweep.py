@@ -101,17 +101,14 @@ def sma_crossover_sweep(
     slow: Iterable[int] | None = None,
     *,
     pairs: Sequence[tuple[int, int]] | np.ndarray | None = None,
-    warmup: int = 0,
     **options: object,
-) -> pl.DataFrame | tuple[pl.DataFrame, np.ndarray]:
+) -> pl.DataFrame:
     """Metrics of ``sma_crossover(fast, slow)`` for every pair, one row each (columns fast, slow, ...).
 
     Give ``fast`` and ``slow`` window ranges (pairs with fast < slow are kept) or explicit
     ``pairs``. Same semantics as the built-in strategy: long all-in (whole shares) when the fast SMA
     crosses above the slow one, flat (or short with ``allow_short=True``) when it crosses below.
-    Other options as in ``simulate`` (open, high, low, cash, commission, fill...). The first
-    ``warmup`` bars only feed the averages: trading starts after them (as the event engine's
-    pre-loaded lookback). With ``blocks=P`` returns ``(table, sums)`` (see ``crossover_sweep``).
+    Other options as in ``simulate`` (open, high, low, cash, commission, fill...).
     """
     if pairs is None:
         if fast is None or slow is None:
@@ -125,21 +122,9 @@ def sma_crossover_sweep(
     close_1d = np.require(np.asarray(close, dtype=np.float64), requirements=("C", "W"))
     if close_1d.ndim != 1:
         raise ConfigError(f"close must be one-dimensional for a sweep, got shape {close_1d.shape}")
-    if not 0 <= warmup < close_1d.shape[0]:
-        raise ConfigError(f"warmup must be within 0..{close_1d.shape[0] - 1}, got {warmup}")
     lines = _sma_rows(close_1d, windows)
-    if warmup:
-        lines = np.ascontiguousarray(lines[:, warmup:])
-        options = {name: _tail(v, warmup) if name in ("open", "high", "low") else v
-                   for name, v in options.items()}  # fmt: skip
-    out = crossover_sweep(close_1d[warmup:], lines, inverse.reshape(grid.shape), **options)
-    metrics, sums = out if isinstance(out, tuple) else (out, None)
+    metrics = crossover_sweep(close_1d, lines, inverse.reshape(grid.shape), **options)
     table = metrics_frame(metrics)
-    table = table.insert_column(0, pl.Series("slow", grid[:, 1])).insert_column(
+    return table.insert_column(0, pl.Series("slow", grid[:, 1])).insert_column(
         0, pl.Series("fast", grid[:, 0])
     )
-    return table if sums is None else (table, sums)
-
-
-def _tail(values: object, start: int) -> object:
-    return None if values is None else np.asarray(values, dtype=np.float64)[start:]
