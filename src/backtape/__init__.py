@@ -24,12 +24,14 @@ from .cache import (
 from .cache.bundles import BundleDataSource, BundleMetadata, ingest_to_bundle
 from .errors import (
     BacktapeError,
+    ConfigError,
     DataFormatError,
     DataValidationError,
     HistoryWindowStartsBeforeData,
     LookAheadError,
 )
 from .schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA
+from .sources import DataSource, get_source
 from .sources.local import read_bars, read_ticks
 from .timeframes import Timeframe
 from .validation import DataQualityWarning, QualityReport, validate_bars, validate_quotes, validate_trades
@@ -47,6 +49,8 @@ _LAZY: dict[str, str] = {
     "Fill": "engine",
     "Order": "engine",
     "Strategy": "engine",
+    "Trade": "engine",
+    "Quote": "engine",
     "StrategyFactory": "engine",
     "run_backtest": "engine",
     "sma_crossover": "engine",
@@ -61,6 +65,8 @@ _LAZY: dict[str, str] = {
     "RiskManager": "risk",
     "VolatilityTarget": "risk",
     "ResultsStore": "results",
+    "Config": "config",
+    "load_config": "config",
 }
 
 
@@ -83,6 +89,8 @@ __all__ = [
     "CacheFreshnessPolicy",
     "CacheStats",
     "CachedDataSource",
+    "ConfigError",
+    "DataSource",
     "DataFormatError",
     "DataQualityWarning",
     "DataValidationError",
@@ -97,6 +105,7 @@ __all__ = [
     "Timeframe",
     "__version__",
     "aggregate",
+    "get_source",
     "ingest_to_bundle",
     "read_bars",
     "read_ticks",

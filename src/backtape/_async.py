@@ -18,7 +18,10 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """
     try:
         asyncio.get_running_loop()
+        running = True
     except RuntimeError:
+        running = False
+    if not running:  # outside the except block, so errors carry no misleading context
         return asyncio.run(coro)
     box: dict[str, Any] = {}
 

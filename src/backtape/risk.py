@@ -10,16 +10,25 @@ max_position_pct       |position value| / equity after the order, per symbol
 max_portfolio_heat     sum over positions of |qty| * |price - stop| / equity (open risk to stops)
 max_gross_exposure     sum |position value| / equity after the order
 max_net_exposure       |sum position value| / equity after the order
-max_drawdown_halt      once equity falls this far below its peak, new risk is refused
-default_stop_loss_pct  stop distance assumed for a position that has no stop of its own
+max_drawdown_halt      once equity falls this far below its peak, new risk is refused for the rest
+                       of the run (the engine latches the breach; reducing orders still pass)
+default_stop_loss_pct  stop distance of a position that has no stop of its own: the engine's broker
+                       places a protective stop order this far from the entry fill (see
+                       ``backtape.engine.broker``) and sizing assumes it
 =====================  ==========================================================================
+
+Sizers turn equity and market facts into an unsigned quantity; a strategy asks for one with
+``ctx.size(symbol, side, stop=...)`` or places it with ``ctx.order_sized(...)`` (whole shares unless
+the asset allows fractions), where the engine supplies the equity, the latest price, the per-bar
+volatility (std of the last ``volatility_window`` close-to-close returns, read point in time through
+the portal) and the bars per year of the run.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +40,8 @@ class PortfolioSnapshot:
     positions: dict[str, float] = field(default_factory=dict)
     prices: dict[str, float] = field(default_factory=dict)
     stops: dict[str, float] = field(default_factory=dict)
+    #: the drawdown halt was breached earlier in the run (the halt stays on even if equity recovers)
+    halted: bool = False
 
     def value(self, symbol: str, quantity: float | None = None) -> float:
         qty = self.positions.get(symbol, 0.0) if quantity is None else quantity
@@ -48,10 +59,17 @@ class RiskDecision:
 
 
 class PositionSizer(Protocol):
-    """Turns equity and market facts into a target quantity (unsigned, before limits)."""
+    """Turns equity and market facts into a target quantity (unsigned, before limits).
+
+    ``volatility`` is the per-bar std of close-to-close returns over the last ``volatility_window``
+    returns (the engine computes it only for sizers whose window is positive); ``periods_per_year``
+    is the run's bars per year, for annualizing it.
+    """
+
+    volatility_window: int
 
     def size(self, equity: float, price: float, *, stop_price: float | None = None,
-             volatility: float | None = None) -> float: ...
+             volatility: float | None = None, periods_per_year: float | None = None) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +81,10 @@ class FixedFractional:
 
     fraction: float = 0.01
     fallback_stop_pct: float = 0.02
+    volatility_window: ClassVar[int] = 0
 
     def size(self, equity: float, price: float, *, stop_price: float | None = None,
-             volatility: float | None = None) -> float:
+             volatility: float | None = None, periods_per_year: float | None = None) -> float:
         dist = abs(price - stop_price) if stop_price is not None else price * self.fallback_stop_pct
         return 0.0 if dist <= 0 else equity * self.fraction / dist
 
@@ -79,6 +98,7 @@ class CappedKelly:
     payoff_ratio: float
     multiplier: float = 0.5
     cap: float = 0.25
+    volatility_window: ClassVar[int] = 0
 
     def fraction(self) -> float:
         if self.payoff_ratio <= 0:
@@ -87,7 +107,7 @@ class CappedKelly:
         return max(0.0, min(self.cap, kelly * self.multiplier))
 
     def size(self, equity: float, price: float, *, stop_price: float | None = None,
-             volatility: float | None = None) -> float:
+             volatility: float | None = None, periods_per_year: float | None = None) -> float:
         return equity * self.fraction() / price
 
 
@@ -95,19 +115,25 @@ class CappedKelly:
 class VolatilityTarget:
     """Size so the position's annualized volatility is ``target`` of equity.
 
-    ``volatility`` passed to :meth:`size` is per-bar return std; ``periods_per_year`` annualizes
-    it. Leverage is capped at ``max_leverage``.
+    ``volatility`` passed to :meth:`size` is the per-bar return std (over ``window`` returns in a
+    backtest); it is annualized with ``periods_per_year``, else the run's bars per year, else 252
+    (daily). Leverage is capped at ``max_leverage``.
     """
 
     target: float = 0.10
-    periods_per_year: float = 252.0
+    periods_per_year: float | None = None
     max_leverage: float = 1.0
+    window: int = 20
+
+    @property
+    def volatility_window(self) -> int:
+        return self.window
 
     def size(self, equity: float, price: float, *, stop_price: float | None = None,
-             volatility: float | None = None) -> float:
+             volatility: float | None = None, periods_per_year: float | None = None) -> float:
         if volatility is None or not volatility > 0:
             return 0.0
-        annual = volatility * math.sqrt(self.periods_per_year)
+        annual = volatility * math.sqrt(self.periods_per_year or periods_per_year or 252.0)
         weight = min(self.target / annual, self.max_leverage)
         return equity * weight / price
 
@@ -127,12 +153,19 @@ class RiskManager:
     max_drawdown_halt: float | None = None
     default_stop_loss_pct: float | None = None
 
-    def position_size(self, equity: float, price: float, *, stop_price: float | None = None,
-                      volatility: float | None = None) -> float:
-        """Unsigned target quantity from the configured sizer (``nan`` when there is none)."""
+    def position_size(self, equity: float, price: float, *, side: int = 1, stop_price: float | None = None,
+                      volatility: float | None = None, periods_per_year: float | None = None) -> float:
+        """Unsigned target quantity from the configured sizer (``nan`` when there is none).
+
+        Without ``stop_price`` the default stop (``default_stop_loss_pct`` on ``side``) is the
+        distance the sizer sees, since that is the stop the position will get.
+        """
         if self.sizer is None:
             return math.nan
-        return self.sizer.size(equity, price, stop_price=stop_price, volatility=volatility)
+        if stop_price is None:
+            stop_price = self.default_stop(side, price)
+        return self.sizer.size(equity, price, stop_price=stop_price, volatility=volatility,
+                               periods_per_year=periods_per_year)
 
     def default_stop(self, side: int, price: float) -> float | None:
         """Stop price implied by ``default_stop_loss_pct`` for a new position on ``side``."""
@@ -141,10 +174,10 @@ class RiskManager:
         return price * (1.0 - side * self.default_stop_loss_pct)
 
     def halted(self, snapshot: PortfolioSnapshot) -> bool:
-        """True once the drawdown from the peak reaches ``max_drawdown_halt``."""
+        """True once the drawdown from the peak reaches ``max_drawdown_halt`` (now or earlier)."""
         if self.max_drawdown_halt is None or snapshot.peak_equity <= 0:
             return False
-        return 1.0 - snapshot.equity / snapshot.peak_equity >= self.max_drawdown_halt
+        return snapshot.halted or 1.0 - snapshot.equity / snapshot.peak_equity >= self.max_drawdown_halt
 
     def check(self, symbol: str, quantity: float, price: float, snapshot: PortfolioSnapshot,
               *, stop_price: float | None = None) -> RiskDecision:
@@ -156,9 +189,10 @@ class RiskManager:
         if reducing:
             return RiskDecision(quantity, quantity, "accept")
         if self.halted(snapshot):
-            dd = 1.0 - snapshot.equity / snapshot.peak_equity
-            return RiskDecision(quantity, 0.0, "reject",
-                                f"max drawdown halt: drawdown {dd:.2%} >= {self.max_drawdown_halt:.2%}")
+            dd, limit = 1.0 - snapshot.equity / snapshot.peak_equity, self.max_drawdown_halt or 0.0
+            when = (f"drawdown {dd:.2%} >= {limit:.2%}" if dd >= limit
+                    else f"drawdown reached {limit:.2%} earlier in the run (now {dd:.2%})")
+            return RiskDecision(quantity, 0.0, "reject", f"max drawdown halt: {when}")
         if snapshot.equity <= 0:
             return RiskDecision(quantity, 0.0, "reject", "equity is not positive")
         allowed, reasons = abs(quantity), []

@@ -143,5 +143,20 @@ def conform(df: pl.DataFrame, kind: Kind, *, sort: bool = True) -> pl.DataFrame:
             exprs.append(pl.col(name).cast(dtype, strict=True).alias(name))
     out = df.select(exprs)
     if sort and out.height > 1:
-        out = out.sort(["symbol", "ts"], maintain_order=True)
+        out = _sorted(out)
     return out
+
+
+def _sorted(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` stably sorted by (symbol, ts), nulls first, as ``df.sort(["symbol", "ts"],
+    maintain_order=True)`` would, but without that multi-column sort when the keys have no nulls.
+
+    ``validation.sort_by_symbol_ts`` (two stable single-key sorts and a gather, and no sort at all
+    when the rows are in order) is several times faster on real data; its in-order check cannot see
+    nulls, so keys with nulls take the multi-column sort.
+    """
+    from .validation import sort_by_symbol_ts  # validation imports this module
+
+    if df.get_column("symbol").null_count() or df.get_column("ts").null_count():
+        return df.sort(["symbol", "ts"], maintain_order=True)
+    return sort_by_symbol_ts(df)

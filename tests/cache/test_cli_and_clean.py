@@ -11,6 +11,7 @@ from backtape.cache.maintenance import cache_summary, clean_cache
 from backtape.cli import bundles as bundles_cli
 from backtape.cli import cache as cache_cli
 from backtape.cli._units import parse_duration, parse_size
+from backtape.cli.app import app as root
 
 runner = CliRunner(env={"COLUMNS": "200"})
 OLD, NEW = to_ns("2025-01-01"), to_ns("2025-03-01")
@@ -67,8 +68,8 @@ def test_cache_cli_stats_clean_refresh(tmp_path) -> None:
     out = runner.invoke(cache_cli.app, ["refresh", "ACME", "--start", "2024-01-02", "--end", "2024-01-10",
                                         "--source", "synthetic", "--cache-dir", str(tmp_path)])
     assert out.exit_code == 0 and "6 row(s)" in out.output, out.output
-    out = runner.invoke(cache_cli.app, ["stats", "--cache-dir", str(tmp_path / "nothing")])
-    assert out.exit_code == 1 and "no cache" in out.output
+    out = runner.invoke(root, ["cache", "stats", "--cache-dir", str(tmp_path / "nothing")])
+    assert out.exit_code == 2 and out.stderr.startswith("error: ") and "no cache" in out.stderr
 
 
 def test_bundles_cli_ingest_list_show(tmp_path) -> None:
@@ -81,5 +82,5 @@ def test_bundles_cli_ingest_list_show(tmp_path) -> None:
     assert out.exit_code == 0 and "demo" in out.output and "synthetic" in out.output
     out = runner.invoke(bundles_cli.app, ["show", "demo", "--bundles-dir", str(tmp_path)])
     assert out.exit_code == 0 and "ACME" in out.output and "quality score" in out.output
-    out = runner.invoke(bundles_cli.app, ["show", "nope", "--bundles-dir", str(tmp_path)])
-    assert out.exit_code == 1 and "no bundle named" in out.output
+    out = runner.invoke(root, ["bundles", "show", "nope", "--bundles-dir", str(tmp_path)])
+    assert out.exit_code == 2 and out.stderr.startswith("error: ") and "no bundle named" in out.stderr

@@ -184,3 +184,15 @@ def test_costs_itemized_on_fills(run) -> None:
     assert res.metrics["final_equity"] == pytest.approx(10_000 + 10 * (103 * 0.999 - 102 * 1.001) - 2.0,
                                                         abs=CENT)
     assert math.isclose(res.metrics["slippage"], 10 * 102 * 0.001 + 10 * 103 * 0.001)
+
+
+def test_closing_by_hand_cancels_the_bracket_legs(run) -> None:
+    # bracket at bar 0 (entry 102 at bar 1's open; legs far away), closed by hand at bar 1 (exit at
+    # bar 2's open 104). The stop at 99 is touched on bar 3 (low 98): it must not open a short.
+    res, _ = run({0: lambda c: c.bracket("T", 10, stop_loss=99.0, take_profit=120.0),
+                  1: lambda c: c.close("T")})
+    assert fills(res) == [(10, 102.0), (-10, 104.0)]
+    statuses = {r["tag"]: (r["status"], r["reason"]) for r in res.orders.iter_rows(named=True)}
+    assert statuses["stop_loss"][0] == "cancelled" and "closed by order" in statuses["stop_loss"][1]
+    assert statuses["take_profit"][0] == "cancelled"
+    assert res.metrics["final_equity"] == pytest.approx(10_000 + 20.0, abs=CENT)

@@ -135,6 +135,8 @@ def test_cli_prints_one_row_per_entry_and_calculation(bars, memory_source, tmp_p
     assert result.exit_code == 0, result.output
     assert result.output.count("vwap=") == 2 and result.output.count("rsi=") == 2
     assert "upstream calls: 2" in result.output
-    bad = CliRunner().invoke(app, ["--symbol", SYM, "--entry", "2024-01-17T15:00Z", "--calcs", "nope",
-                                   "--source", "memory-calc-test"])
-    assert bad.exit_code == 1 and "unknown calculation 'nope'" in bad.output
+    from backtape.cli.app import app as root
+
+    bad = CliRunner().invoke(root, ["calc", "--symbol", SYM, "--entry", "2024-01-17T15:00Z",
+                                    "--calcs", "nope", "--source", "memory-calc-test"])
+    assert bad.exit_code == 2 and "unknown calculation 'nope'" in bad.stderr

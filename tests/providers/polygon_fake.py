@@ -1,5 +1,9 @@
 """A Polygon/Massive REST replay: aggregates, trades v3, quotes v3, splits, dividends.
 
+Aggregates of any minute or hour multiplier are built from the minute bars (windows aligned on
+the epoch, as Polygon aligns them), weekly ones from the daily bars (weeks start Sunday 00:00 New
+York); a window is served when it overlaps the ``from``/``to`` range.
+
 Speaks the wire format of ``shared/providers.md`` §1: ``t`` in Unix ms (bar start; daily bars at
 midnight New York), ``next_url`` absolute on ``https://api.massive.com`` carrying only ``cursor``,
 no ``results`` key on an empty page, exact int64 nanosecond stamps, trades/quotes newest first
@@ -43,7 +47,8 @@ class PolygonFake:
     """Holds per-symbol minute bars, daily bars, trades and quotes; ``__call__`` is the route."""
 
     def __init__(self, symbols=("AAPL", "MSFT"), start="2024-01-02", end="2024-01-06", *,
-                 page_size: int = 100, key: str = KEY, ignore_order: bool = False) -> None:
+                 page_size: int = 100, key: str = KEY, ignore_order: bool = False,
+                 ticks: bool = True) -> None:
         self.key = key
         self.page_size = page_size
         self.ignore_order = ignore_order
@@ -67,6 +72,8 @@ class PolygonFake:
                  "t": int(dt.datetime(d.year, d.month, d.day, tzinfo=NY).timestamp() * 1000)}
                 for i, d in enumerate(days)
             ]
+            if not ticks:  # bars only: cheaper fakes for long ranges
+                continue
             # two trades per minute with exact, odd nanosecond stamps (not float-representable)
             self.trades[sym] = [
                 {"conditions": [12, 41] if k else [37], "exchange": 11 + k, "id": f"{sym}-{i}-{k}",
@@ -127,12 +134,15 @@ class PolygonFake:
         state = self._state(req, {"adjusted": "true", "sort": "asc", "limit": 5000})
         lo, hi = _ms_or_date(frm, end=False), _ms_or_date(to, end=True)
         if span == "day" and mult == 1:
-            rows = self.daily.get(ticker, [])
-        elif span == "minute" and mult == 1:
-            rows = self.minute.get(ticker, [])
+            rows = [r for r in self.daily.get(ticker, []) if lo <= r["t"] <= hi]
+        elif span in ("minute", "hour"):
+            width = mult * (60_000 if span == "minute" else 3_600_000)
+            rows = _overlapping(_bucket(self.minute.get(ticker, []), lambda t: t - t % width), width, lo, hi)
+        elif span == "week" and mult == 1:
+            rows = _overlapping(_bucket(self.daily.get(ticker, []), _sunday_ms), 7 * 86_400_000, lo, hi)
         else:
-            return Reply(400, {"status": "ERROR", "request_id": "x", "error": "fake serves 1 minute/day"})
-        rows = [r for r in rows if lo <= r["t"] <= hi]
+            return Reply(400, {"status": "ERROR", "request_id": "x", "error": "fake serves minute, hour, "
+                                                                            "1 day and 1 week"})
         if state.get("adjusted") == "true":
             rows = [dict(r, o=r["o"] / 4, c=r["c"] / 4, h=r["h"] / 4, l=r["l"] / 4) for r in rows]
         extra = {"ticker": ticker, "adjusted": state.get("adjusted") == "true", "queryCount": len(rows),
@@ -155,6 +165,32 @@ class PolygonFake:
         rows = [r for r in source.get(state.get("ticker", ""), [])
                 if state.get(f"{field}.gte", "") <= r[field] < state.get(f"{field}.lt", "9999")]
         return self._page(req, rows, state, {})
+
+
+def _sunday_ms(t_ms: int) -> int:
+    """Start of the week holding ``t_ms``: Sunday 00:00 New York, how Polygon stamps weekly bars."""
+    day = dt.datetime.fromtimestamp(t_ms / 1000, NY).date()
+    sunday = day - dt.timedelta(days=(day.weekday() + 1) % 7)
+    return int(dt.datetime(sunday.year, sunday.month, sunday.day, tzinfo=NY).timestamp() * 1000)
+
+
+def _bucket(rows: list[dict], window_start) -> list[dict]:
+    """Aggregate base bars into the windows ``window_start(t)`` names (volume-weighted ``vw``)."""
+    groups: dict[int, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(window_start(r["t"]), []).append(r)
+    out = []
+    for t, g in sorted(groups.items()):
+        volume = sum(r["v"] for r in g)
+        out.append({"v": volume, "vw": round(sum(r["vw"] * r["v"] for r in g) / volume, 4),
+                    "o": g[0]["o"], "c": g[-1]["c"], "h": max(r["h"] for r in g), "l": min(r["l"] for r in g),
+                    "t": t, "n": sum(r["n"] for r in g)})
+    return out
+
+
+def _overlapping(rows: list[dict], width_ms: int, lo: int, hi: int) -> list[dict]:
+    """Windows ``[t, t + width)`` that overlap the inclusive range ``[lo, hi]``."""
+    return [r for r in rows if r["t"] <= hi and r["t"] + width_ms > lo]
 
 
 def expected_minutes(fake: PolygonFake, sym: str) -> np.ndarray:

@@ -107,7 +107,7 @@ def server(fake):
 
 def make(server, **kw) -> AlpacaDataSource:
     opts = {"api_key": KEY_ID, "secret_key": SECRET, "base_url": server.url, "requests_per_minute": None,
-            "retry": FAST_RETRY, "timeout": 2.0, "chunk_minutes": 30}
+            "retry": FAST_RETRY, "timeout": 15.0, "chunk_minutes": 30}
     opts.update(kw)
     return AlpacaDataSource(**opts)
 

@@ -102,7 +102,7 @@ def server():
 
 def make(server, **kw) -> AlphaVantageDataSource:
     opts = {"api_key": KEY, "base_url": server.url, "requests_per_minute": None, "retry": FAST_RETRY,
-            "timeout": 2.0}
+            "timeout": 15.0}
     opts.update(kw)
     return AlphaVantageDataSource(**opts)
 

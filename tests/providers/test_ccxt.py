@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 import pytest
 from provider_replay import FAST_RETRY, ReplayServer, Reply, Request
@@ -10,6 +11,7 @@ from provider_replay import FAST_RETRY, ReplayServer, Reply, Request
 from backtape._time import to_ns
 from backtape.errors import ProviderError, RateLimitError, SymbolNotFoundError
 from backtape.sources import CCXTDataSource
+from backtape.sources._http import RetryPolicy
 
 pytestmark = pytest.mark.network_local
 
@@ -77,7 +79,7 @@ def make(server, **kw) -> CCXTDataSource:
     opts = {"base_url": server.url,
             "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False},
             "enable_rate_limit": False,
-            "retry": FAST_RETRY, "timeout": 2.0, "clock": lambda: to_ns("2024-02-01")}
+            "retry": FAST_RETRY, "timeout": 15.0, "clock": lambda: to_ns("2024-02-01")}
     opts.update(kw)
     return CCXTDataSource("binance", **opts)
 
@@ -124,17 +126,48 @@ def test_unknown_symbol(server):
         make(server).fetch_sync(["DOGE/EUR"], "2024-01-01", "2024-01-02", "1h")
 
 
-def test_429_418_retried_then_rate_limit_error(server):
-    body = {"code": -1003, "msg": "Too much request weight used; current limit is 6000 request weight "
-                                  "per 1 MINUTE. Please use WebSocket Streams for live updates to avoid "
-                                  "polling the API."}
-    server.fail("/api/v3/klines", Reply(429, body, headers={"Retry-After": "1"}))
-    server.fail("/api/v3/klines", Reply(418, body, headers={"Retry-After": "1"}))
-    bars = make(server).fetch_sync(["BTC/USDT"], "2024-01-01", "2024-01-01T01:00:00Z", "1min")
+@dataclass(frozen=True)
+class _Recording(RetryPolicy):
+    """Retry policy that records the Retry-After it is given and waits nothing."""
+
+    asked: list = field(default_factory=list)
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        self.asked.append(retry_after)
+        return 0.0
+
+
+THROTTLED = {"code": -1003, "msg": "Too much request weight used; current limit is 6000 request weight "
+                                   "per 1 MINUTE. Please use WebSocket Streams for live updates to avoid "
+                                   "polling the API."}
+
+
+def test_429_418_retried_after_retry_after_then_rate_limit_error(server):
+    policy = _Recording(attempts=3, max_retry_after=60.0)
+    server.fail("/api/v3/klines", Reply(429, THROTTLED, headers={"Retry-After": "7"}))
+    server.fail("/api/v3/klines", Reply(418, THROTTLED, headers={"Retry-After": "12"}))
+    bars = make(server, retry=policy).fetch_sync(["BTC/USDT"], "2024-01-01", "2024-01-01T01:00:00Z", "1min")
     assert bars.height == 60
-    server.fail("/api/v3/klines", Reply(429, body, headers={"Retry-After": "1"}), times=10)
-    with pytest.raises(RateLimitError, match="rate limited"):
+    assert policy.asked == [7.0, 12.0]  # each wait is the one its own response asked for
+    server.fail("/api/v3/klines", Reply(429, THROTTLED, headers={"Retry-After": "3"}), times=10)
+    with pytest.raises(RateLimitError, match="rate limited") as info:
+        make(server, retry=policy).fetch_sync(["BTC/USDT"], "2024-01-01", "2024-01-01T01:00:00Z", "1min")
+    assert info.value.retry_after == 3.0
+
+
+def test_429_without_retry_after_backs_off(server):
+    policy = _Recording(attempts=3)
+    server.fail("/api/v3/klines", Reply(429, THROTTLED))
+    make(server, retry=policy).fetch_sync(["BTC/USDT"], "2024-01-01", "2024-01-01T01:00:00Z", "1min")
+    assert policy.asked == [None]
+
+
+def test_retry_after_longer_than_the_client_waits_raises_at_once(server):
+    server.fail("/api/v3/klines", Reply(418, THROTTLED, headers={"Retry-After": "7200"}), times=10)
+    with pytest.raises(RateLimitError, match="7200 s") as info:
         make(server).fetch_sync(["BTC/USDT"], "2024-01-01", "2024-01-01T01:00:00Z", "1min")
+    assert info.value.retry_after == 7200.0
+    assert len(klines(server)) == 1  # no retry against a ban
 
 
 def test_500_and_timeout_then_success(server):

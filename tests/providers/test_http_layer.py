@@ -124,7 +124,7 @@ def test_error_mapping_and_short_body():
 
     async def run():
         client = HttpClient("demo", server.url, auth_params={"token": "T0KEN-SECRET"},
-                            secrets=["T0KEN-SECRET"], retry=FAST_RETRY, timeout=2.0)
+                            secrets=["T0KEN-SECRET"], retry=FAST_RETRY, timeout=15.0)
         out = {}
         for code, kwargs in ((401, {}), (403, {}), (404, {"symbol": "ZZZ"}), (404, {}), (400, {})):
             try:

@@ -31,7 +31,7 @@ def server(fake):
 
 def make(server, **kw) -> PolygonDataSource:
     opts = {"api_key": KEY, "base_url": server.url, "requests_per_minute": None, "retry": FAST_RETRY,
-            "timeout": 2.0, "chunk_minutes": 60}
+            "timeout": 15.0, "chunk_minutes": 60}
     opts.update(kw)
     return PolygonDataSource(**opts)
 

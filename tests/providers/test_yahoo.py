@@ -74,7 +74,7 @@ def server():
 
 
 def make(server, now: str = "2024-02-01", **kw) -> YahooDataSource:
-    opts = {"base_url": server.url, "requests_per_minute": None, "retry": FAST_RETRY, "timeout": 2.0,
+    opts = {"base_url": server.url, "requests_per_minute": None, "retry": FAST_RETRY, "timeout": 15.0,
             "clock": lambda: to_ns(now)}
     opts.update(kw)
     return YahooDataSource(**opts)

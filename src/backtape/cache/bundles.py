@@ -38,8 +38,10 @@ _OHLC_RULES = ("high_below_low", "high_below_open_close", "low_above_open_close"
 
 
 def default_bundles_dir() -> Path:
-    """``$BACKTAPE_BUNDLES_DIR`` or ``~/.backtape/bundles``."""
-    return Path(os.environ.get("BACKTAPE_BUNDLES_DIR") or Path.home() / ".backtape" / "bundles")
+    """``data.bundles_dir`` of the configuration (``$BACKTAPE_BUNDLES_DIR``; ``~/.backtape/bundles``)."""
+    from ..config import load_config
+
+    return Path(load_config().data.bundles_dir).expanduser()
 
 
 @dataclass(frozen=True)

@@ -47,10 +47,10 @@ _NO_FREQUENCY = {"trades": "tick", "quotes": "tick", "actions": "-"}
 
 
 def default_cache_dir() -> Path:
-    """``$BACKTAPE_CACHE_DIR`` or ``~/.backtape/cache``."""
-    import os
+    """``data.cache_dir`` of the configuration (``$BACKTAPE_CACHE_DIR``, default ``~/.backtape/cache``)."""
+    from ..config import load_config
 
-    return Path(os.environ.get("BACKTAPE_CACHE_DIR") or Path.home() / ".backtape" / "cache")
+    return Path(load_config().data.cache_dir).expanduser()
 
 
 class CachedDataSource(DataSource):

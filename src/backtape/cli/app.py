@@ -1,24 +1,175 @@
-"""The ``backtape`` typer application: wires the command groups and turns errors into one line."""
+"""The ``backtape`` typer application: wires the command groups and turns errors into one line.
+
+Exit codes: 0 success, 1 the command ran and found problems (``validate``), 2 an error (bad
+arguments, unreadable file, unknown source...), 130 interrupted. An error prints one line,
+``error: ...``, on stderr; ``--verbose`` adds the traceback.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
+
+from .. import __version__
+from .._logging import configure_logging
+from .._secrets import redact
+from ..errors import BacktapeError
+from . import backtest as backtest_cmd
+from . import bundles as bundles_cmd
+from . import cache as cache_cmd
+from . import calc as calc_cmd
+from . import config as config_cmd
+from . import data as data_cmd
+from . import demo as demo_cmd
+from . import runs as runs_cmd
+from . import sources as sources_cmd
+from . import validate as validate_cmd
+from ._common import State
+
+ERROR_EXIT = 2
+INTERRUPTED_EXIT = 130
+
+
+def _click_class(name: str) -> type[Exception]:
+    """Click's exception ``name`` as typer uses it (typer may vendor its own click)."""
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+
+
+_ClickException = _click_class("ClickException")
+_UsageError = _click_class("UsageError")
+
+
+def _message(exc: BaseException) -> str:
+    """What went wrong, in the words of the exception (file names for OS errors)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    text = str(exc).strip() or type(exc).__name__
+    if not isinstance(exc, BacktapeError | OSError | ValueError):
+        text = f"unexpected {type(exc).__name__}: {text}"
+    return text
+
+
+def _one_line(text: str, *, verbose: bool) -> str:
+    """The first line of ``text``; the whole text when verbose."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if verbose or len(lines) <= 1:
+        return "\n".join(lines) or text
+    return f"{lines[0]} (+{len(lines) - 1} more lines; --verbose shows all)"
+
+
+def _report_error(text: str, *, verbose: bool = False, log_json: bool = False,
+                 exc: BaseException | None = None) -> None:
+    """Print one ``error: ...`` line (or one JSON object with --log-json) on stderr, secrets scrubbed."""
+    if verbose and exc is not None:
+        sys.stderr.write(redact("".join(traceback.format_exception(exc))))
+    line = redact(_one_line(text, verbose=verbose))
+    if log_json:
+        payload: dict[str, Any] = {"level": "error", "message": line}
+        if exc is not None:
+            payload["error"] = type(exc).__name__
+        sys.stderr.write(json.dumps(payload, ensure_ascii=False) + "\n")
+    else:
+        sys.stderr.write(f"error: {line}\n")
+    sys.stderr.flush()
+
+
+class _OneLineErrors(TyperGroup):
+    """Root group: library errors and bad usage become one line on stderr and a non-zero exit."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (_ClickException, typer.Exit, typer.Abort, BrokenPipeError):
+            raise
+        except KeyboardInterrupt:
+            _report_error("interrupted")
+            raise typer.Exit(INTERRUPTED_EXIT) from None
+        except Exception as exc:
+            st = ctx.obj if isinstance(ctx.obj, State) else State()
+            if not st.verbose and not isinstance(exc, BacktapeError | OSError | ValueError):
+                note = " (rerun with --verbose for the traceback)"
+            else:
+                note = ""
+            _report_error(_message(exc) + note, verbose=st.verbose, log_json=st.log_json, exc=exc)
+            raise typer.Exit(ERROR_EXIT) from None
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _ClickException as exc:
+            hint = ""
+            if isinstance(exc, _UsageError) and exc.ctx is not None:
+                hint = f" (see '{exc.ctx.command_path} --help')"
+            _report_error(exc.format_message() + hint, log_json="--log-json" in (args or sys.argv))
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            _report_error("aborted")
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
 
 app = typer.Typer(
     name="backtape",
+    cls=_OneLineErrors,
     help="Backtesting whose heart is its data layer.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app(prog_name="backtape")
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"backtape {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging and full tracebacks."),
+    log_json: bool = typer.Option(False, "--log-json", help="Logs and errors as JSON lines on stderr."),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="backtape.yaml to use (else $BACKTAPE_CONFIG, ./backtape.yaml, "
+        "~/.config/backtape/backtape.yaml).", dir_okay=False,
+    ),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Backtesting whose heart is its data layer: fetch once, point in time, every resolution."""
+    ctx.obj = State(verbose=verbose, log_json=log_json, config_path=config)
+    configure_logging(verbose=verbose, json_lines=log_json)
+
+
+app.command("demo")(demo_cmd.demo)
+app.command("sources")(sources_cmd.sources)
+app.add_typer(data_cmd.app, name="data")
+app.command("validate")(validate_cmd.validate)
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(cache_cmd.app, name="cache")
+app.add_typer(bundles_cmd.app, name="bundles")
+app.command("ingest")(bundles_cmd.ingest)
+app.command("calc")(calc_cmd.calc)
+app.command("backtest")(backtest_cmd.backtest)
+app.add_typer(runs_cmd.app, name="runs")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point (``backtape``, ``python -m backtape``)."""
+    app(args=list(argv) if argv is not None else None, prog_name="backtape")
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -2,20 +2,49 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import re
+from collections.abc import Iterator
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ..config import RiskConfig
 from ..engine import StrategyFactory, run_backtest
-from ..errors import BacktapeError
 from ..results import ResultsStore
+from ..risk import RiskManager
+from ._common import open_source, state
+from ._units import parse_duration
 
 #: runs with at least this many clock steps show a progress bar
 PROGRESS_MIN_BARS = 20_000
+_LATENCY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|ms|)\s*$", re.IGNORECASE)
+_LATENCY_UNITS = {"": 1, "ns": 1, "us": 1_000, "ms": 1_000_000}
+_LIMITS = {
+    "max_position_pct": "largest position", "max_portfolio_heat": "open risk to the stops",
+    "max_gross_exposure": "gross exposure", "max_net_exposure": "net exposure",
+    "max_drawdown_halt": "refuse new risk from this drawdown on",
+    "default_stop_loss_pct": "default stop-loss distance",
+}
+
+
+def _cfg(text: str, key: str) -> str:
+    """Help text of an option whose default comes from the configuration key ``key``."""
+    return f"{text} (default: {key} in the config)"
+
+
+def _limit(name: str) -> Any:
+    """The ``typer.Option`` of a risk-limit flag (a fraction of equity, of the entry price for the stop)."""
+    flag = {"max_portfolio_heat": "--max-heat", "max_gross_exposure": "--max-gross",
+            "max_net_exposure": "--max-net", "max_drawdown_halt": "--max-drawdown",
+            "default_stop_loss_pct": "--stop-loss-pct"}.get(name, "--" + name.replace("_", "-"))
+    return typer.Option(None, flag, help=_cfg(f"{_LIMITS[name]}, as a fraction", f"risk.{name}"))
 
 
 def _parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -47,49 +76,120 @@ def metrics_table(metrics: dict[str, Any], title: str) -> Table:
     return table
 
 
+def _parse_latency(text: str) -> int:
+    """``'250ms'``, ``'50us'``, ``'1s'``, ``'0'`` (plain numbers are nanoseconds) -> nanoseconds."""
+    m = _LATENCY.match(text)
+    if m is None:
+        return parse_duration(text)
+    return int(float(m.group(1)) * _LATENCY_UNITS[m.group(2).lower()])
+
+
+def _risk_manager(config: RiskConfig, overrides: dict[str, float | None]) -> RiskManager | None:
+    """The configured risk limits with the command line's overrides; ``None`` when every one is off."""
+    merged = {**config.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
+    try:
+        limits = RiskConfig.model_validate(merged).model_dump()
+    except ValidationError as exc:
+        problems = [f"risk.{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e['input']})"
+                    for e in exc.errors(include_url=False)]
+        raise typer.BadParameter("; ".join(problems)) from None
+    return RiskManager(**limits) if any(v is not None for v in limits.values()) else None
+
+
+def _print_strategies(value: bool) -> None:
+    """``--list``: the registered strategy names, one a line, then exit."""
+    if value:
+        typer.echo("\n".join(StrategyFactory.list_available()))
+        raise typer.Exit()
+
+
 def backtest(
+    ctx: typer.Context,
     strategy: str = typer.Argument(..., help="registered name (see --list) or path/to/file.py:ClassName"),
     symbols: str = typer.Option(..., "--symbols", "-s", help="comma-separated symbols"),
     start: str = typer.Option(..., "--start", help="first bar start (inclusive), e.g. 2012-01-01"),
     end: str = typer.Option(..., "--end", help="end of the range (exclusive)"),
     frequency: str = typer.Option("1d", "--frequency", "-f", help="bar size: 1min, 5min, 1h, 1d, 1w"),
     param: list[str] = typer.Option([], "--param", "-p", help="strategy parameter name=value (repeatable)"),
-    source: str = typer.Option("sample", "--source", help="data source name"),
-    cash: float = typer.Option(10_000.0, "--cash", help="starting cash"),
-    commission: float = typer.Option(0.0, "--commission", help="commission as a fraction of notional"),
-    fill: str = typer.Option("next_open", "--fill", help="market fills: next_open or close"),
-    db: str | None = typer.Option(None, "--db", help="results database path or SQLAlchemy URL "
-                                                    "(default ~/.backtape/results.db)"),
+    source: str | None = typer.Option(None, "--source", help=_cfg("data source name", "data.default_source")),
+    cash: float | None = typer.Option(None, "--cash", help=_cfg("starting cash", "backtesting.cash")),
+    commission: float | None = typer.Option(
+        None, "--commission", help=_cfg("commission, fraction of notional", "backtesting.commission")),
+    slippage_bps: float | None = typer.Option(
+        None, "--slippage-bps", help=_cfg("slippage in basis points", "backtesting.slippage_bps")),
+    fill: str | None = typer.Option(None, "--fill", help=_cfg("market fills: next_open or close",
+                                                              "backtesting.fill")),
+    latency: str = typer.Option("0", "--latency", help="order latency of quote-filled runs: 250ms, 50us, 1s"),
+    max_position_pct: float | None = _limit("max_position_pct"),
+    max_heat: float | None = _limit("max_portfolio_heat"),
+    max_gross: float | None = _limit("max_gross_exposure"),
+    max_net: float | None = _limit("max_net_exposure"),
+    max_drawdown: float | None = _limit("max_drawdown_halt"),
+    stop_loss_pct: float | None = _limit("default_stop_loss_pct"),
+    db: str | None = typer.Option(None, "--db", help=_cfg("results database path or SQLAlchemy URL",
+                                                          "data.results_db")),
     store: bool = typer.Option(True, "--store/--no-store", help="save the run in the results database"),
+    list_strategies: bool = typer.Option(False, "--list", is_eager=True, callback=_print_strategies,
+                                         help="print the registered strategy names and exit"),
 ) -> None:
-    """Backtest STRATEGY on --symbols over [--start, --end), print its metrics and store the run."""
+    """Backtest STRATEGY on --symbols over [--start, --end), print its metrics and store the run.
+
+    Options left out take their defaults from the configuration (see: backtape config show).
+    """
+    st = state(ctx)
+    config = st.config()
+    defaults = config.backtesting
+    fill = fill or defaults.fill
+    if fill not in ("next_open", "close"):
+        raise typer.BadParameter(f"--fill must be next_open or close, got {fill!r}")
+    risk = _risk_manager(config.risk, {
+        "max_position_pct": max_position_pct, "max_portfolio_heat": max_heat,
+        "max_gross_exposure": max_gross, "max_net_exposure": max_net, "max_drawdown_halt": max_drawdown,
+        "default_stop_loss_pct": stop_loss_pct})
     console = Console()
+    params = _parse_params(param)
+    strat = StrategyFactory.create(strategy, **params)
+    data = open_source(source or config.data.default_source, {}, config)
+    columns = (TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.completed:,}/{task.total:,}"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress, _run_events(st.log_json):
+        task = None
+
+        def report(done: int, total: int) -> None:
+            nonlocal task
+            if total < PROGRESS_MIN_BARS:
+                return
+            if task is None:
+                task = progress.add_task(f"{strat.name}", total=total)
+            progress.update(task, completed=done)
+
+        result = run_backtest(
+            strat, symbols, start, end, frequency, source=data,
+            cash=cash if cash is not None else defaults.cash,
+            commission=commission if commission is not None else defaults.commission,
+            slippage_bps=slippage_bps if slippage_bps is not None else defaults.slippage_bps,
+            fill=fill, risk=risk, latency=_parse_latency(latency), progress=report)
+    console.print(metrics_table(result.metrics, f"{strat!r} on {','.join(result.symbols)} {frequency}"))
+    if result.rejections.height:
+        console.print(f"{result.rejections.height} order(s) resized or refused by the limits "
+                      f"(first: {result.rejections['reason'][0]})")
+    if store:
+        results = ResultsStore(db or config.data.results_db)
+        run_id = result.save(results)
+        console.print(f"stored run [bold]{run_id}[/bold] in {results.url}")
+
+
+@contextlib.contextmanager
+def _run_events(json_lines: bool) -> Iterator[None]:
+    """With ``--log-json`` the run's start/complete/error events (INFO) reach the JSON log lines."""
+    logger = logging.getLogger("backtape.backtest")
+    level = logger.level
+    if json_lines:
+        logger.setLevel(logging.INFO)
     try:
-        params = _parse_params(param)
-        strat = StrategyFactory.create(strategy, **params)
-        columns = (TextColumn("{task.description}"), BarColumn(),
-                   TextColumn("{task.completed:,}/{task.total:,}"), TimeRemainingColumn())
-        with Progress(*columns, console=console, transient=True) as progress:
-            task = None
-
-            def report(done: int, total: int) -> None:
-                nonlocal task
-                if total < PROGRESS_MIN_BARS:
-                    return
-                if task is None:
-                    task = progress.add_task(f"{strat.name}", total=total)
-                progress.update(task, completed=done)
-
-            result = run_backtest(strat, symbols, start, end, frequency, source=source, cash=cash,
-                                  commission=commission, fill=fill, progress=report)
-        console.print(metrics_table(result.metrics, f"{strat!r} on {','.join(result.symbols)} {frequency}"))
-        if store:
-            results = ResultsStore(db)
-            run_id = result.save(results)
-            console.print(f"stored run [bold]{run_id}[/bold] in {results.url}")
-    except (BacktapeError, ValueError, TypeError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 #: a sub-app with the one command, for tests; the root app wires ``backtest`` itself

@@ -6,65 +6,64 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..cache.bundles import BundleMetadata, default_bundles_dir, ingest_to_bundle, list_bundles
-from ..errors import BacktapeError
-from ..sources import get_source
+from ..cache.bundles import BundleMetadata, ingest_to_bundle, list_bundles
+from ._common import open_source, parse_options, state
+from ._progress import FetchProgress, reports_progress
 from ._units import format_size
+from .data import OPTION_HELP
 
 app = typer.Typer(help="List and inspect data bundles.", no_args_is_help=True)
 
 BUNDLES_DIR = typer.Option(None, "--bundles-dir",
-                           help="bundles folder (default $BACKTAPE_BUNDLES_DIR or ~/.backtape/bundles)")
-
-
-def _fail(console: Console, exc: Exception) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(1)
+                           help="bundles folder (default: the config's data.bundles_dir, "
+                                "$BACKTAPE_BUNDLES_DIR or ~/.backtape/bundles)")
 
 
 def ingest(
-    source: str = typer.Argument(..., help="registered data source name, e.g. sample, synthetic"),
+    ctx: typer.Context,
+    source: str = typer.Argument(..., help="registered data source name, e.g. sample, synthetic, polygon"),
     symbols: str = typer.Option(..., "--symbols", help="comma-separated symbols, e.g. AAPL,MSFT"),
     start: str = typer.Option(..., "--start", help="range start (ISO date or time, UTC)"),
     end: str = typer.Option(..., "--end", help="range end, exclusive"),
     frequency: str = typer.Option("1d", "--frequency", help="bar size, e.g. 1min, 5min, 1h, 1d"),
     bundle: str = typer.Option(..., "--bundle", help="bundle name"),
     bundles_dir: Path | None = BUNDLES_DIR,
+    option: list[str] = typer.Option([], "--option", "-o", help=OPTION_HELP),
 ) -> None:
-    """Fetch bars into a bundle; running it again with a longer range fetches only the new part."""
-    console = Console()
+    """Fetch bars into a bundle; running it again with a longer range fetches only the new part.
+
+    Provider sources take their keys and base URL from the configuration (``providers.<name>``);
+    ``--option`` overrides any adapter argument (e.g. ``auth=query``, ``feed=sip``).
+    """
+    config = state(ctx).config()
     names = [s.strip() for s in symbols.split(",") if s.strip()]
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    try:
-        with Progress(*columns, console=console, transient=True) as bar:
-            task = bar.add_task(f"ingest {bundle}", total=len(names))
-            meta = ingest_to_bundle(bundle, names, start, end, frequency, source=get_source(source),
-                                    bundles_dir=bundles_dir,
-                                    progress=lambda sym, done, total: bar.update(task, completed=done,
-                                                                                 description=sym))
-    except BacktapeError as exc:
-        raise _fail(console, exc) from None
-    console.print(f"bundle {meta.name}: {len(meta.symbols)} symbol(s), {meta.row_count:,} rows, "
-                  f"{format_size(meta.size_bytes)}, quality {meta.quality_score:.3f}, "
-                  f"missing {meta.missing_data_pct:.2f}% -> {meta.path}")
+    options = parse_options(option)
+    chunked = reports_progress(source)
+    with FetchProgress(f"ingest {bundle}", chunks=chunked) as progress:
+        if chunked:
+            options.setdefault("progress", progress.on_chunk)
+        src = open_source(source, options, config)
+        meta = ingest_to_bundle(bundle, names, start, end, frequency, source=src,
+                                bundles_dir=bundles_dir or config.data.bundles_dir,
+                                progress=progress.on_symbol)
+    Console().print(f"bundle {meta.name}: {len(meta.symbols)} symbol(s), {meta.row_count:,} rows, "
+                    f"{format_size(meta.size_bytes)}, quality {meta.quality_score:.3f}, "
+                    f"missing {meta.missing_data_pct:.2f}% -> {meta.path}")
 
 
 app.command("ingest")(ingest)
 
 
 @app.command("list")
-def list_(bundles_dir: Path | None = BUNDLES_DIR) -> None:
+def list_(ctx: typer.Context, bundles_dir: Path | None = BUNDLES_DIR) -> None:
     """Every bundle with its range, frequency, size and quality."""
     console = Console()
-    try:
-        bundles = list_bundles(bundles_dir)
-    except BacktapeError as exc:
-        raise _fail(console, exc) from None
+    folder = bundles_dir or state(ctx).config().data.bundles_dir
+    bundles = list_bundles(folder)
     if not bundles:
-        console.print(f"no bundles in {bundles_dir or default_bundles_dir()}")
+        console.print(f"no bundles in {folder}")
         return
     table = Table()
     for col in ("name", "source", "frequency", "symbols", "start", "end", "rows", "size", "quality"):
@@ -77,13 +76,11 @@ def list_(bundles_dir: Path | None = BUNDLES_DIR) -> None:
 
 
 @app.command("show")
-def show(name: str = typer.Argument(..., help="bundle name"), bundles_dir: Path | None = BUNDLES_DIR) -> None:
+def show(ctx: typer.Context, name: str = typer.Argument(..., help="bundle name"),
+         bundles_dir: Path | None = BUNDLES_DIR) -> None:
     """A bundle's metadata and per-symbol quality (missing sessions, invalid OHLC rows)."""
     console = Console()
-    try:
-        m = BundleMetadata.load(name, bundles_dir)
-    except BacktapeError as exc:
-        raise _fail(console, exc) from None
+    m = BundleMetadata.load(name, bundles_dir or state(ctx).config().data.bundles_dir)
     facts = Table(show_header=False, title=f"bundle {m.name}")
     for label, value in (("path", str(m.path)), ("source", f"{m.source_type} ({m.source_identity})"),
                          ("frequency", m.frequency), ("calendar", m.calendar), ("adjustment", m.adjustment),

@@ -11,7 +11,6 @@ from rich.table import Table
 from .._time import format_ns
 from ..cache import CachedDataSource, default_cache_dir
 from ..cache.maintenance import cache_summary, clean_cache
-from ..errors import BacktapeError
 from ..sources import get_source
 from ._units import format_size, parse_duration, parse_size
 
@@ -21,19 +20,12 @@ CACHE_DIR = typer.Option(None, "--cache-dir",
                          help="cache folder (default $BACKTAPE_CACHE_DIR or ~/.backtape/cache)")
 
 
-def _fail(console: Console, exc: Exception) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(1)
-
 
 @app.command("stats")
 def stats(cache_dir: Path | None = CACHE_DIR) -> None:
     """What the cache holds per source and kind, and the persisted request counters."""
     console = Console()
-    try:
-        rows, counters = cache_summary(cache_dir or default_cache_dir())
-    except BacktapeError as exc:
-        raise _fail(console, exc) from None
+    rows, counters = cache_summary(cache_dir or default_cache_dir())
     table = Table(title=f"cache {cache_dir or default_cache_dir()}")
     for col in ("source", "kind", "entries", "spans", "files", "rows", "size", "newest fetch"):
         table.add_column(col, justify="left" if col in ("source", "kind") else "right")
@@ -54,14 +46,11 @@ def clean(
 ) -> None:
     """Remove cached rows together with their coverage (by age, then least recently fetched)."""
     console = Console()
-    try:
-        if older_than is None and max_size is None:
-            raise typer.BadParameter("give --older-than (e.g. 30d) and/or --max-size (e.g. 10GB)")
-        report = clean_cache(cache_dir or default_cache_dir(),
-                             older_than_ns=parse_duration(older_than) if older_than else None,
-                             max_bytes=parse_size(max_size) if max_size else None)
-    except BacktapeError as exc:
-        raise _fail(console, exc) from None
+    if older_than is None and max_size is None:
+        raise typer.BadParameter("give --older-than (e.g. 30d) and/or --max-size (e.g. 10GB)")
+    report = clean_cache(cache_dir or default_cache_dir(),
+                         older_than_ns=parse_duration(older_than) if older_than else None,
+                         max_bytes=parse_size(max_size) if max_size else None)
     console.print(f"removed {report.spans} span(s), {report.files} file(s), {report.rows:,} row(s), "
                   f"{format_size(report.bytes)}; {report.orphans} orphan file(s)")
 
@@ -78,10 +67,7 @@ def refresh(
 ) -> None:
     """Fetch a range again from its source and replace what the cache holds for it."""
     console = Console()
-    try:
-        cached = CachedDataSource(get_source(source), cache_dir=cache_dir or default_cache_dir())
-        rows = cached.refresh_sync(symbol, start, end, kind=kind, frequency=frequency)
-    except BacktapeError as exc:
-        raise _fail(console, exc) from None
+    cached = CachedDataSource(get_source(source), cache_dir=cache_dir or default_cache_dir())
+    rows = cached.refresh_sync(symbol, start, end, kind=kind, frequency=frequency)
     console.print(f"refreshed {symbol} {kind} {frequency if kind == 'bars' else ''} [{start}, {end}) "
                   f"from {source}: {rows.height:,} row(s)")

@@ -11,7 +11,6 @@ from rich.table import Table
 
 from ..calculations import CALCULATIONS
 from ..calculations.runner import run_calculations
-from ..errors import BacktapeError
 from ..sources import get_source
 
 
@@ -24,16 +23,12 @@ def calc(
 ) -> None:
     """Compute calculations at entry times from one pre-load and show the upstream calls made."""
     console = Console()
-    try:
-        times = list(entry or []) + (_read_entries(entries) if entries else [])
-        if not times:
-            raise typer.BadParameter("give --entry TIME (repeatable) or --entries FILE.csv")
-        data_source = get_source(source)
-        names = [c for c in calcs.split(",") if c.strip()]
-        rows, portal = run_calculations(data_source, symbol, times, names)
-    except BacktapeError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+    times = list(entry or []) + (_read_entries(entries) if entries else [])
+    if not times:
+        raise typer.BadParameter("give --entry TIME (repeatable) or --entries FILE.csv")
+    data_source = get_source(source)
+    names = [c for c in calcs.split(",") if c.strip()]
+    rows, portal = run_calculations(data_source, symbol, times, names)
     table = Table(title=f"{symbol}: {len(times)} entries x {rows['calculation'].n_unique()} calculations")
     for col in ("entry", "calculation", "values"):
         table.add_column(col)

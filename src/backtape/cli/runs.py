@@ -6,14 +6,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import BacktapeError
 from ..results import ResultsStore
+from ._common import state
 from .backtest import metrics_table
 
 app = typer.Typer(help="Stored backtest runs: list, show, compare.", no_args_is_help=True)
 
 DB = typer.Option(None, "--db", help="results database path or SQLAlchemy URL "
-                                     "(default ~/.backtape/results.db)")
+                                     "(default: data.results_db in the config)")
 LIMIT = typer.Option(50, "--limit", "-n", help="most recent runs to show")
 RUN_ID = typer.Argument(..., help="run id (see `backtape runs list`)")
 RUN_IDS = typer.Argument(..., help="two or more run ids")
@@ -23,12 +23,9 @@ _TRADE_COLS = ["symbol", "side", "entry_time", "exit_time", "entry_price", "exit
                "commission"]
 
 
-def _store(db: str | None, console: Console) -> ResultsStore:
-    try:
-        return ResultsStore(db)
-    except BacktapeError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+def _store(ctx: typer.Context, db: str | None) -> ResultsStore:
+    """The results database named by ``--db``, else by the configuration's ``data.results_db``."""
+    return ResultsStore(db or state(ctx).config().data.results_db)
 
 
 def _fmt(value: object) -> str:
@@ -40,10 +37,10 @@ def _fmt(value: object) -> str:
 
 
 @app.command("list")
-def list_runs(limit: int = LIMIT, db: str | None = DB) -> None:
+def list_runs(ctx: typer.Context, limit: int = LIMIT, db: str | None = DB) -> None:
     """The most recent runs with their headline metrics."""
     console = Console()
-    frame = _store(db, console).list_runs(limit)
+    frame = _store(ctx, db).list_runs(limit)
     table = Table(title="backtest runs")
     for col in frame.columns:
         table.add_column(col, justify="right" if frame[col].dtype.is_numeric() else "left")
@@ -53,14 +50,10 @@ def list_runs(limit: int = LIMIT, db: str | None = DB) -> None:
 
 
 @app.command("show")
-def show(run_id: int = RUN_ID, db: str | None = DB) -> None:
+def show(ctx: typer.Context, run_id: int = RUN_ID, db: str | None = DB) -> None:
     """One run: its header, data fingerprint, metrics and trades."""
     console = Console()
-    try:
-        rec = _store(db, console).get_run(run_id)
-    except BacktapeError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+    rec = _store(ctx, db).get_run(run_id)
     head = Table(title=f"run {rec.id}", show_header=False)
     for key in _HEADER:
         head.add_row(key, _fmt(rec.header.get(key)))
@@ -76,17 +69,12 @@ def show(run_id: int = RUN_ID, db: str | None = DB) -> None:
 
 
 @app.command("compare")
-def compare(run_ids: list[int] = RUN_IDS, db: str | None = DB) -> None:
+def compare(ctx: typer.Context, run_ids: list[int] = RUN_IDS, db: str | None = DB) -> None:
     """Metrics of several runs side by side."""
     console = Console()
     if len(run_ids) < 2:
-        console.print("[red]error:[/red] compare needs at least two run ids")
-        raise typer.Exit(1)
-    try:
-        frame = _store(db, console).compare(run_ids)
-    except BacktapeError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        raise typer.BadParameter("compare needs at least two run ids")
+    frame = _store(ctx, db).compare(run_ids)
     table = Table(title="compare runs")
     for col in frame.columns:
         table.add_column(col, justify="left" if col == "metric" else "right")

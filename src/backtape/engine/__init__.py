@@ -8,6 +8,7 @@ from .portfolio import Portfolio
 from .result import BacktestResult
 from .run import run_backtest
 from .strategy import Context, Indicator, Strategy
+from .ticks import Quote, Trade
 
 __all__ = [
     "BacktestEngine",
@@ -21,9 +22,11 @@ __all__ = [
     "OrderStatus",
     "OrderType",
     "Portfolio",
+    "Quote",
     "Strategy",
     "StrategyFactory",
     "TimeInForce",
+    "Trade",
     "run_backtest",
     "sma_crossover",
 ]

@@ -1,4 +1,4 @@
-"""The simulated broker: turns orders into fills against completed bars, costs itemized.
+"""The simulated broker: turns orders into fills against completed bars or quotes, costs itemized.
 
 Prices come from ``backtape.fills`` (``limit_fill_price``, ``stop_fill_price``, ``slipped``,
 ``commission``, ``affordable_shares``), the same numba functions the vectorized engine calls, so
@@ -27,10 +27,58 @@ closes the old position (paying its commission), then the new position is the la
 number of shares (fractions when the asset allows) whose slipped price and commission fit in
 ``percent * equity``, and in the margin left (``leverage * equity - gross exposure``).
 
+Default stop-loss
+-----------------
+With ``RiskManager(default_stop_loss_pct=p)``, every position opened (from flat, or reversed)
+without a stop of its own gets a protective stop order, tagged ``default_stop``: GTC, for the whole
+position, at ``entry * (1 - p)`` for a long and ``entry * (1 + p)`` for a short, where ``entry`` is
+the price of the fill that opened it. It is a recorded order (``parent_id`` = the opening order)
+and becomes active when a bracket leg would (on the entry's own bar after a fill at the open, else
+from the next bar). "A stop of its own" is a working stop or stop-limit order against the
+position, such as a bracket's stop-loss; a stop order the strategy places later replaces the
+default one. The default stop follows the position size (adds and partial exits), is one-cancels-
+other with the opening bracket's take-profit, and is cancelled when another order closes or
+reverses the position (market orders filling at a bar's open go first, so an exit at the open
+never meets a stop filled before it). Portfolio heat measures open risk to it.
+
+Drawdown halt: once equity at a clock step is ``max_drawdown_halt`` below its peak, the engine
+latches the halt; orders adding risk are refused from then on (recorded in ``rejections``).
+
 Slippage applies to every fill; spread and impact to fills that take liquidity (market and stop).
 ``max_participation`` caps each fill at that fraction of the bar's volume; the rest stays working
 (a capped target order keeps working toward its target). Orders resized or refused by the risk
 manager or the leverage limit are recorded in ``rejections`` with the reason.
+
+With quotes
+-----------
+When the run loads quotes (the strategy declares ``DataRequirement("quotes")``), every order of a
+symbol is filled against its quotes instead of its bars; the bar rules above (and ``fill``) apply
+only to runs without quotes. An order placed at ``t`` *arrives* at ``t + latency`` (engine option ``latency``,
+ns, default 0) and is matched first against the quote prevailing at its arrival: with
+``latency == 0`` the quote the strategy saw when it placed the order (for ``on_trade`` that is the
+quote strictly before the trade, by the trade-first tie rule; for ``on_bar`` the last quote before
+the bar end), with ``latency > 0`` the last quote stamped strictly before ``t + latency``. Its fill
+time is the arrival. An order still working *rests* and is matched against each later quote of its
+symbol, at that quote's ``ts``. Only valid quotes (``0 < bid <= ask``) fill.
+
+=================  ==============================================================================
+order              fills (``mid = (bid + ask) / 2``)
+=================  ==============================================================================
+market             at arrival (or at the first valid quote after it): reference ``mid``, taking
+                   liquidity, so the quote-based spread cost makes a buy pay the ask and a sell
+                   receive the bid; the itemized spread is ``|qty| * (ask - mid)``
+limit buy  L       at arrival if ``ask <= L``: as a market order (pays the ask, at most ``L``);
+                   resting: on the first quote with ``ask <= L``, at ``L``, providing liquidity
+limit sell L       mirror: ``bid >= L``; at the bid when marketable, else at ``L`` when resting
+stop buy   S       triggers on the first quote (arrival included) with ``ask >= S``: pays that ask
+stop sell  S       triggers on ``bid <= S``: receives that bid
+stop-limit S, L    triggers like a stop, then is a limit order arriving at the trigger quote
+=================  ==============================================================================
+
+The reference price goes through the same cost engine (``SpreadModel(use_quotes=True)``, the
+default, charges the quote's half spread; slippage and commission as usual; impact and
+``max_participation`` need a bar volume and do not apply). Bracket legs arrive when their entry
+fills (plus the latency). DAY orders expire at their session close.
 """
 
 from __future__ import annotations
@@ -43,6 +91,7 @@ from typing import Any
 from ..costs import MarketState, TransactionCostEngine
 from ..fills import limit_fill_price, slipped, stop_fill_price
 from ..risk import PortfolioSnapshot, RiskManager
+from ._quotes import quote_match
 from .orders import Fill, Order, OrderStatus, OrderType, TimeInForce
 from .portfolio import Portfolio
 
@@ -100,6 +149,13 @@ class Broker:
         self.fills: list[Fill] = []
         self.rejections: list[dict] = []
         self._working: dict[str, list[Order]] = {}
+        #: symbols whose orders fill against quotes (``QuoteDesk``), never against bars
+        self.by_quote: frozenset[str] = frozenset()
+        #: the run's ``QuoteDesk`` (set by the engine), which receives default stops of quoted symbols
+        self.desk: Any = None
+        #: the drawdown halt was breached at an earlier clock step (set by the engine's loop)
+        self.halted = False
+        self._guards: dict[str, Order] = {}  # symbol -> its working default stop
 
     # order entry -------------------------------------------------------------------------
     def submit(self, order: Order, now: int, session_close: int | None = None) -> Order:
@@ -121,6 +177,10 @@ class Broker:
             book.append(leg)
         for child in order.children:  # dormant until the parent fills
             child.parent_id, child.created_at = order.id, -1
+        guard = self._guards.get(order.symbol)
+        if guard is not None and order.type in _STOPS and order.side == guard.side and guard.is_active:
+            guard.status = OrderStatus.CANCELLED
+            guard.reason = f"replaced by the strategy's stop order {order.id}"
         return order
 
     def cancel(self, order_id: int) -> bool:
@@ -144,9 +204,12 @@ class Broker:
         """Fill the orders placed before ``bar`` started, then expire DAY orders past their session."""
         fills: list[Fill] = []
         book = self._working.get(symbol)
-        if not book:
+        if not book or symbol in self.by_quote:
             return fills
         first = sorted(_live(book), key=_priority)
+        guard = self._guards.get(symbol)
+        if guard is not None and guard.is_active:
+            _after_market_orders(first, guard)
         self._match_all(first, bar, fills)
         # bracket legs of entries filled at this bar's open are live for the rest of the bar
         legs = [o for o in _live(book) if o.created_at == bar.ts and o.parent_id is not None
@@ -174,10 +237,23 @@ class Broker:
     def fill_at_close(self, symbol: str, bar: Bar, now: int) -> list[Fill]:
         """``fill="close"``: market orders placed at ``now`` execute at this bar's close."""
         fills: list[Fill] = []
+        if symbol in self.by_quote:
+            return fills
         for order in _live(self._working.get(symbol, [])):
             if order.type == OrderType.MARKET and order.created_at == now:
                 fills.extend(self._execute(order, bar, bar.close, bar.ts_end, True))
         return fills
+
+    def fill_quote(self, order: Order, bid: float, ask: float, ts: int, arriving: bool) -> list[Fill]:
+        """Fill ``order`` against the quote ``bid``/``ask`` at ``ts`` ("With quotes" above), if it matches."""
+        if not (bid > 0 and ask >= bid):
+            return []
+        match = quote_match(order, bid, ask, arriving)
+        if match is None:
+            return []
+        mid = 0.5 * (bid + ask)
+        quote = Bar(ts, ts, mid, math.nan, math.nan, mid, math.nan, math.nan, bid, ask)
+        return self._execute(order, quote, match[0], ts, match[1])
 
     def _match(self, order: Order, bar: Bar) -> tuple[float, bool] | None:
         """(reference price, takes liquidity) of ``order`` on ``bar`` (``fills`` rules), or None."""
@@ -285,7 +361,11 @@ class Broker:
             order.quantity = order.filled
         if order.oco_id is not None:
             self._cancel_sibling(order)
-        self._activate_children(order, bar.ts if ts == bar.ts and ref == bar.open else bar.ts_end)
+        active_from = bar.ts if ts == bar.ts and ref == bar.open else bar.ts_end
+        self._activate_children(order, active_from)
+        if self.risk is not None and self.risk.default_stop_loss_pct is not None:
+            self._guard(order, fill, active_from)
+        self._cancel_stale_exits(order)
         if self.on_fill is not None:
             self.on_fill(fill)
         return fill
@@ -304,7 +384,8 @@ class Broker:
         pf = self.portfolio
         stops = {o.symbol: o.stop_price for o in self.working() if o.type == OrderType.STOP
                  and o.stop_price is not None and o.side * pf.position(o.symbol) < 0}
-        snap = PortfolioSnapshot(pf.equity, pf.peak_equity, dict(pf.positions), dict(pf.prices), stops)
+        snap = PortfolioSnapshot(pf.equity, pf.peak_equity, dict(pf.positions), dict(pf.prices), stops,
+                                 self.halted)
         decision = self.risk.check(order.symbol, qty, ref, snap, stop_price=_bracket_stop(order))
         if decision.action == "accept":
             return qty
@@ -352,6 +433,46 @@ class Broker:
                 if child.created_at < 0:
                     child.created_at = active_from
 
+    def _guard(self, order: Order, fill: Fill, active_from: int) -> None:
+        """Keep the default stop in step with the position after ``fill`` ("Default stop-loss")."""
+        sym = order.symbol
+        pos = self.portfolio.position(sym)
+        guard = self._guards.pop(sym, None)
+        if guard is not None and guard.is_active:
+            if pos and (pos > 0) == (guard.side < 0):
+                guard.quantity = guard.filled - pos  # what remains is the whole position
+                self._guards[sym] = guard
+                return
+            guard.status = OrderStatus.CANCELLED
+            guard.reason = f"position {'reversed' if pos else 'closed'} by order {order.id}"
+        if not pos or any(o.type in _STOPS and o.side * pos < 0 for o in _live(self._working.get(sym, []))):
+            return
+        stop_price = self.risk.default_stop(1 if pos > 0 else -1, fill.price)  # type: ignore[union-attr]
+        take_profit = next((c for c in order.children if c.type == OrderType.LIMIT and c.is_active), None)
+        guard = Order(sym, -pos, OrderType.STOP, stop_price=stop_price, tif=TimeInForce.GTC,
+                      tag=f"{order.tag}:default_stop" if order.tag else "default_stop",
+                      parent_id=order.id, oco_id=take_profit.oco_id if take_profit is not None else None)
+        guard.created_at = active_from
+        self.orders.append(guard)
+        self._working.setdefault(sym, []).append(guard)
+        self._guards[sym] = guard
+        if sym in self.by_quote and self.desk is not None:
+            self.desk.accept(guard)
+
+    def _cancel_stale_exits(self, order: Order) -> None:
+        """Exit legs of earlier entries die with the position they protect (closed or reversed).
+
+        Without this a bracket's stop or take-profit left working after ``ctx.close()`` could later
+        open a position in the other direction.
+        """
+        pos = self.portfolio.position(order.symbol)
+        for other in _live(self._working.get(order.symbol, [])):
+            if other is order or other.parent_id is None or other.parent_id == order.id:
+                continue
+            if pos == 0 or other.side * pos > 0:
+                other.status = OrderStatus.CANCELLED
+                other.reason = f"position {'closed' if pos == 0 else 'reversed'} by order {order.id}"
+
     def _cancel_sibling(self, order: Order) -> None:
         for other in self._working.get(order.symbol, []):
             if other is not order and other.oco_id == order.oco_id and other.is_active:
@@ -376,6 +497,17 @@ class Broker:
         self.rejections.append({"ts": ts, "order_id": order.id, "symbol": order.symbol, "action": action,
                                 "requested": float(requested), "approved": float(approved),
                                 "reason": order.reason})
+
+
+_STOPS = (OrderType.STOP, OrderType.STOP_LIMIT)
+
+
+def _after_market_orders(orders: list[Order], guard: Order) -> None:
+    """Move ``guard`` after the market orders in ``orders`` (they fill at the open, before any stop)."""
+    last = max((k for k, o in enumerate(orders) if o.type == OrderType.MARKET), default=-1)
+    here = next((k for k, o in enumerate(orders) if o is guard), None)
+    if here is not None and here < last:
+        orders.insert(last, orders.pop(here))
 
 
 def _positive(value: float | None) -> bool:

@@ -2,6 +2,9 @@
 
 Per clock step ``t`` (the end of one or more bars), in this order:
 
+0. with a tick subscription, every trade and quote stamped before ``t`` is dispatched to
+   ``on_trade``/``on_quote`` in time order and quote-filled orders are matched
+   (``backtape.engine.ticks``, ``backtape.engine._quotes``);
 1. the portal's clock moves to ``t``;
 2. corporate actions whose ex-date session opened by ``t`` are applied (splits scale positions and
    working orders, cash dividends are credited or, for shorts, debited);
@@ -11,14 +14,17 @@ Per clock step ``t`` (the end of one or more bars), in this order:
 5. with ``fill="close"``, its market orders execute at the close of that same bar.
 
 Prices are raw (as traded); strategies read history through the portal, adjusted as of the clock.
+A strategy declaring ticks but no bars runs on the tick-only clock of ``backtape.engine.ticks``.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -26,16 +32,18 @@ import polars as pl
 
 from .._time import TimeLike, check_range, format_ns
 from ..costs import Commission, SlippageModel, TransactionCostEngine
-from ..errors import BacktapeError, NoDataError
+from ..errors import BacktapeError, ConfigError, NoDataError
 from ..portal import DataPortal
 from ..risk import RiskManager
 from ..sources.base import DataSource
 from ._indicators import check_causal, point_in_time
+from ._report import build_result
 from .broker import Bar, Broker
 from .orders import Fill, Order, TimeInForce
 from .portfolio import Portfolio
 from .result import BacktestResult
 from .strategy import Context, Indicator, Strategy
+from .ticks import TickFeed, subscriptions, tick_clock
 
 log = logging.getLogger("backtape.backtest")
 
@@ -55,10 +63,11 @@ class BacktestEngine:
     def __init__(self, *, source: DataSource | str = "sample", cash: float = 10_000.0,
                  costs: TransactionCostEngine | None = None, risk: RiskManager | None = None,
                  fill: str = "next_open", max_participation: float | None = None, leverage: float = 1.0,
-                 fractional: bool | set[str] = False, adjustment: str = "split") -> None:
+                 fractional: bool | set[str] = False, adjustment: str = "split",
+                 latency: int | timedelta = 0) -> None:
         self.source = source
         self.options = dict(cash=cash, costs=costs, risk=risk, fill=fill, max_participation=max_participation,
-                            leverage=leverage, fractional=fractional, adjustment=adjustment)
+                            leverage=leverage, fractional=fractional, adjustment=adjustment, latency=latency)
 
     def run(self, strategy: Strategy, symbols: Sequence[str] | str, start: TimeLike, end: TimeLike,
             frequency: str = "1d", *, source: DataSource | str | None = None,
@@ -85,8 +94,11 @@ class BacktestEngine:
                                                "error": str(exc)})
             raise
         log.info("backtest complete", extra={
-            "event": "backtest.complete", "strategy": strategy.name, "duration_s": result.duration_s,
-            **{k: result.metrics.get(k) for k in ("final_equity", "total_return", "sharpe", "trades")}})
+            "event": "backtest.complete", "strategy": strategy.name, "parameters": strategy.parameters,
+            "symbols": names, "start": format_ns(s_ns), "end": format_ns(e_ns), "frequency": frequency,
+            "duration_s": result.duration_s, "rejections": result.rejections.height,
+            **{k: result.metrics.get(k) for k in ("final_equity", "total_return", "sharpe", "max_drawdown",
+                                                   "trades")}})
         return result
 
 
@@ -103,6 +115,8 @@ class _Run:
         strategy.frequency = frequency
         if strategy.portal is None:
             strategy.portal = self.portal
+        kinds, wants_bars = subscriptions(list(strategy.get_data_requirements()))
+        self.tick_only = bool(kinds) and not wants_bars
         self.portal.load_data(start, end, symbols, requirements=[strategy])
         self.portfolio = Portfolio(self.portal, opts["cash"])
         self.broker = Broker(self.portal, self.portfolio, costs=opts["costs"], risk=opts["risk"],
@@ -113,6 +127,12 @@ class _Run:
         self.ctx = Context(self)
         self.now = start
         self.step = 0
+        self.feed: TickFeed | None = None
+        if kinds:
+            if "quotes" in kinds:
+                self.broker.by_quote = frozenset(symbols)
+            self.feed = TickFeed(self, kinds, _latency_ns(opts.get("latency", 0)), self.tick_only)
+            self.broker.desk = self.feed.desk
         self._records: list[dict[str, Any]] = []
         self._fills_this_step: list[Fill] = []
         self._build_timeline()
@@ -122,17 +142,20 @@ class _Run:
         """Arrays per symbol (raw bars at the run frequency inside the range) and the clock steps."""
         self.bars: list[dict[str, np.ndarray]] = []
         ends = []
-        for sym in self.symbols:
+        for sym in () if self.tick_only else self.symbols:
             series = self.portal.bars(sym, self.frequency)
             first = int(np.searchsorted(series.ts, self.start, "left"))
             last = int(np.searchsorted(series.ts, self.end, "left"))
             cols = {k: series.fields[k] for k in ("open", "high", "low", "close", "volume")}
             self.bars.append({"ts": series.ts, "ts_end": series.ts_end, "first": first, "last": last, **cols})
             ends.append(series.ts_end[first:last])
-        if not any(len(e) for e in ends):
+        if self.tick_only:
+            self.clock = tick_clock(self.portal.calendar, self.frequency, self.start, self.end)
+        elif not any(len(e) for e in ends):
             raise NoDataError(f"no {self.frequency} bars for {', '.join(self.symbols)} between "
                               f"{format_ns(self.start)} and {format_ns(self.end)}")
-        self.clock = ends[0] if len(ends) == 1 else np.unique(np.concatenate(ends))
+        else:
+            self.clock = ends[0] if len(ends) == 1 else np.unique(np.concatenate(ends))
         n = len(self.clock)
         # row of each symbol's bar ending at each step (-1 when it has none), and its last visible row
         self.row_at = []
@@ -188,15 +211,20 @@ class _Run:
         actions, a_i, n_actions = self._actions, 0, len(self._actions)
         syms, rows = self.symbols, self.rows
         cols = [(j, syms[j], self.row_at[j].tolist(), self.bars[j]["close"].tolist())
-                for j in range(len(syms))]
+                for j in range(len(self.bars))]
         positions, prices, working = pf.positions, pf.prices, broker._working
         flush = self._flush_extremes
+        feed = self.feed
         close_fill = self.fill_mode == "close"
         peak = pf.peak_equity
+        keep = self._halt_keep()  # the drawdown halt trips when equity <= peak * keep
+        floor = peak * keep
         every = max(n // 100, 1)
         tick = 0 if progress is not None else n
         for k in range(n):
             t = clock[k]
+            if feed is not None:
+                traded[k] += feed.advance(t)
             self.now = t
             self.step = k
             set_clock(t)
@@ -231,17 +259,35 @@ class _Run:
             exposed[k] = held
             if eq > peak:
                 peak = pf.peak_equity = eq
+                floor = peak * keep
+            elif eq <= floor:
+                broker.halted = True
+                floor = -math.inf
             if k == tick:
                 progress(k, n)
                 tick += every
         strategy.on_end(ctx)
-        for j in range(len(syms)):
+        for j in range(len(self.bars)):
             flush(j, rows[j])
         self.equity = np.array(equity)
         self.exposed = np.array(exposed, dtype=np.bool_)
         self.traded = np.array(traded)
         if progress is not None:
             progress(n, n)
+
+    def _halt_keep(self) -> float:
+        """``1 - max_drawdown_halt`` of the risk manager, or ``-inf`` when there is no halt."""
+        risk = self.broker.risk
+        if risk is None or risk.max_drawdown_halt is None:
+            return -math.inf
+        return 1.0 - risk.max_drawdown_halt
+
+    @functools.cached_property
+    def periods_per_year(self) -> float:
+        """Bars per year of this run's frequency on its calendar (for annualizing volatility)."""
+        from ..analytics import periods_per_year
+
+        return periods_per_year(calendar=self.portal.calendar.name, frequency=self.frequency)
 
     def _flush_extremes(self, j: int, upto: int) -> None:
         """Fold the highs and lows of rows ``(last flush, upto]`` into the open lots' excursions.
@@ -301,7 +347,10 @@ class _Run:
             closes = self._sessions
             i = int(closes.searchsorted(self.now, "right"))
             session_close = int(closes[i]) if i < len(closes) else None
-        return self.broker.submit(order, self.now, session_close)
+        order = self.broker.submit(order, self.now, session_close)
+        if order.symbol in self.broker.by_quote:
+            self.feed.desk.accept(order)  # type: ignore[union-attr]
+        return order
 
     def fractional(self, symbol: str) -> bool:
         return self.broker._is_fractional(symbol)
@@ -314,6 +363,8 @@ class _Run:
         """``fn`` over the loaded bars of ``symbol``, point in time (``_indicators``), look-ahead checked."""
         if symbol not in self.symbols:
             raise BacktapeError(f"indicator for {symbol!r}, which is not in this backtest")
+        if self.tick_only:
+            raise BacktapeError("indicators need bars; this run has a tick-only clock (no bars declared)")
         j = self.symbols.index(symbol)
         label = name or getattr(fn, "__name__", "indicator")
         actions = [a[0] for a in self._all_actions if a[1] == symbol]
@@ -331,65 +382,16 @@ class _Run:
 
     # results ---------------------------------------------------------------------------
     def result(self, duration: float) -> BacktestResult:
-        from ..analytics import compute_metrics, drawdown, periods_per_year
-
-        pf = self.portfolio
-        ts = pl.Series("ts", self.clock).cast(pl.Datetime("ns", "UTC"))
-        eq = pl.DataFrame({"ts": ts, "equity": self.equity, "drawdown": drawdown(self.equity)})
-        trades = pf.trades()
-        ppy = periods_per_year(calendar=self.portal.calendar.name, frequency=self.frequency)
-        metrics = compute_metrics(self.equity, trades, periods_per_year=ppy, positions=self.exposed,
-                                  traded_value=self.traded)
-        metrics["commission"] = float(pf.commissions)
-        metrics["slippage"] = float(pf.slippage)
-        orders = pl.DataFrame([o.as_row() for o in self.broker.orders], schema=_ORDER_SCHEMA, orient="row")
-        fills = pl.DataFrame([_fill_row(f) for f in self.broker.fills], schema=_FILL_SCHEMA, orient="row")
-        return BacktestResult(
-            strategy=self.strategy.name, parameters=dict(self.strategy.parameters), symbols=self.symbols,
-            start=self.start, end=self.end, frequency=self.frequency, source=self.source.name,
-            cash=pf.starting_cash, metrics=metrics, trades=trades, orders=orders, fills=fills, equity=eq,
-            open_trades=pf.open_trades(self.now), rejections=pl.DataFrame(self.broker.rejections),
-            records=pl.DataFrame(self._records), duration_s=duration,
-            fingerprint=self._fingerprint(),
-        )
-
-    def _fingerprint(self) -> dict[str, Any]:
-        """What data the run saw: source and its identity, symbols, range, upstream fetches, cache
-        coverage (when the source is a ``CachedDataSource``) and the package version."""
-        from .. import __version__
-
-        fetches = self.portal.fetch_log.with_columns(pl.col("start", "end").dt.to_string())
-        return {"source": self.source.name, "identity": self.source.cache_identity(),
-                "symbols": self.symbols, "start": format_ns(self.start), "end": format_ns(self.end),
-                "frequency": self.frequency, "fetches": fetches.to_dicts(), "cache": _cache_coverage(self),
-                "package_version": __version__}
+        return build_result(self, duration)
 
 
-def _cache_coverage(run: _Run) -> dict[str, Any] | None:
-    """Coverage spans the cache held for each symbol after the run (``None`` without a cache)."""
-    from ..cache import CachedDataSource
-
-    src = run.source
-    if not isinstance(src, CachedDataSource):
-        return None
-    freq = str(run.portal.base_frequency)
-    spans = {s: [(format_ns(sp.start), format_ns(sp.end)) for sp in src.coverage(s, frequency=freq)]
-             for s in run.symbols}
-    return {"frequency": freq, "spans": spans, "stats": src.stats.as_dict()}
-
-
-_ORDER_SCHEMA = {"id": pl.Int64, "symbol": pl.String, "type": pl.String, "quantity": pl.Float64,
-                 "filled": pl.Float64, "limit_price": pl.Float64, "stop_price": pl.Float64, "tif": pl.String,
-                 "status": pl.String, "created_at": pl.Int64, "parent_id": pl.Int64, "tag": pl.String,
-                 "reason": pl.String}
-_FILL_SCHEMA = {"order_id": pl.Int64, "symbol": pl.String, "ts": pl.Int64, "quantity": pl.Float64,
-                "price": pl.Float64, "reference_price": pl.Float64, "commission": pl.Float64,
-                "spread": pl.Float64, "slippage": pl.Float64, "impact": pl.Float64, "tag": pl.String}
-
-
-def _fill_row(f: Fill) -> tuple:
-    return (f.order_id, f.symbol, f.ts, f.quantity, f.price, f.reference_price, f.commission, f.spread,
-            f.slippage, f.impact, f.tag)
+def _latency_ns(latency: int | timedelta) -> int:
+    """The order latency option in nanoseconds (an int of ns or a ``timedelta``), never negative."""
+    ns = latency // timedelta(microseconds=1) * 1000 if isinstance(latency, timedelta) else latency
+    if isinstance(ns, bool) or not isinstance(ns, int | np.integer) or ns < 0:
+        raise ConfigError(f"latency must be a non-negative number of nanoseconds or a timedelta, "
+                          f"got {latency!r}")
+    return int(ns)
 
 
 def build_costs(commission: float | Commission | None = None, slippage_bps: float = 0.0,

@@ -1,7 +1,8 @@
-"""``FrameDataSource``: a ``DataSource`` over bars (and corporate actions) already in memory.
+"""``FrameDataSource``: a ``DataSource`` over bars, trades, quotes and corporate actions in memory.
 
 For hand-made test series, a vendor frame loaded elsewhere (backtesting.py's GOOG), or benchmarks
-that must not time data generation. It serves its one bar frequency and nothing it does not hold.
+that must not time data generation. It serves its one bar frequency and nothing it does not hold:
+trades and quotes are offered only when given (an empty frame counts as given).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import polars as pl
 
 from .._time import TimeLike, check_range
 from ..calendars import get_calendar
+from ..errors import UnsupportedDataError
 from ..schema import conform, empty
 from ..sources.base import DataSource, DataSourceMetadata, SourceCapabilities
 from ..timeframes import Timeframe
@@ -20,18 +22,23 @@ from ..timeframes import Timeframe
 
 @dataclass(frozen=True)
 class FrameDataSource(DataSource):
-    """Bars in the canonical schema (``backtape.schema``) at one ``frequency``, on ``calendar``."""
+    """Bars in the canonical schema (``backtape.schema``) at one ``frequency``, on ``calendar``;
+    optionally trades and quotes (``TRADE_SCHEMA`` / ``QUOTE_SCHEMA``)."""
 
     bars: pl.DataFrame = field(default_factory=lambda: empty("bars"))
     actions: pl.DataFrame | None = None
     frequency: str = "1d"
     calendar_name: str = "XNYS"
     name: str = "memory"
+    trades: pl.DataFrame | None = None
+    quotes: pl.DataFrame | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bars", conform(self.bars, "bars"))
-        if self.actions is not None:
-            object.__setattr__(self, "actions", conform(self.actions, "actions"))
+        for kind in ("actions", "trades", "quotes"):
+            frame = getattr(self, kind)
+            if frame is not None:
+                object.__setattr__(self, kind, conform(frame, kind))  # type: ignore[arg-type]
 
     async def fetch(self, symbols: list[str], start: TimeLike, end: TimeLike,
                     frequency: str | Timeframe = "1d") -> pl.DataFrame:
@@ -41,6 +48,22 @@ class FrameDataSource(DataSource):
         names = [symbols] if isinstance(symbols, str) else list(symbols)
         ts = pl.col("ts").cast(pl.Int64)
         return self.bars.filter(pl.col("symbol").is_in(names) & (ts >= s) & (ts < e))
+
+    async def fetch_trades(self, symbols: list[str], start: TimeLike, end: TimeLike) -> pl.DataFrame:
+        return self._ticks("trades", symbols, start, end)
+
+    async def fetch_quotes(self, symbols: list[str], start: TimeLike, end: TimeLike) -> pl.DataFrame:
+        return self._ticks("quotes", symbols, start, end)
+
+    def _ticks(self, kind: str, symbols: list[str], start: TimeLike, end: TimeLike) -> pl.DataFrame:
+        """Held ``kind`` rows of ``symbols`` with ``start <= ts < end`` (canonical order)."""
+        s, e = check_range(start, end)
+        frame = getattr(self, kind)
+        if frame is None:
+            raise UnsupportedDataError(f"{self.name}: holds no {kind}")
+        names = [symbols] if isinstance(symbols, str) else list(symbols)
+        ts = pl.col("ts").cast(pl.Int64)
+        return frame.filter(pl.col("symbol").is_in(names) & (ts >= s) & (ts < e))
 
     async def fetch_corporate_actions(self, symbols: list[str], start: TimeLike,
                                       end: TimeLike) -> pl.DataFrame:
@@ -54,15 +77,17 @@ class FrameDataSource(DataSource):
         return DataSourceMetadata(
             name=self.name, source_type="memory", description="bars held in memory",
             calendar=self.calendar_name,
-            capabilities=SourceCapabilities(frequencies=(self.frequency,),
-                                            corporate_actions=self.actions is not None),
+            capabilities=SourceCapabilities(
+                kinds=frozenset({"bars"} | {k for k in ("trades", "quotes") if getattr(self, k) is not None}),
+                frequencies=(self.frequency,), corporate_actions=self.actions is not None),
             details={"rows": self.bars.height, "frequency": self.frequency},
         )
 
     def cache_identity(self) -> str:
         """A content hash: two sources holding the same frames have the same identity."""
         digest = self.bars.hash_rows().sum()
-        extra = 0 if self.actions is None else int(self.actions.hash_rows().sum())
+        extra = ":".join(str(0 if f is None else int(f.hash_rows().sum()))
+                         for f in (self.actions, self.trades, self.quotes))
         return f"memory:{self.frequency}:{self.bars.height}:{int(digest)}:{extra}"
 
 

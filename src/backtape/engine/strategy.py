@@ -2,12 +2,29 @@
 
 ``initialize(ctx)`` runs once before the first bar; ``on_bar(ctx)`` after every bar end (the clock
 is that bar's ``ts_end``, so the bar just completed is the newest visible one); ``on_fill(ctx,
-fill)`` for each execution; ``on_end(ctx)`` once after the last bar. Everything a strategy reads
-goes through the portal, as of the clock.
+fill)`` for each execution; ``on_end(ctx)`` once after the last bar. Strategies that subscribe to
+ticks also get ``on_trade(ctx, trade)`` and ``on_quote(ctx, quote)`` between bar ends, in time order
+(``backtape.engine.ticks``). Everything a strategy reads goes through the portal, as of the clock.
 
 Indicators computed over the whole loaded series (``ctx.indicator``) are exposed point in time:
 ``ind[-1]`` is the value at the current bar, ``ind[-2]`` the one before; positive indices and the
 future do not exist. The engine checks each indicator for look-ahead by recomputing it on a prefix.
+
+Position sizing: the order helpers take explicit quantities or all-in targets (the built-in
+strategies use ``order_target_percent``, so they stay all-in). To size an entry by risk, run with a
+``RiskManager`` that has a sizer and call ``ctx.order_sized(symbol, side, stop=...)`` (or
+``ctx.size(...)`` for the quantity alone)::
+
+    from backtape.risk import FixedFractional, RiskManager
+
+    class Breakout(Strategy):
+        def on_bar(self, ctx):
+            price = ctx.spot("AAPL")
+            if not ctx.position("AAPL") and price > self.level:
+                ctx.order_sized("AAPL", +1, stop=0.95 * price)   # lose at most 1% of equity to the stop
+
+    run_backtest(Breakout(), "AAPL", "2012-01-01", "2015-01-01",
+                 risk=RiskManager(sizer=FixedFractional(0.01), max_position_pct=0.5))
 """
 
 from __future__ import annotations
@@ -18,12 +35,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ..errors import LookAheadError
+from ..errors import BacktapeError, LookAheadError
 from ..portal.requirements import DataRequirement
 from .orders import Fill, Order, OrderType, TimeInForce
 
 if TYPE_CHECKING:
     from .engine import _Run
+    from .ticks import Quote, Trade
 
 
 class Strategy:
@@ -37,6 +55,8 @@ class Strategy:
     params: ClassVar[dict[str, Any]] = {}
     #: bars of history the strategy needs before its first decision (its warm-up)
     warmup: int = 0
+    #: tick kinds ("trades", "quotes") streamed to ``on_trade``/``on_quote`` besides the bars
+    subscribe: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, portal: Any = None, **params: Any) -> None:
         unknown = set(params) - set(self.params)
@@ -57,8 +77,10 @@ class Strategy:
     frequency: str = "1d"
 
     def get_data_requirements(self) -> list[DataRequirement]:
-        """Bars at the run frequency with ``warmup`` bars of lookback; override to ask for more."""
-        return [DataRequirement("bars", self.frequency, self.warmup)]
+        """Bars at the run frequency with ``warmup`` bars of lookback, and the ``subscribe`` tick kinds;
+        override to ask for more (declare ticks without bars for a tick-only clock)."""
+        return [DataRequirement("bars", self.frequency, self.warmup),
+                *(DataRequirement(kind, self.frequency, 0) for kind in self.subscribe)]
 
     def initialize(self, ctx: Context) -> None:
         """Called once before the first bar."""
@@ -68,6 +90,12 @@ class Strategy:
 
     def on_fill(self, ctx: Context, fill: Fill) -> None:
         """Called for each execution of this strategy's orders."""
+
+    def on_trade(self, ctx: Context, trade: Trade) -> None:
+        """Called for each trade of a subscribed symbol (``backtape.engine.ticks.Trade``)."""
+
+    def on_quote(self, ctx: Context, quote: Quote) -> None:
+        """Called for each quote of a subscribed symbol (``backtape.engine.ticks.Quote``)."""
 
     def on_end(self, ctx: Context) -> None:
         """Called after the last bar."""
@@ -140,6 +168,25 @@ class Context:
         """The latest complete bar's ``field`` for ``symbol``."""
         return self.portal.get_spot_value(symbol, field, self._run.now)
 
+    def quote(self, symbol: str | None = None) -> Quote | None:
+        """The prevailing quote of ``symbol`` (bid, ask, sizes, ts), None before its first one."""
+        return self._feed("quotes").quotes.get(symbol or self.symbols[0])
+
+    def last_trade(self, symbol: str | None = None) -> Trade | None:
+        """The latest trade of ``symbol`` (with its side and cumulative delta), None before the first."""
+        return self._feed("trades").trades.get(symbol or self.symbols[0])
+
+    def delta(self, symbol: str | None = None) -> float:
+        """Cumulative delta (buyer- minus seller-initiated volume) of ``symbol`` since the run start."""
+        return self._feed("trades").delta(symbol or self.symbols[0])
+
+    def _feed(self, kind: str):
+        feed = self._run.feed
+        if feed is None or kind not in feed.kinds:
+            raise BacktapeError(f"no {kind} in this run: declare DataRequirement({kind!r}) or "
+                                f"subscribe = ({kind!r},) in the strategy")
+        return feed
+
     def indicator(self, fn: Callable[..., np.ndarray], *args: Any, symbol: str | None = None,
                   field: str = "close", name: str | None = None, **kwargs: Any) -> Indicator:
         """Compute ``fn(values, *args, **kwargs)`` once over the loaded bars; read it point in time."""
@@ -188,6 +235,64 @@ class Context:
         symbol = symbol or self.symbols[0]
         qty = self.position(symbol)
         return self.order(symbol, -qty, tag=tag) if qty else None
+
+    def size(self, symbol: str | None = None, side: int = 1, *, stop: float | None = None) -> float:
+        """Signed quantity the run's ``RiskManager`` sizer gives a new ``side`` (+1/-1) position.
+
+        Inputs, all as of the clock: equity; the latest price (quote mid or last trade in tick
+        runs, else the latest close); ``stop`` (else the default stop-loss, else the sizer's own
+        assumption); for sizers with a ``volatility_window`` (``VolatilityTarget``), the std of the
+        last ``window`` close-to-close returns of ``ctx.history`` and the run's bars per year.
+        Whole shares (rounded down) unless the asset allows fractions; limits apply at the fill.
+        """
+        symbol = symbol or self.symbols[0]
+        risk = self._run.broker.risk
+        if risk is None or risk.sizer is None:
+            raise BacktapeError("sizing needs a RiskManager with a sizer, e.g. "
+                                "run_backtest(..., risk=RiskManager(sizer=FixedFractional(0.01)))")
+        if side not in (1, -1):
+            raise ValueError(f"side must be +1 (long) or -1 (short), got {side!r}")
+        price = self._price(symbol)
+        if stop is not None and not (stop - price) * side < 0:
+            raise ValueError(f"stop {stop} of a {'long' if side > 0 else 'short'} {symbol} entry must be "
+                             f"{'below' if side > 0 else 'above'} the price {price}")
+        window = int(getattr(risk.sizer, "volatility_window", 0) or 0)
+        volatility = None
+        if window > 0:
+            closes = self.history(symbol, window + 1, "close")
+            volatility = float(np.std(closes[1:] / closes[:-1] - 1.0, ddof=1))
+        qty = risk.position_size(self.equity, price, side=side, stop_price=stop, volatility=volatility,
+                                 periods_per_year=self._run.periods_per_year)
+        if not qty > 0 or not math.isfinite(qty):
+            return 0.0
+        return side * (qty if self._run.fractional(symbol) else float(math.floor(qty + 1e-9)))
+
+    def order_sized(self, symbol: str | None = None, side: int = 1, *, stop: float | None = None,
+                    take_profit: float | None = None, limit: float | None = None,
+                    tag: str = "") -> Order | None:
+        """Enter ``side`` with the quantity of :meth:`size`; with ``stop``/``take_profit`` as a bracket.
+
+        ``None`` when the size rounds to zero (too little equity or too wide a stop).
+        """
+        symbol = symbol or self.symbols[0]
+        qty = self.size(symbol, side, stop=stop)
+        if not qty:
+            return None
+        if stop is None and take_profit is None:
+            return self.order(symbol, qty, limit=limit, tag=tag)
+        return self.bracket(symbol, qty, stop_loss=stop, take_profit=take_profit, limit=limit, tag=tag)
+
+    def _price(self, symbol: str) -> float:
+        """Latest price of ``symbol``: quote mid or last trade when ticks stream, else the latest close."""
+        feed = self._run.feed
+        if feed is not None:
+            quote = feed.quotes.get(symbol)
+            if quote is not None and 0 < quote.bid <= quote.ask:
+                return quote.mid
+            trade = feed.trades.get(symbol)
+            if trade is not None:
+                return trade.price
+        return self.spot(symbol)
 
     def order_target_percent(self, symbol: str, percent: float, *, tif: str = "gtc", tag: str = "") -> Order:
         """Move the position to ``percent`` of equity, sized at the fill price (whole shares)."""

@@ -139,11 +139,16 @@ class RunRecord:
 
 
 def _url(target: str | Path | None) -> str:
+    """SQLAlchemy URL of ``target``: the configured database when ``None``, a path means SQLite, and a
+    bare ``postgresql://`` (or ``postgres://``) URL uses the psycopg driver (extra ``postgres``)."""
     if target is None:
-        target = Path.home() / ".backtape" / "results.db"
+        from ..config import load_config
+
+        target = load_config().data.results_db
     text = str(target)
     if "://" in text:
-        return text
+        scheme, sep, rest = text.partition("://")
+        return f"postgresql+psycopg{sep}{rest}" if scheme in ("postgresql", "postgres") else text
     path = Path(text).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"

@@ -44,7 +44,15 @@ registry = _default_registry()
 
 
 def get_source(name: str, **options: Any) -> DataSource:
-    """Build the registered source ``name`` (see ``registry.list()``)."""
+    """Build the registered source ``name`` (see ``registry.list()``).
+
+    For a provider, settings from ``backtape.yaml`` and the environment (keys, base URL, rate
+    limits) are the defaults; ``options`` override them.
+    """
+    from ..config import ProvidersConfig, provider_credentials
+
+    if name.lower() in ProvidersConfig.model_fields:
+        options = {**provider_credentials(name), **options}
     return registry.get_source(name, **options)
 
 

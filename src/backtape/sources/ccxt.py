@@ -32,7 +32,15 @@ from ..errors import (
 )
 from ..schema import empty
 from ..timeframes import Timeframe
-from ._http import DEFAULT_CONCURRENCY, HttpSource, ProgressCallback, RetryPolicy, env_first, gather_limited
+from ._http import (
+    DEFAULT_CONCURRENCY,
+    HttpSource,
+    ProgressCallback,
+    RetryPolicy,
+    env_first,
+    gather_limited,
+    parse_retry_after,
+)
 from ._normalize import bars_in_range
 from .base import ANY_FREQUENCY, DataSourceMetadata, SourceCapabilities
 
@@ -138,6 +146,7 @@ class CCXTDataSource(HttpSource):
             config["apiKey"], config["secret"] = self._keys
         ex = getattr(ccxt_async, self.exchange_id)(config)
         _strict_json(ex)
+        _note_retry_after(ex)
         if self.base_url:
             ex.urls["api"] = _rebase_urls(ex.urls["api"], self.base_url)
         try:
@@ -161,8 +170,14 @@ class CCXTDataSource(HttpSource):
             try:
                 return await fn(*args, **kwargs)
             except (ccxt.DDoSProtection, ccxt.RateLimitExceeded) as exc:
+                retry_after = getattr(exc, "retry_after", None)
+                if retry_after is not None and retry_after > policy.max_retry_after:
+                    raise RateLimitError(
+                        self._message(f"rate limited; asked to wait {retry_after:.0f} s, longer than this "
+                                      f"client waits ({policy.max_retry_after:.0f} s); retry later", exc),
+                        provider=self.exchange_id, status=429, retry_after=retry_after) from None
                 last = RateLimitError(self._message("rate limited (retries exhausted)", exc),
-                                      provider=self.exchange_id, status=429)
+                                      provider=self.exchange_id, status=429, retry_after=retry_after)
             except ccxt.AuthenticationError as exc:
                 raise AuthenticationError(self._message("authentication failed", exc),
                                           provider=self.exchange_id) from None
@@ -177,7 +192,9 @@ class CCXTDataSource(HttpSource):
                 raise ProviderError(self._message("malformed response", exc),
                                     provider=self.exchange_id) from None
             if attempt + 1 < policy.attempts:
-                await asyncio.sleep(policy.delay(attempt, None))
+                delay = policy.delay(attempt, getattr(last, "retry_after", None))
+                log.debug("ccxt %s: retry %d in %.2fs after: %s", self.exchange_id, attempt + 1, delay, last)
+                await asyncio.sleep(min(delay, policy.max_retry_after))
         assert last is not None
         raise last
 
@@ -246,6 +263,41 @@ def _strict_json(ex: Any) -> None:
         return result
 
     ex.parse_json = parse
+
+
+def _note_retry_after(ex: Any) -> None:
+    """Attach the response's ``Retry-After`` (seconds) to the error ccxt raises for it.
+
+    ccxt maps 429/418 to ``DDoSProtection`` but drops the header. ``handle_errors`` (which sees the
+    headers) and ``handle_http_status_code`` run back to back without yielding to the loop, so the
+    value belongs to that very response even with several windows in flight.
+    """
+    seen: dict[str, Any] = {}
+
+    def tag(exc: Exception) -> None:
+        if getattr(exc, "retry_after", None) is None:
+            headers = seen.get("headers") or {}
+            value = next((v for k, v in headers.items() if str(k).lower() == "retry-after"), None)
+            exc.retry_after = parse_retry_after(value)  # type: ignore[attr-defined]
+
+    handle_errors, handle_status = ex.handle_errors, ex.handle_http_status_code
+
+    def checked_errors(code: Any, reason: Any, url: Any, method: Any, headers: Any, *rest: Any) -> Any:
+        seen["headers"] = headers
+        try:
+            return handle_errors(code, reason, url, method, headers, *rest)
+        except Exception as exc:
+            tag(exc)
+            raise
+
+    def checked_status(*args: Any) -> Any:
+        try:
+            return handle_status(*args)
+        except Exception as exc:
+            tag(exc)
+            raise
+
+    ex.handle_errors, ex.handle_http_status_code = checked_errors, checked_status
 
 
 def _ccxt_timeframe(tf: Timeframe) -> str:

@@ -29,6 +29,8 @@ option              meaning
 ``keep_extra``      keep unmapped vendor columns (e.g. ``aggressor_side``) after the canonical ones
 ``glob``            file pattern inside a folder (default ``*.csv``, ``*.csv.gz``, ``*.txt`` or
                     ``*.parquet``)
+``on_invalid``      ``raise`` (default) | ``drop`` | ``warn``: what to do with rows that break a
+                    validation rule (see "Validation on load" below)
 ==================  ==================================================================================
 
 Daily rows become bars of their calendar session (``ts`` = session open, ``ts_end`` = close); a
@@ -36,6 +38,26 @@ date that is not a session raises ``DataFormatError`` (or is dropped with a warn
 ``on_non_session="drop"``). Intraday bars get ``ts_end = ts + frequency``. Dividend and split
 columns (``dividend``, ``split``, ``ex-dividend``, ``split_ratio``, ``Stock Splits``) become
 corporate actions, a split value of 0 or 1 meaning none.
+
+Validation on load
+------------------
+Every file is checked by ``backtape.validation`` on its rows **in file order, before any sorting**,
+so each problem is named by file and place: the file line for CSV (header counted, as an editor
+shows it) or the 0-based row index for Parquet, with the symbol, timestamp and rule. Impossible
+bars (high < low, high below open/close, low above them), non-positive prices, negative volumes or
+sizes, NaN or missing values, crossed quotes and duplicate bars with different values are problems:
+
+* ``on_invalid="raise"`` (default): ``DataValidationError`` listing the first ten problems and the
+  total (``.violations`` holds them as dicts, ``.report`` the file's full report);
+* ``"drop"``: the offending rows are removed with a ``DataQualityWarning`` naming how many and
+  which lines; of duplicates the first valid row is kept;
+* ``"warn"``: a ``DataQualityWarning`` with the same text as the error, and every row is kept.
+
+Two things are repaired without loss and are therefore never an error: rows that are merely out of
+order (e.g. newest-first vendor exports) are sorted, and a bar row that repeats an earlier row
+exactly (every column equal) is removed. Both are logged at INFO and kept, with their lines, as
+``unsorted``/``duplicate`` entries of the file's quality report (``source.file_reports()``), which
+``backtape validate FILE`` prints.
 """
 
 from __future__ import annotations
@@ -44,6 +66,7 @@ import gzip
 import hashlib
 import io
 import json
+import logging
 import re
 import warnings
 from collections.abc import Mapping
@@ -54,14 +77,24 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from .._time import NS_PER_DAY, NS_PER_MINUTE, TimeLike, check_range
+from .. import validation
+from .._time import NS_PER_DAY, NS_PER_MINUTE, TimeLike, check_range, format_ns
 from ..calendars import get_calendar
-from ..errors import ConfigError, DataFormatError, SymbolNotFoundError, UnsupportedDataError
+from ..errors import (
+    ConfigError,
+    DataFormatError,
+    DataValidationError,
+    SymbolNotFoundError,
+    UnsupportedDataError,
+)
 from ..schema import SCHEMAS, TS, conform, empty
 from ..timeframes import Timeframe
+from ..validation import DataQualityWarning, QualityReport, sort_by_symbol_ts
 from .base import DataSource, DataSourceMetadata, SourceCapabilities
 
 DataKind = Literal["bars", "trades", "quotes"]
+OnInvalid = Literal["raise", "drop", "warn"]
+log = logging.getLogger(__name__)
 
 # canonical role -> normalised vendor names, in order of preference
 _ALIASES: dict[str, tuple[str, ...]] = {
@@ -131,6 +164,7 @@ class LocalOptions:
     on_non_session: Literal["raise", "drop"] = "raise"
     keep_extra: bool = False
     glob: str | None = None
+    on_invalid: OnInvalid = "raise"
 
     @classmethod
     def from_kwargs(cls, options: Mapping[str, Any]) -> LocalOptions:
@@ -146,6 +180,7 @@ class LocalOptions:
         _check_choice("kind", out.kind, (None, "bars", "trades", "quotes"))
         _check_choice("stamp", out.stamp, ("start", "end"))
         _check_choice("on_non_session", out.on_non_session, ("raise", "drop"))
+        _check_choice("on_invalid", out.on_invalid, ("raise", "drop", "warn"))
         _check_choice("adjusted", out.adjusted, (False, True, "splits"))
         _check_choice("timestamp_unit", out.timestamp_unit, (None, *_EPOCH_UNITS))
         if out.frequency is not None:
@@ -166,13 +201,14 @@ def _check_choice(name: str, value: object, allowed: tuple[object, ...]) -> None
 
 @dataclass
 class ParsedFile:
-    """One file normalised: its kind, canonical rows (plus extras), actions and bar size."""
+    """One file normalised: its kind, canonical rows (plus extras), actions, bar size and quality."""
 
     path: Path
     kind: DataKind
     data: pl.DataFrame
     actions: pl.DataFrame
     frequency: Timeframe | None
+    report: QualityReport
 
 
 def _norm(name: str) -> str:
@@ -529,8 +565,9 @@ def parse_frame(df: pl.DataFrame, path: Path, opts: LocalOptions, *, first_line:
     data = conform(out, kind, sort=False)
     if extra:
         data = data.with_columns(extra)
-    data = data.sort(["symbol", "ts"], maintain_order=True)
-    return ParsedFile(path, kind, data, actions, frequency)
+    file_rows = out.get_column("_row") if "_row" in out.columns else None
+    data, report = _screen(data, kind, _Origin(path, first_line, file_rows), opts.on_invalid)
+    return ParsedFile(path, kind, data, actions, frequency, report)
 
 
 def _bar_times(cols: dict[str, pl.Series], parsed_ts: pl.Series, path: Path, opts: LocalOptions,
@@ -639,6 +676,190 @@ def _unadjust(value: pl.Expr, factor: pl.Series) -> pl.Expr:
     return pl.when(pl.lit(factor) != 1.0).then((value * pl.lit(factor)).round(4)).otherwise(value)
 
 
+# ---------------------------------------------------------------------------------------------
+# validation on load
+
+#: How many problems an error or warning lists before giving the total.
+PROBLEM_LIMIT = 10
+_FILE_ROW = "__backtape_file_row"
+_REFERENCE = r"row (\d+)$"  # validation details end with the row they refer to
+
+
+@dataclass(frozen=True)
+class _Origin:
+    """Where a file's rows came from: CSV rows are named by file line, Parquet rows by index."""
+
+    path: Path
+    first_line: int  # file line of the first data row (header counted); 0 for Parquet
+    rows: pl.Series | None = None  # file row of each parsed row when some rows were left out
+
+    def file_rows(self, height: int) -> pl.Series:
+        """The 0-based file row of each of ``height`` parsed rows."""
+        if self.rows is None:
+            return pl.Series(_FILE_ROW, np.arange(height, dtype=np.int64))
+        return self.rows.cast(pl.Int64).alias(_FILE_ROW)
+
+    def place(self, file_row: pl.Expr) -> pl.Expr:
+        """Text naming a file row: ``"line 7"`` for CSV, ``"row 5"`` for Parquet."""
+        if self.first_line:
+            return pl.format("line {}", file_row + self.first_line)
+        return pl.format("row {}", file_row)
+
+    def places(self, file_rows: pl.Series) -> str:
+        """Comma-separated places of at most ``PROBLEM_LIMIT`` file rows, then the count of the rest."""
+        word = ("line" if self.first_line else "row") + ("s" if file_rows.len() > 1 else "")
+        shown = ", ".join(str(r + self.first_line) for r in file_rows.head(PROBLEM_LIMIT).to_list())
+        more = file_rows.len() - PROBLEM_LIMIT
+        return f"{word} {shown}" + (f" and {more:,} more" if more > 0 else "")
+
+
+def _quality(frame: pl.DataFrame, kind: str, on_invalid: str = "warn") -> QualityReport:
+    """Validation report of ``frame`` without raising or warning (the caller decides)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataQualityWarning)
+        return getattr(validation, f"validate_{kind}")(frame, on_invalid=on_invalid)
+
+
+def _file_quality(frame: pl.DataFrame, kind: str) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Violations of ``frame`` (rows in file order) and counts per rule, ``unsorted`` judged per symbol.
+
+    A file may interleave symbols by time (one row per instrument and minute); that order loses
+    nothing, so a row is ``unsorted`` only when it is earlier than the previous row of its symbol.
+    Violations get a ``ref`` column: the frame row a ``duplicate`` or ``unsorted`` detail refers to.
+    """
+    found = _quality(frame, kind)
+    counts = {rule: n for rule, n in found.counts.items() if rule != "unsorted"}
+    duplicate = pl.col("rule") == "duplicate"
+    others = found.violations.filter(pl.col("rule") != "unsorted").with_columns(
+        ref=pl.when(duplicate).then(pl.col("detail").str.extract(_REFERENCE, 1).cast(pl.Int64)),
+        detail=pl.when(duplicate).then(pl.col("detail").str.replace(_REFERENCE, ""))
+        .otherwise(pl.col("detail")),
+    )
+    if found.counts.get("unsorted", 0) == 0:
+        return others, counts
+    late = (
+        frame.lazy().with_row_index("__i")
+        .with_columns(__prev=pl.col("__i").shift(1).over("symbol"),
+                      __late=(pl.col("ts") < pl.col("ts").shift(1).over("symbol")).fill_null(False))
+        .filter(pl.col("__late"))
+        .select(pl.lit("unsorted").alias("rule"), pl.col("symbol").cast(pl.String), "ts",
+                pl.col("__i").cast(pl.Int64).alias("row"),
+                pl.lit("ts earlier than the symbol's previous row at ").alias("detail"),
+                pl.col("__prev").cast(pl.Int64).alias("ref"))
+        .collect()
+        .cast(others.schema)  # type: ignore[arg-type]
+    )
+    if late.height:
+        counts["unsorted"] = late.height
+    return pl.concat([others, late]).sort("row", nulls_last=False, maintain_order=True), counts
+
+
+def _locate(violations: pl.DataFrame, file_rows: pl.Series, origin: _Origin) -> pl.DataFrame:
+    """Violations with ``row`` as the file row, a ``line`` (CSV) and details naming file places."""
+    ref_file = pl.lit(file_rows).gather(pl.col("ref"))
+    line = pl.col("row") + origin.first_line if origin.first_line else pl.lit(None, pl.Int64)
+    return violations.with_columns(
+        row=pl.lit(file_rows).gather(pl.col("row")),
+        detail=pl.when(pl.col("ref").is_not_null())
+        .then(pl.concat_str(pl.col("detail"), origin.place(ref_file)))
+        .otherwise(pl.col("detail")),
+    ).with_columns(line=line).select("rule", "symbol", "ts", "row", "line", "detail")
+
+
+def _exact_repeats(frame: pl.DataFrame, kind: str, counts: dict[str, int]) -> pl.Series:
+    """File rows of bars repeating an earlier row in every canonical column (removable without loss)."""
+    if kind != "bars" or not counts.get("duplicate"):
+        return pl.Series(_FILE_ROW, [], pl.Int64)
+    again = pl.struct(SCHEMAS[kind].names()).is_first_distinct().not_()
+    return frame.filter(again).get_column(_FILE_ROW)
+
+
+def _problem_text(head: str, problems: pl.DataFrame, origin: _Origin) -> str:
+    """``head``, then the first ``PROBLEM_LIMIT`` problems one per line, then how many more."""
+    lines = [head]
+    shown = problems.head(PROBLEM_LIMIT).with_columns(
+        place=origin.place(pl.col("row")), ns=pl.col("ts").dt.epoch("ns"))
+    for rec in shown.iter_rows(named=True):
+        when = "null ts" if rec["ns"] is None else format_ns(rec["ns"])
+        lines.append(f"  {rec['place']} {rec['symbol']} {when}: {rec['rule']} ({rec['detail']})")
+    if problems.height > PROBLEM_LIMIT:
+        lines.append(f"  ... and {problems.height - PROBLEM_LIMIT:,} more")
+    return "\n".join(lines)
+
+
+def _rule_counts(problems: pl.DataFrame) -> str:
+    counts = problems.group_by("rule", maintain_order=True).len()
+    return ", ".join(f"{rule}: {n:,}" for rule, n in counts.iter_rows())
+
+
+def _screen(data: pl.DataFrame, kind: DataKind, origin: _Origin,
+            on_invalid: OnInvalid) -> tuple[pl.DataFrame, QualityReport]:
+    """Validate ``data`` in file order, act as ``on_invalid`` says, return it sorted with its report.
+
+    Out-of-order rows and exact repeats of bar rows are repaired without loss (and only logged);
+    every other violation is a problem that raises, is dropped or is warned about.
+    """
+    file_rows = origin.file_rows(data.height)
+    frame = data.with_columns(file_rows)
+    found, counts = _file_quality(frame, kind)
+    violations = _locate(found, file_rows, origin)
+    if not counts:
+        served = sort_by_symbol_ts(data)  # symbols may be interleaved by time
+        return served, QualityReport(kind, data.height, served, violations)
+    repeats = _exact_repeats(frame, kind, counts)
+    benign = (pl.col("rule") == "unsorted") | (
+        (pl.col("rule") == "duplicate") & pl.col("row").is_in(repeats.implode()))
+    problems = violations.filter(benign.not_())
+    if problems.height and on_invalid != "drop":
+        what = (f"{origin.path}: {problems.get_column('row').n_unique():,} invalid {kind} row(s) of "
+                f"{data.height:,} ({_rule_counts(problems)})")
+        if on_invalid == "raise":
+            hint = "; pass on_invalid='drop' to skip them or 'warn' to keep them"
+            err = DataValidationError(_problem_text(what + hint, problems, origin),
+                                      problems.head(validation.ERROR_RECORD_LIMIT).to_dicts())
+            err.report = QualityReport(kind, data.height, data, violations, counts)  # type: ignore[attr-defined]
+            raise err
+        warnings.warn(_problem_text(what, problems, origin), DataQualityWarning, stacklevel=2)
+    kept = _keep(frame, kind, problems, repeats, on_invalid)
+    dropped = file_rows.filter(file_rows.is_in(kept.get_column(_FILE_ROW).implode()).not_()
+                               & file_rows.is_in(repeats.implode()).not_())
+    if dropped.len():
+        gone = problems.filter(pl.col("row").is_in(dropped.implode()))
+        warnings.warn(_problem_text(
+            f"{origin.path}: dropped {dropped.len():,} invalid {kind} row(s) of {data.height:,} at "
+            f"{origin.places(dropped)} ({_rule_counts(gone)})", gone, origin),
+            DataQualityWarning, stacklevel=2)
+    _log_repairs(violations, repeats, kind, origin)
+    served = sort_by_symbol_ts(kept).drop(_FILE_ROW)
+    return served, QualityReport(kind, data.height, served, violations, counts)
+
+
+def _keep(frame: pl.DataFrame, kind: str, problems: pl.DataFrame, repeats: pl.Series,
+          on_invalid: OnInvalid) -> pl.DataFrame:
+    """Rows to serve: without exact repeats, and for ``"drop"`` without problem rows.
+
+    Rows breaking a per-row rule go first, so of duplicates the first *valid* row is kept.
+    """
+    removed = repeats
+    if on_invalid == "drop":
+        removed = pl.concat([repeats, problems.filter(pl.col("rule") != "duplicate").get_column("row")])
+    kept = frame.filter(pl.col(_FILE_ROW).is_in(removed.implode()).not_())
+    if on_invalid == "drop" and (problems.get_column("rule") == "duplicate").any():
+        kept = _quality(kept, kind, "drop").data
+    return kept
+
+
+def _log_repairs(violations: pl.DataFrame, repeats: pl.Series, kind: str, origin: _Origin) -> None:
+    """INFO notes for what was repaired without loss: out-of-order rows and exact repeats."""
+    unsorted = violations.filter(pl.col("rule") == "unsorted").get_column("row")
+    if unsorted.len():
+        log.info("%s: %d %s row(s) earlier than their symbol's previous row at %s; sorted on load",
+                 origin.path, unsorted.len(), kind, origin.places(unsorted))
+    if repeats.len():
+        log.info("%s: %d %s row(s) repeat an earlier row exactly at %s; removed (nothing lost)",
+                 origin.path, repeats.len(), kind, origin.places(repeats))
+
+
 def parse_file(path: str | Path, opts: LocalOptions | None = None) -> ParsedFile:
     """Read and normalise one CSV/gzip-CSV/Parquet file."""
     path = Path(path)
@@ -668,6 +889,7 @@ class _LocalDataSource(DataSource):
         self._actions = empty("actions")
         self._frequencies: dict[str, Timeframe] = {}
         self._aggregated: dict[tuple[str, str], pl.DataFrame] = {}
+        self._reports: dict[Path, QualityReport] = {}
 
     # -- loading ------------------------------------------------------------------------------
     def files(self) -> list[Path]:
@@ -688,6 +910,7 @@ class _LocalDataSource(DataSource):
         spans: dict[tuple[str, str], tuple[Path, Any, Any]] = {}
         for path in self.files():
             parsed = parse_file(path, self.options)
+            self._reports[path] = parsed.report
             _check_overlap(spans, parsed)
             by_kind.setdefault(parsed.kind, []).append(parsed.data)
             actions.append(parsed.actions)
@@ -698,11 +921,18 @@ class _LocalDataSource(DataSource):
                         raise DataFormatError(f"{path}: symbol {sym!r} has {parsed.frequency} bars here "
                                               f"but {known} bars in another file")
         self._loaded = {
-            kind: pl.concat(frames, how="diagonal_relaxed").sort(["symbol", "ts"], maintain_order=True)
+            kind: sort_by_symbol_ts(pl.concat(frames, how="diagonal_relaxed"))
             for kind, frames in by_kind.items()
         }
         self._actions = conform(pl.concat(actions), "actions").unique(maintain_order=True)
         return self._loaded
+
+    def file_reports(self) -> dict[Path, QualityReport]:
+        """Quality report of each file as written: violations in file order, ``row`` the 0-based
+        file row, ``line`` the CSV file line (header counted; null for Parquet), ``unsorted`` and
+        exact-repeat ``duplicate`` entries included although loading repaired them."""
+        self._load()
+        return dict(self._reports)
 
     def symbols(self, kind: str = "bars") -> list[str]:
         """Symbols with data of ``kind`` in the files."""
@@ -862,7 +1092,10 @@ def _source_for(path: str | Path, options: Mapping[str, Any]) -> _LocalDataSourc
 
 
 def read_bars(path: str | Path, **options: Any) -> pl.DataFrame:
-    """Every bar of a CSV/Parquet file or folder as canonical bars.
+    """Every bar of a CSV/Parquet file or folder as canonical bars, validated in file order.
+
+    Invalid rows raise ``DataValidationError`` naming file, line, symbol, timestamp and rule;
+    ``on_invalid="drop"`` skips them and ``"warn"`` keeps them, each with a ``DataQualityWarning``.
 
     >>> read_bars("AAPL_1d.csv", calendar="XNYS")  # doctest: +SKIP
     """
@@ -870,7 +1103,10 @@ def read_bars(path: str | Path, **options: Any) -> pl.DataFrame:
 
 
 def read_ticks(path: str | Path, kind: Literal["trades", "quotes"], **options: Any) -> pl.DataFrame:
-    """Every trade or quote of a file or folder as canonical rows (``keep_extra`` keeps vendor columns)."""
+    """Every trade or quote of a file or folder as canonical rows (``keep_extra`` keeps vendor columns).
+
+    Rows are validated in file order like ``read_bars`` (``on_invalid="raise"|"drop"|"warn"``).
+    """
     if kind not in ("trades", "quotes"):
         raise ConfigError(f"read_ticks: kind must be 'trades' or 'quotes', got {kind!r}")
     return _source_for(path, {**options, "kind": kind}).frame(kind)

@@ -11,10 +11,10 @@ fractional. Prices are raw (``adjusted=false``) unless ``adjusted=True`` is pass
 from __future__ import annotations
 
 import asyncio
+import csv
 import functools
 import gzip
-import io
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 import numpy as np
@@ -51,6 +51,8 @@ DEFAULT_FLAT_FILES_ENDPOINT = "https://files.massive.com"
 #: the Basic (free) plan's published limit; paid plans are "unlimited", pass requests_per_minute=
 DEFAULT_REQUESTS_PER_MINUTE = 5.0
 MAX_LIMIT = 50_000
+#: decompressed CSV bytes parsed at a time when streaming a flat file
+FLAT_BLOCK_BYTES = 8 * 1024 * 1024
 _TIMESPANS = {"min": "minute", "h": "hour", "d": "day", "w": "week"}
 _FLAT_DATASETS = {"1min": "minute_aggs_v1", "1d": "day_aggs_v1", "trades": "trades_v1", "quotes": "quotes_v1"}
 
@@ -128,6 +130,7 @@ class PolygonDataSource(HttpSource):
         s3_access_key_id: str | None = None,
         s3_secret_access_key: str | None = None,
         s3_prefix: str = "us_stocks_sip",
+        flat_block_bytes: int = FLAT_BLOCK_BYTES,
     ) -> None:
         if auth not in ("header", "query"):
             raise ConfigError(f"polygon: auth must be 'header' or 'query', not {auth!r}")
@@ -148,6 +151,7 @@ class PolygonDataSource(HttpSource):
         self.s3_endpoint = (s3_endpoint or env_first("POLYGON_S3_ENDPOINT") or DEFAULT_FLAT_FILES_ENDPOINT)
         self.s3_bucket = s3_bucket
         self.s3_prefix = s3_prefix
+        self.flat_block_bytes = flat_block_bytes
         self._s3_keys = _s3_credentials(s3_access_key_id, s3_secret_access_key) if flat_files else None
         if self._s3_keys:
             from .. import _secrets
@@ -327,15 +331,19 @@ class PolygonDataSource(HttpSource):
         day = _iso_date(label_ns)
         return f"{self.s3_prefix}/{dataset}/{day[:4]}/{day[5:7]}/{day}.csv.gz"
 
-    def _read_flat(self, key: str) -> pl.DataFrame:
-        """Download one gzipped CSV and read every column as text (exact ints, fractional sizes)."""
+    def _read_flat(self, key: str, symbols: list[str]) -> pl.DataFrame:
+        """Stream one gzipped CSV from S3, keeping only ``symbols``' rows (every column as text).
+
+        Market-wide day files run to gigabytes; they are decompressed and parsed in blocks of
+        ``flat_block_bytes`` and filtered block by block, so memory holds one block plus the kept rows.
+        """
         from botocore.exceptions import BotoCoreError, ClientError
 
+        where = f"s3://{self.s3_bucket}/{key} at {self.s3_endpoint}"
         try:
-            body = self._s3().get_object(Bucket=self.s3_bucket, Key=key)["Body"].read()
+            body = self._s3().get_object(Bucket=self.s3_bucket, Key=key)["Body"]
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            where = f"s3://{self.s3_bucket}/{key} at {self.s3_endpoint}"
             if code in ("NoSuchKey", "404"):
                 raise ProviderError(f"polygon flat files: {where} does not exist (not yet published, "
                                     "or not a trading day)", status=404, provider="polygon") from None
@@ -348,20 +356,23 @@ class PolygonDataSource(HttpSource):
             raise ProviderError(f"polygon flat files: {self._http.redact(str(exc))}",
                                 provider="polygon") from None
         try:
-            return pl.read_csv(io.BytesIO(gzip.decompress(body)), infer_schema=False)
-        except (OSError, EOFError, pl.exceptions.ComputeError) as exc:
-            raise ProviderError(f"polygon flat files: s3://{self.s3_bucket}/{key} is not a valid "
-                                f"CSV.gz ({exc})", provider="polygon") from None
+            return filter_csv_gz(body, "ticker", symbols, block_bytes=self.flat_block_bytes)
+        except BotoCoreError as exc:
+            raise ProviderError(f"polygon flat files: reading {where} failed: {self._http.redact(str(exc))}",
+                                provider="polygon") from None
+        except (OSError, EOFError, ValueError, pl.exceptions.PolarsError) as exc:
+            raise ProviderError(f"polygon flat files: {where} is not a valid CSV.gz ({exc})",
+                                provider="polygon") from None
+        finally:
+            body.close()
 
     async def _flat_frames(self, dataset: str, symbols: list[str], s: int, e: int) -> list[pl.DataFrame]:
         """One filtered frame per session day overlapping ``[s, e)`` (all days fetched concurrently)."""
         cal = get_calendar(self.calendar_name)
         labels = cal.sessions(s, e)["session"].cast(pl.Datetime("ns")).cast(pl.Int64).to_list()
-        wanted = pl.Series(symbols, dtype=pl.String)
 
         async def day(label: int) -> pl.DataFrame:
-            frame = await asyncio.to_thread(self._read_flat, self._flat_key(dataset, label))
-            return frame.filter(pl.col("ticker").is_in(wanted.implode()))
+            return await asyncio.to_thread(self._read_flat, self._flat_key(dataset, label), symbols)
 
         return await self._gather([functools.partial(day, lbl) for lbl in labels])
 
@@ -400,6 +411,41 @@ class PolygonDataSource(HttpSource):
         if not out:
             return empty(kind)  # type: ignore[arg-type]
         return ticks_in_range(pl.concat(out, how="vertical"), kind, s, e)
+
+
+def filter_csv_gz(stream: BinaryIO, column: str, values: list[str], *,
+                  block_bytes: int = FLAT_BLOCK_BYTES) -> pl.DataFrame:
+    """Rows of a gzipped CSV ``stream`` whose ``column`` is one of ``values``, read block by block.
+
+    Every column stays text (exact int64 nanoseconds, fractional sizes, quoted condition lists);
+    only empty fields are null. Blocks end at a line break (flat files hold no quoted line breaks),
+    so memory holds about two decompressed blocks plus the kept rows.
+    """
+    wanted = pl.Series(values, dtype=pl.String).implode()
+    with gzip.GzipFile(fileobj=stream, mode="rb") as text:
+        header = text.readline()
+        if not header.strip():
+            raise ValueError("no header line")
+        names = next(csv.reader([header.decode("utf-8").rstrip("\r\n")]))
+        if column not in names:
+            raise ValueError(f"no {column!r} column in the header ({', '.join(names)})")
+        schema = {name: pl.String for name in names}
+
+        def kept(lines: bytes) -> pl.DataFrame:
+            rows = pl.read_csv(lines, has_header=False, schema=schema)
+            return rows.filter(pl.col(column).is_in(wanted))
+
+        parts = [pl.DataFrame(schema=schema)]
+        rest = b""
+        while block := text.read(block_bytes):
+            data = rest + block
+            cut = data.rfind(b"\n") + 1
+            rest = data[cut:]
+            if cut:
+                parts.append(kept(data[:cut]))
+        if rest.strip():
+            parts.append(kept(rest))
+    return pl.concat(parts, how="vertical")
 
 
 def _canonical_ticks(kind: str, raw: pl.DataFrame, symbol: str, *, list_conditions: bool) -> pl.DataFrame:

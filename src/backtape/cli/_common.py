@@ -1,0 +1,144 @@
+"""Pieces every command shares: the global options, consoles, ``NAME=VALUE`` options, frame tables."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..config import Config, ProvidersConfig, load_config, provider_credentials
+from ..sources import DataSource, get_source
+
+_WIDE = 140  # width when stdout is not a terminal (pipes, tests): tables stay readable
+
+
+@dataclass(frozen=True)
+class State:
+    """The root options, stored on the click context for every command."""
+
+    verbose: bool = False
+    log_json: bool = False
+    config_path: Path | None = None
+
+    def config(self) -> Config:
+        return load_config(self.config_path)
+
+
+def state(ctx: typer.Context) -> State:
+    """The global options of the running command (defaults when run outside the root app)."""
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, State) else State()
+
+
+def open_source(name: str, options: dict[str, Any], config: Config) -> DataSource:
+    """Source ``name``; a provider also gets its ``providers.<name>`` settings (explicit options win)."""
+    if name.lower() in ProvidersConfig.model_fields:
+        options = {**provider_credentials(name, config), **options}
+    return get_source(name, **options)
+
+
+def console() -> Console:
+    """A rich console on stdout; 140 columns wide unless stdout is a terminal or COLUMNS is set."""
+    out = Console(highlight=False)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out = Console(highlight=False, width=_WIDE)
+    return out
+
+
+def parse_options(pairs: list[str] | None) -> dict[str, Any]:
+    """``["tz=America/New_York", "skip_rows=1"]`` -> keyword arguments; values parse as JSON if they can.
+
+    >>> parse_options(["tz=UTC", "header=false", 'columns={"Date": "ts"}'])
+    {'tz': 'UTC', 'header': False, 'columns': {'Date': 'ts'}}
+    """
+    options: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{pair!r}: write NAME=VALUE, e.g. timezone=America/New_York",
+                                     param_hint="'--option'")
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        options[key.strip()] = value
+    return options
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "NaN"
+        if value.is_integer() and abs(value) < 1e15:
+            return f"{value:,.0f}"
+        if abs(value) >= 1:
+            return f"{value:,.4f}".rstrip("0").rstrip(".")
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _readable_times(df: pl.DataFrame) -> pl.DataFrame:
+    """Datetime columns as text: minutes when every value is whole, else seconds and fractions."""
+    exprs = []
+    for name, dtype in df.schema.items():
+        if isinstance(dtype, pl.Datetime):
+            col = pl.col(name)
+            whole = df.select((col.dt.truncate("1m") == col).all()).item()
+            fmt = "%Y-%m-%d %H:%M" if whole in (True, None) else "%Y-%m-%d %H:%M:%S%.f"
+            exprs.append(col.dt.strftime(fmt))
+        else:
+            exprs.append(pl.col(name))
+    return df.select(exprs)
+
+
+def frame_table(df: pl.DataFrame, *, title: str | None = None, max_rows: int = 20,
+                caption: str | None = None) -> Table:
+    """A rich table of ``df`` (first and last rows when longer than ``max_rows``; 0 = all); times in UTC.
+
+    Columns that are entirely null (``vwap`` of a vendor without it) are left out and named below.
+    """
+    empty = [c for c in df.columns if df.height and df.get_column(c).null_count() == df.height]
+    df = df.drop(empty)
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for name, dtype in df.schema.items():
+        table.add_column(name, justify="right" if dtype.is_numeric() else "left", no_wrap=True)
+    if df.height > max_rows > 0:
+        head, tail = df.head(max_rows // 2), df.tail(max_rows - max_rows // 2)
+        for row in _readable_times(head).iter_rows():
+            table.add_row(*map(_cell, row))
+        table.add_row(*(["…"] * df.width))
+        rows = _readable_times(tail).iter_rows()
+    else:
+        rows = _readable_times(df).iter_rows()
+    for row in rows:
+        table.add_row(*map(_cell, row))
+    note = f" · empty: {', '.join(empty)}" if empty else ""
+    table.caption = (caption or f"{df.height:,} rows · times in UTC") + note
+    table.caption_justify = "left"
+    return table
+
+
+def write_frame(df: pl.DataFrame, path: Path) -> None:
+    """Write ``df`` as Parquet or CSV, chosen by the file extension."""
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise typer.BadParameter(
+            f"{path}: unsupported extension {suffix or '(none)'!r}; use .parquet or .csv",
+            param_hint="'--output'",
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".parquet":
+        df.write_parquet(path)
+    else:
+        df.write_csv(path)

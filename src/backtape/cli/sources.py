@@ -1,0 +1,57 @@
+"""``backtape sources``: the registered data sources, what each delivers and what it needs."""
+
+from __future__ import annotations
+
+import re
+
+import typer
+from rich.table import Table
+
+from .._async import run_sync
+from ..config import Config
+from ..errors import ConfigError
+from ..sources import DataSource, registry
+from ._common import console, open_source, state
+
+_MISSING_ARGS = re.compile(r"missing \d+ required (?:positional |keyword-only )?arguments?: (.+)$")
+
+
+def _describe(source: DataSource) -> tuple[str, str, str, str]:
+    meta = source.get_metadata()
+    caps = meta.capabilities
+    kinds = ", ".join(sorted(caps.kinds | ({"actions"} if caps.corporate_actions else set())))
+    return kinds, ", ".join(caps.frequencies).replace("*", "any"), meta.calendar, "ready"
+
+
+def _probe(name: str, config: Config) -> tuple[str, str, str, str]:
+    """Capabilities of source ``name`` built from the configuration alone, or why it cannot be."""
+    try:
+        source = open_source(name, {}, config)
+    except TypeError as exc:
+        missing = _MISSING_ARGS.search(str(exc))
+        needs = missing.group(1).replace("'", "") if missing else str(exc)
+        return "", "", "", f"needs options: {needs}"
+    except ImportError as exc:
+        return "", "", "", f"unavailable: {exc}"
+    except ConfigError as exc:
+        return "", "", "", f"needs settings: {exc}"
+    except Exception as exc:  # a broken provider must not hide the others
+        return "", "", "", f"unavailable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    try:
+        return _describe(source)
+    finally:
+        run_sync(source.aclose())
+
+
+def sources(ctx: typer.Context) -> None:
+    """List the registered data sources with their kinds, frequencies and calendar."""
+    config = state(ctx).config()
+    table = Table(title="Data sources", title_justify="left", header_style="bold")
+    for column in ("name", "description", "kinds", "frequencies", "calendar", "status"):
+        table.add_column(column, overflow="fold")
+    for name, description in registry.list():
+        table.add_row(name, description, *_probe(name, config))
+    table.caption = ("Options are keyword arguments: get_source(name, **options); providers also take "
+                     "their providers.<name> settings from backtape.yaml and the environment.")
+    table.caption_justify = "left"
+    console().print(table)

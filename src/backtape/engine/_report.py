@@ -1,0 +1,77 @@
+"""The ``BacktestResult`` of a finished run: analytics, trade/order/fill tables and the data fingerprint."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from .._time import format_ns
+from .orders import Fill
+from .result import BacktestResult
+
+if TYPE_CHECKING:
+    from .engine import _Run
+
+
+def build_result(run: _Run, duration: float) -> BacktestResult:
+    """The ``BacktestResult`` of a finished run: metrics, trades, orders, fills, equity, fingerprint."""
+    from ..analytics import compute_metrics, drawdown, periods_per_year
+
+    pf = run.portfolio
+    ts = pl.Series("ts", run.clock).cast(pl.Datetime("ns", "UTC"))
+    eq = pl.DataFrame({"ts": ts, "equity": run.equity, "drawdown": drawdown(run.equity)})
+    trades = pf.trades()
+    ppy = periods_per_year(calendar=run.portal.calendar.name, frequency=run.frequency)
+    metrics = compute_metrics(run.equity, trades, periods_per_year=ppy, positions=run.exposed,
+                              traded_value=run.traded)
+    metrics["commission"] = float(pf.commissions)
+    metrics["slippage"] = float(pf.slippage)
+    orders = pl.DataFrame([o.as_row() for o in run.broker.orders], schema=_ORDER_SCHEMA, orient="row")
+    fills = pl.DataFrame([_fill_row(f) for f in run.broker.fills], schema=_FILL_SCHEMA, orient="row")
+    return BacktestResult(
+        strategy=run.strategy.name, parameters=dict(run.strategy.parameters), symbols=run.symbols,
+        start=run.start, end=run.end, frequency=run.frequency, source=run.source.name,
+        cash=pf.starting_cash, metrics=metrics, trades=trades, orders=orders, fills=fills, equity=eq,
+        open_trades=pf.open_trades(run.now), rejections=pl.DataFrame(run.broker.rejections),
+        records=pl.DataFrame(run._records), duration_s=duration,
+        fingerprint=_fingerprint(run),
+    )
+
+def _fingerprint(run: _Run) -> dict[str, Any]:
+    """What data the run saw: source and its identity, symbols, range, upstream fetches, cache
+    coverage (when the source is a ``CachedDataSource``) and the package version."""
+    from .. import __version__
+
+    fetches = run.portal.fetch_log.with_columns(pl.col("start", "end").dt.to_string())
+    return {"source": run.source.name, "identity": run.source.cache_identity(),
+            "symbols": run.symbols, "start": format_ns(run.start), "end": format_ns(run.end),
+            "frequency": run.frequency, "fetches": fetches.to_dicts(), "cache": _cache_coverage(run),
+            "package_version": __version__}
+
+
+def _cache_coverage(run: _Run) -> dict[str, Any] | None:
+    """Coverage spans the cache held for each symbol after the run (``None`` without a cache)."""
+    from ..cache import CachedDataSource
+
+    src = run.source
+    if not isinstance(src, CachedDataSource):
+        return None
+    freq = str(run.portal.base_frequency)
+    spans = {s: [(format_ns(sp.start), format_ns(sp.end)) for sp in src.coverage(s, frequency=freq)]
+             for s in run.symbols}
+    return {"frequency": freq, "spans": spans, "stats": src.stats.as_dict()}
+
+
+_ORDER_SCHEMA = {"id": pl.Int64, "symbol": pl.String, "type": pl.String, "quantity": pl.Float64,
+                 "filled": pl.Float64, "limit_price": pl.Float64, "stop_price": pl.Float64, "tif": pl.String,
+                 "status": pl.String, "created_at": pl.Int64, "parent_id": pl.Int64, "tag": pl.String,
+                 "reason": pl.String}
+_FILL_SCHEMA = {"order_id": pl.Int64, "symbol": pl.String, "ts": pl.Int64, "quantity": pl.Float64,
+                "price": pl.Float64, "reference_price": pl.Float64, "commission": pl.Float64,
+                "spread": pl.Float64, "slippage": pl.Float64, "impact": pl.Float64, "tag": pl.String}
+
+
+def _fill_row(f: Fill) -> tuple:
+    return (f.order_id, f.symbol, f.ts, f.quantity, f.price, f.reference_price, f.commission, f.spread,
+            f.slippage, f.impact, f.tag)
