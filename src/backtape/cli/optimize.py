@@ -26,6 +26,7 @@ from rich.progress import (
 from rich.table import Table
 
 from ..errors import BacktapeError
+from ._common import open_source, state
 
 _PERCENT = {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "exposure", "avg_trade"}
 
@@ -104,6 +105,33 @@ def frame_table(frame: pl.DataFrame, title: str) -> Table:
     return table
 
 
+def _cfg(text: str, key: str) -> str:
+    return f"{text} (default: {key} in the config)"
+
+
+def _open(ctx: typer.Context, source: str | None) -> tuple[Any, Any]:
+    """The configuration and the data source (providers read through the cache in data.cache_dir)."""
+    from ..cache import CachedDataSource
+    from ..optimization.data import PROVIDERS
+
+    config = state(ctx).config()
+    name = source or config.data.default_source
+    src = open_source(name, {}, config)
+    if name.lower() in PROVIDERS:
+        src = CachedDataSource(src, cache_dir=config.data.cache_dir)
+    return config, src
+
+
+def _trading(config: Any, cash: float | None, commission: float | None, fill: str | None) -> dict[str, Any]:
+    d = config.backtesting
+    return {
+        "cash": d.cash if cash is None else cash,
+        "commission": d.commission if commission is None else commission,
+        "slippage_bps": d.slippage_bps,
+        "fill": fill or d.fill,
+    }
+
+
 def _fail(console: Console, exc: Exception) -> None:
     console.print(f"[red]error:[/red] {exc}")
     raise typer.Exit(1) from None
@@ -113,6 +141,7 @@ _SHOWN = ("final_equity", "total_return", "sharpe", "max_drawdown", "trades")
 
 
 def optimize(
+    ctx: typer.Context,
     strategy: str = typer.Argument(..., help="registered name or path/to/file.py:ClassName"),
     grid: list[str] = typer.Option(..., "--grid", "-g", help="name=start:stop:step or name=a,b,c (repeat)"),
     symbols: str = typer.Option(..., "--symbols", "-s", help="comma-separated symbols"),
@@ -120,7 +149,7 @@ def optimize(
     end: str = typer.Option(..., "--end", help="end of the range (exclusive)"),
     metric: str = typer.Option("sharpe", "--metric", "-m", help="objective (any metric name)"),
     frequency: str = typer.Option("1d", "--frequency", "-f", help="bar size"),
-    source: str = typer.Option("sample", "--source", help="data source name"),
+    source: str | None = typer.Option(None, "--source", help=_cfg("data source name", "data.default_source")),
     engine: str = typer.Option("vector", "--engine", help="vector or event"),
     executor: str = typer.Option("local", "--executor", help="local or ray"),
     address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: local)"),
@@ -129,10 +158,12 @@ def optimize(
     n_samples: int | None = typer.Option(None, "--samples", help="sets to try with random/tpe"),
     constraint: str | None = typer.Option(None, "--constraint", help='e.g. "fast < slow"'),
     top: int = typer.Option(10, "--top", help="rows of the table to show"),
-    cash: float = typer.Option(10_000.0, "--cash", help="starting cash"),
-    commission: float = typer.Option(0.0, "--commission", help="commission as a fraction of notional"),
-    fill: str = typer.Option("next_open", "--fill", help="market fills: next_open or close"),
-    db: str | None = typer.Option(None, "--db", help="results database path or URL"),
+    cash: float | None = typer.Option(None, "--cash", help=_cfg("starting cash", "backtesting.cash")),
+    commission: float | None = typer.Option(
+        None, "--commission", help=_cfg("commission, fraction of notional", "backtesting.commission")
+    ),
+    fill: str | None = typer.Option(None, "--fill", help=_cfg("next_open or close", "backtesting.fill")),
+    db: str | None = typer.Option(None, "--db", help=_cfg("results database path or URL", "data.results_db")),
     store: bool = typer.Option(True, "--store/--no-store", help="save the search in the results database"),
 ) -> None:
     """Search --grid for STRATEGY's best --metric, print the top sets, DSR and PBO, store the search."""
@@ -141,6 +172,7 @@ def optimize(
     console = Console()
     try:
         params = parse_grid(grid)
+        config, src = _open(ctx, source)
         with progress_bar(console, f"{strategy} ({engine})") as report:
             res = run(
                 strategy,
@@ -149,7 +181,7 @@ def optimize(
                 start,
                 end,
                 frequency,
-                source,
+                src,
                 metric,
                 engine,
                 executor,
@@ -159,10 +191,8 @@ def optimize(
                 n_samples=n_samples,
                 address=address,
                 progress=report,
-                store=db if store else None,
-                cash=cash,
-                commission=commission,
-                fill=fill,
+                store=(db or config.data.results_db) if store else None,
+                **_trading(config, cash, commission, fill),
             )
         shown = res.table.select(*res.params, *dict.fromkeys((metric, *_SHOWN))).head(top)
         console.print(
@@ -181,24 +211,31 @@ def optimize(
 
 
 def walkforward(
+    ctx: typer.Context,
     strategy: str = typer.Argument(..., help="registered name or path/to/file.py:ClassName"),
     grid: list[str] = typer.Option(..., "--grid", "-g", help="name=start:stop:step or name=a,b,c (repeat)"),
     symbols: str = typer.Option(..., "--symbols", "-s", help="one symbol (vector) or several (event)"),
     start: str = typer.Option(..., "--start", help="first bar start (inclusive)"),
     end: str = typer.Option(..., "--end", help="end of the range (exclusive)"),
-    train: int = typer.Option(252, "--train", help="training window, in bars"),
-    test: int = typer.Option(63, "--test", help="test window, in bars"),
-    step: int | None = typer.Option(None, "--step", help="bars between windows (default: --test)"),
+    train: int | None = typer.Option(
+        None, "--train", help=_cfg("training window, in bars", "optimization.walk_forward.train_periods")
+    ),
+    test: int | None = typer.Option(
+        None, "--test", help=_cfg("test window, in bars", "optimization.walk_forward.test_periods")
+    ),
+    step: int | None = typer.Option(None, "--step", help="bars between windows (default: the test window)"),
     anchored: bool = typer.Option(
         False, "--anchored/--rolling", help="training windows all start at --start"
     ),
     metric: str = typer.Option("sharpe", "--metric", "-m", help="objective (any metric name)"),
     frequency: str = typer.Option("1d", "--frequency", "-f", help="bar size"),
-    source: str = typer.Option("sample", "--source", help="data source name"),
+    source: str | None = typer.Option(None, "--source", help=_cfg("data source name", "data.default_source")),
     engine: str = typer.Option("vector", "--engine", help="vector or event"),
     constraint: str | None = typer.Option(None, "--constraint", help='e.g. "fast < slow"'),
-    cash: float = typer.Option(10_000.0, "--cash", help="starting cash"),
-    commission: float = typer.Option(0.0, "--commission", help="commission as a fraction of notional"),
+    cash: float | None = typer.Option(None, "--cash", help=_cfg("starting cash", "backtesting.cash")),
+    commission: float | None = typer.Option(
+        None, "--commission", help=_cfg("commission, fraction of notional", "backtesting.commission")
+    ),
 ) -> None:
     """Walk-forward optimization: per window the winner's in- and out-of-sample results, and the
     stitched out-of-sample metrics and walk-forward efficiency."""
@@ -207,6 +244,8 @@ def walkforward(
     console = Console()
     try:
         params = parse_grid(grid)
+        config, src = _open(ctx, source)
+        wf = config.optimization.walk_forward
         with progress_bar(console, f"{strategy} walk-forward") as report:
             res = walk_forward(
                 strategy,
@@ -214,18 +253,17 @@ def walkforward(
                 symbols,
                 start,
                 end,
-                train,
-                test,
+                train or wf.train_periods,
+                test or wf.test_periods,
                 step,
                 anchored,
                 metric,
                 frequency=frequency,
-                source=source,
+                source=src,
                 engine=engine,
                 constraint=constraint,
                 progress=report,
-                cash=cash,
-                commission=commission,
+                **_trading(config, cash, commission, None),
             )
         windows = res.windows.with_columns(pl.col("train_start", "test_start", "test_end").dt.date())
         console.print(frame_table(windows.drop("train_end"), f"{strategy}: {windows.height} windows"))
@@ -237,6 +275,7 @@ def walkforward(
 
 
 def montecarlo(
+    ctx: typer.Context,
     run_id: int = typer.Argument(..., help="id of a stored backtest run (backtape runs list)"),
     n: int = typer.Option(1000, "--n", help="number of simulations"),
     method: str = typer.Option(
@@ -244,14 +283,15 @@ def montecarlo(
     ),
     block: int = typer.Option(20, "--block", help="bootstrap block length, in bars"),
     seed: int = typer.Option(0, "--seed", help="random seed"),
-    db: str | None = typer.Option(None, "--db", help="results database path or URL"),
+    db: str | None = typer.Option(None, "--db", help=_cfg("results database path or URL", "data.results_db")),
 ) -> None:
     """Percentiles of final equity, max drawdown and Sharpe over resampled paths of a stored run."""
     from ..optimization import monte_carlo
 
     console = Console()
     try:
-        res = monte_carlo(run_id, n, method, block=block, seed=seed, store=db)
+        store = db or state(ctx).config().data.results_db
+        res = monte_carlo(run_id, n, method, block=block, seed=seed, store=store)
         console.print(frame_table(res.table, f"run {run_id}: {method}, {n} simulations, seed {seed}"))
         console.print(frame_table(pl.DataFrame([res.observed]), "the run itself"))
     except (BacktapeError, ValueError, TypeError) as exc:
