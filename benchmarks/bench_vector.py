@@ -1,4 +1,6 @@
-"""Vector engine benchmarks: single SMA(10, 50) runs, a ~1,000-pair sweep, first-call latency.
+"""Vector engine benchmarks: single SMA(10, 50) runs, a ~1,000-pair sweep, first-call latency,
+and the same sweep end to end through ``backtape.optimization.optimize`` (data through the portal,
+table, Deflated Sharpe and PBO).
 
 Run: ``python benchmarks/bench_vector.py`` (add ``--no-peer`` to skip vectorbt). Prices are a
 seeded geometric random walk of one-minute bars. The sweep's peak memory is measured in a child
@@ -38,6 +40,38 @@ def prices(n: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     open_ = np.concatenate(([100.0], close[:-1])) * np.exp(rng.normal(0.0, 0.0002, n))
     span = np.abs(rng.normal(0.0, 0.0008, n)) * close
     return open_, np.maximum(open_, close) + span, np.minimum(open_, close) - span, close
+
+
+def minute_source(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray):
+    """The bars as one symbol's XNYS one-minute bars from 2023-01-03, in an in-memory source."""
+    import polars as pl
+
+    from backtape.calendars import get_calendar
+    from backtape.engine.memory import FrameDataSource
+
+    cal = get_calendar("XNYS")
+    first = int(np.searchsorted(cal.opens, np.datetime64("2023-01-03T00:00", "ns").astype(np.int64)))
+    minute = 60_000_000_000
+    starts, k = [], first
+    while sum(len(x) for x in starts) < len(c):
+        starts.append(np.arange(cal.opens[k], cal.closes[k], minute))
+        k += 1
+    ts = np.concatenate(starts)[: len(c)]
+    utc = pl.Datetime("ns", "UTC")
+    bars = pl.DataFrame({
+        "symbol": "BENCH", "ts": pl.Series(ts).cast(utc), "ts_end": pl.Series(ts + minute).cast(utc),
+        "open": o, "high": h, "low": lo, "close": c, "volume": np.full(len(c), 1_000.0),
+    })  # fmt: skip
+    return FrameDataSource(bars, frequency="1min", name="bench"), int(ts[0]), int(ts[-1]) + minute
+
+
+def run_optimize(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray):
+    """The ~1,000-pair sweep through ``optimize``: portal load, search, sorted table, DSR and PBO."""
+    from backtape.optimization import optimize
+
+    source, start, end = minute_source(o, h, lo, c)
+    return optimize("sma_crossover", {"fast": FAST, "slow": SLOW}, "BENCH", start, end, "1min", source,
+                    constraint="fast < slow", commission=0.001)  # fmt: skip
 
 
 def best_of(fn, repeat: int = 7) -> float:
@@ -122,6 +156,27 @@ SWEEP_MEMORY = """
     print(f"rows={{table.height}}")
 """
 
+OPTIMIZE_MEMORY = """
+    import sys
+    sys.path.insert(0, {bench!r})
+    from bench_vector import prices, run_optimize
+
+    o, h, lo, c = prices(98_280)
+    run_optimize(o[:3000], h[:3000], lo[:3000], c[:3000])
+
+    def rss(field):
+        with open("/proc/self/status") as fh:
+            return next(int(x.split()[1]) for x in fh if x.startswith(field)) / 1024
+
+    base = rss("VmRSS:")
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    res = run_optimize(o, h, lo, c)
+    print(f"peak_mib={{rss('VmHWM:')}}")
+    print(f"base_mib={{base}}")
+    print(f"rows={{res.table.height}}")
+"""
+
 
 def timed(fn) -> tuple[float, float]:
     """Wall and CPU (all threads) seconds of one call."""
@@ -167,6 +222,18 @@ def main() -> None:
     rows.append((f"sweep {len(pairs)} pairs, {SIZES[0]:,} bars", ours, peer, "<= 0.5 s"))
     peak = f"{mem['peak_mib']:.0f} MiB (before {mem['base_mib']:.0f})"
     rows.append(("sweep peak RSS (child process)", peak, "-", "<= 1 GiB"))
+    run_optimize(o[:3000], h[:3000], lo[:3000], c[:3000])
+    timings = []
+    for _ in range(3):
+        wall, cpu = time.perf_counter(), time.process_time()
+        res = run_optimize(o, h, lo, c)
+        timings.append((time.perf_counter() - wall, time.process_time() - cpu, res.duration_s))
+    total, cpu, search = min(timings)
+    figure = f"{total:.3f} s (cpu {cpu:.2f} s; search {search:.3f} s)"
+    rows.append((f"optimize() end to end, {res.table.height} sets", figure, "-", "report"))
+    opt_mem = child(OPTIMIZE_MEMORY.format(bench=str(Path(__file__).parent)))
+    peak = f"{opt_mem['peak_mib']:.0f} MiB (before {opt_mem['base_mib']:.0f})"
+    rows.append(("optimize() peak RSS (child process)", peak, "-", "<= 1 GiB"))
     warm = child(FIRST_CALL)
     rows.append(("fresh process, warm numba cache", f"{warm['total']:.2f} s (import {warm['import']:.2f})",
                  "-", "<= 3 s"))  # fmt: skip

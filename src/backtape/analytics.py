@@ -106,12 +106,12 @@ def acc_bar(state: tuple, equity: float, exposed: bool) -> tuple:
         first = equity
         peak = equity
     if equity >= peak:
+        # A drawdown's length is known when it ends (here) or at the end (acc_finalize).
+        ddlen = max(ddlen, bars - 1.0 - ddstart)
         peak = equity
         ddstart = bars
-    else:
-        if equity < peak * (1.0 - maxdd):
-            maxdd = 1.0 - equity / peak
-        ddlen = max(ddlen, bars - ddstart)
+    elif equity < peak * (1.0 - maxdd):
+        maxdd = 1.0 - equity / peak
     n_exposed += 1.0 if exposed else 0.0
     return (
         total,
@@ -127,6 +127,26 @@ def acc_bar(state: tuple, equity: float, exposed: bool) -> tuple:
         eqsum + equity,
         n_exposed,
     )
+
+
+@njit(cache=True, error_model="numpy")
+def acc_flat(state: tuple, count: int) -> tuple:
+    """Feed ``count`` more bars whose equity equals the last one fed, flat (no position held).
+
+    The same state as ``count`` calls of ``acc_bar``: their returns are zero (not counted), the
+    peak and drawdown only move by time. Lets a simulation skip quiet flat stretches cheaply.
+    """
+    total, total2, down2, peak, maxdd, ddstart, ddlen, prev, first, bars, eqsum, n_exposed = state
+    for _ in range(count):
+        eqsum += prev
+    last = bars + count - 1.0
+    if prev >= peak:
+        ddlen = max(ddlen, bars - 1.0 - ddstart)
+        peak = prev
+        ddstart = last
+    elif prev < peak * (1.0 - maxdd):
+        maxdd = 1.0 - prev / peak
+    return (total, total2, down2, peak, maxdd, ddstart, ddlen, prev, first, bars + count, eqsum, n_exposed)
 
 
 @njit(cache=True, error_model="numpy")
@@ -176,7 +196,7 @@ def acc_finalize(acc: np.ndarray, periods_per_year: float, out: np.ndarray) -> N
     out[5] = mean / down * ann if n > 0 and down > 0 else nan
     out[7] = acc[_MAXDD]
     out[6] = out[2] / acc[_MAXDD] if acc[_MAXDD] > 0 else nan
-    out[8] = acc[_DDLEN]
+    out[8] = max(acc[_DDLEN], bars - 1.0 - acc[_DDSTART]) if bars > 0 and last < acc[_PEAK] else acc[_DDLEN]
     ntr = acc[_NTR]
     out[9] = acc[_NWIN] / ntr if ntr > 0 else nan
     if acc[_GLOSS] > 0:

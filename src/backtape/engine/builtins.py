@@ -13,12 +13,17 @@ momentum               each bar, hold (equal weight) the symbols whose return ov
 =====================  ========================================================================
 
 A cross is strict: ``a[-2] < b[-2]`` and ``a[-1] > b[-1]``.
+
+Vectorized forms: the single-symbol built-ins also have ``vector_signals(bars)``, which returns the
+entry/exit arrays of ``backtape.vector.simulate`` that reproduce ``on_bar`` exactly (same
+indicators over the same bars), so both engines give the same trades (tests/optimization).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -68,6 +73,13 @@ class SmaCrossover(Strategy):
                 elif held > 0:
                     ctx.close(symbol)
 
+    def vector_signals(self, bars: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``simulate`` signals of this rule over one symbol's ``bars`` (arrays close, ...)."""
+        f, s = ind.sma(bars["close"], self.fast), ind.sma(bars["close"], self.slow)
+        up, down = ind.crossed_above(f, s), ind.crossed_below(f, s)
+        shorts = {"short_entries": down, "short_exits": up} if self.allow_short else {}
+        return {"entries": up, "exits": down, **shorts}
+
 
 class RsiMeanReversion(Strategy):
     """Buy oversold, sell on recovery."""
@@ -89,6 +101,11 @@ class RsiMeanReversion(Strategy):
                 ctx.order_target_percent(symbol, 1.0 / len(self.rsi))
             elif held and value > self.exit:
                 ctx.close(symbol)
+
+    def vector_signals(self, bars: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``simulate`` signals of this rule over one symbol's ``bars`` (entries win when flat)."""
+        value = ind.rsi(bars["close"], self.period)
+        return {"entries": value < self.lower, "exits": value > self.exit}
 
 
 def _prior_max(high: np.ndarray, n: int) -> np.ndarray:
@@ -126,6 +143,12 @@ class DonchianBreakout(Strategy):
             elif held and close < self.lower[symbol][-1]:
                 ctx.close(symbol)
 
+    def vector_signals(self, bars: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``simulate`` signals of this rule over one symbol's ``bars`` (close, high, low)."""
+        close = bars["close"]
+        return {"entries": close > _prior_max(bars["high"], self.entry),
+                "exits": close < _prior_min(bars["low"], self.exit)}
+
 
 class Momentum(Strategy):
     """Time-series momentum over a sliding window read from the portal each bar (seed 004)."""
@@ -147,6 +170,14 @@ class Momentum(Strategy):
                     ctx.order_target_percent(symbol, weight)
             elif ctx.position(symbol):
                 ctx.close(symbol)
+
+    def vector_signals(self, bars: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``simulate`` signals of this rule for a single symbol: hold while it is a winner."""
+        close, n = bars["close"], int(self.lookback)
+        ret = np.full_like(close, np.nan)
+        ret[n:] = close[n:] / close[:-n] - 1.0
+        winner = ret > self.threshold
+        return {"entries": winner, "exits": ~winner}
 
 
 class StrategyFactory:

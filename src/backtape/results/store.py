@@ -3,7 +3,8 @@
 Tables (seed 003's schema, extended): ``backtests`` (strategy, range, parameters, data
 fingerprint, package version, duration), ``performance_metrics`` (headline columns plus every
 metric as JSON), ``trades`` (one row per round trip), ``equity_curve`` (ts in UTC ns, equity,
-drawdown) and ``parameters`` (one row per parameter, for queries). Any SQLAlchemy URL works;
+drawdown), ``parameters`` (one row per parameter, for queries) and ``optimizations`` (one row per
+parameter search: grid, objective, the sorted results, DSR and PBO). Any SQLAlchemy URL works;
 a plain path means a SQLite file.
 """
 
@@ -90,6 +91,32 @@ _params = sa.Table(
               nullable=False, index=True),
     sa.Column("name", sa.String(100), nullable=False),
     sa.Column("value", sa.JSON),
+)
+
+_optimizations = sa.Table(
+    "optimizations", _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("strategy_name", sa.String(200), nullable=False),
+    sa.Column("metric", sa.String(40), nullable=False),
+    sa.Column("method", sa.String(20), nullable=False),
+    sa.Column("engine", sa.String(20), nullable=False),
+    sa.Column("symbols", sa.JSON, nullable=False),
+    sa.Column("start_date", sa.String(40), nullable=False),
+    sa.Column("end_date", sa.String(40), nullable=False),
+    sa.Column("frequency", sa.String(20), nullable=False),
+    sa.Column("source", sa.String(200)),
+    sa.Column("grid", sa.JSON, nullable=False),
+    sa.Column("options", sa.JSON),
+    sa.Column("n_sets", sa.Integer, nullable=False),
+    sa.Column("skipped", sa.Integer),
+    sa.Column("best", sa.JSON, nullable=False),
+    sa.Column("deflated_sharpe", sa.Float),
+    sa.Column("pbo", sa.Float),
+    sa.Column("results", sa.JSON, nullable=False),
+    sa.Column("best_run_id", sa.Integer, sa.ForeignKey("backtests.id", ondelete="SET NULL")),
+    sa.Column("duration_s", sa.Float),
+    sa.Column("package_version", sa.String(40)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 _TRADE_COLUMNS = [c.name for c in _trades.columns if c.name not in ("id", "backtest_id")]
@@ -281,6 +308,39 @@ class ResultsStore:
         schema = {"metric": pl.String, **{f"run_{r.id}": pl.Float64 for r in records}}
         return pl.DataFrame(data, schema=schema)
 
+    def save_optimization(self, *, strategy: str, metric: str, method: str, engine: str, symbols: list[str],
+                          start: Any, end: Any, frequency: str, table: pl.DataFrame, best: dict[str, Any],
+                          grid: dict[str, Any], options: dict[str, Any] | None = None,
+                          source: str | None = None, deflated_sharpe: float | None = None,
+                          pbo: float | None = None, skipped: int = 0, duration_s: float | None = None,
+                          best_run_id: int | None = None) -> int:
+        """Insert one parameter search (its whole sorted table as JSON rows); return its id."""
+        from .. import __version__
+
+        row = {
+            "strategy_name": strategy, "metric": metric, "method": method, "engine": engine,
+            "symbols": list(symbols), "start_date": _iso(start), "end_date": _iso(end),
+            "frequency": str(frequency), "source": source, "grid": _clean(grid),
+            "options": _clean({k: v for k, v in (options or {}).items() if _jsonable(v)}),
+            "n_sets": table.height, "skipped": skipped, "best": _clean(best),
+            "deflated_sharpe": _clean(deflated_sharpe), "pbo": _clean(pbo),
+            "results": _clean(table.to_dicts()), "best_run_id": best_run_id, "duration_s": duration_s,
+            "package_version": __version__, "created_at": dt.datetime.now(dt.UTC),
+        }  # fmt: skip
+        with self.engine.begin() as conn:
+            return int(conn.execute(_optimizations.insert().values(**row)).inserted_primary_key[0])
+
+    def get_optimization(self, optimization_id: int) -> dict[str, Any]:
+        """A stored search as a dict; ``results`` is its table (Polars, best first)."""
+        with self.engine.connect() as conn:
+            q = sa.select(_optimizations).where(_optimizations.c.id == optimization_id)
+            row = conn.execute(q).first()
+        if row is None:
+            raise BacktapeError(f"no optimization with id {optimization_id} in {self.url}")
+        out = dict(row._mapping)
+        out["results"] = pl.DataFrame(out["results"])
+        return out
+
     def delete_run(self, run_id: int) -> None:
         """Remove a run and everything stored with it."""
         with self.engine.begin() as conn:
@@ -300,6 +360,10 @@ def _iso(value: Any) -> str:
     from .._time import format_ns
 
     return format_ns(to_ns(value))
+
+
+def _jsonable(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool | list | tuple | dict)
 
 
 def _as_float(value: Any) -> float | None:

@@ -20,6 +20,7 @@ from ..analytics import (
     N_METRICS,
     acc_bar,
     acc_finalize,
+    acc_flat,
     acc_new,
     acc_notional,
     acc_trade,
@@ -189,6 +190,12 @@ def _signal_target(pos, long_entry, long_exit, short_entry, short_exit, size):
 
 
 @njit(cache=True, error_model="numpy")
+def _crossed(f0, s0, f1, s1):
+    """Whether line f crossed line s (either way) between two bars."""
+    return (f0 < s0 and f1 > s1) or (f0 > s0 and f1 < s1)
+
+
+@njit(cache=True, error_model="numpy")
 def _cross_target(pos, f0, s0, f1, s1, size, allow_short):
     """Target of the crossover rule: long on fast crossing above slow, flat (or short) below."""
     up = f0 < s0 and f1 > s1
@@ -198,9 +205,15 @@ def _cross_target(pos, f0, s0, f1, s1, size, allow_short):
 
 @njit(cache=True, error_model="numpy")
 def simulate_column(
-    o, h, lo, c, pc, le, lx, se, sx, tg, ma, fi, si, mode, p, col, eq_out, tr_out, start, m_out
-):
-    """Run one column over all bars; returns the number of trade records (closed and open)."""
+    o, h, lo, c, pc, le, lx, se, sx, tg, ma, fi, si, mode, p, col, eq_out, tr_out, start, m_out,
+    bounds, blocks,
+):  # fmt: skip
+    """Run one column over all bars; returns the number of trade records (closed and open).
+
+    With a non-empty ``bounds`` (block starts over the returns, then their count), the sums of the
+    per-bar returns ``E_i / E_{i-1} - 1`` and of their squares per block go to ``blocks[col]``
+    (what CSCV and the Deflated Sharpe need, without keeping the equity curve).
+    """
     n = c.shape[1]
     st = np.zeros(_N_STATE)
     st[_CASH] = p[P_CASH]
@@ -217,11 +230,16 @@ def simulate_column(
     pending = np.nan
     dead = False
     bars = bar_state(acc)
-    for i in range(n):
+    track = bounds.shape[0] > 0
+    blk, s1, s2, prev_eq = 0, 0.0, 0.0, p[P_CASH]
+    quiet = mode == MODE_CROSS and not stops and not write_eq
+    i = 0
+    while i < n:
         if dead:
             bars = acc_bar(bars, 0.0, False)
             if write_eq:
                 eq_out[col, i] = 0.0
+            i += 1
             continue
         if pending == pending:
             _execute(st, p, acc, pending, o[pc, i], i, i, col, tr_out, start)
@@ -254,6 +272,46 @@ def simulate_column(
         bars = acc_bar(bars, equity, pos != 0.0)
         if write_eq:
             eq_out[col, i] = equity
+        if track and i > 0:
+            while i - 1 >= bounds[blk + 1]:
+                blocks[col, 0, blk] += s1
+                blocks[col, 1, blk] += s2
+                blk, s1, s2 = blk + 1, 0.0, 0.0
+            r = equity / prev_eq - 1.0 if prev_eq > 0.0 else 0.0
+            s1 += r
+            s2 += r * r
+        prev_eq = equity
+        i += 1
+        if quiet and not dead and pending != pending:
+            # Crossover sweep without stops: the bars before the next cross place no order, so
+            # they only need marking (flat: not even that). The cross bar itself goes round again.
+            start_i = i
+            fast0, slow0 = ma[fi, i - 1], ma[si, i - 1]
+            while i < n:
+                fast1, slow1 = ma[fi, i], ma[si, i]
+                if _crossed(fast0, slow0, fast1, slow1):
+                    break
+                fast0, slow0 = fast1, slow1
+                if pos != 0.0:
+                    equity = cash + pos * (c[pc, i] - avg)
+                    if equity <= 0.0:
+                        break
+                    bars = acc_bar(bars, equity, True)
+                    if track:
+                        while i - 1 >= bounds[blk + 1]:
+                            blocks[col, 0, blk] += s1
+                            blocks[col, 1, blk] += s2
+                            blk, s1, s2 = blk + 1, 0.0, 0.0
+                        r = equity / prev_eq - 1.0 if prev_eq > 0.0 else 0.0
+                        s1 += r
+                        s2 += r * r
+                    prev_eq = equity
+                i += 1
+            if pos == 0.0 and i > start_i:
+                bars = acc_flat(bars, i - start_i)
+    if track:
+        blocks[col, 0, blk] += s1
+        blocks[col, 1, blk] += s2
     if st[_POS] != 0.0:
         last = c[pc, n - 1]
         pnl = st[_POS] * (last - st[_AVG]) - st[_ENTRY_COMM]
@@ -264,7 +322,9 @@ def simulate_column(
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def run_columns(o, h, lo, c, le, lx, se, sx, tg, ma, fi, si, mode, params, n_cols, eq_out, tr_out, offsets):
+def run_columns(
+    o, h, lo, c, le, lx, se, sx, tg, ma, fi, si, mode, params, n_cols, eq_out, tr_out, offsets, bounds, blocks
+):
     """Simulate ``n_cols`` columns in parallel; returns (metrics matrix, trade records per column)."""
     metrics = np.empty((n_cols, N_METRICS))
     counts = np.zeros(n_cols, dtype=np.int64)
@@ -299,6 +359,8 @@ def run_columns(o, h, lo, c, le, lx, se, sx, tg, ma, fi, si, mode, params, n_col
                 tr_out,
                 start,
                 metrics,
+                bounds,
+                blocks,
             )
         elif mode == MODE_SIGNALS:
             counts[col] = simulate_column(
@@ -322,6 +384,8 @@ def run_columns(o, h, lo, c, le, lx, se, sx, tg, ma, fi, si, mode, params, n_col
                 tr_out,
                 start,
                 metrics,
+                bounds,
+                blocks,
             )
         else:
             counts[col] = simulate_column(
@@ -345,5 +409,7 @@ def run_columns(o, h, lo, c, le, lx, se, sx, tg, ma, fi, si, mode, params, n_col
                 tr_out,
                 start,
                 metrics,
+                bounds,
+                blocks,
             )
     return metrics, counts

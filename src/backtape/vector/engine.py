@@ -51,10 +51,13 @@ class VectorResult:
     from the raw arrays (``metric_values``, ``trade_records``) on first access.
     """
 
-    def __init__(self, equity: np.ndarray, metric_values: np.ndarray, trade_records: np.ndarray) -> None:
+    def __init__(self, equity: np.ndarray, metric_values: np.ndarray, trade_records: np.ndarray,
+                 blocks: np.ndarray | None = None) -> None:
         self.equity = equity
         self.metric_values = metric_values
         self.trade_records = trade_records
+        #: per column, sums of the returns and of their squares per block (``simulate(blocks=...)``)
+        self.blocks = blocks
 
     @cached_property
     def trades(self) -> pl.DataFrame:
@@ -185,6 +188,17 @@ def cost_params(
 _NO_BOOL = np.zeros((0, 0), dtype=np.bool_)
 _NO_FLOAT = np.zeros((0, 0))
 _NO_INDEX = np.zeros(0, dtype=np.int64)
+NO_BLOCKS = np.zeros((0, 2, 0))
+
+
+def block_bounds(n_bars: int, n_partitions: int) -> np.ndarray:
+    """Starts of ``n_partitions`` equal consecutive blocks of the ``n_bars - 1`` returns, then their count.
+
+    The same blocks as ``backtape.optimization.stats.block_sums`` on ``np.diff(equity) / equity[:-1]``.
+    """
+    if n_partitions < 1 or n_bars - 1 < n_partitions:
+        raise ConfigError(f"{n_bars} bars are too few for {n_partitions} return blocks")
+    return np.linspace(0, n_bars - 1, n_partitions + 1).astype(np.int64)
 
 
 _REASON_NAMES = np.array(k.REASONS, dtype=object)
@@ -221,6 +235,7 @@ def simulate(
     short_exits: ArrayLike | None = None,
     targets: ArrayLike | None = None,
     trades: bool = True,
+    blocks: int = 0,
     **options: object,
 ) -> VectorResult:
     """Backtest every column of the signals (or targets) against the prices; see the module doc.
@@ -230,6 +245,8 @@ def simulate(
     ``cost_params`` (cash, commission, fixed_commission, slippage_bps, size, size_type, fractional,
     stop_loss, take_profit, trailing_stop, fill, periods_per_year); numeric ones may hold one value
     per column. ``trades=False`` skips building the trades table (a second pass over the data).
+    ``blocks=P`` also returns, in ``result.blocks`` (columns x 2 x P), the sums of the per-bar
+    returns and of their squares over P equal consecutive blocks (for PBO and the Deflated Sharpe).
     """
     o, h, lo, c = _prices(close, open, high, low)
     n = c.shape[1]
@@ -273,14 +290,16 @@ def simulate(
         buffer = np.empty((int(bound.sum()), k.N_TRADE_FIELDS))
     else:
         offsets, buffer = _NO_INDEX, np.zeros((0, k.N_TRADE_FIELDS))
+    bounds = block_bounds(n, blocks) if blocks else _NO_INDEX
+    sums = np.zeros((n_cols, 2, blocks)) if blocks else NO_BLOCKS
     with _threads(n_cols):
         metrics, counts = k.run_columns(o, h, lo, c, *sig, tg, _NO_FLOAT, _NO_INDEX, _NO_INDEX, mode, params,
-                                        n_cols, equity, buffer, offsets)  # fmt: skip
+                                        n_cols, equity, buffer, offsets, bounds, sums)  # fmt: skip
     if n_cols == 1 or not trades:
         records = buffer[: int(counts[0])] if trades else buffer
     else:
         records = buffer[np.concatenate([np.arange(a, a + m) for a, m in zip(offsets, counts, strict=True)])]
-    return VectorResult(equity.T, metrics, records)
+    return VectorResult(equity.T, metrics, records, sums if blocks else None)
 
 
 @contextmanager

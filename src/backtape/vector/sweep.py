@@ -20,8 +20,8 @@ from numba import njit, prange
 from ..analytics import metrics_frame
 from ..errors import ConfigError
 from . import _kernel as k
-from .engine import ArrayLike, _prices, cost_params
-from .indicators import sma_kernel
+from .engine import NO_BLOCKS, ArrayLike, _prices, block_bounds, cost_params
+from .indicators import _has_nan, sma4_kernel, sma_kernel
 
 _NO_BOOL = np.zeros((0, 0), dtype=np.bool_)
 _NO_FLOAT = np.zeros((0, 0))
@@ -31,11 +31,21 @@ _NO_INDEX = np.zeros(0, dtype=np.int64)
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def _sma_rows(close: np.ndarray, windows: np.ndarray) -> np.ndarray:
-    """One SMA row per window (rows x bars), computed in parallel."""
-    out = np.empty((windows.shape[0], close.shape[0]))
-    for r in prange(windows.shape[0]):
-        sma_kernel(close, windows[r], out[r])
-    return out
+    """One SMA row per window (rows x bars): four windows per pass, passes in parallel."""
+    n = windows.shape[0]
+    if _has_nan(close):
+        out = np.empty((n, close.shape[0]))
+        for r in prange(n):
+            sma_kernel(close, windows[r], out[r])
+        return out
+    groups = (n + 3) // 4
+    out = np.empty((groups * 4, close.shape[0]))
+    last = n - 1  # the last group repeats its last window as needed
+    for g in prange(groups):
+        a = 4 * g
+        sma4_kernel(close, windows[a], windows[min(a + 1, last)], windows[min(a + 2, last)],
+                    windows[min(a + 3, last)], out[a : a + 4])  # fmt: skip
+    return out[:n]
 
 
 def sma_pairs(fast: Iterable[int], slow: Iterable[int]) -> np.ndarray:
@@ -54,12 +64,14 @@ def crossover_sweep(
     open: ArrayLike | None = None,
     high: ArrayLike | None = None,
     low: ArrayLike | None = None,
+    blocks: int = 0,
     **options: object,
-) -> np.ndarray:
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Metrics (pairs x ``METRIC_NAMES``) of "long when line a crosses above line b" per row pair.
 
     ``lines`` is (lines x bars), ``pairs`` is (n, 2) row indices ``(a, b)``. Options are those of
-    ``simulate`` plus ``allow_short`` (reverse to short on the opposite crossover).
+    ``simulate`` plus ``allow_short`` (reverse to short on the opposite crossover). With
+    ``blocks=P`` returns ``(metrics, sums)``, ``sums`` (pairs x 2 x P) as ``VectorResult.blocks``.
     """
     o, h, lo, c = _prices(close, open, high, low)
     if c.shape[0] != 1:
@@ -73,12 +85,14 @@ def crossover_sweep(
     if idx.min() < 0 or idx.max() >= rows.shape[0]:
         raise ConfigError(f"pair indices must be within 0..{rows.shape[0] - 1}")
     params = cost_params(idx.shape[0], **options)  # type: ignore[arg-type]
+    bounds = block_bounds(c.shape[1], blocks) if blocks else _NO_INDEX
+    sums = np.zeros((idx.shape[0], 2, blocks)) if blocks else NO_BLOCKS
     metrics, _ = k.run_columns(
         o, h, lo, c, _NO_BOOL, _NO_BOOL, _NO_BOOL, _NO_BOOL, _NO_FLOAT, rows,
         np.ascontiguousarray(idx[:, 0]), np.ascontiguousarray(idx[:, 1]), k.MODE_CROSS, params,
-        idx.shape[0], _NO_FLOAT, _NO_TRADES, _NO_INDEX,
+        idx.shape[0], _NO_FLOAT, _NO_TRADES, _NO_INDEX, bounds, sums,
     )  # fmt: skip
-    return metrics
+    return (metrics, sums) if blocks else metrics
 
 
 def sma_crossover_sweep(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from backtape.errors import ConfigError
-from backtape.optimize.stats import (
+from backtape.optimization.stats import (
     bootstrap_returns,
     deflated_sharpe_ratio,
     expected_max_sharpe,

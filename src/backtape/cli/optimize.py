@@ -1,0 +1,305 @@
+"""``backtape optimize``, ``backtape walkforward`` and ``backtape montecarlo``.
+
+Grids are given per parameter: ``--grid fast=5:55:5`` (start:stop:step, stop excluded, like
+``range``), ``--grid slow=20,50,100`` (a list) or ``--grid allow_short=true`` (one value).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import polars as pl
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from ..errors import BacktapeError
+from ._common import open_source, state
+
+_PERCENT = {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "exposure", "avg_trade"}
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_grid(items: list[str]) -> dict[str, list[Any]]:
+    """``name=start:stop:step``, ``name=a,b,c`` or ``name=value`` items as a parameter grid."""
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        name, sep, spec = item.partition("=")
+        name = name.strip()
+        if not sep or not name or not spec:
+            raise typer.BadParameter(f"--grid expects name=start:stop:step or name=a,b,c, got {item!r}")
+        if ":" in spec:
+            parts = [_value(p) for p in spec.split(":")]
+            if len(parts) not in (2, 3) or not all(isinstance(p, int | float) for p in parts):
+                raise typer.BadParameter(f"--grid {name}: a range is start:stop[:step] numbers, got {spec!r}")
+            start, stop, step = (*parts, 1) if len(parts) == 2 else parts
+            if step <= 0:
+                raise typer.BadParameter(f"--grid {name}: step must be positive, got {step}")
+            count = max(0, math.ceil((stop - start) / step))
+            values = [start + k * step for k in range(count)]
+            if all(isinstance(p, int) for p in parts):
+                values = [int(v) for v in values]
+        else:
+            values = [_value(v.strip()) for v in spec.split(",")]
+        if not values:
+            raise typer.BadParameter(f"--grid {name}: {spec!r} holds no value")
+        grid[name] = values
+    if not grid:
+        raise typer.BadParameter("give at least one --grid name=values")
+    return grid
+
+
+@contextmanager
+def progress_bar(console: Console, label: str) -> Iterator[Any]:
+    """A rich progress bar with ETA; yields the ``progress(done, total)`` callback."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = None
+
+        def report(done: int, total: int) -> None:
+            nonlocal task
+            if task is None:
+                task = bar.add_task(label, total=total)
+            bar.update(task, completed=done, total=total)
+
+        yield report
+
+
+def frame_table(frame: pl.DataFrame, title: str) -> Table:
+    """A Polars frame as a rich table (fractions as percentages, floats to 4 places)."""
+    table = Table(title=title)
+    for col in frame.columns:
+        table.add_column(col, justify="right")
+    for row in frame.iter_rows():
+        cells = []
+        for col, v in zip(frame.columns, row, strict=True):
+            if isinstance(v, float):
+                cells.append(f"{v:.2%}" if col in _PERCENT else f"{v:,.4f}")
+            else:
+                cells.append(str(v))
+        table.add_row(*cells)
+    return table
+
+
+def _cfg(text: str, key: str) -> str:
+    return f"{text} (default: {key} in the config)"
+
+
+def _open(ctx: typer.Context, source: str | None) -> tuple[Any, Any]:
+    """The configuration and the data source (providers read through the cache in data.cache_dir)."""
+    from ..cache import CachedDataSource
+    from ..optimization.data import PROVIDERS
+
+    config = state(ctx).config()
+    name = source or config.data.default_source
+    src = open_source(name, {}, config)
+    if name.lower() in PROVIDERS:
+        src = CachedDataSource(src, cache_dir=config.data.cache_dir)
+    return config, src
+
+
+def _trading(config: Any, cash: float | None, commission: float | None, fill: str | None) -> dict[str, Any]:
+    d = config.backtesting
+    return {
+        "cash": d.cash if cash is None else cash,
+        "commission": d.commission if commission is None else commission,
+        "slippage_bps": d.slippage_bps,
+        "fill": fill or d.fill,
+    }
+
+
+def _fail(console: Console, exc: Exception) -> None:
+    console.print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(1) from None
+
+
+_SHOWN = ("final_equity", "total_return", "sharpe", "max_drawdown", "trades")
+
+
+def optimize(
+    ctx: typer.Context,
+    strategy: str = typer.Argument(..., help="registered name or path/to/file.py:ClassName"),
+    grid: list[str] = typer.Option(..., "--grid", "-g", help="name=start:stop:step or name=a,b,c (repeat)"),
+    symbols: str = typer.Option(..., "--symbols", "-s", help="comma-separated symbols"),
+    start: str = typer.Option(..., "--start", help="first bar start (inclusive)"),
+    end: str = typer.Option(..., "--end", help="end of the range (exclusive)"),
+    metric: str = typer.Option("sharpe", "--metric", "-m", help="objective (any metric name)"),
+    frequency: str = typer.Option("1d", "--frequency", "-f", help="bar size"),
+    source: str | None = typer.Option(None, "--source", help=_cfg("data source name", "data.default_source")),
+    engine: str = typer.Option("vector", "--engine", help="vector or event"),
+    executor: str = typer.Option("local", "--executor", help="local or ray"),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: local)"),
+    n_jobs: int | None = typer.Option(None, "--jobs", "-j", help="worker processes/threads (default: all)"),
+    method: str = typer.Option("grid", "--method", help="grid, random or tpe"),
+    n_samples: int | None = typer.Option(None, "--samples", help="sets to try with random/tpe"),
+    constraint: str | None = typer.Option(None, "--constraint", help='e.g. "fast < slow"'),
+    top: int = typer.Option(10, "--top", help="rows of the table to show"),
+    cash: float | None = typer.Option(None, "--cash", help=_cfg("starting cash", "backtesting.cash")),
+    commission: float | None = typer.Option(
+        None, "--commission", help=_cfg("commission, fraction of notional", "backtesting.commission")
+    ),
+    fill: str | None = typer.Option(None, "--fill", help=_cfg("next_open or close", "backtesting.fill")),
+    db: str | None = typer.Option(None, "--db", help=_cfg("results database path or URL", "data.results_db")),
+    store: bool = typer.Option(True, "--store/--no-store", help="save the search in the results database"),
+) -> None:
+    """Search --grid for STRATEGY's best --metric, print the top sets, DSR and PBO, store the search."""
+    from ..optimization import optimize as run
+
+    console = Console()
+    try:
+        params = parse_grid(grid)
+        config, src = _open(ctx, source)
+        with progress_bar(console, f"{strategy} ({engine})") as report:
+            res = run(
+                strategy,
+                params,
+                symbols,
+                start,
+                end,
+                frequency,
+                src,
+                metric,
+                engine,
+                executor,
+                constraint=constraint,
+                n_jobs=n_jobs,
+                method=method,
+                n_samples=n_samples,
+                address=address,
+                progress=report,
+                store=(db or config.data.results_db) if store else None,
+                **_trading(config, cash, commission, fill),
+            )
+        shown = res.table.select(*res.params, *dict.fromkeys((metric, *_SHOWN))).head(top)
+        console.print(
+            frame_table(
+                shown, f"{strategy} on {symbols}: top {shown.height} of {res.table.height} by {metric}"
+            )
+        )
+        console.print(
+            f"best {res.best}  deflated Sharpe {res.deflated_sharpe:.3f}  PBO {res.pbo:.3f}  "
+            f"({res.skipped} set(s) skipped, {res.duration_s:.2f} s)"
+        )
+        if res.optimization_id is not None:
+            console.print(f"stored optimization [bold]{res.optimization_id}[/bold]")
+    except (BacktapeError, ValueError, TypeError) as exc:
+        _fail(console, exc)
+
+
+def walkforward(
+    ctx: typer.Context,
+    strategy: str = typer.Argument(..., help="registered name or path/to/file.py:ClassName"),
+    grid: list[str] = typer.Option(..., "--grid", "-g", help="name=start:stop:step or name=a,b,c (repeat)"),
+    symbols: str = typer.Option(..., "--symbols", "-s", help="one symbol (vector) or several (event)"),
+    start: str = typer.Option(..., "--start", help="first bar start (inclusive)"),
+    end: str = typer.Option(..., "--end", help="end of the range (exclusive)"),
+    train: int | None = typer.Option(
+        None, "--train", help=_cfg("training window, in bars", "optimization.walk_forward.train_periods")
+    ),
+    test: int | None = typer.Option(
+        None, "--test", help=_cfg("test window, in bars", "optimization.walk_forward.test_periods")
+    ),
+    step: int | None = typer.Option(None, "--step", help="bars between windows (default: the test window)"),
+    anchored: bool = typer.Option(
+        False, "--anchored/--rolling", help="training windows all start at --start"
+    ),
+    metric: str = typer.Option("sharpe", "--metric", "-m", help="objective (any metric name)"),
+    frequency: str = typer.Option("1d", "--frequency", "-f", help="bar size"),
+    source: str | None = typer.Option(None, "--source", help=_cfg("data source name", "data.default_source")),
+    engine: str = typer.Option("vector", "--engine", help="vector or event"),
+    constraint: str | None = typer.Option(None, "--constraint", help='e.g. "fast < slow"'),
+    cash: float | None = typer.Option(None, "--cash", help=_cfg("starting cash", "backtesting.cash")),
+    commission: float | None = typer.Option(
+        None, "--commission", help=_cfg("commission, fraction of notional", "backtesting.commission")
+    ),
+) -> None:
+    """Walk-forward optimization: per window the winner's in- and out-of-sample results, and the
+    stitched out-of-sample metrics and walk-forward efficiency."""
+    from ..optimization import walk_forward
+
+    console = Console()
+    try:
+        params = parse_grid(grid)
+        config, src = _open(ctx, source)
+        wf = config.optimization.walk_forward
+        with progress_bar(console, f"{strategy} walk-forward") as report:
+            res = walk_forward(
+                strategy,
+                params,
+                symbols,
+                start,
+                end,
+                train or wf.train_periods,
+                test or wf.test_periods,
+                step,
+                anchored,
+                metric,
+                frequency=frequency,
+                source=src,
+                engine=engine,
+                constraint=constraint,
+                progress=report,
+                **_trading(config, cash, commission, None),
+            )
+        windows = res.windows.with_columns(pl.col("train_start", "test_start", "test_end").dt.date())
+        console.print(frame_table(windows.drop("train_end"), f"{strategy}: {windows.height} windows"))
+        oos = {k: res.metrics[k] for k in _SHOWN}
+        console.print(frame_table(pl.DataFrame([oos]), "stitched out-of-sample"))
+        console.print(f"walk-forward efficiency {res.efficiency:.3f} (OOS CAGR / mean in-sample CAGR)")
+    except (BacktapeError, ValueError, TypeError) as exc:
+        _fail(console, exc)
+
+
+def montecarlo(
+    ctx: typer.Context,
+    run_id: int = typer.Argument(..., help="id of a stored backtest run (backtape runs list)"),
+    n: int = typer.Option(1000, "--n", help="number of simulations"),
+    method: str = typer.Option(
+        "reshuffle", "--method", help="reshuffle (trade order) or bootstrap (returns)"
+    ),
+    block: int = typer.Option(20, "--block", help="bootstrap block length, in bars"),
+    seed: int = typer.Option(0, "--seed", help="random seed"),
+    db: str | None = typer.Option(None, "--db", help=_cfg("results database path or URL", "data.results_db")),
+) -> None:
+    """Percentiles of final equity, max drawdown and Sharpe over resampled paths of a stored run."""
+    from ..optimization import monte_carlo
+
+    console = Console()
+    try:
+        store = db or state(ctx).config().data.results_db
+        res = monte_carlo(run_id, n, method, block=block, seed=seed, store=store)
+        console.print(frame_table(res.table, f"run {run_id}: {method}, {n} simulations, seed {seed}"))
+        console.print(frame_table(pl.DataFrame([res.observed]), "the run itself"))
+    except (BacktapeError, ValueError, TypeError) as exc:
+        _fail(console, exc)
+
+
+#: a sub-app holding the three commands, for tests; the root app wires them itself
+app = typer.Typer(help="Parameter optimization, walk-forward and Monte Carlo.")
+app.command("optimize")(optimize)
+app.command("walkforward")(walkforward)
+app.command("montecarlo")(montecarlo)

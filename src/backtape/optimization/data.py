@@ -1,0 +1,184 @@
+"""Market data for a parameter search: loaded once through the portal, shared by every parameter set.
+
+``load_market_data`` fetches the bars (and corporate actions) of the whole search once, reaching
+back by the largest warm-up any parameter set needs. Every evaluation then reads these arrays:
+the vector engine slices them, the event engine replays them through a ``FrameDataSource``
+(so its own portal sees exactly the bars the source gave, corporate actions included). Worker
+processes get them as memory-mapped ``.npy`` files written once to a temporary folder
+(``share``/``attach``), Ray workers through its shared-memory object store; nothing is fetched
+twice. A provider named by string is wrapped in a ``CachedDataSource``.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from .._time import TimeLike, check_range, format_ns
+from ..errors import ConfigError, NoDataError
+from ..sources.base import DataSource
+from ..timeframes import Timeframe
+
+#: registered sources that reach a network provider (wrapped in the on-disk cache when named)
+PROVIDERS = frozenset({"polygon", "alpaca", "alphavantage", "yahoo", "ccxt"})
+_FIELDS = ("open", "high", "low", "close", "volume")
+
+
+def resolve_source(source: DataSource | str, cache_dir: str | Path | None = None) -> DataSource:
+    """A ``DataSource`` from an instance or a registered name; providers come wrapped in the cache."""
+    if isinstance(source, DataSource):
+        return source
+    from ..sources import get_source
+
+    src = get_source(source)
+    if source in PROVIDERS:
+        from ..cache import CachedDataSource
+
+        return CachedDataSource(src, cache_dir=cache_dir)
+    return src
+
+
+@dataclass
+class MarketData:
+    """The bars of a search: per symbol, raw arrays at the run frequency and at the base frequency.
+
+    ``bars[symbol]`` (run frequency) and ``base[symbol]`` (the source's frequency, what the event
+    engine re-aggregates) hold ``ts``, ``ts_end`` (UTC ns) and the OHLCV fields, including the
+    warm-up before ``start``; ``adjusted[symbol]`` holds the run-frequency prices adjusted as of
+    ``end`` for symbols with corporate actions in the range (the vector engine trades those).
+    """
+
+    symbols: list[str]
+    start: int
+    end: int
+    frequency: str
+    base_frequency: str
+    calendar: str
+    periods_per_year: float
+    source_name: str
+    bars: dict[str, dict[str, np.ndarray]]
+    base: dict[str, dict[str, np.ndarray]]
+    adjusted: dict[str, dict[str, np.ndarray]]
+    actions: pl.DataFrame
+
+    def span(self, symbol: str) -> tuple[int, int]:
+        """Row range ``[first, last)`` of ``symbol``'s run-frequency bars with ``start <= ts < end``."""
+        ts = self.bars[symbol]["ts"]
+        return int(np.searchsorted(ts, self.start, "left")), int(np.searchsorted(ts, self.end, "left"))
+
+    def warmup_offset(self, symbol: str, warmup: int) -> int:
+        """First row the event engine would load for a strategy with ``warmup`` bars of lookback."""
+        from ..calendars import get_calendar
+        from ..portal.requirements import lookback_start
+
+        tf = Timeframe.parse(self.frequency)
+        first = lookback_start(get_calendar(self.calendar), self.start, tf, warmup)
+        return int(np.searchsorted(self.bars[symbol]["ts"], first, "left"))
+
+    def prices(self, symbol: str) -> dict[str, np.ndarray]:
+        """Run-frequency arrays the vector engine trades: adjusted when the symbol has actions."""
+        return self.adjusted.get(symbol) or self.bars[symbol]
+
+    def frame_source(self) -> DataSource:
+        """The loaded base bars and actions as an in-memory source (for event-engine runs)."""
+        from ..engine.memory import FrameDataSource
+
+        frames = [pl.DataFrame({"symbol": sym, **cols}) for sym, cols in self.base.items() if len(cols["ts"])]
+        utc = pl.Datetime("ns", "UTC")
+        bars = pl.concat(frames).with_columns(pl.col("ts", "ts_end").cast(utc))
+        return FrameDataSource(bars, actions=self.actions if self.actions.height else None,
+                               frequency=self.base_frequency, calendar_name=self.calendar,
+                               name=self.source_name)  # fmt: skip
+
+    @property
+    def nbytes(self) -> int:
+        groups = (self.bars, self.base, self.adjusted)
+        return sum(a.nbytes for g in groups for cols in g.values() for a in cols.values())
+
+    # sharing with worker processes ------------------------------------------------------------
+    def share(self, folder: str | Path) -> Path:
+        """Write the arrays as ``.npy`` files under ``folder``; ``attach`` maps them back read-only."""
+        root = Path(folder)
+        root.mkdir(parents=True, exist_ok=True)
+        layout: dict[str, dict[str, dict[str, str]]] = {}
+        for group in ("bars", "base", "adjusted"):
+            layout[group] = {}
+            for k, (sym, cols) in enumerate(getattr(self, group).items()):
+                layout[group][sym] = {}
+                for name, arr in cols.items():
+                    path = root / f"{group}_{k}_{name}.npy"
+                    np.save(path, np.ascontiguousarray(arr))
+                    layout[group][sym][name] = path.name
+        header = {k: getattr(self, k) for k in ("symbols", "start", "end", "frequency", "base_frequency",
+                                                 "calendar", "periods_per_year", "source_name")}  # fmt: skip
+        manifest = root / "manifest.pkl"
+        manifest.write_bytes(pickle.dumps({"header": header, "layout": layout, "actions": self.actions}))
+        return manifest
+
+    @classmethod
+    def attach(cls, manifest: str | Path) -> MarketData:
+        """The ``MarketData`` written by ``share``, its arrays memory-mapped (not copied)."""
+        path = Path(manifest)
+        spec = pickle.loads(path.read_bytes())
+        groups = {
+            group: {sym: {name: np.load(path.parent / file, mmap_mode="r") for name, file in cols.items()}
+                    for sym, cols in layout.items()}
+            for group, layout in spec["layout"].items()
+        }  # fmt: skip
+        return cls(**spec["header"], **groups, actions=spec["actions"])
+
+
+def load_market_data(
+    symbols: Sequence[str] | str,
+    start: TimeLike,
+    end: TimeLike,
+    frequency: str = "1d",
+    source: DataSource | str = "sample",
+    *,
+    warmup: int = 0,
+    adjustment: str = "split",
+) -> MarketData:
+    """Fetch ``symbols`` over ``[start, end)`` plus ``warmup`` bars before it, once, through the portal."""
+    from ..analytics import periods_per_year
+    from ..portal import DataPortal, DataRequirement
+
+    names = [s.strip() for s in symbols.split(",")] if isinstance(symbols, str) else list(symbols)
+    if not names:
+        raise ConfigError("no symbols given")
+    s_ns, e_ns = check_range(start, end)
+    src = resolve_source(source)
+    portal = DataPortal(src, adjustment=adjustment)  # type: ignore[arg-type]
+    need = DataRequirement("bars", frequency, max(int(warmup), 0))
+    portal.load_data(s_ns, e_ns, names, requirements=[need])
+    base_tf = str(portal.base_frequency)
+    portal.set_clock(e_ns)
+    actions = portal.get_corporate_actions().filter(pl.col("symbol").is_in(names))
+    bars, base, adjusted = {}, {}, {}
+    for sym in names:
+        view = portal.bars(sym, frequency)
+        bars[sym] = {"ts": view.ts, "ts_end": view.ts_end, **{f: view.fields[f] for f in _FIELDS}}
+        raw = portal.store.series(sym)
+        base[sym] = {"ts": raw.ts, "ts_end": raw.ts_end, **{f: raw.fields[f] for f in _FIELDS}}
+        in_range = (view.ts >= s_ns) & (view.ts < e_ns)
+        if not in_range.any():
+            raise NoDataError(f"no {frequency} bars for {sym} in [{format_ns(s_ns)}, {format_ns(e_ns)})")
+        if actions.filter(pl.col("symbol") == sym).height:
+            portal.set_clock(max(int(view.ts_end[-1]), e_ns))
+            adj = portal.get_bars(sym, int(view.ts[0]), None, frequency)
+            if len(adj["ts"]) != len(view.ts):
+                raise NoDataError(f"{sym}: adjusted and raw {frequency} bars differ in count")
+            adjusted[sym] = {k: adj[k] for k in ("ts", "ts_end", *_FIELDS)}
+    ppy = periods_per_year(calendar=portal.calendar.name, frequency=frequency)
+    return MarketData(names, s_ns, e_ns, frequency, base_tf, portal.calendar.name, ppy, src.name, bars, base,
+                      adjusted, actions)  # fmt: skip
+
+
+def market_data_from(data: Any) -> MarketData:
+    """A ``MarketData`` as given, or attached from a ``share`` manifest path."""
+    return data if isinstance(data, MarketData) else MarketData.attach(data)

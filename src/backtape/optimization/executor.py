@@ -1,0 +1,151 @@
+"""Where parameter sets run: this process, a local process pool, or a Ray cluster.
+
+* ``local`` with the vector engine: in this process; the numba kernel already spreads columns over
+  ``n_jobs`` threads.
+* ``local`` with the event engine (Python per bar): a pool of ``n_jobs`` worker processes (by
+  default all cores, once the search has ``_POOL_MIN_SETS`` sets or more). The
+  loaded arrays are written once as ``.npy`` files in a temporary folder and every worker maps
+  them (``np.load(mmap_mode="r")``): no worker fetches anything.
+* ``ray``: chunks become Ray tasks; the data goes once into Ray's shared-memory object store
+  (``ray.put``), which workers on the same node read without copying. ``address=None`` attaches to
+  a running local instance or starts one.
+
+``progress(done, total)`` is called as chunks finish (sets done, sets in all).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from .data import MarketData, market_data_from
+from .evaluate import EvalSpec, ParamSet, evaluate
+
+Progress = Callable[[int, int], None]
+EXECUTORS = ("local", "ray")
+
+_WORKER_DATA: dict[str, MarketData] = {}
+#: event-engine searches of at least this many sets use the process pool when n_jobs is not given
+_POOL_MIN_SETS = 8
+
+
+def _worker_init(manifest: str) -> None:
+    _WORKER_DATA["data"] = market_data_from(manifest)
+
+
+def _worker_eval(spec: EvalSpec, sets: list[ParamSet]) -> tuple[np.ndarray, np.ndarray]:
+    return evaluate(_WORKER_DATA["data"], spec, sets)
+
+
+def _chunks(sets: list[ParamSet], n_chunks: int) -> list[list[ParamSet]]:
+    size = max(1, -(-len(sets) // max(1, n_chunks)))
+    return [sets[i : i + size] for i in range(0, len(sets), size)]
+
+
+def run_sets(
+    data: MarketData,
+    spec: EvalSpec,
+    sets: list[ParamSet],
+    *,
+    executor: str = "local",
+    n_jobs: int | None = None,
+    address: str | None = None,
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Metrics and block sums of every set, in the order of ``sets`` (see ``evaluate``)."""
+    if executor not in EXECUTORS:
+        raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    jobs = max(1, int(n_jobs or os.cpu_count() or 1))
+    if executor == "ray":
+        return _run_ray(data, spec, sets, address, progress)
+    # Starting workers costs about a second each: without an explicit n_jobs, small searches stay here.
+    enough = len(sets) > 1 if n_jobs else len(sets) >= _POOL_MIN_SETS
+    if spec.engine == "event" and jobs > 1 and enough:
+        return _run_pool(data, spec, sets, jobs, progress)
+    return _run_here(data, spec, sets, jobs, progress)
+
+
+def _gather(parts: dict[int, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    ordered = [parts[i] for i in sorted(parts)]
+    return np.concatenate([p[0] for p in ordered]), np.concatenate([p[1] for p in ordered])
+
+
+def _run_here(data: MarketData, spec: EvalSpec, sets: list[ParamSet], jobs: int,
+              progress: Progress | None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(jobs, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        return evaluate(data, spec, sets, progress)
+    finally:
+        numba.set_num_threads(before)
+
+
+def _run_pool(
+    data: MarketData, spec: EvalSpec, sets: list[ParamSet], jobs: int, progress: Progress | None
+) -> tuple[np.ndarray, np.ndarray]:
+    chunks = _chunks(sets, jobs * 4)
+    parts, done = {}, 0
+    with tempfile.TemporaryDirectory(prefix="backtape-opt-") as tmp:
+        manifest = data.share(Path(tmp))
+        # spawn: numba's thread pool must not be inherited through fork
+        ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
+                                 initargs=(str(manifest),)) as pool:  # fmt: skip
+            futures = {pool.submit(_worker_eval, spec, chunk): i for i, chunk in enumerate(chunks)}
+            for fut in as_completed(futures):
+                parts[futures[fut]] = fut.result()
+                done += len(chunks[futures[fut]])
+                if progress is not None:
+                    progress(done, len(sets))
+    return _gather(parts)
+
+
+def ray_available() -> bool:
+    """Whether the ``ray`` extra is installed."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _ray_eval(data: MarketData, spec: EvalSpec, sets: list[ParamSet]) -> tuple[np.ndarray, np.ndarray]:
+    return evaluate(data, spec, sets)
+
+
+def _run_ray(
+    data: MarketData, spec: EvalSpec, sets: list[ParamSet], address: str | None, progress: Progress | None
+) -> tuple[np.ndarray, np.ndarray]:
+    if not ray_available():
+        raise ConfigError("executor='ray' needs the ray extra: pip install 'backtape[ray]'")
+    import ray
+
+    if not ray.is_initialized():
+        src = str(Path(__file__).resolve().parents[2])
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
+                     p for p in (src, os.environ.get("PYTHONPATH", "")) if p)}})  # fmt: skip
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    chunks = _chunks(sets, cpus * 2)
+    task = ray.remote(_ray_eval)
+    ref = ray.put(data)
+    pending = {task.remote(ref, spec, chunk): i for i, chunk in enumerate(chunks)}
+    parts, done = {}, 0
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for r in ready:
+            i = pending.pop(r)
+            parts[i] = ray.get(r)
+            done += len(chunks[i])
+            if progress is not None:
+                progress(done, len(sets))
+    return _gather(parts)
