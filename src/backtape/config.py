@@ -200,10 +200,14 @@ class WalkForwardConfig(_Section):
 
 
 class OptimizationConfig(_Section):
-    """Parallelism of parameter searches. ``n_jobs=-1`` means one worker per core."""
+    """Parallelism of parameter searches: ``local`` (all cores of this machine) or a ``ray`` cluster.
 
-    n_jobs: int = Field(default=1, ge=-1)
-    executor: Literal["serial", "thread", "process", "ray"] = "serial"
+    ``n_jobs=-1`` means one worker per core; ``ray_address`` ``None`` starts or joins a local Ray.
+    """
+
+    n_jobs: int = Field(default=-1, ge=-1)
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
     walk_forward: WalkForwardConfig = Field(default_factory=WalkForwardConfig)
 
     @model_validator(mode="after")

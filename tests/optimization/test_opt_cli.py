@@ -42,9 +42,11 @@ def test_optimize_prints_the_top_sets_and_stores_the_search(tmp_path: Any) -> No
 
 
 def test_optimize_reports_errors() -> None:
-    out = runner.invoke(app, ["optimize", "sma_crossover", "--grid", "fast=5:25:5", "--metric", "alpha",
-                              "--no-store", *COMMON])  # fmt: skip
-    assert out.exit_code == 1 and "unknown metric" in out.output
+    from backtape.cli.app import app as root
+
+    out = runner.invoke(root, ["optimize", "sma_crossover", "--grid", "fast=5:25:5", "--metric", "alpha",
+                               "--no-store", *COMMON])  # fmt: skip
+    assert out.exit_code == 2 and out.stderr.startswith("error: ") and "unknown metric" in out.stderr
 
 
 def test_walkforward_command() -> None:
@@ -65,5 +67,7 @@ def test_montecarlo_command(tmp_path: Any) -> None:
                               str(tmp_path / "r.db")])  # fmt: skip
     assert out.exit_code == 0, out.output
     assert "bootstrap, 200 simulations" in out.output and "the run itself" in out.output
-    missing = runner.invoke(app, ["montecarlo", "999", "--db", str(tmp_path / "r.db")])
-    assert missing.exit_code == 1 and "no backtest run with id 999" in missing.output
+    from backtape.cli.app import app as root
+
+    missing = runner.invoke(root, ["montecarlo", "999", "--db", str(tmp_path / "r.db")])
+    assert missing.exit_code == 2 and "no backtest run with id 999" in missing.stderr

@@ -28,6 +28,7 @@ from . import calc as calc_cmd
 from . import config as config_cmd
 from . import data as data_cmd
 from . import demo as demo_cmd
+from . import optimize as optimize_cmd
 from . import runs as runs_cmd
 from . import sources as sources_cmd
 from . import validate as validate_cmd
@@ -164,6 +165,9 @@ app.command("ingest")(bundles_cmd.ingest)
 app.command("calc")(calc_cmd.calc)
 app.command("backtest")(backtest_cmd.backtest)
 app.add_typer(runs_cmd.app, name="runs")
+app.command("optimize")(optimize_cmd.optimize)
+app.command("walkforward")(optimize_cmd.walkforward)
+app.command("montecarlo")(optimize_cmd.montecarlo)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

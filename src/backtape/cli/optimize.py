@@ -25,7 +25,6 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ..errors import BacktapeError
 from ._common import open_source, state
 
 _PERCENT = {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "exposure", "avg_trade"}
@@ -132,11 +131,6 @@ def _trading(config: Any, cash: float | None, commission: float | None, fill: st
     }
 
 
-def _fail(console: Console, exc: Exception) -> None:
-    console.print(f"[red]error:[/red] {exc}")
-    raise typer.Exit(1) from None
-
-
 _SHOWN = ("final_equity", "total_return", "sharpe", "max_drawdown", "trades")
 
 
@@ -151,9 +145,12 @@ def optimize(
     frequency: str = typer.Option("1d", "--frequency", "-f", help="bar size"),
     source: str | None = typer.Option(None, "--source", help=_cfg("data source name", "data.default_source")),
     engine: str = typer.Option("vector", "--engine", help="vector or event"),
-    executor: str = typer.Option("local", "--executor", help="local or ray"),
-    address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: local)"),
-    n_jobs: int | None = typer.Option(None, "--jobs", "-j", help="worker processes/threads (default: all)"),
+    executor: str | None = typer.Option(None, "--executor",
+                                        help=_cfg("local or ray", "optimization.executor")),
+    address: str | None = typer.Option(None, "--address",
+                                       help=_cfg("Ray cluster address", "optimization.ray_address")),
+    n_jobs: int | None = typer.Option(None, "--jobs", "-j",
+                                      help=_cfg("worker processes/threads, -1 = all", "optimization.n_jobs")),
     method: str = typer.Option("grid", "--method", help="grid, random or tpe"),
     n_samples: int | None = typer.Option(None, "--samples", help="sets to try with random/tpe"),
     constraint: str | None = typer.Option(None, "--constraint", help='e.g. "fast < slow"'),
@@ -170,44 +167,41 @@ def optimize(
     from ..optimization import optimize as run
 
     console = Console()
-    try:
-        params = parse_grid(grid)
-        config, src = _open(ctx, source)
-        with progress_bar(console, f"{strategy} ({engine})") as report:
-            res = run(
-                strategy,
-                params,
-                symbols,
-                start,
-                end,
-                frequency,
-                src,
-                metric,
-                engine,
-                executor,
-                constraint=constraint,
-                n_jobs=n_jobs,
-                method=method,
-                n_samples=n_samples,
-                address=address,
-                progress=report,
-                store=(db or config.data.results_db) if store else None,
-                **_trading(config, cash, commission, fill),
-            )
-        shown = res.table.select(*res.params, *dict.fromkeys((metric, *_SHOWN))).head(top)
-        console.print(
-            frame_table(
-                shown, f"{strategy} on {symbols}: top {shown.height} of {res.table.height} by {metric}"
-            )
+    params = parse_grid(grid)
+    config, src = _open(ctx, source)
+    with progress_bar(console, f"{strategy} ({engine})") as report:
+        res = run(
+            strategy,
+            params,
+            symbols,
+            start,
+            end,
+            frequency,
+            src,
+            metric,
+            engine,
+            executor or config.optimization.executor,
+            constraint=constraint,
+            n_jobs=n_jobs if n_jobs is not None else config.optimization.n_jobs,
+            method=method,
+            n_samples=n_samples,
+            address=address or config.optimization.ray_address,
+            progress=report,
+            store=(db or config.data.results_db) if store else None,
+            **_trading(config, cash, commission, fill),
         )
-        console.print(
-            f"best {res.best}  deflated Sharpe {res.deflated_sharpe:.3f}  PBO {res.pbo:.3f}  "
-            f"({res.skipped} set(s) skipped, {res.duration_s:.2f} s)"
+    shown = res.table.select(*res.params, *dict.fromkeys((metric, *_SHOWN))).head(top)
+    console.print(
+        frame_table(
+            shown, f"{strategy} on {symbols}: top {shown.height} of {res.table.height} by {metric}"
         )
-        if res.optimization_id is not None:
-            console.print(f"stored optimization [bold]{res.optimization_id}[/bold]")
-    except (BacktapeError, ValueError, TypeError) as exc:
-        _fail(console, exc)
+    )
+    console.print(
+        f"best {res.best}  deflated Sharpe {res.deflated_sharpe:.3f}  PBO {res.pbo:.3f}  "
+        f"({res.skipped} set(s) skipped, {res.duration_s:.2f} s)"
+    )
+    if res.optimization_id is not None:
+        console.print(f"stored optimization [bold]{res.optimization_id}[/bold]")
 
 
 def walkforward(
@@ -242,36 +236,33 @@ def walkforward(
     from ..optimization import walk_forward
 
     console = Console()
-    try:
-        params = parse_grid(grid)
-        config, src = _open(ctx, source)
-        wf = config.optimization.walk_forward
-        with progress_bar(console, f"{strategy} walk-forward") as report:
-            res = walk_forward(
-                strategy,
-                params,
-                symbols,
-                start,
-                end,
-                train or wf.train_periods,
-                test or wf.test_periods,
-                step,
-                anchored,
-                metric,
-                frequency=frequency,
-                source=src,
-                engine=engine,
-                constraint=constraint,
-                progress=report,
-                **_trading(config, cash, commission, None),
-            )
-        windows = res.windows.with_columns(pl.col("train_start", "test_start", "test_end").dt.date())
-        console.print(frame_table(windows.drop("train_end"), f"{strategy}: {windows.height} windows"))
-        oos = {k: res.metrics[k] for k in _SHOWN}
-        console.print(frame_table(pl.DataFrame([oos]), "stitched out-of-sample"))
-        console.print(f"walk-forward efficiency {res.efficiency:.3f} (OOS CAGR / mean in-sample CAGR)")
-    except (BacktapeError, ValueError, TypeError) as exc:
-        _fail(console, exc)
+    params = parse_grid(grid)
+    config, src = _open(ctx, source)
+    wf = config.optimization.walk_forward
+    with progress_bar(console, f"{strategy} walk-forward") as report:
+        res = walk_forward(
+            strategy,
+            params,
+            symbols,
+            start,
+            end,
+            train or wf.train_periods,
+            test or wf.test_periods,
+            step,
+            anchored,
+            metric,
+            frequency=frequency,
+            source=src,
+            engine=engine,
+            constraint=constraint,
+            progress=report,
+            **_trading(config, cash, commission, None),
+        )
+    windows = res.windows.with_columns(pl.col("train_start", "test_start", "test_end").dt.date())
+    console.print(frame_table(windows.drop("train_end"), f"{strategy}: {windows.height} windows"))
+    oos = {k: res.metrics[k] for k in _SHOWN}
+    console.print(frame_table(pl.DataFrame([oos]), "stitched out-of-sample"))
+    console.print(f"walk-forward efficiency {res.efficiency:.3f} (OOS CAGR / mean in-sample CAGR)")
 
 
 def montecarlo(
@@ -289,13 +280,10 @@ def montecarlo(
     from ..optimization import monte_carlo
 
     console = Console()
-    try:
-        store = db or state(ctx).config().data.results_db
-        res = monte_carlo(run_id, n, method, block=block, seed=seed, store=store)
-        console.print(frame_table(res.table, f"run {run_id}: {method}, {n} simulations, seed {seed}"))
-        console.print(frame_table(pl.DataFrame([res.observed]), "the run itself"))
-    except (BacktapeError, ValueError, TypeError) as exc:
-        _fail(console, exc)
+    store = db or state(ctx).config().data.results_db
+    res = monte_carlo(run_id, n, method, block=block, seed=seed, store=store)
+    console.print(frame_table(res.table, f"run {run_id}: {method}, {n} simulations, seed {seed}"))
+    console.print(frame_table(pl.DataFrame([res.observed]), "the run itself"))
 
 
 #: a sub-app holding the three commands, for tests; the root app wires them itself

@@ -59,7 +59,12 @@ def run_sets(
     address: str | None = None,
     progress: Progress | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Metrics and block sums of every set, in the order of ``sets`` (see ``evaluate``)."""
+    """Metrics and block sums of every set, in the order of ``sets`` (see ``evaluate``).
+
+    ``n_jobs`` ``None`` or ``-1`` means every core.
+    """
+    if n_jobs is not None and n_jobs < 0:
+        n_jobs = None
     if executor not in EXECUTORS:
         raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     jobs = max(1, int(n_jobs or os.cpu_count() or 1))

@@ -132,7 +132,8 @@ class OptimizationEngine:
             raise ConfigError(f"n_partitions must be an even number >= 2, got {n_partitions}")
         self.metric, self.method, self.n_samples, self.seed = metric, method, n_samples, seed
         self.n_partitions, self.max_splits = n_partitions, max_splits
-        self.engine, self.executor, self.n_jobs, self.address = engine, executor, n_jobs, address
+        self.engine, self.executor, self.address = engine, executor, address
+        self.n_jobs = None if n_jobs is not None and n_jobs < 0 else n_jobs  # -1: every core
 
     @property
     def descending(self) -> bool:
