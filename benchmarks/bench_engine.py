@@ -23,7 +23,7 @@ import polars as pl
 from backtape._time import to_ns
 from backtape.engine import run_backtest, sma_crossover
 from backtape.engine.engine import _Run, build_costs
-from backtape.engine.memory import FrameDataSource
+from backtape.sources.memory import FrameDataSource
 from backtape.sources.synthetic import SyntheticDataSource
 
 FAST, SLOW, COMMISSION, CASH = 10, 50, 0.001, 10_000.0

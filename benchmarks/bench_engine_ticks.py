@@ -23,8 +23,8 @@ from typing import Any, ClassVar
 from backtape._time import NS_PER_MINUTE, to_ns
 from backtape.engine import Strategy, run_backtest
 from backtape.engine.engine import _Run, build_costs
-from backtape.engine.memory import FrameDataSource
 from backtape.portal import DataRequirement
+from backtape.sources.memory import FrameDataSource
 from backtape.sources.synthetic import SyntheticDataSource
 
 START = "2024-01-01"

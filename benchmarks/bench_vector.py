@@ -47,7 +47,7 @@ def minute_source(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray):
     import polars as pl
 
     from backtape.calendars import get_calendar
-    from backtape.engine.memory import FrameDataSource
+    from backtape.sources.memory import FrameDataSource
 
     cal = get_calendar("XNYS")
     first = int(np.searchsorted(cal.opens, np.datetime64("2023-01-03T00:00", "ns").astype(np.int64)))

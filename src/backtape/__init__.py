@@ -54,7 +54,7 @@ _LAZY: dict[str, str] = {
     "StrategyFactory": "engine",
     "run_backtest": "engine",
     "sma_crossover": "engine",
-    "FrameDataSource": "engine.memory",
+    "FrameDataSource": "sources.memory",
     "Commission": "costs",
     "SlippageModel": "costs",
     "SpreadModel": "costs",

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from backtape.engine import BacktestResult, Context, Strategy, run_backtest
-from backtape.engine.memory import FrameDataSource, daily_bars
+from backtape.sources.memory import FrameDataSource, daily_bars
 
 # bar:      0      1      2      3      4      5
 # open    100    102    104    103     97     96

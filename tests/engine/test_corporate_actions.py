@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from backtape.engine import run_backtest
-from backtape.engine.memory import daily_bars
+from backtape.sources.memory import daily_bars
 
 from .conftest import FIRST
 

@@ -16,8 +16,8 @@ import pytest
 from backtape.analytics import periods_per_year
 from backtape.calendars import get_calendar
 from backtape.engine import run_backtest, sma_crossover
-from backtape.engine.memory import FrameDataSource
 from backtape.sources import get_source
+from backtape.sources.memory import FrameDataSource
 from backtape.vector import crossed_above, crossed_below, simulate, sma
 
 REL = 1e-9
@@ -55,27 +55,15 @@ CASES = [
 def test_event_engine_matches_backtesting_py_on_goog(fast: int, slow: int, commission: float,
                                                     allow_short: bool, on_close: bool) -> None:
     pytest.importorskip("backtesting")
-    from backtesting import Backtest, Strategy
-    from backtesting.lib import crossover
-    from backtesting.test import GOOG, SMA
+    from backtesting import Backtest
+    from backtesting.test import GOOG
 
-    class SmaCross(Strategy):
-        def init(self) -> None:
-            self.fast = self.I(SMA, self.data.Close, fast)
-            self.slow = self.I(SMA, self.data.Close, slow)
-
-        def next(self) -> None:
-            if crossover(self.fast, self.slow):
-                self.position.close()
-                self.buy()
-            elif crossover(self.slow, self.fast):
-                self.position.close()
-                if allow_short:
-                    self.sell()
+    from _peers import backtesting_sma_cross
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        stats = Backtest(GOOG, SmaCross, cash=10_000, commission=commission, trade_on_close=on_close).run()
+        peer = backtesting_sma_cross(fast, slow, allow_short)
+        stats = Backtest(GOOG, peer, cash=10_000, commission=commission, trade_on_close=on_close).run()
     source, opens = _goog_source()
     res = run_backtest(sma_crossover(fast, slow, allow_short), "GOOG", int(opens[0]), int(opens[-1]) + 1,
                        source=source, cash=10_000, commission=commission,

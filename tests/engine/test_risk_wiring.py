@@ -21,11 +21,11 @@ import pytest
 from backtape._time import NS_PER_SECOND, to_ns
 from backtape.analytics import periods_per_year
 from backtape.engine import Strategy, run_backtest
-from backtape.engine.memory import FrameDataSource
 from backtape.errors import BacktapeError
 from backtape.portal import DataRequirement
 from backtape.risk import CappedKelly, FixedFractional, RiskManager, VolatilityTarget
 from backtape.schema import TS
+from backtape.sources.memory import FrameDataSource
 
 
 def _sized(run: Any, risk: RiskManager, bar: int = 0) -> list[float]:

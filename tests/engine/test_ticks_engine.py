@@ -20,12 +20,12 @@ import pytest
 from backtape._time import NS_PER_SECOND, to_ns
 from backtape.costs import Commission, TransactionCostEngine
 from backtape.engine import Strategy, run_backtest
-from backtape.engine.memory import FrameDataSource
 from backtape.engine.ticks import Quote, Trade, tick_clock
 from backtape.errors import BacktapeError, ConfigError
 from backtape.portal import DataRequirement
 from backtape.schema import TS, conform, empty
 from backtape.sources.local import read_ticks
+from backtape.sources.memory import FrameDataSource
 from backtape.sources.sample import sample_data_dir
 from backtape.ticks import classify_trades, cumulative_delta
 

@@ -14,10 +14,10 @@ import polars as pl
 import pytest
 
 from backtape.engine import StrategyFactory, run_backtest
-from backtape.engine.memory import FrameDataSource
 from backtape.optimization.data import load_market_data
 from backtape.optimization.evaluate import EvalSpec, best_vector_run
 from backtape.sources import get_source
+from backtape.sources.memory import FrameDataSource
 
 REL = 1e-9
 

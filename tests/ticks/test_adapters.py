@@ -5,43 +5,11 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from backtape._time import NS_PER_MINUTE, check_range
+from backtape._time import NS_PER_MINUTE
 from backtape.calculations.ticks import CumDeltaAdapter, TickFlowAdapter
 from backtape.portal import DataPortal
-from backtape.schema import empty
-from backtape.sources.base import DataSource, DataSourceMetadata, SourceCapabilities
+from backtape.sources.memory import FrameDataSource
 from backtape.ticks import classify_trades, time_bars
-
-
-class _Frames(DataSource):
-    """Serves in-memory canonical frames, 24/7, half-open ranges on ``ts``."""
-
-    name = "frames"
-
-    def __init__(self, **frames: pl.DataFrame) -> None:
-        self.frames = {"actions": empty("actions"), **frames}
-
-    def _serve(self, kind: str, symbols, start, end) -> pl.DataFrame:
-        s, e = check_range(start, end)
-        ts = pl.col("ts").dt.epoch("ns")
-        return self.frames[kind].filter(pl.col("symbol").is_in(list(symbols)) & (ts >= s) & (ts < e))
-
-    async def fetch(self, symbols, start, end, frequency="1min") -> pl.DataFrame:
-        return self._serve("bars", symbols, start, end)
-
-    async def fetch_trades(self, symbols, start, end) -> pl.DataFrame:
-        return self._serve("trades", symbols, start, end)
-
-    async def fetch_quotes(self, symbols, start, end) -> pl.DataFrame:
-        return self._serve("quotes", symbols, start, end)
-
-    async def fetch_corporate_actions(self, symbols, start, end) -> pl.DataFrame:
-        return self._serve("actions", symbols, start, end)
-
-    def get_metadata(self) -> DataSourceMetadata:
-        caps = SourceCapabilities(kinds=frozenset({"bars", "trades", "quotes"}), frequencies=("1min",),
-                                  corporate_actions=True)
-        return DataSourceMetadata("frames", "test", "in-memory frames", "24/7", caps)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +18,8 @@ def btc_portal(btc_raw):
     offset = int((raw["ts"].dt.epoch("ns") - raw["recv_ts"].dt.epoch("ns")).max())  # type: ignore[arg-type]
     trades = raw.drop("truth", "recv_ts")
     aligned = quotes.with_columns(pl.col("ts") + pl.duration(nanoseconds=offset)).sort("ts")
-    source = _Frames(bars=time_bars(trades, "1min"), trades=trades, quotes=aligned)
+    source = FrameDataSource(bars=time_bars(trades, "1min"), trades=trades, quotes=aligned, frequency="1min",
+                             calendar_name="24/7")
     first = int(trades["ts"].dt.epoch("ns").min())  # type: ignore[arg-type]
     return source, trades, first
 
@@ -82,7 +51,7 @@ def test_cum_delta_adapter_reads_only_the_window_before_entry(btc_portal, btc_ra
     direct = portal.get_ticks("trades", "BTCUSDT", entry - 2 * NS_PER_MINUTE, entry)
     assert direct.height == window.height
     # the same numbers from the raw frames cut to the window, without the portal
-    quotes = source.frames["quotes"].filter((ts >= entry - 2 * NS_PER_MINUTE) & (ts <= entry))
+    quotes = source.quotes.filter((ts >= entry - 2 * NS_PER_MINUTE) & (ts <= entry))
     sides = classify_trades(window, quotes)["side"].to_list()
     buy, sell, net = _loop_delta(window, sides)
     assert (got["buy_volume"], got["sell_volume"]) == (pytest.approx(buy), pytest.approx(sell))

@@ -10,29 +10,12 @@ import pytest
 from backtape.vector import crossed_above, crossed_below, simulate, sma
 
 backtesting = pytest.importorskip("backtesting")
-from backtesting import Backtest, Strategy  # noqa: E402
-from backtesting.lib import crossover  # noqa: E402
-from backtesting.test import GOOG, SMA  # noqa: E402
+from backtesting import Backtest  # noqa: E402
+from backtesting.test import GOOG  # noqa: E402
+
+from _peers import backtesting_sma_cross  # noqa: E402
 
 REL = 1e-9
-
-
-def _sma_cross(fast: int, slow: int, allow_short: bool) -> type[Strategy]:
-    class SmaCross(Strategy):
-        def init(self) -> None:
-            self.fast = self.I(SMA, self.data.Close, fast)
-            self.slow = self.I(SMA, self.data.Close, slow)
-
-        def next(self) -> None:
-            if crossover(self.fast, self.slow):
-                self.position.close()
-                self.buy()
-            elif crossover(self.slow, self.fast):
-                self.position.close()
-                if allow_short:
-                    self.sell()
-
-    return SmaCross
 
 
 CASES = [
@@ -52,7 +35,7 @@ def test_sma_crossover_matches_backtesting_py(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         bt = Backtest(
-            GOOG, _sma_cross(fast, slow, allow_short), cash=10_000, commission=commission,
+            GOOG, backtesting_sma_cross(fast, slow, allow_short), cash=10_000, commission=commission,
             trade_on_close=on_close,
         )  # fmt: skip
         stats = bt.run()

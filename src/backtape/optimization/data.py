@@ -87,7 +87,7 @@ class MarketData:
 
     def frame_source(self) -> DataSource:
         """The loaded base bars and actions as an in-memory source (for event-engine runs)."""
-        from ..engine.memory import FrameDataSource
+        from ..sources.memory import FrameDataSource
 
         frames = [pl.DataFrame({"symbol": sym, **cols}) for sym, cols in self.base.items() if len(cols["ts"])]
         utc = pl.Datetime("ns", "UTC")

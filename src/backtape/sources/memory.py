@@ -16,8 +16,8 @@ from .._time import TimeLike, check_range
 from ..calendars import get_calendar
 from ..errors import UnsupportedDataError
 from ..schema import conform, empty
-from ..sources.base import DataSource, DataSourceMetadata, SourceCapabilities
 from ..timeframes import Timeframe
+from .base import DataSource, DataSourceMetadata, SourceCapabilities
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,7 @@ class FrameDataSource(DataSource):
         s, e = check_range(start, end)
         if Timeframe.parse(frequency) != Timeframe.parse(self.frequency):
             raise ValueError(f"{self.name}: holds {self.frequency} bars only, asked for {frequency}")
-        names = [symbols] if isinstance(symbols, str) else list(symbols)
-        ts = pl.col("ts").cast(pl.Int64)
-        return self.bars.filter(pl.col("symbol").is_in(names) & (ts >= s) & (ts < e))
+        return _between(self.bars, symbols, s, e)
 
     async def fetch_trades(self, symbols: list[str], start: TimeLike, end: TimeLike) -> pl.DataFrame:
         return self._ticks("trades", symbols, start, end)
@@ -61,17 +59,12 @@ class FrameDataSource(DataSource):
         frame = getattr(self, kind)
         if frame is None:
             raise UnsupportedDataError(f"{self.name}: holds no {kind}")
-        names = [symbols] if isinstance(symbols, str) else list(symbols)
-        ts = pl.col("ts").cast(pl.Int64)
-        return frame.filter(pl.col("symbol").is_in(names) & (ts >= s) & (ts < e))
+        return _between(frame, symbols, s, e)
 
     async def fetch_corporate_actions(self, symbols: list[str], start: TimeLike,
                                       end: TimeLike) -> pl.DataFrame:
         s, e = check_range(start, end)
-        if self.actions is None:
-            return empty("actions")
-        ts = pl.col("ts").cast(pl.Int64)
-        return self.actions.filter(pl.col("symbol").is_in(list(symbols)) & (ts >= s) & (ts < e))
+        return empty("actions") if self.actions is None else _between(self.actions, symbols, s, e)
 
     def get_metadata(self) -> DataSourceMetadata:
         return DataSourceMetadata(
@@ -89,6 +82,13 @@ class FrameDataSource(DataSource):
         extra = ":".join(str(0 if f is None else int(f.hash_rows().sum()))
                          for f in (self.actions, self.trades, self.quotes))
         return f"memory:{self.frequency}:{self.bars.height}:{int(digest)}:{extra}"
+
+
+def _between(frame: pl.DataFrame, symbols: list[str] | str, start: int, end: int) -> pl.DataFrame:
+    """Rows of ``symbols`` with ``start <= ts < end`` (the contract's half-open range)."""
+    names = [symbols] if isinstance(symbols, str) else list(symbols)
+    ts = pl.col("ts").cast(pl.Int64)
+    return frame.filter(pl.col("symbol").is_in(names) & (ts >= start) & (ts < end))
 
 
 def daily_bars(symbol: str, ohlcv: list[tuple[float, ...]] | np.ndarray, first_session: TimeLike,

@@ -1,0 +1,29 @@
+"""backtesting.py's side of the parity tests: its SMA crossover, written the way its docs write it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def backtesting_sma_cross(fast: int, slow: int, allow_short: bool) -> Any:
+    """A backtesting.py ``Strategy`` class: all-in long on a golden cross, flat (or short) on a death
+    cross."""
+    from backtesting import Strategy
+    from backtesting.lib import crossover
+    from backtesting.test import SMA
+
+    class SmaCross(Strategy):
+        def init(self) -> None:
+            self.fast = self.I(SMA, self.data.Close, fast)
+            self.slow = self.I(SMA, self.data.Close, slow)
+
+        def next(self) -> None:
+            if crossover(self.fast, self.slow):
+                self.position.close()
+                self.buy()
+            elif crossover(self.slow, self.fast):
+                self.position.close()
+                if allow_short:
+                    self.sell()
+
+    return SmaCross
