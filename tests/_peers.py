@@ -1,4 +1,4 @@
-"""backtesting.py's side of the parity tests: its SMA crossover, written the way its docs write it."""
+"""backtesting.py's side of the parity tests (importable because pytest puts tests/ on the path)."""
 
 from __future__ import annotations
 
