@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .fills import affordable_shares, slipped
 from .fills import commission as _commission
 
 
-@dataclass(frozen=True, slots=True)
-class MarketState:
+class MarketState(NamedTuple):
     """What the cost models may look at when a fill happens.
 
     ``volatility`` is the standard deviation of per-bar returns; ``volume`` the bar's volume;
@@ -42,8 +42,7 @@ class MarketState:
     ask: float = math.nan
 
 
-@dataclass(frozen=True, slots=True)
-class FillCosts:
+class FillCosts(NamedTuple):
     """The itemized costs of one fill, in cash (all non-negative except in odd quote states)."""
 
     reference_price: float

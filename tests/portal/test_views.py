@@ -10,6 +10,7 @@ import pytest
 from backtape._time import to_ns
 from backtape.aggregate import aggregate
 from backtape.calendars import get_calendar
+from backtape.errors import BacktapeError
 from backtape.portal import DataPortal, DataRequirement
 from backtape.schema import conform
 
@@ -31,6 +32,21 @@ def test_views_equal_aggregate(memory_source, make_minute_bars, calendar, freque
     np.testing.assert_array_equal(got["ts_end"], expected["ts_end"].dt.epoch("ns").to_numpy())
     for f in FIELDS:
         np.testing.assert_allclose(got[f], expected[f].to_numpy(), rtol=1e-12)
+
+
+def test_get_bars_copies_only_the_fields_asked_for(memory_source, make_minute_bars) -> None:
+    bars = make_minute_bars(["A"], "2024-06-24", "2024-06-29", calendar="XNYS")
+    portal = DataPortal(memory_source(bars), adjustment="raw")
+    portal.load_data("2024-06-24", "2024-06-29", ["A"], [DataRequirement("bars", "1min", 0)])
+    portal.set_clock("2024-06-29")
+    whole = portal.get_bars("A", "2024-06-24", None, "15min")
+    some = portal.get_bars("A", "2024-06-24", None, "15min", fields=("close",))
+    assert set(some) == {"ts", "ts_end", "close"}
+    np.testing.assert_array_equal(some["close"], whole["close"])
+    some["close"][:] = -1.0  # a copy: the portal's arrays are untouched
+    np.testing.assert_array_equal(portal.get_bars("A", "2024-06-24", None, "15min")["close"], whole["close"])
+    with pytest.raises(BacktapeError, match="no field vwapp"):
+        portal.get_bars("A", "2024-06-24", None, "15min", fields=("close", "vwapp"))
 
 
 def _daily(symbol: str, dates: list[str], closes: list[float]) -> pl.DataFrame:

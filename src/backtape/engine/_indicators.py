@@ -40,7 +40,7 @@ def point_in_time(portal: Any, fn: Callable[..., np.ndarray], args: tuple, kwarg
                 continue
             clock = int(ts_end[hi - 1])
             portal.set_clock(clock)
-            values = portal.get_bars(symbol, int(ts[0]), clock, frequency)[field]
+            values = portal.get_bars(symbol, int(ts[0]), clock, frequency, fields=(field,))[field]
             part = _call(fn, values, args, kwargs, label)
             out[lo:hi] = part[lo:hi]
             lo = hi

@@ -85,8 +85,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..costs import MarketState, TransactionCostEngine
 from ..fills import limit_fill_price, slipped, stop_fill_price
@@ -98,8 +97,7 @@ from .portfolio import Portfolio
 _INF = math.inf
 
 
-@dataclass(frozen=True, slots=True)
-class Bar:
+class Bar(NamedTuple):
     """A completed bar as the broker sees it."""
 
     ts: int
@@ -206,19 +204,25 @@ class Broker:
         book = self._working.get(symbol)
         if not book or symbol in self.by_quote:
             return fills
-        first = sorted(_live(book), key=_priority)
+        first = _live(book)
+        if len(first) > 1:
+            first.sort(key=_priority)
         guard = self._guards.get(symbol)
         if guard is not None and guard.is_active:
             _after_market_orders(first, guard)
         self._match_all(first, bar, fills)
         # bracket legs of entries filled at this bar's open are live for the rest of the bar
-        legs = [o for o in _live(book) if o.created_at == bar.ts and o.parent_id is not None
-                and all(o is not f for f in first)]
+        start = bar.ts
+        legs = [o for o in book if o.created_at == start and o.parent_id is not None and o.is_active]
         if legs:
+            seen = {id(o) for o in first}
+            legs = [o for o in legs if id(o) not in seen]
             self._match_all(sorted(legs, key=_priority), bar, fills)
-        for order in _live(book):
-            if order.tif == TimeInForce.DAY and order.session_close is not None \
-                    and bar.ts_end >= order.session_close:
+        end = bar.ts_end
+        for order in book:
+            close = order.session_close
+            if close is not None and end >= close and order.tif == TimeInForce.DAY and order.created_at >= 0 \
+                    and order.is_active:
                 order.status = OrderStatus.EXPIRED
                 order.reason = "day order expired at the session close"
         self._working[symbol] = [o for o in book if o.is_active]
@@ -318,7 +322,7 @@ class Broker:
             order.status = OrderStatus.PARTIAL if pos else OrderStatus.FILLED
             return fills
         side = 1.0 if target > 0 else -1.0
-        market = MarketState(ref, bar.volume, bar.volatility, bar.bid, bar.ask)
+        market = _market(ref, bar)
         price = slipped(ref, side, self.costs.price_bps(int(side), 0.0, market))
         frac = self._is_fractional(sym)
         equity = pf.cash + pos * ref + pf.others_value(sym)
@@ -347,8 +351,7 @@ class Broker:
     def _fill(self, order: Order, qty: float, ref: float, bar: Bar, ts: int, liquidity: bool) -> Fill:
         """Book one execution of ``qty`` (signed) at reference price ``ref`` with its costs."""
         side = 1 if qty > 0 else -1
-        market = MarketState(ref, bar.volume, bar.volatility, bar.bid, bar.ask)
-        c = self.costs.fill(side, abs(qty), market, liquidity)
+        c = self.costs.fill(side, abs(qty), _market(ref, bar), liquidity)
         fill = Fill(order.id, order.symbol, ts, qty, c.price, ref, c.commission, c.spread, c.slippage,
                     c.impact, order.tag)
         self.portfolio.apply_fill(fill, bar.high, bar.low)
@@ -508,6 +511,10 @@ def _after_market_orders(orders: list[Order], guard: Order) -> None:
     here = next((k for k, o in enumerate(orders) if o is guard), None)
     if here is not None and here < last:
         orders.insert(last, orders.pop(here))
+
+
+def _market(ref: float, bar: Bar) -> MarketState:
+    return MarketState(ref, bar.volume, bar.volatility, bar.bid, bar.ask)
 
 
 def _positive(value: float | None) -> bool:

@@ -20,6 +20,7 @@ A strategy declaring ticks but no bars runs on the tick-only clock of ``backtape
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import math
 import time
@@ -207,7 +208,7 @@ class _Run:
         equity, exposed, traded = [0.0] * n, [False] * n, [0.0] * n
         portal.set_clock(self.start)
         strategy.initialize(ctx)
-        on_bar, set_clock = strategy.on_bar, portal.set_clock
+        on_bar = strategy.on_bar
         actions, a_i, n_actions = self._actions, 0, len(self._actions)
         syms, rows = self.symbols, self.rows
         cols = [(j, syms[j], self.row_at[j].tolist(), self.bars[j]["close"].tolist())
@@ -221,51 +222,55 @@ class _Run:
         floor = peak * keep
         every = max(n // 100, 1)
         tick = 0 if progress is not None else n
-        for k in range(n):
-            t = clock[k]
-            if feed is not None:
-                traded[k] += feed.advance(t)
-            self.now = t
-            self.step = k
-            set_clock(t)
-            while a_i < n_actions and actions[a_i][0] <= t:
-                self._apply_action(*actions[a_i])
-                a_i += 1
-            for j, sym, row_at, closes in cols:
-                r = row_at[k]
-                if r < 0:
-                    continue
-                rows[j] = r
-                if working.get(sym):
-                    flush(j, r - 1)
-                    for fill in broker.process_bar(sym, self._bar(j, r)):
-                        traded[k] += abs(fill.quantity) * fill.price
-                prices[sym] = closes[r]
-            on_bar(ctx)
-            if close_fill and working:
-                for j, sym, row_at, _ in cols:
+        gc.freeze()  # the heap and the run's big lists as they are now are never rescanned by the
+        try:  # collections the loop's allocations trigger (a full one measured 0.14 s mid-run)
+            for k in range(n):
+                t = clock[k]
+                if feed is not None:
+                    traded[k] += feed.advance(t)
+                self.now = t
+                self.step = k
+                portal._clock = t  # DataPortal.set_clock without the call: once per step
+                while a_i < n_actions and actions[a_i][0] <= t:
+                    self._apply_action(*actions[a_i])
+                    a_i += 1
+                for j, sym, row_at, closes in cols:
                     r = row_at[k]
-                    if r >= 0 and working.get(sym):
-                        flush(j, r)
-                        for fill in broker.fill_at_close(sym, self._bar(j, r), t):
+                    if r < 0:
+                        continue
+                    rows[j] = r
+                    if working.get(sym):
+                        flush(j, r - 1)
+                        for fill in broker.process_bar(sym, self._bar(j, r)):
                             traded[k] += abs(fill.quantity) * fill.price
-            eq = pf.cash
-            held = False
-            for s, q in positions.items():
-                if q:
-                    eq += q * prices[s]
-                    held = True
-            equity[k] = eq
-            exposed[k] = held
-            if eq > peak:
-                peak = pf.peak_equity = eq
-                floor = peak * keep
-            elif eq <= floor:
-                broker.halted = True
-                floor = -math.inf
-            if k == tick:
-                progress(k, n)
-                tick += every
+                    prices[sym] = closes[r]
+                on_bar(ctx)
+                if close_fill and working:
+                    for j, sym, row_at, _ in cols:
+                        r = row_at[k]
+                        if r >= 0 and working.get(sym):
+                            flush(j, r)
+                            for fill in broker.fill_at_close(sym, self._bar(j, r), t):
+                                traded[k] += abs(fill.quantity) * fill.price
+                eq = pf.cash
+                held = False
+                for s, q in positions.items():
+                    if q:
+                        eq += q * prices[s]
+                        held = True
+                equity[k] = eq
+                exposed[k] = held
+                if eq > peak:
+                    peak = pf.peak_equity = eq
+                    floor = peak * keep
+                elif eq <= floor:
+                    broker.halted = True
+                    floor = -math.inf
+                if k == tick:
+                    progress(k, n)
+                    tick += every
+        finally:
+            gc.unfreeze()
         strategy.on_end(ctx)
         for j in range(len(self.bars)):
             flush(j, rows[j])
@@ -370,7 +375,8 @@ class _Run:
         actions = [a[0] for a in self._all_actions if a[1] == symbol]
         full = point_in_time(self.portal, fn, args, kwargs, symbol, field, self.frequency, actions, label)
         self.portal.set_clock(self.end)
-        values = self.portal.get_bars(symbol, int(self.bars[j]["ts"][0]), self.end, self.frequency)[field]
+        values = self.portal.get_bars(symbol, int(self.bars[j]["ts"][0]), self.end, self.frequency,
+                                       fields=(field,))[field]
         self.portal.set_clock(self.now)
         last = full if not actions else point_in_time(self.portal, fn, args, kwargs, symbol, field,
                                                        self.frequency, [], label)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 _ids = itertools.count(1)
 
@@ -34,7 +35,7 @@ class OrderStatus(StrEnum):
     EXPIRED = "expired"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Order:
     """One instruction to the broker. Children (bracket legs) activate when the parent fills."""
 
@@ -78,8 +79,7 @@ class Order:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Fill:
+class Fill(NamedTuple):
     """An execution: signed quantity at ``price`` (costs included), with costs itemized in cash."""
 
     order_id: int

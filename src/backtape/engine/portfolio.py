@@ -77,13 +77,19 @@ class Portfolio:
 
     def others_value(self, symbol: str) -> float:
         """Net value of every position but ``symbol``'s, at the last prices."""
-        prices = self.prices
-        return sum(q * prices[s] for s, q in self.positions.items() if q and s != symbol)
+        total, prices = 0.0, self.prices
+        for s, q in self.positions.items():
+            if q and s != symbol:
+                total += q * prices[s]
+        return total
 
     def others_gross(self, symbol: str) -> float:
         """Gross value of every position but ``symbol``'s, at the last prices."""
-        prices = self.prices
-        return sum(abs(q) * prices[s] for s, q in self.positions.items() if q and s != symbol)
+        total, prices = 0.0, self.prices
+        for s, q in self.positions.items():
+            if q and s != symbol:
+                total += abs(q) * prices[s]
+        return total
 
     def mark_extremes(self, symbol: str, high: float, low: float) -> None:
         """Widen the open lots' excursions by bars they were open through (highest high, lowest low)."""

@@ -116,12 +116,12 @@ class Indicator:
         self._items = values.tolist()  # Python floats: cheaper to index one at a time than numpy
 
     def __getitem__(self, key: int) -> float:
-        if key >= 0 or type(key) is not int:
-            raise LookAheadError(f"indicator {self.name}: use negative indices (ind[-1] is the current bar)")
-        i = self._rows[self._slot] + 1 + key
-        if i < 0:
+        if type(key) is int and key < 0:
+            i = self._rows[self._slot] + 1 + key
+            if i >= 0:
+                return self._items[i]
             return math.nan
-        return self._items[i]
+        raise LookAheadError(f"indicator {self.name}: use negative indices (ind[-1] is the current bar)")
 
     def __len__(self) -> int:
         return self._run.rows[self._slot] + 1

@@ -256,19 +256,25 @@ class DataPortal:
         return frame.with_columns(pl.col("ts").cast(TS), pl.col("ts_end").cast(TS))
 
     def get_bars(self, asset: str, start: TimeLike, end_dt: TimeLike | None = None,
-                 frequency: str | Timeframe | None = None) -> dict[str, np.ndarray]:
+                 frequency: str | Timeframe | None = None, *,
+                 fields: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Every bar of ``asset`` with ``ts >= start`` complete at ``end_dt``, adjusted, as numpy arrays.
 
-        Keys: ``ts``, ``ts_end`` (UTC ns) and each field. ``frequency`` defaults to the base frequency.
+        Keys: ``ts``, ``ts_end`` (UTC ns) and each field (only ``fields`` when given). ``frequency``
+        defaults to the base frequency.
         """
         t = self._at(end_dt)
         freq = str(frequency or self._base_tf)
         view = self._view(asset, freq)
+        wanted = view.fields if fields is None else {f: view.fields[f] for f in fields if f in view.fields}
+        if fields is not None and len(wanted) < len(set(fields)):
+            missing = sorted(set(fields) - set(wanted))
+            raise BacktapeError(f"{asset} {freq} bars have no field {', '.join(missing)}; "
+                                f"have {', '.join(view.fields)}")
         lo = int(view.ts.searchsorted(to_ns(start, name="start"), "left"))
         hi = max(view.visible_count(t), lo)
-        ts = view.ts[lo:hi]
-        out = {"ts": ts.copy(), "ts_end": view.ts_end[lo:hi].copy()}
-        out.update({f: v[lo:hi].copy() for f, v in view.fields.items()})
+        out = {"ts": view.ts[lo:hi].copy(), "ts_end": view.ts_end[lo:hi].copy()}
+        out.update({f: v[lo:hi].copy() for f, v in wanted.items()})
         return out
 
     def get_history_window(self, assets: str | Sequence[str], end_dt: TimeLike | None, bar_count: int,
