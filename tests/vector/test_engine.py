@@ -144,6 +144,11 @@ def test_bad_input_is_named() -> None:
     bad[3] = np.nan
     with pytest.raises(ConfigError, match="close must be finite and positive: bar 3"):
         simulate(bad, entries=ENTRY)
+    for value, bar in ((0.0, 1), (-2.0, 4), (np.inf, len(CLOSE) - 1)):
+        bad_open = OPEN.copy()
+        bad_open[bar] = value
+        with pytest.raises(ConfigError, match=f"open must be finite and positive: bar {bar}, column 0"):
+            simulate(CLOSE, open=bad_open, entries=ENTRY)
     with pytest.raises(ConfigError, match="entries has 2 bars"):
         simulate(CLOSE, entries=ENTRY[:2])
     with pytest.raises(ConfigError, match="fill must be one of"):

@@ -53,6 +53,17 @@ _N_STATE = 8
 
 
 @njit(cache=True, error_model="numpy")
+def all_valid(x):
+    """Whether every value of a columns x bars array is finite and positive (vectorizable: no early exit)."""
+    ok = True
+    for j in range(x.shape[0]):
+        for i in range(x.shape[1]):
+            v = x[j, i]
+            ok &= (v > 0.0) & (v < np.inf)
+    return ok
+
+
+@njit(cache=True, error_model="numpy")
 def first_invalid(x):
     """(column, bar) of the first non-finite or non-positive value of a columns x bars array, or (-1, -1)."""
     for j in range(x.shape[0]):
@@ -282,18 +293,37 @@ def simulate_column(
             s2 += r * r
         prev_eq = equity
         i += 1
+        if mode == MODE_SIGNALS and pos == 0.0 and not dead and pending != pending:
+            # Flat: only entries act, so the bars up to the next entry signal just repeat the equity.
+            start_i = i
+            while i < n and not (le[col, i] or se[col, i]):
+                i += 1
+            if i > start_i:
+                bars = acc_flat(bars, i - start_i)
+                if write_eq:
+                    eq_out[col, start_i:i] = equity
         if quiet and not dead and pending != pending:
             # Crossover sweep without stops: the bars before the next cross place no order, so
             # they only need marking (flat: not even that). The cross bar itself goes round again.
             start_i = i
-            fast0, slow0 = ma[fi, i - 1], ma[si, i - 1]
-            while i < n:
-                fast1, slow1 = ma[fi, i], ma[si, i]
-                if _crossed(fast0, slow0, fast1, slow1):
-                    break
-                fast0, slow0 = fast1, slow1
-                if pos != 0.0:
-                    equity = cash + pos * (c[pc, i] - avg)
+            fast, slow, close = ma[fi], ma[si], c[pc]
+            fast0, slow0 = fast[i - 1], slow[i - 1]
+            if pos == 0.0:
+                while i < n:
+                    fast1, slow1 = fast[i], slow[i]
+                    if _crossed(fast0, slow0, fast1, slow1):
+                        break
+                    fast0, slow0 = fast1, slow1
+                    i += 1
+                if i > start_i:
+                    bars = acc_flat(bars, i - start_i)
+            else:
+                while i < n:
+                    fast1, slow1 = fast[i], slow[i]
+                    if _crossed(fast0, slow0, fast1, slow1):
+                        break
+                    fast0, slow0 = fast1, slow1
+                    equity = cash + pos * (close[i] - avg)
                     if equity <= 0.0:
                         break
                     bars = acc_bar(bars, equity, True)
@@ -306,9 +336,7 @@ def simulate_column(
                         s1 += r
                         s2 += r * r
                     prev_eq = equity
-                i += 1
-            if pos == 0.0 and i > start_i:
-                bars = acc_flat(bars, i - start_i)
+                    i += 1
     if track:
         blocks[col, 0, blk] += s1
         blocks[col, 1, blk] += s2

@@ -95,6 +95,8 @@ def _matrix(x: ArrayLike, name: str, dtype: type, n_rows: int | None = None) -> 
 
 
 def _check_prices(name: str, arr: np.ndarray) -> None:
+    if k.all_valid(arr):
+        return
     col, row = k.first_invalid(arr)
     if col >= 0:
         raise ConfigError(f"{name} must be finite and positive: bar {row}, column {col} is {arr[col, row]!r}")
