@@ -5,6 +5,7 @@ real data (Binance BTCUSDT with the exchange's aggressor flag, Databento ESU4 wi
 from __future__ import annotations
 
 import itertools
+from unittest import mock
 
 import numpy as np
 import polars as pl
@@ -21,6 +22,7 @@ from backtape.ticks import (
     iter_classified,
     merge_streams,
 )
+from backtape.ticks.classify import _uniform
 
 # --------------------------------------------------------------------------------------------------
 # Reference: simple loops over Python lists, written from the rules' definitions.
@@ -188,6 +190,49 @@ def test_streaming_and_whole_frame_equal_reference(trade_rows, quote_rows, t_cut
     clf = TickClassifier()
     parts = [clf.update(b) for b in _batches(merged, t_cuts)]
     assert _canonical(pl.concat(parts)).equals(whole)
+
+
+_one_symbol_trades = st.lists(st.tuples(st.just("A"), st.integers(0, 25), _price,
+                                        st.integers(1, 5).map(float)), max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.one_of(_trade_rows, _one_symbol_trades), _quote_rows, _cuts, _cuts, st.integers(1, 4))
+def test_streaming_in_small_kernel_chunks_equals_whole_frame(trade_rows, quote_rows, t_cuts, q_cuts,
+                                                              chunk) -> None:
+    """Sub-chunking inside a batch and the one-symbol kernel give the whole-frame result exactly."""
+    trades, quotes = _trades(trade_rows), _quotes(quote_rows)
+    whole = cumulative_delta(classify_trades(trades, quotes))
+    with mock.patch("backtape.ticks.classify._CHUNK_ROWS", chunk):
+        streamed = list(iter_classified(_batches(trades, t_cuts), _batches(quotes, q_cuts)))
+    assert (_canonical(pl.concat(streamed)).equals(whole) if streamed else whole.height == 0)
+
+
+def test_quote_at_the_first_trade_of_a_kernel_chunk_is_not_used_for_it() -> None:
+    trades = _trades([("A", 1, 10.0, 1.0), ("A", 2, 10.0, 1.0), ("A", 6, 10.0, 1.0)])
+    quotes = _quotes([("A", 0, 9.0, 11.0), ("A", 2, 9.0, 9.5), ("A", 6, 9.0, 11.0)])
+    with mock.patch("backtape.ticks.classify._CHUNK_ROWS", 1):
+        streamed = pl.concat(iter_classified([trades], [quotes]))
+    assert streamed["side"].to_list() == [0, 0, 1]
+
+
+def test_one_symbol_batches_and_mixed_batches_share_state() -> None:
+    """A's quote, price and delta carry from one-symbol batches through a two-symbol one and back."""
+    trades = _trades([("A", 1, 10.0, 1.0), ("A", 3, 10.5, 2.0), ("B", 3, 5.0, 1.0), ("A", 5, 10.5, 4.0),
+                      ("A", 7, 10.0, 1.0)])
+    quotes = _quotes([("A", 0, 9.0, 11.0), ("B", 2, 4.0, 6.0), ("A", 4, 10.8, 11.0)])
+    whole = cumulative_delta(classify_trades(trades, quotes))
+    assert whole["side"].to_list() == reference_sides(whole, quotes)
+    streamed = pl.concat(iter_classified(_batches(trades, [1, 3]), _batches(quotes, [1, 2])))
+    assert _canonical(streamed).equals(whole)
+
+
+def test_uniform_symbol_check_trusts_only_a_true_sorted_flag() -> None:
+    """A sorted column is uniform only when its ends agree; an unflagged column is compared in full."""
+    assert _uniform(pl.Series(["A"] * 5).set_sorted())
+    assert not _uniform(pl.Series(["A", "A", "B"]).set_sorted())
+    assert not _uniform(pl.Series(["A", "B", "A"]))
+    assert _uniform(pl.Series(["A", "A"]))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -31,6 +31,8 @@ from . import _kernels
 from .merge import _aligned_chunks, _prepare, _ts_ns
 
 _SIDE = pl.Int8
+_CHUNK_ROWS = 262_144  # trades per kernel call in iter_classified: bounds temporaries and outputs
+_ZERO = np.zeros(1, np.int64)  # a constant group or time key (length 1: see _kernels)
 
 
 class TickClassifier:
@@ -62,9 +64,7 @@ class TickClassifier:
                                                            "conditions", "id")
         quotes = merged.filter(pl.Series(~is_trade)).select("symbol", "ts", "bid", "ask")
         _check_trades(trades, "merged batch")
-        zeros_t = np.zeros(trades.height, np.int64)
-        zeros_q = np.zeros(quotes.height, np.int64)
-        return self._classify(trades, quotes, pos[is_trade], zeros_t, pos[~is_trade], zeros_q)
+        return self._classify(trades, quotes, _ZERO, pos[is_trade], _ZERO, pos[~is_trade])
 
     def prevailing_quote(self, symbol: str) -> tuple[float, float] | None:
         """The latest ``(bid, ask)`` seen for ``symbol``, or None before its first quote."""
@@ -79,8 +79,13 @@ class TickClassifier:
         return 0.0 if code is None else float(self._cum[code])
 
     def _codes_for(self, symbols: pl.Series) -> np.ndarray:
-        """Integer state slot of each row's symbol, allocating slots for new symbols."""
-        if symbols.len() and symbols.null_count() == 0 and bool((symbols == symbols[0]).all()):
+        """Integer state slot of each row's symbol, allocating slots for new symbols.
+
+        When every row has the same symbol the result has length 1 (a constant, see ``_kernels``).
+        """
+        if not symbols.len():
+            return np.empty(0, np.int64)
+        if symbols.null_count() == 0 and _uniform(symbols):
             uniq = [symbols[0]]  # one symbol: skip hashing every row
         else:
             uniq = symbols.unique(maintain_order=True).to_list()
@@ -88,8 +93,8 @@ class TickClassifier:
             if s not in self._codes:
                 self._codes[s] = len(self._codes)
         self._grow()
-        if len(uniq) <= 1:
-            return np.full(symbols.len(), self._codes[uniq[0]] if uniq else 0, np.int64)
+        if len(uniq) == 1:
+            return np.array([self._codes[uniq[0]]], np.int64)
         return symbols.replace_strict(self._codes, return_dtype=pl.Int64).to_numpy()
 
     def _grow(self) -> None:
@@ -108,29 +113,61 @@ class TickClassifier:
                   t_key: np.ndarray, t_ts: np.ndarray, q_key: np.ndarray, q_ts: np.ndarray) -> pl.DataFrame:
         """Run the kernel on trades and quotes that are each sorted by ``(key, ts)``.
 
-        A quote is applied before a trade only if its ``(key, ts)`` is strictly smaller.
+        A quote is applied before a trade only if its ``(key, ts)`` is strictly smaller. A key of
+        length 1 is constant. One symbol under one key takes the faster ``classify_run``.
         """
         n = trades.height
         side = np.empty(n, np.int8)
+        delta = np.empty(n, np.float64)
         cum = np.empty(n, np.float64)
         t_sym = self._codes_for(trades.get_column("symbol"))
         q_sym = self._codes_for(quotes.get_column("symbol"))
-        _kernels.classify_pair(
-            t_key, t_ts, t_sym, _f64(trades, "price"), _f64(trades, "size"),
-            q_key, q_ts, q_sym, _f64(quotes, "bid"), _f64(quotes, "ask"),
-            self._bid, self._ask, self._last, self._dir, self._cum, side, cum,
-        )
+        state = (self._bid, self._ask, self._last, self._dir, self._cum)
+        sym = _constant(t_sym, q_sym)
+        if sym is not None and _constant(t_key, q_key) is not None:
+            _kernels.classify_run(t_ts, _f64(trades, "price"), _f64(trades, "size"),
+                                  q_ts, _f64(quotes, "bid"), _f64(quotes, "ask"), sym, *state,
+                                  side, delta, cum)
+        else:
+            _kernels.classify_pair(
+                t_key, t_ts, t_sym, _f64(trades, "price"), _f64(trades, "size"),
+                q_key, q_ts, q_sym, _f64(quotes, "bid"), _f64(quotes, "ask"),
+                *state, side, delta, cum,
+            )
         return trades.with_columns(
-            pl.Series("side", side, dtype=_SIDE),
-            (pl.Series(side).cast(pl.Float64) * pl.col("size")).alias("delta"),
-            pl.Series("cum_delta", cum),
+            pl.Series("side", side, dtype=_SIDE), pl.Series("delta", delta), pl.Series("cum_delta", cum)
         )
 
-    def _update_pair(self, trades: pl.DataFrame, quotes: pl.DataFrame) -> pl.DataFrame:
-        """Classify an aligned chunk pair (time-ordered trades and quotes, see ``_aligned_chunks``)."""
+    def _update_pair(self, trades: pl.DataFrame, quotes: pl.DataFrame) -> Iterator[pl.DataFrame]:
+        """Classify an aligned chunk pair (time-ordered trades and quotes, see ``_aligned_chunks``).
+
+        Yields one frame per ``_CHUNK_ROWS`` trades, each with the quotes that precede the next
+        chunk's first trade, so temporaries and outputs stay small whatever the batch size.
+        """
         _check_trades(trades, "trades batch")
-        return self._classify(trades, quotes, np.zeros(trades.height, np.int64), _ts_ns(trades),
-                              np.zeros(quotes.height, np.int64), _ts_ns(quotes))
+        t_ts, q_ts = _ts_ns(trades), _ts_ns(quotes)
+        nt, nq = t_ts.shape[0], q_ts.shape[0]
+        q_lo = 0
+        for lo in range(0, max(nt, 1), _CHUNK_ROWS):
+            hi = min(lo + _CHUNK_ROWS, nt)
+            q_hi = int(np.searchsorted(q_ts, t_ts[hi], "left")) if hi < nt else nq
+            yield self._classify(trades.slice(lo, hi - lo), quotes.slice(q_lo, q_hi - q_lo),
+                                 _ZERO, t_ts[lo:hi], _ZERO, q_ts[q_lo:q_hi])
+            q_lo = q_hi
+
+
+def _uniform(symbols: pl.Series) -> bool:
+    """True when all (non-null) ``symbols`` are equal; O(1) when Polars knows the column is sorted."""
+    flags = symbols.flags
+    if flags["SORTED_ASC"] or flags["SORTED_DESC"]:
+        return bool(symbols[0] == symbols[-1])
+    return bool((symbols == symbols[0]).all())
+
+
+def _constant(a: np.ndarray, b: np.ndarray) -> int | None:
+    """The value of two constant key or code arrays (length 0 or 1) when they agree, else None."""
+    values = {int(x) for x in (*a, *b)} if a.shape[0] <= 1 and b.shape[0] <= 1 else set()
+    return values.pop() if len(values) == 1 else None
 
 
 def _f64(df: pl.DataFrame, col: str) -> np.ndarray:
@@ -179,7 +216,8 @@ def _canonical(df: pl.DataFrame, clf: TickClassifier) -> pl.DataFrame:
     """
     if df.height < 2:
         return df
-    dc = np.diff(clf._codes_for(df.get_column("symbol")))
+    codes = clf._codes_for(df.get_column("symbol"))
+    dc = np.diff(codes) if codes.shape[0] > 1 else 0  # one symbol: a constant code
     dt = np.diff(_ts_ns(df))
     if bool(np.all((dc > 0) | ((dc == 0) & (dt >= 0)))):
         return df
@@ -195,7 +233,7 @@ def iter_classified(
     """
     clf = TickClassifier()
     for trades, quotes in _aligned_chunks(trade_batches, quote_batches):
-        if trades.height or quotes.height:
-            out = clf._update_pair(trades, quotes)
+        for out in clf._update_pair(trades, quotes):
             if out.height:
                 yield out
+        del trades, quotes, out  # free this chunk before the next batches are pulled

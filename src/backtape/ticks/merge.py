@@ -110,28 +110,39 @@ def merge_streams(trades: pl.DataFrame, quotes: pl.DataFrame) -> pl.DataFrame:
 
 
 def _checked_batches(batches: Iterable[pl.DataFrame], kind: str) -> Iterator[pl.DataFrame]:
-    """Non-empty conformed batches, verified to be in time order within and across batches."""
-    last = None
-    for n, batch in enumerate(batches):
-        if batch.height == 0:
-            continue
-        batch = _prepare(batch, kind, where=f" batch {n}")
-        ts = _ts_ns(batch)
-        if not batch.get_column("ts").is_sorted():
-            row = int(np.argmax(np.diff(ts) < 0)) + 1
-            raise DataValidationError(
-                f"{kind} batch {n}: not in time order at row {row} "
-                f"(ts {batch['ts'][row]} after {batch['ts'][row - 1]})",
-                [{"rule": "unsorted", "row": row}],
-            )
-        if last is not None and ts[0] < last:
-            raise DataValidationError(
-                f"{kind} batch {n}: starts at {batch['ts'][0]}, before the previous batch ended "
-                f"({pl.Series([last]).cast(TS)[0]}); batches must be time-ordered",
-                [{"rule": "unsorted", "row": 0}],
-            )
-        last = int(ts[-1])
-        yield batch
+    """Non-empty conformed batches, verified to be in time order within and across batches.
+
+    No reference to a yielded batch is kept while the next one is produced (hence no ``enumerate``,
+    whose result tuple would hold it), so at most one batch per kind is alive.
+    """
+    last: int | None = None
+    n = -1
+    for batch in batches:
+        n += 1
+        if batch.height:
+            batch, last = _checked(batch, kind, n, last)
+            yield batch
+        del batch
+
+
+def _checked(batch: pl.DataFrame, kind: str, n: int, last: int | None) -> tuple[pl.DataFrame, int]:
+    """Batch ``n`` conformed and checked to be time-ordered and to start at or after ``last``."""
+    batch = _prepare(batch, kind, where=f" batch {n}")
+    ts = _ts_ns(batch)
+    if not batch.get_column("ts").is_sorted():
+        row = int(np.argmax(np.diff(ts) < 0)) + 1
+        raise DataValidationError(
+            f"{kind} batch {n}: not in time order at row {row} "
+            f"(ts {batch['ts'][row]} after {batch['ts'][row - 1]})",
+            [{"rule": "unsorted", "row": row}],
+        )
+    if last is not None and ts[0] < last:
+        raise DataValidationError(
+            f"{kind} batch {n}: starts at {batch['ts'][0]}, before the previous batch ended "
+            f"({pl.Series([last]).cast(TS)[0]}); batches must be time-ordered",
+            [{"rule": "unsorted", "row": 0}],
+        )
+    return batch, int(ts[-1])
 
 
 def _aligned_chunks(
@@ -162,6 +173,7 @@ def _aligned_chunks(
         t_out, t_buf = _split(t_buf, q_hi, "trades")
         q_out, q_buf = _split(q_buf, t_hi, "quotes")
         yield t_out, q_out
+        del t_out, q_out  # released chunks must not outlive the consumer's use of them
 
 
 def _split(buf: pl.DataFrame | None, bound: int, kind: str) -> tuple[pl.DataFrame, pl.DataFrame | None]:
