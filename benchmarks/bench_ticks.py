@@ -56,7 +56,10 @@ def _batches(kind: str, n: int, batch: int = BATCH, seed: int = 0) -> Iterator[p
             cols["ask"] = (walk + 1 + (rng.random(m) < 0.2)) / 100
             cols["bid_size"] = rng.integers(1, 50, m).astype(np.float64)
             cols["ask_size"] = rng.integers(1, 50, m).astype(np.float64)
-        yield pl.DataFrame(cols)
+        frame = pl.DataFrame(cols)
+        del cols, gaps, ts, walk  # a source keeps nothing of a batch it has handed over
+        yield frame
+        del frame
 
 
 def _baseline(trades: pl.DataFrame, quotes: pl.DataFrame) -> pl.DataFrame:
