@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+#: backtesting.py setups both engines are checked against on its GOOG data:
+#: (fast, slow, commission, allow_short, trade_on_close)
+GOOG_CASES = [
+    (10, 20, 0.002, False, False),
+    (10, 20, 0.0, False, False),
+    (5, 30, 0.002, True, False),
+    (20, 50, 0.001, False, True),
+    (10, 20, 0.002, True, True),
+]
+
 
 def backtesting_sma_cross(fast: int, slow: int, allow_short: bool) -> Any:
     """A backtesting.py ``Strategy`` class: all-in long on a golden cross, flat (or short) on a death

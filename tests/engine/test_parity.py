@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from _peers import GOOG_CASES
 from backtape.analytics import periods_per_year
 from backtape.calendars import get_calendar
 from backtape.engine import run_backtest, sma_crossover
@@ -41,17 +42,7 @@ def _goog_source() -> tuple[FrameDataSource, np.ndarray]:
     return FrameDataSource(bars, name="goog"), cal.opens[idx]
 
 
-CASES = [
-    # fast, slow, commission, allow_short, trade_on_close
-    (10, 20, 0.002, False, False),
-    (10, 20, 0.0, False, False),
-    (5, 30, 0.002, True, False),
-    (20, 50, 0.001, False, True),
-    (10, 20, 0.002, True, True),
-]
-
-
-@pytest.mark.parametrize(("fast", "slow", "commission", "allow_short", "on_close"), CASES)
+@pytest.mark.parametrize(("fast", "slow", "commission", "allow_short", "on_close"), GOOG_CASES)
 def test_event_engine_matches_backtesting_py_on_goog(fast: int, slow: int, commission: float,
                                                     allow_short: bool, on_close: bool) -> None:
     pytest.importorskip("backtesting")

@@ -13,22 +13,12 @@ backtesting = pytest.importorskip("backtesting")
 from backtesting import Backtest  # noqa: E402
 from backtesting.test import GOOG  # noqa: E402
 
-from _peers import backtesting_sma_cross  # noqa: E402
+from _peers import GOOG_CASES, backtesting_sma_cross  # noqa: E402
 
 REL = 1e-9
 
 
-CASES = [
-    # fast, slow, commission, allow_short, trade_on_close
-    (10, 20, 0.002, False, False),
-    (10, 20, 0.0, False, False),
-    (5, 30, 0.002, True, False),
-    (20, 50, 0.001, False, True),
-    (10, 20, 0.002, True, True),
-]
-
-
-@pytest.mark.parametrize(("fast", "slow", "commission", "allow_short", "on_close"), CASES)
+@pytest.mark.parametrize(("fast", "slow", "commission", "allow_short", "on_close"), GOOG_CASES)
 def test_sma_crossover_matches_backtesting_py(
     fast: int, slow: int, commission: float, allow_short: bool, on_close: bool
 ) -> None:

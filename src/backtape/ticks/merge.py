@@ -25,30 +25,15 @@ import numpy as np
 import polars as pl
 
 from ..errors import DataValidationError
-from ..schema import TS, conform, empty
+from ..schema import QUOTE_SCHEMA, TRADE_SCHEMA, TS, conform, empty
 from . import _kernels
 
 KIND = pl.Enum(["trade", "quote"])
 
 #: The merged stream: every trade and quote column, ``kind`` tells which one a row is.
-MERGED_SCHEMA = pl.Schema(
-    {
-        "symbol": pl.String,
-        "ts": TS,
-        "kind": KIND,
-        "price": pl.Float64,
-        "size": pl.Float64,
-        "exchange": pl.String,
-        "conditions": pl.String,
-        "id": pl.String,
-        "bid": pl.Float64,
-        "ask": pl.Float64,
-        "bid_size": pl.Float64,
-        "ask_size": pl.Float64,
-        "bid_exchange": pl.String,
-        "ask_exchange": pl.String,
-    }
-)
+MERGED_SCHEMA = pl.Schema({"symbol": pl.String, "ts": TS, "kind": KIND,
+                           **{k: v for k, v in TRADE_SCHEMA.items() if k not in ("symbol", "ts")},
+                           **{k: v for k, v in QUOTE_SCHEMA.items() if k not in ("symbol", "ts")}})
 
 _NEVER = np.iinfo(np.int64).max
 
