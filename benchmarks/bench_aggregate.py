@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from backtape._time import NS_PER_MINUTE, to_ns
-from backtape.aggregate import aggregate
+from backtape.aggregation import aggregate
 from backtape.calendars import get_calendar
 from backtape.schema import TS
 

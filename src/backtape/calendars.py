@@ -2,14 +2,20 @@
 
 A ``TradingCalendar`` answers in UTC nanoseconds. Sessions come from ``exchange-calendars``; the
 special name ``"24/7"`` gives midnight-to-midnight UTC sessions every day. Calendars are built once
-per process for a wide range of years and shared.
+for a wide range of years, kept on disk (``~/.cache/backtape/calendars``, one ``.npz`` per calendar
+and exchange-calendars version, so a fresh process skips building them and importing pandas) and
+shared within a process.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.metadata
+import os
+import tempfile
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -81,6 +87,11 @@ class TradingCalendar:
         return i >= 0 and not (self.break_starts[i] <= t_ns < self.break_ends[i])
 
 
+#: where built exchange calendars are kept between processes
+CACHE_DIR = Path.home() / ".cache" / "backtape" / "calendars"
+_FIELDS = ("labels", "opens", "closes", "break_starts", "break_ends")
+
+
 @functools.cache
 def get_calendar(name: str = "XNYS") -> TradingCalendar:
     """The calendar named ``name`` (``XNYS``, ``CMES``, ``24/7``... aliases ``NYSE``, ``CRYPTO``)."""
@@ -90,6 +101,51 @@ def get_calendar(name: str = "XNYS") -> TradingCalendar:
         labels = np.arange(start, to_ns(f"{_LAST_YEAR + 1}-01-01"), NS_PER_DAY, dtype=np.int64)
         closes = labels + NS_PER_DAY
         return TradingCalendar("24/7", labels, labels.copy(), closes, closes.copy(), closes.copy())
+    path = _cache_file(key)
+    cached = _load(path, key) if path is not None else None
+    if cached is not None:
+        return cached
+    calendar = _build(name, key)
+    if path is not None:
+        _save(path, calendar)
+    return calendar
+
+
+def _cache_file(key: str) -> Path | None:
+    """The disk copy of calendar ``key`` for the installed exchange-calendars, or None if unknown."""
+    try:
+        version = importlib.metadata.version("exchange-calendars")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    safe = "".join(c if c.isalnum() else "_" for c in key)
+    return CACHE_DIR / f"{safe}-{version}-{_FIRST_YEAR}-{_LAST_YEAR}.npz"
+
+
+def _load(path: Path, key: str) -> TradingCalendar | None:
+    """The calendar stored at ``path`` when it is there and whole (anything else: rebuild)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = [np.asarray(data[f], dtype=np.int64) for f in _FIELDS]
+    except (OSError, KeyError, ValueError, EOFError):
+        return None
+    if len({len(a) for a in arrays}) != 1 or not len(arrays[0]):
+        return None
+    return TradingCalendar(key, *arrays)
+
+
+def _save(path: Path, calendar: TradingCalendar) -> None:
+    """Store ``calendar`` atomically (a unique temp file renamed into place); failures are ignored."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as fh:
+            np.savez(fh, **{f: getattr(calendar, f) for f in _FIELDS})
+        os.replace(fh.name, path)
+    except OSError:
+        return
+
+
+def _build(name: str, key: str) -> TradingCalendar:
+    """Sessions of ``key`` from exchange-calendars (imports pandas: about a second)."""
     import exchange_calendars as xcals
 
     if key not in xcals.get_calendar_names(include_aliases=True):

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backtape._time import NS_PER_MINUTE, to_ns
-from backtape.aggregate import aggregate
+from backtape.aggregation import aggregate
 from backtape.calendars import get_calendar
 from backtape.schema import TS
 

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from backtape._time import NS_PER_MINUTE
-from backtape.aggregate import aggregate, trades_to_bars
+from backtape.aggregation import aggregate, trades_to_bars
 from backtape.calendars import get_calendar
 from backtape.schema import TS
 from backtape.validation import validate_bars, validate_trades

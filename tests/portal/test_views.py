@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from backtape._time import to_ns
-from backtape.aggregate import aggregate
+from backtape.aggregation import aggregate
 from backtape.calendars import get_calendar
 from backtape.errors import BacktapeError
 from backtape.portal import DataPortal, DataRequirement

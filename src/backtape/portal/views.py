@@ -1,6 +1,6 @@
 """Multi-timeframe views: coarser bars built from the base bars with ``backtape.aggregate``'s rules.
 
-Binning is ``backtape.aggregate.session_bins`` and reduction ``backtape.aggregate.reduce_runs``, so a
+Binning is ``backtape.aggregation.session_bins`` and reduction ``backtape.aggregation.reduce_runs``, so a
 view's bars are exactly ``aggregate(base, tf, calendar)``'s (intraday bars anchored at the session
 open and cut at the close or an intraday break, ``1d`` = one session, ``1w`` = the sessions of an ISO
 week). Base bars outside every session (extended hours, breaks) stay in the base series but belong to
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..aggregate import reduce_runs, session_bins
+from ..aggregation import reduce_runs, session_bins
 from ..calendars import TradingCalendar
 from ..errors import TimeframeError
 from ..timeframes import Timeframe
