@@ -34,6 +34,7 @@ class CountingSource(DataSource):
     """
 
     name = "counting"
+    remote = True  # stands in for a network provider: its open tail can go stale
 
     def __init__(self, calendar: str = "XNYS", *, log: str | Path | None = None, delay: float = 0.0,
                  empty_symbols: frozenset[str] = frozenset(), identity: str = "counting") -> None:

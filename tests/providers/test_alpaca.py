@@ -16,6 +16,7 @@ from backtape._time import to_ns
 from backtape.calendars import get_calendar
 from backtape.errors import AuthenticationError, ConfigError, ProviderError, SymbolNotFoundError
 from backtape.sources import AlpacaDataSource
+from backtape.workspace import Workspace
 
 pytestmark = pytest.mark.network_local
 
@@ -194,7 +195,7 @@ def test_bad_keys(server):
 def test_keys_from_environment(server, monkeypatch):
     monkeypatch.setenv("APCA_API_KEY_ID", KEY_ID)
     monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
-    src = AlpacaDataSource(base_url=server.url, requests_per_minute=None)
+    src = Workspace().source("alpaca", cache=False, base_url=server.url, requests_per_minute=None)
     assert src.fetch_sync(["AAPL"], "2024-01-03", "2024-01-04", "1d").height == 1
 
 

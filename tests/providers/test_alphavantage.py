@@ -19,6 +19,7 @@ from backtape.errors import (
     UnsupportedDataError,
 )
 from backtape.sources import AlphaVantageDataSource
+from backtape.workspace import Workspace
 
 pytestmark = pytest.mark.network_local
 
@@ -206,7 +207,7 @@ def test_key_in_query_never_logged(server, caplog, monkeypatch):
     monkeypatch.setenv("ALPHAVANTAGE_API_KEY", KEY)
     server.fail("TIME_SERIES_DAILY", Reply(503, "busy"), times=5)
     with pytest.raises(ProviderError) as info:
-        AlphaVantageDataSource(base_url=server.url, requests_per_minute=None, retry=FAST_RETRY) \
-            .fetch_sync(["IBM"], "2024-01-02", "2024-01-06", "1d")
+        Workspace().source("alphavantage", cache=False, base_url=server.url, requests_per_minute=None,
+                           retry=FAST_RETRY).fetch_sync(["IBM"], "2024-01-02", "2024-01-06", "1d")
     assert "apikey=" in caplog.text and KEY not in caplog.text
     assert KEY not in str(info.value)

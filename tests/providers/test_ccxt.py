@@ -12,6 +12,7 @@ from backtape._time import to_ns
 from backtape.errors import ProviderError, RateLimitError, SymbolNotFoundError
 from backtape.sources import CCXTDataSource
 from backtape.sources._http import RetryPolicy
+from backtape.workspace import Workspace
 
 pytestmark = pytest.mark.network_local
 
@@ -194,7 +195,9 @@ def test_exchange_keys_from_env_never_logged(server, monkeypatch, caplog):
     monkeypatch.setenv("BINANCE_API_KEY", "binanceKEYvalue123")
     monkeypatch.setenv("BINANCE_API_SECRET", "binanceSECRETvalue456")
     server.fail("/api/v3/klines", Reply(503, "echo binanceKEYvalue123"), times=10)
-    src = make(server)
+    opts = {"base_url": server.url, "enable_rate_limit": False, "retry": FAST_RETRY, "timeout": 15.0,
+            "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False}}
+    src = Workspace().source("ccxt", cache=False, exchange="binance", **opts)  # keys from the environment
     with pytest.raises(ProviderError) as info:
         src.fetch_sync(["BTC/USDT"], "2024-01-01", "2024-01-01T01:00:00Z", "1min")
     for text in (str(info.value), caplog.text, str(src.get_metadata()), src.cache_identity()):

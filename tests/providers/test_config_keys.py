@@ -1,4 +1,4 @@
-"""A key written only in ``backtape.yaml`` reaches each adapter through ``get_source`` and the wire.
+"""A key written only in ``backtape.yaml`` reaches each adapter through ``Workspace.source`` and the wire.
 
 The environment holds no provider variable; the replay servers reject a missing or wrong key, so a
 successful fetch proves the key arrived, and the recorded requests show how it travelled.
@@ -13,11 +13,16 @@ import pytest
 from cli_support import PROVIDERS, ReplayServer, binance_route, clean_environment, write_config
 
 from backtape.errors import AuthenticationError
-from backtape.sources import get_source
+from backtape.workspace import Workspace
 
 pytestmark = pytest.mark.network_local
 
 BINANCE_KEY, BINANCE_SECRET = "binanceKeyFromYaml01", "binanceSecretFromYaml/02"
+
+
+def _source(name: str, **options):
+    """The source as a workspace wires it (keys from the configuration), without the cache."""
+    return Workspace().source(name, cache=False, **options)
 
 
 def _configure(monkeypatch, tmp_path, providers: dict) -> None:
@@ -31,7 +36,7 @@ def test_rest_keys_from_the_config_file(name, tmp_path, monkeypatch):
     with ReplayServer(provider.route()) as server:
         _configure(monkeypatch, tmp_path, {name: provider.settings(server.url)})
         symbol = provider.show[0]
-        bars = get_source(name).fetch_sync([symbol], "2024-01-02", "2024-01-06", "1d")
+        bars = _source(name).fetch_sync([symbol], "2024-01-02", "2024-01-06", "1d")
         assert bars.height > 0
         sent = server.requests[-1]
     headers = {k.lower(): v for k, v in sent.headers.items()}
@@ -52,7 +57,7 @@ def test_a_wrong_key_in_the_file_is_refused(name, tmp_path, monkeypatch):
         settings.update({k: "wrong" + v[5:] for k, v in provider.key_settings.items()})
         _configure(monkeypatch, tmp_path, {name: settings})
         with pytest.raises(AuthenticationError) as info:
-            get_source(name).fetch_sync([provider.show[0]], "2024-01-02", "2024-01-06", "1d")
+            _source(name).fetch_sync([provider.show[0]], "2024-01-02", "2024-01-06", "1d")
     for value in settings.values():
         if isinstance(value, str) and value.startswith("wrong"):
             assert value not in str(info.value)
@@ -62,7 +67,7 @@ def test_yahoo_base_url_from_the_config_file(tmp_path, monkeypatch):
     provider = PROVIDERS["yahoo"]
     with ReplayServer(provider.route()) as server:
         _configure(monkeypatch, tmp_path, {"yahoo": provider.settings(server.url)})
-        assert get_source("yahoo").fetch_sync(["AAPL"], "2024-01-02", "2024-01-06", "1d").height == 3
+        assert _source("yahoo").fetch_sync(["AAPL"], "2024-01-02", "2024-01-06", "1d").height == 3
         assert server.requests[0].path == "/v8/finance/chart/AAPL"
 
 
@@ -70,7 +75,7 @@ def test_ccxt_key_and_secret_from_the_config_file(tmp_path, monkeypatch):
     with ReplayServer(binance_route()) as server:
         _configure(monkeypatch, tmp_path, {"ccxt": {"exchange": "binance", "base_url": server.url,
                                                     "api_key": BINANCE_KEY, "secret": BINANCE_SECRET}})
-        source = get_source("ccxt", enable_rate_limit=False)  # keys still come from the file
+        source = _source("ccxt", enable_rate_limit=False)  # keys still come from the file
         bars = source.fetch_sync(["BTC/USDT"], "2024-01-01", "2024-01-01T01:00:00Z", "1min")
         assert bars.height == 60
     signed = [r for r in server.requests if r.path.startswith("/sapi/")]

@@ -13,7 +13,8 @@ from provider_replay import FAST_RETRY, ReplayServer, Reply
 from backtape._time import to_ns
 from backtape.calendars import get_calendar
 from backtape.errors import AuthenticationError, ConfigError, ProviderError, RateLimitError
-from backtape.sources import PolygonDataSource, get_source
+from backtape.sources import PolygonDataSource
+from backtape.workspace import Workspace
 
 pytestmark = pytest.mark.network_local
 
@@ -167,7 +168,7 @@ def test_missing_key_is_config_error(monkeypatch):
 def test_key_and_base_url_from_environment(server, monkeypatch):
     monkeypatch.setenv("POLYGON_API_KEY", KEY)
     monkeypatch.setenv("POLYGON_BASE_URL", server.url)
-    src = get_source("polygon", requests_per_minute=None)
+    src = Workspace().source("polygon", cache=False, requests_per_minute=None)
     assert src.fetch_sync(["AAPL"], "2024-01-03", "2024-01-04", "1d").height == 1
 
 

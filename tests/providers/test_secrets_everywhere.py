@@ -22,7 +22,7 @@ from provider_replay import FAST_RETRY, Reply
 from backtape.cache import CachedDataSource
 from backtape.engine import run_backtest
 from backtape.errors import AuthenticationError, ProviderError
-from backtape.sources import get_source
+from backtape.workspace import Workspace
 
 pytestmark = [pytest.mark.network_local, pytest.mark.usefixtures("restore_backtape_logger")]
 _ = restore_backtape_logger
@@ -72,7 +72,8 @@ def test_keys_stay_out_of_cache_logs_errors_and_results(name, tmp_path, monkeypa
     caplog.set_level(logging.DEBUG)
     with ReplayServer(provider.route()) as server:
         _setup(name, tmp_path, monkeypatch, server.url)
-        cached = CachedDataSource(get_source(name, **options), cache_dir=tmp_path / "cache")
+        cached = CachedDataSource(Workspace().source(name, cache=False, **options),
+                                  cache_dir=tmp_path / "cache")
         result = run_backtest("sma_crossover", symbol, start, end, frequency, source=cached,
                               params=SMA[name], store=tmp_path / "results.db")
         assert result.run_id is not None and len(server.requests) >= 1
@@ -81,13 +82,14 @@ def test_keys_stay_out_of_cache_logs_errors_and_results(name, tmp_path, monkeypa
 
         server.fail("", Reply(500, f"upstream echoes the request: {server.requests[0].raw_query}"), times=50)
         with pytest.raises(ProviderError) as failed:
-            source = get_source(name, retry=FAST_RETRY, **options)
+            source = Workspace().source(name, cache=False, retry=FAST_RETRY, **options)
             source.fetch_sync([symbol], "2024-01-02", "2024-01-03", "1d")
         server.clear_faults()
         server.fail("", Reply(401, {"status": "ERROR", "error": f"Unknown API Key {secrets[-1]}",
                                     "message": f"forbidden for {secrets[0]}"}), times=50)
         with pytest.raises((AuthenticationError, ProviderError)) as refused:
-            get_source(name, **options).fetch_sync([symbol], "2024-01-02", "2024-01-03", "1d")
+            source = Workspace().source(name, cache=False, **options)
+            source.fetch_sync([symbol], "2024-01-02", "2024-01-03", "1d")
 
     _assert_clean(all_text(tmp_path / "cache"), secrets, "the cache folder")
     _assert_clean(caplog.text, secrets, "log records")

@@ -21,7 +21,7 @@ from backtape.sources.local import read_bars, read_ticks
 from backtape.sources.sample import sample_data_dir
 
 SAMPLE = sample_data_dir()
-HAS_AGGREGATE = importlib.util.find_spec("backtape.aggregate") is not None
+HAS_AGGREGATE = importlib.util.find_spec("backtape.aggregation") is not None
 
 
 def utc(text: str) -> pl.Expr:

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 
 from .._time import NS_PER_DAY, NS_PER_HOUR, NS_PER_SECOND, TimeLike, to_ns
 from ..calendars import TradingCalendar, get_calendar
+from ..sources import registry
+from ..sources.base import DataSource
 from ..timeframes import Timeframe
-
-#: sources whose answers never change, whatever the market does
-STATIC_SOURCES = frozenset({"sample", "synthetic", "csv", "parquet", "bundle"})
 
 
 def immutable_before(calendar: TradingCalendar, frequency: str | None, fetched_at: int) -> int:
@@ -106,20 +105,24 @@ class FreshnessPolicyFactory:
     """Picks the policy that fits a source, a bar frequency and a calendar."""
 
     @staticmethod
-    def create_policy(source: object, frequency: str | Timeframe | None,
+    def create_policy(source: DataSource | str, frequency: str | Timeframe | None,
                       calendar: str | TradingCalendar | None = None) -> CacheFreshnessPolicy:
-        """Static sources never go stale; 24/7 markets use a TTL of one bar (at least a minute,
+        """Local sources (not ``remote``: files, sample, synthetic, bundles) never go stale; 24/7
+        markets use a TTL of one bar (at least a minute,
         an hour for daily bars); daily and weekly bars on exchanges go stale at the close; intraday
         bars and ticks on exchanges use the hybrid rule with a TTL of one bar.
 
         >>> FreshnessPolicyFactory.create_policy("polygon", "1d", "XNYS")
         MarketCloseFreshnessPolicy(calendar='XNYS')
         """
-        name = source if isinstance(source, str) else getattr(source, "name", "")
-        if name in STATIC_SOURCES:
+        if isinstance(source, str):
+            remote = source not in registry or registry.spec(source).remote
+        else:
+            remote = source.remote
+        if not remote:
             return NeverStalePolicy()
         if calendar is None:
-            calendar = getattr(source, "calendar", "XNYS")
+            calendar = "XNYS" if isinstance(source, str) else source.calendar
         cal_name = calendar.name if isinstance(calendar, TradingCalendar) else get_calendar(calendar).name
         tf = None if frequency in (None, "tick", "-") else Timeframe.parse(frequency)
         bar_seconds = tf.nanos / NS_PER_SECOND if tf is not None and tf.is_intraday else 60.0

@@ -549,23 +549,17 @@ def _default_frequency(source: DataSource, symbols: list[str]) -> str:
     source knows each symbol's native bar size, like the sample's daily equities), else daily."""
     if not source.capabilities.supports_frequency("1min"):
         return "1d"
-    frequency_of = getattr(source, "frequency_of", None)
-    if frequency_of is not None:
-        try:
-            if any(not frequency_of(s).is_intraday for s in symbols):
-                return "1d"
-        except BacktapeError:
-            pass
-    return "1min"
+    try:
+        native = [source.frequency_of(s) for s in symbols]
+    except BacktapeError:
+        return "1min"
+    return "1d" if any(tf is not None and not tf.is_intraday for tf in native) else "1min"
 
 
 def _symbols_calendar(source: DataSource, symbols: list[str]) -> TradingCalendar | None:
     """The one calendar ``source`` names for all ``symbols`` (``calendar_of``), else ``None``."""
-    calendar_of = getattr(source, "calendar_of", None)
-    if calendar_of is None:
-        return None
     try:
-        names = {calendar_of(s) for s in symbols}
+        names = {source.calendar_of(s) for s in symbols}
     except BacktapeError:
         return None
     return get_calendar(names.pop()) if len(names) == 1 else None

@@ -16,7 +16,6 @@ import contextlib
 import email.utils
 import json
 import logging
-import os
 import random
 import threading
 import time
@@ -141,15 +140,6 @@ def rebase(url: str, base_url: str) -> str:
     if base_path and path.startswith(base_path + "/"):
         path = path[len(base_path):]
     return f"{base}{path}" + (f"?{parts.query}" if parts.query else "")
-
-
-def env_first(*names: str) -> str | None:
-    """Value of the first set, non-empty environment variable among ``names``."""
-    for name in names:
-        value = os.environ.get(name)
-        if value:
-            return value
-    return None
 
 
 class HttpClient:
@@ -424,6 +414,7 @@ class HttpSource(DataSource):
     per symbol of shares/day) sizes it by liquidity, else the source estimates liquidity itself.
     """
 
+    remote = True
     _http: HttpClient
     calendar_name: str = "XNYS"
 

@@ -27,7 +27,6 @@ from ._http import (
     HttpSource,
     ProgressCallback,
     RetryPolicy,
-    env_first,
     follow_pages,
 )
 from ._normalize import (
@@ -50,9 +49,8 @@ ADJUSTMENTS = ("raw", "split", "dividend", "all")
 
 
 def _credentials(api_key: str | None = None, secret_key: str | None = None) -> tuple[str, str]:
-    """The key pair: arguments, else ``APCA_API_KEY_ID`` / ``APCA_API_SECRET_KEY``."""
-    key_id = api_key or env_first("APCA_API_KEY_ID", "ALPACA_API_KEY")
-    secret = secret_key or env_first("APCA_API_SECRET_KEY", "ALPACA_SECRET_KEY")
+    """The key pair, as given (the workspace fills it from ``APCA_API_KEY_ID`` / ``APCA_API_SECRET_KEY``)."""
+    key_id, secret = api_key, secret_key
     if not key_id or not secret:
         raise ConfigError("alpaca: no key pair; pass api_key= and secret_key= or set APCA_API_KEY_ID "
                           "and APCA_API_SECRET_KEY")
@@ -108,7 +106,7 @@ class AlpacaDataSource(HttpSource):
             raise ConfigError(f"alpaca: unknown adjustment {adjustment!r}; "
                               f"use one of {', '.join(ADJUSTMENTS)}")
         key_id, secret = _credentials(api_key, secret_key)
-        self.base_url = (base_url or env_first("APCA_API_DATA_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self.feed = feed
         self.adjustment = adjustment
         self.page_limit = min(page_limit, MAX_LIMIT)

@@ -33,7 +33,6 @@ from ._http import (
     ProgressCallback,
     RetryableBody,
     RetryPolicy,
-    env_first,
 )
 from ._normalize import (
     NEW_YORK,
@@ -53,8 +52,8 @@ _ERROR_KEYS = ("Error Message", "Information", "Note")
 
 
 def _credentials(api_key: str | None = None) -> str:
-    """The key: argument, else ``ALPHAVANTAGE_API_KEY`` / ``ALPHA_VANTAGE_API_KEY``."""
-    key = api_key or env_first("ALPHAVANTAGE_API_KEY", "ALPHA_VANTAGE_API_KEY")
+    """The key, as given (the workspace fills it from ``ALPHAVANTAGE_API_KEY``)."""
+    key = api_key
     if not key:
         raise ConfigError("alphavantage: no API key; pass api_key= or set ALPHAVANTAGE_API_KEY")
     return key
@@ -113,7 +112,7 @@ class AlphaVantageDataSource(HttpSource):
         progress: ProgressCallback | None = None,
     ) -> None:
         key = _credentials(api_key)
-        self.base_url = (base_url or env_first("ALPHAVANTAGE_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self.adjusted = adjusted
         self.extended_hours = extended_hours
         self.entitlement = entitlement

@@ -9,7 +9,7 @@ notebooks.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +70,8 @@ class DataSource(abc.ABC):
 
     #: registry name, e.g. ``"csv"``, ``"sample"``, ``"polygon"``
     name: str = "source"
+    #: True for network providers: rate-limited, their answers can change, cached by default
+    remote: bool = False
 
     @abc.abstractmethod
     async def fetch(
@@ -104,6 +106,14 @@ class DataSource(abc.ABC):
     def calendar(self) -> str:
         """Name of the exchange calendar this source's sessions follow."""
         return self.get_metadata().calendar
+
+    def calendar_of(self, symbol: str) -> str:
+        """Exchange calendar of ``symbol``'s sessions; the source's calendar unless it knows better."""
+        return self.calendar
+
+    def frequency_of(self, symbol: str) -> Timeframe | None:
+        """Native bar size of ``symbol`` when the source knows it per symbol, else ``None``."""
+        return None
 
     def supports_live(self) -> bool:
         """Whether the source can stream live data (none of the built-ins do yet)."""
@@ -159,35 +169,64 @@ def _as_list(symbols: list[str] | str | Iterable[str]) -> list[str]:
 SourceFactory = Callable[..., DataSource]
 
 
+@dataclass(frozen=True)
+class SourceSpec:
+    """A registered source: how to build it and what it declares before it is built.
+
+    ``credentials`` maps each keyword argument that carries a key or a provider setting to the
+    environment variables that may supply it, first one winning (``{"api_key": ("POLYGON_API_KEY",
+    "MASSIVE_API_KEY")}``). The configuration reads those variables; the adapter never does.
+    """
+
+    name: str
+    factory: SourceFactory
+    description: str = ""
+    remote: bool = False
+    credentials: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
 class DataSourceRegistry:
-    """Names to source factories. ``get_source(name, **options)`` builds a configured source.
+    """Names to source specs. ``get_source(name, **options)`` builds a source from explicit options.
 
     Factories are registered explicitly (no import side effects) and may import lazily, so that a
-    provider's optional dependencies load only when that provider is used.
+    provider's optional dependencies load only when that provider is used. The registry is the one
+    answer to "which sources are network providers" and "which variables hold their keys".
     """
 
     def __init__(self) -> None:
-        self._factories: dict[str, tuple[SourceFactory, str]] = {}
+        self._specs: dict[str, SourceSpec] = {}
 
-    def register(self, name: str, factory: SourceFactory, description: str = "",
-                 *, replace: bool = False) -> None:
+    def register(self, name: str, factory: SourceFactory, description: str = "", *, replace: bool = False,
+                 remote: bool = False, credentials: Mapping[str, tuple[str, ...]] | None = None) -> None:
         """Register ``factory`` (a class or callable returning a ``DataSource``) under ``name``."""
         key = name.lower()
-        if key in self._factories and not replace:
+        if key in self._specs and not replace:
             raise ValueError(f"a data source named {name!r} is already registered")
-        self._factories[key] = (factory, description)
+        self._specs[key] = SourceSpec(key, factory, description, remote, dict(credentials or {}))
+
+    def unregister(self, name: str) -> None:
+        """Forget the source registered as ``name`` (unknown names are ignored)."""
+        self._specs.pop(name.lower(), None)
+
+    def spec(self, name: str) -> SourceSpec:
+        """The registration of ``name``; unknown names raise ``SourceNotFoundError`` listing the known."""
+        key = name.lower()
+        if key not in self._specs:
+            known = ", ".join(sorted(self._specs)) or "none"
+            raise SourceNotFoundError(f"unknown data source {name!r}; registered sources: {known}")
+        return self._specs[key]
 
     def get_source(self, name: str, **options: Any) -> DataSource:
         """Build the source registered as ``name`` with ``options`` as keyword arguments."""
-        key = name.lower()
-        if key not in self._factories:
-            known = ", ".join(sorted(self._factories)) or "none"
-            raise SourceNotFoundError(f"unknown data source {name!r}; registered sources: {known}")
-        return self._factories[key][0](**options)
+        return self.spec(name).factory(**options)
+
+    def providers(self) -> list[str]:
+        """Names of the registered network providers (remote sources), sorted."""
+        return sorted(k for k, spec in self._specs.items() if spec.remote)
 
     def list(self) -> list[tuple[str, str]]:
         """``(name, description)`` of every registered source, sorted by name."""
-        return sorted((k, d) for k, (_, d) in self._factories.items())
+        return sorted((k, spec.description) for k, spec in self._specs.items())
 
     def __contains__(self, name: str) -> bool:
-        return name.lower() in self._factories
+        return name.lower() in self._specs

@@ -37,7 +37,6 @@ from ._http import (
     HttpSource,
     ProgressCallback,
     RetryPolicy,
-    env_first,
     gather_limited,
     parse_retry_after,
 )
@@ -49,15 +48,11 @@ log = logging.getLogger("backtape.sources.ccxt")
 
 def _credentials(exchange: str, api_key: str | None = None,
                  secret: str | None = None) -> tuple[str | None, str | None]:
-    """Optional exchange keys: arguments, else ``<EXCHANGE>_API_KEY`` / ``<EXCHANGE>_API_SECRET``.
-
-    OHLCV is public, so missing keys are fine; when given they are registered for redaction.
+    """Optional exchange keys, as given (the workspace fills them from ``<EXCHANGE>_API_KEY`` /
+    ``<EXCHANGE>_API_SECRET``). OHLCV is public, so missing keys are fine; given ones are redacted.
     """
-    prefix = exchange.upper()
-    key = api_key or env_first(f"{prefix}_API_KEY")
-    sec = secret or env_first(f"{prefix}_API_SECRET", f"{prefix}_SECRET_KEY")
-    _secrets.register(key, sec)
-    return key, sec
+    _secrets.register(api_key, secret)
+    return api_key, secret
 
 
 def _rebase_urls(node: Any, base_url: str) -> Any:

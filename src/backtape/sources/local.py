@@ -1063,7 +1063,7 @@ def aggregate_to(bars: pl.DataFrame, native: Timeframe, tf: Timeframe, calendar:
     if tf.nanos < native.nanos:
         raise UnsupportedDataError(f"{what}: has {native} bars; cannot serve finer {tf} bars")
     try:
-        from ..aggregate import aggregate
+        from ..aggregation import aggregate
     except ImportError as exc:
         raise UnsupportedDataError(f"{what}: has {native} bars; {tf} needs backtape.aggregate, "
                                    "which is not available") from exc

@@ -31,7 +31,6 @@ from ._http import (
     HttpSource,
     ProgressCallback,
     RetryPolicy,
-    env_first,
     follow_pages,
 )
 from ._normalize import (
@@ -67,17 +66,16 @@ _QUOTE_SCHEMA = {"sip_timestamp": pl.Int64, "sequence_number": pl.Int64, "bid_pr
 
 
 def _credentials(api_key: str | None = None) -> str:
-    """The REST key: argument, else ``POLYGON_API_KEY`` / ``MASSIVE_API_KEY``."""
-    key = api_key or env_first("POLYGON_API_KEY", "MASSIVE_API_KEY")
+    """The REST key, as given (the workspace fills it from ``POLYGON_API_KEY`` / ``MASSIVE_API_KEY``)."""
+    key = api_key
     if not key:
         raise ConfigError("polygon: no API key; pass api_key= or set POLYGON_API_KEY")
     return key
 
 
 def _s3_credentials(access_key_id: str | None, secret_access_key: str | None) -> tuple[str, str]:
-    """Flat-file S3 keys (separate from the REST key): arguments, else ``POLYGON_S3_*`` variables."""
-    key_id = access_key_id or env_first("POLYGON_S3_ACCESS_KEY_ID", "MASSIVE_S3_ACCESS_KEY_ID")
-    secret = secret_access_key or env_first("POLYGON_S3_SECRET_ACCESS_KEY", "MASSIVE_S3_SECRET_ACCESS_KEY")
+    """Flat-file S3 keys (separate from the REST key), as given (the workspace reads ``POLYGON_S3_*``)."""
+    key_id, secret = access_key_id, secret_access_key
     if not key_id or not secret:
         raise ConfigError("polygon flat files: no S3 keys; pass s3_access_key_id= and s3_secret_access_key= "
                           "or set POLYGON_S3_ACCESS_KEY_ID and POLYGON_S3_SECRET_ACCESS_KEY")
@@ -135,7 +133,7 @@ class PolygonDataSource(HttpSource):
         if auth not in ("header", "query"):
             raise ConfigError(f"polygon: auth must be 'header' or 'query', not {auth!r}")
         key = _credentials(api_key)
-        self.base_url = (base_url or env_first("POLYGON_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self.adjusted = adjusted
         self.page_limit = min(page_limit, MAX_LIMIT)
         self._http = HttpClient(
@@ -148,7 +146,7 @@ class PolygonDataSource(HttpSource):
         self._init_common(concurrency=concurrency, progress=progress, chunk_minutes=chunk_minutes,
                           avg_volume=avg_volume, calendar=calendar)
         self.flat_files = flat_files
-        self.s3_endpoint = (s3_endpoint or env_first("POLYGON_S3_ENDPOINT") or DEFAULT_FLAT_FILES_ENDPOINT)
+        self.s3_endpoint = (s3_endpoint or DEFAULT_FLAT_FILES_ENDPOINT)
         self.s3_bucket = s3_bucket
         self.s3_prefix = s3_prefix
         self.flat_block_bytes = flat_block_bytes

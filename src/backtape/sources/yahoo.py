@@ -23,7 +23,7 @@ from .._time import NS_PER_DAY, NS_PER_SECOND, TimeLike, check_range, now_ns
 from ..errors import ConfigError, ProviderError, UnsupportedDataError
 from ..schema import empty
 from ..timeframes import Timeframe
-from ._http import DEFAULT_CONCURRENCY, HttpClient, HttpSource, ProgressCallback, RetryPolicy, env_first
+from ._http import DEFAULT_CONCURRENCY, HttpClient, HttpSource, ProgressCallback, RetryPolicy
 from ._normalize import (
     NEW_YORK,
     actions_frame,
@@ -74,7 +74,7 @@ class YahooDataSource(HttpSource):
         if adjust not in ("split", "all"):
             raise ConfigError(f"yahoo: adjust must be 'split' or 'all', not {adjust!r}")
         _credentials()
-        self.base_url = (base_url or env_first("YAHOO_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self.adjust = adjust
         self.include_prepost = include_prepost
         self.clock = clock
