@@ -48,37 +48,40 @@ from pydantic import (
 
 from ._secrets import register as register_secret
 from .errors import ConfigError
+from .options import DEFAULTS
 
 FILE_NAME = "backtape.yaml"
 CONFIG_ENV = "BACKTAPE_CONFIG"
 ENV_PREFIX = "BACKTAPE_"
 REDACTED = "***"
 
-#: Other variables that fill a setting: the cache's and bundles' folders and the providers' own
-#: variables. When two fill the same setting the later one wins (``POLYGON_*`` over the ``MASSIVE_*``
-#: names of the rebrand); ``BACKTAPE_<SECTION>__<KEY>`` wins over all of them.
-ALIAS_ENV: dict[str, tuple[str, ...]] = {
+#: Variables that fill a data setting (``BACKTAPE_<SECTION>__<KEY>`` wins over them).
+_DATA_ENV: dict[str, tuple[str, ...]] = {
     "BACKTAPE_CACHE_DIR": ("data", "cache_dir"),
     "BACKTAPE_BUNDLES_DIR": ("data", "bundles_dir"),
     "BACKTAPE_RESULTS_DB": ("data", "results_db"),
-    "MASSIVE_API_KEY": ("providers", "polygon", "api_key"),
-    "POLYGON_API_KEY": ("providers", "polygon", "api_key"),
-    "POLYGON_BASE_URL": ("providers", "polygon", "base_url"),
-    "POLYGON_S3_ENDPOINT": ("providers", "polygon", "s3_endpoint"),
-    "MASSIVE_S3_ACCESS_KEY_ID": ("providers", "polygon", "s3_access_key_id"),
-    "POLYGON_S3_ACCESS_KEY_ID": ("providers", "polygon", "s3_access_key_id"),
-    "MASSIVE_S3_SECRET_ACCESS_KEY": ("providers", "polygon", "s3_secret_access_key"),
-    "POLYGON_S3_SECRET_ACCESS_KEY": ("providers", "polygon", "s3_secret_access_key"),
-    "ALPACA_API_KEY": ("providers", "alpaca", "api_key"),
-    "APCA_API_KEY_ID": ("providers", "alpaca", "api_key"),
-    "ALPACA_SECRET_KEY": ("providers", "alpaca", "secret_key"),
-    "APCA_API_SECRET_KEY": ("providers", "alpaca", "secret_key"),
-    "APCA_API_DATA_URL": ("providers", "alpaca", "base_url"),
-    "ALPHA_VANTAGE_API_KEY": ("providers", "alphavantage", "api_key"),
-    "ALPHAVANTAGE_API_KEY": ("providers", "alphavantage", "api_key"),
-    "ALPHAVANTAGE_BASE_URL": ("providers", "alphavantage", "base_url"),
-    "YAHOO_BASE_URL": ("providers", "yahoo", "base_url"),
 }
+
+
+def _alias_env() -> dict[str, tuple[str, ...]]:
+    """Other variables that fill a setting: the data folders and the providers' own variables.
+
+    The providers' names come from the source registry (``SourceSpec.credentials``), the one place
+    they are written. When two fill the same setting the later one here wins, so each provider's
+    list is entered last-first (``POLYGON_API_KEY`` over ``MASSIVE_API_KEY``); templated names such
+    as CCXT's ``{EXCHANGE}_API_KEY`` are resolved by the workspace when the exchange is known.
+    """
+    from .sources import registry
+
+    out = dict(_DATA_ENV)
+    for name in registry.providers():
+        if name not in ProvidersConfig.model_fields:
+            continue
+        for param, variables in registry.spec(name).credentials.items():
+            for var in reversed(variables):
+                if "{" not in var:
+                    out[var] = ("providers", name, param)
+    return out
 
 
 def _expand_path(value: Path) -> Path:
@@ -180,23 +183,28 @@ class ProvidersConfig(_Section):
 
 
 class BacktestingConfig(_Section):
-    """Defaults for backtests: starting cash, commission (fraction of traded value), fill timing.
+    """Trading options of backtests and searches: the fields of ``backtape.TradingOptions``.
 
-    ``commission`` and ``slippage_bps`` are the arguments of ``TransactionCostEngine.simple``.
+    Defaults are ``TradingOptions``'s own (one place); ``commission`` is a fraction of notional and
+    ``slippage_bps`` a fixed adverse move, as in ``TransactionCostEngine.simple``.
     """
 
-    cash: PositiveFloat = 10_000.0
-    commission: float = Field(default=0.0, ge=0)
-    slippage_bps: float = Field(default=0.0, ge=0)
-    fill: Literal["next_open", "close"] = "next_open"
+    cash: PositiveFloat = DEFAULTS.cash
+    commission: float = Field(default=float(DEFAULTS.commission), ge=0)  # type: ignore[arg-type]
+    slippage_bps: float = Field(default=DEFAULTS.slippage_bps, ge=0)
+    fill: Literal["next_open", "close"] = DEFAULTS.fill
+    fractional: bool = bool(DEFAULTS.fractional)
+    leverage: PositiveFloat = DEFAULTS.leverage
+    max_participation: Fraction | None = DEFAULTS.max_participation
+    adjustment: Literal["raw", "split", "total_return"] = DEFAULTS.adjustment
 
 
 class WalkForwardConfig(_Section):
-    """Walk-forward windows, in bars."""
+    """Walk-forward windows, in bars (``step_size`` unset: the test window, so windows never overlap)."""
 
     train_periods: int = Field(default=252, gt=0)
     test_periods: int = Field(default=63, gt=0)
-    step_size: int = Field(default=21, gt=0)
+    step_size: int | None = Field(default=None, gt=0)
 
 
 class OptimizationConfig(_Section):
@@ -266,6 +274,10 @@ def _redact(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+#: every variable besides ``BACKTAPE_<SECTION>__<KEY>`` that fills a setting (see ``_alias_env``)
+ALIAS_ENV: dict[str, tuple[str, ...]] = _alias_env()
 
 
 # -- locating and reading ------------------------------------------------------------------------

@@ -6,6 +6,8 @@ secrets) so a user can act on it without a traceback.
 
 from __future__ import annotations
 
+import warnings
+
 
 class BacktapeError(Exception):
     """Base class of every error raised by backtape."""
@@ -100,3 +102,30 @@ class HistoryWindowStartsBeforeData(NoDataError):
     def __init__(self, message: str, first_valid_end=None) -> None:
         super().__init__(message)
         self.first_valid_end = first_valid_end
+
+
+class BacktapeWarning(UserWarning):
+    """A notice about a run that is worth one line (shown as ``warning: ...``, without source lines)."""
+
+
+_SAID: set[tuple[type[Warning], str]] = set()
+_format_warning = warnings.formatwarning
+
+
+def warn_once(message: str, category: type[Warning] = BacktapeWarning) -> None:
+    """Warn with ``message`` once per process (repeats of the same text are dropped)."""
+    key = (category, message)
+    if key in _SAID:
+        return
+    _SAID.add(key)
+    warnings.warn(message, category, stacklevel=3)
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      line: str | None = None) -> str:
+    if issubclass(category, BacktapeWarning):
+        return f"warning: {message}\n"
+    return _format_warning(message, category, filename, lineno, line)
+
+
+warnings.formatwarning = _one_line_warning

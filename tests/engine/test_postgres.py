@@ -36,6 +36,7 @@ from backtape.engine import run_backtest
 from backtape.errors import BacktapeError
 from backtape.results import ResultsStore
 from backtape.results.store import _url
+from backtape.workspace import Workspace
 
 URL_ENV = "BACKTAPE_TEST_POSTGRES_URL"
 #: pgserver keeps its lock under the user's runtime folder; without XDG_RUNTIME_DIR it says so
@@ -140,7 +141,7 @@ def postgres_url() -> Iterator[str]:
     pytest.skip(f"no PostgreSQL server could be started ({'; '.join(tried)}); set {URL_ENV} to use one")
 
 
-def test_plain_postgresql_urls_use_psycopg_and_the_default_comes_from_the_config(
+def test_plain_postgresql_urls_use_psycopg_and_the_workspace_default_comes_from_the_config(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert _url("postgresql://me@db:5432/runs") == "postgresql+psycopg://me@db:5432/runs"
     assert _url("postgres://me@db/runs") == "postgresql+psycopg://me@db/runs"
@@ -149,7 +150,7 @@ def test_plain_postgresql_urls_use_psycopg_and_the_default_comes_from_the_config
     monkeypatch.setenv("BACKTAPE_RESULTS_DB", str(tmp_path / "configured.db"))
     monkeypatch.delenv("BACKTAPE_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
-    assert ResultsStore().url == f"sqlite:///{tmp_path / 'configured.db'}"
+    assert Workspace().results.url == f"sqlite:///{tmp_path / 'configured.db'}"
 
 
 @pytest.mark.slow

@@ -53,10 +53,12 @@ def test_ray_executor_matches_local() -> None:
         ray.shutdown()
 
 
-def test_a_named_provider_is_read_through_the_cache(tmp_path: Path) -> None:
+def test_a_named_provider_is_read_through_the_cache(tmp_path: Path, monkeypatch) -> None:
     from backtape.cache import CachedDataSource
-    from backtape.optimization.data import resolve_source
+    from backtape.workspace import Workspace
 
-    src = resolve_source("yahoo", cache_dir=tmp_path)
-    assert isinstance(src, CachedDataSource)
-    assert not isinstance(resolve_source("synthetic"), CachedDataSource)
+    monkeypatch.setenv("BACKTAPE_CACHE_DIR", str(tmp_path))
+    ws = Workspace()
+    src = ws.source("yahoo")
+    assert isinstance(src, CachedDataSource) and src.cache_dir == tmp_path
+    assert not isinstance(ws.source("synthetic"), CachedDataSource)

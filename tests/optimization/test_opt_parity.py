@@ -16,6 +16,7 @@ import pytest
 from backtape.engine import StrategyFactory, run_backtest
 from backtape.optimization.data import load_market_data
 from backtape.optimization.evaluate import EvalSpec, best_vector_run
+from backtape.options import TradingOptions
 from backtape.sources import get_source
 from backtape.sources.memory import FrameDataSource
 
@@ -167,7 +168,7 @@ def test_vector_form_matches_event_engine(
     )
     warmup = StrategyFactory.create(name, **params).warmup
     data = load_market_data(symbol, start, end, frequency, source, warmup=warmup)
-    vec = best_vector_run(data, EvalSpec(name, "vector", options), params)
+    vec = best_vector_run(data, EvalSpec(name, "vector", TradingOptions(**options)), params)
     first, last = data.span(symbol)
     assert first > 0  # indicators warm up on bars before start, as in the event engine
 

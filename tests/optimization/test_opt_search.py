@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from backtape.analytics import METRIC_NAMES
-from backtape.errors import ConfigError
+from backtape.errors import BacktapeWarning, ConfigError
 from backtape.optimization import OptimizationEngine, load_market_data, optimize, parameter_sets
 from backtape.optimization.stats import block_sums, deflated_sharpe_ratio, probability_of_backtest_overfitting
 from backtape.results import ResultsStore
@@ -163,8 +163,12 @@ def test_strategy_rejections_are_skipped_and_bad_input_reported() -> None:
         optimize("sma_crossover", GRID, **SYN, engine="gpu")
     with pytest.raises(ConfigError, match="constraint"):
         optimize("sma_crossover", GRID, **SYN, constraint="fast < middle")
-    with pytest.raises(ConfigError, match="one symbol"):
-        optimize("sma_crossover", GRID, "SYN,ABC", "2020-01-01", "2021-01-01", source="synthetic")
+    with pytest.warns(BacktapeWarning, match="event engine: 2 symbols share one account"):
+        pair = optimize("sma_crossover", GRID, "SYN,ABC", "2020-01-01", "2021-01-01", source="synthetic",
+                        constraint="fast < slow", n_jobs=1)
+    assert pair.engine == "event" and pair.table.height == 7
+    with pytest.raises(ConfigError, match="signal function runs on the vector engine only"):
+        optimize(lambda bars, **p: {}, GRID, "SYN,ABC", "2020-01-01", "2021-01-01", source="synthetic")
     with pytest.raises(ConfigError, match="n_samples"):
         OptimizationEngine(method="random")
     assert len(parameter_sets(GRID, "fast < slow")) == 7

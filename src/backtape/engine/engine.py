@@ -25,17 +25,15 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from .._time import TimeLike, check_range, format_ns
-from ..costs import Commission, SlippageModel, TransactionCostEngine
-from ..errors import BacktapeError, ConfigError, NoDataError
+from ..errors import BacktapeError, NoDataError
+from ..options import TradingOptions, trading_options
 from ..portal import DataPortal
-from ..risk import RiskManager
 from ..sources.base import DataSource
 from ._indicators import check_causal, point_in_time
 from ._report import build_result
@@ -50,7 +48,11 @@ log = logging.getLogger("backtape.backtest")
 
 
 def resolve_source(source: DataSource | str, **options: Any) -> DataSource:
-    """A ``DataSource`` from an instance or a registered name (``"sample"``, ``"synthetic"``...)."""
+    """A ``DataSource`` from an instance or a registered name built from explicit ``options``.
+
+    No configuration is read here: ``backtape.run_backtest`` and ``Workspace.run_backtest`` resolve
+    names through the workspace (provider keys, the cache) before calling the engine.
+    """
     if isinstance(source, DataSource):
         return source
     from ..sources import get_source
@@ -59,25 +61,28 @@ def resolve_source(source: DataSource | str, **options: Any) -> DataSource:
 
 
 class BacktestEngine:
-    """Runs event-driven backtests. Options set here are defaults for every ``run``."""
+    """The event-driven engine: ``options`` (``TradingOptions``) are the defaults of every ``run``.
 
-    def __init__(self, *, source: DataSource | str = "sample", cash: float = 10_000.0,
-                 costs: TransactionCostEngine | None = None, risk: RiskManager | None = None,
-                 fill: str = "next_open", max_participation: float | None = None, leverage: float = 1.0,
-                 fractional: bool | set[str] = False, adjustment: str = "split",
-                 latency: int | timedelta = 0) -> None:
+    >>> engine = BacktestEngine(TradingOptions(cash=50_000), source="sample")      # doctest: +SKIP
+    >>> engine.run(SmaCrossover(), "AAPL", "2012-01-01", "2015-01-01").metrics     # doctest: +SKIP
+    """
+
+    name = "event"
+
+    def __init__(self, options: TradingOptions | None = None, *, source: DataSource | str = "sample",
+                 **overrides: Any) -> None:
         self.source = source
-        self.options = dict(cash=cash, costs=costs, risk=risk, fill=fill, max_participation=max_participation,
-                            leverage=leverage, fractional=fractional, adjustment=adjustment, latency=latency)
+        self.options = trading_options(options, **overrides)
 
     def run(self, strategy: Strategy, symbols: Sequence[str] | str, start: TimeLike, end: TimeLike,
             frequency: str = "1d", *, source: DataSource | str | None = None,
-            progress: Callable[[int, int], None] | None = None, **options: Any) -> BacktestResult:
-        """Backtest ``strategy`` on ``symbols`` over ``[start, end)`` with bars of ``frequency``."""
-        opts = {**self.options, **options}
-        unknown = set(opts) - set(self.options)
-        if unknown:
-            raise TypeError(f"unknown backtest option(s): {', '.join(sorted(unknown))}")
+            options: TradingOptions | None = None,
+            progress: Callable[[int, int], None] | None = None, **overrides: Any) -> BacktestResult:
+        """Backtest ``strategy`` on ``symbols`` over ``[start, end)`` with bars of ``frequency``.
+
+        ``options`` replaces the engine's; keyword ``overrides`` change single options of it.
+        """
+        opts = (options or self.options).replace(**overrides)
         names = [s.strip() for s in symbols.split(",")] if isinstance(symbols, str) else list(symbols)
         s_ns, e_ns = check_range(start, end)
         src = resolve_source(source if source is not None else self.source)
@@ -107,23 +112,24 @@ class _Run:
     """The state of one backtest while it runs (engine internals)."""
 
     def __init__(self, strategy: Strategy, symbols: list[str], start: int, end: int, frequency: str,
-                 source: DataSource, opts: dict[str, Any]) -> None:
+                 source: DataSource, opts: TradingOptions) -> None:
         self.strategy, self.symbols, self.start, self.end = strategy, symbols, start, end
         self.frequency = frequency
         self.source = source
-        self.fill_mode = opts["fill"]
-        self.portal = DataPortal(source, adjustment=opts["adjustment"])
+        self.options = opts
+        self.fill_mode = opts.fill
+        self.portal = DataPortal(source, adjustment=opts.adjustment)
         strategy.frequency = frequency
         if strategy.portal is None:
             strategy.portal = self.portal
         kinds, wants_bars = subscriptions(list(strategy.get_data_requirements()))
         self.tick_only = bool(kinds) and not wants_bars
         self.portal.load_data(start, end, symbols, requirements=[strategy])
-        self.portfolio = Portfolio(self.portal, opts["cash"])
-        self.broker = Broker(self.portal, self.portfolio, costs=opts["costs"], risk=opts["risk"],
-                             fill=opts["fill"], max_participation=opts["max_participation"],
-                             leverage=opts["leverage"], fractional=opts["fractional"], on_fill=self._on_fill)
-        self._fractional = opts["fractional"]
+        self.portfolio = Portfolio(self.portal, opts.cash)
+        self.broker = Broker(self.portal, self.portfolio, costs=opts.cost_engine(), risk=opts.risk,
+                             fill=opts.fill, max_participation=opts.max_participation,
+                             leverage=opts.leverage, fractional=opts.fractional, on_fill=self._on_fill)
+        self._fractional = opts.fractional
         self.costs = self.broker.costs
         self.ctx = Context(self)
         self.now = start
@@ -132,7 +138,7 @@ class _Run:
         if kinds:
             if "quotes" in kinds:
                 self.broker.by_quote = frozenset(symbols)
-            self.feed = TickFeed(self, kinds, _latency_ns(opts.get("latency", 0)), self.tick_only)
+            self.feed = TickFeed(self, kinds, opts.latency, self.tick_only)
             self.broker.desk = self.feed.desk
         self._records: list[dict[str, Any]] = []
         self._fills_this_step: list[Fill] = []
@@ -389,21 +395,3 @@ class _Run:
     # results ---------------------------------------------------------------------------
     def result(self, duration: float) -> BacktestResult:
         return build_result(self, duration)
-
-
-def _latency_ns(latency: int | timedelta) -> int:
-    """The order latency option in nanoseconds (an int of ns or a ``timedelta``), never negative."""
-    ns = latency // timedelta(microseconds=1) * 1000 if isinstance(latency, timedelta) else latency
-    if isinstance(ns, bool) or not isinstance(ns, int | np.integer) or ns < 0:
-        raise ConfigError(f"latency must be a non-negative number of nanoseconds or a timedelta, "
-                          f"got {latency!r}")
-    return int(ns)
-
-
-def build_costs(commission: float | Commission | None = None, slippage_bps: float = 0.0,
-                costs: TransactionCostEngine | None = None) -> TransactionCostEngine:
-    """A cost engine from the notebook shorthands (percent commission, fixed slippage)."""
-    if costs is not None:
-        return costs
-    comm = commission if isinstance(commission, Commission) else Commission(percent=float(commission or 0.0))
-    return TransactionCostEngine(commission=comm, slippage=SlippageModel(bps=slippage_bps))

@@ -1,55 +1,91 @@
-"""``run_backtest``: the one-call helper for notebooks and scripts."""
+"""``run_backtest`` on explicit parts, and the engine protocol both engines sit behind.
+
+This is the engine layer's entry point: it takes a ``DataSource`` (or a registered name built from
+explicit options) and ``TradingOptions``. ``backtape.run_backtest`` and ``Workspace.run_backtest``
+resolve names through the workspace (provider keys, the cache) and then call this.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from .._time import TimeLike
-from ..costs import Commission, TransactionCostEngine
-from ..risk import RiskManager
+from ..errors import ConfigError
+from ..options import TradingOptions, trading_options
 from ..sources.base import DataSource
 from .builtins import StrategyFactory
-from .engine import BacktestEngine, build_costs
+from .engine import BacktestEngine, resolve_source
 from .result import BacktestResult
 from .strategy import Strategy
+
+Progress = Callable[[int, int], None]
+
+
+class Engine(Protocol):
+    """What ``run_backtest(..., engine=NAME)`` needs of an engine: one run, one result."""
+
+    name: str
+
+    def run(self, strategy: Strategy, symbols: Sequence[str] | str, start: TimeLike, end: TimeLike,
+            frequency: str = "1d", *, source: DataSource | str | None = None,
+            options: TradingOptions | None = None, progress: Progress | None = None) -> BacktestResult:
+        """Backtest ``strategy`` over ``[start, end)``."""
+        ...
+
+
+#: engine name -> factory; the vectorized engine registers itself here when it can run a strategy
+ENGINES: dict[str, Callable[[], Engine]] = {"event": BacktestEngine}
+
+
+def get_engine(name: str) -> Engine:
+    """The engine called ``name`` (``"event"``, ``"vector"``)."""
+    factory = ENGINES.get(name)
+    if factory is None:
+        raise ConfigError(f"unknown engine {name!r}; use one of {', '.join(sorted(ENGINES))}")
+    return factory()
+
+
+def build_strategy(strategy: Strategy | type[Strategy] | str, params: dict[str, Any] | None) -> Strategy:
+    """A strategy instance from an instance, a class or a registered name (``"sma_crossover"``)."""
+    if isinstance(strategy, str):
+        return StrategyFactory.create(strategy, **(params or {}))
+    if isinstance(strategy, type):
+        return strategy(**(params or {}))
+    if params:
+        raise ConfigError("params= applies to a strategy name or class, not to an instance")
+    return strategy
 
 
 def run_backtest(
     strategy: Strategy | type[Strategy] | str,
-    symbols: list[str] | str,
+    symbols: Sequence[str] | str,
     start: TimeLike,
     end: TimeLike,
     frequency: str = "1d",
     source: DataSource | str = "sample",
-    cash: float = 10_000.0,
-    commission: float | Commission = 0.0,
-    fill: str = "next_open",
+    options: TradingOptions | None = None,
     *,
-    slippage_bps: float = 0.0,
-    costs: TransactionCostEngine | None = None,
-    risk: RiskManager | None = None,
     params: dict[str, Any] | None = None,
+    engine: str = "event",
     store: Any = None,
-    **options: Any,
+    progress: Progress | None = None,
+    **overrides: Any,
 ) -> BacktestResult:
     """Backtest ``strategy`` (an instance, a class, or a registered name such as ``"sma_crossover"``).
 
-    ``commission`` is a fraction of notional (or a ``Commission``); ``store`` (a ``ResultsStore`` or a
+    ``options`` are the ``TradingOptions`` (default ``TradingOptions()``); keyword ``overrides``
+    (``cash=``, ``commission=``, ``fill=``...) change single ones. ``store`` (a ``ResultsStore`` or a
     database path/URL) saves the run and sets ``result.run_id``.
 
     >>> r = run_backtest("sma_crossover", "AAPL", "2012-01-01", "2015-01-01",
-    ...                  params={"fast": 10, "slow": 50})                         # doctest: +SKIP
+    ...                  params={"fast": 10, "slow": 50}, cash=100_000)           # doctest: +SKIP
     >>> r.metrics["final_equity"], r.trades.height                                # doctest: +SKIP
     """
-    if isinstance(strategy, str):
-        strategy = StrategyFactory.create(strategy, **(params or {}))
-    elif isinstance(strategy, type):
-        strategy = strategy(**(params or {}))
-    elif params:
-        raise TypeError("params= applies to a strategy name or class, not to an instance")
-    engine = BacktestEngine(source=source, cash=cash, fill=fill, risk=risk,
-                            costs=build_costs(commission, slippage_bps, costs))
-    result = engine.run(strategy, symbols, start, end, frequency, **options)
+    opts = trading_options(options, **overrides)
+    strat = build_strategy(strategy, params)
+    result = get_engine(engine).run(strat, symbols, start, end, frequency, source=resolve_source(source),
+                                    options=opts, progress=progress)
     if store is not None:
         from ..results import ResultsStore
 

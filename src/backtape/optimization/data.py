@@ -6,7 +6,8 @@ the vector engine slices them, the event engine replays them through a ``FrameDa
 (so its own portal sees exactly the bars the source gave, corporate actions included). Worker
 processes get them as memory-mapped ``.npy`` files written once to a temporary folder
 (``share``/``attach``), Ray workers through its shared-memory object store; nothing is fetched
-twice. A provider named by string is wrapped in a ``CachedDataSource``.
+twice. Sources come resolved (``Workspace.optimize`` puts providers behind its cache); a name is
+built from the registry as it is.
 """
 
 from __future__ import annotations
@@ -25,23 +26,7 @@ from ..errors import ConfigError, NoDataError
 from ..sources.base import DataSource
 from ..timeframes import Timeframe
 
-#: registered sources that reach a network provider (wrapped in the on-disk cache when named)
-PROVIDERS = frozenset({"polygon", "alpaca", "alphavantage", "yahoo", "ccxt"})
 _FIELDS = ("open", "high", "low", "close", "volume")
-
-
-def resolve_source(source: DataSource | str, cache_dir: str | Path | None = None) -> DataSource:
-    """A ``DataSource`` from an instance or a registered name; providers come wrapped in the cache."""
-    if isinstance(source, DataSource):
-        return source
-    from ..sources import get_source
-
-    src = get_source(source)
-    if source in PROVIDERS:
-        from ..cache import CachedDataSource
-
-        return CachedDataSource(src, cache_dir=cache_dir)
-    return src
 
 
 @dataclass
@@ -152,6 +137,8 @@ def load_market_data(
     if not names:
         raise ConfigError("no symbols given")
     s_ns, e_ns = check_range(start, end)
+    from ..engine.engine import resolve_source
+
     src = resolve_source(source)
     portal = DataPortal(src, adjustment=adjustment)  # type: ignore[arg-type]
     need = DataRequirement("bars", frequency, max(int(warmup), 0))

@@ -23,14 +23,13 @@ from typing import Any
 import numpy as np
 
 from ..analytics import METRIC_NAMES, N_METRICS
-from ..errors import ConfigError
+from ..errors import BacktapeWarning, ConfigError
+from ..options import TradingOptions
 from .data import MarketData
 
 ParamSet = dict[str, Any]
 SignalFn = Callable[..., Mapping[str, np.ndarray]]
 ENGINES = ("vector", "event")
-#: trading options both engines understand (the rest go to the chosen engine as they are)
-COMMON_OPTIONS = ("cash", "commission", "slippage_bps", "fill")
 
 
 def strategy_class(strategy: Any) -> type | None:
@@ -59,7 +58,7 @@ class EvalSpec:
 
     strategy: Any
     engine: str = "vector"
-    options: dict[str, Any] = field(default_factory=dict)
+    options: TradingOptions = field(default_factory=TradingOptions)
     n_blocks: int = 16
 
     def __post_init__(self) -> None:
@@ -74,6 +73,32 @@ class EvalSpec:
     def warmup(self, params: ParamSet) -> int:
         strat = self.build(params)
         return int(getattr(strat, "warmup", 0) or 0)
+
+
+def choose_engine(strategy: Any, engine: str, options: TradingOptions, n_symbols: int) -> tuple[str, str]:
+    """The engine that can run ``strategy`` as asked, and (when it is not ``engine``) the reason.
+
+    ``"vector"`` becomes ``"event"`` for a strategy without a vector form (``vector_signals``), a
+    portfolio of several symbols, or trading options only the event engine models.
+    """
+    if engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine != "vector":
+        return engine, ""
+    from ..vector.options import unsupported
+
+    reasons = []
+    cls = strategy_class(strategy)
+    if cls is not None and not hasattr(cls, "vector_signals"):
+        reasons.append(f"{cls.__name__} has no vector form (vector_signals)")
+    if n_symbols > 1:
+        reasons.append(f"{n_symbols} symbols share one account")
+    missing = unsupported(options)
+    if missing:
+        reasons.append(f"the options set {', '.join(missing)}")
+    if reasons and cls is None:
+        raise ConfigError(f"a signal function runs on the vector engine only, but {'; '.join(reasons)}")
+    return ("event", "; ".join(reasons)) if reasons else ("vector", "")
 
 
 class _Tally:
@@ -101,10 +126,7 @@ def evaluate(
     """
     if not sets:
         return np.empty((0, N_METRICS)), np.empty((0, 2, spec.n_blocks))
-    tick = _Tally(progress, len(sets))
-    if spec.engine == "event":
-        return _event(data, spec, sets, tick)
-    return _vector(data, spec, sets, tick)
+    return _EVALUATORS[spec.engine](data, spec, sets, _Tally(progress, len(sets)))
 
 
 # vector engine -------------------------------------------------------------------------------------
@@ -123,12 +145,17 @@ def _vector_prices(data: MarketData, sym: str) -> Mapping[str, np.ndarray]:
     return data.prices(sym)
 
 
-class CorporateActionsWarning(UserWarning):
+class CorporateActionsWarning(BacktapeWarning):
     """The vector engine ran on adjusted prices (see ``_vector_prices``)."""
 
 
 def _vector_options(data: MarketData, spec: EvalSpec) -> dict[str, Any]:
-    return {"periods_per_year": data.periods_per_year, **spec.options}
+    from ..vector.options import kernel_arguments, unsupported
+
+    missing = unsupported(spec.options)
+    if missing:
+        raise ConfigError(f"the vector engine cannot model {', '.join(missing)}; use engine='event'")
+    return {"periods_per_year": data.periods_per_year, **kernel_arguments(spec.options)}
 
 
 def _vector(
@@ -252,7 +279,7 @@ def event_run(data: MarketData, spec: EvalSpec, params: ParamSet, source: Any = 
 
     src = source if source is not None else data.frame_source()
     return run_backtest(spec.build(params), data.symbols, data.start, data.end, data.frequency, source=src,
-                        **spec.options)  # fmt: skip
+                        options=spec.options)  # fmt: skip
 
 
 def _event(
@@ -281,3 +308,6 @@ def equity_block_sums(equity: np.ndarray, n_blocks: int) -> np.ndarray:
     r = np.where(prev > 0, eq[1:] / safe - 1.0, 0.0)
     starts = block_bounds(eq.shape[0], n_blocks)[:-1]
     return np.stack([np.add.reduceat(r, starts), np.add.reduceat(r * r, starts)])
+
+
+_EVALUATORS = {"vector": _vector, "event": _event}

@@ -29,9 +29,10 @@ import polars as pl
 
 from .._time import TimeLike
 from ..analytics import METRIC_NAMES, metrics_frame
-from ..errors import ConfigError
+from ..errors import ConfigError, warn_once
+from ..options import TradingOptions, trading_options
 from .data import MarketData, load_market_data
-from .evaluate import EvalSpec, ParamSet, best_vector_run, event_run, strategy_label
+from .evaluate import EvalSpec, ParamSet, best_vector_run, choose_engine, event_run, strategy_label
 from .executor import Progress, run_sets
 from .stats import deflated_sharpe_ratio, pbo_from_block_sums
 
@@ -159,12 +160,12 @@ class OptimizationEngine:
 
     def optimize(self, strategy: Any, grid: Mapping[str, Iterable[Any]], data: MarketData, *,
                  constraint: Constraint | None = None, progress: Progress | None = None,
-                 **options: Any) -> OptimizationResult:  # fmt: skip
-        """Search ``grid`` for ``strategy`` on ``data``; ``options`` are the engine's trading options."""
+                 options: TradingOptions | None = None) -> OptimizationResult:  # fmt: skip
+        """Search ``grid`` for ``strategy`` on ``data`` trading with ``options``."""
         t0 = time.perf_counter()
         grid = {name: list(values) for name, values in grid.items()}
         sets, skipped = self.candidates(strategy, grid, constraint)
-        spec = EvalSpec(strategy, self.engine, dict(options), self.n_partitions)
+        spec = EvalSpec(strategy, self.engine, options or TradingOptions(), self.n_partitions)
         if self.method == "random" and self.n_samples is not None and self.n_samples < len(sets):
             pick = np.random.default_rng(self.seed).choice(len(sets), size=self.n_samples, replace=False)
             skipped += len(sets) - self.n_samples
@@ -299,9 +300,9 @@ def optimize(
     max_splits: int | None = 2000,
     address: str | None = None,
     progress: Progress | None = None,
-    adjustment: str = "split",
     warmup: int = 0,
-    **options: Any,
+    options: TradingOptions | None = None,
+    **overrides: Any,
 ) -> OptimizationResult:
     """Load ``symbols`` once, search ``grid`` for ``strategy`` and (with ``store``) save the result.
 
@@ -310,28 +311,31 @@ def optimize(
     engine) a signal function ``f(bars, **params) -> {"entries": ..., "exits": ...}``.
     ``constraint``: a callable on the parameter dict or an expression such as ``"fast < slow"``.
     ``warmup``: bars loaded before ``start`` at least (a signal function's warm-up; a strategy's
-    own ``warmup`` is always honoured). ``options``: trading options (cash, commission,
-    slippage_bps, fill; the vector engine also takes stop_loss, take_profit, trailing_stop...).
-    ``store``: a ``ResultsStore`` or database path/URL; the event engine's winning run is stored
-    as a backtest too. The vector engine trades one symbol,
-    on prices adjusted as of ``end`` when the range holds corporate actions (the event engine
-    trades raw prices and books splits and dividends, so the two differ only then).
+    own ``warmup`` is always honoured). ``options``: the ``TradingOptions`` (keyword ``overrides``
+    such as ``commission=0.001`` change single ones). ``store``: a ``ResultsStore`` or database
+    path/URL; the event engine's winning run is stored as a backtest too. ``engine="vector"`` falls
+    back to the event engine (saying why, once) for a strategy without a vector form, several
+    symbols, or options only the event engine models. The vector engine trades prices adjusted as
+    of ``end`` when the range holds corporate actions (the event engine trades raw prices and
+    books splits and dividends, so the two differ only then).
     """
+    opts = trading_options(options, **overrides)
     grid = {name: list(values) for name, values in grid.items()}
+    names = [s.strip() for s in symbols.split(",")] if isinstance(symbols, str) else list(symbols)
+    engine, why = choose_engine(strategy, engine, opts, len(names))
+    if why:
+        warn_once(f"optimizing {strategy_label(strategy)} on the event engine: {why}")
     eng = OptimizationEngine(metric=metric, method=method, n_samples=n_samples, seed=seed,
                              n_partitions=n_partitions, max_splits=max_splits, engine=engine,
                              executor=executor, n_jobs=n_jobs, address=address)  # fmt: skip
-    EvalSpec(strategy, engine)  # validates the engine name before any data is fetched
     sets, _ = eng.candidates(strategy, grid, constraint)
     spec = EvalSpec(strategy)
     need = max(warmup, *(spec.warmup(s) for s in sets))
-    data = load_market_data(symbols, start, end, frequency, source, warmup=need, adjustment=adjustment)
-    if engine == "event":
-        options.setdefault("adjustment", adjustment)
-    result = eng.optimize(strategy, grid, data, constraint=constraint, progress=progress, **options)
+    data = load_market_data(names, start, end, frequency, source, warmup=need, adjustment=opts.adjustment)
+    result = eng.optimize(strategy, grid, data, constraint=constraint, progress=progress, options=opts)
     if store is not None:
         save_optimization(result, store, strategy=strategy_label(strategy), data=data, grid=grid,
-                          options=options)  # fmt: skip
+                          options=opts.describe())  # fmt: skip
     return result
 
 

@@ -27,9 +27,10 @@ import polars as pl
 
 from .._time import TimeLike
 from ..analytics import compute_metrics
-from ..errors import ConfigError
+from ..errors import ConfigError, warn_once
+from ..options import TradingOptions, trading_options
 from .data import MarketData, load_market_data
-from .evaluate import EvalSpec, best_vector_run, event_run
+from .evaluate import EvalSpec, best_vector_run, choose_engine, event_run, strategy_label
 from .executor import Progress
 from .search import Constraint, OptimizationEngine
 
@@ -113,14 +114,20 @@ def walk_forward(
     seed: int = 0,
     n_partitions: int = 4,
     progress: Progress | None = None,
-    **options: Any,
+    options: TradingOptions | None = None,
+    **overrides: Any,
 ) -> WalkForwardResult:
     """Walk-forward optimization of ``strategy`` over ``grid`` (see the module doc for the windows).
 
     ``step_size`` defaults to ``test_periods``; other arguments as in ``optimize``.
     ``progress(done, total)`` counts windows.
     """
+    opts = trading_options(options, **overrides)
     grid = {name: list(values) for name, values in grid.items()}
+    names = [s.strip() for s in symbols.split(",")] if isinstance(symbols, str) else list(symbols)
+    engine, why = choose_engine(strategy, engine, opts, len(names))
+    if why:
+        warn_once(f"walk-forward of {strategy_label(strategy)} on the event engine: {why}")
     eng = OptimizationEngine(
         metric=metric,
         method=method,
@@ -132,19 +139,20 @@ def walk_forward(
         n_jobs=n_jobs,
     )
     sets, _ = eng.candidates(strategy, grid, constraint)
-    spec = EvalSpec(strategy, engine, dict(options), n_partitions)
+    spec = EvalSpec(strategy, engine, opts, n_partitions)
     data = load_market_data(
-        symbols, start, end, frequency, source, warmup=max(EvalSpec(strategy).warmup(s) for s in sets)
+        names, start, end, frequency, source, warmup=max(EvalSpec(strategy).warmup(s) for s in sets),
+        adjustment=opts.adjustment,
     )
     sym = data.symbols[0]
     first, last = data.span(sym)
     ts = np.asarray(data.bars[sym]["ts"])
     bounds = window_bounds(last - first, train_periods, test_periods, step_size or test_periods, anchored)
     rows, pieces, stamps = [], [], []
-    capital = float(options.get("cash", 10_000.0))
+    capital = opts.cash
     for k, (a, b, c) in enumerate(bounds):
         train, test = _window(data, ts, first, a, b), _window(data, ts, first, b, c)
-        res = eng.optimize(strategy, grid, train, constraint=constraint, **options)
+        res = eng.optimize(strategy, grid, train, constraint=constraint, options=opts)
         best = res.best
         if engine == "event":
             run = event_run(test, spec, best)
@@ -159,8 +167,7 @@ def walk_forward(
             t_first, t_last = test.span(sym)
             when = np.asarray(data.bars[sym]["ts_end"][t_first:t_last])
             oos = run.column_metrics()
-        cash = float(options.get("cash", 10_000.0))
-        pieces.append(eq / cash * capital)
+        pieces.append(eq / opts.cash * capital)
         stamps.append(when)
         capital = float(pieces[-1][-1])
         top = res.table.row(0, named=True)
@@ -185,7 +192,7 @@ def walk_forward(
     utc = pl.Datetime("ns", "UTC")
     curve = pl.DataFrame({"ts": pl.Series(np.concatenate(stamps)).cast(utc), "equity": equity})
     metrics = compute_metrics(
-        _with_start(equity, float(options.get("cash", 10_000.0))), periods_per_year=data.periods_per_year
+        _with_start(equity, opts.cash), periods_per_year=data.periods_per_year
     )
     windows = pl.DataFrame(rows).with_columns(
         pl.col("train_start", "train_end", "test_start", "test_end").cast(utc)
