@@ -22,7 +22,8 @@ import polars as pl
 
 from backtape._time import to_ns
 from backtape.engine import run_backtest, sma_crossover
-from backtape.engine.engine import _Run, build_costs
+from backtape.engine.engine import _Run
+from backtape.options import TradingOptions
 from backtape.sources.memory import FrameDataSource
 from backtape.sources.synthetic import SyntheticDataSource
 
@@ -60,8 +61,7 @@ def bench_backtape(src: FrameDataSource, repeat: int) -> tuple[float, float, int
         full.result = run_backtest(sma_crossover(FAST, SLOW), "SYN", start, end, "1min", source=src,
                                    cash=CASH, commission=COMMISSION)
 
-    opts = dict(cash=CASH, costs=build_costs(COMMISSION), risk=None, fill="next_open",
-                max_participation=None, leverage=1.0, fractional=False, adjustment="split")
+    opts = TradingOptions(cash=CASH, commission=COMMISSION)
     loop_best = float("inf")
     for _ in range(repeat + 1):
         run = _Run(sma_crossover(FAST, SLOW), ["SYN"], to_ns(start), to_ns(end), "1min", src, opts)

@@ -22,7 +22,8 @@ from typing import Any, ClassVar
 
 from backtape._time import NS_PER_MINUTE, to_ns
 from backtape.engine import Strategy, run_backtest
-from backtape.engine.engine import _Run, build_costs
+from backtape.engine.engine import _Run
+from backtape.options import TradingOptions
 from backtape.portal import DataRequirement
 from backtape.sources.memory import FrameDataSource
 from backtape.sources.synthetic import SyntheticDataSource
@@ -83,8 +84,7 @@ def _best(fn, repeat: int) -> float:
 
 
 def _loop(strategy: Strategy, src: FrameDataSource, start: int, end: int, repeat: int) -> tuple[float, int]:
-    opts = dict(cash=1e9, costs=build_costs(0.0), risk=None, fill="next_open", max_participation=None,
-                leverage=1.0, fractional=True, adjustment="split", latency=0)
+    opts = TradingOptions(cash=1e9, fractional=True)
     best, events = float("inf"), 0
     for _ in range(repeat + 1):
         run = _Run(strategy, ["SYN"], start, end, "1min", src, opts)

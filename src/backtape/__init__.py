@@ -10,37 +10,43 @@ Fetch once, use many; point in time, always; every resolution from 1-minute bars
 
 from __future__ import annotations
 
-from .aggregate import aggregate, trades_to_bars
-from .cache import (
-    CachedDataSource,
-    CacheFreshnessPolicy,
-    CacheStats,
-    FreshnessPolicyFactory,
-    HybridFreshnessPolicy,
-    MarketCloseFreshnessPolicy,
-    NeverStalePolicy,
-    TTLFreshnessPolicy,
-)
-from .cache.bundles import BundleDataSource, BundleMetadata, ingest_to_bundle
-from .errors import (
-    BacktapeError,
-    ConfigError,
-    DataFormatError,
-    DataValidationError,
-    HistoryWindowStartsBeforeData,
-    LookAheadError,
-)
-from .schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA
-from .sources import DataSource, get_source
-from .sources.local import read_bars, read_ticks
-from .timeframes import Timeframe
-from .validation import DataQualityWarning, QualityReport, validate_bars, validate_quotes, validate_trades
-
 __version__ = "0.1.0"
 
-# Heavier parts (numba kernels, SQLAlchemy) import on first use: `backtape.run_backtest` works,
-# but `import backtape` stays quick.
+# Every name imports its module on first use: `backtape.run_backtest` works, but `import backtape`
+# loads nothing heavy (no polars, numpy, numba or SQLAlchemy until something needs them).
 _LAZY: dict[str, str] = {
+    "aggregate": "aggregation",
+    "trades_to_bars": "aggregation",
+    "CachedDataSource": "cache",
+    "CacheFreshnessPolicy": "cache",
+    "CacheStats": "cache",
+    "FreshnessPolicyFactory": "cache",
+    "HybridFreshnessPolicy": "cache",
+    "MarketCloseFreshnessPolicy": "cache",
+    "NeverStalePolicy": "cache",
+    "TTLFreshnessPolicy": "cache",
+    "BundleDataSource": "cache.bundles",
+    "BundleMetadata": "cache.bundles",
+    "ingest_to_bundle": "cache.bundles",
+    "BacktapeError": "errors",
+    "ConfigError": "errors",
+    "DataFormatError": "errors",
+    "DataValidationError": "errors",
+    "HistoryWindowStartsBeforeData": "errors",
+    "LookAheadError": "errors",
+    "BAR_SCHEMA": "schema",
+    "QUOTE_SCHEMA": "schema",
+    "TRADE_SCHEMA": "schema",
+    "DataSource": "sources",
+    "get_source": "sources",
+    "read_bars": "sources.local",
+    "read_ticks": "sources.local",
+    "Timeframe": "timeframes",
+    "DataQualityWarning": "validation",
+    "QualityReport": "validation",
+    "validate_bars": "validation",
+    "validate_quotes": "validation",
+    "validate_trades": "validation",
     "DataPortal": "portal",
     "DataRequirement": "portal",
     "BacktestEngine": "engine",
@@ -52,7 +58,11 @@ _LAZY: dict[str, str] = {
     "Trade": "engine",
     "Quote": "engine",
     "StrategyFactory": "engine",
-    "run_backtest": "engine",
+    "run_backtest": "workspace",
+    "Workspace": "workspace",
+    "default_workspace": "workspace",
+    "TradingOptions": "options",
+    "BacktapeWarning": "errors",
     "sma_crossover": "engine",
     "FrameDataSource": "sources.memory",
     "Commission": "costs",
@@ -65,9 +75,9 @@ _LAZY: dict[str, str] = {
     "RiskManager": "risk",
     "VolatilityTarget": "risk",
     "ResultsStore": "results",
-    "optimize": "optimization",
-    "walk_forward": "optimization",
-    "monte_carlo": "optimization",
+    "optimize": "workspace",
+    "walk_forward": "workspace",
+    "monte_carlo": "workspace",
     "OptimizationEngine": "optimization",
     "OptimizationResult": "optimization",
     "WalkForwardResult": "optimization",
@@ -88,39 +98,8 @@ def __getattr__(name: str) -> object:
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-__all__ = [
-    "BAR_SCHEMA",
-    "QUOTE_SCHEMA",
-    "TRADE_SCHEMA",
-    "BacktapeError",
-    "BundleDataSource",
-    "BundleMetadata",
-    "CacheFreshnessPolicy",
-    "CacheStats",
-    "CachedDataSource",
-    "ConfigError",
-    "DataSource",
-    "DataFormatError",
-    "DataQualityWarning",
-    "DataValidationError",
-    "FreshnessPolicyFactory",
-    "HistoryWindowStartsBeforeData",
-    "HybridFreshnessPolicy",
-    "LookAheadError",
-    "MarketCloseFreshnessPolicy",
-    "NeverStalePolicy",
-    "QualityReport",
-    "TTLFreshnessPolicy",
-    "Timeframe",
-    "__version__",
-    "aggregate",
-    "get_source",
-    "ingest_to_bundle",
-    "read_bars",
-    "read_ticks",
-    "trades_to_bars",
-    "validate_bars",
-    "validate_quotes",
-    "validate_trades",
-    *_LAZY,
-]
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+__all__ = ["__version__", *_LAZY]

@@ -8,7 +8,6 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from backtape.cli import _common
 from backtape.cli._common import parse_options
 from backtape.cli.app import app
 from backtape.errors import DataValidationError
@@ -114,8 +113,14 @@ class _Broken(DataSource):
         raise NotImplementedError
 
 
+def _register_broken(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
+    """A source named ``broken`` whose fetches raise ``error``, registered for one test only."""
+    monkeypatch.setattr(registry, "_specs", dict(registry._specs))  # the original comes back after
+    registry.register("broken", lambda **options: _Broken(error))
+
+
 def test_unexpected_errors_suggest_verbose(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_common, "get_source", lambda name, **options: _Broken(RuntimeError("internal bug")))
+    _register_broken(monkeypatch, RuntimeError("internal bug"))
     result = runner.invoke(app, ["data", "show", "X", "-s", "broken", *SPLIT_WEEK])
     assert result.exit_code == 2
     line = error_line(result)
@@ -128,11 +133,11 @@ def test_unexpected_errors_suggest_verbose(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_multi_line_errors_are_shortened(monkeypatch: pytest.MonkeyPatch) -> None:
     error = DataValidationError("3 violations in bars\n  duplicate X 2024-01-02 row 4\n  unsorted X row 7")
-    monkeypatch.setattr(_common, "get_source", lambda name, **options: _Broken(error))
-    result = runner.invoke(app, ["data", "show", "X", *SPLIT_WEEK])
+    _register_broken(monkeypatch, error)
+    result = runner.invoke(app, ["data", "show", "X", "-s", "broken", *SPLIT_WEEK])
     assert result.exit_code == 2
     assert error_line(result) == "error: 3 violations in bars (+2 more lines; --verbose shows all)"
-    result = runner.invoke(app, ["-v", "data", "show", "X", *SPLIT_WEEK])
+    result = runner.invoke(app, ["-v", "data", "show", "X", "-s", "broken", *SPLIT_WEEK])
     assert "unsorted X row 7" in result.stderr
 
 

@@ -38,10 +38,8 @@ _OHLC_RULES = ("high_below_low", "high_below_open_close", "low_above_open_close"
 
 
 def default_bundles_dir() -> Path:
-    """``data.bundles_dir`` of the configuration (``$BACKTAPE_BUNDLES_DIR``; ``~/.backtape/bundles``)."""
-    from ..config import load_config
-
-    return Path(load_config().data.bundles_dir).expanduser()
+    """``~/.backtape/bundles``: bundles' folder when none is given (a ``Workspace`` passes its own)."""
+    return Path.home() / ".backtape" / "bundles"
 
 
 @dataclass(frozen=True)

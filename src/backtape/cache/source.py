@@ -21,11 +21,13 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import polars as pl
 
 from .._async import run_sync
+from .._paths import expand_path
 from .._time import NS_PER_DAY, TimeLike, check_range, now_ns
 from ..calendars import TradingCalendar, get_calendar
 from ..errors import BacktapeError
@@ -47,10 +49,8 @@ _NO_FREQUENCY = {"trades": "tick", "quotes": "tick", "actions": "-"}
 
 
 def default_cache_dir() -> Path:
-    """``data.cache_dir`` of the configuration (``$BACKTAPE_CACHE_DIR``, default ``~/.backtape/cache``)."""
-    from ..config import load_config
-
-    return Path(load_config().data.cache_dir).expanduser()
+    """``~/.backtape/cache``: the folder of a cache built without one (a ``Workspace`` passes its own)."""
+    return Path.home() / ".backtape" / "cache"
 
 
 class CachedDataSource(DataSource):
@@ -61,10 +61,12 @@ class CachedDataSource(DataSource):
     >>> print(cached.stats)                                                          # doctest: +SKIP
 
     ``freshness_policy=None`` picks one per frequency with ``FreshnessPolicyFactory``.
-    ``read_ahead_bars`` widens a miss at the end of a request forward by that many bars (never past
-    now, never into already covered data). An upstream answer that breaks a validation rule raises
-    and is not cached; with ``on_invalid="drop"`` the offending rows are left out (and listed in
-    ``dropped``) and the rest is cached. ``clock`` returns now in UTC ns (tests fix it).
+    ``read_ahead_bars`` widens a miss at the end of a request forward by that many bars, or with
+    ``"period"`` to the end of its calendar year (daily and weekly bars, corporate actions) or month
+    (intraday bars; never ticks), so that a sliding window over history costs one upstream call per
+    period; never past now, never into already covered data. An upstream answer that breaks a
+    validation rule raises and is not cached; with ``on_invalid="drop"`` the offending rows are left
+    out (and listed in ``dropped``) and the rest is cached. ``clock`` returns now in UTC ns (tests fix it).
     ``write_hook`` is called with ``"before_rename"`` and ``"before_commit"`` during each durable
     write (fault-injection tests use it).
     """
@@ -72,18 +74,19 @@ class CachedDataSource(DataSource):
     def __init__(self, adapter: DataSource, cache_dir: str | Path | None = None,
                  freshness_policy: CacheFreshnessPolicy | None = None,
                  memory_bytes: int = DEFAULT_MEMORY_BYTES, max_concurrency: int = 4,
-                 read_ahead_bars: int = 0, *, on_invalid: str = "raise",
+                 read_ahead_bars: int | Literal["period"] = 0, *, on_invalid: str = "raise",
                  clock: Callable[[], int] | None = None,
                  write_hook: Callable[[str], None] | None = None) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
         if on_invalid not in ("raise", "drop"):
             raise ValueError(f"on_invalid must be 'raise' or 'drop', got {on_invalid!r}")
-        if read_ahead_bars < 0:
-            raise ValueError(f"read_ahead_bars must be >= 0, got {read_ahead_bars}")
+        if read_ahead_bars != "period" and not (isinstance(read_ahead_bars, int) and read_ahead_bars >= 0):
+            raise ValueError(f"read_ahead_bars must be a count >= 0 or 'period', got {read_ahead_bars!r}")
         self.adapter = adapter
         self.name = adapter.name
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.remote = adapter.remote
+        self.cache_dir = expand_path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.max_concurrency = max_concurrency
         self.read_ahead_bars = read_ahead_bars
@@ -138,6 +141,12 @@ class CachedDataSource(DataSource):
 
     def cache_identity(self) -> str:
         return self._identity
+
+    def calendar_of(self, symbol: str) -> str:
+        return self.adapter.calendar_of(symbol)
+
+    def frequency_of(self, symbol: str) -> Timeframe | None:
+        return self.adapter.frequency_of(symbol)
 
     async def aclose(self) -> None:
         """Persist this process's counters and close the adapter."""
@@ -263,10 +272,14 @@ class CachedDataSource(DataSource):
                now: int) -> Interval:
         """Read-ahead: extend a gap that ends the request by N bars, not past now or covered data."""
         a, b = gap
-        if kind != "bars" or not self.read_ahead_bars or b != request[1] or b >= now:
+        if not self.read_ahead_bars or b != request[1] or b >= now or kind not in ("bars", "actions"):
             return gap
-        tf = Timeframe.parse(frequency)
-        if tf.unit == "d":
+        if self.read_ahead_bars == "period":
+            daily = kind == "actions" or not Timeframe.parse(frequency).is_intraday
+            target = _period_end(b, "Y" if daily else "M")
+        elif kind != "bars":
+            return gap
+        elif (tf := Timeframe.parse(frequency)).unit == "d":
             i = int(np.searchsorted(self._calendar.opens, b, side="left"))
             j = min(i + self.read_ahead_bars, len(self._calendar.opens) - 1)
             target = int(self._calendar.opens[j]) if j > i else b
@@ -364,6 +377,12 @@ class CachedDataSource(DataSource):
                 self.stats.misses += 1
             else:
                 self.stats.partial_hits += 1
+
+
+def _period_end(t: int, unit: str) -> int:
+    """Start (UTC ns) of the calendar year (``"Y"``) or month (``"M"``) after the one holding ``t``."""
+    period = np.datetime64(t, "ns").astype(f"datetime64[{unit}]") + 1
+    return int(period.astype("datetime64[ns]").astype(np.int64))
 
 
 def _slice(frame: pl.DataFrame, s: int, e: int) -> pl.DataFrame:

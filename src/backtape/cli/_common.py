@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,35 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..config import Config, ProvidersConfig, load_config, provider_credentials
-from ..sources import DataSource, get_source
+from ._state import State, state  # noqa: F401 - re-exported: every command takes them from here
 
 _WIDE = 140  # width when stdout is not a terminal (pipes, tests): tables stay readable
-
-
-@dataclass(frozen=True)
-class State:
-    """The root options, stored on the click context for every command."""
-
-    verbose: bool = False
-    log_json: bool = False
-    config_path: Path | None = None
-
-    def config(self) -> Config:
-        return load_config(self.config_path)
-
-
-def state(ctx: typer.Context) -> State:
-    """The global options of the running command (defaults when run outside the root app)."""
-    obj = ctx.find_root().obj
-    return obj if isinstance(obj, State) else State()
-
-
-def open_source(name: str, options: dict[str, Any], config: Config) -> DataSource:
-    """Source ``name``; a provider also gets its ``providers.<name>`` settings (explicit options win)."""
-    if name.lower() in ProvidersConfig.model_fields:
-        options = {**provider_credentials(name, config), **options}
-    return get_source(name, **options)
 
 
 def console() -> Console:

@@ -13,12 +13,12 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from ..config import ProvidersConfig
+from ..sources import registry
 
 
 def reports_progress(source_name: str) -> bool:
-    """Whether the named source is a built-in HTTP provider (they all take ``progress=``)."""
-    return source_name.lower() in ProvidersConfig.model_fields
+    """Whether the named source is a network provider (the built-in ones all take ``progress=``)."""
+    return source_name.lower() in registry.providers()
 
 
 class FetchProgress:

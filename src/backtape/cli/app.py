@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import click
 import typer
 from typer.core import TyperGroup
 
@@ -21,18 +22,7 @@ from .. import __version__
 from .._logging import configure_logging
 from .._secrets import redact
 from ..errors import BacktapeError
-from . import backtest as backtest_cmd
-from . import bundles as bundles_cmd
-from . import cache as cache_cmd
-from . import calc as calc_cmd
-from . import config as config_cmd
-from . import data as data_cmd
-from . import demo as demo_cmd
-from . import optimize as optimize_cmd
-from . import runs as runs_cmd
-from . import sources as sources_cmd
-from . import validate as validate_cmd
-from ._common import State
+from ._state import State
 
 ERROR_EXIT = 2
 INTERRUPTED_EXIT = 130
@@ -82,8 +72,75 @@ def _report_error(text: str, *, verbose: bool = False, log_json: bool = False,
     sys.stderr.flush()
 
 
+#: sub-commands, imported only when run: name -> (module of backtape.cli, attribute, short help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "demo": ("demo", "demo", "Tour the real sample data shipped with backtape, then run a backtest."),
+    "sources": ("sources", "sources", "List the registered data sources with their kinds and status."),
+    "data": ("data", "app", "Fetch and show data from any source (providers through the cache)."),
+    "validate": ("validate", "validate", "Check a bar file and report every violation with its line."),
+    "config": ("config", "app", "Inspect the configuration (backtape.yaml and environment)."),
+    "cache": ("cache", "app", "Inspect and maintain the local data cache."),
+    "bundles": ("bundles", "app", "Named Parquet snapshots with quality metrics."),
+    "ingest": ("bundles", "ingest", "Fetch bars into a bundle (only what it lacks)."),
+    "calc": ("calc", "calc", "Entry-time calculations from one pre-load."),
+    "backtest": ("backtest", "backtest", "Backtest a strategy, print its metrics, store the run."),
+    "runs": ("runs", "app", "Stored backtest runs: list, show, compare."),
+    "optimize": ("optimize", "optimize", "Search a parameter grid; deflated Sharpe and PBO."),
+    "walkforward": ("optimize", "walkforward", "Walk-forward optimization, stitched out-of-sample."),
+    "montecarlo": ("optimize", "montecarlo", "Percentiles over resampled paths of a stored run."),
+}
+
+
+def _load_command(name: str) -> click.Command:
+    """The click command of sub-command ``name``, importing its module now."""
+    import importlib
+
+    import typer.main
+
+    module, attribute, _ = COMMANDS[name]
+    target = getattr(importlib.import_module(f"{__package__}.{module}"), attribute)
+    command: click.Command
+    if isinstance(target, typer.Typer):  # a group even when it holds one command (``data show``)
+        command = typer.main.get_group(target)
+        completion = ("install_completion", "show_completion")
+        command.params = [p for p in command.params if p.name not in completion]
+    else:
+        holder = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
+        holder.command(name)(target)
+        command = typer.main.get_command(holder)
+    command.name = name
+    return command
+
+
+class _Listed(click.Command):
+    """What ``backtape --help`` shows of a sub-command that has not been imported."""
+
+
 class _OneLineErrors(TyperGroup):
-    """Root group: library errors and bad usage become one line on stderr and a non-zero exit."""
+    """Root group: library errors and bad usage become one line on stderr and a non-zero exit.
+
+    Sub-commands are imported when they run (``COMMANDS``): ``backtape --help`` lists them from
+    their short help alone, so the first command stays fast.
+    """
+
+    _listing = False
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *(n for n in COMMANDS if n not in self.commands)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            if self._listing:
+                return _Listed(cmd_name, short_help=COMMANDS[cmd_name][2], help=COMMANDS[cmd_name][2])
+            self.commands[cmd_name] = _load_command(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
 
     def invoke(self, ctx: typer.Context) -> Any:
         try:
@@ -154,20 +211,6 @@ def _root(
     configure_logging(verbose=verbose, json_lines=log_json)
 
 
-app.command("demo")(demo_cmd.demo)
-app.command("sources")(sources_cmd.sources)
-app.add_typer(data_cmd.app, name="data")
-app.command("validate")(validate_cmd.validate)
-app.add_typer(config_cmd.app, name="config")
-app.add_typer(cache_cmd.app, name="cache")
-app.add_typer(bundles_cmd.app, name="bundles")
-app.command("ingest")(bundles_cmd.ingest)
-app.command("calc")(calc_cmd.calc)
-app.command("backtest")(backtest_cmd.backtest)
-app.add_typer(runs_cmd.app, name="runs")
-app.command("optimize")(optimize_cmd.optimize)
-app.command("walkforward")(optimize_cmd.walkforward)
-app.command("montecarlo")(optimize_cmd.montecarlo)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import re
@@ -16,10 +17,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ..config import RiskConfig
-from ..engine import StrategyFactory, run_backtest
-from ..results import ResultsStore
+from ..engine import StrategyFactory
+from ..engine.run import run_backtest
 from ..risk import RiskManager
-from ._common import open_source, state
+from ._common import state
 from ._units import parse_duration
 
 #: runs with at least this many clock steps show a progress bar
@@ -137,19 +138,20 @@ def backtest(
     Options left out take their defaults from the configuration (see: backtape config show).
     """
     st = state(ctx)
-    config = st.config()
-    defaults = config.backtesting
-    fill = fill or defaults.fill
-    if fill not in ("next_open", "close"):
+    ws = st.workspace()
+    if fill is not None and fill not in ("next_open", "close"):
         raise typer.BadParameter(f"--fill must be next_open or close, got {fill!r}")
-    risk = _risk_manager(config.risk, {
+    risk = _risk_manager(ws.config.risk, {
         "max_position_pct": max_position_pct, "max_portfolio_heat": max_heat,
         "max_gross_exposure": max_gross, "max_net_exposure": max_net, "max_drawdown_halt": max_drawdown,
         "default_stop_loss_pct": stop_loss_pct})
+    options = ws.trading_options(cash=cash, commission=commission, slippage_bps=slippage_bps, fill=fill,
+                                 latency=_parse_latency(latency))
+    options = dataclasses.replace(options, risk=risk)
     console = Console()
     params = _parse_params(param)
     strat = StrategyFactory.create(strategy, **params)
-    data = open_source(source or config.data.default_source, {}, config)
+    data = ws.source(source)
     columns = (TextColumn("{task.description}"), BarColumn(),
                TextColumn("{task.completed:,}/{task.total:,}"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress, _run_events(st.log_json):
@@ -163,18 +165,14 @@ def backtest(
                 task = progress.add_task(f"{strat.name}", total=total)
             progress.update(task, completed=done)
 
-        result = run_backtest(
-            strat, symbols, start, end, frequency, source=data,
-            cash=cash if cash is not None else defaults.cash,
-            commission=commission if commission is not None else defaults.commission,
-            slippage_bps=slippage_bps if slippage_bps is not None else defaults.slippage_bps,
-            fill=fill, risk=risk, latency=_parse_latency(latency), progress=report)
+        result = run_backtest(strat, symbols, start, end, frequency, data, options, progress=report)
     console.print(metrics_table(result.metrics, f"{strat!r} on {','.join(result.symbols)} {frequency}"))
     if result.rejections.height:
         console.print(f"{result.rejections.height} order(s) resized or refused by the limits "
                       f"(first: {result.rejections['reason'][0]})")
     if store:
-        results = ResultsStore(db or config.data.results_db)
+        results = ws.store(db or True)
+        assert results is not None
         run_id = result.save(results)
         console.print(f"stored run [bold]{run_id}[/bold] in {results.url}")
 

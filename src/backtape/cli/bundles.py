@@ -8,8 +8,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .._paths import expand_path
 from ..cache.bundles import BundleMetadata, ingest_to_bundle, list_bundles
-from ._common import open_source, parse_options, state
+from ._common import parse_options, state
 from ._progress import FetchProgress, reports_progress
 from ._units import format_size
 from .data import OPTION_HELP
@@ -37,16 +38,16 @@ def ingest(
     Provider sources take their keys and base URL from the configuration (``providers.<name>``);
     ``--option`` overrides any adapter argument (e.g. ``auth=query``, ``feed=sip``).
     """
-    config = state(ctx).config()
+    ws = state(ctx).workspace()
     names = [s.strip() for s in symbols.split(",") if s.strip()]
     options = parse_options(option)
     chunked = reports_progress(source)
     with FetchProgress(f"ingest {bundle}", chunks=chunked) as progress:
         if chunked:
             options.setdefault("progress", progress.on_chunk)
-        src = open_source(source, options, config)
+        src = ws.source(source, cache=False, **options)
         meta = ingest_to_bundle(bundle, names, start, end, frequency, source=src,
-                                bundles_dir=bundles_dir or config.data.bundles_dir,
+                                bundles_dir=_folder(ctx, bundles_dir),
                                 progress=progress.on_symbol)
     Console().print(f"bundle {meta.name}: {len(meta.symbols)} symbol(s), {meta.row_count:,} rows, "
                     f"{format_size(meta.size_bytes)}, quality {meta.quality_score:.3f}, "
@@ -56,11 +57,16 @@ def ingest(
 app.command("ingest")(ingest)
 
 
+def _folder(ctx: typer.Context, bundles_dir: Path | None) -> Path:
+    """``--bundles-dir``, else the workspace's (``data.bundles_dir`` of the configuration)."""
+    return expand_path(bundles_dir) if bundles_dir is not None else state(ctx).workspace().bundles_dir
+
+
 @app.command("list")
 def list_(ctx: typer.Context, bundles_dir: Path | None = BUNDLES_DIR) -> None:
     """Every bundle with its range, frequency, size and quality."""
     console = Console()
-    folder = bundles_dir or state(ctx).config().data.bundles_dir
+    folder = _folder(ctx, bundles_dir)
     bundles = list_bundles(folder)
     if not bundles:
         console.print(f"no bundles in {folder}")
@@ -80,7 +86,7 @@ def show(ctx: typer.Context, name: str = typer.Argument(..., help="bundle name")
          bundles_dir: Path | None = BUNDLES_DIR) -> None:
     """A bundle's metadata and per-symbol quality (missing sessions, invalid OHLC rows)."""
     console = Console()
-    m = BundleMetadata.load(name, bundles_dir or state(ctx).config().data.bundles_dir)
+    m = BundleMetadata.load(name, _folder(ctx, bundles_dir))
     facts = Table(show_header=False, title=f"bundle {m.name}")
     for label, value in (("path", str(m.path)), ("source", f"{m.source_type} ({m.source_identity})"),
                          ("frequency", m.frequency), ("calendar", m.calendar), ("adjustment", m.adjustment),

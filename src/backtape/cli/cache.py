@@ -8,25 +8,31 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .._paths import expand_path
 from .._time import format_ns
-from ..cache import CachedDataSource, default_cache_dir
+from ..cache import CachedDataSource
 from ..cache.maintenance import cache_summary, clean_cache
-from ..sources import get_source
+from ._common import state
 from ._units import format_size, parse_duration, parse_size
 
 app = typer.Typer(help="Inspect and maintain the local data cache.", no_args_is_help=True)
 
-CACHE_DIR = typer.Option(None, "--cache-dir",
-                         help="cache folder (default $BACKTAPE_CACHE_DIR or ~/.backtape/cache)")
+CACHE_DIR = typer.Option(None, "--cache-dir", help="cache folder (default: data.cache_dir in the config)")
+
+
+def _folder(ctx: typer.Context, cache_dir: Path | None) -> Path:
+    """``--cache-dir``, else the workspace's (``data.cache_dir`` of the configuration)."""
+    return expand_path(cache_dir) if cache_dir is not None else state(ctx).workspace().cache_dir
 
 
 
 @app.command("stats")
-def stats(cache_dir: Path | None = CACHE_DIR) -> None:
+def stats(ctx: typer.Context, cache_dir: Path | None = CACHE_DIR) -> None:
     """What the cache holds per source and kind, and the persisted request counters."""
     console = Console()
-    rows, counters = cache_summary(cache_dir or default_cache_dir())
-    table = Table(title=f"cache {cache_dir or default_cache_dir()}")
+    folder = _folder(ctx, cache_dir)
+    rows, counters = cache_summary(folder)
+    table = Table(title=f"cache {folder}")
     for col in ("source", "kind", "entries", "spans", "files", "rows", "size", "newest fetch"):
         table.add_column(col, justify="left" if col in ("source", "kind") else "right")
     for r in rows:
@@ -40,6 +46,7 @@ def stats(cache_dir: Path | None = CACHE_DIR) -> None:
 
 @app.command("clean")
 def clean(
+    ctx: typer.Context,
     older_than: str | None = typer.Option(None, "--older-than", help="drop data fetched before, e.g. 30d"),
     max_size: str | None = typer.Option(None, "--max-size", help="then shrink to this size, e.g. 10GB"),
     cache_dir: Path | None = CACHE_DIR,
@@ -48,7 +55,7 @@ def clean(
     console = Console()
     if older_than is None and max_size is None:
         raise typer.BadParameter("give --older-than (e.g. 30d) and/or --max-size (e.g. 10GB)")
-    report = clean_cache(cache_dir or default_cache_dir(),
+    report = clean_cache(_folder(ctx, cache_dir),
                          older_than_ns=parse_duration(older_than) if older_than else None,
                          max_bytes=parse_size(max_size) if max_size else None)
     console.print(f"removed {report.spans} span(s), {report.files} file(s), {report.rows:,} row(s), "
@@ -57,6 +64,7 @@ def clean(
 
 @app.command("refresh")
 def refresh(
+    ctx: typer.Context,
     symbol: str = typer.Argument(..., help="symbol to fetch again"),
     start: str = typer.Option(..., "--start", help="range start (ISO date or time, UTC)"),
     end: str = typer.Option(..., "--end", help="range end, exclusive"),
@@ -67,7 +75,8 @@ def refresh(
 ) -> None:
     """Fetch a range again from its source and replace what the cache holds for it."""
     console = Console()
-    cached = CachedDataSource(get_source(source), cache_dir=cache_dir or default_cache_dir())
+    ws = state(ctx).workspace()
+    cached = CachedDataSource(ws.source(source, cache=False), cache_dir=_folder(ctx, cache_dir))
     rows = cached.refresh_sync(symbol, start, end, kind=kind, frequency=frequency)
     console.print(f"refreshed {symbol} {kind} {frequency if kind == 'bars' else ''} [{start}, {end}) "
                   f"from {source}: {rows.height:,} row(s)")

@@ -9,12 +9,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..cache import CachedDataSource
 from ..calculations import CALCULATIONS
 from ..calculations.runner import run_calculations
-from ..sources import get_source
+from ._common import state
 
 
 def calc(
+    ctx: typer.Context,
     symbol: str = typer.Option(..., "--symbol", help="symbol to compute for, e.g. AAPL"),
     entry: list[str] = typer.Option(None, "--entry", help="entry time (ISO, UTC); repeatable"),
     entries: Path | None = typer.Option(None, "--entries", help="CSV file with an 'entry' column"),
@@ -26,7 +28,7 @@ def calc(
     times = list(entry or []) + (_read_entries(entries) if entries else [])
     if not times:
         raise typer.BadParameter("give --entry TIME (repeatable) or --entries FILE.csv")
-    data_source = get_source(source)
+    data_source = state(ctx).workspace().source(source)
     names = [c for c in calcs.split(",") if c.strip()]
     rows, portal = run_calculations(data_source, symbol, times, names)
     table = Table(title=f"{symbol}: {len(times)} entries x {rows['calculation'].n_unique()} calculations")
@@ -38,9 +40,8 @@ def calc(
     log = portal.fetch_log
     console.print(f"upstream calls: {log.height} ({', '.join(log['kind'].to_list())}); "
                   f"rows fetched: {log['rows'].sum()}")
-    stats = getattr(data_source, "stats", None)
-    if stats is not None:
-        console.print(f"cache stats: {stats}")
+    if isinstance(data_source, CachedDataSource):
+        console.print(f"cache stats: {data_source.stats}")
 
 
 def _read_entries(path: Path) -> list[str]:

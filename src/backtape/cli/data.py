@@ -14,9 +14,8 @@ import typer
 
 from .._async import run_sync
 from .._time import check_range, format_ns
-from ..cache import CachedDataSource
 from ..errors import NoDataError
-from ._common import console, frame_table, open_source, parse_options, state, write_frame
+from ._common import console, frame_table, parse_options, state, write_frame
 from ._progress import FetchProgress, reports_progress
 
 app = typer.Typer(help="Look at market data from any registered source.", no_args_is_help=True)
@@ -53,8 +52,8 @@ def show(
 ) -> None:
     """Fetch SYMBOL from a source and print it (all times UTC)."""
     s_ns, e_ns = check_range(start, end)
-    config = state(ctx).config()
-    name = source or config.data.default_source
+    ws = state(ctx).workspace()
+    name = source or ws.config.data.default_source
     options = parse_options(option)
     if path is not None:
         options["path"] = str(path)
@@ -62,9 +61,7 @@ def show(
     with FetchProgress(f"{name} {symbol}", enabled=provider) as progress:
         if provider:
             options.setdefault("progress", progress.on_chunk)
-        src = open_source(name, options, config)
-        if provider and cache:
-            src = CachedDataSource(src, cache_dir=config.data.cache_dir)
+        src = ws.source(name, cache=provider and cache, **options)
         try:
             frame = src.fetch_kind_sync(kind.value, symbol, s_ns, e_ns, frequency)
         finally:

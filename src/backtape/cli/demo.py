@@ -46,7 +46,7 @@ def _five_minute_view(out: Console, sample: SampleDataSource) -> None:
     symbol, start, end = INTRADAY
     minute = sample.fetch_sync(symbol, start, end, "1min")
     minute_report = quality(minute, "bars")
-    from ..aggregate import aggregate  # imported on use, like every heavy module of the CLI
+    from ..aggregation import aggregate  # imported on use, like every heavy module of the CLI
 
     five = aggregate(minute, "5min", calendar="24/7")
     five_report = quality(five, "bars")

@@ -25,7 +25,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ._common import open_source, state
+from ._common import state
 
 _PERCENT = {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "exposure", "avg_trade"}
 
@@ -108,27 +108,9 @@ def _cfg(text: str, key: str) -> str:
     return f"{text} (default: {key} in the config)"
 
 
-def _open(ctx: typer.Context, source: str | None) -> tuple[Any, Any]:
-    """The configuration and the data source (providers read through the cache in data.cache_dir)."""
-    from ..cache import CachedDataSource
-    from ..optimization.data import PROVIDERS
-
-    config = state(ctx).config()
-    name = source or config.data.default_source
-    src = open_source(name, {}, config)
-    if name.lower() in PROVIDERS:
-        src = CachedDataSource(src, cache_dir=config.data.cache_dir)
-    return config, src
-
-
-def _trading(config: Any, cash: float | None, commission: float | None, fill: str | None) -> dict[str, Any]:
-    d = config.backtesting
-    return {
-        "cash": d.cash if cash is None else cash,
-        "commission": d.commission if commission is None else commission,
-        "slippage_bps": d.slippage_bps,
-        "fill": fill or d.fill,
-    }
+def _trading(ctx: typer.Context, cash: float | None, commission: float | None, fill: str | None) -> Any:
+    """The workspace's trading options (backtesting and risk sections) with the command line's."""
+    return state(ctx).workspace().trading_options(cash=cash, commission=commission, fill=fill)
 
 
 _SHOWN = ("final_equity", "total_return", "sharpe", "max_drawdown", "trades")
@@ -164,31 +146,15 @@ def optimize(
     store: bool = typer.Option(True, "--store/--no-store", help="save the search in the results database"),
 ) -> None:
     """Search --grid for STRATEGY's best --metric, print the top sets, DSR and PBO, store the search."""
-    from ..optimization import optimize as run
-
     console = Console()
     params = parse_grid(grid)
-    config, src = _open(ctx, source)
+    ws = state(ctx).workspace()
     with progress_bar(console, f"{strategy} ({engine})") as report:
-        res = run(
-            strategy,
-            params,
-            symbols,
-            start,
-            end,
-            frequency,
-            src,
-            metric,
-            engine,
-            executor or config.optimization.executor,
-            constraint=constraint,
-            n_jobs=n_jobs if n_jobs is not None else config.optimization.n_jobs,
-            method=method,
-            n_samples=n_samples,
-            address=address or config.optimization.ray_address,
-            progress=report,
-            store=(db or config.data.results_db) if store else None,
-            **_trading(config, cash, commission, fill),
+        res = ws.optimize(
+            strategy, params, symbols, start, end, frequency, source, metric, engine, executor,
+            constraint=constraint, n_jobs=n_jobs, method=method, n_samples=n_samples, address=address,
+            progress=report, store=(db or True) if store else None,
+            options=_trading(ctx, cash, commission, fill),
         )
     shown = res.table.select(*res.params, *dict.fromkeys((metric, *_SHOWN))).head(top)
     console.print(
@@ -217,7 +183,8 @@ def walkforward(
     test: int | None = typer.Option(
         None, "--test", help=_cfg("test window, in bars", "optimization.walk_forward.test_periods")
     ),
-    step: int | None = typer.Option(None, "--step", help="bars between windows (default: the test window)"),
+    step: int | None = typer.Option(
+        None, "--step", help=_cfg("bars between windows", "optimization.walk_forward.step_size")),
     anchored: bool = typer.Option(
         False, "--anchored/--rolling", help="training windows all start at --start"
     ),
@@ -233,30 +200,14 @@ def walkforward(
 ) -> None:
     """Walk-forward optimization: per window the winner's in- and out-of-sample results, and the
     stitched out-of-sample metrics and walk-forward efficiency."""
-    from ..optimization import walk_forward
-
     console = Console()
     params = parse_grid(grid)
-    config, src = _open(ctx, source)
-    wf = config.optimization.walk_forward
+    ws = state(ctx).workspace()
     with progress_bar(console, f"{strategy} walk-forward") as report:
-        res = walk_forward(
-            strategy,
-            params,
-            symbols,
-            start,
-            end,
-            train or wf.train_periods,
-            test or wf.test_periods,
-            step,
-            anchored,
-            metric,
-            frequency=frequency,
-            source=src,
-            engine=engine,
-            constraint=constraint,
-            progress=report,
-            **_trading(config, cash, commission, None),
+        res = ws.walk_forward(
+            strategy, params, symbols, start, end, train, test, step, anchored, metric,
+            frequency=frequency, source=source, engine=engine, constraint=constraint, progress=report,
+            options=_trading(ctx, cash, commission, None),
         )
     windows = res.windows.with_columns(pl.col("train_start", "test_start", "test_end").dt.date())
     console.print(frame_table(windows.drop("train_end"), f"{strategy}: {windows.height} windows"))
@@ -277,11 +228,8 @@ def montecarlo(
     db: str | None = typer.Option(None, "--db", help=_cfg("results database path or URL", "data.results_db")),
 ) -> None:
     """Percentiles of final equity, max drawdown and Sharpe over resampled paths of a stored run."""
-    from ..optimization import monte_carlo
-
     console = Console()
-    store = db or state(ctx).config().data.results_db
-    res = monte_carlo(run_id, n, method, block=block, seed=seed, store=store)
+    res = state(ctx).workspace().monte_carlo(run_id, n, method, block=block, seed=seed, store=db or True)
     console.print(frame_table(res.table, f"run {run_id}: {method}, {n} simulations, seed {seed}"))
     console.print(frame_table(pl.DataFrame([res.observed]), "the run itself"))
 

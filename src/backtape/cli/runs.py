@@ -25,7 +25,9 @@ _TRADE_COLS = ["symbol", "side", "entry_time", "exit_time", "entry_price", "exit
 
 def _store(ctx: typer.Context, db: str | None) -> ResultsStore:
     """The results database named by ``--db``, else by the configuration's ``data.results_db``."""
-    return ResultsStore(db or state(ctx).config().data.results_db)
+    store = state(ctx).workspace().store(db or True)
+    assert store is not None
+    return store
 
 
 def _fmt(value: object) -> str:

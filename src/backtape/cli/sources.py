@@ -8,10 +8,10 @@ import typer
 from rich.table import Table
 
 from .._async import run_sync
-from ..config import Config
 from ..errors import ConfigError
 from ..sources import DataSource, registry
-from ._common import console, open_source, state
+from ..workspace import Workspace
+from ._common import console, state
 
 _MISSING_ARGS = re.compile(r"missing \d+ required (?:positional |keyword-only )?arguments?: (.+)$")
 
@@ -23,10 +23,10 @@ def _describe(source: DataSource) -> tuple[str, str, str, str]:
     return kinds, ", ".join(caps.frequencies).replace("*", "any"), meta.calendar, "ready"
 
 
-def _probe(name: str, config: Config) -> tuple[str, str, str, str]:
+def _probe(name: str, ws: Workspace) -> tuple[str, str, str, str]:
     """Capabilities of source ``name`` built from the configuration alone, or why it cannot be."""
     try:
-        source = open_source(name, {}, config)
+        source = ws.source(name, cache=False)
     except TypeError as exc:
         missing = _MISSING_ARGS.search(str(exc))
         needs = missing.group(1).replace("'", "") if missing else str(exc)
@@ -45,12 +45,12 @@ def _probe(name: str, config: Config) -> tuple[str, str, str, str]:
 
 def sources(ctx: typer.Context) -> None:
     """List the registered data sources with their kinds, frequencies and calendar."""
-    config = state(ctx).config()
+    ws = state(ctx).workspace()
     table = Table(title="Data sources", title_justify="left", header_style="bold")
     for column in ("name", "description", "kinds", "frequencies", "calendar", "status"):
         table.add_column(column, overflow="fold")
     for name, description in registry.list():
-        table.add_row(name, description, *_probe(name, config))
+        table.add_row(name, description, *_probe(name, ws))
     table.caption = ("Options are keyword arguments: get_source(name, **options); providers also take "
                      "their providers.<name> settings from backtape.yaml and the environment.")
     table.caption_justify = "left"

@@ -139,12 +139,11 @@ class RunRecord:
 
 
 def _url(target: str | Path | None) -> str:
-    """SQLAlchemy URL of ``target``: the configured database when ``None``, a path means SQLite, and a
-    bare ``postgresql://`` (or ``postgres://``) URL uses the psycopg driver (extra ``postgres``)."""
+    """SQLAlchemy URL of ``target``: ``~/.backtape/results.db`` when ``None`` (a ``Workspace`` passes
+    its configured one), a path means SQLite, and a bare ``postgresql://`` (or ``postgres://``) URL
+    uses the psycopg driver (extra ``postgres``)."""
     if target is None:
-        from ..config import load_config
-
-        target = load_config().data.results_db
+        target = Path.home() / ".backtape" / "results.db"
     text = str(target)
     if "://" in text:
         scheme, sep, rest = text.partition("://")

@@ -1,0 +1,8 @@
+"""Workspace tests reuse the providers' replay servers and CLI helpers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "providers"))
