@@ -64,3 +64,19 @@ def test_list_compare_delete(tmp_path) -> None:
     with pytest.raises(BacktapeError, match=f"no backtest run with id {a}"):
         store.get_run(a)
     assert store.list_runs().height == 1
+
+
+def test_a_stored_run_is_rebuilt_whole(tmp_path):
+    """Every result frame survives the database exactly (orders, fills, records, open trades)."""
+    import backtape as bt
+    from backtape.results.store import ResultsStore
+
+    run = bt.run_backtest("sma_crossover", ["AAPL", "MSFT"], "2012-01-01", "2014-12-31", "1d",
+                          source="sample", store=False)
+    store = ResultsStore(tmp_path / "r.db")
+    back = store.load_result(run.save(store))
+    assert back.metrics == run.metrics and back.run_id == run.run_id
+    for name, frame in run.frames().items():
+        assert frame.equals(back.frames()[name]), name
+    store.delete_run(back.run_id)
+    assert store.list_runs().height == 0

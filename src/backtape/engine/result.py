@@ -20,7 +20,8 @@ class BacktestResult:
     ``metrics`` is a dict (``final_equity``, ``total_return``, ``sharpe``, ``max_drawdown``,
     ``trades`` and more, see ``backtape.analytics``); ``trades`` has one row per round trip;
     ``equity`` has ``ts``, ``equity`` and ``drawdown``; ``orders`` and ``fills`` log every order
-    and execution; ``rejections`` says why orders were resized or refused.
+    and execution; ``rejections`` says why orders were resized or refused; ``extra`` holds
+    further named frames (prices for reports, ...) stored with the run.
     """
 
     strategy: str
@@ -42,6 +43,7 @@ class BacktestResult:
     duration_s: float
     fingerprint: dict[str, Any] = field(default_factory=dict)
     run_id: int | None = None
+    extra: dict[str, pl.DataFrame] = field(default_factory=dict)
 
     @property
     def drawdown(self) -> pl.DataFrame:
@@ -63,9 +65,15 @@ class BacktestResult:
             strategy=self.strategy, parameters=self.parameters, symbols=self.symbols, start=self.start,
             end=self.end, frequency=self.frequency, metrics=self.metrics, trades=self.trades,
             equity=self.equity, source=self.source, cash=self.cash, duration_s=self.duration_s,
-            fingerprint=self.fingerprint,
+            fingerprint=self.fingerprint, frames=self.frames(),
         )
         return self.run_id
+
+    def frames(self) -> dict[str, pl.DataFrame]:
+        """Every result frame by name (the ones stored whole with a run), ``extra`` included."""
+        named = {"trades": self.trades, "orders": self.orders, "fills": self.fills, "equity": self.equity,
+                 "open_trades": self.open_trades, "rejections": self.rejections, "records": self.records}
+        return {**named, **self.extra}
 
     def __repr__(self) -> str:
         m, nan = self.metrics, float("nan")

@@ -11,16 +11,20 @@ a plain path means a SQLite file.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import sqlalchemy as sa
 
 from .._time import to_ns
 from ..errors import BacktapeError
+
+if TYPE_CHECKING:
+    from ..engine.result import BacktestResult
 
 _metadata = sa.MetaData()
 
@@ -119,6 +123,15 @@ _optimizations = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+_frames = sa.Table(
+    "run_frames", _metadata,
+    sa.Column("backtest_id", sa.Integer, sa.ForeignKey("backtests.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.UniqueConstraint("backtest_id", "name"),
+)
+
 _TRADE_COLUMNS = [c.name for c in _trades.columns if c.name not in ("id", "backtest_id")]
 _HEADLINE = {
     "total_return": "total_return", "sharpe_ratio": "sharpe", "max_drawdown": "max_drawdown",
@@ -129,13 +142,14 @@ _HEADLINE = {
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One stored backtest: its header row, metrics, trades and equity curve."""
+    """One stored backtest: its header row, metrics, trades, equity curve and other named frames."""
 
     id: int
     header: dict[str, Any]
     metrics: dict[str, Any]
     trades: pl.DataFrame
     equity: pl.DataFrame
+    frames: dict[str, pl.DataFrame] = field(default_factory=dict)
 
 
 def _url(target: str | Path | None) -> str:
@@ -209,8 +223,13 @@ class ResultsStore:
         duration_s: float | None = None,
         fingerprint: dict[str, Any] | None = None,
         status: str = "completed",
+        frames: dict[str, pl.DataFrame] | None = None,
     ) -> int:
-        """Insert one run with everything about it in one transaction; return its id."""
+        """Insert one run with everything about it in one transaction; return its id.
+
+        ``frames`` are further named result frames (orders, fills, open trades, records, ...), kept
+        whole as Parquet so that any run can be rebuilt exactly (``load_result``).
+        """
         from .. import __version__
 
         params = _clean(dict(parameters))
@@ -242,6 +261,11 @@ class ResultsStore:
                 conn.execute(_trades.insert(), _trade_rows(run_id, trades))
             if equity is not None and equity.height:
                 conn.execute(_equity.insert(), _equity_rows(run_id, equity))
+            if frames:
+                conn.execute(_frames.insert(), [
+                    {"backtest_id": run_id, "name": name, "data": _parquet_bytes(df)}
+                    for name, df in frames.items()
+                ])
         return run_id
 
     def list_runs(self, limit: int = 50) -> pl.DataFrame:
@@ -285,6 +309,8 @@ class ResultsStore:
             eq_rows = conn.execute(
                 sa.select(_equity.c.ts, _equity.c.equity, _equity.c.drawdown)
                 .where(_equity.c.backtest_id == run_id).order_by(_equity.c.ts)).all()
+            frames = {r.name: pl.read_parquet(io.BytesIO(r.data)) for r in conn.execute(
+                sa.select(_frames.c.name, _frames.c.data).where(_frames.c.backtest_id == run_id))}
         trade_df = pl.DataFrame(trade_rows, schema=_trade_schema()).with_columns(
             pl.col("entry_time").cast(pl.Datetime("ns", "UTC")),
             pl.col("exit_time").cast(pl.Datetime("ns", "UTC")),
@@ -293,7 +319,27 @@ class ResultsStore:
             [tuple(r) for r in eq_rows], orient="row",
             schema={"ts": pl.Int64, "equity": pl.Float64, "drawdown": pl.Float64},
         ).with_columns(pl.col("ts").cast(pl.Datetime("ns", "UTC")))
-        return RunRecord(int(run_id), dict(head._mapping), dict(metrics), trade_df, eq)
+        return RunRecord(int(run_id), dict(head._mapping), dict(metrics), trade_df, eq, frames)
+
+    def load_result(self, run_id: int) -> BacktestResult:
+        """Rebuild a stored run as a ``BacktestResult`` (stored frames are used whole when present)."""
+        from ..engine.result import BacktestResult
+
+        rec = self.get_run(run_id)
+        head, frames = rec.header, rec.frames
+        empty = pl.DataFrame()
+        return BacktestResult(
+            strategy=head["strategy_name"], parameters=dict(head["parameters"] or {}),
+            symbols=list(head["symbols"] or []), start=to_ns(head["start_date"]),
+            end=to_ns(head["end_date"]), frequency=head["frequency"], source=head["source"] or "",
+            cash=float(head["cash"] or 0.0), metrics=rec.metrics,
+            trades=frames.get("trades", rec.trades), orders=frames.get("orders", empty),
+            fills=frames.get("fills", empty), equity=frames.get("equity", rec.equity),
+            open_trades=frames.get("open_trades", empty), rejections=frames.get("rejections", empty),
+            records=frames.get("records", empty), duration_s=float(head["duration_s"] or 0.0),
+            fingerprint=dict(head["data_fingerprint"] or {}), run_id=rec.id,
+            extra={k: v for k, v in frames.items() if k not in _RESULT_FRAMES},
+        )
 
     def compare(self, run_ids: list[int]) -> pl.DataFrame:
         """Metrics of several runs side by side: one row per metric, one column per run id."""
@@ -343,9 +389,18 @@ class ResultsStore:
     def delete_run(self, run_id: int) -> None:
         """Remove a run and everything stored with it."""
         with self.engine.begin() as conn:
-            for table in (_equity, _trades, _params, _metrics):
+            for table in (_frames, _equity, _trades, _params, _metrics):
                 conn.execute(table.delete().where(table.c.backtest_id == run_id))
             conn.execute(_backtests.delete().where(_backtests.c.id == run_id))
+
+
+_RESULT_FRAMES = ("trades", "orders", "fills", "equity", "open_trades", "rejections", "records")
+
+
+def _parquet_bytes(df: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    df.write_parquet(buf, compression="zstd")
+    return buf.getvalue()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
