@@ -214,10 +214,38 @@ def session_bins(
     else:
         period_start, period_end = cal.opens[part], cal.closes[part]
     step = tf.nanos if tf.is_intraday else 0
+    args = (ts, cal.opens[part], cal.closes[part], cal.break_starts[part], cal.break_ends[part],
+            period_start, period_end, step, include_outside)
+    if ts.size < _SMALL:
+        return _assign_bins_small(*args)
     from ._aggregate_kernels import _assign_bins
 
-    return _assign_bins(ts, cal.opens[part], cal.closes[part], cal.break_starts[part], cal.break_ends[part],
-                        period_start, period_end, step, include_outside)
+    return _assign_bins(*args)
+
+
+_SMALL = 50_000
+"""Below this many rows bins are assigned with numpy: numba's first call in a process costs ~0.3 s,
+more than numpy needs for 50,000 rows (~3 ms); above it the numba pass is ~10x faster."""
+
+
+def _assign_bins_small(
+    ts: np.ndarray, opens: np.ndarray, closes: np.ndarray, break_starts: np.ndarray, break_ends: np.ndarray,
+    period_start: np.ndarray, period_end: np.ndarray, step: int, include_outside: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``_aggregate_kernels._assign_bins`` vectorized: the same rows, bins and kept flags (tested)."""
+    j = np.maximum(np.searchsorted(opens, ts, side="right") - 1, 0)
+    after = ts >= closes[j]
+    before_break = ~after & (ts < break_starts[j])
+    after_break = ~after & ~before_break & (ts >= break_ends[j])
+    inside = before_break | after_break
+    if step == 0:
+        return period_start[j], period_end[j], inside
+    next_open = opens[np.minimum(j + 1, opens.size - 1)]
+    where = [after, before_break, after_break]
+    seg0 = np.select(where, [closes[j], opens[j], break_ends[j]], break_starts[j])
+    seg1 = np.select(where, [next_open, break_starts[j], closes[j]], break_ends[j])
+    start = seg0 + (ts - seg0) // step * step
+    return start, np.minimum(start + step, seg1), inside | include_outside
 
 
 def _check_fit(

@@ -1,7 +1,7 @@
 """The fill model: how an order becomes a price, a quantity and a commission (both engines).
 
-The vectorized engine calls these numba functions inside its loop and the event engine calls the
-same functions per order, so the two engines cannot drift apart.
+The event engine calls these functions per order as plain Python and the vectorized engine inlines
+the same source in its numba loop (``jit_kernels``), so the two engines cannot drift apart.
 
 When orders fill (per bar, in this order)
 ------------------------------------------
@@ -65,8 +65,7 @@ exit commissions of those shares.
 
 from __future__ import annotations
 
-import numpy as np
-from numba import njit
+import math
 
 from .errors import ConfigError
 
@@ -83,13 +82,11 @@ def fill_mode(name: str) -> int:
         raise ConfigError(f"fill must be one of {sorted(FILL_MODES)}, got {name!r}") from None
 
 
-@njit(cache=True, error_model="numpy")
 def slipped(price: float, side: float, slippage_bps: float) -> float:
     """Fill price after adverse slippage; ``side`` is +1 for a buy and -1 for a sell."""
     return price * (1.0 + side * slippage_bps * 1e-4)
 
 
-@njit(cache=True, error_model="numpy")
 def commission(shares: float, price: float, rate: float, fixed: float) -> float:
     """Commission of one fill: ``fixed + |shares| * price * rate`` (zero for an empty fill)."""
     if shares == 0.0:
@@ -97,7 +94,6 @@ def commission(shares: float, price: float, rate: float, fixed: float) -> float:
     return fixed + abs(shares) * price * rate
 
 
-@njit(cache=True, error_model="numpy")
 def affordable_shares(budget: float, price: float, rate: float, fixed: float, fractional: bool) -> float:
     """Most shares whose cost plus commission fit in ``budget`` (whole unless ``fractional``)."""
     available = budget - fixed
@@ -109,25 +105,41 @@ def affordable_shares(budget: float, price: float, rate: float, fixed: float, fr
     return available // unit
 
 
-@njit(cache=True, error_model="numpy")
 def _touch(open_: float, high: float, low: float, level: float, rising: bool) -> float:
     """Price at which a bar first reaches ``level`` from below (rising) or above, or NaN."""
     if rising:
         if open_ >= level:
             return open_
-        return level if high >= level else np.nan
+        return level if high >= level else math.nan
     if open_ <= level:
         return open_
-    return level if low <= level else np.nan
+    return level if low <= level else math.nan
 
 
-@njit(cache=True, error_model="numpy")
 def limit_fill_price(open_: float, high: float, low: float, level: float, side: float) -> float:
     """Fill price of a limit order (``side`` +1 buy, -1 sell) on one bar, or NaN if untouched."""
     return _touch(open_, high, low, level, side < 0)
 
 
-@njit(cache=True, error_model="numpy")
 def stop_fill_price(open_: float, high: float, low: float, level: float, side: float) -> float:
     """Fill price of a stop order (``side`` +1 buy, -1 sell) on one bar, or NaN if not triggered."""
     return _touch(open_, high, low, level, side > 0)
+
+
+KERNELS = (slipped, commission, affordable_shares, _touch, limit_fill_price, stop_fill_price)
+"""Plain Python for the event engine (no numba start-up); ``jit_kernels()`` makes them callable
+from numba code too (``register_jitable``), so both engines run the same source."""
+
+
+_jitted: list[bool] = []
+
+
+def jit_kernels() -> None:
+    """Let numba kernels call the fill functions (once per process; imports numba)."""
+    if _jitted:
+        return
+    from numba.extending import register_jitable
+
+    for fn in KERNELS:
+        register_jitable(fn)
+    _jitted.append(True)

@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
-from .engine import VectorResult, simulate
-from .indicators import atr, crossed_above, crossed_below, ema, rolling_max, rolling_min, rsi, sma
-from .strategies import sma_crossover
-from .sweep import crossover_sweep, sma_crossover_sweep, sma_pairs
+import importlib
+from typing import Any
+
+_LAZY = {
+    "VectorResult": "engine", "simulate": "engine", "atr": "indicators", "crossed_above": "indicators",
+    "crossed_below": "indicators", "ema": "indicators", "rolling_max": "indicators",
+    "rolling_min": "indicators", "rsi": "indicators", "sma": "indicators", "sma_crossover": "strategies",
+    "crossover_sweep": "sweep", "sma_crossover_sweep": "sweep", "sma_pairs": "sweep",
+}  # fmt: skip
+"""Names loaded on first use, so that importing one submodule does not start numba for all."""
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "VectorResult",

@@ -27,7 +27,17 @@ from ..analytics import (
     bar_state,
     store_bar_state,
 )  # fmt: skip
-from ..fills import FILL_NEXT_OPEN, affordable_shares, commission, limit_fill_price, slipped, stop_fill_price
+from ..fills import (
+    FILL_NEXT_OPEN,
+    affordable_shares,
+    commission,
+    jit_kernels,
+    limit_fill_price,
+    slipped,
+    stop_fill_price,
+)
+
+jit_kernels()
 
 P_CASH, P_RATE, P_FIXED, P_SLIP, P_SIZE, P_SIZE_TYPE, P_FRACTIONAL = range(7)
 P_SL, P_TP, P_TRAIL, P_FILL, P_ALLOW_SHORT, P_PPY = range(7, 13)
