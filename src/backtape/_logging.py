@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import sys
+import warnings
 from typing import Any, TextIO
 
 from ._secrets import redact
@@ -85,10 +86,27 @@ def configure_logging(*, verbose: bool = False, json_lines: bool = False,
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler._backtape = True  # type: ignore[attr-defined]
     handler.addFilter(_ScrubFilter())
+    if not json_lines:  # the command line prints the error itself, once
+        handler.addFilter(lambda record: record.__dict__.get("event") != "backtest.error")
     handler.setFormatter(
         _JsonFormatter() if json_lines else logging.Formatter("%(levelname)s %(name)s: %(message)s")
     )
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
     logger.propagate = False
+    warnings.showwarning = _as_log_record if json_lines else _SHOW_WARNING
     return logger
+
+
+_SHOW_WARNING = warnings.showwarning
+
+
+def _as_log_record(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                   file: TextIO | None = None, line: str | None = None) -> None:
+    """With JSON log lines, backtape's warnings are log records too (stderr stays one JSON per line)."""
+    from .errors import BacktapeWarning
+
+    if not issubclass(category, BacktapeWarning):
+        _SHOW_WARNING(message, category, filename, lineno, file, line)
+        return
+    logging.getLogger(LOGGER_NAME).warning(str(message), extra={"event": "warning"})

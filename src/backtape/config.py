@@ -193,7 +193,7 @@ class BacktestingConfig(_Section):
     commission: float = Field(default=float(DEFAULTS.commission), ge=0)  # type: ignore[arg-type]
     slippage_bps: float = Field(default=DEFAULTS.slippage_bps, ge=0)
     fill: Literal["next_open", "close"] = DEFAULTS.fill
-    fractional: bool = bool(DEFAULTS.fractional)
+    fractional: bool | Literal["auto"] = DEFAULTS.fractional  # type: ignore[assignment]
     leverage: PositiveFloat = DEFAULTS.leverage
     max_participation: Fraction | None = DEFAULTS.max_participation
     adjustment: Literal["raw", "split", "total_return"] = DEFAULTS.adjustment

@@ -104,6 +104,14 @@ class HistoryWindowStartsBeforeData(NoDataError):
         self.first_valid_end = first_valid_end
 
 
+class StrategyError(BacktapeError):
+    """A user strategy raised: the message names its file, line and the bar's time."""
+
+
+class OrderError(BacktapeError, ValueError):
+    """An order a strategy placed cannot exist as given (a stop on the wrong side, a bad side)."""
+
+
 class BacktapeWarning(UserWarning):
     """A notice about a run that is worth one line (shown as ``warning: ...``, without source lines)."""
 

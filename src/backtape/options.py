@@ -11,7 +11,8 @@ option                 default            meaning
 ``slippage_bps``       0.0                fixed adverse price move per fill, basis points
 ``costs``              ``None``           a full ``TransactionCostEngine``; replaces the two above
 ``fill``               ``"next_open"``    market orders fill at the next bar's open, or ``"close"``
-``fractional``         ``False``          whole shares; ``True`` (or a set of symbols) allows fractions
+``fractional``         ``"auto"``         fractions for symbols on a 24/7 calendar (crypto), whole shares
+                                          for the rest; ``True``/``False`` for all, or a set of symbols
 ``leverage``           1.0                gross exposure / equity the broker allows
 ``max_participation``  ``None``           largest fill as a fraction of the bar's volume
 ``adjustment``         ``"split"``        prices strategies read: ``raw``, ``split``, ``total_return``
@@ -51,7 +52,7 @@ class TradingOptions:
     slippage_bps: float = 0.0
     costs: TransactionCostEngine | None = None
     fill: FillMode = "next_open"
-    fractional: bool | frozenset[str] = False
+    fractional: bool | frozenset[str] | Literal["auto"] = "auto"
     leverage: float = 1.0
     max_participation: float | None = None
     adjustment: Adjustment = "split"
@@ -80,6 +81,9 @@ class TradingOptions:
             raise ConfigError(f"latency must be nanoseconds >= 0 or a timedelta, got {self.latency!r}")
         if isinstance(self.fractional, set | list | tuple):
             object.__setattr__(self, "fractional", frozenset(self.fractional))
+        if not (isinstance(self.fractional, bool | frozenset) or self.fractional == "auto"):
+            raise ConfigError(f"fractional must be true, false, 'auto' or a set of symbols, "
+                              f"got {self.fractional!r}")
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -106,6 +110,14 @@ class TradingOptions:
             percent=float(self.commission))
         return TransactionCostEngine(commission=comm, slippage=SlippageModel(bps=self.slippage_bps))
 
+    def for_symbols(self, calendars: Mapping[str, str]) -> TradingOptions:
+        """These options with ``fractional="auto"`` resolved for symbols of the given calendars."""
+        if self.fractional != "auto":
+            return self
+        crypto = frozenset(sym for sym, cal in calendars.items() if cal == CRYPTO_CALENDAR)
+        fractional: bool | frozenset[str] = True if crypto and crypto == set(calendars) else crypto or False
+        return dataclasses.replace(self, fractional=fractional)
+
     def describe(self) -> dict[str, Any]:
         """Plain values for storage and fingerprints (objects shown by their repr)."""
         out: dict[str, Any] = {}
@@ -130,6 +142,9 @@ def split_options(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
     ours = {k: v for k, v in kwargs.items() if k in names}
     return ours, {k: v for k, v in kwargs.items() if k not in names}
 
+
+CRYPTO_CALENDAR = "24/7"
+"""Symbols on this calendar trade in fractions under ``fractional="auto"``."""
 
 DEFAULTS = TradingOptions()
 

@@ -154,7 +154,9 @@ def backtest(
     data = ws.source(source)
     columns = (TextColumn("{task.description}"), BarColumn(),
                TextColumn("{task.completed:,}/{task.total:,}"), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as progress, _run_events(st.log_json):
+    err = Console(stderr=True)
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress, \
+            _run_events(st.log_json):
         task = None
 
         def report(done: int, total: int) -> None:
@@ -167,9 +169,9 @@ def backtest(
 
         result = run_backtest(strat, symbols, start, end, frequency, data, options, progress=report)
     console.print(metrics_table(result.metrics, f"{strat!r} on {','.join(result.symbols)} {frequency}"))
-    if result.rejections.height:
-        console.print(f"{result.rejections.height} order(s) resized or refused by the limits "
-                      f"(first: {result.rejections['reason'][0]})")
+    resized = result.rejections.filter(result.rejections["action"] == "resize")
+    if resized.height:
+        console.print(f"{resized.height} order(s) resized by the limits (first: {resized['reason'][0]})")
     if store:
         results = ws.store(db or True)
         assert results is not None

@@ -33,10 +33,19 @@ def build_result(run: _Run, duration: float) -> BacktestResult:
         strategy=run.strategy.name, parameters=dict(run.strategy.parameters), symbols=run.symbols,
         start=run.start, end=run.end, frequency=run.frequency, source=run.source.name,
         cash=pf.starting_cash, metrics=metrics, trades=trades, orders=orders, fills=fills, equity=eq,
-        open_trades=pf.open_trades(run.now), rejections=pl.DataFrame(run.broker.rejections),
+        open_trades=pf.open_trades(run.now), rejections=_rejections(run.broker.rejections),
         records=pl.DataFrame(run._records), duration_s=duration,
         fingerprint=_fingerprint(run),
     )
+
+def _rejections(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    frame = pl.DataFrame(rows, schema=_REJECTION_SCHEMA, orient="row")
+    return frame.with_columns(pl.col("ts").cast(pl.Datetime("ns", "UTC")))
+
+
+_REJECTION_SCHEMA = {"ts": pl.Int64, "order_id": pl.Int64, "symbol": pl.String, "action": pl.String,
+                     "requested": pl.Float64, "approved": pl.Float64, "reason": pl.String}
+
 
 def _fingerprint(run: _Run) -> dict[str, Any]:
     """What data the run saw: source and its identity, symbols, range, upstream fetches, cache

@@ -295,6 +295,11 @@ class Broker:
         if order.target_percent is not None:
             return self._execute_target(order, bar, ref, ts)
         qty = self._round(order.symbol, abs(order.remaining))
+        if qty <= 0 and order.filled == 0:
+            order.reason = (f"quantity {abs(order.remaining):g} is less than one whole unit of "
+                            f"{order.symbol} (set fractional=True to trade fractions)")
+            self._refuse(order, ts)
+            return []
         qty = min(qty, self._cap(order.symbol, bar))
         if qty <= 0:
             return []
@@ -345,6 +350,12 @@ class Broker:
                 elif not fills:
                     self._refuse(order, ts)
                     return fills
+            elif not fills and not held and not capped:
+                order.reason = (f"{equity * abs(target):,.2f} ({abs(target):.0%} of equity) buys no "
+                                f"{'' if frac else 'whole '}unit of {sym} at {price:,.2f}"
+                                f"{'' if frac else ' (set fractional=True to trade fractions)'}")
+                self._refuse(order, ts)
+                return fills
         order.status = OrderStatus.PARTIAL if capped else OrderStatus.FILLED
         return fills
 

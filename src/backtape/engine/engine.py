@@ -30,13 +30,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from .._time import TimeLike, check_range, format_ns
-from ..errors import BacktapeError, NoDataError
+from .._time import TimeLike, check_range, format_ns, to_ns
+from ..errors import BacktapeError, NoDataError, warn_once
 from ..options import TradingOptions, trading_options
 from ..portal import DataPortal
 from ..sources.base import DataSource
 from ._indicators import check_causal, point_in_time
 from ._report import build_result
+from ._user_code import strategy_error
 from .broker import Bar, Broker
 from .orders import Fill, Order, TimeInForce
 from .portfolio import Portfolio
@@ -99,6 +100,7 @@ class BacktestEngine:
             log.error("backtest error", extra={"event": "backtest.error", "strategy": strategy.name,
                                                "error": str(exc)})
             raise
+        _warn_refused(result)
         log.info("backtest complete", extra={
             "event": "backtest.complete", "strategy": strategy.name, "parameters": strategy.parameters,
             "symbols": names, "start": format_ns(s_ns), "end": format_ns(e_ns), "frequency": frequency,
@@ -106,6 +108,16 @@ class BacktestEngine:
             **{k: result.metrics.get(k) for k in ("final_equity", "total_return", "sharpe", "max_drawdown",
                                                    "trades")}})
         return result
+
+
+def _warn_refused(result: BacktestResult) -> None:
+    """One line when orders were refused (they are in ``result.rejections``, never "filled" at 0)."""
+    refused = result.rejections.filter(pl.col("action") == "reject")
+    if refused.height:
+        first = refused.row(0, named=True)
+        reason = first["reason"] or "by the risk limits"
+        warn_once(f"{refused.height:,} order(s) of {result.strategy} refused, first at "
+                  f"{format_ns(to_ns(first['ts']))}: {reason}; see result.rejections")
 
 
 class _Run:
@@ -116,6 +128,7 @@ class _Run:
         self.strategy, self.symbols, self.start, self.end = strategy, symbols, start, end
         self.frequency = frequency
         self.source = source
+        opts = opts.for_symbols({sym: source.calendar_of(sym) for sym in symbols})
         self.options = opts
         self.fill_mode = opts.fill
         self.portal = DataPortal(source, adjustment=opts.adjustment)
@@ -177,6 +190,24 @@ class _Run:
         self._actions = self._scheduled_actions()
         self._sessions = self.portal.calendar.closes
 
+    def _ready_step(self) -> int:
+        """First clock step with ``strategy.warmup`` bars of history for every symbol that has bars.
+
+        The portal loads that history before ``start`` when the data has it; when it does not, the
+        strategy is first called once it exists (said once), so strategies never guard on it.
+        """
+        need, n = int(self.strategy.warmup), len(self.clock)
+        if need <= 1 or self.tick_only:
+            return 0
+        firsts = [int(np.argmax(row >= need - 1)) if (row >= need - 1).any() else n
+                  for row in self.row_at if (row >= 0).any()]
+        ready = max(firsts, default=0)
+        if ready:
+            when = f"from {format_ns(int(self.clock[ready]))} on" if ready < n else "at no step of the run"
+            warn_once(f"{self.strategy.name} needs {need} bars of {self.frequency} history; the data has "
+                      f"them {when}, so on_bar is first called then")
+        return ready
+
     def _needs_volatility(self) -> bool:
         return self.costs.needs_volatility
 
@@ -207,6 +238,16 @@ class _Run:
 
     # the loop --------------------------------------------------------------------------
     def execute(self, progress: Callable[[int, int], None] | None) -> None:
+        """Run the clock loop; an exception from the strategy's own code becomes a ``StrategyError``."""
+        try:
+            self._execute(progress)
+        except Exception as exc:
+            error = strategy_error(exc, self.strategy, self.now)
+            if error is None:
+                raise
+            raise error from exc
+
+    def _execute(self, progress: Callable[[int, int], None] | None) -> None:
         """The clock loop (module docstring, steps 1-5). Hot: Python lists, no per-bar allocation."""
         strategy, ctx, portal, pf, broker = self.strategy, self.ctx, self.portal, self.portfolio, self.broker
         n = len(self.clock)
@@ -215,6 +256,7 @@ class _Run:
         portal.set_clock(self.start)
         strategy.initialize(ctx)
         on_bar = strategy.on_bar
+        ready = self._ready_step()
         actions, a_i, n_actions = self._actions, 0, len(self._actions)
         syms, rows = self.symbols, self.rows
         cols = [(j, syms[j], self.row_at[j].tolist(), self.bars[j]["close"].tolist())
@@ -250,7 +292,8 @@ class _Run:
                         for fill in broker.process_bar(sym, self._bar(j, r)):
                             traded[k] += abs(fill.quantity) * fill.price
                     prices[sym] = closes[r]
-                on_bar(ctx)
+                if k >= ready:
+                    on_bar(ctx)
                 if close_fill and working:
                     for j, sym, row_at, _ in cols:
                         r = row_at[k]

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ..errors import BacktapeError, LookAheadError
+from ..errors import BacktapeError, LookAheadError, OrderError
 from ..portal.requirements import DataRequirement
 from .orders import Fill, Order, OrderType, TimeInForce
 
@@ -251,10 +251,10 @@ class Context:
             raise BacktapeError("sizing needs a RiskManager with a sizer, e.g. "
                                 "run_backtest(..., risk=RiskManager(sizer=FixedFractional(0.01)))")
         if side not in (1, -1):
-            raise ValueError(f"side must be +1 (long) or -1 (short), got {side!r}")
+            raise OrderError(f"side must be +1 (long) or -1 (short), got {side!r}")
         price = self._price(symbol)
         if stop is not None and not (stop - price) * side < 0:
-            raise ValueError(f"stop {stop} of a {'long' if side > 0 else 'short'} {symbol} entry must be "
+            raise OrderError(f"stop {stop} of a {'long' if side > 0 else 'short'} {symbol} entry must be "
                              f"{'below' if side > 0 else 'above'} the price {price}")
         window = int(getattr(risk.sizer, "volatility_window", 0) or 0)
         volatility = None

@@ -155,7 +155,8 @@ def _vector_options(data: MarketData, spec: EvalSpec) -> dict[str, Any]:
     missing = unsupported(spec.options)
     if missing:
         raise ConfigError(f"the vector engine cannot model {', '.join(missing)}; use engine='event'")
-    return {"periods_per_year": data.periods_per_year, **kernel_arguments(spec.options)}
+    options = spec.options.for_symbols({sym: data.calendar for sym in data.symbols})
+    return {"periods_per_year": data.periods_per_year, **kernel_arguments(options)}
 
 
 def _vector(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..costs import Commission
+from ..errors import ConfigError
 from ..options import DEFAULTS, TradingOptions
 
 
@@ -33,7 +34,10 @@ def unsupported(options: TradingOptions) -> list[str]:
 
 
 def kernel_arguments(options: TradingOptions) -> dict[str, Any]:
-    """Keyword arguments of ``simulate``/``cost_params`` for ``options`` (see ``unsupported`` first)."""
+    """Keyword arguments of ``simulate``/``cost_params`` for ``options`` (see ``unsupported`` first;
+    ``fractional="auto"`` must be resolved with ``TradingOptions.for_symbols``)."""
+    if options.fractional == "auto":
+        raise ConfigError("fractional='auto' is resolved per symbol first (TradingOptions.for_symbols)")
     commission = options.commission
     if isinstance(commission, Commission):
         commission = commission.percent

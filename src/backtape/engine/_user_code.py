@@ -1,0 +1,31 @@
+"""Exceptions raised by a user's strategy, reported as one line naming its file, line and bar time."""
+
+from __future__ import annotations
+
+import inspect
+import traceback
+
+from .._time import format_ns
+from ..errors import BacktapeError, StrategyError
+from .strategy import Strategy
+
+
+def strategy_error(exc: BaseException, strategy: Strategy, now: int) -> StrategyError | None:
+    """``exc`` as a ``StrategyError`` when it passed through the strategy's own source file.
+
+    ``None`` when it did not (a fault of backtape itself, left as it is) or when it already is a
+    ``BacktapeError`` (its message names the input).
+    """
+    if isinstance(exc, BacktapeError | KeyboardInterrupt):
+        return None
+    try:
+        source = inspect.getsourcefile(type(strategy))
+    except TypeError:
+        return None
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == source]
+    if not frames:
+        return None
+    at = frames[-1]
+    name = type(strategy).__name__
+    return StrategyError(f"{type(exc).__name__} in {name}.{at.name} ({at.filename}:{at.lineno}) at "
+                         f"{format_ns(now)}: {exc}")
