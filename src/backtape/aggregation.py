@@ -10,7 +10,9 @@ Rules
   the session opens on the previous UTC day (CME Globex opens 17:00 Chicago the evening before).
 * **Weekly bars** gather the sessions of one ISO week (Monday to Sunday, by session date): ``ts`` =
   that week's first session open, ``ts_end`` = its last session close, both from the calendar (so a
-  week with missing data still ends when the exchange's week ends).
+  week with missing data still ends when the exchange's week ends). ``Nw`` bars gather N ISO weeks,
+  ``Nd`` bars N sessions (counted from the calendar's first), and months (``1mo``), quarters
+  (``1q``) and years (``1y``) the sessions of each calendar period, the same way.
 * Early closes and DST come from the calendar's actual opens and closes (UTC nanoseconds).
 * ``calendar=None`` means ``"24/7"``: sessions midnight to midnight UTC every day, right for crypto.
   For exchange-traded data pass the source's calendar (``source.calendar``, e.g. ``"XNYS"``).
@@ -44,7 +46,7 @@ from ._time import NS_PER_DAY, format_ns
 from .calendars import TradingCalendar, get_calendar
 from .errors import DataValidationError, InvalidRangeError, NoDataError, TimeframeError
 from .schema import BAR_SCHEMA, TS, conform, empty
-from .timeframes import Timeframe
+from .timeframes import MONTHS, Timeframe
 from .validation import sort_by_symbol_ts
 
 CalendarLike = str | TradingCalendar | None
@@ -207,12 +209,12 @@ def session_bins(
     lo = max(int(np.searchsorted(cal.closes, first_ts, side="right")) - 1, 0)
     hi = min(int(np.searchsorted(cal.opens, last_ts, side="right")) + 1, len(cal.opens))
     part = slice(lo, hi)
-    if tf.unit == "w":  # a week runs from its first session's open to its last session's close
-        week = (cal.labels // NS_PER_DAY + 3) // 7  # ISO weeks: 1970-01-05 (day 4) was a Monday
-        period_start = cal.opens[np.searchsorted(week, week[part], side="left")]
-        period_end = cal.closes[np.searchsorted(week, week[part], side="right") - 1]
-    else:
+    if tf.is_intraday or (tf.unit == "d" and tf.n == 1):
         period_start, period_end = cal.opens[part], cal.closes[part]
+    else:  # a period runs from its first session's open to its last session's close
+        key = period_keys(cal, tf)
+        period_start = cal.opens[np.searchsorted(key, key[part], side="left")]
+        period_end = cal.closes[np.searchsorted(key, key[part], side="right") - 1]
     step = tf.nanos if tf.is_intraday else 0
     args = (ts, cal.opens[part], cal.closes[part], cal.break_starts[part], cal.break_ends[part],
             period_start, period_end, step, include_outside)
@@ -221,6 +223,21 @@ def session_bins(
     from ._aggregate_kernels import _assign_bins
 
     return _assign_bins(*args)
+
+
+def period_keys(cal: TradingCalendar, tf: Timeframe) -> np.ndarray:
+    """Per session of ``cal``, the number of its ``tf`` period (non-decreasing; ``tf`` a day or more).
+
+    ``Nd`` counts sessions from the calendar's first; weeks are ISO weeks (1970-01-05, day 4, was a
+    Monday); months, quarters and years are calendar ones, all counted from 1970.
+    """
+    day = cal.labels // NS_PER_DAY
+    if tf.unit == "d":
+        return np.arange(day.size, dtype=np.int64) // tf.n
+    if tf.unit == "w":
+        return (day + 3) // 7 // tf.n
+    month = day.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    return month // (MONTHS[tf.unit] * tf.n)
 
 
 _SMALL = 50_000

@@ -352,10 +352,10 @@ def periods_per_year(
     spy = sessions_per_year(calendar, years)
     if frequency is not None:
         tf = Timeframe.parse(frequency)
-        if tf.unit == "w":
-            return 52.0
+        if tf.per_year is not None:
+            return tf.per_year
         if tf.unit == "d":
-            return float(spy)
+            return float(spy) / tf.n
         lengths = cal.closes - cal.opens
         per_session = math.ceil(float(np.median(lengths)) / tf.nanos)
         return float(per_session * spy)

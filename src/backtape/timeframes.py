@@ -5,11 +5,17 @@ written    meaning                                       kind
 =========  ===========================================  ==========================
 ``Nmin``   N minutes (``1min 5min 15min 30min 90min``)   intraday, session-anchored
 ``Nh``     N hours (``1h 4h``)                           intraday, session-anchored
-``1d``     one exchange session                          session
-``1w``     the sessions of one calendar week              sessions
+``Nd``     N exchange sessions (``1d 2d 5d``)              sessions, counted from the
+                                                        calendar's first session
+``Nw``     the sessions of N ISO weeks (``1w 2w``)         sessions
+``Nmo``    the sessions of N calendar months (``1mo``)     sessions
+``Nq``     the sessions of N calendar quarters (``1q``)    sessions
+``Ny``     the sessions of N calendar years (``1y``)       sessions
 =========  ===========================================  ==========================
 
-``1m`` and ``1M`` are rejected: they mean minute to some users and month to others.
+Above the day, bars are calendar-true: a month bar holds that month's sessions, opens at its first
+session's open and ends (``ts_end``) at its last session's close. ``1m`` and ``1M`` are rejected:
+they mean minute to some users and month to others.
 """
 
 from __future__ import annotations
@@ -21,34 +27,43 @@ from typing import Literal
 from ._time import NS_PER_DAY, NS_PER_HOUR, NS_PER_MINUTE
 from .errors import TimeframeError
 
-Unit = Literal["min", "h", "d", "w"]
+Unit = Literal["min", "h", "d", "w", "mo", "q", "y"]
 
 _ALIASES: dict[str, Unit] = {
     "min": "min", "mins": "min", "minute": "min", "minutes": "min", "t": "min",
     "h": "h", "hr": "h", "hour": "h", "hours": "h",
     "d": "d", "day": "d", "days": "d",
     "w": "w", "wk": "w", "week": "w", "weeks": "w",
+    "mo": "mo", "mon": "mo", "month": "mo", "months": "mo",
+    "q": "q", "qtr": "q", "quarter": "q", "quarters": "q",
+    "y": "y", "yr": "y", "year": "y", "years": "y",
 }
 _PATTERN = re.compile(r"^\s*(\d*)\s*([A-Za-z]+)\s*$")
-_UNIT_NS = {"min": NS_PER_MINUTE, "h": NS_PER_HOUR, "d": NS_PER_DAY, "w": 7 * NS_PER_DAY}
+_YEAR_NS = int(365.2425 * NS_PER_DAY)
+_UNIT_NS = {"min": NS_PER_MINUTE, "h": NS_PER_HOUR, "d": NS_PER_DAY, "w": 7 * NS_PER_DAY,
+            "mo": _YEAR_NS // 12, "q": _YEAR_NS // 4, "y": _YEAR_NS}
+_PER_YEAR = {"w": 52.0, "mo": 12.0, "q": 4.0, "y": 1.0}
+MONTHS = {"mo": 1, "q": 3, "y": 12}
+"""Calendar months in one unit of the month-based timeframes."""
 
 
 @dataclass(frozen=True, order=True, slots=True)
 class Timeframe:
-    """A bar size: ``n`` units of minutes, hours, sessions (``d``) or weeks (``w``)."""
+    """A bar size: ``n`` minutes, hours, sessions (``d``), weeks, months, quarters or years."""
 
     n: int
     unit: Unit
 
     @classmethod
     def parse(cls, value: str | Timeframe) -> Timeframe:
-        """Parse ``'5min'``, ``'1h'``, ``'1d'``, ``'1w'`` (also ``'minute'``, ``'daily'``...)."""
+        """Parse ``'5min'``, ``'1h'``, ``'1d'``, ``'1w'``, ``'1mo'``, ``'1q'``, ``'1y'`` (or ``'daily'``)."""
         if isinstance(value, Timeframe):
             return value
         if not isinstance(value, str):
             raise TimeframeError(f"timeframe must be a string such as '5min', got {value!r}")
         text = value.strip()
-        special = {"daily": "1d", "weekly": "1w", "hourly": "1h", "minutely": "1min"}
+        special = {"daily": "1d", "weekly": "1w", "hourly": "1h", "minutely": "1min", "monthly": "1mo",
+                   "quarterly": "1q", "yearly": "1y", "annual": "1y"}
         text = special.get(text.lower(), text)
         m = _PATTERN.match(text)
         if not m:
@@ -58,7 +73,7 @@ class Timeframe:
             n = count_text or "1"
             raise TimeframeError(
                 f"timeframe {value!r} is ambiguous (minutes or months?): write '{n}min' for "
-                f"{n} minute(s); months are not a bar size"
+                f"{n} minute(s) or '{n}mo' for {n} month(s)"
             )
         unit = _ALIASES.get(unit_text.lower())
         if unit is None:
@@ -68,10 +83,6 @@ class Timeframe:
             raise TimeframeError(f"timeframe {value!r}: the count must be positive")
         if unit == "min" and n % 60 == 0:
             unit, n = "h", n // 60
-        if unit in ("d", "w") and n != 1:
-            raise TimeframeError(
-                f"timeframe {value!r}: only '1d' (one session) and '1w' are supported at daily scale"
-            )
         return cls(n, unit)
 
     @property
@@ -83,6 +94,12 @@ class Timeframe:
     def nanos(self) -> int:
         """Nominal length in nanoseconds (a session or a week is nominal, not exact)."""
         return self.n * _UNIT_NS[self.unit]
+
+    @property
+    def per_year(self) -> float | None:
+        """Bars per year of a week-or-longer timeframe (52/n, 12/n, 4/n, 1/n); None below a week."""
+        per = _PER_YEAR.get(self.unit)
+        return None if per is None else per / self.n
 
     @property
     def minutes(self) -> int:
@@ -100,5 +117,5 @@ DAILY = Timeframe(1, "d")
 def _help(value: object) -> str:
     return (
         f"cannot parse timeframe {value!r}: write a count and a unit, e.g. "
-        "'1min', '5min', '15min', '30min', '1h', '4h', '1d' or '1w'"
+        "'1min', '5min', '15min', '30min', '1h', '4h', '1d', '5d', '1w', '1mo', '1q' or '1y'"
     )

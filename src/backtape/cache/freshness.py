@@ -20,7 +20,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
-from .._time import NS_PER_DAY, NS_PER_HOUR, NS_PER_SECOND, TimeLike, to_ns
+from .._time import NS_PER_HOUR, NS_PER_SECOND, TimeLike, to_ns
 from ..calendars import TradingCalendar, get_calendar
 from ..sources import registry
 from ..sources.base import DataSource
@@ -41,8 +41,8 @@ def immutable_before(calendar: TradingCalendar, frequency: str | None, fetched_a
     if i < 0:
         return int(calendar.opens[0]) if len(calendar.opens) else fetched_at
     boundary = int(calendar.closes[i])
-    if frequency and frequency not in ("tick", "-") and Timeframe.parse(frequency).unit == "w":
-        boundary -= 7 * NS_PER_DAY
+    if frequency and frequency not in ("tick", "-") and (tf := Timeframe.parse(frequency)).per_year:
+        boundary -= tf.nanos  # a week-or-longer bar is closed only once its whole period is
     return boundary
 
 

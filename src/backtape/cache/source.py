@@ -28,7 +28,7 @@ import polars as pl
 
 from .._async import run_sync
 from .._paths import expand_path
-from .._time import NS_PER_DAY, TimeLike, check_range, now_ns
+from .._time import TimeLike, check_range, now_ns
 from ..calendars import TradingCalendar, get_calendar
 from ..errors import BacktapeError
 from ..schema import empty
@@ -284,7 +284,7 @@ class CachedDataSource(DataSource):
             j = min(i + self.read_ahead_bars, len(self._calendar.opens) - 1)
             target = int(self._calendar.opens[j]) if j > i else b
         else:
-            target = b + self.read_ahead_bars * (tf.nanos if tf.unit != "w" else 7 * NS_PER_DAY)
+            target = b + self.read_ahead_bars * tf.nanos
         later = [s for s, _ in covered_intervals(spans, lambda sp: True) if s >= b]
         return (a, max(b, min([target, now, *later])))
 
