@@ -1,7 +1,9 @@
 """The one place that talks to exchange calendars: sessions, opens, closes, 24/7 markets.
 
 A ``TradingCalendar`` answers in UTC nanoseconds. Sessions come from ``exchange-calendars``; the
-special name ``"24/7"`` gives midnight-to-midnight UTC sessions every day. Calendars are built once
+special name ``"24/7"`` gives midnight-to-midnight UTC sessions every day, and ``"FX"`` the foreign
+exchange market's: one session per weekday, from 17:00 New York the evening before to 17:00 New York
+(Sunday 17:00 opens Monday's), following New York's daylight saving time. Calendars are built once
 for a wide range of years, kept on disk (``~/.cache/backtape/calendars``, one ``.npz`` per calendar
 and exchange-calendars version, so a fresh process skips building them and importing pandas) and
 shared within a process.
@@ -15,6 +17,7 @@ import os
 import tempfile
 import warnings
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +26,8 @@ import polars as pl
 from ._time import NS_PER_DAY, TimeLike, to_ns
 from .errors import BacktapeError
 
-ALIASES = {"NYSE": "XNYS", "NASDAQ": "XNAS", "CME": "CMES", "247": "24/7", "CRYPTO": "24/7"}
+ALIASES = {"NYSE": "XNYS", "NASDAQ": "XNAS", "CME": "CMES", "247": "24/7", "CRYPTO": "24/7",
+           "FOREX": "FX"}
 _FIRST_YEAR, _LAST_YEAR = 1990, 2035
 
 
@@ -101,6 +105,8 @@ def get_calendar(name: str = "XNYS") -> TradingCalendar:
         labels = np.arange(start, to_ns(f"{_LAST_YEAR + 1}-01-01"), NS_PER_DAY, dtype=np.int64)
         closes = labels + NS_PER_DAY
         return TradingCalendar("24/7", labels, labels.copy(), closes, closes.copy(), closes.copy())
+    if key == "FX":
+        return _fx_calendar()
     path = _cache_file(key)
     cached = _load(path, key) if path is not None else None
     if cached is not None:
@@ -109,6 +115,20 @@ def get_calendar(name: str = "XNYS") -> TradingCalendar:
     if path is not None:
         _save(path, calendar)
     return calendar
+
+
+def _fx_calendar() -> TradingCalendar:
+    """Weekday sessions from 17:00 New York the day before to 17:00 New York (DST-aware)."""
+    days = pl.date_range(pl.date(_FIRST_YEAR, 1, 1), pl.date(_LAST_YEAR, 12, 31), "1d", eager=True)
+    days = days.filter(days.dt.weekday() <= 5)
+
+    def at_five(d: pl.Series) -> np.ndarray:
+        local = (d.cast(pl.Datetime("ns")) + timedelta(hours=17)).dt.replace_time_zone("America/New_York")
+        return local.dt.convert_time_zone("UTC").dt.epoch("ns").to_numpy().astype(np.int64)
+
+    labels = days.cast(pl.Datetime("ns")).dt.epoch("ns").to_numpy().astype(np.int64)
+    opens, closes = at_five(days - timedelta(days=1)), at_five(days)
+    return TradingCalendar("FX", labels, opens, closes, closes.copy(), closes.copy())
 
 
 def _cache_file(key: str) -> Path | None:
@@ -151,7 +171,7 @@ def _build(name: str, key: str) -> TradingCalendar:
     if key not in xcals.get_calendar_names(include_aliases=True):
         raise BacktapeError(
             f"unknown exchange calendar {name!r}; use an exchange-calendars name such as "
-            "'XNYS', 'XNAS', 'CMES', 'XLON' or '24/7'"
+            "'XNYS', 'XNAS', 'CMES', 'XLON', or 'FX' or '24/7'"
         )
     with warnings.catch_warnings():  # exchange-calendars' own pandas deprecations are not ours
         warnings.simplefilter("ignore")
