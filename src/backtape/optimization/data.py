@@ -149,9 +149,9 @@ def load_market_data(
     bars, base, adjusted = {}, {}, {}
     for sym in names:
         view = portal.bars(sym, frequency)
-        bars[sym] = {"ts": view.ts, "ts_end": view.ts_end, **{f: view.fields[f] for f in _FIELDS}}
+        bars[sym] = {"ts": view.ts, "ts_end": view.ts_end, **view.fields}  # prepared features too
         raw = portal.store.series(sym)
-        base[sym] = {"ts": raw.ts, "ts_end": raw.ts_end, **{f: raw.fields[f] for f in _FIELDS}}
+        base[sym] = {"ts": raw.ts, "ts_end": raw.ts_end, **raw.fields}
         in_range = (view.ts >= s_ns) & (view.ts < e_ns)
         if not in_range.any():
             raise NoDataError(f"no {frequency} bars for {sym} in [{format_ns(s_ns)}, {format_ns(e_ns)})")

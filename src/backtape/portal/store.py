@@ -59,7 +59,7 @@ class BarStore:
         if bars.height and bars["symbol"].rle().len() != bars["symbol"].n_unique():
             bars = bars.sort(["symbol", "ts"], maintain_order=True)
         has_vwap = "vwap" in bars.columns and bars["vwap"].null_count() < bars.height
-        names = [f for f in BAR_FIELDS if f != "vwap" or has_vwap]
+        names = [f for f in BAR_FIELDS if f != "vwap" or has_vwap] + _extra_fields(bars)
         self._columns: dict[str, np.ndarray] = {
             "ts": _int_ns(bars["ts"]),
             "ts_end": _int_ns(bars["ts_end"]),
@@ -164,3 +164,11 @@ class TickStore:
     @property
     def nbytes(self) -> int:
         return int(self.frame.estimated_size()) + self._ts.nbytes
+
+
+_KNOWN = frozenset(("symbol", "ts", "ts_end", "transactions", *BAR_FIELDS))
+
+
+def _extra_fields(bars: pl.DataFrame) -> list[str]:
+    """Further numeric or boolean columns (``backtape.prepare`` features, flags) kept as float fields."""
+    return [c for c, t in bars.schema.items() if c not in _KNOWN and (t.is_numeric() or t == pl.Boolean)]
