@@ -30,7 +30,7 @@ def filled(tmp_path) -> CountingSource:
 def test_clean_older_than_removes_rows_and_coverage_together(tmp_path) -> None:
     up = filled(tmp_path)
     report = clean_cache(tmp_path, older_than_ns=30 * NS_PER_DAY, now=NEW + NS_PER_DAY)
-    assert report.spans == 1 and report.rows == 41 and report.files == 2
+    assert report.spans == 1 and report.rows == 41 and report.files == 1  # one decade file of daily bars
     fresh = CachedDataSource(up, cache_dir=tmp_path, clock=lambda: NEW, freshness_policy=NeverStalePolicy())
     assert fresh.coverage("OLD") == [] and len(fresh.coverage("NEW")) == 1
     calls = len(up.calls)

@@ -37,6 +37,11 @@ CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (k, v) VALUES ('generation', 0);
 """
 
+# an index with no files starts at the current partition layout; an older one has no row (layout 1)
+_NEW_LAYOUT = """
+INSERT OR IGNORE INTO meta (k, v) SELECT 'layout', 2 WHERE NOT EXISTS (SELECT 1 FROM files);
+"""
+
 _KEY_WHERE = "source = ? AND kind = ? AND symbol = ? AND frequency = ? AND adjustment = ?"
 
 
@@ -85,7 +90,7 @@ class CoverageIndex:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._con().executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+        self._con().executescript(f"BEGIN IMMEDIATE; {_SCHEMA} {_NEW_LAYOUT} COMMIT;")
 
     def _con(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
@@ -114,6 +119,16 @@ class CoverageIndex:
     def generation(self) -> int:
         """A counter bumped by every commit (from any process): cheap change detection."""
         return int(self._con().execute("SELECT v FROM meta WHERE k = 'generation'").fetchone()[0])
+
+    def layout(self) -> int:
+        """Partition layout the files follow (``cache.store.LAYOUT`` once migrated)."""
+        row = self._con().execute("SELECT v FROM meta WHERE k = 'layout'").fetchone()
+        return int(row[0]) if row else 1
+
+    def set_layout(self, version: int) -> None:
+        with self._tx() as con:
+            con.execute("INSERT INTO meta (k, v) VALUES ('layout', ?) ON CONFLICT(k) DO UPDATE SET v = ?",
+                        (version, version))
 
     def spans(self, key: CacheKey, start: int | None = None, end: int | None = None) -> list[Span]:
         """The coverage of ``key`` sorted by start; only spans meeting ``[start, end)`` if given."""

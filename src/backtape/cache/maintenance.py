@@ -15,7 +15,7 @@ from ..errors import CacheError
 from .coverage import cut
 from .index import CacheKey, Change, CoverageIndex
 from .locks import KeyLocks
-from .store import PartitionStore, empty_part, partitions
+from .store import LAYOUT, PartitionStore, empty_part, partition_unit, partitions
 
 
 @dataclass
@@ -83,7 +83,7 @@ async def _clean(root: Path, older_than_ns: int | None, max_bytes: int | None, n
 
 def _remove_range(index: CoverageIndex, store: PartitionStore, key: CacheKey, gap: tuple[int, int],
                   report: CleanReport) -> None:
-    existing = index.files(key, partitions(key.kind, *gap))
+    existing = index.files(key, partitions(key.kind, *gap, key.frequency))
     added, removed = store.replace_range(key, gap, empty_part(key.kind), existing)
     index.commit(Change(spans={key: cut(index.spans(key), gap)}, added=added, removed=removed))
     store.delete(removed)
@@ -103,3 +103,28 @@ def _remove_key(index: CoverageIndex, store: PartitionStore, key: CacheKey, repo
     report.rows += sum(f.rows for f in files)
     report.bytes += freed
     return freed
+
+
+async def migrate_layout(index: CoverageIndex, store: PartitionStore, locks: KeyLocks) -> int:
+    """Rewrite every key whose files follow an older partition layout; returns how many keys.
+
+    Each key is rewritten under its lock in one commit (new files, then the index), so a crash leaves
+    either layout whole; unlisted new files are removed by ``gc``. Coverage does not change.
+    """
+    moved = 0
+    for key in index.cache_keys():
+        unit = partition_unit(key.kind, key.frequency)
+        if all(f.partition.startswith(f"{unit}=") for f in index.files(key)):
+            continue
+        async with locks.hold([key]):
+            files = index.files(key)
+            if all(f.partition.startswith(f"{unit}=") for f in files):
+                continue
+            rows = store.read(key.kind, files)
+            added = [store.write(key, part, frame)
+                     for part, frame in store.split(key.kind, rows, key.frequency).items()]
+            index.commit(Change(added=added, removed=files))
+            store.delete(files)
+            moved += 1
+    index.set_layout(LAYOUT)
+    return moved

@@ -42,7 +42,7 @@ from .index import CacheKey, Change, CoverageIndex
 from .locks import KeyLocks
 from .memory import MemoryLRU
 from .stats import CacheStats
-from .store import PartitionStore, partitions, to_file_frame
+from .store import LAYOUT, PartitionStore, partitions, to_file_frame
 
 DEFAULT_MEMORY_BYTES = 256 * 1024 * 1024
 _NO_FREQUENCY = {"trades": "tick", "quotes": "tick", "actions": "-"}
@@ -107,6 +107,10 @@ class CachedDataSource(DataSource):
         self._adjustment = "adjusted" if meta.capabilities.adjusted else "raw"
         self._calendar = _calendar_or_24_7(meta.calendar)
         self._spans: dict[CacheKey, list[Span]] = {}
+        if self._index.layout() < LAYOUT:
+            from .maintenance import migrate_layout
+
+            run_sync(migrate_layout(self._index, self._store, self._locks))
         self._generation = self._index.generation()
         self._state_lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -313,7 +317,7 @@ class CachedDataSource(DataSource):
             change = Change(counters={"upstream_calls": 1, "rows_fetched": upstream_rows})
             for sym, key in keys.items():
                 frame = to_file_frame(kind, by_symbol.get(sym, rows.clear()))
-                existing = self._index.files(key, partitions(kind, gap[0], gap[1]))
+                existing = self._index.files(key, partitions(kind, gap[0], gap[1], frequency))
                 added, removed = self._store.replace_range(key, gap, frame, existing)
                 change.spans[key] = record(self._index.spans(key), span)
                 change.added += added
@@ -341,7 +345,7 @@ class CachedDataSource(DataSource):
         raise AssertionError("unreachable")
 
     def _read_once(self, kind: str, keys: dict[str, CacheKey], s: int, e: int) -> tuple[pl.DataFrame, bool]:
-        parts = partitions(kind, s, e)
+        parts = partitions(kind, s, e, next(iter(keys.values())).frequency if keys else "")
         pieces: list[pl.DataFrame] = []
         all_memory = True
         for sym in sorted(keys):

@@ -3,8 +3,12 @@
 Layout (readable as is by Polars ``scan_parquet(hive_partitioning=True)`` and DuckDB)::
 
     {root}/{kind}/source={id}/symbol={sym}/frequency={f}/adjustment={a}/month=2024-01/part-<uuid>.parquet
-                                                                        day=2024-01-02   (trades, quotes)
-                                                                        year=2024        (actions)
+
+Partitions suit the rows they hold: ``month=2024-01`` for bars under an hour, ``year=2024`` for
+hour bars, ``decade=2020`` for daily and longer bars (a decade of daily bars is ~2,500 rows: 500
+symbols x 20 years are ~1,500 files, not 120,000), ``day=2024-01-02`` for trades and quotes and
+``year=2024`` for actions. Caches written with the older month-only bar layout are rewritten once
+(``cache.maintenance.migrate_layout``).
 
 Path values are percent-encoded by :func:`encode_component` (a long source identity is shortened
 to its name and a hash by :func:`source_component`), so no symbol can name a parent folder,
@@ -27,9 +31,10 @@ from pathlib import Path
 
 import polars as pl
 
-from .._time import NS_PER_DAY, now_ns
+from .._time import NS_PER_DAY, NS_PER_HOUR, now_ns
 from ..errors import CacheError
 from ..schema import SCHEMAS, conform
+from ..timeframes import Timeframe
 from .index import CacheKey, FileEntry
 
 #: a partition holding more files than this is rewritten as one file on the next write
@@ -37,6 +42,8 @@ COMPACT_AT = 8
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 _MAX_COMPONENT = 240
 _PARTITION_UNIT = {"bars": "month", "trades": "day", "quotes": "day", "actions": "year"}
+#: version of the partition layout; 2 = bar partitions sized by frequency
+LAYOUT = 2
 _STRFTIME = {"month": "%Y-%m", "day": "%Y-%m-%d", "year": "%Y"}
 #: bars are read far more often than written and are small: stored without compression (parquet's
 #: encodings still apply), which reads ~40% faster than lz4; ticks are large and stay compressed
@@ -91,17 +98,25 @@ def decode_component(text: str) -> str:
     return raw.decode()
 
 
-def partition_unit(kind: str) -> str:
-    return _PARTITION_UNIT[kind]
+def partition_unit(kind: str, frequency: str = "") -> str:
+    """``month``, ``year`` or ``decade`` for bars by their frequency; ``day`` or ``year`` otherwise."""
+    if kind != "bars" or not frequency:
+        return _PARTITION_UNIT[kind]
+    tf = Timeframe.parse(frequency)
+    if tf.is_intraday:
+        return "month" if tf.nanos < NS_PER_HOUR else "year"
+    return "decade"
 
 
-def partitions(kind: str, start: int, end: int) -> list[str]:
+def partitions(kind: str, start: int, end: int, frequency: str = "") -> list[str]:
     """Partition names (``month=2024-01``...) overlapping ``[start, end)``, in order.
 
-    >>> partitions("bars", 1704067200000000000, 1709251200000000000)  # 2024-01-01 .. 2024-03-01
+    >>> partitions("bars", 1704067200000000000, 1709251200000000000, "1min")  # 2024-01-01 .. 03-01
     ['month=2024-01', 'month=2024-02']
+    >>> partitions("bars", 1704067200000000000, 1709251200000000000, "1d")
+    ['decade=2020']
     """
-    unit = _PARTITION_UNIT[kind]
+    unit = partition_unit(kind, frequency)
     day = dt.date(1970, 1, 1) + dt.timedelta(days=start // NS_PER_DAY)
     last = dt.date(1970, 1, 1) + dt.timedelta(days=(end - 1) // NS_PER_DAY)
     out: list[str] = []
@@ -114,6 +129,8 @@ def partitions(kind: str, start: int, end: int) -> list[str]:
         while (y, m) <= (last.year, last.month):
             out.append(f"month={y:04d}-{m:02d}")
             y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    elif unit == "decade":
+        out = [f"decade={y}" for y in range(day.year // 10 * 10, last.year + 1, 10)]
     else:
         out = [f"year={y}" for y in range(day.year, last.year + 1)]
     return out
@@ -144,12 +161,15 @@ class PartitionStore:
                 / f"symbol={encode_component(key.symbol)}" / f"frequency={encode_component(key.frequency)}"
                 / f"adjustment={encode_component(key.adjustment)}" / partition)
 
-    def split(self, kind: str, rows: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    def split(self, kind: str, rows: pl.DataFrame, frequency: str = "") -> dict[str, pl.DataFrame]:
         """Rows (file schema, sorted by ts) grouped by partition name."""
         if rows.height == 0:
             return {}
-        unit = _PARTITION_UNIT[kind]
-        label = pl.col("ts").dt.strftime(_STRFTIME[unit])
+        unit = partition_unit(kind, frequency)
+        if unit == "decade":
+            label = (pl.col("ts").dt.year() // 10 * 10).cast(pl.String)
+        else:
+            label = pl.col("ts").dt.strftime(_STRFTIME[unit])
         keyed = rows.with_columns(label.alias("__part"))
         return {f"{unit}={name}": frame.drop("__part")
                 for (name,), frame in keyed.partition_by("__part", as_dict=True, maintain_order=True).items()}
@@ -216,7 +236,7 @@ class PartitionStore:
         compacted into one. ``existing`` must list every file of the partitions involved.
         """
         a, b = gap
-        new_parts = self.split(key.kind, rows)
+        new_parts = self.split(key.kind, rows, key.frequency)
         overlapping = {f.path for f in existing if f.max_ts >= a and f.min_ts < b}
         involved = set(new_parts) | {f.partition for f in existing if f.path in overlapping}
         added: list[FileEntry] = []
