@@ -85,6 +85,10 @@ class CacheError(BacktapeError):
     """The cache folder or its index is unusable."""
 
 
+class CorruptBundleError(CacheError):
+    """A bundle's metadata cannot be read; the message says how to recover."""
+
+
 class LookAheadError(BacktapeError):
     """Something asked for data after the portal's clock."""
 

@@ -2,6 +2,7 @@
 
     python _worker.py fetch CACHE LOG GO START END SYMBOLS   wait for GO, fetch, verify, exit 0
     python _worker.py crash CACHE STAGE MARKER START END     stop forever at STAGE (parent SIGKILLs)
+    python _worker.py ingest BUNDLES GO NAME SYMBOLS         wait for GO, ingest SYMBOLS into bundle NAME
 """
 
 from __future__ import annotations
@@ -39,6 +40,16 @@ def _crash(cache: str, stage: str, marker: str, start: str, end: str) -> int:
     return 3  # the parent kills us before this point
 
 
+def _ingest(bundles: str, go: str, name: str, symbols: str) -> int:
+    from backtape.cache.bundles import ingest_to_bundle
+
+    while not Path(go).exists():
+        time.sleep(0.01)
+    ingest_to_bundle(name, symbols.split(","), "2024-01-01", "2024-03-01", "1d",
+                     source=CountingSource(delay=0.2), bundles_dir=bundles)
+    return 0
+
+
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
-    sys.exit(_fetch(*args) if mode == "fetch" else _crash(*args))
+    sys.exit({"fetch": _fetch, "crash": _crash, "ingest": _ingest}[mode](*args))

@@ -75,3 +75,38 @@ def test_ingest_from_the_synthetic_source(tmp_path) -> None:
     assert meta.row_count == 2 * 78 and meta.missing_data_pct == 0
     got = BundleDataSource("syn", tmp_path).fetch_sync("ACME", "2024-01-02", "2024-01-04", "5min")
     assert got.equals(src.fetch_sync("ACME", "2024-01-02", "2024-01-04", "5min"))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "wrong_schema", "empty"])
+def test_one_unreadable_bundle_is_reported_and_the_others_list(tmp_path, damage) -> None:
+    import polars as pl
+
+    from backtape.cache.bundles import scan_bundles
+    from backtape.errors import BacktapeWarning, CorruptBundleError
+
+    for name in ("good", "bad"):
+        ingest_to_bundle(name, ["AAPL"], "2024-01-01", "2024-02-01", "1d", source=CountingSource(),
+                         bundles_dir=tmp_path)
+    meta = tmp_path / "bad" / "metadata.parquet"
+    data = meta.read_bytes()
+    if damage == "truncate":
+        meta.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        meta.write_bytes(b"\x00garbage" * 50)
+    elif damage == "wrong_schema":
+        pl.DataFrame({"x": [1]}).write_parquet(meta)
+    else:
+        pl.DataFrame({"symbol": []}, schema={"symbol": pl.String}).write_parquet(meta)
+    with pytest.raises(CorruptBundleError, match=r"bundle 'bad': .*unreadable.*delete"):
+        BundleMetadata.load("bad", tmp_path)
+    good, bad = scan_bundles(tmp_path)
+    assert [m.name for m in good] == ["good"] and list(bad) == ["bad"]
+    with pytest.warns(BacktapeWarning, match="bundle 'bad'"):
+        assert [m.name for m in list_bundles(tmp_path)] == ["good"]
+
+
+@pytest.mark.parametrize("name", ["daily\n", "../x", ".hidden", "a/b", ""])
+def test_bundle_names_are_whole_and_safe(tmp_path, name) -> None:
+    with pytest.raises(ConfigError, match="invalid bundle name"):
+        ingest_to_bundle(name, ["AAPL"], "2024-01-01", "2024-02-01", "1d", source=CountingSource(),
+                         bundles_dir=tmp_path)

@@ -130,3 +130,21 @@ def test_a_cancelled_waiter_does_not_keep_the_lock(tmp_path) -> None:
 async def _hold(locks, key) -> None:
     async with locks.hold([key]):
         pass
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("round_", range(2))
+def test_concurrent_ingests_into_one_bundle_keep_every_symbol(tmp_path, round_) -> None:
+    """Four processes with disjoint symbols ingest into one bundle at once: none is lost."""
+    from backtape.cache.bundles import BundleDataSource, BundleMetadata
+
+    go, bundles = tmp_path / "go", tmp_path / "bundles"
+    groups = [f"A{i},B{i}" for i in range(4)]
+    run_all([worker("ingest", bundles, go, "shared", g) for g in groups], go)
+    meta = BundleMetadata.load("shared", bundles)
+    every = sorted(s for g in groups for s in g.split(","))
+    assert list(meta.symbols) == every and meta.row_count == 8 * 41
+    assert [q.symbol for q in meta.per_symbol] == every
+    got = BundleDataSource("shared", bundles).fetch_sync(every, "2024-01-01", "2024-03-01", "1d")
+    assert got["symbol"].n_unique() == 8
+    assert not [p for p in (bundles / "shared").iterdir() if p.name.endswith(".tmp")]

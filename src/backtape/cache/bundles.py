@@ -15,17 +15,26 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+from filelock import FileLock
 
 from .._async import run_sync
 from .._time import TimeLike, check_range, from_ns, now_ns, to_ns
 from ..calendars import get_calendar
-from ..errors import ConfigError, NoDataError, SymbolNotFoundError, UnsupportedDataError
+from ..errors import (
+    ConfigError,
+    CorruptBundleError,
+    NoDataError,
+    SymbolNotFoundError,
+    UnsupportedDataError,
+    warn_once,
+)
 from ..sources.base import DataSource, DataSourceMetadata, SourceCapabilities
 from ..timeframes import Timeframe
 from .coverage import normalize
@@ -33,7 +42,7 @@ from .freshness import NeverStalePolicy
 from .source import CachedDataSource
 
 SCHEMA_VERSION = "1"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _OHLC_RULES = ("high_below_low", "high_below_open_close", "low_above_open_close")
 
 
@@ -87,18 +96,23 @@ class BundleMetadata:
         path = folder / "metadata.parquet"
         if not path.exists():
             raise NoDataError(f"no bundle named {name!r} in {folder.parent} (no {path.name})")
-        df = pl.read_parquet(path)
-        first = df.row(0, named=True)
-        per_symbol = tuple(
-            SymbolQuality(r["symbol"], r["rows"], r["expected_sessions"], tuple(r["missing_sessions"]),
-                          r["ohlc_violations"])
-            for r in df.iter_rows(named=True)
-        )
-        return cls(first["name"], tuple(df.get_column("symbol").to_list()), first["start"], first["end"],
-                   first["frequency"], first["source_type"], first["source_identity"], first["calendar"],
-                   first["adjustment"], first["ingestion_time"], first["row_count"], first["size_bytes"],
-                   first["quality_score"], first["missing_data_pct"], first["schema_version"], per_symbol,
-                   folder)
+        try:
+            df = pl.read_parquet(path)
+            first = df.row(0, named=True)
+            per_symbol = tuple(
+                SymbolQuality(r["symbol"], r["rows"], r["expected_sessions"], tuple(r["missing_sessions"]),
+                              r["ohlc_violations"])
+                for r in df.iter_rows(named=True)
+            )
+            return cls(first["name"], tuple(df.get_column("symbol").to_list()), first["start"],
+                       first["end"], first["frequency"], first["source_type"], first["source_identity"],
+                       first["calendar"], first["adjustment"], first["ingestion_time"], first["row_count"],
+                       first["size_bytes"], first["quality_score"], first["missing_data_pct"],
+                       first["schema_version"], per_symbol, folder)
+        except (pl.exceptions.PolarsError, OSError, KeyError, IndexError, TypeError) as exc:
+            raise CorruptBundleError(
+                f"bundle {name!r}: {path} is unreadable ({type(exc).__name__}: {str(exc)[:120]}); ingest "
+                f"the bundle again into a new name, or delete {folder}") from exc
 
     def save(self) -> None:
         """Write ``metadata.parquet`` atomically (temp file and rename)."""
@@ -115,9 +129,14 @@ class BundleMetadata:
                                                   "start": pl.Datetime("us", "UTC"),
                                                   "end": pl.Datetime("us", "UTC"),
                                                   "ingestion_time": pl.Datetime("us", "UTC")})
-        tmp = self.path / ".metadata.parquet.tmp"
-        df.write_parquet(tmp)
-        os.replace(tmp, self.path / "metadata.parquet")
+        with tempfile.NamedTemporaryFile(dir=self.path, prefix=".metadata.", suffix=".tmp",
+                                         delete=False) as fh:  # a unique name for every writer
+            tmp = Path(fh.name)
+        try:
+            df.write_parquet(tmp)
+            os.replace(tmp, self.path / "metadata.parquet")
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def quality(self, symbol: str) -> SymbolQuality:
         """Quality record of ``symbol``."""
@@ -164,9 +183,19 @@ async def _ingest(name: str, symbols: Iterable[str] | str, start: TimeLike, end:
         await cached.fetch([sym], s, e, freq)
         if progress is not None:
             progress(sym, i, len(syms))
+    # the data is in the bundle's cache (safe for concurrent writers); the metadata is read, merged
+    # and written under the bundle's lock, so concurrent ingests never drop each other's symbols
+    with FileLock(folder / ".ingest.lock"):
+        return _record(name, folder, s, e, freq, syms, source, cached.dropped, bundles_dir)
+
+
+def _record(name: str, folder: Path, s: int, e: int, freq: str, syms: list[str], source: DataSource,
+            dropped: pl.DataFrame, bundles_dir: str | Path | None) -> BundleMetadata:
+    """Merge this ingest into the bundle's metadata (quality of every symbol) and save it."""
+    previous = _previous(name, bundles_dir)
     meta = source.get_metadata()
     old = {q.symbol: q for q in (previous.per_symbol if previous else ())}
-    new_violations = _ohlc_violations(cached.dropped)
+    new_violations = _ohlc_violations(dropped)
     reader = CachedDataSource(source, cache_dir=folder / "data", freshness_policy=NeverStalePolicy(),
                               memory_bytes=0)
     all_symbols = sorted(set(old) | set(syms))
@@ -259,17 +288,33 @@ class BundleDataSource(DataSource):
                                 "quality_score": self.metadata.quality_score})
 
 
-def list_bundles(bundles_dir: str | Path | None = None) -> list[BundleMetadata]:
-    """Metadata of every bundle in ``bundles_dir``, by name."""
+def scan_bundles(bundles_dir: str | Path | None = None) -> tuple[list[BundleMetadata], dict[str, str]]:
+    """Every bundle in ``bundles_dir`` by name, and the unreadable ones with what is wrong."""
     root = Path(bundles_dir) if bundles_dir is not None else default_bundles_dir()
+    good: list[BundleMetadata] = []
+    bad: dict[str, str] = {}
     if not root.is_dir():
-        return []
-    return [BundleMetadata.load(p.name, root) for p in sorted(root.iterdir())
-            if (p / "metadata.parquet").exists()]
+        return good, bad
+    for p in sorted(root.iterdir()):
+        if not (p / "metadata.parquet").exists():
+            continue
+        try:
+            good.append(BundleMetadata.load(p.name, root))
+        except (CorruptBundleError, ConfigError) as exc:
+            bad[p.name] = str(exc)
+    return good, bad
+
+
+def list_bundles(bundles_dir: str | Path | None = None) -> list[BundleMetadata]:
+    """Metadata of every readable bundle in ``bundles_dir``, by name (one warning per unreadable one)."""
+    good, bad = scan_bundles(bundles_dir)
+    for message in bad.values():
+        warn_once(message)
+    return good
 
 
 def _folder(name: str, bundles_dir: str | Path | None) -> Path:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ConfigError(f"invalid bundle name {name!r}: use letters, digits, '.', '_' and '-' "
                           "(starting with a letter or digit)")
     return (Path(bundles_dir) if bundles_dir is not None else default_bundles_dir()) / name
