@@ -7,6 +7,7 @@ secrets) so a user can act on it without a traceback.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 
 class BacktapeError(Exception):
@@ -83,6 +84,14 @@ class RateLimitError(ProviderError):
 
 class CacheError(BacktapeError):
     """The cache folder or its index is unusable."""
+
+
+class CorruptCacheError(CacheError):
+    """Cache files failed their checksum or cannot be read; ``entries`` lists them."""
+
+    def __init__(self, message: str, entries: list[Any]) -> None:
+        super().__init__(message)
+        self.entries = entries
 
 
 class CorruptBundleError(CacheError):

@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, source TEXT NOT NULL, kind TEXT NOT NULL, symbol TEXT NOT NULL,
     frequency TEXT NOT NULL, adjustment TEXT NOT NULL, partition TEXT NOT NULL,
     min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL, rows INTEGER NOT NULL, bytes INTEGER NOT NULL,
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL, checksum TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS files_key ON files (source, kind, symbol, frequency, adjustment, partition);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -42,6 +42,8 @@ _NEW_LAYOUT = """
 INSERT OR IGNORE INTO meta (k, v) SELECT 'layout', 2 WHERE NOT EXISTS (SELECT 1 FROM files);
 """
 
+_FILE_COLUMNS = ("path, source, kind, symbol, frequency, adjustment, partition, min_ts, max_ts, rows, "
+                 "bytes, created_at, checksum")
 _KEY_WHERE = "source = ? AND kind = ? AND symbol = ? AND frequency = ? AND adjustment = ?"
 
 
@@ -71,6 +73,8 @@ class FileEntry:
     rows: int
     bytes: int
     created_at: int
+    checksum: str = ""
+    """xxh3-64 of the file's bytes, hex ('' for files written before checksums)."""
 
 
 @dataclass
@@ -90,7 +94,12 @@ class CoverageIndex:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._con().executescript(f"BEGIN IMMEDIATE; {_SCHEMA} {_NEW_LAYOUT} COMMIT;")
+        con = self._con()
+        con.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} {_NEW_LAYOUT} COMMIT;")
+        if "checksum" not in _columns(con):  # an index from before checksums: its files have none ('')
+            with self._tx() as tx:
+                if "checksum" not in _columns(tx):
+                    tx.execute("ALTER TABLE files ADD COLUMN checksum TEXT NOT NULL DEFAULT ''")
 
     def _con(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
@@ -142,7 +151,7 @@ class CoverageIndex:
 
     def files(self, key: CacheKey, partitions: Iterable[str] | None = None) -> list[FileEntry]:
         """Files of ``key`` (optionally only in ``partitions``), oldest first."""
-        sql = f"SELECT * FROM files WHERE {_KEY_WHERE}"
+        sql = f"SELECT {_FILE_COLUMNS} FROM files WHERE {_KEY_WHERE}"
         args: list = list(key.as_tuple())
         if partitions is not None:
             parts = list(partitions)
@@ -152,7 +161,7 @@ class CoverageIndex:
         return [_entry(r) for r in rows]
 
     def all_files(self) -> list[FileEntry]:
-        return [_entry(r) for r in self._con().execute("SELECT * FROM files ORDER BY path")]
+        return [_entry(r) for r in self._con().execute(f"SELECT {_FILE_COLUMNS} FROM files ORDER BY path")]
 
     def cache_keys(self) -> list[CacheKey]:
         """Every key with coverage or files."""
@@ -173,9 +182,9 @@ class CoverageIndex:
                 )
             con.executemany("DELETE FROM files WHERE path = ?", [(f.path,) for f in change.removed])
             con.executemany(
-                "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO files ({_FILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(f.path, *f.key.as_tuple(), f.partition, f.min_ts, f.max_ts, f.rows, f.bytes,
-                  f.created_at) for f in change.added],
+                  f.created_at, f.checksum) for f in change.added],
             )
             con.executemany(
                 "INSERT INTO counters (name, value) VALUES (?, ?) "
@@ -216,6 +225,10 @@ class CoverageIndex:
 
 
 def _entry(row: tuple) -> FileEntry:
-    path, source, kind, symbol, frequency, adjustment, partition, mn, mx, rows, size, created = row
+    path, source, kind, symbol, frequency, adjustment, partition, mn, mx, rows, size, created, check = row
     return FileEntry(path, CacheKey(source, kind, symbol, frequency, adjustment), partition,
-                     mn, mx, rows, size, created)
+                     mn, mx, rows, size, created, check)
+
+
+def _columns(con: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in con.execute("PRAGMA table_info(files)")}

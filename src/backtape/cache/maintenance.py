@@ -6,14 +6,17 @@ lock), so a cleaned range is simply fetched again on the next request.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import os
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._async import run_sync
 from .._time import now_ns
-from ..errors import CacheError
+from ..errors import CacheError, CorruptCacheError
 from .coverage import cut
-from .index import CacheKey, Change, CoverageIndex
+from .index import CacheKey, Change, CoverageIndex, FileEntry
 from .locks import KeyLocks
 from .store import LAYOUT, PartitionStore, empty_part, partition_unit, partitions
 
@@ -84,7 +87,12 @@ async def _clean(root: Path, older_than_ns: int | None, max_bytes: int | None, n
 def _remove_range(index: CoverageIndex, store: PartitionStore, key: CacheKey, gap: tuple[int, int],
                   report: CleanReport) -> None:
     existing = index.files(key, partitions(key.kind, *gap, key.frequency))
-    added, removed = store.replace_range(key, gap, empty_part(key.kind), existing)
+    try:
+        added, removed = store.replace_range(key, gap, empty_part(key.kind), existing)
+    except CorruptCacheError as exc:  # damaged files go to quarantine; the rest is cleaned as asked
+        quarantine(index, store, exc.entries)
+        existing = index.files(key, partitions(key.kind, *gap, key.frequency))
+        added, removed = store.replace_range(key, gap, empty_part(key.kind), existing)
     index.commit(Change(spans={key: cut(index.spans(key), gap)}, added=added, removed=removed))
     store.delete(removed)
     report.spans += 1
@@ -128,3 +136,68 @@ async def migrate_layout(index: CoverageIndex, store: PartitionStore, locks: Key
             moved += 1
     index.set_layout(LAYOUT)
     return moved
+
+
+def quarantine(index: CoverageIndex, store: PartitionStore, entries: list[FileEntry]) -> list[FileEntry]:
+    """Move the still-listed, still-damaged ``entries`` to ``{root}/quarantine`` and drop their rows'
+    coverage, in one commit, so the next request fetches that range again; returns those moved.
+
+    The caller holds the keys' locks.
+    """
+    by_key: dict[CacheKey, list[FileEntry]] = {}
+    for e in entries:
+        by_key.setdefault(e.key, []).append(e)
+    moved: list[FileEntry] = []
+    spans = {}
+    for key, bad in by_key.items():
+        listed = {f.path: f for f in index.files(key)}
+        damaged = store.verify([listed[e.path] for e in bad if e.path in listed])
+        if not damaged:
+            continue
+        kept = index.spans(key)
+        for e in damaged:
+            kept = cut(kept, (e.min_ts, e.max_ts + 1))
+        spans[key] = kept
+        moved += damaged
+    if not moved:
+        return moved
+    folder = store.root / "quarantine"
+    folder.mkdir(exist_ok=True)
+    for e in moved:
+        with contextlib.suppress(OSError):  # a deleted file has nothing to keep
+            os.replace(store.root / e.path, folder / f"{uuid.uuid4().hex[:8]}-{Path(e.path).name}")
+    index.commit(Change(spans=spans, removed=moved))
+    return moved
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify_cache`` found: files checked, the damaged ones, and whether they were repaired."""
+
+    checked: int = 0
+    damaged: list[FileEntry] = field(default_factory=list)
+    repaired: bool = False
+
+
+def verify_cache(cache_dir: str | Path, *, repair: bool = False) -> VerifyReport:
+    """Check every file the index lists (checksum, or readability for files without one).
+
+    With ``repair`` the damaged files are quarantined and their coverage dropped, so the next
+    request fetches that data again.
+    """
+    return run_sync(_verify(Path(cache_dir), repair))
+
+
+async def _verify(root: Path, repair: bool) -> VerifyReport:
+    index = open_index(root)
+    store = PartitionStore(root)
+    try:
+        files = index.all_files()
+        report = VerifyReport(checked=len(files), damaged=store.verify(files))
+        if repair and report.damaged:
+            async with KeyLocks(root / "locks").hold({e.key for e in report.damaged}):
+                quarantine(index, store, report.damaged)
+            report.repaired = True
+        return report
+    finally:
+        index.close()

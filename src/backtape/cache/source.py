@@ -30,7 +30,7 @@ from .._async import run_sync
 from .._paths import expand_path
 from .._time import TimeLike, check_range, now_ns
 from ..calendars import TradingCalendar, get_calendar
-from ..errors import BacktapeError
+from ..errors import BacktapeError, CorruptCacheError, warn_once
 from ..schema import empty
 from ..sources.base import DataSource, DataSourceMetadata
 from ..timeframes import Timeframe
@@ -38,8 +38,9 @@ from ..validation import VIOLATION_SCHEMA
 from ._validate import check_upstream
 from .coverage import Interval, Span, covered_intervals, make_span, missing, record
 from .freshness import CacheFreshnessPolicy, FreshnessPolicyFactory, immutable_before
-from .index import CacheKey, Change, CoverageIndex
+from .index import CacheKey, Change, CoverageIndex, FileEntry
 from .locks import KeyLocks
+from .maintenance import quarantine
 from .memory import MemoryLRU
 from .stats import CacheStats
 from .store import LAYOUT, PartitionStore, partitions, to_file_frame
@@ -165,8 +166,15 @@ class CachedDataSource(DataSource):
         s, e = check_range(start, end)
         freq = str(Timeframe.parse(frequency)) if kind == "bars" else _NO_FREQUENCY[kind]
         key = self._key(kind, symbol, freq)
-        async with self._locks.hold([key]):
-            await self._fetch_gap(kind, freq, {symbol: key}, (s, e), asyncio.Semaphore(1))
+        for attempt in range(3):
+            try:
+                async with self._locks.hold([key]):
+                    await self._fetch_gap(kind, freq, {symbol: key}, (s, e), asyncio.Semaphore(1))
+                break
+            except CorruptCacheError as exc:  # the partitions it rewrites were damaged
+                if attempt == 2:
+                    raise
+                await self._quarantine(exc.entries)
         return await self._get(kind, [symbol], s, e, freq)
 
     def refresh_sync(self, symbol: str, start: TimeLike, end: TimeLike, *, kind: str = "bars",
@@ -212,6 +220,28 @@ class CachedDataSource(DataSource):
 
     async def _get(self, kind: str, symbols: Iterable[str] | str, start: TimeLike, end: TimeLike,
                    frequency: str) -> pl.DataFrame:
+        """``_get_once``; damaged files are quarantined (their coverage dropped) and fetched again."""
+        for attempt in range(3):
+            try:
+                return await self._get_once(kind, symbols, start, end, frequency)
+            except CorruptCacheError as exc:
+                if attempt == 2:
+                    raise
+                await self._quarantine(exc.entries)
+        raise AssertionError("unreachable")
+
+    async def _quarantine(self, entries: list[FileEntry]) -> None:
+        keys = {e.key for e in entries}
+        async with self._locks.hold(keys):
+            moved = quarantine(self._index, self._store, entries)
+        self._sync_generation()
+        if moved:
+            symbols = ", ".join(sorted({k.symbol for k in keys}))
+            warn_once(f"{len(moved)} damaged cache file(s) of {symbols} moved to "
+                      f"{self.cache_dir / 'quarantine'}; fetching that data again from {self.adapter.name}")
+
+    async def _get_once(self, kind: str, symbols: Iterable[str] | str, start: TimeLike, end: TimeLike,
+                        frequency: str) -> pl.DataFrame:
         s, e = check_range(start, end)
         syms = _symbols(symbols)
         if not syms:
@@ -338,8 +368,11 @@ class CachedDataSource(DataSource):
         for attempt in range(3):
             try:
                 return self._read_once(kind, keys, s, e)
-            except FileNotFoundError:  # a concurrent compaction replaced a file we had listed
-                if attempt == 2:
+            except (FileNotFoundError, CorruptCacheError) as exc:
+                # a concurrent compaction may have replaced a file we had listed: that is a race
+                # when the index changed since, damage when it did not
+                changed = self._index.generation() != self._generation
+                if attempt == 2 or (isinstance(exc, CorruptCacheError) and not changed):
                     raise
                 self._sync_generation()
         raise AssertionError("unreachable")

@@ -30,9 +30,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
+import xxhash
 
 from .._time import NS_PER_DAY, NS_PER_HOUR, now_ns
-from ..errors import CacheError
+from ..errors import CacheError, CorruptCacheError
 from ..schema import SCHEMAS, conform
 from ..timeframes import Timeframe
 from .index import CacheKey, FileEntry
@@ -184,6 +185,8 @@ class PartitionStore:
             frame.write_parquet(tmp, compression=_COMPRESSION[key.kind], statistics=True)
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
+                fh.seek(0)
+                checksum = file_checksum(fh.read())
             self._pause("before_rename")
             os.replace(tmp, folder / name)
         except OSError as exc:
@@ -193,14 +196,42 @@ class PartitionStore:
         ts = frame.get_column("ts").dt.epoch("ns")
         rel = (folder / name).relative_to(self.root).as_posix()
         return FileEntry(rel, key, partition, int(ts.min()), int(ts.max()), frame.height,
-                         (folder / name).stat().st_size, now_ns())
+                         (folder / name).stat().st_size, now_ns(), checksum)
+
+    def verify(self, entries: list[FileEntry]) -> list[FileEntry]:
+        """The ``entries`` whose file is missing, unreadable or fails its checksum (files written
+        before checksums are checked by reading them)."""
+        bad = []
+        for e in entries:
+            path = self.root / e.path
+            try:
+                data = path.read_bytes()
+                if e.checksum:
+                    ok = file_checksum(data) == e.checksum
+                else:
+                    ok = pl.read_parquet(path).height == e.rows
+            except (OSError, pl.exceptions.PolarsError):
+                ok = False
+            if not ok:
+                bad.append(e)
+        return bad
+
+    def _checked(self, entries: list[FileEntry]) -> list[Path]:
+        """Paths of ``entries`` after verifying them; raises ``CorruptCacheError`` naming the bad ones."""
+        bad = self.verify(entries)
+        if bad:
+            names = ", ".join(e.path for e in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            raise CorruptCacheError(f"{len(bad)} cache file(s) under {self.root} are damaged ({names}); "
+                                    f"run `backtape cache verify --repair`", bad)
+        return [self.root / e.path for e in entries]
 
     def read(self, kind: str, entries: list[FileEntry]) -> pl.DataFrame:
         """The rows of ``entries`` (all of one key), concatenated and sorted by ``ts`` (stable)."""
         if not entries:
             return empty_part(kind)
+        paths = self._checked(entries)
         if len(entries) == 1:
-            return pl.read_parquet(self.root / entries[0].path)
+            return pl.read_parquet(paths[0])
         # files that do not overlap in time, read in time order, are already sorted (the usual case:
         # one file per month partition); overlapping appends keep their order and get a stable sort
         ordered = sorted(entries, key=lambda e: (e.min_ts, e.max_ts))
@@ -213,7 +244,7 @@ class PartitionStore:
         """Canonical frames (with ``symbol``) per partition of ``entries``, read in one parallel scan."""
         if not entries:
             return {}
-        frame = pl.read_parquet([self.root / e.path for e in entries], schema=file_schema(kind))
+        frame = pl.read_parquet(self._checked(entries), schema=file_schema(kind))
         expected = sum(e.rows for e in entries)
         if frame.height != expected:
             raise CacheError(f"cache files of {symbol!r} under {self.root} hold {frame.height} rows where "
@@ -281,6 +312,11 @@ class PartitionStore:
                     path.unlink(missing_ok=True)
                     removed += 1
         return removed
+
+
+def file_checksum(data: bytes) -> str:
+    """xxh3-64 of a file's bytes as hex: fast enough to check every file on every disk read."""
+    return xxhash.xxh3_64_hexdigest(data)
 
 
 def to_file_frame(kind: str, df: pl.DataFrame) -> pl.DataFrame:

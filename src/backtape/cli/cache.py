@@ -11,7 +11,7 @@ from rich.table import Table
 from .._paths import expand_path
 from .._time import format_ns
 from ..cache import CachedDataSource
-from ..cache.maintenance import cache_summary, clean_cache
+from ..cache.maintenance import cache_summary, clean_cache, verify_cache
 from ._common import state
 from ._units import format_size, parse_duration, parse_size
 
@@ -80,3 +80,27 @@ def refresh(
     rows = cached.refresh_sync(symbol, start, end, kind=kind, frequency=frequency)
     console.print(f"refreshed {symbol} {kind} {frequency if kind == 'bars' else ''} [{start}, {end}) "
                   f"from {source}: {rows.height:,} row(s)")
+
+
+@app.command("verify")
+def verify(
+    ctx: typer.Context,
+    repair: bool = typer.Option(False, "--repair", help="quarantine damaged files and drop their coverage "
+                                                        "so the next request fetches them again"),
+    cache_dir: Path | None = CACHE_DIR,
+) -> None:
+    """Check every cache file against its checksum; exit 1 when some are damaged and not repaired."""
+    console = Console(soft_wrap=True)  # one line per file, whatever the terminal width
+    folder = _folder(ctx, cache_dir)
+    report = verify_cache(folder, repair=repair)
+    for e in report.damaged:
+        console.print(f"damaged: {e.path} ({e.key.symbol} {e.key.kind} {e.key.frequency}, {e.rows:,} rows)")
+    if not report.damaged:
+        console.print(f"{report.checked:,} file(s) checked in {folder}: all intact")
+    elif report.repaired:
+        console.print(f"{len(report.damaged)} of {report.checked:,} file(s) damaged: moved to "
+                      f"{folder / 'quarantine'}; their data will be fetched again when next asked for")
+    else:
+        console.print(f"{len(report.damaged)} of {report.checked:,} file(s) damaged; run "
+                      f"`backtape cache verify --repair`")
+        raise typer.Exit(1)
