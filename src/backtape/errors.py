@@ -117,6 +117,10 @@ class HistoryWindowStartsBeforeData(NoDataError):
         self.first_valid_end = first_valid_end
 
 
+class ParameterError(BacktapeError, TypeError):
+    """A strategy parameter that does not exist or has the wrong type."""
+
+
 class StrategyError(BacktapeError):
     """A user strategy raised: the message names its file, line and the bar's time."""
 

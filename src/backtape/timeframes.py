@@ -42,6 +42,7 @@ _PATTERN = re.compile(r"^\s*(\d*)\s*([A-Za-z]+)\s*$")
 _YEAR_NS = int(365.2425 * NS_PER_DAY)
 _UNIT_NS = {"min": NS_PER_MINUTE, "h": NS_PER_HOUR, "d": NS_PER_DAY, "w": 7 * NS_PER_DAY,
             "mo": _YEAR_NS // 12, "q": _YEAR_NS // 4, "y": _YEAR_NS}
+_LONGEST = 100 * _YEAR_NS
 _PER_YEAR = {"w": 52.0, "mo": 12.0, "q": 4.0, "y": 1.0}
 MONTHS = {"mo": 1, "q": 3, "y": 12}
 """Calendar months in one unit of the month-based timeframes."""
@@ -81,6 +82,8 @@ class Timeframe:
         n = int(count_text) if count_text else 1
         if n <= 0:
             raise TimeframeError(f"timeframe {value!r}: the count must be positive")
+        if n * _UNIT_NS[unit] > _LONGEST:
+            raise TimeframeError(f"timeframe {value!r} is longer than 100 years; use a shorter one")
         if unit == "min" and n % 60 == 0:
             unit, n = "h", n // 60
         return cls(n, unit)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ..errors import BacktapeError, LookAheadError, OrderError
+from ..errors import BacktapeError, LookAheadError, OrderError, ParameterError
 from ..portal.requirements import DataRequirement
 from .orders import Fill, Order, OrderType, TimeInForce
 
@@ -62,8 +62,10 @@ class Strategy:
         unknown = set(params) - set(self.params)
         if unknown:
             known = ", ".join(sorted(self.params)) or "none"
-            raise TypeError(f"{type(self).__name__}: unknown parameter(s) {', '.join(sorted(unknown))}; "
-                            f"known: {known}")
+            raise ParameterError(f"{type(self).__name__}: unknown parameter(s) {', '.join(sorted(unknown))}; "
+                                 f"known: {known}")
+        for key, value in params.items():
+            _check_type(type(self).__name__, key, value, self.params[key])
         self.portal = portal
         self.parameters: dict[str, Any] = {**self.params, **params}
         for key, value in self.parameters.items():
@@ -336,3 +338,17 @@ class Context:
     def record(self, **values: float) -> None:
         """Record custom values at this bar (returned in ``result.records``)."""
         self._run.record(values)
+
+
+def _check_type(strategy: str, name: str, value: Any, default: Any) -> None:
+    """A parameter whose default is a number (or bool) must be given a number (or bool)."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int | float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    else:
+        return
+    if not ok:
+        kind = "true or false" if isinstance(default, bool) else "a number"
+        raise ParameterError(f"{strategy}: parameter {name} must be {kind} (default {default!r}), "
+                             f"got {value!r}")

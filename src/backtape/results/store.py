@@ -161,7 +161,15 @@ def _url(target: str | Path | None) -> str:
     text = str(target)
     if "://" in text:
         scheme, sep, rest = text.partition("://")
-        return f"postgresql+psycopg{sep}{rest}" if scheme in ("postgresql", "postgres") else text
+        if scheme in ("postgresql", "postgres"):
+            return f"postgresql+psycopg{sep}{rest}"
+        if not scheme.startswith(("sqlite", "postgresql+")):
+            raise BacktapeError(f"results database {scheme}://... is not supported: use a file path "
+                                "(SQLite) or a postgresql:// URL")
+        return text
+    if text.startswith("file:"):
+        raise BacktapeError(f"results database {text!r}: give a plain file path (without 'file:') or a "
+                            "postgresql:// URL")
     path = Path(text).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
@@ -296,6 +304,8 @@ class ResultsStore:
 
     def get_run(self, run_id: int) -> RunRecord:
         """The whole stored run; raises ``BacktapeError`` naming the id when it does not exist."""
+        if not 0 < run_id < 2**63:
+            raise BacktapeError(f"no backtest run with id {run_id} in {self.url}")
         with self.engine.connect() as conn:
             head = conn.execute(sa.select(_backtests).where(_backtests.c.id == run_id)).first()
             if head is None:
@@ -377,6 +387,8 @@ class ResultsStore:
 
     def get_optimization(self, optimization_id: int) -> dict[str, Any]:
         """A stored search as a dict; ``results`` is its table (Polars, best first)."""
+        if not 0 < optimization_id < 2**63:
+            raise BacktapeError(f"no optimization with id {optimization_id} in {self.url}")
         with self.engine.connect() as conn:
             q = sa.select(_optimizations).where(_optimizations.c.id == optimization_id)
             row = conn.execute(q).first()

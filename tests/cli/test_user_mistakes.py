@@ -1,0 +1,29 @@
+"""Each mistake a user can make on the command line is one line naming the input and what to do."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from backtape.cli.app import app
+
+BACKTEST = ["backtest", "sma_crossover", "--symbols", "AAPL", "--start", "2012-01-01", "--end",
+            "2013-01-01", "--no-store"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ([*BACKTEST, "--param", "fast=abc"], "parameter fast must be a number"),
+    ([*BACKTEST, "--param", "nosuch=3"], "unknown parameter(s) nosuch; known: allow_short, fast, slow"),
+    ([*BACKTEST, "--frequency", "1000000000min"], "longer than 100 years"),
+    (["runs", "show", "99999999999999999999999"], "no backtest run with id 99999999999999999999999"),
+    (["runs", "list", "--db", "mysql://u@h/db"], "mysql://... is not supported"),
+    (["runs", "list", "--db", "file:/tmp/x.db"], "without 'file:'"),
+])
+def test_one_clear_line(tmp_path, monkeypatch, args, message) -> None:
+    monkeypatch.setenv("BACKTAPE_RESULTS_DB", str(tmp_path / "r.db"))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.output
+    assert "unexpected" not in result.output and not (tmp_path / "file:").exists()
