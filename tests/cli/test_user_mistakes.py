@@ -27,3 +27,27 @@ def test_one_clear_line(tmp_path, monkeypatch, args, message) -> None:
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.output
     assert "unexpected" not in result.output and not (tmp_path / "file:").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["runs", "list", "--verbose"], ["--verbose", "runs", "list"], ["runs", "--log-json", "list"],
+    ["runs", "list", "--config", "CFG"], ["-c", "CFG", "runs", "list"],
+])
+def test_global_flags_before_or_after_the_sub_command(tmp_path, monkeypatch, args) -> None:
+    from backtape.cli.app import _hoist_globals
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"data:\n  results_db: {tmp_path / 'r.db'}\n")
+    args = [str(cfg) if a == "CFG" else a for a in args]
+    hoisted = _hoist_globals(args)
+    assert hoisted[hoisted.index("runs"):hoisted.index("runs") + 2] == ["runs", "list"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+
+
+def test_option_values_are_not_taken_for_flags() -> None:
+    from backtape.cli.app import _hoist_globals
+
+    args = ["backtest", "x.py:S", "--param", "-v", "--symbols", "AAPL"]
+    assert _hoist_globals(["-c", "a.yaml", "data", "show"]) == ["-c", "a.yaml", "data", "show"]
+    assert _hoist_globals(args)[:2] == ["-v", "backtest"]

@@ -161,6 +161,7 @@ class _OneLineErrors(TyperGroup):
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        args = _hoist_globals(list(args) if args is not None else sys.argv[1:])
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
@@ -211,6 +212,35 @@ def _root(
     configure_logging(verbose=verbose, json_lines=log_json)
 
 
+
+
+_GLOBAL_FLAGS = frozenset(("--verbose", "-v", "--log-json"))
+_GLOBAL_VALUED = frozenset(("--config", "-c"))
+
+
+def _hoist_globals(args: list[str]) -> list[str]:
+    """Global options given after the sub-command (``backtape runs list --verbose``) moved before it."""
+    front: list[str] = []
+    rest: list[str] = []
+    i, seen_command = 0, False
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i:]
+            break
+        if seen_command and arg in _GLOBAL_FLAGS:
+            front.append(arg)
+        elif seen_command and arg in _GLOBAL_VALUED and i + 1 < len(args):
+            front += args[i:i + 2]
+            i += 1
+        elif seen_command and arg.startswith("--config="):
+            front.append(arg)
+        else:
+            if not arg.startswith("-") and not (rest and rest[-1] in _GLOBAL_VALUED):
+                seen_command = True
+            rest.append(arg)
+        i += 1
+    return front + rest
 
 
 def main(argv: Sequence[str] | None = None) -> None:
