@@ -110,3 +110,19 @@ def test_bundle_names_are_whole_and_safe(tmp_path, name) -> None:
     with pytest.raises(ConfigError, match="invalid bundle name"):
         ingest_to_bundle(name, ["AAPL"], "2024-01-01", "2024-02-01", "1d", source=CountingSource(),
                          bundles_dir=tmp_path)
+
+
+def test_bundles_verify_from_the_command_line(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from backtape.cli.app import app
+
+    ingest_to_bundle("daily", ["AAPL", "MSFT"], "2024-01-01", "2024-03-01", "1d", source=CountingSource(),
+                     bundles_dir=tmp_path)
+    runner = CliRunner()
+    ok = runner.invoke(app, ["bundles", "verify", "daily", "--bundles-dir", str(tmp_path)])
+    assert ok.exit_code == 0 and "intact" in ok.output
+    victim = next((tmp_path / "daily" / "data" / "bars").rglob("*.parquet"))
+    victim.write_bytes(victim.read_bytes()[:100])
+    bad = runner.invoke(app, ["bundles", "verify", "daily", "--bundles-dir", str(tmp_path)])
+    assert bad.exit_code == 1 and "1 of 2 file(s) damaged" in bad.output and "ingest" in bad.output

@@ -106,3 +106,21 @@ def show(ctx: typer.Context, name: str = typer.Argument(..., help="bundle name")
         per.add_row(q.symbol, f"{q.rows:,}", str(q.expected_sessions), str(len(q.missing_sessions)),
                     str(q.ohlc_violations), first + more)
     console.print(per)
+
+
+@app.command("verify")
+def verify(ctx: typer.Context, name: str = typer.Argument(..., help="bundle name"),
+           bundles_dir: Path | None = BUNDLES_DIR) -> None:
+    """Check a bundle's metadata and every data file's checksum; exit 1 when something is damaged."""
+    from ..cache.maintenance import verify_cache
+
+    console = Console(soft_wrap=True)
+    meta = BundleMetadata.load(name, _folder(ctx, bundles_dir))
+    report = verify_cache(meta.path / "data")
+    for e in report.damaged:
+        console.print(f"damaged: {e.path} ({e.key.symbol}, {e.rows:,} rows)")
+    if report.damaged:
+        console.print(f"bundle {name!r}: {len(report.damaged)} of {report.checked:,} file(s) damaged; ingest "
+                      f"those symbols again (backtape bundles ingest {name} ...) to restore them")
+        raise typer.Exit(1)
+    console.print(f"bundle {name!r}: metadata and {report.checked:,} file(s) intact")
