@@ -35,8 +35,22 @@ def build_result(run: _Run, duration: float) -> BacktestResult:
         cash=pf.starting_cash, metrics=metrics, trades=trades, orders=orders, fills=fills, equity=eq,
         open_trades=pf.open_trades(run.now), rejections=pl.DataFrame(run.broker.rejections),
         records=pl.DataFrame(run._records), duration_s=duration,
-        fingerprint=_fingerprint(run),
+        fingerprint=_fingerprint(run), extra=_prices(run),
     )
+
+
+def _prices(run: _Run) -> dict[str, pl.DataFrame]:
+    """``{"prices": ...}``: the raw bars the run traded (``symbol``, ``ts`` = bar end, OHLC) for its
+    report, stored with the run so a stored run's report needs no data source; empty without bars."""
+    parts = []
+    for sym in () if run.tick_only else run.symbols:
+        bars = run.portal.bars(sym, run.frequency)
+        lo, hi = bars.ts_end.searchsorted(run.start, "left"), bars.ts_end.searchsorted(run.end, "right")
+        cols = {f: bars.fields[f][lo:hi] for f in ("open", "high", "low", "close") if f in bars.fields}
+        parts.append(pl.DataFrame({"symbol": pl.Series([sym]).new_from_index(0, hi - lo),
+                                   "ts": pl.Series(bars.ts_end[lo:hi]).cast(pl.Datetime("ns", "UTC")),
+                                   **cols}))
+    return {"prices": pl.concat(parts, how="diagonal")} if parts else {}
 
 def _fingerprint(run: _Run) -> dict[str, Any]:
     """What data the run saw: source and its identity, symbols, range, upstream fetches, cache
