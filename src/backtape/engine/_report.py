@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from .._time import format_ns
@@ -47,10 +48,21 @@ def _prices(run: _Run) -> dict[str, pl.DataFrame]:
         bars = run.portal.bars(sym, run.frequency)
         lo, hi = bars.ts_end.searchsorted(run.start, "left"), bars.ts_end.searchsorted(run.end, "right")
         cols = {f: bars.fields[f][lo:hi] for f in ("open", "high", "low", "close") if f in bars.fields}
+        cols["adj_close"] = _adjusted_close(run, sym, bars.ts_end[lo:hi])
         parts.append(pl.DataFrame({"symbol": pl.Series([sym]).new_from_index(0, hi - lo),
                                    "ts": pl.Series(bars.ts_end[lo:hi]).cast(pl.Datetime("ns", "UTC")),
                                    **cols}))
     return {"prices": pl.concat(parts, how="diagonal")} if parts else {}
+
+
+def _adjusted_close(run: _Run, sym: str, ends: np.ndarray) -> np.ndarray:
+    """Closes adjusted for the corporate actions seen by the end of the run (for buy and hold)."""
+    if not ends.size:
+        return np.zeros(0)
+    adj = run.portal.get_bars(sym, 0, run.portal.clock_ns, run.frequency, fields=["close"])
+    i = np.clip(np.searchsorted(adj["ts_end"], ends), 0, max(adj["ts_end"].size - 1, 0))
+    ok = adj["ts_end"].size > 0 and np.array_equal(adj["ts_end"][i], ends)
+    return adj["close"][i] if ok else np.full(ends.size, np.nan)
 
 def _fingerprint(run: _Run) -> dict[str, Any]:
     """What data the run saw: source and its identity, symbols, range, upstream fetches, cache

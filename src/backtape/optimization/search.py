@@ -68,6 +68,23 @@ class OptimizationResult:
         """The winning parameter set."""
         return {name: _plain(self.table[name][0]) for name in self.params}
 
+    def report(self, path: Any) -> Any:
+        """Write a self-contained interactive HTML report (``backtape.reports``); returns the path."""
+        from ..reports import write_report
+
+        return write_report(self, path)
+
+    def plot(self) -> Any:
+        """The metric over the parameters as a plotly ``Figure`` (for further styling)."""
+        from ..reports.research import optimization_figure
+
+        return optimization_figure(self)
+
+    def _repr_html_(self) -> str:
+        from ..reports.notebook import optimization_html
+
+        return optimization_html(self)
+
     def __repr__(self) -> str:
         best = ", ".join(f"{k}={v}" for k, v in self.best.items())
         return (f"OptimizationResult({self.table.height} sets, {self.engine} engine, best {best}: "
