@@ -36,4 +36,20 @@ def write_report(result: Any, path: str | Path) -> Path:
                       "walk-forward or Monte Carlo result")
 
 
-__all__ = ["write_report"]
+def stored_optimization(store: Any, optimization_id: int) -> Any:
+    """An ``OptimizationResult`` rebuilt from a ``ResultsStore`` (its event-engine winner too, when
+    stored; a vector winner is not stored, so its report has no winner's equity)."""
+    from ..optimization.search import OptimizationResult
+
+    row = store.get_optimization(optimization_id)
+    best_run = store.load_result(row["best_run_id"]) if row.get("best_run_id") else None
+    nan = float("nan")
+    return OptimizationResult(
+        table=row["results"], metric=row["metric"], params=tuple(row["grid"] or row["best"]),
+        deflated_sharpe=nan if row["deflated_sharpe"] is None else float(row["deflated_sharpe"]),
+        pbo=nan if row["pbo"] is None else float(row["pbo"]), engine=row["engine"], method=row["method"],
+        skipped=int(row["skipped"] or 0), duration_s=float(row["duration_s"] or 0.0), best_run=best_run,
+        optimization_id=int(optimization_id))
+
+
+__all__ = ["stored_optimization", "write_report"]
