@@ -44,7 +44,7 @@ def test_main_figure_has_every_panel_and_every_trade(run: Any) -> None:
     assert {"AAPL", "MSFT", "equity", "buy and hold", "drawdown", "exposure"} <= set(names)
     trades = all_trades(run)
     assert trades["is_open"].sum() == run.open_trades.height >= 1
-    entries = sum(len(t.x) for t in fig.data if t.name.endswith("entries"))
+    entries = sum(len(t.x) for t in fig.data if t.name.endswith(" entries"))
     exits = sum(len(t.x) for t in fig.data if t.name.endswith("exits"))
     assert entries == trades.height and exits == run.trades.height
     bh = next(t for t in fig.data if t.name == "buy and hold")
@@ -80,7 +80,7 @@ def test_a_525600_bar_report_is_small_fast_and_marks_every_trade(tmp_path: Path)
     assert time.perf_counter() - t0 < 4.0  # 2 s budget measured in benchmarks/bench_report.py; CI is slower
     assert path == tmp_path / "long.html" and path.stat().st_size <= 5_000_000
     fig = res.plot()
-    assert sum(len(t.x) for t in fig.data if t.name == "SYN entries") == 2000
+    assert sum(len(t.x) for t in fig.data if t.name == "SYN long entries") == 2000
     assert max(len(t.x) for t in fig.data if t.name in ("SYN close", "equity")) <= 2 * 1500 + 4000 + 2
 
 

@@ -37,6 +37,12 @@ def plotly_modules() -> tuple[Any, Any]:
     return go, make_subplots
 
 
+#: a light look without plotly's named templates, which plotly deep-copies on every layout update
+TEMPLATE = {"layout": {"paper_bgcolor": "#fff", "plot_bgcolor": "#fff", "font": {"size": 11},
+                       "xaxis": {"gridcolor": "#eceef2", "zerolinecolor": "#d5d9e0"},
+                       "yaxis": {"gridcolor": "#eceef2", "zerolinecolor": "#d5d9e0"}}}
+
+
 @dataclass
 class Section:
     """A titled block of the page: a plotly figure, an HTML fragment, or a table from the payload."""

@@ -11,9 +11,10 @@ import numpy as np
 import polars as pl
 
 from .decimate import minmax_indices
+from .page import TEMPLATE as _TEMPLATE
 from .page import Page, Section, columns, fmt, plotly_modules, stats_table
 
-_LAYOUT = {"margin": {"l": 60, "r": 20, "t": 30, "b": 40}, "template": "plotly_white"}
+_LAYOUT = {"margin": {"l": 60, "r": 20, "t": 30, "b": 40}, "template": _TEMPLATE}
 
 DSR_NOTE = ("Deflated Sharpe ratio: the probability that the winner's Sharpe ratio is above zero after "
             "allowing for the number of sets tried and the returns' skew and kurtosis (above 0.95 is "
