@@ -14,9 +14,8 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from bench_engine import CASH, COMMISSION, FAST, SLOW, _bars, _range
-
 from backtape.engine import run_backtest, sma_crossover
+from bench_engine import CASH, COMMISSION, FAST, SLOW, _bars, _range
 
 
 def _best(fn: Callable[[], object], repeat: int) -> float:
@@ -31,8 +30,9 @@ def _best(fn: Callable[[], object], repeat: int) -> float:
 def bench_backtape(n: int, out: Path, repeat: int) -> tuple[float, int, int]:
     src = _bars(n)
     start, end = _range(src)
-    res = run_backtest(sma_crossover(FAST, SLOW), "SYN", start, end, "1min", source=src, cash=CASH,
-                       commission=COMMISSION)
+    res = run_backtest(
+        sma_crossover(FAST, SLOW), "SYN", start, end, "1min", source=src, cash=CASH, commission=COMMISSION
+    )
     path = out / f"backtape_{n}.html"
     res.report(path)  # first call also compresses plotly.js once per process
     return _best(lambda: res.report(path), repeat), path.stat().st_size, res.trades.height
@@ -83,7 +83,9 @@ def main() -> None:
             rows.append((f"{n:,}", "backtape report", f"{secs:.2f}", f"{size / 1e6:.2f}", f"{trades:,}"))
             peer = bench_backtesting_py(n, out, args.repeat)
             if peer is not None:
-                rows.append((f"{n:,}", "backtesting.py bt.plot()", f"{peer[0]:.2f}", f"{peer[1] / 1e6:.2f}", ""))
+                rows.append(
+                    (f"{n:,}", "backtesting.py bt.plot()", f"{peer[0]:.2f}", f"{peer[1] / 1e6:.2f}", "")
+                )
     head = ("bars", "tool", "seconds", "MB", "trades marked")
     widths = [max(len(r[i]) for r in (head, *rows)) for i in range(len(head))]
     for r in (head, *rows):

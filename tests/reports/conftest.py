@@ -11,5 +11,12 @@ from backtape.engine import run_backtest
 
 @pytest.fixture(scope="package")
 def run() -> Any:
-    return run_backtest("sma_crossover", "AAPL,MSFT", "2012-01-01", "2016-01-01", source="sample",
-                        params={"fast": 10, "slow": 50}, cash=10_000)
+    return run_backtest(
+        "sma_crossover",
+        "AAPL,MSFT",
+        "2012-01-01",
+        "2016-01-01",
+        source="sample",
+        params={"fast": 10, "slow": 50},
+        cash=10_000,
+    )

@@ -12,8 +12,14 @@ from backtape.optimization import monte_carlo, optimize
 
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
 
 
@@ -39,8 +45,8 @@ def _open(browser: Any, path: Path, shot: Path) -> dict[str, Any]:
         expected: Number(document.body.dataset.figures),
         rendered: Number(document.body.dataset.rendered),
         charts: document.querySelectorAll('div.chart').length,
-        plotted: [...document.querySelectorAll('div.chart')].filter((d) => d.classList.contains('js-plotly-plot')
-                  && d.querySelector('.main-svg')).length,
+        plotted: [...document.querySelectorAll('div.chart')]
+            .filter((d) => d.classList.contains('js-plotly-plot') && d.querySelector('.main-svg')).length,
         traces: [...document.querySelectorAll('div.chart')].map((d) => (d.data || []).length),
         rows: [...document.querySelectorAll('table.list')].map((t) => t.querySelectorAll('tbody tr').length),
     })""")
@@ -68,8 +74,14 @@ def test_backtest_report_renders_in_chromium(browser: Any, run: Any, tmp_path: P
 
 
 def test_research_reports_render_in_chromium(browser: Any, run: Any, tmp_path: Path) -> None:
-    opt = optimize("sma_crossover", {"fast": [5, 10, 20], "slow": [30, 50, 80]}, "AAPL", "2012-01-01",
-                   "2015-01-01", source="sample")
+    opt = optimize(
+        "sma_crossover",
+        {"fast": [5, 10, 20], "slow": [30, 50, 80]},
+        "AAPL",
+        "2012-01-01",
+        "2015-01-01",
+        source="sample",
+    )
     for name, res in (("opt", opt), ("mc", monte_carlo(run, 300, seed=1))):
         path = res.report(tmp_path / f"{name}.html")
         _check(_open(browser, path, tmp_path / f"{name}.png"), path)

@@ -32,7 +32,7 @@ def test_decimation_keeps_bucket_extremes_and_kept_points() -> None:
     assert {0, 7, 99_999, 100_002} <= set(idx.tolist()) and 123_456 not in idx
     size = -(-y.size // 500)
     for b in range(0, y.size, size):
-        chunk = y[b:b + size]
+        chunk = y[b : b + size]
         assert b + int(np.nanargmin(chunk)) in idx and b + int(np.nanargmax(chunk)) in idx
     assert np.nanmax(y[idx]) == np.nanmax(y) and np.nanmin(y[idx]) == np.nanmin(y)
     assert minmax_indices(y[:800], buckets=500).size == 800
@@ -62,15 +62,43 @@ def _long_result(n: int) -> BacktestResult:
     eq = pl.DataFrame({"ts": t, "equity": equity, "drawdown": 1 - equity / np.maximum.accumulate(equity)})
     k = np.sort(rng.choice(n - 1, 4000, replace=False))
     entry, exit_ = k[0::2], k[1::2]
-    trades = pl.DataFrame({"symbol": "SYN", "side": 1, "entry_time": t.gather(entry), "exit_time": t.gather(exit_),
-                           "entry_price": close[entry], "exit_price": close[exit_], "size": 10.0,
-                           "pnl": 10 * (close[exit_] - close[entry]), "return": close[exit_] / close[entry] - 1})
-    prices = pl.DataFrame({"symbol": "SYN", "ts": t, "open": close, "high": close * 1.001,
-                           "low": close * 0.999, "close": close})
+    trades = pl.DataFrame(
+        {
+            "symbol": "SYN",
+            "side": 1,
+            "entry_time": t.gather(entry),
+            "exit_time": t.gather(exit_),
+            "entry_price": close[entry],
+            "exit_price": close[exit_],
+            "size": 10.0,
+            "pnl": 10 * (close[exit_] - close[entry]),
+            "return": close[exit_] / close[entry] - 1,
+        }
+    )
+    prices = pl.DataFrame(
+        {"symbol": "SYN", "ts": t, "open": close, "high": close * 1.001, "low": close * 0.999, "close": close}
+    )
     empty = pl.DataFrame()
-    return BacktestResult("synthetic", {}, ["SYN"], int(ts[0].astype(np.int64)), int(ts[-1].astype(np.int64)),
-                          "1min", "synthetic", 10_000.0, {"final_equity": float(equity[-1]), "trades": 2000},
-                          trades, empty, empty, eq, empty, empty, empty, 0.0, extra={"prices": prices})
+    return BacktestResult(
+        "synthetic",
+        {},
+        ["SYN"],
+        int(ts[0].astype(np.int64)),
+        int(ts[-1].astype(np.int64)),
+        "1min",
+        "synthetic",
+        10_000.0,
+        {"final_equity": float(equity[-1]), "trades": 2000},
+        trades,
+        empty,
+        empty,
+        eq,
+        empty,
+        empty,
+        empty,
+        0.0,
+        extra={"prices": prices},
+    )
 
 
 def test_a_525600_bar_report_is_small_fast_and_marks_every_trade(tmp_path: Path) -> None:
@@ -98,10 +126,24 @@ def test_monte_carlo_observed_is_the_run_and_counts_open_positions(run: Any) -> 
 
 
 def test_research_reports_and_notebook_html(run: Any, tmp_path: Path) -> None:
-    opt = optimize("sma_crossover", {"fast": [5, 10, 20], "slow": [30, 50, 80]}, "MSFT", "2012-01-01",
-                   "2015-01-01", source="sample")
-    wf = walk_forward("sma_crossover", {"fast": [5, 10], "slow": [30, 50]}, "MSFT", "2012-01-01", "2015-06-01",
-                      250, 120, source="sample")
+    opt = optimize(
+        "sma_crossover",
+        {"fast": [5, 10, 20], "slow": [30, 50, 80]},
+        "MSFT",
+        "2012-01-01",
+        "2015-01-01",
+        source="sample",
+    )
+    wf = walk_forward(
+        "sma_crossover",
+        {"fast": [5, 10], "slow": [30, 50]},
+        "MSFT",
+        "2012-01-01",
+        "2015-06-01",
+        250,
+        120,
+        source="sample",
+    )
     mc = monte_carlo(run, 200, "bootstrap", seed=2)
     for name, res in (("opt", opt), ("wf", wf), ("mc", mc), ("run", run)):
         out = res.report(tmp_path / f"{name}.html")
@@ -120,15 +162,42 @@ def test_missing_plotly_is_one_clear_error(run: Any, tmp_path: Path, monkeypatch
 def test_cli_backtest_report_and_stored_report(tmp_path: Path) -> None:
     db = tmp_path / "r.db"
     cli = [sys.executable, "-m", "backtape.cli.app"]
-    subprocess.run([*cli, "backtest", "sma_crossover", "-s", "AAPL", "--start", "2013-01-01", "--end",
-                    "2014-01-01", "--source", "sample", "--db", str(db), "--report", str(tmp_path / "a.html")],
-                   check=True, capture_output=True, cwd=tmp_path)
+    subprocess.run(
+        [
+            *cli,
+            "backtest",
+            "sma_crossover",
+            "-s",
+            "AAPL",
+            "--start",
+            "2013-01-01",
+            "--end",
+            "2014-01-01",
+            "--source",
+            "sample",
+            "--db",
+            str(db),
+            "--report",
+            str(tmp_path / "a.html"),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
     assert (tmp_path / "a.html").stat().st_size > 1_000_000
     run_id = int(ResultsStore(db).list_runs()["id"][0])
-    done = subprocess.run([*cli, "report", str(run_id), "-o", str(tmp_path / "b.html"), "--db", str(db)],
-                          capture_output=True, text=True, cwd=tmp_path)
+    done = subprocess.run(
+        [*cli, "report", str(run_id), "-o", str(tmp_path / "b.html"), "--db", str(db)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert f"run {run_id} · AAPL" in (tmp_path / "b.html").read_text()
-    bad = subprocess.run([*cli, "report", "-o", str(tmp_path / "c.html"), "--db", str(db)],
-                         capture_output=True, text=True, cwd=tmp_path)
+    bad = subprocess.run(
+        [*cli, "report", "-o", str(tmp_path / "c.html"), "--db", str(db)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert bad.returncode != 0 and bad.stderr.count("\n") == 1 and "run id" in bad.stderr

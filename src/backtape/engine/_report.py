@@ -47,9 +47,10 @@ def _prices(run: _Run) -> dict[str, pl.DataFrame]:
     for sym in () if run.tick_only else run.symbols:
         bars = run.portal.bars(sym, run.frequency)
         lo, hi = bars.ts_end.searchsorted(run.start, "left"), bars.ts_end.searchsorted(run.end, "right")
-        cols = {f: bars.fields[f][lo:hi] for f in ("open", "high", "low", "close") if f in bars.fields}
+        cols: dict[str, np.ndarray] = {f: bars.fields[f][lo:hi] for f in ("open", "high", "low", "close")
+                                       if f in bars.fields}
         cols["adj_close"] = _adjusted_close(run, sym, bars.ts_end[lo:hi])
-        parts.append(pl.DataFrame({"symbol": pl.Series([sym]).new_from_index(0, hi - lo),
+        parts.append(pl.DataFrame({"symbol": pl.Series([sym]).new_from_index(0, int(hi - lo)),
                                    "ts": pl.Series(bars.ts_end[lo:hi]).cast(pl.Datetime("ns", "UTC")),
                                    **cols}))
     return {"prices": pl.concat(parts, how="diagonal")} if parts else {}

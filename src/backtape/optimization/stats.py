@@ -208,7 +208,9 @@ def simulate_paths(returns: np.ndarray, index: np.ndarray, cash: float) -> np.nd
     return out
 
 
-def percentile_table(paths: np.ndarray, percentiles: tuple[float, ...], periods_per_year: float) -> pl.DataFrame:
+def percentile_table(
+    paths: np.ndarray, percentiles: tuple[float, ...], periods_per_year: float
+) -> pl.DataFrame:
     stats = {
         "final_equity": paths[:, 0],
         "max_drawdown": paths[:, 1],

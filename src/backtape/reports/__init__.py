@@ -27,13 +27,18 @@ def write_report(result: Any, path: str | Path) -> Path:
         return write_page(path, backtest_page(result))
     from . import research
 
-    builders = {OptimizationResult: research.optimization_page, WalkForwardResult: research.walk_forward_page,
-                MonteCarloResult: research.monte_carlo_page}
+    builders = {
+        OptimizationResult: research.optimization_page,
+        WalkForwardResult: research.walk_forward_page,
+        MonteCarloResult: research.monte_carlo_page,
+    }
     for kind, build in builders.items():
         if isinstance(result, kind):
             return write_page(path, build(result))
-    raise ConfigError(f"no report for a {type(result).__name__}; give a backtest, optimization, "
-                      "walk-forward or Monte Carlo result")
+    raise ConfigError(
+        f"no report for a {type(result).__name__}; give a backtest, optimization, "
+        "walk-forward or Monte Carlo result"
+    )
 
 
 def stored_optimization(store: Any, optimization_id: int) -> Any:
@@ -45,11 +50,18 @@ def stored_optimization(store: Any, optimization_id: int) -> Any:
     best_run = store.load_result(row["best_run_id"]) if row.get("best_run_id") else None
     nan = float("nan")
     return OptimizationResult(
-        table=row["results"], metric=row["metric"], params=tuple(row["grid"] or row["best"]),
+        table=row["results"],
+        metric=row["metric"],
+        params=tuple(row["grid"] or row["best"]),
         deflated_sharpe=nan if row["deflated_sharpe"] is None else float(row["deflated_sharpe"]),
-        pbo=nan if row["pbo"] is None else float(row["pbo"]), engine=row["engine"], method=row["method"],
-        skipped=int(row["skipped"] or 0), duration_s=float(row["duration_s"] or 0.0), best_run=best_run,
-        optimization_id=int(optimization_id))
+        pbo=nan if row["pbo"] is None else float(row["pbo"]),
+        engine=row["engine"],
+        method=row["method"],
+        skipped=int(row["skipped"] or 0),
+        duration_s=float(row["duration_s"] or 0.0),
+        best_run=best_run,
+        optimization_id=int(optimization_id),
+    )
 
 
 __all__ = ["stored_optimization", "write_report"]

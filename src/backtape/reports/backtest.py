@@ -40,8 +40,9 @@ def all_trades(result: Any) -> pl.DataFrame:
     frames = []
     for df, is_open in ((result.trades, False), (result.open_trades, True)):
         if df.height and "entry_time" in df.columns:
-            frames.append(df.with_columns(pl.col("entry_time", "exit_time").cast(utc),
-                                          pl.lit(is_open).alias("is_open")))
+            frames.append(
+                df.with_columns(pl.col("entry_time", "exit_time").cast(utc), pl.lit(is_open).alias("is_open"))
+            )
     return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
 
 
@@ -90,11 +91,13 @@ def gross_exposure(result: Any, ts: np.ndarray, equity: np.ndarray, trades: pl.D
     return np.divide(value, equity, out=np.zeros_like(value), where=equity > 0)
 
 
-def _line(go: Any, ts: np.ndarray, y: np.ndarray, name: str, color: str, keep: np.ndarray | None = None,
-          **kw: Any) -> Any:
+def _line(
+    go: Any, ts: np.ndarray, y: np.ndarray, name: str, color: str, keep: np.ndarray | None = None, **kw: Any
+) -> Any:
     idx = minmax_indices(y, keep=keep)
-    return go.Scattergl(x=_dt(ts[idx]), y=y[idx], name=name, mode="lines", line={"color": color, "width": 1.3},
-                        **kw)
+    return go.Scattergl(
+        x=_dt(ts[idx]), y=y[idx], name=name, mode="lines", line={"color": color, "width": 1.3}, **kw
+    )
 
 
 def _markers(go: Any, trades: pl.DataFrame, sym: str) -> list[Any]:
@@ -107,17 +110,35 @@ def _markers(go: Any, trades: pl.DataFrame, sym: str) -> list[Any]:
     for side, shape, color in ((1, "triangle-up", _GREEN), (-1, "triangle-down", _RED)):
         part = t.filter(pl.col("side") * side > 0)
         if part.height:
-            out.append(go.Scatter(
-                x=_dt(_ns(part["entry_time"])), y=part["entry_price"].to_numpy(), mode="markers",
-                name=f"{sym} {'long' if side > 0 else 'short'} entries", customdata=part["pnl"].to_numpy(),
-                hovertemplate="entry %{y:,.4g}<br>P&L %{customdata:,.2f}",
-                marker={"symbol": shape, "size": 9, "color": color, "line": {"width": 0.5, "color": "#000"}}))
+            out.append(
+                go.Scatter(
+                    x=_dt(_ns(part["entry_time"])),
+                    y=part["entry_price"].to_numpy(),
+                    mode="markers",
+                    name=f"{sym} {'long' if side > 0 else 'short'} entries",
+                    customdata=part["pnl"].to_numpy(),
+                    hovertemplate="entry %{y:,.4g}<br>P&L %{customdata:,.2f}",
+                    marker={
+                        "symbol": shape,
+                        "size": 9,
+                        "color": color,
+                        "line": {"width": 0.5, "color": "#000"},
+                    },
+                )
+            )
     closed = t.filter(~pl.col("is_open"))
     if closed.height:
-        out.append(go.Scatter(x=_dt(_ns(closed["exit_time"])), y=closed["exit_price"].to_numpy(), mode="markers",
-                              name=f"{sym} exits", customdata=closed["pnl"].to_numpy(),
-                              hovertemplate="exit %{y:,.4g}<br>P&L %{customdata:,.2f}",
-                              marker={"symbol": "x", "size": 8, "color": "#222"}))
+        out.append(
+            go.Scatter(
+                x=_dt(_ns(closed["exit_time"])),
+                y=closed["exit_price"].to_numpy(),
+                mode="markers",
+                name=f"{sym} exits",
+                customdata=closed["pnl"].to_numpy(),
+                hovertemplate="exit %{y:,.4g}<br>P&L %{customdata:,.2f}",
+                marker={"symbol": "x", "size": 8, "color": "#222"},
+            )
+        )
     return out
 
 
@@ -141,16 +162,35 @@ def main_figure(result: Any) -> Any:
     rec = _recorded(result)
     rows = [*(f"{s}" for s in symbols), "equity vs buy and hold", "drawdown", "exposure"]
     heights = [3.0] * len(symbols) + [2.5, 1.2, 1.0]
-    fig = make_subplots(rows=len(rows), cols=1, shared_xaxes=True, vertical_spacing=0.025,
-                        subplot_titles=rows, row_heights=heights)
-    trade_ns = np.concatenate([_ns(trades["entry_time"]), _ns(trades["exit_time"])]) if trades.height else None
+    fig = make_subplots(
+        rows=len(rows),
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.025,
+        subplot_titles=rows,
+        row_heights=heights,
+    )
+    trade_ns = (
+        np.concatenate([_ns(trades["entry_time"]), _ns(trades["exit_time"])]) if trades.height else None
+    )
     for r, sym in enumerate(symbols, start=1):
         p = prices.filter(pl.col("symbol") == sym)
         pts, close = _ns(p["ts"]), p["close"].to_numpy().astype(np.float64)
         if p.height <= CANDLES and {"open", "high", "low"} <= set(p.columns):
-            fig.add_trace(go.Candlestick(x=_dt(pts), open=p["open"], high=p["high"], low=p["low"], close=close,
-                                         name=sym, increasing_line_color=_GREEN, decreasing_line_color=_RED),
-                          row=r, col=1)
+            fig.add_trace(
+                go.Candlestick(
+                    x=_dt(pts),
+                    open=p["open"],
+                    high=p["high"],
+                    low=p["low"],
+                    close=close,
+                    name=sym,
+                    increasing_line_color=_GREEN,
+                    decreasing_line_color=_RED,
+                ),
+                row=r,
+                col=1,
+            )
         else:
             keep = np.searchsorted(pts, trade_ns) if trade_ns is not None else None
             fig.add_trace(_line(go, pts, close, f"{sym} close", _BLUE, keep), row=r, col=1)
@@ -165,13 +205,23 @@ def main_figure(result: Any) -> Any:
         fig.add_trace(_line(go, eq_ts, bh, "buy and hold", _GREY, line_dash="dot"), row=r, col=1)
     dd = -result.equity["drawdown"].to_numpy().astype(np.float64)
     fig.add_trace(_line(go, eq_ts, dd, "drawdown", _RED, fill="tozeroy"), row=r + 1, col=1)
-    fig.add_trace(_line(go, eq_ts, gross_exposure(result, eq_ts, equity, trades), "exposure", "#7b3294",
-                        fill="tozeroy"), row=r + 2, col=1)
+    fig.add_trace(
+        _line(
+            go, eq_ts, gross_exposure(result, eq_ts, equity, trades), "exposure", "#7b3294", fill="tozeroy"
+        ),
+        row=r + 2,
+        col=1,
+    )
     fig.update_yaxes(tickformat=".0%", row=r + 1, col=1)
     fig.update_yaxes(tickformat=".0%", row=r + 2, col=1)
-    fig.update_layout(height=240 * len(symbols) + 520, margin={"l": 60, "r": 20, "t": 30, "b": 30},
-                      hovermode="x", showlegend=True, legend={"orientation": "h", "y": -0.04},
-                      template=_TEMPLATE)
+    fig.update_layout(
+        height=240 * len(symbols) + 520,
+        margin={"l": 60, "r": 20, "t": 30, "b": 30},
+        hovermode="x",
+        showlegend=True,
+        legend={"orientation": "h", "y": -0.04},
+        template=_TEMPLATE,
+    )
     return fig
 
 
@@ -194,8 +244,12 @@ def recorded_figure(result: Any) -> Any:
     if not rec.height:
         return None
     ts = _ns(rec["ts"])
-    fig = go.Figure([_line(go, ts, rec[c].cast(pl.Float64).to_numpy(), c, col)
-                     for c, col in zip(rec.columns[1:], _cycle(), strict=False)])
+    fig = go.Figure(
+        [
+            _line(go, ts, rec[c].cast(pl.Float64).to_numpy(), c, col)
+            for c, col in zip(rec.columns[1:], _cycle(), strict=False)
+        ]
+    )
     fig.update_layout(height=260, margin={"l": 60, "r": 20, "t": 20, "b": 30}, template=_TEMPLATE)
     return fig
 
@@ -225,10 +279,26 @@ def returns_heatmap(result: Any) -> Any:
     months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec", "Year"]
     text = [["" if not math.isfinite(v) else f"{v:.1%}" for v in row] for row in z]
     lim = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 0.01
-    fig = go.Figure(go.Heatmap(z=z, x=months, y=[str(y) for y in years], text=text, texttemplate="%{text}",
-                               colorscale="RdYlGn", zmid=0, zmin=-lim, zmax=lim, showscale=False))
-    fig.update_layout(height=90 + 28 * len(years), margin={"l": 50, "r": 20, "t": 10, "b": 30},
-                      yaxis={"autorange": "reversed"}, template=_TEMPLATE)
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=months,
+            y=[str(y) for y in years],
+            text=text,
+            texttemplate="%{text}",
+            colorscale="RdYlGn",
+            zmid=0,
+            zmin=-lim,
+            zmax=lim,
+            showscale=False,
+        )
+    )
+    fig.update_layout(
+        height=90 + 28 * len(years),
+        margin={"l": 50, "r": 20, "t": 10, "b": 30},
+        yaxis={"autorange": "reversed"},
+        template=_TEMPLATE,
+    )
     return fig
 
 
@@ -239,21 +309,32 @@ def rolling_figure(result: Any) -> Any:
     daily = eq.group_by_dynamic("ts", every="1d").agg(pl.col("equity").last())
     r = daily["equity"].pct_change().fill_null(0.0)
     days = max(daily.height, 2)
-    span_years = max((daily["ts"][-1] - daily["ts"][0]).total_seconds() / (365.25 * 86400), 1e-9) if days > 1 else 1
+    span_years = (
+        max((daily["ts"][-1] - daily["ts"][0]).total_seconds() / (365.25 * 86400), 1e-9) if days > 1 else 1
+    )
     per_year = days / span_years
     window = 63 if days >= 252 else max(5, days // 4)
     mean, sd = r.rolling_mean(window), r.rolling_std(window)
     vol = (sd * math.sqrt(per_year)).to_numpy()
     sharpe = (mean / sd * math.sqrt(per_year)).to_numpy()
     ts = _ns(daily["ts"])
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=[f"rolling Sharpe ({window} days)", f"rolling volatility ({window} days)"])
-    fig.add_trace(_line(go, ts, np.nan_to_num(sharpe, nan=np.nan, posinf=np.nan, neginf=np.nan), "Sharpe",
-                        _BLUE), row=1, col=1)
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.08,
+        subplot_titles=[f"rolling Sharpe ({window} days)", f"rolling volatility ({window} days)"],
+    )
+    fig.add_trace(
+        _line(go, ts, np.nan_to_num(sharpe, nan=np.nan, posinf=np.nan, neginf=np.nan), "Sharpe", _BLUE),
+        row=1,
+        col=1,
+    )
     fig.add_trace(_line(go, ts, vol, "volatility", "#e08214"), row=2, col=1)
     fig.update_yaxes(tickformat=".0%", row=2, col=1)
-    fig.update_layout(height=420, margin={"l": 60, "r": 20, "t": 30, "b": 30}, showlegend=False,
-                      template=_TEMPLATE)
+    fig.update_layout(
+        height=420, margin={"l": 60, "r": 20, "t": 30, "b": 30}, showlegend=False, template=_TEMPLATE
+    )
     return fig
 
 
@@ -265,13 +346,28 @@ def trades_figure(result: Any, trades: pl.DataFrame) -> Any:
         for is_open, color in ((False, _BLUE), (True, "#fdae61")):
             part = trades.filter(pl.col("is_open") == is_open)
             if part.height:
-                fig.add_trace(go.Histogram(x=part["return"].to_numpy(), name="open" if is_open else "closed",
-                                           marker_color=color, nbinsx=40), row=1, col=1)
+                fig.add_trace(
+                    go.Histogram(
+                        x=part["return"].to_numpy(),
+                        name="open" if is_open else "closed",
+                        marker_color=color,
+                        nbinsx=40,
+                    ),
+                    row=1,
+                    col=1,
+                )
     costs = cost_breakdown(result)
-    fig.add_trace(go.Bar(x=list(costs), y=list(costs.values()), marker_color=_GREY, name="costs"), row=1, col=2)
+    fig.add_trace(
+        go.Bar(x=list(costs), y=list(costs.values()), marker_color=_GREY, name="costs"), row=1, col=2
+    )
     fig.update_xaxes(tickformat=".0%", row=1, col=1)
-    fig.update_layout(height=320, barmode="stack", margin={"l": 60, "r": 20, "t": 30, "b": 30},
-                      template=_TEMPLATE, legend={"orientation": "h", "y": -0.15})
+    fig.update_layout(
+        height=320,
+        barmode="stack",
+        margin={"l": 60, "r": 20, "t": 30, "b": 30},
+        template=_TEMPLATE,
+        legend={"orientation": "h", "y": -0.15},
+    )
     return fig
 
 
@@ -289,12 +385,16 @@ def backtest_page(result: Any) -> Page:
     trades = all_trades(result)
     params = ", ".join(f"{k}={v}" for k, v in result.parameters.items())
     run = f"run {result.run_id} · " if result.run_id is not None else ""
-    sub = (f"{run}{', '.join(result.symbols)} · {result.frequency} · {format_ns(result.start)} .. "
-           f"{format_ns(result.end)} · source {result.source} · cash {result.cash:,.2f} · "
-           f"{result.equity.height:,} bars · {trades.height:,} trades")
+    sub = (
+        f"{run}{', '.join(result.symbols)} · {result.frequency} · {format_ns(result.start)} .. "
+        f"{format_ns(result.end)} · source {result.source} · cash {result.cash:,.2f} · "
+        f"{result.equity.height:,} bars · {trades.height:,} trades"
+    )
     page = Page(f"{result.strategy}({params})", sub)
     note = "" if result.extra.get("prices") is not None else "this run holds no prices: equity panels only"
-    page.sections.append(Section("prices, trades, equity, drawdown and exposure", main_figure(result), note=note))
+    page.sections.append(
+        Section("prices, trades, equity, drawdown and exposure", main_figure(result), note=note)
+    )
     rec = recorded_figure(result)
     if rec is not None:
         page.sections.append(Section("recorded values (ctx.record)", rec))

@@ -31,4 +31,3 @@ def minmax_indices(values: np.ndarray, buckets: int = BUCKETS, keep: np.ndarray 
     picks = [base + lo.argmin(axis=1), base + hi.argmax(axis=1), np.array([0, n - 1]), extra]
     out = np.unique(np.concatenate(picks))
     return out[out < n]
-

@@ -11,8 +11,18 @@ import numpy as np
 from .decimate import minmax_indices
 from .page import stats_table
 
-_HEADLINE = ["final_equity", "total_return", "cagr", "sharpe", "sortino", "max_drawdown", "win_rate",
-             "profit_factor", "trades", "exposure"]
+_HEADLINE = [
+    "final_equity",
+    "total_return",
+    "cagr",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "win_rate",
+    "profit_factor",
+    "trades",
+    "exposure",
+]
 
 
 def sparkline(values: np.ndarray, width: int = 360, height: int = 110, color: str = "#3366cc") -> str:
@@ -27,15 +37,19 @@ def sparkline(values: np.ndarray, width: int = 360, height: int = 110, color: st
     xs = np.linspace(2, width - 2, y.size)
     ys = height - 2 - (y - lo) / span * (height - 4)
     pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(xs, ys, strict=True))
-    return (f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">'
-            f'<polyline fill="none" stroke="{color}" stroke-width="1.4" points="{pts}"/>'
-            f'<text x="4" y="12" font-size="10" fill="#666">{hi:,.0f}</text>'
-            f'<text x="4" y="{height - 4}" font-size="10" fill="#666">{lo:,.0f}</text></svg>')
+    return (
+        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">'
+        f'<polyline fill="none" stroke="{color}" stroke-width="1.4" points="{pts}"/>'
+        f'<text x="4" y="12" font-size="10" fill="#666">{hi:,.0f}</text>'
+        f'<text x="4" y="{height - 4}" font-size="10" fill="#666">{lo:,.0f}</text></svg>'
+    )
 
 
 def _box(title: str, table: str, chart: str) -> str:
-    return (f'<div style="display:flex;gap:16px;align-items:flex-start"><div><b>{html.escape(title)}</b>'
-            f'{table}</div><div>{chart}</div></div>')
+    return (
+        f'<div style="display:flex;gap:16px;align-items:flex-start"><div><b>{html.escape(title)}</b>'
+        f"{table}</div><div>{chart}</div></div>"
+    )
 
 
 def backtest_html(result: Any) -> str:
@@ -46,18 +60,30 @@ def backtest_html(result: Any) -> str:
 
 def optimization_html(opt: Any) -> str:
     best = ", ".join(f"{k}={v}" for k, v in opt.best.items())
-    info = {"sets": opt.table.height, "skipped": opt.skipped, "deflated_sharpe": opt.deflated_sharpe,
-            "pbo": opt.pbo, f"best {opt.metric}": opt.table[opt.metric][0]}
+    info = {
+        "sets": opt.table.height,
+        "skipped": opt.skipped,
+        "deflated_sharpe": opt.deflated_sharpe,
+        "pbo": opt.pbo,
+        f"best {opt.metric}": opt.table[opt.metric][0],
+    }
     run = opt.best_run
-    eq = run.equity["equity"].to_numpy() if hasattr(run, "frames") else getattr(run, "equity", np.zeros((0, 1)))
+    eq = (
+        run.equity["equity"].to_numpy()
+        if hasattr(run, "frames")
+        else getattr(run, "equity", np.zeros((0, 1)))
+    )
     eq = eq[:, 0] if getattr(eq, "ndim", 1) == 2 else eq
     return _box(f"optimization of {opt.metric}, best {best}", stats_table(info), sparkline(eq))
 
 
 def walk_forward_html(wf: Any) -> str:
     info = {"windows": wf.windows.height, "efficiency": wf.efficiency, **wf.metrics}
-    return _box("walk-forward (stitched out-of-sample)", stats_table(info, ["windows", "efficiency", *_HEADLINE]),
-                sparkline(wf.equity["equity"].to_numpy()))
+    return _box(
+        "walk-forward (stitched out-of-sample)",
+        stats_table(info, ["windows", "efficiency", *_HEADLINE]),
+        sparkline(wf.equity["equity"].to_numpy()),
+    )
 
 
 def monte_carlo_html(mc: Any) -> str:

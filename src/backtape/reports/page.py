@@ -21,9 +21,26 @@ from typing import Any
 from ..errors import ConfigError, ReportDependencyError
 
 #: metric names shown as percentages
-PERCENT = frozenset({"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "exposure", "avg_trade",
-                     "best_trade", "worst_trade", "buy_and_hold_return", "open_pnl_pct", "oos_return",
-                     "is_cagr", "oos_cagr", "expectancy_pct", "turnover"})
+PERCENT = frozenset(
+    {
+        "total_return",
+        "cagr",
+        "volatility",
+        "max_drawdown",
+        "win_rate",
+        "exposure",
+        "avg_trade",
+        "best_trade",
+        "worst_trade",
+        "buy_and_hold_return",
+        "open_pnl_pct",
+        "oos_return",
+        "is_cagr",
+        "oos_cagr",
+        "expectancy_pct",
+        "turnover",
+    }
+)
 
 
 def plotly_modules() -> tuple[Any, Any]:
@@ -33,14 +50,21 @@ def plotly_modules() -> tuple[Any, Any]:
         from plotly.subplots import make_subplots
     except ImportError:
         raise ReportDependencyError(
-            "reports need plotly, in the 'report' extra: pip install 'backtape[report]'") from None
+            "reports need plotly, in the 'report' extra: pip install 'backtape[report]'"
+        ) from None
     return go, make_subplots
 
 
 #: a light look without plotly's named templates, which plotly deep-copies on every layout update
-TEMPLATE = {"layout": {"paper_bgcolor": "#fff", "plot_bgcolor": "#fff", "font": {"size": 11},
-                       "xaxis": {"gridcolor": "#eceef2", "zerolinecolor": "#d5d9e0"},
-                       "yaxis": {"gridcolor": "#eceef2", "zerolinecolor": "#d5d9e0"}}}
+TEMPLATE = {
+    "layout": {
+        "paper_bgcolor": "#fff",
+        "plot_bgcolor": "#fff",
+        "font": {"size": 11},
+        "xaxis": {"gridcolor": "#eceef2", "zerolinecolor": "#d5d9e0"},
+        "yaxis": {"gridcolor": "#eceef2", "zerolinecolor": "#d5d9e0"},
+    }
+}
 
 
 @dataclass
@@ -69,7 +93,7 @@ def fmt(name: str, value: Any) -> str:
         return str(value)
     if name in PERCENT:
         return f"{value:.2%}"
-    if isinstance(value, int) or float(value).is_integer() and abs(value) < 1e15:
+    if isinstance(value, int) or (float(value).is_integer() and abs(value) < 1e15):
         return f"{int(value):,}"
     return f"{value:,.4f}" if abs(value) < 100 else f"{value:,.2f}"
 
@@ -77,7 +101,9 @@ def fmt(name: str, value: Any) -> str:
 def stats_table(metrics: dict[str, Any], names: list[str] | None = None) -> str:
     """An HTML two-column table of ``metrics`` (all of them, or ``names`` in that order)."""
     keys = [k for k in (names or list(metrics)) if k in metrics]
-    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(fmt(k, metrics[k]))}</td></tr>" for k in keys)
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(fmt(k, metrics[k]))}</td></tr>" for k in keys
+    )
     return f'<table class="stats">{rows}</table>'
 
 
@@ -120,12 +146,19 @@ def render(page: Page) -> str:
             parts.append(f'<div class="tablewrap"><table class="list" id="{tid}"></table></div>')
             tables.append(f'{{"id":"{tid}","cols":{json.dumps(sec.table, default=str)}}}')
         parts.append(sec.html)
-        body.append(f'<section>{"".join(parts)}</section>')
+        body.append(f"<section>{''.join(parts)}</section>")
     payload = f'{{"figures":[{",".join(figs)}],"tables":[{",".join(tables)}]}}'
     data = base64.b64encode(gzip.compress(payload.encode(), 6, mtime=0)).decode()
-    return _TEMPLATE.format(title=html.escape(page.title), subtitle=html.escape(page.subtitle),
-                            body="\n".join(body), plotly=_plotly_js(), data=data, css=_CSS, js=_JS,
-                            n_figures=len(figs))
+    return _TEMPLATE.format(
+        title=html.escape(page.title),
+        subtitle=html.escape(page.subtitle),
+        body="\n".join(body),
+        plotly=_plotly_js(),
+        data=data,
+        css=_CSS,
+        js=_JS,
+        n_figures=len(figs),
+    )
 
 
 def write_page(path: str | Path, page: Page) -> Path:
