@@ -97,8 +97,7 @@ def _returns(equity: np.ndarray) -> np.ndarray:
     return np.where(prev > 0, equity[1:] / np.where(prev > 0, prev, 1.0) - 1.0, 0.0)
 
 
-def _make_run(equity: np.ndarray, pnl: np.ndarray, cash: float, metrics: dict[str, Any],
-              span_ns: float) -> _Run:
+def _make_run(equity: np.ndarray, pnl: np.ndarray, cash: float, metrics: dict[str, Any]) -> _Run:
     """The run with its own figures: last equity, max drawdown and Sharpe of its curve."""
     eq = np.asarray(equity, dtype=np.float64)
     ppy = _periods_per_year(eq, metrics)
@@ -112,13 +111,8 @@ def _make_run(equity: np.ndarray, pnl: np.ndarray, cash: float, metrics: dict[st
         "max_drawdown": float(metrics.get("max_drawdown", mdd)),
         "sharpe": float(metrics.get("sharpe", own_sharpe)),
     }
-    years = span_ns / (365.25 * 86_400e9) if span_ns > 0 else eq.size / ppy
-    return _Run(eq, np.asarray(pnl, dtype=np.float64), cash, ppy, max(years, 1e-9), observed)
-
-
-def _span(ts: pl.Series) -> float:
-    t = ts.cast(pl.Int64)
-    return float(t[-1] - t[0]) if t.len() > 1 else 0.0
+    years = max(eq.size - 1, 1) / ppy  # in the run's own annualization
+    return _Run(eq, np.asarray(pnl, dtype=np.float64), cash, ppy, years, observed)
 
 
 def _from_result(res: Any, cash: float | None) -> _Run:
@@ -127,8 +121,7 @@ def _from_result(res: Any, cash: float | None) -> _Run:
     if res.open_trades.height and "pnl" in res.open_trades.columns:
         pnl.append(res.open_trades["pnl"].to_numpy())
     eq = res.equity["equity"].to_numpy()
-    return _make_run(eq, np.concatenate(pnl) if pnl else np.zeros(0), float(cash or res.cash), res.metrics,
-                     _span(res.equity["ts"]))
+    return _make_run(eq, np.concatenate(pnl) if pnl else np.zeros(0), float(cash or res.cash), res.metrics)
 
 
 def _resolve(run: Any, store: Any, cash: float | None) -> _Run:
@@ -143,11 +136,10 @@ def _resolve(run: Any, store: Any, cash: float | None) -> _Run:
         return _from_result(run, cash)
     if isinstance(run, VectorResult):
         tr = run.trades.filter(pl.col("column") == 0)
-        return _make_run(run.equity[:, 0], tr["pnl"].to_numpy(), float(cash or 10_000.0),
-                         run.column_metrics(), 0.0)
+        return _make_run(run.equity[:, 0], tr["pnl"].to_numpy(), float(cash or 10_000.0), run.column_metrics())
     if isinstance(run, WalkForwardResult):
         eq = run.equity["equity"].to_numpy()
-        return _make_run(eq, np.zeros(0), float(cash or eq[0]), run.metrics, _span(run.equity["ts"]))
+        return _make_run(eq, np.zeros(0), float(cash or eq[0]), run.metrics)
     if isinstance(run, int | np.integer):
         from ..results import ResultsStore
 

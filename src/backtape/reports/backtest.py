@@ -35,7 +35,8 @@ def _dt(ns: np.ndarray) -> np.ndarray:
 
 
 def all_trades(result: Any) -> pl.DataFrame:
-    """Closed trades then open positions (``is_open``), times as UTC datetimes."""
+    """Closed trades then open positions (``is_open``), times as UTC datetimes, with
+    ``entry_traded``: the entry price as traded (``traded_entry_prices``)."""
     utc = pl.Datetime("ns", "UTC")
     frames = []
     for df, is_open in ((result.trades, False), (result.open_trades, True)):
@@ -43,7 +44,10 @@ def all_trades(result: Any) -> pl.DataFrame:
             frames.append(
                 df.with_columns(pl.col("entry_time", "exit_time").cast(utc), pl.lit(is_open).alias("is_open"))
             )
-    return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+    if not frames:
+        return pl.DataFrame()
+    trades = pl.concat(frames, how="diagonal_relaxed")
+    return trades.with_columns(pl.Series("entry_traded", traded_entry_prices(result, trades)))
 
 
 def aligned_closes(result: Any, ts: np.ndarray, column: str = "close") -> dict[str, np.ndarray]:
@@ -73,21 +77,50 @@ def buy_and_hold(result: Any, ts: np.ndarray) -> np.ndarray | None:
     return result.cash * np.mean(rel, axis=0) if rel else None
 
 
+def traded_entry_prices(result: Any, trades: pl.DataFrame) -> np.ndarray:
+    """Each trade's entry price as traded: the engine rebases a lot held through a split to the new
+    share basis, so the price is scaled back by the change of raw/adjusted close between entry and
+    exit (only changes beyond 25 %, i.e. splits, not dividends)."""
+    price = trades["entry_price"].to_numpy().astype(np.float64).copy() if trades.height else np.zeros(0)
+    for sym in trades["symbol"].unique().to_list() if trades.height else []:
+        rows = (trades["symbol"] == sym).to_numpy()
+        f_in = _factor(result, sym, _ns(trades["entry_time"].filter(rows)))
+        f_out = _factor(result, sym, _ns(trades["exit_time"].filter(rows)))
+        ratio = np.where(np.isfinite(f_in / f_out), f_in / f_out, 1.0)
+        price[rows] *= np.where(np.abs(ratio - 1.0) > 0.25, ratio, 1.0)
+    return price
+
+
+def _factor(result: Any, sym: str, ts: np.ndarray) -> np.ndarray:
+    """Raw close over adjusted close at each time (ones without adjusted prices)."""
+    raw, adj = aligned_closes(result, ts).get(sym), aligned_closes(result, ts, "adj_close").get(sym)
+    if raw is None or adj is None:
+        return np.ones(ts.size)
+    return np.where((adj > 0) & np.isfinite(raw), raw / np.where(adj > 0, adj, 1.0), 1.0)
+
+
 def gross_exposure(result: Any, ts: np.ndarray, equity: np.ndarray, trades: pl.DataFrame) -> np.ndarray:
-    """Market value of the open positions over equity, per bar (from the trades and the closes)."""
-    closes = aligned_closes(result, ts)
+    """Market value of the open positions over equity, per bar: each trade's notional at entry moved
+    with the symbol's adjusted close (so a split inside a trade changes nothing)."""
+    adj = aligned_closes(result, ts, "adj_close")
     value = np.zeros(ts.size)
-    if not trades.height or not closes:
+    if not trades.height or not adj:
         return value
-    for (sym,), part in trades.group_by("symbol", maintain_order=True):
-        if str(sym) not in closes:
+    entry_price = trades["entry_traded"].to_numpy()
+    for sym in trades["symbol"].unique(maintain_order=True).to_list():
+        if sym not in adj:
             continue
-        qty = (part["side"].cast(pl.Float64) * part["size"]).to_numpy()
+        rows = (trades["symbol"] == sym).to_numpy()
+        part = trades.filter(rows)
+        t_in = _ns(part["entry_time"])
+        at_entry = aligned_closes(result, t_in, "adj_close")[sym]
+        units = part["side"].cast(pl.Float64).to_numpy() * part["size"].to_numpy() * entry_price[rows]
+        units = np.nan_to_num(units / np.where(at_entry > 0, at_entry, np.nan))
         held = np.zeros(ts.size + 1)
-        np.add.at(held, np.searchsorted(ts, _ns(part["entry_time"]), "left"), qty)
+        np.add.at(held, np.searchsorted(ts, t_in, "left"), units)
         closed = ~part["is_open"].to_numpy()
-        np.add.at(held, np.searchsorted(ts, _ns(part["exit_time"].filter(closed)), "left"), -qty[closed])
-        value += np.abs(np.cumsum(held)[:-1] * np.nan_to_num(closes[str(sym)]))
+        np.add.at(held, np.searchsorted(ts, _ns(part["exit_time"].filter(closed)), "left"), -units[closed])
+        value += np.abs(np.cumsum(held)[:-1] * np.nan_to_num(adj[sym]))
     return np.divide(value, equity, out=np.zeros_like(value), where=equity > 0)
 
 
@@ -113,7 +146,7 @@ def _markers(go: Any, trades: pl.DataFrame, sym: str) -> list[Any]:
             out.append(
                 go.Scatter(
                     x=_dt(_ns(part["entry_time"])),
-                    y=part["entry_price"].to_numpy(),
+                    y=part["entry_traded"].to_numpy(),
                     mode="markers",
                     name=f"{sym} {'long' if side > 0 else 'short'} entries",
                     customdata=part["pnl"].to_numpy(),
@@ -358,7 +391,9 @@ def trades_figure(result: Any, trades: pl.DataFrame) -> Any:
                 )
     costs = cost_breakdown(result)
     fig.add_trace(
-        go.Bar(x=list(costs), y=list(costs.values()), marker_color=_GREY, name="costs"), row=1, col=2
+        go.Bar(x=list(costs), y=list(costs.values()), marker_color=_GREY, name="costs", showlegend=False),
+        row=1,
+        col=2,
     )
     fig.update_xaxes(tickformat=".0%", row=1, col=1)
     fig.update_layout(
