@@ -197,6 +197,7 @@ _JS = """
     const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));
     return await new Response(stream).text();
   };
+  const esc = (v) => String(v).replace(/[&<>]/g, (c) => ({'&': '&amp;', '<': '&lt;', '>': '&gt;'})[c]);
   const lib = document.createElement('script');
   lib.textContent = await unzip('bt-plotly');
   document.head.appendChild(lib);
@@ -204,12 +205,12 @@ _JS = """
   for (const t of data.tables) {
     const el = document.getElementById(t.id), names = Object.keys(t.cols);
     const n = names.length ? t.cols[names[0]].length : 0;
-    const head = '<tr>' + names.map((c) => '<th>' + c + '</th>').join('') + '</tr>';
+    const head = '<tr>' + names.map((c) => '<th>' + esc(c) + '</th>').join('') + '</tr>';
     const rows = [];
     for (let i = 0; i < n; i++) {
       rows.push('<tr>' + names.map((c) => {
         const v = t.cols[c][i];
-        return '<td>' + (v === null ? '' : (typeof v === 'number' ? v.toLocaleString() : v)) + '</td>';
+        return '<td>' + (v === null ? '' : (typeof v === 'number' ? v.toLocaleString() : esc(v))) + '</td>';
       }).join('') + '</tr>');
     }
     el.innerHTML = '<thead>' + head + '</thead><tbody>' + rows.join('') + '</tbody>';
