@@ -13,11 +13,12 @@ import numpy as np
 import polars as pl
 import pytest
 
+from backtape.engine import Context, Strategy, run_backtest
 from backtape.engine.result import BacktestResult
-from backtape.errors import ReportDependencyError, TooFewTradesError
+from backtape.errors import NoDataError, ReportDependencyError, TooFewTradesError
 from backtape.optimization import monte_carlo, optimize, walk_forward
 from backtape.reports import write_report
-from backtape.reports.backtest import all_trades, main_figure
+from backtape.reports.backtest import all_trades, backtest_page, main_figure
 from backtape.reports.decimate import minmax_indices
 from backtape.results import ResultsStore
 
@@ -202,3 +203,38 @@ def test_cli_backtest_report_and_stored_report(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert bad.returncode != 0 and bad.stderr.count("\n") == 1 and "run id" in bad.stderr
+
+
+class _Recording(Strategy):
+    """Holds MSFT above its 20-bar mean; records the mean (price scale) and a z-score (its own scale)."""
+
+    def on_bar(self, ctx: Context) -> None:
+        try:
+            close = ctx.history("MSFT", 20)
+        except NoDataError:
+            return
+        mean, sd = float(close.mean()), float(close.std())
+        ctx.record(mean20=mean, zscore=(close[-1] - mean) / sd if sd else 0.0)
+        ctx.order_target_percent("MSFT", 0.9 if close[-1] > mean else 0.0)
+
+
+def test_recorded_values_are_overlaid_or_drawn_apart() -> None:
+    res = run_backtest(_Recording(), "MSFT", "2013-01-01", "2014-01-01", source="sample")
+    fig = res.plot()
+    mean = next(t for t in fig.data if t.name == "mean20")
+    assert len(mean.x) == res.records.height and "zscore" not in {t.name for t in fig.data}
+    page = backtest_page(res)
+    apart = next(s for s in page.sections if s.title.startswith("recorded"))
+    assert {t.name for t in apart.figure.data} == {"mean20", "zscore"}
+
+
+def test_cli_report_of_a_stored_optimization(tmp_path: Path) -> None:
+    db = ResultsStore(tmp_path / "r.db")
+    opt = optimize("sma_crossover", {"fast": [5, 10], "slow": [30, 50]}, "MSFT", "2012-01-01", "2014-01-01",
+                   source="sample", store=db)  # fmt: skip
+    out = tmp_path / "opt.html"
+    done = subprocess.run([sys.executable, "-m", "backtape.cli.app", "report", "--optimization",
+                           str(opt.optimization_id), "-o", str(out), "--db", str(tmp_path / "r.db")],
+                          capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"optimization {opt.optimization_id} · 4 sets" in out.read_text()

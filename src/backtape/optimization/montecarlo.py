@@ -136,7 +136,8 @@ def _resolve(run: Any, store: Any, cash: float | None) -> _Run:
         return _from_result(run, cash)
     if isinstance(run, VectorResult):
         tr = run.trades.filter(pl.col("column") == 0)
-        return _make_run(run.equity[:, 0], tr["pnl"].to_numpy(), float(cash or 10_000.0), run.column_metrics())
+        start = float(cash or 10_000.0)
+        return _make_run(run.equity[:, 0], tr["pnl"].to_numpy(), start, run.column_metrics())
     if isinstance(run, WalkForwardResult):
         eq = run.equity["equity"].to_numpy()
         return _make_run(eq, np.zeros(0), float(cash or eq[0]), run.metrics)
