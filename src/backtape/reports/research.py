@@ -184,10 +184,12 @@ def monte_carlo_figure(mc: Any) -> Any:
 
 
 def distribution_figure(mc: Any) -> Any:
-    """Histograms of the simulations' final equity and max drawdown with the run's own marked."""
+    """Histograms of the simulations' figures with the run's own marked: final equity and max
+    drawdown (bootstrap), max drawdown and Sharpe (reshuffle, where every path ends alike)."""
     go, make_subplots = plotly_modules()
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["final equity", "max drawdown"])
-    for col, name in ((1, "final_equity"), (2, "max_drawdown")):
+    names = ("max_drawdown", "sharpe") if mc.method == "reshuffle" else ("final_equity", "max_drawdown")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[n.replace("_", " ") for n in names])
+    for col, name in enumerate(names, start=1):
         fig.add_trace(
             go.Histogram(
                 x=mc.simulations[name].to_list(), nbinsx=50, marker_color="#3366cc", showlegend=False
@@ -197,16 +199,10 @@ def distribution_figure(mc: Any) -> Any:
         )
         obs = mc.observed.get(name, math.nan)
         if math.isfinite(obs):
-            fig.add_vline(
-                x=obs,
-                line_color="#d73027",
-                line_dash="dash",
-                row=1,
-                col=col,
-                annotation_text="the run",
-                annotation_position="top",
-            )
-    fig.update_xaxes(tickformat=".0%", row=1, col=2)
+            fig.add_vline(x=obs, line_color="#d73027", line_dash="dash", row=1, col=col,
+                          annotation_text="the run", annotation_position="top right")  # fmt: skip
+        if name == "max_drawdown":
+            fig.update_xaxes(tickformat=".0%", row=1, col=col)
     fig.update_layout(height=340, **_LAYOUT)
     return fig
 
@@ -215,7 +211,8 @@ def monte_carlo_page(mc: Any) -> Page:
     page = Page(f"Monte Carlo: {mc.method}", f"{mc.n_simulations:,} simulations · seed {mc.seed}")
     how = (
         "Reshuffle: the run's trades (open positions marked at the end) in random orders; every path ends "
-        "at the run's final equity, drawdown and Sharpe depend on the order."
+        "at the run's final equity, drawdown and Sharpe depend on the order. The paths' drawdowns are "
+        "measured at trade closes and their Sharpe on trade returns; the run's own figures are on every bar."
         if mc.method == "reshuffle"
         else "Bootstrap: blocks of the run's per-bar returns drawn at random into new paths."
     )
