@@ -102,6 +102,14 @@ class LookAheadError(BacktapeError):
     """Something asked for data after the portal's clock."""
 
 
+class TooFewTradesError(ConfigError):
+    """A run has too few trades for the analysis asked of it (Monte Carlo reshuffling)."""
+
+
+class ReportDependencyError(BacktapeError):
+    """Reports need the optional plotting library: ``pip install 'backtape[report]'``."""
+
+
 class NoDataError(BacktapeError):
     """Nothing is loaded for the requested asset, field or time."""
 

@@ -85,6 +85,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "calc": ("calc", "calc", "Entry-time calculations from one pre-load."),
     "backtest": ("backtest", "backtest", "Backtest a strategy, print its metrics, store the run."),
     "runs": ("runs", "app", "Stored backtest runs: list, show, compare."),
+    "report": ("report", "report", "Write the HTML report of a stored run or optimization."),
     "optimize": ("optimize", "optimize", "Search a parameter grid; deflated Sharpe and PBO."),
     "walkforward": ("optimize", "walkforward", "Walk-forward optimization, stitched out-of-sample."),
     "montecarlo": ("optimize", "montecarlo", "Percentiles over resampled paths of a stored run."),

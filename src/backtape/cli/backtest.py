@@ -130,6 +130,7 @@ def backtest(
     db: str | None = typer.Option(None, "--db", help=_cfg("results database path or SQLAlchemy URL",
                                                           "data.results_db")),
     store: bool = typer.Option(True, "--store/--no-store", help="save the run in the results database"),
+    report_path: str | None = typer.Option(None, "--report", help="also write the run's HTML report here"),
     list_strategies: bool = typer.Option(False, "--list", is_eager=True, callback=_print_strategies,
                                          help="print the registered strategy names and exit"),
 ) -> None:
@@ -177,6 +178,8 @@ def backtest(
         assert results is not None
         run_id = result.save(results)
         console.print(f"stored run [bold]{run_id}[/bold] in {results.url}")
+    if report_path:
+        console.print(f"report written to {result.report(report_path)}")
 
 
 @contextlib.contextmanager

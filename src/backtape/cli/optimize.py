@@ -113,6 +113,7 @@ def _trading(ctx: typer.Context, cash: float | None, commission: float | None, f
     return state(ctx).workspace().trading_options(cash=cash, commission=commission, fill=fill)
 
 
+REPORT = typer.Option(None, "--report", help="also write the HTML report here (a .html file)")
 _SHOWN = ("final_equity", "total_return", "sharpe", "max_drawdown", "trades")
 
 
@@ -144,6 +145,7 @@ def optimize(
     fill: str | None = typer.Option(None, "--fill", help=_cfg("next_open or close", "backtesting.fill")),
     db: str | None = typer.Option(None, "--db", help=_cfg("results database path or URL", "data.results_db")),
     store: bool = typer.Option(True, "--store/--no-store", help="save the search in the results database"),
+    report_path: str | None = REPORT,
 ) -> None:
     """Search --grid for STRATEGY's best --metric, print the top sets, DSR and PBO, store the search."""
     console = Console()
@@ -168,6 +170,13 @@ def optimize(
     )
     if res.optimization_id is not None:
         console.print(f"stored optimization [bold]{res.optimization_id}[/bold]")
+    _report(console, res, report_path)
+
+
+def _report(console: Console, result: Any, path: str | None) -> None:
+    """``--report PATH``: write the result's HTML report there."""
+    if path:
+        console.print(f"report written to {result.report(path)}")
 
 
 def walkforward(
@@ -197,6 +206,7 @@ def walkforward(
     commission: float | None = typer.Option(
         None, "--commission", help=_cfg("commission, fraction of notional", "backtesting.commission")
     ),
+    report_path: str | None = REPORT,
 ) -> None:
     """Walk-forward optimization: per window the winner's in- and out-of-sample results, and the
     stitched out-of-sample metrics and walk-forward efficiency."""
@@ -214,6 +224,7 @@ def walkforward(
     oos = {k: res.metrics[k] for k in _SHOWN}
     console.print(frame_table(pl.DataFrame([oos]), "stitched out-of-sample"))
     console.print(f"walk-forward efficiency {res.efficiency:.3f} (OOS CAGR / mean in-sample CAGR)")
+    _report(console, res, report_path)
 
 
 def montecarlo(
@@ -226,12 +237,14 @@ def montecarlo(
     block: int = typer.Option(20, "--block", help="bootstrap block length, in bars"),
     seed: int = typer.Option(0, "--seed", help="random seed"),
     db: str | None = typer.Option(None, "--db", help=_cfg("results database path or URL", "data.results_db")),
+    report_path: str | None = REPORT,
 ) -> None:
     """Percentiles of final equity, max drawdown and Sharpe over resampled paths of a stored run."""
     console = Console()
     res = state(ctx).workspace().monte_carlo(run_id, n, method, block=block, seed=seed, store=db or True)
     console.print(frame_table(res.table, f"run {run_id}: {method}, {n} simulations, seed {seed}"))
     console.print(frame_table(pl.DataFrame([res.observed]), "the run itself"))
+    _report(console, res, report_path)
 
 
 #: a sub-app holding the three commands, for tests; the root app wires them itself

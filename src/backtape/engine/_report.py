@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from .._time import format_ns
@@ -35,7 +36,7 @@ def build_result(run: _Run, duration: float) -> BacktestResult:
         cash=pf.starting_cash, metrics=metrics, trades=trades, orders=orders, fills=fills, equity=eq,
         open_trades=pf.open_trades(run.now), rejections=_rejections(run.broker.rejections),
         records=pl.DataFrame(run._records), duration_s=duration,
-        fingerprint=_fingerprint(run),
+        fingerprint=_fingerprint(run), extra=_prices(run),
     )
 
 def _rejections(rows: list[dict[str, Any]]) -> pl.DataFrame:
@@ -45,6 +46,32 @@ def _rejections(rows: list[dict[str, Any]]) -> pl.DataFrame:
 
 _REJECTION_SCHEMA = {"ts": pl.Int64, "order_id": pl.Int64, "symbol": pl.String, "action": pl.String,
                      "requested": pl.Float64, "approved": pl.Float64, "reason": pl.String}
+
+
+def _prices(run: _Run) -> dict[str, pl.DataFrame]:
+    """``{"prices": ...}``: the raw bars the run traded (``symbol``, ``ts`` = bar end, OHLC) for its
+    report, stored with the run so a stored run's report needs no data source; empty without bars."""
+    parts = []
+    for sym in () if run.tick_only else run.symbols:
+        bars = run.portal.bars(sym, run.frequency)
+        lo, hi = bars.ts_end.searchsorted(run.start, "left"), bars.ts_end.searchsorted(run.end, "right")
+        cols: dict[str, np.ndarray] = {f: bars.fields[f][lo:hi] for f in ("open", "high", "low", "close")
+                                       if f in bars.fields}
+        cols["adj_close"] = _adjusted_close(run, sym, bars.ts_end[lo:hi])
+        parts.append(pl.DataFrame({"symbol": pl.Series([sym]).new_from_index(0, int(hi - lo)),
+                                   "ts": pl.Series(bars.ts_end[lo:hi]).cast(pl.Datetime("ns", "UTC")),
+                                   **cols}))
+    return {"prices": pl.concat(parts, how="diagonal")} if parts else {}
+
+
+def _adjusted_close(run: _Run, sym: str, ends: np.ndarray) -> np.ndarray:
+    """Closes adjusted for the corporate actions seen by the end of the run (for buy and hold)."""
+    if not ends.size:
+        return np.zeros(0)
+    adj = run.portal.get_bars(sym, 0, run.portal.clock_ns, run.frequency, fields=["close"])
+    i = np.clip(np.searchsorted(adj["ts_end"], ends), 0, max(adj["ts_end"].size - 1, 0))
+    ok = adj["ts_end"].size > 0 and np.array_equal(adj["ts_end"][i], ends)
+    return adj["close"][i] if ok else np.full(ends.size, np.nan)
 
 
 def _fingerprint(run: _Run) -> dict[str, Any]:

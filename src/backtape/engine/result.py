@@ -88,3 +88,20 @@ class BacktestResult:
             f"  trades        {m.get('trades', 0)}   win rate {m.get('win_rate', float('nan')):.1%}",
         ]
         return "\n".join(lines)
+
+    def report(self, path: Any) -> Any:
+        """Write a self-contained interactive HTML report (``backtape.reports``); returns the path."""
+        from ..reports import write_report
+
+        return write_report(self, path)
+
+    def plot(self) -> Any:
+        """Prices with trades, equity, drawdown and exposure as a plotly ``Figure`` (for further styling)."""
+        from ..reports.backtest import main_figure
+
+        return main_figure(self)
+
+    def _repr_html_(self) -> str:
+        from ..reports.notebook import backtest_html
+
+        return backtest_html(self)

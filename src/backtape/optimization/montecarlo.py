@@ -1,12 +1,17 @@
 """Monte Carlo analysis of one run: how much of its result is the order of its trades or its path.
 
-* ``method="reshuffle"``: the closed trades' returns on equity (``pnl / equity before entry``)
-  in random orders, compounded from the starting cash. The final equity does not depend on the
-  order; the drawdown and the per-trade Sharpe spread do.
+* ``method="reshuffle"``: the run's trades in random orders. Every trade counts, the positions
+  still open at the end too (their P&L marked at the last prices, as the run's equity counts them);
+  what the trades do not explain (dividends, financing) is spread evenly over them, so every
+  path ends at the run's own final equity and only the path differs: drawdown (measured at trade
+  closes) and the Sharpe of the trade returns (annualized by trades per year). A run needs at
+  least ``MIN_TRADES`` trades (``TooFewTradesError`` otherwise).
 * ``method="bootstrap"``: block bootstrap of the per-bar returns of the equity curve (blocks of
   ``block`` bars keep short-range autocorrelation); final equity, max drawdown and annualized Sharpe.
 
-Both are seeded (same seed, same table) and report percentiles (5, 25, 50, 75, 95 by default).
+``observed`` is always the run's own final equity, max drawdown and Sharpe. Both methods are seeded
+(same seed, same table) and report percentiles (5, 25, 50, 75, 95 by default), the figures of each
+simulation (``simulations``) and a fan of equity percentiles along the paths (``fan``).
 The run may be an event ``BacktestResult``, a ``VectorResult`` (column 0), an
 ``OptimizationResult`` (its winner), a ``WalkForwardResult`` (its stitched curve, bootstrap only)
 or the id of a run stored in the results database.
@@ -15,39 +20,66 @@ or the id of a run stored in the results database.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from ..errors import ConfigError
-from .stats import bootstrap_returns, path_statistics, reshuffle_trades
+from ..errors import ConfigError, TooFewTradesError
+from .stats import bootstrap_index, percentile_table, simulate_paths
 
 METHODS = ("reshuffle", "bootstrap")
+MIN_TRADES = 5
 _PCTS = (5.0, 25.0, 50.0, 75.0, 95.0)
+_FAN_STEPS = 400
+_FAN_PATHS = 200
 
 
 @dataclass
 class MonteCarloResult:
     """``table``: one row per percentile with final_equity, max_drawdown and sharpe; ``observed``:
-    the same three figures of the run itself."""
+    the run's own three figures; ``simulations``: the three figures of every simulated path;
+    ``fan``: equity percentiles (p5 .. p95) along the paths by ``step`` (trades or bars) and the
+    run's own path (``observed``)."""
 
     table: pl.DataFrame
     observed: dict[str, float]
     method: str
     n_simulations: int
     seed: int
+    simulations: pl.DataFrame = field(default_factory=pl.DataFrame)
+    fan: pl.DataFrame = field(default_factory=pl.DataFrame)
+
+    def report(self, path: Any) -> Any:
+        """Write a self-contained interactive HTML report to ``path``; returns the path."""
+        from ..reports import write_report
+
+        return write_report(self, path)
+
+    def plot(self) -> Any:
+        """The fan chart as a plotly ``Figure`` (for further styling)."""
+        from ..reports.research import monte_carlo_figure
+
+        return monte_carlo_figure(self)
+
+    def _repr_html_(self) -> str:
+        from ..reports.notebook import monte_carlo_html
+
+        return monte_carlo_html(self)
 
 
 @dataclass(frozen=True)
 class _Run:
-    """What Monte Carlo needs of a run: equity curve, closed trades' returns on equity, cash, P."""
+    """What Monte Carlo needs of a run: equity curve, every trade's P&L (open ones marked), cash,
+    annualization and the run's own figures."""
 
     equity: np.ndarray
-    trade_returns: np.ndarray
+    trade_pnl: np.ndarray
     cash: float
     periods_per_year: float
+    years: float
+    observed: dict[str, float]
 
 
 def _periods_per_year(equity: np.ndarray, metrics: dict[str, Any]) -> float:
@@ -65,23 +97,31 @@ def _returns(equity: np.ndarray) -> np.ndarray:
     return np.where(prev > 0, equity[1:] / np.where(prev > 0, prev, 1.0) - 1.0, 0.0)
 
 
-def _equity_before(
-    equity_ts: np.ndarray, equity: np.ndarray, entry_ts: np.ndarray, cash: float
-) -> np.ndarray:
-    """Equity at the last bar end at or before each entry (the cash before the first bar)."""
-    i = np.searchsorted(equity_ts, entry_ts, "right") - 1
-    return np.where(i >= 0, equity[np.maximum(i, 0)], cash)
+def _make_run(equity: np.ndarray, pnl: np.ndarray, cash: float, metrics: dict[str, Any]) -> _Run:
+    """The run with its own figures: last equity, max drawdown and Sharpe of its curve."""
+    eq = np.asarray(equity, dtype=np.float64)
+    ppy = _periods_per_year(eq, metrics)
+    peak = np.maximum.accumulate(eq) if eq.size else eq
+    mdd = float(np.max(1.0 - eq / np.where(peak > 0, peak, np.nan), initial=0.0)) if eq.size else math.nan
+    r = _returns(eq)
+    sd = r.std(ddof=1) if r.size > 1 else 0.0
+    own_sharpe = float(r.mean() / sd * math.sqrt(ppy)) if sd > 0 else math.nan
+    observed = {
+        "final_equity": float(eq[-1]) if eq.size else cash,
+        "max_drawdown": float(metrics.get("max_drawdown", mdd)),
+        "sharpe": float(metrics.get("sharpe", own_sharpe)),
+    }
+    years = max(eq.size - 1, 1) / ppy  # in the run's own annualization
+    return _Run(eq, np.asarray(pnl, dtype=np.float64), cash, ppy, years, observed)
 
 
-def _from_event(equity: pl.DataFrame, trades: pl.DataFrame, cash: float, metrics: dict[str, Any]) -> _Run:
-    eq = equity["equity"].to_numpy().astype(np.float64)
-    ts = equity["ts"].cast(pl.Int64).to_numpy()
-    closed = trades.filter(~pl.col("is_open")) if "is_open" in trades.columns else trades
-    base = (
-        _equity_before(ts, eq, closed["entry_time"].cast(pl.Int64).to_numpy(), cash) if closed.height else []
-    )
-    r = closed["pnl"].to_numpy() / np.asarray(base) if closed.height else np.zeros(0)
-    return _Run(eq, r, cash, _periods_per_year(eq, metrics))
+def _from_result(res: Any, cash: float | None) -> _Run:
+    """An event ``BacktestResult``: closed trades plus the open positions marked at the end."""
+    pnl = [res.trades["pnl"].to_numpy()] if res.trades.height else []
+    if res.open_trades.height and "pnl" in res.open_trades.columns:
+        pnl.append(res.open_trades["pnl"].to_numpy())
+    eq = res.equity["equity"].to_numpy()
+    return _make_run(eq, np.concatenate(pnl) if pnl else np.zeros(0), float(cash or res.cash), res.metrics)
 
 
 def _resolve(run: Any, store: Any, cash: float | None) -> _Run:
@@ -93,25 +133,19 @@ def _resolve(run: Any, store: Any, cash: float | None) -> _Run:
     if isinstance(run, OptimizationResult):
         run = run.best_run
     if isinstance(run, BacktestResult):
-        return _from_event(run.equity, run.trades, float(cash or run.cash), run.metrics)
+        return _from_result(run, cash)
     if isinstance(run, VectorResult):
-        eq = run.equity[:, 0]
+        tr = run.trades.filter(pl.col("column") == 0)
         start = float(cash or 10_000.0)
-        tr = run.trades.filter((pl.col("column") == 0) & ~pl.col("is_open"))
-        idx = tr["entry_idx"].to_numpy() - 1
-        base = np.where(idx >= 0, eq[np.maximum(idx, 0)], start)
-        return _Run(eq, tr["pnl"].to_numpy() / base, start, _periods_per_year(eq, run.column_metrics()))
+        return _make_run(run.equity[:, 0], tr["pnl"].to_numpy(), start, run.column_metrics())
     if isinstance(run, WalkForwardResult):
         eq = run.equity["equity"].to_numpy()
-        return _Run(eq, np.zeros(0), float(cash or eq[0]), _periods_per_year(eq, run.metrics))
+        return _make_run(eq, np.zeros(0), float(cash or eq[0]), run.metrics)
     if isinstance(run, int | np.integer):
         from ..results import ResultsStore
 
         db = store if isinstance(store, ResultsStore) else ResultsStore(store)
-        rec = db.get_run(int(run))
-        trades = rec.trades.rename({"quantity": "size"})
-        start = float(cash or rec.header.get("cash") or 10_000.0)
-        return _from_event(rec.equity, trades, start, rec.metrics)
+        return _from_result(db.load_result(int(run)), cash)
     raise ConfigError(f"monte_carlo takes a run result or a stored run id, got {type(run).__name__}")
 
 
@@ -137,30 +171,62 @@ def monte_carlo(
         raise ConfigError(f"n_simulations must be >= 1, got {n_simulations}")
     r = _resolve(run, store, cash)
     if method == "reshuffle":
-        if r.trade_returns.size == 0:
-            raise ConfigError("the run has no closed trades to reshuffle; use method='bootstrap'")
-        table = reshuffle_trades(
-            r.trade_returns, cash=r.cash, n_simulations=n_simulations, seed=seed, percentiles=percentiles
-        )
-        path = r.trade_returns
-        ppy = 1.0
+        sims, fan = _reshuffle(r, n_simulations, seed)
     else:
-        path = _returns(r.equity)
-        table = bootstrap_returns(
-            path,
-            cash=r.cash,
-            n_simulations=n_simulations,
-            block_size=block,
-            periods_per_year=r.periods_per_year,
-            seed=seed,
-            percentiles=percentiles,
-        )
-        ppy = r.periods_per_year
-    observed = _observed(path, r.cash, ppy)
-    return MonteCarloResult(table, observed, method, n_simulations, seed)
+        sims, fan = _bootstrap(r, n_simulations, block, seed)
+    table = percentile_table(sims, percentiles, 1.0)
+    simulations = pl.DataFrame({"final_equity": sims[:, 0], "max_drawdown": sims[:, 1], "sharpe": sims[:, 2]})
+    return MonteCarloResult(table, dict(r.observed), method, n_simulations, seed, simulations, fan)
 
 
-def _observed(returns: np.ndarray, cash: float, periods_per_year: float) -> dict[str, float]:
-    """The run's own figures on the same definitions as the simulated paths."""
-    final, mdd, sharpe = path_statistics(returns, cash)
-    return {"final_equity": final, "max_drawdown": mdd, "sharpe": sharpe * math.sqrt(periods_per_year)}
+def _reshuffle(r: _Run, n_simulations: int, seed: int) -> tuple[np.ndarray, pl.DataFrame]:
+    """(final equity, max drawdown, annualized trade Sharpe) of each random trade order, and the fan."""
+    n = r.trade_pnl.size
+    if n < MIN_TRADES:
+        raise TooFewTradesError(
+            f"the run has {n} trade(s), open ones included; reshuffling needs at least {MIN_TRADES} "
+            "(use method='bootstrap', a longer range or more symbols)")
+    pnl = r.trade_pnl + (r.observed["final_equity"] - r.cash - r.trade_pnl.sum()) / n
+    rng = np.random.default_rng(seed)
+    index = np.argsort(rng.random((n_simulations, n)), axis=1)
+    steps = np.empty((n_simulations, n + 1))
+    steps[:, 0] = r.cash
+    np.cumsum(pnl[index], axis=1, out=steps[:, 1:])
+    steps[:, 1:] += r.cash
+    peak = np.maximum.accumulate(steps, axis=1)
+    mdd = np.max(1.0 - steps / np.where(peak > 0, peak, np.nan), axis=1)
+    rets = pnl[index] / np.where(steps[:, :-1] > 0, steps[:, :-1], np.nan)
+    sd = np.nanstd(rets, axis=1, ddof=1)
+    sharpe = np.where(sd > 0, np.nanmean(rets, axis=1) / np.where(sd > 0, sd, 1.0), np.nan)
+    sims = np.column_stack([steps[:, -1], mdd, sharpe * math.sqrt(n / r.years)])
+    own = r.cash + np.concatenate(([0.0], np.cumsum(pnl)))
+    return sims, _fan(steps, own)
+
+
+def _bootstrap(r: _Run, n_simulations: int, block: int, seed: int) -> tuple[np.ndarray, pl.DataFrame]:
+    """Figures of block-bootstrapped return paths (annualized Sharpe) and the fan of their equity."""
+    rets = _returns(r.equity)
+    if rets.size < 2:
+        raise TooFewTradesError("the run has fewer than 3 bars of equity; there is nothing to bootstrap")
+    if not np.isfinite(rets).all():
+        bad = int(np.flatnonzero(~np.isfinite(rets))[0])
+        raise ConfigError(f"the equity curve has a non-finite value at bar {bad}")
+    index = bootstrap_index(rets.size, n_simulations, block, seed)
+    sims = simulate_paths(rets, index, r.cash)
+    sims[:, 2] *= math.sqrt(r.periods_per_year)
+    cols = np.unique(np.linspace(0, rets.size, min(_FAN_STEPS, rets.size + 1)).astype(np.int64))
+    sample = index[:_FAN_PATHS]
+    growth = np.cumprod(1.0 + rets[sample], axis=1)
+    paths = r.cash * np.concatenate([np.ones((sample.shape[0], 1)), growth], axis=1)[:, cols]
+    own = r.cash * np.concatenate(([1.0], np.cumprod(1.0 + rets)))[cols]
+    return sims, _fan(paths, own, cols)
+
+
+def _fan(paths: np.ndarray, own: np.ndarray, steps: np.ndarray | None = None) -> pl.DataFrame:
+    """Equity percentiles at each step of the simulated paths, beside the run's own path."""
+    if steps is None and paths.shape[1] > _FAN_STEPS:
+        steps = np.unique(np.linspace(0, paths.shape[1] - 1, _FAN_STEPS).astype(np.int64))
+        paths, own = paths[:, steps], own[steps]
+    q = np.nanpercentile(paths, _PCTS, axis=0)
+    step = steps if steps is not None else np.arange(paths.shape[1])
+    return pl.DataFrame({"step": step, **{f"p{int(p)}": q[i] for i, p in enumerate(_PCTS)}, "observed": own})

@@ -68,6 +68,23 @@ class OptimizationResult:
         """The winning parameter set."""
         return {name: _plain(self.table[name][0]) for name in self.params}
 
+    def report(self, path: Any) -> Any:
+        """Write a self-contained interactive HTML report (``backtape.reports``); returns the path."""
+        from ..reports import write_report
+
+        return write_report(self, path)
+
+    def plot(self) -> Any:
+        """The metric over the parameters as a plotly ``Figure`` (for further styling)."""
+        from ..reports.research import optimization_figure
+
+        return optimization_figure(self)
+
+    def _repr_html_(self) -> str:
+        from ..reports.notebook import optimization_html
+
+        return optimization_html(self)
+
     def __repr__(self) -> str:
         best = ", ".join(f"{k}={v}" for k, v in self.best.items())
         return (f"OptimizationResult({self.table.height} sets, {self.engine} engine, best {best}: "
@@ -200,7 +217,8 @@ class OptimizationEngine:
         col = METRIC_NAMES.index(self.metric)
         seen: dict[tuple, int] = {}
         done_sets: list[ParamSet] = []
-        rows_m, rows_b = [], []
+        rows_m: list[np.ndarray] = []
+        rows_b: list[np.ndarray] = []
         batch = max(1, int(self.n_jobs or 1))
         attempts = 0
         while len(done_sets) < target and attempts < 50 * target:

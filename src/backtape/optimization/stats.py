@@ -198,7 +198,7 @@ def path_statistics(returns: np.ndarray, cash: float) -> tuple[float, float, flo
 
 
 @njit(cache=True, error_model="numpy")
-def _simulate_paths(returns: np.ndarray, index: np.ndarray, cash: float) -> np.ndarray:
+def simulate_paths(returns: np.ndarray, index: np.ndarray, cash: float) -> np.ndarray:
     out = np.empty((index.shape[0], 3))
     path = np.empty(index.shape[1])
     for s in range(index.shape[0]):
@@ -208,7 +208,9 @@ def _simulate_paths(returns: np.ndarray, index: np.ndarray, cash: float) -> np.n
     return out
 
 
-def _summary(paths: np.ndarray, percentiles: tuple[float, ...], periods_per_year: float) -> pl.DataFrame:
+def percentile_table(
+    paths: np.ndarray, percentiles: tuple[float, ...], periods_per_year: float
+) -> pl.DataFrame:
     stats = {
         "final_equity": paths[:, 0],
         "max_drawdown": paths[:, 1],
@@ -243,7 +245,7 @@ def reshuffle_trades(
         raise ConfigError("trade_returns must be a non-empty 1-D array")
     rng = np.random.default_rng(seed)
     index = np.argsort(rng.random((n_simulations, r.size)), axis=1)
-    return _summary(_simulate_paths(r, index, float(cash)), percentiles, 1.0)
+    return percentile_table(simulate_paths(r, index, float(cash)), percentiles, 1.0)
 
 
 def bootstrap_returns(
@@ -266,11 +268,15 @@ def bootstrap_returns(
         raise ConfigError("returns must be a 1-D array of at least 2 values")
     if not np.isfinite(r).all():
         raise ConfigError(f"returns has a non-finite value at row {int(np.flatnonzero(~np.isfinite(r))[0])}")
-    block = max(1, min(int(block_size), r.size))
-    n_blocks = -(-r.size // block)
+    index = bootstrap_index(r.size, n_simulations, block_size, seed)
+    return percentile_table(simulate_paths(r, index, float(cash)), percentiles, periods_per_year)
+
+
+def bootstrap_index(n: int, n_simulations: int, block_size: int, seed: int) -> np.ndarray:
+    """Row indices of ``n_simulations`` block-bootstrapped paths of ``n`` returns (seeded)."""
+    block = max(1, min(int(block_size), n))
+    n_blocks = -(-n // block)
     rng = np.random.default_rng(seed)
-    starts = rng.integers(0, r.size - block + 1, size=(n_simulations, n_blocks))
-    index = (starts[:, :, None] + np.arange(block)[None, None, :]).reshape(n_simulations, -1)[:, : r.size]
-    return _summary(
-        _simulate_paths(r, np.ascontiguousarray(index), float(cash)), percentiles, periods_per_year
-    )
+    starts = rng.integers(0, n - block + 1, size=(n_simulations, n_blocks))
+    index = (starts[:, :, None] + np.arange(block)[None, None, :]).reshape(n_simulations, -1)[:, :n]
+    return np.ascontiguousarray(index)

@@ -48,6 +48,23 @@ class WalkForwardResult:
     metric: str
     anchored: bool
 
+    def report(self, path: Any) -> Any:
+        """Write a self-contained interactive HTML report (``backtape.reports``); returns the path."""
+        from ..reports import write_report
+
+        return write_report(self, path)
+
+    def plot(self) -> Any:
+        """In- vs out-of-sample per window and the stitched equity as a plotly ``Figure``."""
+        from ..reports.research import walk_forward_figure
+
+        return walk_forward_figure(self)
+
+    def _repr_html_(self) -> str:
+        from ..reports.notebook import walk_forward_html
+
+        return walk_forward_html(self)
+
     def __repr__(self) -> str:
         return (
             f"WalkForwardResult({self.windows.height} windows, {'anchored' if self.anchored else 'rolling'}, "
@@ -198,7 +215,7 @@ def walk_forward(
         pl.col("train_start", "train_end", "test_start", "test_end").cast(utc)
     )
     is_cagr = windows["is_cagr"].drop_nans().drop_nulls().mean()
-    eff = metrics["cagr"] / is_cagr if is_cagr not in (None, 0.0) else math.nan
+    eff = metrics["cagr"] / float(is_cagr) if isinstance(is_cagr, int | float) and is_cagr != 0 else math.nan
     return WalkForwardResult(windows, curve, metrics, float(eff), metric, anchored)
 
 
