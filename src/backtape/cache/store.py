@@ -24,12 +24,13 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import polars as pl
 
 from .._time import NS_PER_DAY, now_ns
 from ..errors import CacheError
-from ..schema import SCHEMAS, conform
+from ..schema import SCHEMAS, Kind, conform
 from .index import CacheKey, FileEntry
 
 #: a partition holding more files than this is rewritten as one file on the next write
@@ -40,7 +41,7 @@ _PARTITION_UNIT = {"bars": "month", "trades": "day", "quotes": "day", "actions":
 _STRFTIME = {"month": "%Y-%m", "day": "%Y-%m-%d", "year": "%Y"}
 #: bars are read far more often than written and are small: stored without compression (parquet's
 #: encodings still apply), which reads ~40% faster than lz4; ticks are large and stay compressed
-_COMPRESSION = {"bars": "uncompressed", "actions": "uncompressed", "trades": "lz4", "quotes": "lz4"}
+_COMPRESSION: dict[str, Literal["uncompressed", "lz4"]] = {"bars": "uncompressed", "actions": "uncompressed", "trades": "lz4", "quotes": "lz4"}
 
 
 def encode_component(value: str) -> str:
@@ -170,7 +171,7 @@ class PartitionStore:
             tmp.unlink(missing_ok=True)
             raise CacheError(f"cannot write cache file in {folder}: {exc}") from exc
         _fsync_dir(folder)
-        ts = frame.get_column("ts").dt.epoch("ns")
+        ts = frame.get_column("ts").dt.epoch("ns").to_numpy()
         rel = (folder / name).relative_to(self.root).as_posix()
         return FileEntry(rel, key, partition, int(ts.min()), int(ts.max()), frame.height,
                          (folder / name).stat().st_size, now_ns())
@@ -263,7 +264,7 @@ class PartitionStore:
         return removed
 
 
-def to_file_frame(kind: str, df: pl.DataFrame) -> pl.DataFrame:
+def to_file_frame(kind: Kind, df: pl.DataFrame) -> pl.DataFrame:
     """Canonical rows of one symbol as stored: canonical dtypes, no ``symbol`` column."""
     return conform(df, kind).drop("symbol")
 

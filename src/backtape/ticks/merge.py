@@ -31,7 +31,7 @@ from . import _kernels
 KIND = pl.Enum(["trade", "quote"])
 
 #: The merged stream: every trade and quote column, ``kind`` tells which one a row is.
-MERGED_SCHEMA = pl.Schema({"symbol": pl.String, "ts": TS, "kind": KIND,
+MERGED_SCHEMA = pl.Schema({"symbol": pl.String(), "ts": TS, "kind": KIND,
                            **{k: v for k, v in TRADE_SCHEMA.items() if k not in ("symbol", "ts")},
                            **{k: v for k, v in QUOTE_SCHEMA.items() if k not in ("symbol", "ts")}})
 
