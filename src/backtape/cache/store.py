@@ -41,7 +41,8 @@ _PARTITION_UNIT = {"bars": "month", "trades": "day", "quotes": "day", "actions":
 _STRFTIME = {"month": "%Y-%m", "day": "%Y-%m-%d", "year": "%Y"}
 #: bars are read far more often than written and are small: stored without compression (parquet's
 #: encodings still apply), which reads ~40% faster than lz4; ticks are large and stay compressed
-_COMPRESSION: dict[str, Literal["uncompressed", "lz4"]] = {"bars": "uncompressed", "actions": "uncompressed", "trades": "lz4", "quotes": "lz4"}
+_COMPRESSION: dict[str, Literal["uncompressed", "lz4"]] = {
+    "bars": "uncompressed", "actions": "uncompressed", "trades": "lz4", "quotes": "lz4"}
 
 
 def encode_component(value: str) -> str:

@@ -446,7 +446,8 @@ def filter_csv_gz(stream: BinaryIO, column: str, values: list[str], *,
     return pl.concat(parts, how="vertical")
 
 
-def _canonical_ticks(kind: TickKind, raw: pl.DataFrame, symbol: str, *, list_conditions: bool) -> pl.DataFrame:
+def _canonical_ticks(kind: TickKind, raw: pl.DataFrame, symbol: str, *,
+                     list_conditions: bool) -> pl.DataFrame:
     """Vendor trade/quote columns to canonical ones (exchanges and conditions as text)."""
     sym = pl.lit(symbol, dtype=pl.String).alias("symbol")
     ts = pl.col("sip_timestamp").alias("ts")

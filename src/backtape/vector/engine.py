@@ -311,9 +311,11 @@ def simulate(
         offsets, buffer = _NO_INDEX, np.zeros((0, k.N_TRADE_FIELDS))
     bounds = block_bounds(n, blocks) if blocks else _NO_INDEX
     sums = np.zeros((n_cols, 2, blocks)) if blocks else NO_BLOCKS
+    le, lx, se, sx = sig
     with _threads(n_cols):
-        metrics, counts = k.run_columns(o, h, lo, c, sig[0], sig[1], sig[2], sig[3], tg, _NO_FLOAT, _NO_INDEX, _NO_INDEX, mode, params,
-                                        n_cols, equity, buffer, offsets, bounds, sums)  # fmt: skip
+        metrics, counts = k.run_columns(o, h, lo, c, le, lx, se, sx, tg, _NO_FLOAT, _NO_INDEX,
+                                        _NO_INDEX, mode, params, n_cols, equity, buffer, offsets, bounds,
+                                        sums)  # fmt: skip
     if n_cols == 1 or not trades:
         records = buffer[: int(counts[0])] if trades else buffer
     else:
