@@ -46,7 +46,6 @@ from .store import PRICE_FIELDS, BarSeries, BarStore, TickStore
 from .ticks import TICK_KINDS, TickStream, classified, resolve_end
 from .views import build_view, partial_bar
 
-
 _NOT_LOADED = "the portal holds no data yet: call load_data(start, end, symbols) first"
 
 
