@@ -125,7 +125,7 @@ class Broker:
         fill: str = "next_open",
         max_participation: float | None = None,
         leverage: float = 1.0,
-        fractional: bool | set[str] = False,
+        fractional: bool | frozenset[str] | set[str] = False,
         on_fill: Callable[[Fill], None] | None = None,
     ) -> None:
         if fill not in ("next_open", "close"):
@@ -266,34 +266,34 @@ class Broker:
             return bar.open, True
         side = float(order.side)
         if kind != OrderType.LIMIT and not order.triggered:
-            price = stop_fill_price(bar.open, bar.high, bar.low, order.stop_price, side)
+            price = stop_fill_price(bar.open, bar.high, bar.low, order.stop, side)
             if price != price:
                 return None
             if kind == OrderType.STOP:
                 return price, True
             order.triggered = True
-            lim = order.limit_price
+            lim = order.limit
             return (price, True) if (side > 0 and price <= lim) or (side < 0 and price >= lim) else None
-        price = limit_fill_price(bar.open, bar.high, bar.low, order.limit_price, side)
+        price = limit_fill_price(bar.open, bar.high, bar.low, order.limit, side)
         return None if price != price else (price, False)
 
     def _sibling_gaps_first(self, order: Order, bar: Bar) -> bool:
         """A stop leg yields to its take-profit sibling when only the latter was gapped at the open."""
         if order.type == OrderType.LIMIT or order.triggered:
             return False
-        if stop_fill_price(bar.open, bar.high, bar.low, order.stop_price, float(order.side)) == bar.open:
+        if stop_fill_price(bar.open, bar.high, bar.low, order.stop, float(order.side)) == bar.open:
             return False
         for other in self._working.get(order.symbol, ()):
             if other is not order and other.oco_id == order.oco_id and other.is_active \
                     and other.type == OrderType.LIMIT and other.created_at <= bar.ts:
-                return limit_fill_price(bar.open, bar.high, bar.low, other.limit_price,
+                return limit_fill_price(bar.open, bar.high, bar.low, other.limit,
                                         float(other.side)) == bar.open
         return False
 
     # execution ---------------------------------------------------------------------------
     def _execute(self, order: Order, bar: Bar, ref: float, ts: int, liquidity: bool) -> list[Fill]:
         if order.target_percent is not None:
-            return self._execute_target(order, bar, ref, ts)
+            return self._execute_target(order, bar, ref, ts, order.target_percent)
         qty = self._round(order.symbol, abs(order.remaining))
         qty = min(qty, self._cap(order.symbol, bar))
         if qty <= 0:
@@ -307,9 +307,10 @@ class Broker:
             order.quantity = order.filled + qty
         return [self._fill(order, qty, ref, bar, ts, liquidity)]
 
-    def _execute_target(self, order: Order, bar: Bar, ref: float, ts: int) -> list[Fill]:
-        """Move toward ``target_percent`` of equity: close a reversed position first, then size."""
-        pf, sym, target = self.portfolio, order.symbol, order.target_percent
+    def _execute_target(self, order: Order, bar: Bar, ref: float, ts: int, target: float) -> list[Fill]:
+        """Move toward ``target`` (the order's ``target_percent``) of equity: close a reversed position
+        first, then size."""
+        pf, sym = self.portfolio, order.symbol
         cap = self._cap(sym, bar)
         fills: list[Fill] = []
         pos = pf.position(sym)

@@ -37,6 +37,7 @@ import numpy as np
 
 from ..errors import BacktapeError, LookAheadError
 from ..portal.requirements import DataRequirement
+from ..schema import TickKind
 from .orders import Fill, Order, OrderType, TimeInForce
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ class Strategy:
     #: bars of history the strategy needs before its first decision (its warm-up)
     warmup: int = 0
     #: tick kinds ("trades", "quotes") streamed to ``on_trade``/``on_quote`` besides the bars
-    subscribe: ClassVar[tuple[str, ...]] = ()
+    subscribe: ClassVar[tuple[TickKind, ...]] = ()
 
     def __init__(self, portal: Any = None, **params: Any) -> None:
         unknown = set(params) - set(self.params)
@@ -159,10 +160,10 @@ class Context:
     def history(self, symbols: str | Sequence[str], bar_count: int, field: str = "close",
                 frequency: str | None = None) -> np.ndarray:
         """The last ``bar_count`` complete bars' ``field`` (1-D for one symbol, bars x symbols else)."""
-        one = isinstance(symbols, str)
-        out = self.portal.get_history_window([symbols] if one else list(symbols), self._run.now, bar_count,
-                                             frequency or self.frequency, field)
-        return out[:, 0] if one else out
+        names = [symbols] if isinstance(symbols, str) else list(symbols)
+        out = self.portal.get_history_window(names, self._run.now, bar_count, frequency or self.frequency,
+                                             field)
+        return out[:, 0] if isinstance(symbols, str) else out
 
     def spot(self, symbol: str, field: str = "close") -> float:
         """The latest complete bar's ``field`` for ``symbol``."""
@@ -300,7 +301,7 @@ class Context:
                       tag=tag)
         return self._run.submit(order)
 
-    def order_target_value(self, symbol: str, value: float, **kw: Any) -> Order:
+    def order_target_value(self, symbol: str, value: float, **kw: Any) -> Order | None:
         """Move the position to ``value`` in cash terms at the latest close."""
         price = self.spot(symbol)
         target = value / price

@@ -217,12 +217,12 @@ class TickFeed:
                 traded += desk.arrive(ts)
             set_clock(ts)
             run.now = ts
-            if type(ev) is Quote:
+            if isinstance(ev, Quote):
                 last_quote[sym] = ev
                 if mark_mid and ev.bid > 0 and ev.ask >= ev.bid:
                     _mark_price(prices, lots, sym, ev.mid)
-                if resting.get(sym):
-                    traded += desk.on_quote(ev)  # type: ignore[union-attr]
+                if desk is not None and resting.get(sym):
+                    traded += desk.on_quote(ev)
                 if on_quote is not None:
                     on_quote(ctx, ev)
             else:

@@ -20,7 +20,7 @@ import dataclasses
 import datetime as dt
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import polars as pl
@@ -291,6 +291,16 @@ class DataPortal:
         out = {"ts": view.ts[lo:hi].copy(), "ts_end": view.ts_end[lo:hi].copy()}
         out.update({f: v[lo:hi].copy() for f, v in wanted.items()})
         return out
+
+    @overload
+    def get_history_window(self, assets: str | Sequence[str], end_dt: TimeLike | None, bar_count: int,
+                           frequency: str | Timeframe, field: str, *, partial: bool = False,
+                           as_polars: Literal[False] = False) -> np.ndarray: ...
+
+    @overload
+    def get_history_window(self, assets: str | Sequence[str], end_dt: TimeLike | None, bar_count: int,
+                           frequency: str | Timeframe, field: str, *, partial: bool = False,
+                           as_polars: Literal[True]) -> pl.DataFrame: ...
 
     def get_history_window(self, assets: str | Sequence[str], end_dt: TimeLike | None, bar_count: int,
                            frequency: str | Timeframe, field: str, *, partial: bool = False,
