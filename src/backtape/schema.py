@@ -108,6 +108,19 @@ OPTIONAL_COLUMNS: dict[str, frozenset[str]] = {
 }
 
 
+KINDS: tuple[Kind, ...] = ("bars", "trades", "quotes", "actions")
+
+
+def parse_kind(text: str) -> Kind:
+    """``text`` as a data kind; a ``ConfigError`` naming the choices otherwise."""
+    for kind in KINDS:
+        if kind == text:
+            return kind
+    from .errors import ConfigError
+
+    raise ConfigError(f"unknown data kind {text!r}; use one of {', '.join(KINDS)}")
+
+
 def empty(kind: Kind) -> pl.DataFrame:
     """An empty frame of the canonical schema for ``kind``."""
     return pl.DataFrame(schema=SCHEMAS[kind])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import polars as pl
 import typer
@@ -23,6 +23,14 @@ if TYPE_CHECKING:
     from ..validation import QualityReport
 
 _PARQUET = (".parquet", ".pq")
+
+
+@runtime_checkable
+class _FileReports(Protocol):
+    """A file source that validated its files on load and keeps one report per file."""
+
+    def file_reports(self) -> dict[Path, QualityReport]: ...
+
 VIOLATIONS_EXIT = 1
 
 
@@ -88,6 +96,8 @@ def validate(
     options["on_invalid"] = "warn"  # every violation is the answer here, not a reason to stop
     reader = "parquet" if file.name.lower().endswith(_PARQUET) else "csv"
     source = get_source(reader, path=file, **options)
+    if not isinstance(source, _FileReports):
+        raise TypeError(f"the {reader} source keeps no per-file quality reports")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
         by_file = source.file_reports()

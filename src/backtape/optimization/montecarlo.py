@@ -77,10 +77,11 @@ def _from_event(equity: pl.DataFrame, trades: pl.DataFrame, cash: float, metrics
     eq = equity["equity"].to_numpy().astype(np.float64)
     ts = equity["ts"].cast(pl.Int64).to_numpy()
     closed = trades.filter(~pl.col("is_open")) if "is_open" in trades.columns else trades
-    base = (
-        _equity_before(ts, eq, closed["entry_time"].cast(pl.Int64).to_numpy(), cash) if closed.height else []
-    )
-    r = closed["pnl"].to_numpy() / np.asarray(base) if closed.height else np.zeros(0)
+    if closed.height:
+        base = _equity_before(ts, eq, closed["entry_time"].cast(pl.Int64).to_numpy(), cash)
+        r = closed["pnl"].to_numpy() / base
+    else:
+        r = np.zeros(0)
     return _Run(eq, r, cash, _periods_per_year(eq, metrics))
 
 

@@ -200,7 +200,8 @@ class OptimizationEngine:
         col = METRIC_NAMES.index(self.metric)
         seen: dict[tuple, int] = {}
         done_sets: list[ParamSet] = []
-        rows_m, rows_b = [], []
+        rows_m: list[np.ndarray] = []
+        rows_b: list[np.ndarray] = []
         batch = max(1, int(self.n_jobs or 1))
         attempts = 0
         while len(done_sets) < target and attempts < 50 * target:

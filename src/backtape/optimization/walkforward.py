@@ -198,7 +198,7 @@ def walk_forward(
         pl.col("train_start", "train_end", "test_start", "test_end").cast(utc)
     )
     is_cagr = windows["is_cagr"].drop_nans().drop_nulls().mean()
-    eff = metrics["cagr"] / is_cagr if is_cagr not in (None, 0.0) else math.nan
+    eff = metrics["cagr"] / is_cagr if isinstance(is_cagr, float | int) and is_cagr != 0.0 else math.nan
     return WalkForwardResult(windows, curve, metrics, float(eff), metric, anchored)
 
 

@@ -107,8 +107,11 @@ class RateLimiter:
         self._stamp = time.monotonic()
         self._lock = threading.Lock()
 
-    def _reserve(self, rate: float) -> float:
-        """Take one token (refilled at ``rate`` per second), returning how long the caller must wait."""
+    def _reserve(self) -> float:
+        """Take one token, returning how long the caller must wait before using it (0 when unlimited)."""
+        rate = self.rate
+        if rate is None:
+            return 0.0
         with self._lock:
             now = time.monotonic()
             self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * rate)
@@ -120,7 +123,7 @@ class RateLimiter:
         """Wait until a request may be sent under the limit."""
         if self.rate is None:
             return
-        wait = self._reserve(self.rate)
+        wait = self._reserve()
         if wait > 0:
             await asyncio.sleep(wait)
 
