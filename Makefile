@@ -27,6 +27,7 @@ lint: $(STAMP_DEV)
 
 test: $(STAMP_DEV)
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP_DEV)
