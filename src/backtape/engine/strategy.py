@@ -41,6 +41,7 @@ from ..schema import TickKind
 from .orders import Fill, Order, OrderType, TimeInForce
 
 if TYPE_CHECKING:
+    from ..portal import DataPortal
     from .engine import _Run
     from .ticks import Quote, Trade
 
@@ -59,7 +60,7 @@ class Strategy:
     #: tick kinds ("trades", "quotes") streamed to ``on_trade``/``on_quote`` besides the bars
     subscribe: ClassVar[tuple[TickKind, ...]] = ()
 
-    def __init__(self, portal: Any = None, **params: Any) -> None:
+    def __init__(self, portal: DataPortal | None = None, **params: Any) -> None:
         unknown = set(params) - set(self.params)
         if unknown:
             known = ", ".join(sorted(self.params)) or "none"

@@ -16,13 +16,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import polars as pl
 
 from ..errors import ConfigError
 from .stats import bootstrap_returns, path_statistics, reshuffle_trades
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..engine.result import BacktestResult
+    from ..results import ResultsStore
+    from ..vector.engine import VectorResult
+    from .search import OptimizationResult
+    from .walkforward import WalkForwardResult
+
+#: what ``monte_carlo`` resamples: a result (an optimization's best run) or a stored run id
+_Result: TypeAlias = "BacktestResult | VectorResult | OptimizationResult | WalkForwardResult"
+RunLike: TypeAlias = "_Result | int | np.integer"
 
 METHODS = ("reshuffle", "bootstrap")
 _PCTS = (5.0, 25.0, 50.0, 75.0, 95.0)
@@ -85,7 +98,7 @@ def _from_event(equity: pl.DataFrame, trades: pl.DataFrame, cash: float, metrics
     return _Run(eq, r, cash, _periods_per_year(eq, metrics))
 
 
-def _resolve(run: Any, store: Any, cash: float | None) -> _Run:
+def _resolve(run: RunLike, store: ResultsStore | str | Path | None, cash: float | None) -> _Run:
     from ..engine.result import BacktestResult
     from ..vector.engine import VectorResult
     from .search import OptimizationResult
@@ -117,13 +130,13 @@ def _resolve(run: Any, store: Any, cash: float | None) -> _Run:
 
 
 def monte_carlo(
-    run: Any,
+    run: RunLike,
     n_simulations: int = 1000,
     method: str = "reshuffle",
     *,
     block: int = 20,
     seed: int = 0,
-    store: Any = None,
+    store: ResultsStore | str | Path | None = None,
     cash: float | None = None,
     percentiles: tuple[float, ...] = _PCTS,
 ) -> MonteCarloResult:

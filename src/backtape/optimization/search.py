@@ -22,7 +22,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -35,6 +35,12 @@ from .data import MarketData, load_market_data
 from .evaluate import EvalSpec, ParamSet, best_vector_run, choose_engine, event_run, strategy_label
 from .executor import Progress, run_sets
 from .stats import deflated_sharpe_ratio, pbo_from_block_sums
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..results import ResultsStore
+    from ..sources.base import DataSource
 
 Constraint = Callable[[dict[str, Any]], bool] | str
 LOWER_IS_BETTER = frozenset({"max_drawdown", "max_drawdown_duration", "volatility", "turnover"})
@@ -286,14 +292,14 @@ def optimize(
     start: TimeLike,
     end: TimeLike,
     frequency: str = "1d",
-    source: Any = "sample",
+    source: DataSource | str = "sample",
     metric: str = "sharpe",
     engine: str = "vector",
     executor: str = "local",
     *,
     constraint: Constraint | None = None,
     n_jobs: int | None = None,
-    store: Any = None,
+    store: ResultsStore | str | Path | None = None,
     method: str = "grid",
     n_samples: int | None = None,
     seed: int = 0,
@@ -342,7 +348,7 @@ def optimize(
 
 def save_optimization(
     result: OptimizationResult,
-    store: Any,
+    store: ResultsStore | str | Path,
     *,
     strategy: str,
     data: MarketData,
