@@ -157,6 +157,14 @@ def rebase(url: str, base_url: str) -> str:
     return f"{base}{path}" + (f"?{parts.query}" if parts.query else "")
 
 
+@dataclass
+class _Pool:
+    """One event loop's shared client and how many ``session`` blocks are using it."""
+
+    client: httpx.AsyncClient
+    users: int = 0
+
+
 class HttpClient:
     """Async JSON-over-HTTP client of one provider with retries, rate limit and redacted errors.
 
@@ -188,7 +196,7 @@ class HttpClient:
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
         self.requests_sent = 0
-        self._clients: dict[int, list[Any]] = {}  # id(loop) -> [AsyncClient, refcount]
+        self._clients: dict[int, _Pool] = {}  # by id(loop)
 
     def redact(self, text: str) -> str:
         """``text`` without this client's secrets or credential parameters."""
@@ -200,16 +208,16 @@ class HttpClient:
         key = id(asyncio.get_running_loop())
         entry = self._clients.get(key)
         if entry is None:
-            entry = [httpx.AsyncClient(timeout=self.timeout, headers=self.headers), 0]
+            entry = _Pool(httpx.AsyncClient(timeout=self.timeout, headers=self.headers))
             self._clients[key] = entry
-        entry[1] += 1
+        entry.users += 1
         try:
-            yield entry[0]
+            yield entry.client
         finally:
-            entry[1] -= 1
-            if entry[1] == 0:
+            entry.users -= 1
+            if entry.users == 0:
                 self._clients.pop(key, None)
-                await entry[0].aclose()
+                await entry.client.aclose()
 
     def url(self, path_or_url: str) -> str:
         """Absolute URL: paths are joined to the configured base; absolute URLs are rebased on it."""
