@@ -73,6 +73,10 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(payload, ensure_ascii=False)
 
 
+class _BacktapeHandler(logging.StreamHandler):
+    """The handler ``configure_logging`` installs (and replaces when called again)."""
+
+
 def configure_logging(*, verbose: bool = False, json_lines: bool = False,
                       stream: TextIO | None = None) -> logging.Logger:
     """Send the ``backtape`` loggers to ``stream`` (stderr): DEBUG when verbose, else WARNING.
@@ -80,10 +84,9 @@ def configure_logging(*, verbose: bool = False, json_lines: bool = False,
     Calling it again replaces the previous handler, so it is safe in tests and notebooks.
     """
     logger = logging.getLogger(LOGGER_NAME)
-    for old in [h for h in logger.handlers if getattr(h, "_backtape", False)]:
+    for old in [h for h in logger.handlers if isinstance(h, _BacktapeHandler)]:
         logger.removeHandler(old)
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler._backtape = True  # type: ignore[attr-defined]
+    handler = _BacktapeHandler(stream if stream is not None else sys.stderr)
     handler.addFilter(_ScrubFilter())
     handler.setFormatter(
         _JsonFormatter() if json_lines else logging.Formatter("%(levelname)s %(name)s: %(message)s")

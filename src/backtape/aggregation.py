@@ -269,7 +269,7 @@ def _frame(
     return out.with_columns(
         pl.col("ts", "ts_end").cast(TS),
         pl.when(pl.col("volume") != 0).then(pl.col("vwap")).alias("vwap"),
-    ).cast(dict(BAR_SCHEMA))  # type: ignore[arg-type]
+    ).cast(BAR_SCHEMA)
 
 
 def reduce_runs(

@@ -168,9 +168,7 @@ def _validate(df: pl.DataFrame, kind: str, on_invalid: OnInvalid) -> QualityRepo
     data = _drop(df, violations, counts.get("unsorted", 0)) if on_invalid == "drop" else df
     report = QualityReport(kind=kind, rows=df.height, data=data, violations=violations, counts=final_counts)
     if not report.ok and on_invalid == "raise":
-        err = DataValidationError(_message(report), _records(violations))
-        err.report = report  # type: ignore[attr-defined]
-        raise err
+        raise DataValidationError(_message(report), _records(violations), report)
     if not report.ok and on_invalid == "warn":
         warnings.warn(_message(report), DataQualityWarning, stacklevel=3)
     return report
@@ -326,7 +324,7 @@ def _collect_rule(lf: pl.LazyFrame, rule: _Rule) -> pl.DataFrame:
             pl.col("__detail").alias("detail"),
         )
         .collect()
-        .cast(dict(VIOLATION_SCHEMA))  # type: ignore[arg-type]
+        .cast(VIOLATION_SCHEMA)
     )
 
 

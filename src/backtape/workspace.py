@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 from ._paths import expand_path
 from ._time import TimeLike
 from .config import Config, ProvidersConfig, load_config, provider_credentials
-from .options import TradingOptions, trading_options
+from .options import Adjustment, TradingOptions, trading_options
 from .sources import get_source, registry
 from .sources.base import DataSource
 
@@ -130,13 +130,13 @@ class Workspace:
             return source
         return CachedDataSource(source, cache_dir=self.cache_dir, read_ahead_bars=DEFAULT_READ_AHEAD)
 
-    def portal(self, source: DataSource | str | None = None, *, adjustment: str | None = None,
+    def portal(self, source: DataSource | str | None = None, *, adjustment: Adjustment | None = None,
                calendar: str | None = None) -> DataPortal:
         """A ``DataPortal`` over ``ws.source(source)``, prices adjusted as the options say."""
         from .portal import DataPortal
 
         return DataPortal(self.source(source), calendar=calendar,
-                          adjustment=adjustment or self.options.adjustment)  # type: ignore[arg-type]
+                          adjustment=adjustment or self.options.adjustment)
 
     @property
     def results(self) -> ResultsStore:
