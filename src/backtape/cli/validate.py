@@ -52,9 +52,8 @@ def quality(frame: pl.DataFrame, kind: str) -> QualityReport:
 def report_table(reports: dict[str, QualityReport], *, title: str = "Quality report") -> Table:
     """One row per report: rows, violations by rule, score and verdict."""
     table = Table(title=title, title_justify="left", header_style="bold")
-    for column, justify in (("data", "left"), ("kind", "left"), ("rows", "right"), ("violations", "left"),
-                            ("score", "right"), ("verdict", "left")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for column in ("data", "kind", "rows", "violations", "score", "verdict"):
+        table.add_column(column, justify="right" if column in ("rows", "score") else "left")
     for label, report in reports.items():
         found = ", ".join(f"{rule} {n:,}" for rule, n in sorted(report.counts.items())) or "none"
         verdict = "[green]ok[/]" if report.ok else "[red]violations[/]"
