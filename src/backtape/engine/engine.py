@@ -214,7 +214,8 @@ class _Run:
         clock = self.portal.clock_ns
         self.portal.set_clock(self.end)
         actions = self.portal.get_corporate_actions()
-        self.portal.set_clock(clock)
+        if clock is not None:
+            self.portal.set_clock(clock)
         actions = actions.filter(pl.col("symbol").is_in(self.symbols)).with_columns(
             pl.col("ts").cast(pl.Int64))
         rows = sorted(zip(actions["ts"], actions["symbol"], actions["action"], actions["value"], strict=True))

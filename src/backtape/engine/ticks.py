@@ -184,7 +184,8 @@ class TickFeed:
             self._pulled_to = upto
             if not parts:
                 self._span *= 2
-        portal.set_clock(saved)
+        if saved is not None:
+            portal.set_clock(saved)
         if not parts:
             self._ts, self._events, self._i = [], [], 0
             return False
