@@ -85,14 +85,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..costs import MarketState, TransactionCostEngine
 from ..fills import limit_fill_price, slipped, stop_fill_price
 from ..risk import PortfolioSnapshot, RiskManager
-from ._quotes import quote_match
+from ._quotes import QuoteDesk, quote_match
 from .orders import Fill, Order, OrderStatus, OrderType, TimeInForce
 from .portfolio import Portfolio
+
+if TYPE_CHECKING:
+    from ..portal import DataPortal
 
 _INF = math.inf
 
@@ -117,7 +120,7 @@ class Broker:
 
     def __init__(
         self,
-        portal: Any,
+        portal: DataPortal,
         portfolio: Portfolio,
         *,
         costs: TransactionCostEngine | None = None,
@@ -150,7 +153,7 @@ class Broker:
         #: symbols whose orders fill against quotes (``QuoteDesk``), never against bars
         self.by_quote: frozenset[str] = frozenset()
         #: the run's ``QuoteDesk`` (set by the engine), which receives default stops of quoted symbols
-        self.desk: Any = None
+        self.desk: QuoteDesk | None = None
         #: the drawdown halt was breached at an earlier clock step (set by the engine's loop)
         self.halted = False
         self._guards: dict[str, Order] = {}  # symbol -> its working default stop
