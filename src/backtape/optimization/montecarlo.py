@@ -105,6 +105,8 @@ def _resolve(run: RunLike, store: ResultsStore | str | Path | None, cash: float 
     from .walkforward import WalkForwardResult
 
     if isinstance(run, OptimizationResult):
+        if run.best_run is None:
+            raise ConfigError("the optimization kept no winning run to resample")
         run = run.best_run
     if isinstance(run, BacktestResult):
         return _from_event(run.equity, run.trades, float(cash or run.cash), run.metrics)

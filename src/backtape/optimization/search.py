@@ -39,8 +39,10 @@ from .stats import deflated_sharpe_ratio, pbo_from_block_sums
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from ..engine.result import BacktestResult
     from ..results import ResultsStore
     from ..sources.base import DataSource
+    from ..vector.engine import VectorResult
 
 Constraint = Callable[[dict[str, Any]], bool] | str
 LOWER_IS_BETTER = frozenset({"max_drawdown", "max_drawdown_duration", "volatility", "turnover"})
@@ -65,7 +67,7 @@ class OptimizationResult:
     method: str = "grid"
     skipped: int = 0
     duration_s: float = 0.0
-    best_run: Any = None
+    best_run: BacktestResult | VectorResult | None = None
     optimization_id: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -356,11 +358,12 @@ def save_optimization(
     options: Mapping[str, Any],
 ) -> int:
     """Store ``result`` (and an event-engine winner as a backtest run); sets ``optimization_id``."""
+    from ..engine.result import BacktestResult
     from ..results import ResultsStore
 
     db = store if isinstance(store, ResultsStore) else ResultsStore(store)
     best_run_id = None
-    if result.engine == "event" and result.best_run is not None:
+    if isinstance(result.best_run, BacktestResult):  # the event engine's winner
         best_run_id = result.best_run.save(db)
     result.optimization_id = db.save_optimization(
         strategy=strategy, metric=result.metric, method=result.method, engine=result.engine,
