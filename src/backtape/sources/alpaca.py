@@ -133,13 +133,13 @@ class AlpacaDataSource(HttpSource):
         return (f"alpaca:feed={self.feed or 'default'}:adjustment={self.adjustment}"
                 f":calendar={self.calendar_name}")
 
-    def _common(self) -> dict[str, Any]:
-        params: dict[str, Any] = {"limit": self.page_limit, "sort": "asc"}
+    def _common(self) -> dict[str, str | int]:
+        params: dict[str, str | int] = {"limit": self.page_limit, "sort": "asc"}
         if self.feed:
             params["feed"] = self.feed
         return params
 
-    async def _pages(self, path: str, params: dict[str, Any], symbol: str | None) -> list[dict]:
+    async def _pages(self, path: str, params: dict[str, str | int], symbol: str | None) -> list[dict]:
         """Every page of a ``page_token`` listing (the identical query plus the token)."""
         get = functools.partial(self._http.get_json, path, symbol=symbol, check=_check_object,
                                 error_hook=_error_hook)
