@@ -371,7 +371,7 @@ class Broker:
         active_from = bar.ts if ts == bar.ts and ref == bar.open else bar.ts_end
         self._activate_children(order, active_from)
         if self.risk is not None and self.risk.default_stop_loss_pct is not None:
-            self._guard(order, fill, active_from)
+            self._guard(order, fill, active_from, self.risk)
         self._cancel_stale_exits(order)
         if self.on_fill is not None:
             self.on_fill(fill)
@@ -440,7 +440,7 @@ class Broker:
                 if child.created_at < 0:
                     child.created_at = active_from
 
-    def _guard(self, order: Order, fill: Fill, active_from: int) -> None:
+    def _guard(self, order: Order, fill: Fill, active_from: int, risk: RiskManager) -> None:
         """Keep the default stop in step with the position after ``fill`` ("Default stop-loss")."""
         sym = order.symbol
         pos = self.portfolio.position(sym)
@@ -454,7 +454,7 @@ class Broker:
             guard.reason = f"position {'reversed' if pos else 'closed'} by order {order.id}"
         if not pos or any(o.type in _STOPS and o.side * pos < 0 for o in _live(self._working.get(sym, []))):
             return
-        stop_price = self.risk.default_stop(1 if pos > 0 else -1, fill.price)  # type: ignore[union-attr]
+        stop_price = risk.default_stop(1 if pos > 0 else -1, fill.price)
         take_profit = next((c for c in order.children if c.type == OrderType.LIMIT and c.is_active), None)
         guard = Order(sym, -pos, OrderType.STOP, stop_price=stop_price, tif=TimeInForce.GTC,
                       tag=f"{order.tag}:default_stop" if order.tag else "default_stop",
