@@ -35,6 +35,7 @@ chromium:
 
 test: $(STAMP_DEV) chromium
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP_DEV)

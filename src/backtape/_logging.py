@@ -74,6 +74,10 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(payload, ensure_ascii=False)
 
 
+class _BacktapeHandler(logging.StreamHandler):
+    """The handler ``configure_logging`` installs (and replaces when called again)."""
+
+
 def configure_logging(*, verbose: bool = False, json_lines: bool = False,
                       stream: TextIO | None = None) -> logging.Logger:
     """Send the ``backtape`` loggers to ``stream`` (stderr): DEBUG when verbose, else WARNING.
@@ -81,10 +85,9 @@ def configure_logging(*, verbose: bool = False, json_lines: bool = False,
     Calling it again replaces the previous handler, so it is safe in tests and notebooks.
     """
     logger = logging.getLogger(LOGGER_NAME)
-    for old in [h for h in logger.handlers if getattr(h, "_backtape", False)]:
+    for old in [h for h in logger.handlers if isinstance(h, _BacktapeHandler)]:
         logger.removeHandler(old)
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler._backtape = True  # type: ignore[attr-defined]
+    handler = _BacktapeHandler(stream if stream is not None else sys.stderr)
     handler.addFilter(_ScrubFilter())
     if not json_lines:  # the command line prints the error itself, once
         handler.addFilter(lambda record: record.__dict__.get("event") != "backtest.error")

@@ -7,13 +7,14 @@ Timestamps, numpy datetime64 or integers already in nanoseconds.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TypeAlias
 
 import numpy as np
 
 from .errors import InvalidRangeError
 
-TimeLike = Any  # datetime | date | str | int | np.datetime64 | pd.Timestamp
+#: a point in time as callers give it (a pandas ``Timestamp`` is a ``datetime``)
+TimeLike: TypeAlias = dt.datetime | dt.date | str | int | np.integer | np.datetime64
 
 NS_PER_SECOND = 1_000_000_000
 NS_PER_MINUTE = 60 * NS_PER_SECOND
@@ -34,9 +35,8 @@ def to_ns(value: TimeLike, *, name: str = "timestamp") -> int:
         return int(value)
     if isinstance(value, np.datetime64):
         return int(value.astype("datetime64[ns]").astype(np.int64))
-    if hasattr(value, "value") and hasattr(value, "tz_localize"):  # pandas Timestamp
-        ts = value if value.tzinfo is not None else value.tz_localize("UTC")
-        return int(ts.tz_convert("UTC").value)
+    if isinstance(value, dt.datetime) and hasattr(value, "value"):  # a pandas Timestamp: exact ns
+        return int(value.value)  # UTC nanoseconds when aware, the wall time read as UTC when naive
     if isinstance(value, str):
         text = value.strip()
         try:

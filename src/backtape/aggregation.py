@@ -71,8 +71,8 @@ def aggregate(
     df, start, end, starts = binned
     volume = df.get_column("volume").to_numpy()
     price = df.select(pl.coalesce("vwap", "close")).to_series().to_numpy()
-    ohlc = tuple(df.get_column(c).to_numpy() for c in ("open", "high", "low", "close"))
-    return _frame(df, starts, start, end, ohlc, volume, price * volume,
+    o, h, lo, c = (df.get_column(name).to_numpy() for name in ("open", "high", "low", "close"))
+    return _frame(df, starts, start, end, (o, h, lo, c), volume, price * volume,
                   _sum_transactions(df.get_column("transactions"), starts))
 
 
@@ -314,7 +314,7 @@ def _frame(
     return out.with_columns(
         pl.col("ts", "ts_end").cast(TS),
         pl.when(pl.col("volume") != 0).then(pl.col("vwap")).alias("vwap"),
-    ).cast(dict(BAR_SCHEMA))  # type: ignore[arg-type]
+    ).cast(BAR_SCHEMA)
 
 
 def reduce_runs(
@@ -328,10 +328,10 @@ def reduce_runs(
     """
     o, h, lo, c = ohlc
     last = np.append(starts[1:], len(c)) - 1
-    f64 = [np.ascontiguousarray(a, np.float64) for a in (h, lo, volume, pv)]
+    h64, lo64, vol64, pv64 = (np.ascontiguousarray(a, np.float64) for a in (h, lo, volume, pv))
     from ._aggregate_kernels import _reduce_runs
 
-    high, low, vol, pv_sum = _reduce_runs(*f64, starts.astype(np.int64))
+    high, low, vol, pv_sum = _reduce_runs(h64, lo64, vol64, pv64, starts.astype(np.int64))
     with np.errstate(invalid="ignore", divide="ignore"):
         vwap = pv_sum / vol
     return {"open": o[starts], "high": high, "low": low, "close": c[last], "volume": vol, "vwap": vwap}

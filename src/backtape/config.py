@@ -48,7 +48,7 @@ from pydantic import (
 
 from ._secrets import register as register_secret
 from .errors import ConfigError
-from .options import DEFAULTS
+from .options import DEFAULT_COMMISSION, DEFAULTS
 
 FILE_NAME = "backtape.yaml"
 CONFIG_ENV = "BACKTAPE_CONFIG"
@@ -190,7 +190,7 @@ class BacktestingConfig(_Section):
     """
 
     cash: PositiveFloat = DEFAULTS.cash
-    commission: float = Field(default=float(DEFAULTS.commission), ge=0)  # type: ignore[arg-type]
+    commission: float = Field(default=DEFAULT_COMMISSION, ge=0)
     slippage_bps: float = Field(default=DEFAULTS.slippage_bps, ge=0)
     fill: Literal["next_open", "close"] = DEFAULTS.fill
     fractional: bool | Literal["auto"] = DEFAULTS.fractional  # type: ignore[assignment]

@@ -7,7 +7,10 @@ secrets) so a user can act on it without a traceback.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .validation import QualityReport
 
 
 class BacktapeError(Exception):
@@ -36,9 +39,12 @@ class DataValidationError(BacktapeError):
     ``violations`` holds one record per problem with its rule, symbol, timestamp and row.
     """
 
-    def __init__(self, message: str, violations: list[dict] | None = None) -> None:
+    def __init__(self, message: str, violations: list[dict] | None = None,
+                 report: QualityReport | None = None) -> None:
         super().__init__(message)
         self.violations = violations or []
+        #: the whole quality report when validation raised (``on_invalid="raise"``)
+        self.report = report
 
 
 class SourceNotFoundError(BacktapeError, KeyError):

@@ -35,6 +35,8 @@ from .risk import RiskManager
 
 FillMode = Literal["next_open", "close"]
 Adjustment = Literal["raw", "split", "total_return"]
+#: the default commission, a fraction of traded notional (the config's ``backtesting.commission`` too)
+DEFAULT_COMMISSION = 0.0
 FILL_MODES: tuple[str, ...] = ("next_open", "close")
 ADJUSTMENTS: tuple[str, ...] = ("raw", "split", "total_return")
 
@@ -48,7 +50,7 @@ class TradingOptions:
     """
 
     cash: float = 10_000.0
-    commission: float | Commission = 0.0
+    commission: float | Commission = DEFAULT_COMMISSION
     slippage_bps: float = 0.0
     costs: TransactionCostEngine | None = None
     fill: FillMode = "next_open"

@@ -41,54 +41,56 @@ TS = pl.Datetime("ns", "UTC")
 
 BAR_SCHEMA = pl.Schema(
     {
-        "symbol": pl.String,
+        "symbol": pl.String(),
         "ts": TS,
         "ts_end": TS,
-        "open": pl.Float64,
-        "high": pl.Float64,
-        "low": pl.Float64,
-        "close": pl.Float64,
-        "volume": pl.Float64,
-        "vwap": pl.Float64,
-        "transactions": pl.Int64,
+        "open": pl.Float64(),
+        "high": pl.Float64(),
+        "low": pl.Float64(),
+        "close": pl.Float64(),
+        "volume": pl.Float64(),
+        "vwap": pl.Float64(),
+        "transactions": pl.Int64(),
     }
 )
 
 TRADE_SCHEMA = pl.Schema(
     {
-        "symbol": pl.String,
+        "symbol": pl.String(),
         "ts": TS,
-        "price": pl.Float64,
-        "size": pl.Float64,
-        "exchange": pl.String,
-        "conditions": pl.String,
-        "id": pl.String,
+        "price": pl.Float64(),
+        "size": pl.Float64(),
+        "exchange": pl.String(),
+        "conditions": pl.String(),
+        "id": pl.String(),
     }
 )
 
 QUOTE_SCHEMA = pl.Schema(
     {
-        "symbol": pl.String,
+        "symbol": pl.String(),
         "ts": TS,
-        "bid": pl.Float64,
-        "ask": pl.Float64,
-        "bid_size": pl.Float64,
-        "ask_size": pl.Float64,
-        "bid_exchange": pl.String,
-        "ask_exchange": pl.String,
+        "bid": pl.Float64(),
+        "ask": pl.Float64(),
+        "bid_size": pl.Float64(),
+        "ask_size": pl.Float64(),
+        "bid_exchange": pl.String(),
+        "ask_exchange": pl.String(),
     }
 )
 
 CORPORATE_ACTION_SCHEMA = pl.Schema(
     {
-        "symbol": pl.String,
+        "symbol": pl.String(),
         "ts": TS,
-        "action": pl.String,
-        "value": pl.Float64,
+        "action": pl.String(),
+        "value": pl.Float64(),
     }
 )
 
 Kind = Literal["bars", "trades", "quotes", "actions"]
+#: The tick kinds: events rather than bars.
+TickKind = Literal["trades", "quotes"]
 
 SCHEMAS: dict[str, pl.Schema] = {
     "bars": BAR_SCHEMA,
@@ -104,6 +106,19 @@ OPTIONAL_COLUMNS: dict[str, frozenset[str]] = {
     "quotes": frozenset({"bid_exchange", "ask_exchange"}),
     "actions": frozenset(),
 }
+
+
+KINDS: tuple[Kind, ...] = ("bars", "trades", "quotes", "actions")
+
+
+def parse_kind(text: str) -> Kind:
+    """``text`` as a data kind; a ``ConfigError`` naming the choices otherwise."""
+    for kind in KINDS:
+        if kind == text:
+            return kind
+    from .errors import ConfigError
+
+    raise ConfigError(f"unknown data kind {text!r}; use one of {', '.join(KINDS)}")
 
 
 def empty(kind: Kind) -> pl.DataFrame:
@@ -133,10 +148,9 @@ def conform(df: pl.DataFrame, kind: Kind, *, sort: bool = True) -> pl.DataFrame:
             exprs.append(pl.col(name))
         elif dtype == TS and df.schema[name].is_integer():
             exprs.append(pl.col(name).cast(pl.Int64).cast(TS).alias(name))
-        elif dtype == TS and isinstance(df.schema[name], pl.Datetime):
-            src = df.schema[name]
+        elif dtype == TS and isinstance(src := df.schema[name], pl.Datetime):
             col = pl.col(name)
-            if src.time_zone is None:  # type: ignore[union-attr]
+            if src.time_zone is None:
                 raise DataFormatError(f"{kind}: column {name!r} is naive; timestamps must be UTC-aware")
             exprs.append(col.dt.convert_time_zone("UTC").dt.cast_time_unit("ns").alias(name))
         else:

@@ -58,7 +58,7 @@ MESSAGE_LIMIT = 20
 ERROR_RECORD_LIMIT = 10_000
 
 VIOLATION_SCHEMA = pl.Schema(
-    {"rule": pl.String, "symbol": pl.String, "ts": TS, "row": pl.Int64, "detail": pl.String}
+    {"rule": pl.String(), "symbol": pl.String(), "ts": TS, "row": pl.Int64(), "detail": pl.String()}
 )
 
 _PRICE_COLUMNS = {"bars": ("open", "high", "low", "close"), "trades": ("price",), "quotes": ("bid", "ask")}
@@ -168,9 +168,7 @@ def _validate(df: pl.DataFrame, kind: str, on_invalid: OnInvalid) -> QualityRepo
     data = _drop(df, violations, counts.get("unsorted", 0)) if on_invalid == "drop" else df
     report = QualityReport(kind=kind, rows=df.height, data=data, violations=violations, counts=final_counts)
     if not report.ok and on_invalid == "raise":
-        err = DataValidationError(_message(report), _records(violations))
-        err.report = report  # type: ignore[attr-defined]
-        raise err
+        raise DataValidationError(_message(report), _records(violations), report)
     if not report.ok and on_invalid == "warn":
         warnings.warn(_message(report), DataQualityWarning, stacklevel=3)
     return report
@@ -205,7 +203,7 @@ def _timestamp_violations(df: pl.DataFrame, kind: str, ts_columns: list[str]) ->
     """One ``timestamp_not_utc`` row per naive or non-UTC timestamp column."""
     records = []
     for name in ts_columns:
-        tz = df.schema[name].time_zone  # type: ignore[union-attr]
+        tz = _time_zone(df, name)
         if tz != "UTC":
             what = "naive (no time zone)" if tz is None else f"in time zone {tz!r}"
             records.append(
@@ -215,13 +213,19 @@ def _timestamp_violations(df: pl.DataFrame, kind: str, ts_columns: list[str]) ->
     return pl.DataFrame(records, schema=VIOLATION_SCHEMA)
 
 
+def _time_zone(df: pl.DataFrame, name: str) -> str | None:
+    """Time zone of the timestamp column ``name`` (None when naive; checked to be a Datetime before)."""
+    dtype = df.schema[name]
+    return dtype.time_zone if isinstance(dtype, pl.Datetime) else None
+
+
 def _to_utc(df: pl.DataFrame, name: str) -> pl.Expr:
     """Expression giving column ``name`` as UTC nanoseconds (naive values are read as UTC)."""
-    dtype = df.schema[name]
+    tz = _time_zone(df, name)
     col = pl.col(name)
-    if dtype.time_zone is None:  # type: ignore[union-attr]
+    if tz is None:
         col = col.dt.replace_time_zone("UTC")
-    elif dtype.time_zone != "UTC":  # type: ignore[union-attr]
+    elif tz != "UTC":
         col = col.dt.convert_time_zone("UTC")
     return col.dt.cast_time_unit("ns").alias(name)
 
@@ -320,7 +324,7 @@ def _collect_rule(lf: pl.LazyFrame, rule: _Rule) -> pl.DataFrame:
             pl.col("__detail").alias("detail"),
         )
         .collect()
-        .cast(dict(VIOLATION_SCHEMA))  # type: ignore[arg-type]
+        .cast(VIOLATION_SCHEMA)
     )
 
 

@@ -28,25 +28,28 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from ._paths import expand_path
 from ._time import TimeLike
 from .config import Config, ProvidersConfig, load_config, provider_credentials
-from .options import TradingOptions, trading_options
+from .options import Adjustment, TradingOptions, trading_options
 from .sources import get_source, registry
 from .sources.base import DataSource
 
 if TYPE_CHECKING:
     from .cache.bundles import BundleMetadata
     from .engine.result import BacktestResult
+    from .engine.strategy import Strategy
     from .optimization import MonteCarloResult, OptimizationResult, WalkForwardResult
     from .portal import DataPortal
     from .results import ResultsStore
 
 Progress = Callable[[int, int], None]
 #: the cache's read-ahead in a workspace: a miss reads to the end of its year (daily) or month
-DEFAULT_READ_AHEAD = "period"
+DEFAULT_READ_AHEAD: Final = "period"
+#: where runs are stored: ``True`` the workspace's database, a store, a path or URL, ``None``/``False`` none
+StoreLike: TypeAlias = "ResultsStore | str | Path | bool | None"
 
 
 class Workspace:
@@ -127,13 +130,13 @@ class Workspace:
             return source
         return CachedDataSource(source, cache_dir=self.cache_dir, read_ahead_bars=DEFAULT_READ_AHEAD)
 
-    def portal(self, source: DataSource | str | None = None, *, adjustment: str | None = None,
+    def portal(self, source: DataSource | str | None = None, *, adjustment: Adjustment | None = None,
                calendar: str | None = None) -> DataPortal:
         """A ``DataPortal`` over ``ws.source(source)``, prices adjusted as the options say."""
         from .portal import DataPortal
 
         return DataPortal(self.source(source), calendar=calendar,
-                          adjustment=adjustment or self.options.adjustment)  # type: ignore[arg-type]
+                          adjustment=adjustment or self.options.adjustment)
 
     @property
     def results(self) -> ResultsStore:
@@ -144,7 +147,7 @@ class Workspace:
             self._results = ResultsStore(self.results_url)
         return self._results
 
-    def store(self, store: Any) -> ResultsStore | None:
+    def store(self, store: StoreLike) -> ResultsStore | None:
         """``True`` -> ``ws.results``; a store, path or URL -> that store; ``None``/``False`` -> none."""
         if store is None or store is False:
             return None
@@ -164,10 +167,11 @@ class Workspace:
         """``options`` (default: the configured ones) with keyword ``overrides``."""
         return trading_options(options or self.options, **overrides)
 
-    def run_backtest(self, strategy: Any, symbols: Sequence[str] | str, start: TimeLike, end: TimeLike,
-                     frequency: str = "1d", source: DataSource | str | None = None,
+    def run_backtest(self, strategy: Strategy | type[Strategy] | str, symbols: Sequence[str] | str,
+                     start: TimeLike, end: TimeLike, frequency: str = "1d",
+                     source: DataSource | str | None = None,
                      options: TradingOptions | None = None, *, params: dict[str, Any] | None = None,
-                     engine: str = "event", store: Any = None, progress: Progress | None = None,
+                     engine: str = "event", store: StoreLike = None, progress: Progress | None = None,
                      **overrides: Any) -> BacktestResult:
         """Backtest ``strategy`` with this workspace's source, options and (``store=True``) database.
 
@@ -183,7 +187,7 @@ class Workspace:
                  start: TimeLike, end: TimeLike, frequency: str = "1d",
                  source: DataSource | str | None = None, metric: str = "sharpe", engine: str = "vector",
                  executor: str | None = None, *,
-                 n_jobs: int | None = None, address: str | None = None, store: Any = None,
+                 n_jobs: int | None = None, address: str | None = None, store: StoreLike = None,
                  options: TradingOptions | None = None, **kwargs: Any) -> OptimizationResult:
         """``backtape.optimization.optimize`` with this workspace's source, options, executor settings
         (``optimization``) and (``store=True``) database; other keywords pass through."""
@@ -212,7 +216,7 @@ class Workspace:
                             **rest)
 
     def monte_carlo(self, run: Any, n_simulations: int = 1000, method: str = "reshuffle", *,
-                    store: Any = True, **kwargs: Any) -> MonteCarloResult:
+                    store: StoreLike = True, **kwargs: Any) -> MonteCarloResult:
         """``backtape.optimization.monte_carlo`` of a result or a stored run id (in ``ws.results``)."""
         from .optimization import monte_carlo
 

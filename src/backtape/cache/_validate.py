@@ -6,14 +6,14 @@ import polars as pl
 
 from .._time import format_ns
 from ..errors import DataValidationError
-from ..schema import conform
-from ..validation import VIOLATION_SCHEMA, validate_bars, validate_quotes, validate_trades
+from ..schema import Kind, conform
+from ..validation import VIOLATION_SCHEMA, OnInvalid, validate_bars, validate_quotes, validate_trades
 
 _VALIDATORS = {"bars": validate_bars, "trades": validate_trades, "quotes": validate_quotes}
 
 
-def check_upstream(kind: str, df: pl.DataFrame, symbols: list[str], gap: tuple[int, int],
-                   source: str, on_invalid: str = "raise") -> tuple[pl.DataFrame, pl.DataFrame]:
+def check_upstream(kind: Kind, df: pl.DataFrame, symbols: list[str], gap: tuple[int, int],
+                   source: str, on_invalid: OnInvalid = "raise") -> tuple[pl.DataFrame, pl.DataFrame]:
     """Canonical, validated rows of ``df`` inside ``gap``, and the violations that were dropped.
 
     ``on_invalid="raise"`` raises ``DataValidationError`` on any broken rule; ``"drop"`` removes the
@@ -22,7 +22,7 @@ def check_upstream(kind: str, df: pl.DataFrame, symbols: list[str], gap: tuple[i
     is recorded as covered, so only its rows are kept).
     """
     where = f"{source} {kind} [{format_ns(gap[0])}, {format_ns(gap[1])})"
-    df = conform(df, kind)  # type: ignore[arg-type]
+    df = conform(df, kind)
     unknown = sorted(set(df.get_column("symbol").unique().to_list()) - set(symbols))
     if unknown:
         raise DataValidationError(f"{where}: upstream returned symbols that were not asked: {unknown[:5]}")
@@ -30,7 +30,7 @@ def check_upstream(kind: str, df: pl.DataFrame, symbols: list[str], gap: tuple[i
     violations = pl.DataFrame(schema=VIOLATION_SCHEMA)
     if validator is not None and df.height:
         try:
-            report = validator(df, on_invalid=on_invalid)  # type: ignore[arg-type]
+            report = validator(df, on_invalid=on_invalid)
         except DataValidationError as exc:
             raise DataValidationError(f"{where}: {exc}", exc.violations) from exc
         df, violations = report.data, report.violations

@@ -5,11 +5,14 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 import polars as pl
 
+K = TypeVar("K", bound=Hashable)
 
-class MemoryLRU:
+
+class MemoryLRU(Generic[K]):
     """Least-recently-used frames whose total ``estimated_size()`` stays within ``capacity`` bytes.
 
     A frame larger than the whole capacity is not kept (it would evict everything for nothing).
@@ -20,7 +23,7 @@ class MemoryLRU:
         if capacity < 0:
             raise ValueError(f"memory_bytes must be >= 0, got {capacity}")
         self.capacity = capacity
-        self._items: OrderedDict[Hashable, tuple[pl.DataFrame, int]] = OrderedDict()
+        self._items: OrderedDict[K, tuple[pl.DataFrame, int]] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
 
@@ -32,7 +35,7 @@ class MemoryLRU:
     def __len__(self) -> int:
         return len(self._items)
 
-    def get(self, key: Hashable) -> pl.DataFrame | None:
+    def get(self, key: K) -> pl.DataFrame | None:
         with self._lock:
             item = self._items.get(key)
             if item is None:
@@ -40,7 +43,7 @@ class MemoryLRU:
             self._items.move_to_end(key)
             return item[0]
 
-    def put(self, key: Hashable, frame: pl.DataFrame) -> None:
+    def put(self, key: K, frame: pl.DataFrame) -> None:
         nbytes = max(int(frame.estimated_size()), 64)
         with self._lock:
             old = self._items.pop(key, None)
@@ -54,7 +57,7 @@ class MemoryLRU:
                 _, (_, evicted) = self._items.popitem(last=False)
                 self._size -= evicted
 
-    def invalidate(self, predicate: Callable[[Hashable], bool]) -> int:
+    def invalidate(self, predicate: Callable[[K], bool]) -> int:
         """Drop every entry whose key satisfies ``predicate``; returns how many."""
         with self._lock:
             doomed = [k for k in self._items if predicate(k)]

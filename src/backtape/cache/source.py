@@ -31,7 +31,7 @@ from .._paths import expand_path
 from .._time import TimeLike, check_range, now_ns
 from ..calendars import TradingCalendar, get_calendar
 from ..errors import BacktapeError, CorruptCacheError, warn_once
-from ..schema import empty
+from ..schema import Kind, empty
 from ..sources.base import DataSource, DataSourceMetadata
 from ..timeframes import Timeframe
 from ..validation import VIOLATION_SCHEMA
@@ -75,7 +75,8 @@ class CachedDataSource(DataSource):
     def __init__(self, adapter: DataSource, cache_dir: str | Path | None = None,
                  freshness_policy: CacheFreshnessPolicy | None = None,
                  memory_bytes: int = DEFAULT_MEMORY_BYTES, max_concurrency: int = 4,
-                 read_ahead_bars: int | Literal["period"] = 0, *, on_invalid: str = "raise",
+                 read_ahead_bars: int | Literal["period"] = 0, *,
+                 on_invalid: Literal["raise", "drop"] = "raise",
                  clock: Callable[[], int] | None = None,
                  write_hook: Callable[[str], None] | None = None) -> None:
         if max_concurrency < 1:
@@ -101,7 +102,7 @@ class CachedDataSource(DataSource):
         self._hook = write_hook or (lambda stage: None)
         self._index = CoverageIndex(self.cache_dir / "index.sqlite")
         self._store = PartitionStore(self.cache_dir, pause=self._hook)
-        self._memory = MemoryLRU(memory_bytes)
+        self._memory: MemoryLRU[tuple[CacheKey, str]] = MemoryLRU(memory_bytes)
         self._locks = KeyLocks(self.cache_dir / "locks")
         self._identity = adapter.cache_identity()
         meta = adapter.get_metadata()
@@ -160,7 +161,7 @@ class CachedDataSource(DataSource):
 
     # -- maintenance ---------------------------------------------------------------------------
 
-    async def refresh(self, symbol: str, start: TimeLike, end: TimeLike, *, kind: str = "bars",
+    async def refresh(self, symbol: str, start: TimeLike, end: TimeLike, *, kind: Kind = "bars",
                       frequency: str | Timeframe = "1d") -> pl.DataFrame:
         """Fetch ``[start, end)`` again and atomically replace its rows and coverage; returns the rows."""
         s, e = check_range(start, end)
@@ -177,24 +178,24 @@ class CachedDataSource(DataSource):
                 await self._quarantine(exc.entries)
         return await self._get(kind, [symbol], s, e, freq)
 
-    def refresh_sync(self, symbol: str, start: TimeLike, end: TimeLike, *, kind: str = "bars",
+    def refresh_sync(self, symbol: str, start: TimeLike, end: TimeLike, *, kind: Kind = "bars",
                      frequency: str | Timeframe = "1d") -> pl.DataFrame:
         """Synchronous :meth:`refresh`."""
         return run_sync(self.refresh(symbol, start, end, kind=kind, frequency=frequency))
 
-    def coverage(self, symbol: str, *, kind: str = "bars", frequency: str | Timeframe = "1d") -> list[Span]:
+    def coverage(self, symbol: str, *, kind: Kind = "bars", frequency: str | Timeframe = "1d") -> list[Span]:
         """The recorded coverage spans of one symbol (for inspection and tests)."""
         freq = str(Timeframe.parse(frequency)) if kind == "bars" else _NO_FREQUENCY[kind]
         return self._index.spans(self._key(kind, symbol, freq))
 
     def read_cached(self, symbols: Iterable[str] | str, start: TimeLike, end: TimeLike, *,
-                    kind: str = "bars", frequency: str | Timeframe = "1d") -> pl.DataFrame:
+                    kind: Kind = "bars", frequency: str | Timeframe = "1d") -> pl.DataFrame:
         """Only what is cached in ``[start, end)``, never asking upstream (bundles read this way)."""
         s, e = check_range(start, end)
         freq = str(Timeframe.parse(frequency)) if kind == "bars" else _NO_FREQUENCY[kind]
         self._sync_generation()
         keys = {sym: self._key(kind, sym, freq) for sym in _symbols(symbols)}
-        return self._read(kind, keys, s, e)[0] if keys else empty(kind)  # type: ignore[arg-type]
+        return self._read(kind, keys, s, e)[0] if keys else empty(kind)
 
     def flush_stats(self) -> None:
         """Add this process's counters since the last flush to the persisted totals in the index."""
@@ -206,7 +207,7 @@ class CachedDataSource(DataSource):
 
     # -- request path --------------------------------------------------------------------------
 
-    def _key(self, kind: str, symbol: str, frequency: str) -> CacheKey:
+    def _key(self, kind: Kind, symbol: str, frequency: str) -> CacheKey:
         return CacheKey(self._identity, kind, symbol, frequency, self._adjustment)
 
     def _policy_for(self, frequency: str) -> CacheFreshnessPolicy:
@@ -218,7 +219,7 @@ class CachedDataSource(DataSource):
             self._policies[frequency] = policy
         return policy
 
-    async def _get(self, kind: str, symbols: Iterable[str] | str, start: TimeLike, end: TimeLike,
+    async def _get(self, kind: Kind, symbols: Iterable[str] | str, start: TimeLike, end: TimeLike,
                    frequency: str) -> pl.DataFrame:
         """``_get_once``; damaged files are quarantined (their coverage dropped) and fetched again."""
         for attempt in range(3):
@@ -245,7 +246,7 @@ class CachedDataSource(DataSource):
         s, e = check_range(start, end)
         syms = _symbols(symbols)
         if not syms:
-            return empty(kind)  # type: ignore[arg-type]
+            return empty(kind)
         keys = {sym: self._key(kind, sym, frequency) for sym in syms}
         now = self._clock()
         stale = self._stale_test(frequency, now)
@@ -284,7 +285,7 @@ class CachedDataSource(DataSource):
                 self._memory.clear()
                 self._generation = gen
 
-    async def _fill(self, kind: str, frequency: str, keys: dict[str, CacheKey],
+    async def _fill(self, kind: Kind, frequency: str, keys: dict[str, CacheKey],
                     gaps: dict[str, list[Interval]], spans: dict[str, list[Span]],
                     request: Interval, now: int) -> None:
         """Fetch every gap once: symbols sharing a gap share the upstream call."""
@@ -302,7 +303,7 @@ class CachedDataSource(DataSource):
             if isinstance(res, BaseException):
                 raise res
 
-    def _widen(self, kind: str, frequency: str, gap: Interval, request: Interval, spans: list[Span],
+    def _widen(self, kind: Kind, frequency: str, gap: Interval, request: Interval, spans: list[Span],
                now: int) -> Interval:
         """Read-ahead: extend a gap that ends the request by N bars, not past now or covered data."""
         a, b = gap
@@ -322,7 +323,7 @@ class CachedDataSource(DataSource):
         later = [s for s, _ in covered_intervals(spans, lambda sp: True) if s >= b]
         return (a, max(b, min([target, now, *later])))
 
-    async def _fetch_gap(self, kind: str, frequency: str, keys: dict[str, CacheKey], gap: Interval,
+    async def _fetch_gap(self, kind: Kind, frequency: str, keys: dict[str, CacheKey], gap: Interval,
                          sem: asyncio.Semaphore) -> None:
         symbols = sorted(keys)
         async with sem:
@@ -337,7 +338,7 @@ class CachedDataSource(DataSource):
                 self.dropped = pl.concat([self.dropped, dropped])
         await asyncio.to_thread(self._write, kind, frequency, keys, gap, rows, fetched_at, raw.height)
 
-    def _write(self, kind: str, frequency: str, keys: dict[str, CacheKey], gap: Interval,
+    def _write(self, kind: Kind, frequency: str, keys: dict[str, CacheKey], gap: Interval,
                rows: pl.DataFrame, fetched_at: int, upstream_rows: int) -> None:
         """Durable write of one fetched gap: files first, then coverage + manifest in one commit."""
         final_before = immutable_before(self._calendar, None if kind != "bars" else frequency, fetched_at)
@@ -363,7 +364,7 @@ class CachedDataSource(DataSource):
                 if gen == self._generation + 1:
                     self._generation = gen
 
-    def _read(self, kind: str, keys: dict[str, CacheKey], s: int, e: int) -> tuple[pl.DataFrame, bool]:
+    def _read(self, kind: Kind, keys: dict[str, CacheKey], s: int, e: int) -> tuple[pl.DataFrame, bool]:
         """Rows of ``[s, e)`` for every symbol (sorted by symbol, ts); True if all came from memory."""
         for attempt in range(3):
             try:
@@ -377,27 +378,28 @@ class CachedDataSource(DataSource):
                 self._sync_generation()
         raise AssertionError("unreachable")
 
-    def _read_once(self, kind: str, keys: dict[str, CacheKey], s: int, e: int) -> tuple[pl.DataFrame, bool]:
+    def _read_once(self, kind: Kind, keys: dict[str, CacheKey], s: int, e: int) -> tuple[pl.DataFrame, bool]:
         parts = partitions(kind, s, e, next(iter(keys.values())).frequency if keys else "")
         pieces: list[pl.DataFrame] = []
         all_memory = True
         for sym in sorted(keys):
             key = keys[sym]
-            frames = {p: self._memory.get((key, p)) for p in parts}
-            cold = [p for p, f in frames.items() if f is None]
+            cached = {p: self._memory.get((key, p)) for p in parts}
+            frames = {p: f for p, f in cached.items() if f is not None}
+            cold = [p for p in parts if p not in frames]
             if cold:
                 all_memory = False
                 entries = self._index.files(key, cold)
                 loaded = self._store.read_partitions(kind, entries, sym)
-                blank = empty(kind)  # type: ignore[arg-type]
+                blank = empty(kind)
                 for p in cold:
                     frames[p] = loaded.get(p, blank)
                     self._memory.put((key, p), frames[p])
                 with self._state_lock:
                     self.stats.bytes_read += sum(f.bytes for f in entries)
-            pieces += [piece for p in parts if (piece := _slice(frames[p], s, e)).height]  # type: ignore[arg-type]
+            pieces += [piece for p in parts if (piece := _slice(frames[p], s, e)).height]
         if not pieces:
-            return empty(kind), all_memory  # type: ignore[arg-type]
+            return empty(kind), all_memory
         return (pieces[0] if len(pieces) == 1 else pl.concat(pieces, rechunk=False)), all_memory
 
     def _count(self, gaps: dict[str, list[Interval]], request: Interval, from_memory: bool) -> None:

@@ -28,13 +28,14 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import polars as pl
 import xxhash
 
 from .._time import NS_PER_DAY, NS_PER_HOUR, now_ns
 from ..errors import CacheError, CorruptCacheError
-from ..schema import SCHEMAS, conform
+from ..schema import SCHEMAS, Kind, conform
 from ..timeframes import Timeframe
 from .index import CacheKey, FileEntry
 
@@ -48,7 +49,8 @@ LAYOUT = 2
 _STRFTIME = {"month": "%Y-%m", "day": "%Y-%m-%d", "year": "%Y"}
 #: bars are read far more often than written and are small: stored without compression (parquet's
 #: encodings still apply), which reads ~40% faster than lz4; ticks are large and stay compressed
-_COMPRESSION = {"bars": "uncompressed", "actions": "uncompressed", "trades": "lz4", "quotes": "lz4"}
+_COMPRESSION: dict[str, Literal["uncompressed", "lz4"]] = {
+    "bars": "uncompressed", "actions": "uncompressed", "trades": "lz4", "quotes": "lz4"}
 
 
 def encode_component(value: str) -> str:
@@ -193,7 +195,7 @@ class PartitionStore:
             tmp.unlink(missing_ok=True)
             raise CacheError(f"cannot write cache file in {folder}: {exc}") from exc
         _fsync_dir(folder)
-        ts = frame.get_column("ts").dt.epoch("ns")
+        ts = frame.get_column("ts").dt.epoch("ns").to_numpy()
         rel = (folder / name).relative_to(self.root).as_posix()
         return FileEntry(rel, key, partition, int(ts.min()), int(ts.max()), frame.height,
                          (folder / name).stat().st_size, now_ns(), checksum)
@@ -319,7 +321,7 @@ def file_checksum(data: bytes) -> str:
     return xxhash.xxh3_64_hexdigest(data)
 
 
-def to_file_frame(kind: str, df: pl.DataFrame) -> pl.DataFrame:
+def to_file_frame(kind: Kind, df: pl.DataFrame) -> pl.DataFrame:
     """Canonical rows of one symbol as stored: canonical dtypes, no ``symbol`` column."""
     return conform(df, kind).drop("symbol")
 

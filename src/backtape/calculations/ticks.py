@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .._time import NS_PER_MINUTE, TimeLike, to_ns
 from ..portal import DataPortal, DataRequirement
-from ..schema import empty
+from ..schema import TickKind, empty
 from ..ticks import classify_trades, cumulative_delta
 from .base import CalculationAdapter
 
@@ -27,7 +27,7 @@ class _TickWindow(CalculationAdapter):
         self.lookback_minutes = lookback_minutes
 
     def get_data_requirements(self) -> list[DataRequirement]:
-        kinds = ("trades", "quotes") if self.uses_quotes else ("trades",)
+        kinds: tuple[TickKind, ...] = ("trades", "quotes") if self.uses_quotes else ("trades",)
         return [DataRequirement(kind, "1min", self.lookback_minutes) for kind in kinds]
 
     def _classified(self, portal: DataPortal, entry_time: TimeLike):

@@ -12,11 +12,10 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import click
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from .. import __version__
 from .._logging import configure_logging
@@ -28,13 +27,20 @@ ERROR_EXIT = 2
 INTERRUPTED_EXIT = 130
 
 
-def _click_class(name: str) -> type[Exception]:
-    """Click's exception ``name`` as typer uses it (typer may vendor its own click)."""
-    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+def _click_class(name: str, of: type) -> Any:
+    """Click's class ``name`` as typer uses it, from the bases of ``of`` (typer may vendor its own click)."""
+    return next(c for c in of.__mro__ if c.__name__ == name)
 
 
-_ClickException = _click_class("ClickException")
-_UsageError = _click_class("UsageError")
+if TYPE_CHECKING:  # the click that this typer vendors (type checking runs against the dev extra's typer)
+    from typer._click.core import Command, Context
+    from typer._click.exceptions import ClickException as _ClickException
+    from typer._click.exceptions import UsageError as _UsageError
+    from typer._click.formatting import HelpFormatter
+else:
+    Command = _click_class("Command", TyperGroup)
+    _ClickException = _click_class("ClickException", typer.BadParameter)
+    _UsageError = _click_class("UsageError", typer.BadParameter)
 
 
 def _message(exc: BaseException) -> str:
@@ -92,7 +98,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def _load_command(name: str) -> click.Command:
+def _load_command(name: str) -> Command:
     """The click command of sub-command ``name``, importing its module now."""
     import importlib
 
@@ -100,7 +106,7 @@ def _load_command(name: str) -> click.Command:
 
     module, attribute, _ = COMMANDS[name]
     target = getattr(importlib.import_module(f"{__package__}.{module}"), attribute)
-    command: click.Command
+    command: Command
     if isinstance(target, typer.Typer):  # a group even when it holds one command (``data show``)
         command = typer.main.get_group(target)
         completion = ("install_completion", "show_completion")
@@ -113,7 +119,7 @@ def _load_command(name: str) -> click.Command:
     return command
 
 
-class _Listed(click.Command):
+class _Listed(TyperCommand):
     """What ``backtape --help`` shows of a sub-command that has not been imported."""
 
 
@@ -126,24 +132,24 @@ class _OneLineErrors(TyperGroup):
 
     _listing = False
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Context) -> list[str]:
         return [*super().list_commands(ctx), *(n for n in COMMANDS if n not in self.commands)]
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
         if cmd_name in COMMANDS and cmd_name not in self.commands:
             if self._listing:
                 return _Listed(cmd_name, short_help=COMMANDS[cmd_name][2], help=COMMANDS[cmd_name][2])
             self.commands[cmd_name] = _load_command(cmd_name)
         return super().get_command(ctx, cmd_name)
 
-    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    def format_help(self, ctx: Context, formatter: HelpFormatter) -> None:
         self._listing = True
         try:
             super().format_help(ctx, formatter)
         finally:
             self._listing = False
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
         except (_ClickException, typer.Exit, typer.Abort, BrokenPipeError):
@@ -161,12 +167,13 @@ class _OneLineErrors(TyperGroup):
             raise typer.Exit(ERROR_EXIT) from None
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
-             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+             complete_var: str | None = None, standalone_mode: bool = True, windows_expand_args: bool = True,
+             **extra: Any) -> Any:
         args = _hoist_globals(list(args) if args is not None else sys.argv[1:])
         if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            rv = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         except _ClickException as exc:
             hint = ""
             if isinstance(exc, _UsageError) and exc.ctx is not None:

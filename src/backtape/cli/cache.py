@@ -12,6 +12,7 @@ from .._paths import expand_path
 from .._time import format_ns
 from ..cache import CachedDataSource
 from ..cache.maintenance import cache_summary, clean_cache, verify_cache
+from ..schema import parse_kind
 from ._common import state
 from ._units import format_size, parse_duration, parse_size
 
@@ -77,7 +78,7 @@ def refresh(
     console = Console()
     ws = state(ctx).workspace()
     cached = CachedDataSource(ws.source(source, cache=False), cache_dir=_folder(ctx, cache_dir))
-    rows = cached.refresh_sync(symbol, start, end, kind=kind, frequency=frequency)
+    rows = cached.refresh_sync(symbol, start, end, kind=parse_kind(kind), frequency=frequency)
     console.print(f"refreshed {symbol} {kind} {frequency if kind == 'bars' else ''} [{start}, {end}) "
                   f"from {source}: {rows.height:,} row(s)")
 

@@ -56,8 +56,8 @@ def _five_minute_view(out: Console, sample: SampleDataSource) -> None:
              f"(score {five_report.score:.4f}). A bar covers [ts, ts_end) and may be seen once "
              "ts_end <= now.")
     out.print(frame_table(five, max_rows=12))
-    same_volume = abs(minute.get_column("volume").sum() - five.get_column("volume").sum()) < 1e-6 * max(
-        1.0, minute.get_column("volume").sum())
+    minute_volume = float(minute.get_column("volume").sum())
+    same_volume = abs(minute_volume - float(five.get_column("volume").sum())) < 1e-6 * max(1.0, minute_volume)
     highs_match = minute.get_column("high").max() == five.get_column("high").max()
     out.print(f"checks: volume preserved [{'green' if same_volume else 'red'}]{same_volume}[/], "
               f"day's high preserved [{'green' if highs_match else 'red'}]{highs_match}[/]")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import typer
@@ -26,6 +26,9 @@ from rich.progress import (
 from rich.table import Table
 
 from ._common import state
+
+if TYPE_CHECKING:
+    from ..options import TradingOptions
 
 _PERCENT = {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "exposure", "avg_trade"}
 
@@ -67,7 +70,7 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
 
 
 @contextmanager
-def progress_bar(console: Console, label: str) -> Iterator[Any]:
+def progress_bar(console: Console, label: str) -> Iterator[Callable[[int, int], None]]:
     """A rich progress bar with ETA; yields the ``progress(done, total)`` callback."""
     columns = (
         TextColumn("{task.description}"),
@@ -108,7 +111,8 @@ def _cfg(text: str, key: str) -> str:
     return f"{text} (default: {key} in the config)"
 
 
-def _trading(ctx: typer.Context, cash: float | None, commission: float | None, fill: str | None) -> Any:
+def _trading(ctx: typer.Context, cash: float | None, commission: float | None,
+             fill: str | None) -> TradingOptions:
     """The workspace's trading options (backtesting and risk sections) with the command line's."""
     return state(ctx).workspace().trading_options(cash=cash, commission=commission, fill=fill)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import polars as pl
 import typer
@@ -23,6 +23,14 @@ if TYPE_CHECKING:
     from ..validation import QualityReport
 
 _PARQUET = (".parquet", ".pq")
+
+
+@runtime_checkable
+class _FileReports(Protocol):
+    """A file source that validated its files on load and keeps one report per file."""
+
+    def file_reports(self) -> dict[Path, QualityReport]: ...
+
 VIOLATIONS_EXIT = 1
 
 
@@ -44,9 +52,8 @@ def quality(frame: pl.DataFrame, kind: str) -> QualityReport:
 def report_table(reports: dict[str, QualityReport], *, title: str = "Quality report") -> Table:
     """One row per report: rows, violations by rule, score and verdict."""
     table = Table(title=title, title_justify="left", header_style="bold")
-    for column, justify in (("data", "left"), ("kind", "left"), ("rows", "right"), ("violations", "left"),
-                            ("score", "right"), ("verdict", "left")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for column in ("data", "kind", "rows", "violations", "score", "verdict"):
+        table.add_column(column, justify="right" if column in ("rows", "score") else "left")
     for label, report in reports.items():
         found = ", ".join(f"{rule} {n:,}" for rule, n in sorted(report.counts.items())) or "none"
         verdict = "[green]ok[/]" if report.ok else "[red]violations[/]"
@@ -88,6 +95,8 @@ def validate(
     options["on_invalid"] = "warn"  # every violation is the answer here, not a reason to stop
     reader = "parquet" if file.name.lower().endswith(_PARQUET) else "csv"
     source = get_source(reader, path=file, **options)
+    if not isinstance(source, _FileReports):
+        raise TypeError(f"the {reader} source keeps no per-file quality reports")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
         by_file = source.file_reports()

@@ -107,14 +107,14 @@ def quote_match(order: Order, bid: float, ask: float, arriving: bool) -> tuple[f
         return mid, True
     buy = order.quantity > 0
     if kind != OrderType.LIMIT and not order.triggered:
-        stop = order.stop_price
+        stop = order.stop
         if not (ask >= stop if buy else bid <= stop):
             return None
         if kind == OrderType.STOP:
             return mid, True
         order.triggered = True
         arriving = True
-    limit = order.limit_price
+    limit = order.limit
     if not (ask <= limit if buy else bid >= limit):
         return None
     return (mid, True) if arriving else (limit, False)

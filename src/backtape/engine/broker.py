@@ -85,14 +85,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..costs import MarketState, TransactionCostEngine
 from ..fills import limit_fill_price, slipped, stop_fill_price
 from ..risk import PortfolioSnapshot, RiskManager
-from ._quotes import quote_match
+from ._quotes import QuoteDesk, quote_match
 from .orders import Fill, Order, OrderStatus, OrderType, TimeInForce
 from .portfolio import Portfolio
+
+if TYPE_CHECKING:
+    from ..portal import DataPortal
 
 _INF = math.inf
 
@@ -117,7 +120,7 @@ class Broker:
 
     def __init__(
         self,
-        portal: Any,
+        portal: DataPortal,
         portfolio: Portfolio,
         *,
         costs: TransactionCostEngine | None = None,
@@ -125,7 +128,7 @@ class Broker:
         fill: str = "next_open",
         max_participation: float | None = None,
         leverage: float = 1.0,
-        fractional: bool | set[str] = False,
+        fractional: bool | frozenset[str] | set[str] = False,
         on_fill: Callable[[Fill], None] | None = None,
     ) -> None:
         if fill not in ("next_open", "close"):
@@ -150,7 +153,7 @@ class Broker:
         #: symbols whose orders fill against quotes (``QuoteDesk``), never against bars
         self.by_quote: frozenset[str] = frozenset()
         #: the run's ``QuoteDesk`` (set by the engine), which receives default stops of quoted symbols
-        self.desk: Any = None
+        self.desk: QuoteDesk | None = None
         #: the drawdown halt was breached at an earlier clock step (set by the engine's loop)
         self.halted = False
         self._guards: dict[str, Order] = {}  # symbol -> its working default stop
@@ -266,34 +269,34 @@ class Broker:
             return bar.open, True
         side = float(order.side)
         if kind != OrderType.LIMIT and not order.triggered:
-            price = stop_fill_price(bar.open, bar.high, bar.low, order.stop_price, side)
+            price = stop_fill_price(bar.open, bar.high, bar.low, order.stop, side)
             if price != price:
                 return None
             if kind == OrderType.STOP:
                 return price, True
             order.triggered = True
-            lim = order.limit_price
+            lim = order.limit
             return (price, True) if (side > 0 and price <= lim) or (side < 0 and price >= lim) else None
-        price = limit_fill_price(bar.open, bar.high, bar.low, order.limit_price, side)
+        price = limit_fill_price(bar.open, bar.high, bar.low, order.limit, side)
         return None if price != price else (price, False)
 
     def _sibling_gaps_first(self, order: Order, bar: Bar) -> bool:
         """A stop leg yields to its take-profit sibling when only the latter was gapped at the open."""
         if order.type == OrderType.LIMIT or order.triggered:
             return False
-        if stop_fill_price(bar.open, bar.high, bar.low, order.stop_price, float(order.side)) == bar.open:
+        if stop_fill_price(bar.open, bar.high, bar.low, order.stop, float(order.side)) == bar.open:
             return False
         for other in self._working.get(order.symbol, ()):
             if other is not order and other.oco_id == order.oco_id and other.is_active \
                     and other.type == OrderType.LIMIT and other.created_at <= bar.ts:
-                return limit_fill_price(bar.open, bar.high, bar.low, other.limit_price,
+                return limit_fill_price(bar.open, bar.high, bar.low, other.limit,
                                         float(other.side)) == bar.open
         return False
 
     # execution ---------------------------------------------------------------------------
     def _execute(self, order: Order, bar: Bar, ref: float, ts: int, liquidity: bool) -> list[Fill]:
         if order.target_percent is not None:
-            return self._execute_target(order, bar, ref, ts)
+            return self._execute_target(order, bar, ref, ts, order.target_percent)
         qty = self._round(order.symbol, abs(order.remaining))
         if qty <= 0 and order.filled == 0:
             order.reason = (f"quantity {abs(order.remaining):g} is less than one whole unit of "
@@ -312,9 +315,10 @@ class Broker:
             order.quantity = order.filled + qty
         return [self._fill(order, qty, ref, bar, ts, liquidity)]
 
-    def _execute_target(self, order: Order, bar: Bar, ref: float, ts: int) -> list[Fill]:
-        """Move toward ``target_percent`` of equity: close a reversed position first, then size."""
-        pf, sym, target = self.portfolio, order.symbol, order.target_percent
+    def _execute_target(self, order: Order, bar: Bar, ref: float, ts: int, target: float) -> list[Fill]:
+        """Move toward ``target`` (the order's ``target_percent``) of equity: close a reversed position
+        first, then size."""
+        pf, sym = self.portfolio, order.symbol
         cap = self._cap(sym, bar)
         fills: list[Fill] = []
         pos = pf.position(sym)
@@ -378,7 +382,7 @@ class Broker:
         active_from = bar.ts if ts == bar.ts and ref == bar.open else bar.ts_end
         self._activate_children(order, active_from)
         if self.risk is not None and self.risk.default_stop_loss_pct is not None:
-            self._guard(order, fill, active_from)
+            self._guard(order, fill, active_from, self.risk)
         self._cancel_stale_exits(order)
         if self.on_fill is not None:
             self.on_fill(fill)
@@ -447,7 +451,7 @@ class Broker:
                 if child.created_at < 0:
                     child.created_at = active_from
 
-    def _guard(self, order: Order, fill: Fill, active_from: int) -> None:
+    def _guard(self, order: Order, fill: Fill, active_from: int, risk: RiskManager) -> None:
         """Keep the default stop in step with the position after ``fill`` ("Default stop-loss")."""
         sym = order.symbol
         pos = self.portfolio.position(sym)
@@ -461,7 +465,7 @@ class Broker:
             guard.reason = f"position {'reversed' if pos else 'closed'} by order {order.id}"
         if not pos or any(o.type in _STOPS and o.side * pos < 0 for o in _live(self._working.get(sym, []))):
             return
-        stop_price = self.risk.default_stop(1 if pos > 0 else -1, fill.price)  # type: ignore[union-attr]
+        stop_price = risk.default_stop(1 if pos > 0 else -1, fill.price)
         take_profit = next((c for c in order.children if c.type == OrderType.LIMIT and c.is_active), None)
         guard = Order(sym, -pos, OrderType.STOP, stop_price=stop_price, tif=TimeInForce.GTC,
                       tag=f"{order.tag}:default_stop" if order.tag else "default_stop",

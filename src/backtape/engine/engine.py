@@ -25,7 +25,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import polars as pl
@@ -59,6 +59,20 @@ def resolve_source(source: DataSource | str, **options: Any) -> DataSource:
     from ..sources import get_source
 
     return get_source(source, **options)
+
+
+class _SymbolBars(TypedDict):
+    """One symbol's raw bars at the run frequency and the rows ``[first, last)`` inside the run."""
+
+    ts: np.ndarray
+    ts_end: np.ndarray
+    first: int
+    last: int
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
 
 
 class BacktestEngine:
@@ -160,14 +174,16 @@ class _Run:
     # timeline --------------------------------------------------------------------------
     def _build_timeline(self) -> None:
         """Arrays per symbol (raw bars at the run frequency inside the range) and the clock steps."""
-        self.bars: list[dict[str, np.ndarray]] = []
+        self.bars: list[_SymbolBars] = []
         ends = []
         for sym in () if self.tick_only else self.symbols:
             series = self.portal.bars(sym, self.frequency)
             first = int(np.searchsorted(series.ts, self.start, "left"))
             last = int(np.searchsorted(series.ts, self.end, "left"))
-            cols = {k: series.fields[k] for k in ("open", "high", "low", "close", "volume")}
-            self.bars.append({"ts": series.ts, "ts_end": series.ts_end, "first": first, "last": last, **cols})
+            f = series.fields
+            self.bars.append(_SymbolBars(ts=series.ts, ts_end=series.ts_end, first=first, last=last,
+                                         open=f["open"], high=f["high"], low=f["low"], close=f["close"],
+                                         volume=f["volume"]))
             ends.append(series.ts_end[first:last])
         if self.tick_only:
             self.clock = tick_clock(self.portal.calendar, self.frequency, self.start, self.end)
@@ -212,7 +228,7 @@ class _Run:
         return self.costs.needs_volatility
 
     @staticmethod
-    def _volatility(b: dict[str, np.ndarray], window: int = 20) -> np.ndarray:
+    def _volatility(b: _SymbolBars, window: int = 20) -> np.ndarray:
         """Std of the previous ``window`` close-to-close returns, known at each bar's close."""
         close = b["close"]
         ret = np.empty_like(close)
@@ -229,7 +245,8 @@ class _Run:
         clock = self.portal.clock_ns
         self.portal.set_clock(self.end)
         actions = self.portal.get_corporate_actions()
-        self.portal.set_clock(clock)
+        if clock is not None:
+            self.portal.set_clock(clock)
         actions = actions.filter(pl.col("symbol").is_in(self.symbols)).with_columns(
             pl.col("ts").cast(pl.Int64))
         rows = sorted(zip(actions["ts"], actions["symbol"], actions["action"], actions["value"], strict=True))
@@ -315,7 +332,7 @@ class _Run:
                 elif eq <= floor:
                     broker.halted = True
                     floor = -math.inf
-                if k == tick:
+                if k == tick and progress is not None:
                     progress(k, n)
                     tick += every
         finally:
@@ -402,8 +419,9 @@ class _Run:
             i = int(closes.searchsorted(self.now, "right"))
             session_close = int(closes[i]) if i < len(closes) else None
         order = self.broker.submit(order, self.now, session_close)
-        if order.symbol in self.broker.by_quote:
-            self.feed.desk.accept(order)  # type: ignore[union-attr]
+        desk = self.feed.desk if self.feed is not None else None
+        if order.symbol in self.broker.by_quote and desk is not None:
+            desk.accept(order)
         return order
 
     def fractional(self, symbol: str) -> bool:
@@ -420,7 +438,7 @@ class _Run:
         if self.tick_only:
             raise BacktapeError("indicators need bars; this run has a tick-only clock (no bars declared)")
         j = self.symbols.index(symbol)
-        label = name or getattr(fn, "__name__", "indicator")
+        label = name if name else str(getattr(fn, "__name__", "indicator"))
         actions = [a[0] for a in self._all_actions if a[1] == symbol]
         full = point_in_time(self.portal, fn, args, kwargs, symbol, field, self.frequency, actions, label)
         self.portal.set_clock(self.end)

@@ -67,6 +67,20 @@ class Order:
         return self.quantity - self.filled
 
     @property
+    def limit(self) -> float:
+        """The limit price of a limit or stop-limit order (an order of another type has none)."""
+        if self.limit_price is None:
+            raise ValueError(f"order {self.id} ({self.type}) has no limit price")
+        return self.limit_price
+
+    @property
+    def stop(self) -> float:
+        """The stop price of a stop or stop-limit order (an order of another type has none)."""
+        if self.stop_price is None:
+            raise ValueError(f"order {self.id} ({self.type}) has no stop price")
+        return self.stop_price
+
+    @property
     def is_active(self) -> bool:
         return self.status in (OrderStatus.OPEN, OrderStatus.PARTIAL)
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from .orders import Fill
+
+if TYPE_CHECKING:
+    from ..portal import DataPortal
 
 
 @dataclass(slots=True)
@@ -41,7 +44,7 @@ _TRADE_SCHEMA = {
 class Portfolio:
     """The account. ``portal`` is injected (seed 000) so valuations can read prices point in time."""
 
-    def __init__(self, portal: Any, cash: float) -> None:
+    def __init__(self, portal: DataPortal, cash: float) -> None:
         if not cash > 0:
             raise ValueError(f"starting cash must be positive, got {cash}")
         self.portal = portal

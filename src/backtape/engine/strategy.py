@@ -31,15 +31,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, Unpack
 
 import numpy as np
 
 from ..errors import BacktapeError, LookAheadError, OrderError, ParameterError
 from ..portal.requirements import DataRequirement
+from ..schema import TickKind
 from .orders import Fill, Order, OrderType, TimeInForce
 
 if TYPE_CHECKING:
+    from ..portal import DataPortal
     from .engine import _Run
     from .ticks import Quote, Trade
 
@@ -56,9 +58,9 @@ class Strategy:
     #: bars of history the strategy needs before its first decision (its warm-up)
     warmup: int = 0
     #: tick kinds ("trades", "quotes") streamed to ``on_trade``/``on_quote`` besides the bars
-    subscribe: ClassVar[tuple[str, ...]] = ()
+    subscribe: ClassVar[tuple[TickKind, ...]] = ()
 
-    def __init__(self, portal: Any = None, **params: Any) -> None:
+    def __init__(self, portal: DataPortal | None = None, **params: Any) -> None:
         unknown = set(params) - set(self.params)
         if unknown:
             known = ", ".join(sorted(self.params)) or "none"
@@ -133,6 +135,15 @@ class Indicator:
         return self.values[: self._run.rows[self._slot] + 1]
 
 
+class OrderOptions(TypedDict, total=False):
+    """Keyword options of ``Context.order`` (and of ``buy``, ``sell``, ``order_target``...)."""
+
+    limit: float | None
+    stop: float | None
+    tif: str
+    tag: str
+
+
 class Context:
     """What a strategy sees and does at each bar: clock, data (via the portal), account, orders."""
 
@@ -161,10 +172,10 @@ class Context:
     def history(self, symbols: str | Sequence[str], bar_count: int, field: str = "close",
                 frequency: str | None = None) -> np.ndarray:
         """The last ``bar_count`` complete bars' ``field`` (1-D for one symbol, bars x symbols else)."""
-        one = isinstance(symbols, str)
-        out = self.portal.get_history_window([symbols] if one else list(symbols), self._run.now, bar_count,
-                                             frequency or self.frequency, field)
-        return out[:, 0] if one else out
+        names = [symbols] if isinstance(symbols, str) else list(symbols)
+        out = self.portal.get_history_window(names, self._run.now, bar_count, frequency or self.frequency,
+                                             field)
+        return out[:, 0] if isinstance(symbols, str) else out
 
     def spot(self, symbol: str, field: str = "close") -> float:
         """The latest complete bar's ``field`` for ``symbol``."""
@@ -218,19 +229,24 @@ class Context:
                 if limit is not None else OrderType.STOP if stop is not None else OrderType.MARKET)
         return self._run.submit(Order(symbol, float(quantity), kind, limit, stop, TimeInForce(tif), tag=tag))
 
-    def buy(self, symbol: str | None = None, quantity: float | None = None, **kw: Any) -> Order:
-        """Buy ``quantity`` (all-in when omitted)."""
-        symbol = symbol or self.symbols[0]
-        if quantity is None:
-            return self.order_target_percent(symbol, 1.0, **kw)
-        return self.order(symbol, abs(quantity), **kw)
+    def buy(self, symbol: str | None = None, quantity: float | None = None,
+            **kw: Unpack[OrderOptions]) -> Order:
+        """Buy ``quantity`` (all-in at market when omitted)."""
+        return self._side(symbol, quantity, 1.0, kw)
 
-    def sell(self, symbol: str | None = None, quantity: float | None = None, **kw: Any) -> Order:
-        """Sell ``quantity`` (all-in short when omitted)."""
+    def sell(self, symbol: str | None = None, quantity: float | None = None,
+             **kw: Unpack[OrderOptions]) -> Order:
+        """Sell ``quantity`` (all-in short at market when omitted)."""
+        return self._side(symbol, quantity, -1.0, kw)
+
+    def _side(self, symbol: str | None, quantity: float | None, side: float, kw: OrderOptions) -> Order:
         symbol = symbol or self.symbols[0]
-        if quantity is None:
-            return self.order_target_percent(symbol, -1.0, **kw)
-        return self.order(symbol, -abs(quantity), **kw)
+        if quantity is not None:
+            return self.order(symbol, side * abs(quantity), **kw)
+        if kw.get("limit") is not None or kw.get("stop") is not None:
+            raise BacktapeError("an all-in order (no quantity) is a market order: give quantity= with "
+                                "limit= or stop=")
+        return self.order_target_percent(symbol, side, tif=kw.get("tif", "gtc"), tag=kw.get("tag", ""))
 
     def close(self, symbol: str | None = None, tag: str = "") -> Order | None:
         """Flatten ``symbol`` at market (``None`` when already flat)."""
@@ -302,14 +318,14 @@ class Context:
                       tag=tag)
         return self._run.submit(order)
 
-    def order_target_value(self, symbol: str, value: float, **kw: Any) -> Order:
+    def order_target_value(self, symbol: str, value: float, **kw: Unpack[OrderOptions]) -> Order | None:
         """Move the position to ``value`` in cash terms at the latest close."""
         price = self.spot(symbol)
         target = value / price
         return self.order_target(symbol, math.copysign(math.floor(abs(target) + 1e-9), target)
                                  if not self._run.fractional(symbol) else target, **kw)
 
-    def order_target(self, symbol: str, quantity: float, **kw: Any) -> Order | None:
+    def order_target(self, symbol: str, quantity: float, **kw: Unpack[OrderOptions]) -> Order | None:
         """Move the position to ``quantity`` shares (``None`` when already there)."""
         delta = quantity - self.position(symbol)
         return self.order(symbol, delta, **kw) if delta else None

@@ -184,7 +184,8 @@ class TickFeed:
             self._pulled_to = upto
             if not parts:
                 self._span *= 2
-        portal.set_clock(saved)
+        if saved is not None:
+            portal.set_clock(saved)
         if not parts:
             self._ts, self._events, self._i = [], [], 0
             return False
@@ -217,12 +218,12 @@ class TickFeed:
                 traded += desk.arrive(ts)
             set_clock(ts)
             run.now = ts
-            if type(ev) is Quote:
+            if isinstance(ev, Quote):
                 last_quote[sym] = ev
                 if mark_mid and ev.bid > 0 and ev.ask >= ev.bid:
                     _mark_price(prices, lots, sym, ev.mid)
-                if resting.get(sym):
-                    traded += desk.on_quote(ev)  # type: ignore[union-attr]
+                if desk is not None and resting.get(sym):
+                    traded += desk.on_quote(ev)
                 if on_quote is not None:
                     on_quote(ctx, ev)
             else:

@@ -16,7 +16,7 @@ import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -25,6 +25,9 @@ from .._time import TimeLike, check_range, format_ns
 from ..errors import ConfigError, NoDataError
 from ..sources.base import DataSource
 from ..timeframes import Timeframe
+
+if TYPE_CHECKING:
+    from ..portal.adjustments import AdjustmentMode
 
 _FIELDS = ("open", "high", "low", "close", "volume")
 
@@ -111,12 +114,13 @@ class MarketData:
         """The ``MarketData`` written by ``share``, its arrays memory-mapped (not copied)."""
         path = Path(manifest)
         spec = pickle.loads(path.read_bytes())
-        groups = {
+        groups: dict[str, dict[str, dict[str, np.ndarray]]] = {
             group: {sym: {name: np.load(path.parent / file, mmap_mode="r") for name, file in cols.items()}
                     for sym, cols in layout.items()}
             for group, layout in spec["layout"].items()
         }  # fmt: skip
-        return cls(**spec["header"], **groups, actions=spec["actions"])
+        return cls(**spec["header"], bars=groups["bars"], base=groups["base"], adjusted=groups["adjusted"],
+                   actions=spec["actions"])
 
 
 def load_market_data(
@@ -127,7 +131,7 @@ def load_market_data(
     source: DataSource | str = "sample",
     *,
     warmup: int = 0,
-    adjustment: str = "split",
+    adjustment: AdjustmentMode = "split",
 ) -> MarketData:
     """Fetch ``symbols`` over ``[start, end)`` plus ``warmup`` bars before it, once, through the portal."""
     from ..analytics import periods_per_year
@@ -140,7 +144,7 @@ def load_market_data(
     from ..engine.engine import resolve_source
 
     src = resolve_source(source)
-    portal = DataPortal(src, adjustment=adjustment)  # type: ignore[arg-type]
+    portal = DataPortal(src, adjustment=adjustment)
     need = DataRequirement("bars", frequency, max(int(warmup), 0))
     portal.load_data(s_ns, e_ns, names, requirements=[need])
     base_tf = str(portal.base_frequency)

@@ -87,7 +87,7 @@ def _run_here(data: MarketData, spec: EvalSpec, sets: list[ParamSet], jobs: int,
     import numba
 
     before = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(jobs, numba.config.NUMBA_NUM_THREADS)))
+    numba.set_num_threads(max(1, min(jobs, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
     try:
         return evaluate(data, spec, sets, progress)
     finally:

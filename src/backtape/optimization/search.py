@@ -22,7 +22,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -35,6 +35,14 @@ from .data import MarketData, load_market_data
 from .evaluate import EvalSpec, ParamSet, best_vector_run, choose_engine, event_run, strategy_label
 from .executor import Progress, run_sets
 from .stats import deflated_sharpe_ratio, pbo_from_block_sums
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..engine.result import BacktestResult
+    from ..results import ResultsStore
+    from ..sources.base import DataSource
+    from ..vector.engine import VectorResult
 
 Constraint = Callable[[dict[str, Any]], bool] | str
 LOWER_IS_BETTER = frozenset({"max_drawdown", "max_drawdown_duration", "volatility", "turnover"})
@@ -59,7 +67,7 @@ class OptimizationResult:
     method: str = "grid"
     skipped: int = 0
     duration_s: float = 0.0
-    best_run: Any = None
+    best_run: BacktestResult | VectorResult | None = None
     optimization_id: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -303,14 +311,14 @@ def optimize(
     start: TimeLike,
     end: TimeLike,
     frequency: str = "1d",
-    source: Any = "sample",
+    source: DataSource | str = "sample",
     metric: str = "sharpe",
     engine: str = "vector",
     executor: str = "local",
     *,
     constraint: Constraint | None = None,
     n_jobs: int | None = None,
-    store: Any = None,
+    store: ResultsStore | str | Path | None = None,
     method: str = "grid",
     n_samples: int | None = None,
     seed: int = 0,
@@ -359,7 +367,7 @@ def optimize(
 
 def save_optimization(
     result: OptimizationResult,
-    store: Any,
+    store: ResultsStore | str | Path,
     *,
     strategy: str,
     data: MarketData,
@@ -367,11 +375,12 @@ def save_optimization(
     options: Mapping[str, Any],
 ) -> int:
     """Store ``result`` (and an event-engine winner as a backtest run); sets ``optimization_id``."""
+    from ..engine.result import BacktestResult
     from ..results import ResultsStore
 
     db = store if isinstance(store, ResultsStore) else ResultsStore(store)
     best_run_id = None
-    if result.engine == "event" and result.best_run is not None:
+    if isinstance(result.best_run, BacktestResult):  # the event engine's winner
         best_run_id = result.best_run.save(db)
     result.optimization_id = db.save_optimization(
         strategy=strategy, metric=result.metric, method=result.method, engine=result.engine,

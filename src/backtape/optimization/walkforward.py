@@ -20,7 +20,7 @@ import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -33,6 +33,9 @@ from .data import MarketData, load_market_data
 from .evaluate import EvalSpec, best_vector_run, choose_engine, event_run, strategy_label
 from .executor import Progress
 from .search import Constraint, OptimizationEngine
+
+if TYPE_CHECKING:
+    from ..sources.base import DataSource
 
 
 @dataclass
@@ -121,7 +124,7 @@ def walk_forward(
     metric: str = "sharpe",
     *,
     frequency: str = "1d",
-    source: Any = "sample",
+    source: DataSource | str = "sample",
     engine: str = "vector",
     executor: str = "local",
     constraint: Constraint | None = None,

@@ -20,7 +20,7 @@ import dataclasses
 import datetime as dt
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import polars as pl
@@ -45,6 +45,8 @@ from .requirements import DataRequirement, FetchPlan, collect_requirements, plan
 from .store import PRICE_FIELDS, BarSeries, BarStore, TickStore
 from .ticks import TICK_KINDS, TickStream, classified, resolve_end
 from .views import build_view, partial_bar
+
+_NOT_LOADED = "the portal holds no data yet: call load_data(start, end, symbols) first"
 
 
 class DataPortal:
@@ -164,7 +166,7 @@ class DataPortal:
     def _at(self, when: TimeLike | None) -> int:
         clock = self._clock
         if clock is None:
-            raise BacktapeError("the portal holds no data yet: call load_data(start, end, symbols) first")
+            raise BacktapeError(_NOT_LOADED)
         if when is None:
             return clock
         t = when if type(when) is int else to_ns(when, name="dt")
@@ -176,8 +178,20 @@ class DataPortal:
     @property
     def store(self) -> BarStore:
         if self._store is None:
-            raise BacktapeError("the portal holds no data yet: call load_data(start, end, symbols) first")
+            raise BacktapeError(_NOT_LOADED)
         return self._store
+
+    @property
+    def _adjustments(self) -> Adjustments:
+        if self._adj is None:
+            raise BacktapeError(_NOT_LOADED)
+        return self._adj
+
+    @property
+    def _loaded_base_tf(self) -> Timeframe:
+        if self._base_tf is None:
+            raise BacktapeError(_NOT_LOADED)
+        return self._base_tf
 
     @property
     def symbols(self) -> list[str]:
@@ -193,6 +207,7 @@ class DataPortal:
         >>> portal.get_spot_value("AAPL", "close")       # doctest: +SKIP
         """
         clock = self._clock
+        t: int
         if dt is None and clock is not None:
             t = clock
         elif type(dt) is int and clock is not None and dt <= clock:
@@ -210,9 +225,9 @@ class DataPortal:
             spot.t = t
         if i < 0:
             return float("nan")
-        value = values[i]
+        value: float = values[i]
         if spot.adjusted and (field in PRICE_FIELDS or field == "volume"):
-            factors = self._adj.factors(asset, self._series[asset].ts[i:i + 1], clock)
+            factors = self._adjustments.factors(asset, self._series[asset].ts[i:i + 1], self._at(None))
             if factors is not None:
                 value *= float(factors[field == "volume"][0])
         return value
@@ -277,6 +292,16 @@ class DataPortal:
         out.update({f: v[lo:hi].copy() for f, v in wanted.items()})
         return out
 
+    @overload
+    def get_history_window(self, assets: str | Sequence[str], end_dt: TimeLike | None, bar_count: int,
+                           frequency: str | Timeframe, field: str, *, partial: bool = False,
+                           as_polars: Literal[False] = False) -> np.ndarray: ...
+
+    @overload
+    def get_history_window(self, assets: str | Sequence[str], end_dt: TimeLike | None, bar_count: int,
+                           frequency: str | Timeframe, field: str, *, partial: bool = False,
+                           as_polars: Literal[True]) -> pl.DataFrame: ...
+
     def get_history_window(self, assets: str | Sequence[str], end_dt: TimeLike | None, bar_count: int,
                            frequency: str | Timeframe, field: str, *, partial: bool = False,
                            as_polars: bool = False) -> np.ndarray | pl.DataFrame:
@@ -322,7 +347,8 @@ class DataPortal:
         once per distinct array, not once per asset.
         """
         out = np.empty((bar_count, len(names)))
-        shared = key = None
+        shared: np.ndarray | None = None
+        key: bytes | None = None
         n = 0
         hints = self._hints
         for j, name in enumerate(names):
@@ -344,6 +370,8 @@ class DataPortal:
             if values is None:
                 raise NoDataError(_unknown_field(field, view))
             out[:, j] = values[n - bar_count:n]
+        if shared is None:  # no names
+            return None
         return shared[n - bar_count:n], out
 
     def _asset_window(self, symbol: str, freq: str, t: int, bar_count: int, field: str,
@@ -407,7 +435,7 @@ class DataPortal:
         bar, a week spanning a split included, is reduced from prices on one basis.
         """
         if symbol in self._adjusted_symbols:
-            epoch = self._adj.epoch(symbol, self._clock)
+            epoch = self._adjustments.epoch(symbol, self._at(None))
             hit = self._adj_views.get((symbol, freq))
             if hit is None or hit[0] != epoch:
                 hit = (epoch, self._build_view(self._base(symbol), freq))
@@ -421,7 +449,7 @@ class DataPortal:
     def _build_view(self, base: BarSeries, freq: str) -> BarSeries:
         """A view of ``base`` whose ``ts``/``ts_end`` arrays are shared with an identical earlier view."""
         tf = self._tfs.get(freq) or self._tfs.setdefault(freq, Timeframe.parse(freq))
-        view = build_view(base, self._base_tf, tf, self.calendar)
+        view = build_view(base, self._loaded_base_tf, tf, self.calendar)
         for other in self._shared.setdefault(freq, []):
             if other.ts_end is view.ts_end:
                 return view
@@ -434,10 +462,11 @@ class DataPortal:
         """The base series of ``symbol`` with the actions visible at the clock applied."""
         if symbol not in self._adjusted_symbols:
             return self.store.series(symbol)
-        epoch = self._adj.epoch(symbol, self._clock)
+        adjustments = self._adjustments
+        epoch = adjustments.epoch(symbol, self._at(None))
         hit = self._adj_bases.get(symbol)
         if hit is None or hit[0] != epoch:
-            hit = self._adj_bases[symbol] = (epoch, self._adj.adjusted_series(self._series[symbol], epoch))
+            hit = self._adj_bases[symbol] = (epoch, adjustments.adjusted_series(self._series[symbol], epoch))
         return hit[1]
 
     # ------------------------------------------------------------------ ticks and actions
@@ -539,9 +568,10 @@ class _SpotIndex:
 
     def __init__(self, series: BarSeries, adjusted: bool) -> None:
         self.array = series.ts_end
-        self.fields = {f: memoryview(a) for f, a in series.fields.items()}
+        self.fields = {f: a.data for f, a in series.fields.items()}
         self.adjusted = adjusted
-        self.i, self.t = -1, None
+        self.i = -1
+        self.t: int | None = None
 
 
 def _default_frequency(source: DataSource, symbols: list[str]) -> str:
@@ -566,7 +596,7 @@ def _symbols_calendar(source: DataSource, symbols: list[str]) -> TradingCalendar
 
 
 def _window_frame(names: list[str], ends: np.ndarray, out: np.ndarray) -> pl.DataFrame:
-    columns = {"ts_end": pl.Series(ends, dtype=pl.Int64).cast(TS)}
+    columns: dict[str, pl.Series | np.ndarray] = {"ts_end": pl.Series(ends, dtype=pl.Int64).cast(TS)}
     columns.update({name: out[:, j] for j, name in enumerate(names)})
     return pl.DataFrame(columns)
 

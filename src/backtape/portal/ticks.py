@@ -44,7 +44,7 @@ import polars as pl
 from .._async import run_sync
 from .._time import NS_PER_DAY, NS_PER_MINUTE, format_ns
 from ..errors import ConfigError, LookAheadError
-from ..schema import empty
+from ..schema import TickKind, empty
 
 if TYPE_CHECKING:
     from ..ticks import TickClassifier
@@ -81,9 +81,9 @@ class TickStream:
         self._chunk_rows = chunk_rows
         from ..ticks import iter_merged  # numba kernels: loaded when ticks are first streamed
 
-        batches = {k: self._batches(k) for k in kinds}
         self._merged: Iterator[pl.DataFrame] = iter_merged(
-            batches.get("trades", iter(())), batches.get("quotes", iter(())))
+            self._batches("trades") if "trades" in kinds else iter(()),
+            self._batches("quotes") if "quotes" in kinds else iter(()))
         self._pending: pl.DataFrame | None = None
         self.done = False
 
@@ -117,7 +117,7 @@ class TickStream:
         self._pending = pending.slice(n)
         return out
 
-    def _batches(self, kind: str) -> Iterator[pl.DataFrame]:
+    def _batches(self, kind: TickKind) -> Iterator[pl.DataFrame]:
         """Time-ordered batches of ``kind``: fetch one chunk, cut it, release it, fetch the next."""
         lo, span = self.start, self._chunk
         while lo < self.end:
@@ -134,7 +134,7 @@ class TickStream:
             del frame
             lo = hi
 
-    def _load(self, kind: str, lo: int, hi: int) -> pl.DataFrame:
+    def _load(self, kind: TickKind, lo: int, hi: int) -> pl.DataFrame:
         """``kind`` rows of the symbol with ``lo <= ts < hi``, time-ordered (stable for equal ``ts``)."""
         portal = self._portal
         store = portal._ticks.get(kind)
@@ -149,7 +149,7 @@ class TickStream:
                 frame = frame.filter(pl.col("symbol") == self.symbol)
         if frame.height and not frame.get_column("ts").is_sorted():
             frame = frame.sort("ts", maintain_order=True)
-        return frame if frame.height else empty(kind)  # type: ignore[arg-type]
+        return frame if frame.height else empty(kind)
 
 
 def _chunk_end(lo: int, span: int) -> int:

@@ -57,10 +57,11 @@ def partial_bar(view: BarSeries, base: BarSeries, t: int, field: str, nc: int) -
     """``field`` of the view's incomplete bar ``nc`` (the first not complete at ``t``), from its base
     bars with ``ts_end <= t``; ``None`` when there is no such bar or none of its base bars is visible.
     """
-    if view.base_starts is None or nc >= len(view):
+    starts, stops = view.base_starts, view.base_stops
+    if starts is None or stops is None or nc >= len(view):
         return None
-    lo = int(view.base_starts[nc])
-    hi = min(last_at_or_before(base.ts_end, t, lo) + 1, int(view.base_stops[nc]))
+    lo = int(starts[nc])
+    hi = min(last_at_or_before(base.ts_end, t, lo) + 1, int(stops[nc]))
     if hi <= lo:
         return None
     return _reduce_one(base.fields, field, lo, hi)

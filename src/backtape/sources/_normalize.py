@@ -14,7 +14,7 @@ import polars as pl
 
 from ..calendars import get_calendar
 from ..errors import DataFormatError
-from ..schema import TS, conform, empty
+from ..schema import TS, TickKind, conform, empty
 
 NEW_YORK = "America/New_York"
 
@@ -86,9 +86,9 @@ def bars_in_range(frame: pl.DataFrame, start_ns: int, end_ns: int) -> pl.DataFra
     return out.unique(["symbol", "ts"], keep="last", maintain_order=True)
 
 
-def ticks_in_range(frame: pl.DataFrame, kind: str, start_ns: int, end_ns: int) -> pl.DataFrame:
+def ticks_in_range(frame: pl.DataFrame, kind: TickKind, start_ns: int, end_ns: int) -> pl.DataFrame:
     """Canonical trades or quotes with ``start_ns <= ts < end_ns``, order of equal stamps kept."""
-    out = conform(frame, kind)  # type: ignore[arg-type]
+    out = conform(frame, kind)
     lo, hi = pl.lit(start_ns).cast(TS), pl.lit(end_ns).cast(TS)
     return out.filter((pl.col("ts") >= lo) & (pl.col("ts") < hi))
 

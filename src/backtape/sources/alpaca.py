@@ -19,7 +19,7 @@ import polars as pl
 
 from .._time import NS_PER_DAY, TimeLike, check_range, format_ns
 from ..errors import ConfigError, ProviderError, SymbolNotFoundError
-from ..schema import empty
+from ..schema import TickKind, empty
 from ..timeframes import Timeframe
 from ._http import (
     DEFAULT_CONCURRENCY,
@@ -133,13 +133,13 @@ class AlpacaDataSource(HttpSource):
         return (f"alpaca:feed={self.feed or 'default'}:adjustment={self.adjustment}"
                 f":calendar={self.calendar_name}")
 
-    def _common(self) -> dict[str, Any]:
-        params: dict[str, Any] = {"limit": self.page_limit, "sort": "asc"}
+    def _common(self) -> dict[str, str | int]:
+        params: dict[str, str | int] = {"limit": self.page_limit, "sort": "asc"}
         if self.feed:
             params["feed"] = self.feed
         return params
 
-    async def _pages(self, path: str, params: dict[str, Any], symbol: str | None) -> list[dict]:
+    async def _pages(self, path: str, params: dict[str, str | int], symbol: str | None) -> list[dict]:
         """Every page of a ``page_token`` listing (the identical query plus the token)."""
         get = functools.partial(self._http.get_json, path, symbol=symbol, check=_check_object,
                                 error_hook=_error_hook)
@@ -201,7 +201,7 @@ class AlpacaDataSource(HttpSource):
         """Canonical NBBO quotes in ``[start, end)``."""
         return await self._fetch_ticks("quotes", symbols, start, end)
 
-    async def _fetch_ticks(self, kind: str, symbols: list[str], start: TimeLike,
+    async def _fetch_ticks(self, kind: TickKind, symbols: list[str], start: TimeLike,
                            end: TimeLike) -> pl.DataFrame:
         s, e = check_range(start, end)
         jobs, owners = [], []
@@ -217,11 +217,11 @@ class AlpacaDataSource(HttpSource):
                 rows_by_symbol.setdefault(sym, []).extend(page.get(kind) or [])  # null when empty
         out = [_ticks(kind, sym, rows) for sym, rows in rows_by_symbol.items() if rows]
         if not out:
-            return empty(kind)  # type: ignore[arg-type]
+            return empty(kind)
         return ticks_in_range(pl.concat(out, how="vertical"), kind, s, e)
 
 
-def _ticks(kind: str, symbol: str, rows: list[dict]) -> pl.DataFrame:
+def _ticks(kind: TickKind, symbol: str, rows: list[dict]) -> pl.DataFrame:
     """Alpaca trade (``t x p s c i``) or quote (``t ax ap as bx bp bs``) rows to canonical columns."""
     if kind == "trades":
         raw = pl.from_dicts(rows, schema={"t": pl.String, "x": pl.String, "p": pl.Float64, "s": pl.Float64,

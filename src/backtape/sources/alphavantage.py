@@ -30,6 +30,7 @@ from ._http import (
     DEFAULT_CONCURRENCY,
     HttpClient,
     HttpSource,
+    PayloadCheck,
     ProgressCallback,
     RetryableBody,
     RetryPolicy,
@@ -59,7 +60,7 @@ def _credentials(api_key: str | None = None) -> str:
     return key
 
 
-def _classify(symbol: str) -> Any:
+def _classify(symbol: str) -> PayloadCheck:
     """Payload check mapping Alpha Vantage's HTTP-200 error bodies to typed errors."""
 
     def check(payload: Any) -> None:

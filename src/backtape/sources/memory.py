@@ -15,7 +15,7 @@ import polars as pl
 from .._time import TimeLike, check_range
 from ..calendars import get_calendar
 from ..errors import UnsupportedDataError
-from ..schema import conform, empty
+from ..schema import Kind, conform, empty
 from ..timeframes import Timeframe
 from .base import DataSource, DataSourceMetadata, SourceCapabilities
 
@@ -35,10 +35,11 @@ class FrameDataSource(DataSource):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bars", conform(self.bars, "bars"))
-        for kind in ("actions", "trades", "quotes"):
+        extra: tuple[Kind, ...] = ("actions", "trades", "quotes")
+        for kind in extra:
             frame = getattr(self, kind)
             if frame is not None:
-                object.__setattr__(self, kind, conform(frame, kind))  # type: ignore[arg-type]
+                object.__setattr__(self, kind, conform(frame, kind))
 
     async def fetch(self, symbols: list[str], start: TimeLike, end: TimeLike,
                     frequency: str | Timeframe = "1d") -> pl.DataFrame:

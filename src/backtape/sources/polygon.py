@@ -23,7 +23,7 @@ import polars as pl
 from .._time import NS_PER_DAY, TimeLike, check_range
 from ..calendars import get_calendar
 from ..errors import AuthenticationError, ConfigError, ProviderError, UnsupportedDataError
-from ..schema import empty
+from ..schema import TickKind, empty
 from ..timeframes import Timeframe
 from ._http import (
     DEFAULT_CONCURRENCY,
@@ -57,12 +57,12 @@ _FLAT_DATASETS = {"1min": "minute_aggs_v1", "1d": "day_aggs_v1", "trades": "trad
 
 _AGG_SCHEMA = {"t": pl.Int64, "o": pl.Float64, "h": pl.Float64, "l": pl.Float64, "c": pl.Float64,
                "v": pl.Float64, "vw": pl.Float64, "n": pl.Int64}
-_TRADE_SCHEMA = {"sip_timestamp": pl.Int64, "sequence_number": pl.Int64, "price": pl.Float64,
-                 "size": pl.Float64, "exchange": pl.Int64, "conditions": pl.List(pl.Int64),
-                 "id": pl.String}
-_QUOTE_SCHEMA = {"sip_timestamp": pl.Int64, "sequence_number": pl.Int64, "bid_price": pl.Float64,
-                 "ask_price": pl.Float64, "bid_size": pl.Float64, "ask_size": pl.Float64,
-                 "bid_exchange": pl.Int64, "ask_exchange": pl.Int64}
+_TRADE_SCHEMA = pl.Schema({"sip_timestamp": pl.Int64(), "sequence_number": pl.Int64(),
+                           "price": pl.Float64(), "size": pl.Float64(), "exchange": pl.Int64(),
+                           "conditions": pl.List(pl.Int64()), "id": pl.String()})
+_QUOTE_SCHEMA = pl.Schema({"sip_timestamp": pl.Int64(), "sequence_number": pl.Int64(),
+                           "bid_price": pl.Float64(), "ask_price": pl.Float64(), "bid_size": pl.Float64(),
+                           "ask_size": pl.Float64(), "bid_exchange": pl.Int64(), "ask_exchange": pl.Int64()})
 
 
 def _credentials(api_key: str | None = None) -> str:
@@ -262,7 +262,7 @@ class PolygonDataSource(HttpSource):
         """Canonical NBBO quotes (``ts`` = SIP timestamp, exact ns) in ``[start, end)``."""
         return await self._fetch_ticks("quotes", symbols, start, end)
 
-    async def _fetch_ticks(self, kind: str, symbols: list[str], start: TimeLike,
+    async def _fetch_ticks(self, kind: TickKind, symbols: list[str], start: TimeLike,
                            end: TimeLike) -> pl.DataFrame:
         s, e = check_range(start, end)
         if self.flat_files:
@@ -273,10 +273,10 @@ class PolygonDataSource(HttpSource):
             jobs += [functools.partial(self._tick_window, kind, sym, a, b) for a, b in windows]
         frames = await self._gather(jobs)
         if not frames:
-            return empty(kind)  # type: ignore[arg-type]
+            return empty(kind)
         return ticks_in_range(pl.concat(frames, how="vertical"), kind, s, e)
 
-    async def _tick_window(self, kind: str, symbol: str, a: int, b: int) -> pl.DataFrame:
+    async def _tick_window(self, kind: TickKind, symbol: str, a: int, b: int) -> pl.DataFrame:
         params = {"timestamp.gte": a, "timestamp.lt": b, "order": "asc", "sort": "timestamp",
                   "limit": self.page_limit}
         rows = await self._paged_results(f"/v3/{kind}/{quote(symbol, safe='')}", params, symbol)
@@ -301,7 +301,7 @@ class PolygonDataSource(HttpSource):
                 self._paged_results, "/v3/reference/dividends",
                 {"ticker": sym, "ex_dividend_date.gte": lo, "ex_dividend_date.lt": hi, "limit": 1000}, sym))
         results = await self._gather(jobs)
-        rows: list[dict] = []
+        rows: list[tuple[str, str, str, float]] = []
         for i, sym in enumerate(symbols):
             rows += [(sym, r["execution_date"], "split", float(r["split_to"]) / float(r["split_from"]))
                      for r in results[2 * i]]
@@ -392,7 +392,7 @@ class PolygonDataSource(HttpSource):
             return empty("bars")
         return bars_in_range(pl.concat(out, how="vertical"), s, e)
 
-    async def _flat_ticks(self, kind: str, symbols: list[str], s: int, e: int) -> pl.DataFrame:
+    async def _flat_ticks(self, kind: TickKind, symbols: list[str], s: int, e: int) -> pl.DataFrame:
         frames = await self._flat_frames(_FLAT_DATASETS[kind], symbols, s, e)
         price_cols = (("price", "size") if kind == "trades"
                       else ("bid_price", "ask_price", "bid_size", "ask_size"))
@@ -407,7 +407,7 @@ class PolygonDataSource(HttpSource):
             for (sym,), part in typed.partition_by("ticker", as_dict=True).items():
                 out.append(_canonical_ticks(kind, part, sym, list_conditions=False))
         if not out:
-            return empty(kind)  # type: ignore[arg-type]
+            return empty(kind)
         return ticks_in_range(pl.concat(out, how="vertical"), kind, s, e)
 
 
@@ -446,7 +446,8 @@ def filter_csv_gz(stream: BinaryIO, column: str, values: list[str], *,
     return pl.concat(parts, how="vertical")
 
 
-def _canonical_ticks(kind: str, raw: pl.DataFrame, symbol: str, *, list_conditions: bool) -> pl.DataFrame:
+def _canonical_ticks(kind: TickKind, raw: pl.DataFrame, symbol: str, *,
+                     list_conditions: bool) -> pl.DataFrame:
     """Vendor trade/quote columns to canonical ones (exchanges and conditions as text)."""
     sym = pl.lit(symbol, dtype=pl.String).alias("symbol")
     ts = pl.col("sip_timestamp").alias("ts")

@@ -29,7 +29,7 @@ import polars as pl
 
 from .._time import TimeLike, check_range
 from ..errors import SymbolNotFoundError
-from ..schema import empty
+from ..schema import Kind, empty
 from ..timeframes import Timeframe
 from .base import DataSource, DataSourceMetadata, SourceCapabilities
 from .local import CSVDataSource, ParquetDataSource, _LocalDataSource
@@ -99,7 +99,7 @@ class SampleDataSource(DataSource):
         """Native bar size of ``symbol``."""
         return self._source(self._entry(symbol, "bars")).frequency_of(symbol)
 
-    async def _gather(self, kind: str, symbols: list[str], start: TimeLike, end: TimeLike,
+    async def _gather(self, kind: Kind, symbols: list[str], start: TimeLike, end: TimeLike,
                       frequency: str | Timeframe = "1d") -> pl.DataFrame:
         check_range(start, end)
         Timeframe.parse(frequency)
@@ -107,7 +107,7 @@ class SampleDataSource(DataSource):
         parts = [await self._source(entry).fetch_kind(kind, [sym], start, end, frequency)
                  for sym, entry in routed]
         if not parts:
-            return empty(kind if kind != "actions" else "actions")  # type: ignore[arg-type]
+            return empty(kind)
         return pl.concat(parts, how="diagonal_relaxed").sort(["symbol", "ts"], maintain_order=True)
 
     # -- DataSource -----------------------------------------------------------------------------

@@ -33,7 +33,7 @@ import polars as pl
 from .._time import NS_PER_DAY, NS_PER_MINUTE, TimeLike, check_range
 from ..calendars import get_calendar
 from ..errors import ConfigError
-from ..schema import TS, conform, empty
+from ..schema import TS, Kind, TickKind, conform, empty
 from ..timeframes import Timeframe
 from .base import ANY_FREQUENCY, DataSource, DataSourceMetadata, SourceCapabilities
 
@@ -286,10 +286,10 @@ class SyntheticDataSource(DataSource):
         return _concat([self._bars(sym, tf, s, e) for sym in sorted(set(symbols))], "bars")
 
     # -- ticks -------------------------------------------------------------------------------
-    def _ticks(self, symbol: str, s: int, e: int, kind: str) -> pl.DataFrame:
+    def _ticks(self, symbol: str, s: int, e: int, kind: TickKind) -> pl.DataFrame:
         sess, off = self._minutes_in(s - NS_PER_MINUTE + 1, e)
         if len(sess) == 0:
-            return empty(kind)  # type: ignore[arg-type]
+            return empty(kind)
         m = self._minute_bars(symbol, sess, off)
         n = self.trades_per_minute if kind == "trades" else self.quotes_per_minute
         counter = (m["clock"].astype(np.int64)[:, None] * n + np.arange(n)[None, :]).ravel()
@@ -327,7 +327,7 @@ class SyntheticDataSource(DataSource):
                                   "bid_size": sizes[: len(counter)], "ask_size": sizes[len(counter):]})
         frame = frame.filter((pl.col("ts") >= s) & (pl.col("ts") < e)).with_columns(
             pl.col("ts").cast(TS), pl.lit(symbol).alias("symbol"))
-        return conform(frame, kind, sort=False)  # type: ignore[arg-type]
+        return conform(frame, kind, sort=False)
 
     async def fetch_trades(self, symbols: list[str], start: TimeLike, end: TimeLike) -> pl.DataFrame:
         s, e = check_range(start, end)
@@ -376,6 +376,6 @@ def _ranges(owner: np.ndarray, first: np.ndarray, last: np.ndarray) -> tuple[np.
     return rep_owner.astype(np.int64), values
 
 
-def _concat(frames: list[pl.DataFrame], kind: str) -> pl.DataFrame:
+def _concat(frames: list[pl.DataFrame], kind: Kind) -> pl.DataFrame:
     frames = [f for f in frames if f.height]
-    return pl.concat(frames) if frames else empty(kind)  # type: ignore[arg-type]
+    return pl.concat(frames) if frames else empty(kind)

@@ -59,7 +59,7 @@ def merge_order(t_grp, t_ts, q_grp, q_ts):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
-def _lee_ready(price: float, bid: float, ask: float, last: float, last_dir: int) -> tuple[int, int]:
+def _lee_ready(price: float, bid: float, ask: float, last: float, last_dir: int) -> tuple[np.int64, np.int64]:
     """Side of one trade and the new tick direction of its symbol.
 
     Tick rule: +1 on an uptick, -1 on a downtick, the last non-zero tick on a zero tick, 0 when the

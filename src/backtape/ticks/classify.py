@@ -182,7 +182,7 @@ def _check_trades(trades: pl.DataFrame, where: str) -> None:
         values = trades.get_column(col)
         if values.null_count() or values.is_nan().any():
             bad = values.is_null() | values.is_nan()
-            row = int(bad.arg_max())  # type: ignore[arg-type]
+            row = int(bad.to_numpy().argmax())
             raise DataValidationError(
                 f"{where}: trade {col} missing or NaN at row {row} "
                 f"(symbol {trades['symbol'][row]}, ts {trades['ts'][row]})",

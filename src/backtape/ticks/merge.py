@@ -20,18 +20,19 @@ one pending batch per kind: an event is released as soon as no future event can 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Literal
 
 import numpy as np
 import polars as pl
 
 from ..errors import DataValidationError
-from ..schema import QUOTE_SCHEMA, TRADE_SCHEMA, TS, conform, empty
+from ..schema import QUOTE_SCHEMA, TRADE_SCHEMA, TS, TickKind, conform, empty
 from . import _kernels
 
 KIND = pl.Enum(["trade", "quote"])
 
 #: The merged stream: every trade and quote column, ``kind`` tells which one a row is.
-MERGED_SCHEMA = pl.Schema({"symbol": pl.String, "ts": TS, "kind": KIND,
+MERGED_SCHEMA = pl.Schema({"symbol": pl.String(), "ts": TS, "kind": KIND,
                            **{k: v for k, v in TRADE_SCHEMA.items() if k not in ("symbol", "ts")},
                            **{k: v for k, v in QUOTE_SCHEMA.items() if k not in ("symbol", "ts")}})
 
@@ -43,9 +44,9 @@ def _ts_ns(df: pl.DataFrame) -> np.ndarray:
     return df.get_column("ts").to_physical().to_numpy()
 
 
-def _prepare(df: pl.DataFrame, kind: str, *, where: str = "") -> pl.DataFrame:
+def _prepare(df: pl.DataFrame, kind: TickKind, *, where: str = "") -> pl.DataFrame:
     """Conform ``df`` to the canonical ``kind`` schema without reordering and reject null times."""
-    out = conform(df, kind, sort=False)  # type: ignore[arg-type]
+    out = conform(df, kind, sort=False)
     nulls = out.get_column("ts").null_count()
     if nulls:
         row = out.get_column("ts").is_null().arg_max()
@@ -94,7 +95,7 @@ def merge_streams(trades: pl.DataFrame, quotes: pl.DataFrame) -> pl.DataFrame:
     return _merge_sorted(trades, quotes)
 
 
-def _checked_batches(batches: Iterable[pl.DataFrame], kind: str) -> Iterator[pl.DataFrame]:
+def _checked_batches(batches: Iterable[pl.DataFrame], kind: TickKind) -> Iterator[pl.DataFrame]:
     """Non-empty conformed batches, verified to be in time order within and across batches.
 
     No reference to a yielded batch is kept while the next one is produced (hence no ``enumerate``,
@@ -110,7 +111,7 @@ def _checked_batches(batches: Iterable[pl.DataFrame], kind: str) -> Iterator[pl.
         del batch
 
 
-def _checked(batch: pl.DataFrame, kind: str, n: int, last: int | None) -> tuple[pl.DataFrame, int]:
+def _checked(batch: pl.DataFrame, kind: TickKind, n: int, last: int | None) -> tuple[pl.DataFrame, int]:
     """Batch ``n`` conformed and checked to be time-ordered and to start at or after ``last``."""
     batch = _prepare(batch, kind, where=f" batch {n}")
     ts = _ts_ns(batch)
@@ -161,16 +162,17 @@ def _aligned_chunks(
         del t_out, q_out  # released chunks must not outlive the consumer's use of them
 
 
-def _split(buf: pl.DataFrame | None, bound: int, kind: str) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+def _split(buf: pl.DataFrame | None, bound: int,
+           kind: TickKind) -> tuple[pl.DataFrame, pl.DataFrame | None]:
     """Rows of ``buf`` that may be released against ``bound`` and the rest (None when nothing is left).
 
     Trades are released up to and including ``bound`` (a quote at the same time sorts after them),
     quotes strictly before it (a trade at the same time sorts before them).
     """
     if buf is None:
-        return empty(kind), None  # type: ignore[arg-type]
-    side = "right" if kind == "trades" else "left"
-    cut = int(np.searchsorted(_ts_ns(buf), bound, side=side))  # type: ignore[call-overload]
+        return empty(kind), None
+    side: Literal["left", "right"] = "right" if kind == "trades" else "left"
+    cut = int(np.searchsorted(_ts_ns(buf), bound, side=side))
     if cut >= buf.height:
         return buf, None
     return buf.slice(0, cut), buf.slice(cut)

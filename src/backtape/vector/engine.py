@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
-from typing import Literal
+from typing import Literal, TypedDict, Unpack
 
 import numba
 import numpy as np
@@ -84,7 +84,7 @@ class VectorResult:
 
 def _matrix(x: ArrayLike, name: str, dtype: type, n_rows: int | None = None) -> np.ndarray:
     """A bars x columns input as the kernel's C-ordered columns x bars array."""
-    arr = np.asarray(x, dtype=dtype)
+    arr: np.ndarray = np.asarray(x, dtype=dtype)
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
@@ -147,6 +147,23 @@ def _params(n_cols: int, **values: float | ArrayLike) -> np.ndarray:
         if (col < 0).any() or not np.isfinite(col).all():
             raise ConfigError(f"{name} must be finite and >= 0 (0 disables it)")
     return params
+
+
+class CostOptions(TypedDict, total=False):
+    """The trading options of ``cost_params`` as keyword arguments (``simulate`` and the sweeps)."""
+
+    cash: float | ArrayLike
+    commission: float | ArrayLike
+    fixed_commission: float | ArrayLike
+    slippage_bps: float | ArrayLike
+    size: float | ArrayLike
+    size_type: SizeType
+    fractional: bool
+    stop_loss: float | ArrayLike | None
+    take_profit: float | ArrayLike | None
+    trailing_stop: float | ArrayLike | None
+    fill: str
+    periods_per_year: float
 
 
 def cost_params(
@@ -238,7 +255,7 @@ def simulate(
     targets: ArrayLike | None = None,
     trades: bool = True,
     blocks: int = 0,
-    **options: object,
+    **options: Unpack[CostOptions],
 ) -> VectorResult:
     """Backtest every column of the signals (or targets) against the prices; see the module doc.
 
@@ -282,7 +299,7 @@ def simulate(
                 raise ConfigError(f"{name} has {arr.shape[0]} columns, expected 1 or {n_cols}")
             arr = np.require(np.broadcast_to(arr, (n_cols, n)), requirements=("C", "W"))
         sig.append(arr)
-    params = cost_params(n_cols, **options)  # type: ignore[arg-type]
+    params = cost_params(n_cols, **options)
     equity = np.empty((n_cols, n))
     if trades:
         # Every trade record starts with an entry (a signal or a target), so this bounds them.
@@ -294,9 +311,11 @@ def simulate(
         offsets, buffer = _NO_INDEX, np.zeros((0, k.N_TRADE_FIELDS))
     bounds = block_bounds(n, blocks) if blocks else _NO_INDEX
     sums = np.zeros((n_cols, 2, blocks)) if blocks else NO_BLOCKS
+    le, lx, se, sx = sig
     with _threads(n_cols):
-        metrics, counts = k.run_columns(o, h, lo, c, *sig, tg, _NO_FLOAT, _NO_INDEX, _NO_INDEX, mode, params,
-                                        n_cols, equity, buffer, offsets, bounds, sums)  # fmt: skip
+        metrics, counts = k.run_columns(o, h, lo, c, le, lx, se, sx, tg, _NO_FLOAT, _NO_INDEX,
+                                        _NO_INDEX, mode, params, n_cols, equity, buffer, offsets, bounds,
+                                        sums)  # fmt: skip
     if n_cols == 1 or not trades:
         records = buffer[: int(counts[0])] if trades else buffer
     else:

@@ -7,11 +7,14 @@ the event engine: ``unsupported`` names them so callers can say so (or switch en
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..costs import Commission
 from ..errors import ConfigError
 from ..options import DEFAULTS, TradingOptions
+
+if TYPE_CHECKING:
+    from .engine import CostOptions
 
 
 def unsupported(options: TradingOptions) -> list[str]:
@@ -33,7 +36,7 @@ def unsupported(options: TradingOptions) -> list[str]:
     return out
 
 
-def kernel_arguments(options: TradingOptions) -> dict[str, Any]:
+def kernel_arguments(options: TradingOptions) -> CostOptions:
     """Keyword arguments of ``simulate``/``cost_params`` for ``options`` (see ``unsupported`` first;
     ``fractional="auto"`` must be resolved with ``TradingOptions.for_symbols``)."""
     if options.fractional == "auto":
