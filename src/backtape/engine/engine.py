@@ -153,10 +153,13 @@ class _Run:
         self.tick_only = bool(kinds) and not wants_bars
         self.portal.load_data(start, end, symbols, requirements=[strategy])
         self.portfolio = Portfolio(self.portal, opts.cash)
+        fractional = opts.fractional
+        if isinstance(fractional, str):
+            raise AssertionError("fractional='auto' is resolved by for_symbols above")
         self.broker = Broker(self.portal, self.portfolio, costs=opts.cost_engine(), risk=opts.risk,
                              fill=opts.fill, max_participation=opts.max_participation,
-                             leverage=opts.leverage, fractional=opts.fractional, on_fill=self._on_fill)
-        self._fractional = opts.fractional
+                             leverage=opts.leverage, fractional=fractional, on_fill=self._on_fill)
+        self._fractional = fractional
         self.costs = self.broker.costs
         self.ctx = Context(self)
         self.now = start

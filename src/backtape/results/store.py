@@ -258,7 +258,7 @@ class ResultsStore:
             "created_at": dt.datetime.now(dt.UTC),
         }
         with self.engine.begin() as conn:
-            run_id = int(conn.execute(_backtests.insert().values(**header)).inserted_primary_key[0])
+            run_id = _inserted_id(conn.execute(_backtests.insert().values(**header)))
             row = {col: clean_metrics.get(key) for col, key in _HEADLINE.items()}
             conn.execute(_metrics.insert().values(backtest_id=run_id, metrics=clean_metrics, **row))
             if params:
@@ -383,7 +383,7 @@ class ResultsStore:
             "package_version": __version__, "created_at": dt.datetime.now(dt.UTC),
         }  # fmt: skip
         with self.engine.begin() as conn:
-            return int(conn.execute(_optimizations.insert().values(**row)).inserted_primary_key[0])
+            return _inserted_id(conn.execute(_optimizations.insert().values(**row)))
 
     def get_optimization(self, optimization_id: int) -> dict[str, Any]:
         """A stored search as a dict; ``results`` is its table (Polars, best first)."""
@@ -413,6 +413,13 @@ def _parquet_bytes(df: pl.DataFrame) -> bytes:
     buf = io.BytesIO()
     df.write_parquet(buf, compression="zstd")
     return buf.getvalue()
+
+
+def _inserted_id(result: sa.CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    if key is None:
+        raise BacktapeError("the results database returned no id for an inserted row")
+    return int(key[0])
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
