@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import BacktapeError
-from ..vector import indicators as ind
+from .. import indicators as ind
 from .strategy import Context, Strategy
 
 

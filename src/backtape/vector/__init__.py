@@ -1,9 +1,10 @@
-"""Vectorized backtesting: numba indicator kernels, a signal/target simulator and streaming sweeps."""
+"""Vectorized backtesting: a signal/target simulator and streaming sweeps (indicators re-exported from
+``backtape.indicators``, the one set every part uses)."""
 
 from __future__ import annotations
 
 from .engine import VectorResult, simulate
-from .indicators import atr, crossed_above, crossed_below, ema, rolling_max, rolling_min, rsi, sma
+from ..indicators import atr, crossed_above, crossed_below, ema, rolling_max, rolling_min, rsi, sma
 from .strategies import sma_crossover
 from .sweep import crossover_sweep, sma_crossover_sweep, sma_pairs
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .engine import ArrayLike, VectorResult, simulate
-from .indicators import crossed_above, crossed_below, sma
+from ..indicators import crossed_above, crossed_below, sma
 
 
 def sma_crossover(

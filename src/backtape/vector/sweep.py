@@ -21,7 +21,7 @@ from ..analytics import metrics_frame
 from ..errors import ConfigError
 from . import _kernel as k
 from .engine import NO_BLOCKS, ArrayLike, _prices, block_bounds, cost_params
-from .indicators import _has_nan, sma4_kernel, sma_kernel
+from ..indicators._kernels import plain, sma4_kernel, sma_kernel
 
 _NO_BOOL = np.zeros((0, 0), dtype=np.bool_)
 _NO_FLOAT = np.zeros((0, 0))
@@ -33,7 +33,7 @@ _NO_INDEX = np.zeros(0, dtype=np.int64)
 def _sma_rows(close: np.ndarray, windows: np.ndarray) -> np.ndarray:
     """One SMA row per window (rows x bars): four windows per pass, passes in parallel."""
     n = windows.shape[0]
-    if _has_nan(close):
+    if not plain(close):
         out = np.empty((n, close.shape[0]))
         for r in prange(n):
             sma_kernel(close, windows[r], out[r])
