@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from .engine import VectorResult, simulate
 from ..indicators import atr, crossed_above, crossed_below, ema, rolling_max, rolling_min, rsi, sma
+from .engine import VectorResult, simulate
 from .strategies import sma_crossover
 from .sweep import crossover_sweep, sma_crossover_sweep, sma_pairs
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .engine import ArrayLike, VectorResult, simulate
 from ..indicators import crossed_above, crossed_below, sma
+from .engine import ArrayLike, VectorResult, simulate
 
 
 def sma_crossover(
@@ -17,5 +17,6 @@ def sma_crossover(
     """
     f, s = sma(close, fast), sma(close, slow)
     up, down = crossed_above(f, s), crossed_below(f, s)
-    shorts = {"short_entries": down, "short_exits": up} if allow_short else {}
-    return simulate(close, entries=up, exits=down, **shorts, **options)
+    if allow_short:
+        return simulate(close, entries=up, exits=down, short_entries=down, short_exits=up, **options)
+    return simulate(close, entries=up, exits=down, **options)

@@ -12,6 +12,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -19,9 +20,9 @@ from numba import njit, prange
 
 from ..analytics import metrics_frame
 from ..errors import ConfigError
+from ..indicators._kernels import plain, sma4_kernel, sma_kernel
 from . import _kernel as k
 from .engine import NO_BLOCKS, ArrayLike, _prices, block_bounds, cost_params
-from ..indicators._kernels import plain, sma4_kernel, sma_kernel
 
 _NO_BOOL = np.zeros((0, 0), dtype=np.bool_)
 _NO_FLOAT = np.zeros((0, 0))
@@ -101,7 +102,7 @@ def sma_crossover_sweep(
     slow: Iterable[int] | None = None,
     *,
     pairs: Sequence[tuple[int, int]] | np.ndarray | None = None,
-    **options: object,
+    **options: Any,
 ) -> pl.DataFrame:
     """Metrics of ``sma_crossover(fast, slow)`` for every pair, one row each (columns fast, slow, ...).
 
@@ -124,7 +125,7 @@ def sma_crossover_sweep(
         raise ConfigError(f"close must be one-dimensional for a sweep, got shape {close_1d.shape}")
     lines = _sma_rows(close_1d, windows)
     metrics = crossover_sweep(close_1d, lines, inverse.reshape(grid.shape), **options)
-    table = metrics_frame(metrics)
+    table = metrics_frame(metrics[0] if isinstance(metrics, tuple) else metrics)
     return table.insert_column(0, pl.Series("slow", grid[:, 1])).insert_column(
         0, pl.Series("fast", grid[:, 0])
     )
