@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import backtape
 from backtape.indicators import sma
 from backtape.vector import crossed_above, crossed_below, simulate
 from backtape.vector.sweep import sma_crossover_sweep
@@ -20,7 +21,8 @@ from backtesting import Backtest  # noqa: E402
 
 from _peers import backtesting_sma_cross  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+GOOG = Path(__file__).resolve().parents[1] / "data" / "GOOG_1d_2004-08-19_2013-03-01.csv"
+SAMPLE = Path(backtape.__file__).parent / "sample_data"  # the zipline files the package ships
 #: fast x slow with fast < slow; holds the pairs where a running sum without pandas' exact update
 #: order trades differently on these files: (24, 32) on GOOG, (4, 6) on KO, (2, 3), (2, 6), (2, 12)
 #: and (4, 8) on MSFT
@@ -31,20 +33,20 @@ CASH = 1_000_000
 def _bars(name: str) -> pd.DataFrame:
     """OHLCV with backtesting.py's column names and a DatetimeIndex."""
     if name.startswith("QUANDL:"):
-        raw = pd.read_csv(DATA / "QUANDL_WIKI_sample_1d_2014_multi_ticker_adj.csv")
+        raw = pd.read_csv(SAMPLE / "QUANDL_WIKI_sample_1d_2014_multi_ticker_adj.csv")
         raw = raw[raw.ticker == name.split(":")[1]]
         frame = raw[["date", "adj_open", "adj_high", "adj_low", "adj_close", "adj_volume"]]
         frame.columns = ["date", "open", "high", "low", "close", "volume"]
-    elif name.startswith("GOOG"):
-        frame = pd.read_csv(DATA / name).rename(columns={"Unnamed: 0": "date"})
+    elif name == "GOOG":
+        frame = pd.read_csv(GOOG).rename(columns={"Unnamed: 0": "date"})
     else:
-        frame = pd.read_csv(DATA / name)
+        frame = pd.read_csv(SAMPLE / name)
     frame = frame.rename(columns=str.capitalize)
     return frame.set_index(pd.DatetimeIndex(frame.pop("Date")))[["Open", "High", "Low", "Close", "Volume"]]
 
 
 DATASETS = [
-    "GOOG_1d_2004-08-19_2013-03-01.csv",
+    "GOOG",
     "AAPL_1d_2012-2014_with_div_split.csv",
     "IBM_1d_2012-2014_with_div_split.csv",
     "KO_1d_2012-2014_with_div_split.csv",
