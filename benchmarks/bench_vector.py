@@ -22,12 +22,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 sys.path.insert(0, str(SRC))
 
 from backtape.vector import crossed_above, crossed_below, simulate, sma  # noqa: E402
-from backtape.vector.sweep import sma_crossover_sweep, sma_pairs  # noqa: E402
+from backtape.vector.sweep import _sma_rows, sma_crossover_sweep, sma_pairs  # noqa: E402
 
 SIZES = (98_280, 525_600)
 FAST, SLOW = range(5, 51, 5), range(20, 219, 2)
@@ -220,6 +221,11 @@ def main() -> None:
         peer = f"{time.perf_counter() - t:.2f} s (50-pair chunks)"
     ours = f"{sweep_s:.3f} s (cpu {sweep_cpu:.2f} s)"
     rows.append((f"sweep {len(pairs)} pairs, {SIZES[0]:,} bars", ours, peer, "<= 0.5 s"))
+    windows = np.unique(pairs)
+    lines = best_of(lambda: _sma_rows(c, windows), 3)
+    pandas_lines = best_of(lambda: [pd.Series(c).rolling(int(w)).mean() for w in windows], 3)
+    rows.append((f"its {len(windows)} SMA lines (pandas-exact)", f"{lines * 1e3:.1f} ms",
+                 f"{pandas_lines * 1e3:.1f} ms (pandas rolling)", "report"))  # fmt: skip
     peak = f"{mem['peak_mib']:.0f} MiB (before {mem['base_mib']:.0f})"
     rows.append(("sweep peak RSS (child process)", peak, "-", "<= 1 GiB"))
     run_optimize(o[:3000], h[:3000], lo[:3000], c[:3000])

@@ -15,9 +15,10 @@ GOOG_CASES = [
 ]
 
 
-def backtesting_sma_cross(fast: int, slow: int, allow_short: bool) -> Any:
+def backtesting_sma_cross(fast: int, slow: int, allow_short: bool, rebuy: bool = True) -> Any:
     """A backtesting.py ``Strategy`` class: all-in long on a golden cross, flat (or short) on a death
-    cross."""
+    cross. ``rebuy=False`` keeps a long position on a golden cross instead of closing and buying again
+    (backtape's built-in rule; the two differ after a tie hides a death cross)."""
     from backtesting import Strategy
     from backtesting.lib import crossover
     from backtesting.test import SMA
@@ -29,8 +30,9 @@ def backtesting_sma_cross(fast: int, slow: int, allow_short: bool) -> Any:
 
         def next(self) -> None:
             if crossover(self.fast, self.slow):
-                self.position.close()
-                self.buy()
+                if rebuy or not self.position.is_long:
+                    self.position.close()
+                    self.buy()
             elif crossover(self.slow, self.fast):
                 self.position.close()
                 if allow_short:

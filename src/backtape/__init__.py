@@ -95,17 +95,22 @@ _LAZY: dict[str, str] = {
 }
 
 
+#: sub-packages offered as attributes, imported on first use: ``backtape.indicators.sma(close, 20)``
+_SUBPACKAGES = ("indicators",)
+
+
 def __getattr__(name: str) -> object:
-    if name in _LAZY:
+    if name in _LAZY or name in _SUBPACKAGES:
         import importlib
 
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        module = importlib.import_module(f".{_LAZY.get(name, name)}", __name__)
+        value = getattr(module, name) if name in _LAZY else module
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBPACKAGES))
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", *_LAZY, *_SUBPACKAGES]

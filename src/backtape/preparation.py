@@ -197,7 +197,7 @@ def _features(bars: pl.DataFrame, spec: Features) -> pl.DataFrame:
 
 def _indicator_kernels() -> dict[str, Callable[[pl.DataFrame, int], np.ndarray]]:
     """The one indicator set's functions, over one symbol's bars."""
-    from .vector import indicators as ind
+    from . import indicators as ind
 
     def col(df: pl.DataFrame, name: str) -> np.ndarray:
         return df[name].to_numpy().astype(np.float64)

@@ -7,8 +7,8 @@ import polars as pl
 import pytest
 
 import backtape as bt
+from backtape import indicators as ind
 from backtape.errors import ConfigError
-from backtape.vector import indicators as ind
 
 FEATURES = bt.Features(returns=True, log_returns=True, volatility=(5,), zscore=(10,), sma=(10,), ema=(5,),
                        rsi=(14,), atr=(14,))

@@ -1,17 +1,24 @@
 """The built-in bar calculations: EMA, session VWAP, ATR, RSI, realized volatility, opening range and
-relative volume. Each reads only bars complete at the entry time, through the portal.
+relative volume. Each reads only bars complete at the entry time, through the portal. EMA, ATR, RSI
+and realized volatility are the last value of ``backtape.indicators``' function over the lookback
+window, so they equal what a strategy computes from the same bars.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .. import indicators
 from .._time import NS_PER_MINUTE, TimeLike, to_ns
 from ..portal import DataPortal, DataRequirement
-from . import indicators
 from .base import CalculationAdapter
 
 _SESSION_MINUTES = 390  # a regular US equity session; only used to size minute lookbacks
+
+
+def _last(values: np.ndarray) -> float:
+    """The value at the entry (NaN when the window is too short to hold one)."""
+    return float(values[-1]) if len(values) else float("nan")
 
 
 def _session_open(portal: DataPortal, t: int) -> int:
@@ -34,7 +41,7 @@ class EMA(CalculationAdapter):
     def compute(self, portal: DataPortal, entry_time: TimeLike) -> dict[str, float]:
         close = portal.get_history_window(self._require_symbol(), entry_time, 4 * self.period,
                                           self.frequency, "close")[:, 0]
-        return {"ema": indicators.ema(close, self.period)}
+        return {"ema": _last(indicators.ema(close, self.period))}
 
 
 class SessionVWAP(CalculationAdapter):
@@ -71,7 +78,7 @@ class ATR(CalculationAdapter):
         n, sym = 3 * self.period + 1, self._require_symbol()
         h, lo, c = (portal.get_history_window(sym, entry_time, n, self.frequency, f)[:, 0]
                     for f in ("high", "low", "close"))
-        return {"atr": indicators.wilder(indicators.true_range(h, lo, c), self.period)}
+        return {"atr": _last(indicators.atr(h, lo, c, self.period))}
 
 
 class RSI(CalculationAdapter):
@@ -88,7 +95,7 @@ class RSI(CalculationAdapter):
     def compute(self, portal: DataPortal, entry_time: TimeLike) -> dict[str, float]:
         close = portal.get_history_window(self._require_symbol(), entry_time, 4 * self.period + 1,
                                           self.frequency, "close")[:, 0]
-        return {"rsi": indicators.rsi(close, self.period)}
+        return {"rsi": _last(indicators.rsi(close, self.period))}
 
 
 class RealizedVolatility(CalculationAdapter):
@@ -106,7 +113,7 @@ class RealizedVolatility(CalculationAdapter):
     def compute(self, portal: DataPortal, entry_time: TimeLike) -> dict[str, float]:
         close = portal.get_history_window(self._require_symbol(), entry_time, self.window + 1,
                                           self.frequency, "close")[:, 0]
-        return {"realized_vol": indicators.realized_volatility(close)}
+        return {"realized_vol": _last(indicators.realized_volatility(close, self.window))}
 
 
 class OpeningRange(CalculationAdapter):

@@ -29,8 +29,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .. import indicators as ind
 from ..errors import BacktapeError
-from ..vector import indicators as ind
 from .strategy import Context, Strategy
 
 
@@ -44,6 +44,9 @@ class SmaCrossover(Strategy):
     """Moving-average crossover, the field's reference strategy."""
 
     params: ClassVar[dict[str, Any]] = {"fast": 10, "slow": 50, "allow_short": False}
+    fast: int
+    slow: int
+    allow_short: bool
 
     def __init__(self, portal: Any = None, **params: Any) -> None:
         super().__init__(portal, **params)
@@ -85,6 +88,9 @@ class RsiMeanReversion(Strategy):
     """Buy oversold, sell on recovery."""
 
     params: ClassVar[dict[str, Any]] = {"period": 14, "lower": 30.0, "exit": 50.0}
+    period: int
+    lower: float
+    exit: float
 
     def __init__(self, portal: Any = None, **params: Any) -> None:
         super().__init__(portal, **params)
@@ -124,6 +130,8 @@ class DonchianBreakout(Strategy):
     """Channel breakout: enter on a new ``entry``-bar high, leave on a new ``exit``-bar low."""
 
     params: ClassVar[dict[str, Any]] = {"entry": 20, "exit": 10}
+    entry: int
+    exit: int
 
     def __init__(self, portal: Any = None, **params: Any) -> None:
         super().__init__(portal, **params)
@@ -154,6 +162,8 @@ class Momentum(Strategy):
     """Time-series momentum over a sliding window read from the portal each bar (seed 004)."""
 
     params: ClassVar[dict[str, Any]] = {"lookback": 30, "threshold": 0.0}
+    lookback: int
+    threshold: float
 
     def __init__(self, portal: Any = None, **params: Any) -> None:
         super().__init__(portal, **params)

@@ -1,4 +1,5 @@
-"""Vectorized backtesting: numba indicator kernels, a signal/target simulator and streaming sweeps."""
+"""Vectorized backtesting: a signal/target simulator and streaming sweeps (indicators re-exported from
+``backtape.indicators``, the one set every part uses)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "VectorResult": "engine", "simulate": "engine", "atr": "indicators", "crossed_above": "indicators",
-    "crossed_below": "indicators", "ema": "indicators", "rolling_max": "indicators",
-    "rolling_min": "indicators", "rsi": "indicators", "sma": "indicators", "sma_crossover": "strategies",
+    "VectorResult": "engine", "simulate": "engine", "atr": "..indicators", "crossed_above": "..indicators",
+    "crossed_below": "..indicators", "ema": "..indicators", "rolling_max": "..indicators",
+    "rolling_min": "..indicators", "rsi": "..indicators", "sma": "..indicators",
+    "sma_crossover": "strategies",
     "crossover_sweep": "sweep", "sma_crossover_sweep": "sweep", "sma_pairs": "sweep",
 }  # fmt: skip
 """Names loaded on first use, so that importing one submodule does not start numba for all."""
@@ -17,7 +19,9 @@ _LAZY = {
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    module = _LAZY[name]
+    where = module if module.startswith(".") else f".{module}"
+    value = getattr(importlib.import_module(where, __name__), name)
     globals()[name] = value
     return value
 

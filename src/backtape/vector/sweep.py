@@ -12,7 +12,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Unpack
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -20,9 +20,9 @@ from numba import njit, prange
 
 from ..analytics import metrics_frame
 from ..errors import ConfigError
+from ..indicators._kernels import plain, sma4_kernel, sma_kernel
 from . import _kernel as k
-from .engine import NO_BLOCKS, ArrayLike, CostOptions, _prices, block_bounds, cost_params
-from .indicators import _has_nan, sma4_kernel, sma_kernel
+from .engine import NO_BLOCKS, ArrayLike, _prices, block_bounds, cost_params
 
 _NO_BOOL = np.zeros((0, 0), dtype=np.bool_)
 _NO_FLOAT = np.zeros((0, 0))
@@ -34,7 +34,7 @@ _NO_INDEX = np.zeros(0, dtype=np.int64)
 def _sma_rows(close: np.ndarray, windows: np.ndarray) -> np.ndarray:
     """One SMA row per window (rows x bars): four windows per pass, passes in parallel."""
     n = windows.shape[0]
-    if _has_nan(close):
+    if not plain(close):
         out = np.empty((n, close.shape[0]))
         for r in prange(n):
             sma_kernel(close, windows[r], out[r])
@@ -66,8 +66,7 @@ def crossover_sweep(
     high: ArrayLike | None = None,
     low: ArrayLike | None = None,
     blocks: int = 0,
-    allow_short: bool = False,
-    **options: Unpack[CostOptions],
+    **options: object,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Metrics (pairs x ``METRIC_NAMES``) of "long when line a crosses above line b" per row pair.
 
@@ -75,15 +74,6 @@ def crossover_sweep(
     ``simulate`` plus ``allow_short`` (reverse to short on the opposite crossover). With
     ``blocks=P`` returns ``(metrics, sums)``, ``sums`` (pairs x 2 x P) as ``VectorResult.blocks``.
     """
-    metrics, sums = _crossover_metrics(close, lines, pairs, open, high, low, blocks, allow_short, options)
-    return (metrics, sums) if blocks else metrics
-
-
-def _crossover_metrics(
-    close: ArrayLike, lines: np.ndarray, pairs: np.ndarray, open: ArrayLike | None, high: ArrayLike | None,
-    low: ArrayLike | None, blocks: int, allow_short: bool, options: CostOptions,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``crossover_sweep``'s metrics and block sums (``NO_BLOCKS`` when ``blocks`` is 0)."""
     o, h, lo, c = _prices(close, open, high, low)
     if c.shape[0] != 1:
         raise ConfigError("a sweep runs on one price series; pass 1-D prices")
@@ -95,7 +85,7 @@ def _crossover_metrics(
         raise ConfigError(f"pairs must be a non-empty (n, 2) array of line indices, got shape {idx.shape}")
     if idx.min() < 0 or idx.max() >= rows.shape[0]:
         raise ConfigError(f"pair indices must be within 0..{rows.shape[0] - 1}")
-    params = cost_params(idx.shape[0], allow_short=allow_short, **options)
+    params = cost_params(idx.shape[0], **options)  # type: ignore[arg-type]
     bounds = block_bounds(c.shape[1], blocks) if blocks else _NO_INDEX
     sums = np.zeros((idx.shape[0], 2, blocks)) if blocks else NO_BLOCKS
     metrics, _ = k.run_columns(
@@ -103,7 +93,7 @@ def _crossover_metrics(
         np.ascontiguousarray(idx[:, 0]), np.ascontiguousarray(idx[:, 1]), k.MODE_CROSS, params,
         idx.shape[0], _NO_FLOAT, _NO_TRADES, _NO_INDEX, bounds, sums,
     )  # fmt: skip
-    return metrics, sums
+    return (metrics, sums) if blocks else metrics
 
 
 def sma_crossover_sweep(
@@ -112,11 +102,7 @@ def sma_crossover_sweep(
     slow: Iterable[int] | None = None,
     *,
     pairs: Sequence[tuple[int, int]] | np.ndarray | None = None,
-    open: ArrayLike | None = None,
-    high: ArrayLike | None = None,
-    low: ArrayLike | None = None,
-    allow_short: bool = False,
-    **options: Unpack[CostOptions],
+    **options: Any,
 ) -> pl.DataFrame:
     """Metrics of ``sma_crossover(fast, slow)`` for every pair, one row each (columns fast, slow, ...).
 
@@ -138,9 +124,8 @@ def sma_crossover_sweep(
     if close_1d.ndim != 1:
         raise ConfigError(f"close must be one-dimensional for a sweep, got shape {close_1d.shape}")
     lines = _sma_rows(close_1d, windows)
-    metrics, _ = _crossover_metrics(close_1d, lines, inverse.reshape(grid.shape), open, high, low, 0,
-                                    allow_short, options)
-    table = metrics_frame(metrics)
+    metrics = crossover_sweep(close_1d, lines, inverse.reshape(grid.shape), **options)
+    table = metrics_frame(metrics[0] if isinstance(metrics, tuple) else metrics)
     return table.insert_column(0, pl.Series("slow", grid[:, 1])).insert_column(
         0, pl.Series("fast", grid[:, 0])
     )
