@@ -45,7 +45,7 @@ from .calendars import TradingCalendar, get_calendar
 from .errors import DataValidationError, InvalidRangeError, NoDataError, TimeframeError
 from .schema import BAR_SCHEMA, TS, conform, empty
 from .timeframes import Timeframe
-from .validation import sort_by_symbol_ts
+from .validation import Violation, sort_by_symbol_ts
 
 CalendarLike = str | TradingCalendar | None
 
@@ -69,8 +69,8 @@ def aggregate(
     df, start, end, starts = binned
     volume = df.get_column("volume").to_numpy()
     price = df.select(pl.coalesce("vwap", "close")).to_series().to_numpy()
-    ohlc = tuple(df.get_column(c).to_numpy() for c in ("open", "high", "low", "close"))
-    return _frame(df, starts, start, end, ohlc, volume, price * volume,
+    o, h, lo, c = (df.get_column(name).to_numpy() for name in ("open", "high", "low", "close"))
+    return _frame(df, starts, start, end, (o, h, lo, c), volume, price * volume,
                   _sum_transactions(df.get_column("transactions"), starts))
 
 
@@ -155,10 +155,11 @@ def _check_nulls(df: pl.DataFrame) -> None:
     if bad:
         row = int(df.select(missing[required.index(bad[0])].arg_true().first()).item())
         symbol = df.get_column("symbol")[row]
+        ts = df.get_column("ts").dt.epoch("ns")[row]
         raise DataValidationError(
             f"cannot aggregate: null or NaN {', '.join(bad)} (first at row {row}, symbol {symbol}); "
             "run backtape.validate_bars(..., on_invalid='drop') first",
-            [{"rule": "missing_value", "symbol": symbol, "row": row, "detail": f"null or NaN {bad[0]}"}],
+            [Violation("missing_value", symbol, ts, row, f"null or NaN {bad[0]}")],
         )
 
 
@@ -283,10 +284,10 @@ def reduce_runs(
     """
     o, h, lo, c = ohlc
     last = np.append(starts[1:], len(c)) - 1
-    f64 = [np.ascontiguousarray(a, np.float64) for a in (h, lo, volume, pv)]
+    h64, lo64, vol64, pv64 = (np.ascontiguousarray(a, np.float64) for a in (h, lo, volume, pv))
     from ._aggregate_kernels import _reduce_runs
 
-    high, low, vol, pv_sum = _reduce_runs(*f64, starts.astype(np.int64))
+    high, low, vol, pv_sum = _reduce_runs(h64, lo64, vol64, pv64, starts.astype(np.int64))
     with np.errstate(invalid="ignore", divide="ignore"):
         vwap = pv_sum / vol
     return {"open": o[starts], "high": high, "low": low, "close": c[last], "volume": vol, "vwap": vwap}

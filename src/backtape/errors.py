@@ -7,6 +7,11 @@ secrets) so a user can act on it without a traceback.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .validation import Violation
 
 
 class BacktapeError(Exception):
@@ -32,12 +37,13 @@ class DataFormatError(BacktapeError):
 class DataValidationError(BacktapeError):
     """Market data breaks an invariant (impossible bar, duplicate, unsorted, NaN, crossed quote).
 
-    ``violations`` holds one record per problem with its rule, symbol, timestamp and row.
+    ``violations`` holds one ``backtape.validation.Violation`` per problem: rule, symbol, timestamp,
+    row (and the row it refers to, and file lines when read from a file) as numbers.
     """
 
-    def __init__(self, message: str, violations: list[dict] | None = None) -> None:
+    def __init__(self, message: str, violations: Sequence[Violation] = ()) -> None:
         super().__init__(message)
-        self.violations = violations or []
+        self.violations: list[Violation] = list(violations)
 
 
 class SourceNotFoundError(BacktapeError, KeyError):
