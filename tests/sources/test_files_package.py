@@ -78,6 +78,7 @@ def test_csv_report_maps_rows_and_references_to_file_lines(tmp_path: Path) -> No
     assert (dup.row, dup.line, dup.ref, dup.ref_line) == (4, 6, 3, 5)
     assert dup.detail == "repeats (symbol, ts) of line 5"
     lines = path.read_text().splitlines()
+    assert dup.line is not None and dup.ref_line is not None
     assert lines[dup.line - 1].split(",")[0] == lines[dup.ref_line - 1].split(",")[0] == "2024-01-05"
     for v in records:  # rules about one row refer to none
         assert (v.ref is None) == (v.rule not in ("unsorted", "duplicate"))
@@ -124,8 +125,9 @@ def test_paths_expand_home_and_variables(tmp_path: Path, monkeypatch: pytest.Mon
     assert read_bars("$BARS_ROOT/Y.parquet").height == 2
     assert read_bars("${BARS_ROOT}/Y.parquet").height == 2
     assert CSVDataSource("~/bars").path == home / "bars"
-    assert get_source("csv", path="~/bars/X.csv").symbols() == ["X"]
-    assert get_source("parquet", path="$BARS_ROOT").symbols() == ["X"]
+    for name, path in (("csv", "~/bars/X.csv"), ("parquet", "$BARS_ROOT")):
+        source = get_source(name, path=path)
+        assert isinstance(source, CSVDataSource | ParquetDataSource) and source.symbols() == ["X"]
     assert parse_file("~/bars/X.csv").data.height == 2
     result = CliRunner().invoke(app, ["validate", "~/bars/X.csv"])
     assert result.exit_code == 0, result.output

@@ -23,22 +23,48 @@ from ...validation import time_zone
 from .layout import first_bad, where
 from .options import EPOCH_UNITS, FileOptions
 
+_INT64_MAX = 2**63 - 1
+_UNIT_NAMES = {ns: name for name, ns in EPOCH_UNITS.items()}
 #: column of parsed rows naming their file row once non-session rows were left out
 KEPT_ROW = "_row"
+
+
+def _units_by_magnitude(values: pl.Series) -> pl.Series:
+    """Nanoseconds per unit each epoch value suggests: ns from 1e17, us from 1e14, ms from 1e11, else s."""
+    mag = values.abs()
+    return pl.select(pl.when(mag >= 10**17).then(1).when(mag >= 10**14).then(1_000)
+                     .when(mag >= 10**11).then(1_000_000).otherwise(1_000_000_000)).to_series()
 
 
 def epoch_unit(values: pl.Series, opts: FileOptions) -> int:
     """Nanoseconds per unit of integer epochs: the option, else guessed from the largest value."""
     if opts.timestamp_unit:
         return EPOCH_UNITS[opts.timestamp_unit]
-    top = abs(int(values.abs().max() or 0))  # type: ignore[arg-type]
-    if top >= 10**17:
-        return 1
-    if top >= 10**14:
-        return 1_000
-    if top >= 10**11:
-        return 1_000_000
-    return 1_000_000_000
+    top = values.abs().max()
+    return int(_units_by_magnitude(pl.Series([top or 0], dtype=pl.Int64))[0])
+
+
+def _epochs(raw: pl.Series, ints: pl.Series, col: str, path: Path, first_line: int,
+            opts: FileOptions) -> pl.Series:
+    """Integer epochs as ``Datetime('ns')``; values too large, or in another unit than the file's
+    (a seconds row in a milliseconds file), raise instead of becoming wrong times."""
+    bad = first_bad(ints.is_null() & raw.is_not_null())
+    if bad is not None:
+        raise DataFormatError(f"{where(path, col, bad, first_line)}: epoch {raw[bad]!r} does not fit "
+                              "in 64 bits")
+    unit = epoch_unit(ints, opts)
+    if opts.timestamp_unit is None:
+        bad = first_bad(_units_by_magnitude(ints) != unit)
+        if bad is not None:
+            looks = _UNIT_NAMES[int(_units_by_magnitude(ints[bad:bad + 1])[0])]
+            raise DataFormatError(
+                f"{where(path, col, bad, first_line)}: epoch {ints[bad]} looks like {looks} while the "
+                f"file's largest is in {_UNIT_NAMES[unit]}; pass timestamp_unit=... if they are one unit")
+    bad = first_bad(ints.abs() > _INT64_MAX // unit)
+    if bad is not None:
+        raise DataFormatError(f"{where(path, col, bad, first_line)}: epoch {ints[bad]} "
+                              f"{_UNIT_NAMES[unit]} is beyond the year 2262")
+    return (ints * unit).cast(pl.Datetime("ns"))
 
 
 def parse_ts(raw: pl.Series, col: str, path: Path, first_line: int, opts: FileOptions,
@@ -57,7 +83,7 @@ def parse_ts(raw: pl.Series, col: str, path: Path, first_line: int, opts: FileOp
         if opts.timestamp_unit is None and text is not None and text.str.len_chars().max() == 8:
             ts_format = "%Y%m%d"
         else:
-            return (ints * epoch_unit(ints, opts)).cast(pl.Datetime("ns"))
+            return _epochs(raw, ints, col, path, first_line, opts)
     assert text is not None
     try:
         if ts_format:
