@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backtape.errors import BacktapeError, DataFormatError
-from backtape.sources.files import read_bars, read_ticks
+from backtape.sources.files import CSVDataSource, read_bars, read_ticks
 from backtape.sources.files.reading import GZIP_FREE_BYTES
 
 HEADER = "date,open,high,low,close,volume\n"
@@ -118,3 +118,24 @@ def test_fuzzed_csv_bytes_give_rows_or_a_backtape_error(tmp_path: Path, data: st
         warnings.simplefilter("ignore")
         with contextlib.suppress(BacktapeError):
             read_bars(path, calendar="24/7", on_invalid=data.draw(st.sampled_from(["raise", "drop", "warn"])))
+
+
+def test_validate_reports_every_missing_value_with_its_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from backtape.cli.app import app
+
+    path = tmp_path / "X.csv"
+    path.write_text(HEADER + "2024-01-02,10,11,9,10.5,100\n2024-01-03,10,11\n2024-01-04,10,11,9,10.5,100\n"
+                    "2024-01-05,10,,9,10.5,100\n")
+    with pytest.raises(DataFormatError, match=r"column 'high', line 5: missing value"):  # raise: stops
+        read_bars(path)
+    with pytest.warns(UserWarning, match="lines 3, 5"):
+        assert read_bars(path, on_invalid="drop").height == 2
+    with pytest.warns(UserWarning, match="line 3"):
+        report = CSVDataSource(path, on_invalid="warn").file_reports()[path]
+    assert [(v.line, v.detail) for v in report.records()] == [
+        (3, "null or NaN in low, close, volume"), (5, "null or NaN in high")]
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert "missing_value 2" in result.stdout

@@ -95,16 +95,21 @@ def _check_required(df: pl.DataFrame, roles: dict[str, str], kind: DataKind, pat
 
 
 def _values(df: pl.DataFrame, roles: dict[str, str], kind: DataKind, path: Path,
-            first_line: int) -> dict[str, pl.Series]:
-    """The canonical value columns of ``kind`` that the file has, typed."""
-    required = REQUIRED[kind]
+            first_line: int, opts: FileOptions) -> dict[str, pl.Series]:
+    """The canonical value columns of ``kind`` that the file has, typed.
+
+    A missing required value (a truncated row) stops ``on_invalid="raise"`` here, naming its line;
+    with ``"drop"``/``"warn"`` it goes on as null so that screening reports (or drops) every one.
+    """
+    required = REQUIRED[kind] if opts.on_invalid == "raise" else ()
     cols: dict[str, pl.Series] = {}
     for role in ROLES_BY_KIND[kind]:
         if role not in roles:
             continue
         src = roles[role]
         if role in NUMERIC:
-            cols[role] = to_float(df, src, path, first_line, required=role in required or role == "size")
+            cols[role] = to_float(df, src, path, first_line,
+                                  required=role in required or (role == "size" and bool(required)))
         elif role == "transactions":
             cols[role] = to_float(df, src, path, first_line, required=False).cast(pl.Int64)
         else:
@@ -128,7 +133,7 @@ def parse_frame(df: pl.DataFrame, path: Path, opts: FileOptions, *, first_line: 
     parsed_ts = parse_ts(raw_ts, ts_col, path, first_line, opts, opts.ts_format or defaults.get("ts_format"))
     _check_required(df, roles, kind, path)
     cols = {"symbol": _symbols(df, roles, path, opts, first_line)}
-    cols.update(_values(df, roles, kind, path, first_line))
+    cols.update(_values(df, roles, kind, path, first_line, opts))
     frequency: Timeframe | None = None
     if kind == "bars":
         cols, frequency = bar_times(cols, parsed_ts, path, opts, timezone, first_line, ts_col)
