@@ -25,9 +25,11 @@ ROWS = "".join(f"2024-01-{d:02d},10,11,9,10.5,100\n" for d in range(2, 12))
 
 def peak_rss_mib(code: str) -> tuple[float, str]:
     """Run ``code`` in a fresh interpreter; its peak resident memory (MiB) and what it printed."""
+    # VmHWM is this process's own peak (ru_maxrss would carry over the forking parent's)
     script = textwrap.dedent(code) + textwrap.dedent("""
-        import resource
-        print("PEAK", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        import re
+        from pathlib import Path
+        print("PEAK", int(re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text())[1]) / 1024)
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                          check=True).stdout
