@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 from backtape.sources import SyntheticDataSource
-from backtape.sources.local import CSVDataSource, ParquetDataSource
+from backtape.sources.files import CSVDataSource, ParquetDataSource
 from backtape.sources.sample import sample_data_dir
 
 

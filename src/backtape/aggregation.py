@@ -47,7 +47,7 @@ from .calendars import TradingCalendar, get_calendar
 from .errors import DataValidationError, InvalidRangeError, NoDataError, TimeframeError
 from .schema import BAR_SCHEMA, TS, conform, empty
 from .timeframes import MONTHS, Timeframe
-from .validation import sort_by_symbol_ts
+from .validation import Violation, sort_by_symbol_ts
 
 CalendarLike = str | TradingCalendar | None
 
@@ -157,10 +157,11 @@ def _check_nulls(df: pl.DataFrame) -> None:
     if bad:
         row = int(df.select(missing[required.index(bad[0])].arg_true().first()).item())
         symbol = df.get_column("symbol")[row]
+        ts = df.get_column("ts").dt.epoch("ns")[row]
         raise DataValidationError(
             f"cannot aggregate: null or NaN {', '.join(bad)} (first at row {row}, symbol {symbol}); "
             "run backtape.validate_bars(..., on_invalid='drop') first",
-            [{"rule": "missing_value", "symbol": symbol, "row": row, "detail": f"null or NaN {bad[0]}"}],
+            [Violation("missing_value", symbol, ts, row, f"null or NaN {bad[0]}")],
         )
 
 

@@ -7,10 +7,11 @@ secrets) so a user can act on it without a traceback.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .validation import QualityReport
+    from .validation import QualityReport, Violation
 
 
 class BacktapeError(Exception):
@@ -36,13 +37,14 @@ class DataFormatError(BacktapeError):
 class DataValidationError(BacktapeError):
     """Market data breaks an invariant (impossible bar, duplicate, unsorted, NaN, crossed quote).
 
-    ``violations`` holds one record per problem with its rule, symbol, timestamp and row.
+    ``violations`` holds one ``backtape.validation.Violation`` per problem: rule, symbol, timestamp,
+    row (and the row it refers to, and file lines when read from a file) as numbers.
     """
 
-    def __init__(self, message: str, violations: list[dict] | None = None,
+    def __init__(self, message: str, violations: Sequence[Violation] = (),
                  report: QualityReport | None = None) -> None:
         super().__init__(message)
-        self.violations = violations or []
+        self.violations: list[Violation] = list(violations)
         #: the whole quality report when validation raised (``on_invalid="raise"``)
         self.report = report
 

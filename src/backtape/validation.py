@@ -31,16 +31,23 @@ column with ``row`` and ``symbol`` null, it makes the report not ``ok`` but does
 ``on_invalid`` chooses what happens when a rule is broken:
 
 * ``"raise"`` (default): raise ``DataValidationError`` naming the first violations (rule, symbol,
-  timestamp, row) and the total; ``.violations`` holds them as dicts and ``.report`` the full report.
+  timestamp, row) and the total; ``.violations`` holds them as ``Violation`` records and ``.report``
+  the full report.
 * ``"warn"``: emit a ``DataQualityWarning`` with the same text and return the report.
 * ``"drop"``: return the report whose ``data`` lacks every offending row. Unsorted rows are not
   dropped but put in place: the cleaned frame is sorted by (symbol, ts), keeping input order among
   equal keys, because sorting repairs them without losing data. Of duplicates the first is kept.
+
+A violation that points at another row says so in its ``ref`` column, not only in its text: a
+``duplicate`` refers to the first row with its (symbol, ts), an ``unsorted`` row to the row before it.
+Readers that rename rows (``backtape.sources.files`` names file lines) map ``row`` and ``ref`` and
+rebuild the text from ``REFERENCE_PHRASES``; nothing parses ``detail`` back.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -58,8 +65,11 @@ MESSAGE_LIMIT = 20
 ERROR_RECORD_LIMIT = 10_000
 
 VIOLATION_SCHEMA = pl.Schema(
-    {"rule": pl.String(), "symbol": pl.String(), "ts": TS, "row": pl.Int64(), "detail": pl.String()}
+    [("rule", pl.String()), ("symbol", pl.String()), ("ts", TS), ("row", pl.Int64()), ("ref", pl.Int64()),
+     ("detail", pl.String())]
 )
+#: Text before the referenced place in the ``detail`` of rules that refer to another row.
+REFERENCE_PHRASES = {"duplicate": "repeats (symbol, ts) of", "unsorted": "(symbol, ts) sorts before that of"}
 
 _PRICE_COLUMNS = {"bars": ("open", "high", "low", "close"), "trades": ("price",), "quotes": ("bid", "ask")}
 _SIZE_COLUMNS = {"bars": ("volume",), "trades": ("size",), "quotes": ("bid_size", "ask_size")}
@@ -72,12 +82,47 @@ class DataQualityWarning(UserWarning):
 
 
 @dataclass(frozen=True)
+class Violation:
+    """One broken rule at one row, with the rows it names as numbers (never to be parsed from text).
+
+    ``row`` is the 0-based input row (null for a property of a whole column); ``ref`` the row it
+    refers to (the first row of a ``duplicate``, the previous row of an ``unsorted`` one). Files
+    add ``line``/``ref_line``: the CSV file lines of both, header counted. ``ts`` is UTC epoch ns.
+    """
+
+    rule: str
+    symbol: str | None
+    ts: int | None
+    row: int | None
+    detail: str
+    ref: int | None = None
+    line: int | None = None
+    ref_line: int | None = None
+
+    def __str__(self) -> str:
+        if self.row is None:
+            return f"{self.rule}: {self.detail}"
+        where = f"line {self.line}" if self.line is not None else f"row {self.row}"
+        when = "null ts" if self.ts is None else format_ns(self.ts)
+        return f"{where} {self.symbol} {when}: {self.rule} ({self.detail})"
+
+
+def violation_records(violations: pl.DataFrame, limit: int | None = None) -> list[Violation]:
+    """The first ``limit`` (default all) rows of a violations frame as ``Violation`` records."""
+    shown = violations if limit is None else violations.head(limit)
+    shown = shown.with_columns(pl.col("ts").dt.epoch("ns"))
+    names = [f for f in Violation.__dataclass_fields__ if f in shown.columns]
+    return [Violation(**rec) for rec in shown.select(names).iter_rows(named=True)]
+
+
+@dataclass(frozen=True)
 class QualityReport:
     """What validation found: the data, every violation, counts per rule and a score.
 
     ``data`` is the input frame (``"raise"``, ``"warn"``) or the cleaned one (``"drop"``).
-    ``violations`` has one row per broken rule and row: ``rule, symbol, ts, row, detail`` where
-    ``row`` is the 0-based index in the input. ``score`` is the fraction of rows without violations.
+    ``violations`` has one row per broken rule and row: ``rule, symbol, ts, row, ref, detail`` where
+    ``row`` is the 0-based index in the input and ``ref`` the row it refers to, if any (a file's
+    report adds ``line`` and ``ref_line``). ``score`` is the fraction of rows without violations.
     """
 
     kind: str
@@ -85,6 +130,10 @@ class QualityReport:
     data: pl.DataFrame
     violations: pl.DataFrame
     counts: dict[str, int] = field(default_factory=dict)
+
+    def records(self, limit: int | None = None) -> list[Violation]:
+        """The first ``limit`` (default all) violations as ``Violation`` records."""
+        return violation_records(self.violations, limit)
 
     @property
     def ok(self) -> bool:
@@ -110,11 +159,11 @@ class QualityReport:
         )
         if self.ok:
             return head
-        firsts = _with_ns(self.violations.group_by("rule", maintain_order=True).first())
+        firsts = violation_records(self.violations.group_by("rule", maintain_order=True).first())
         width = max(len("rule"), *(len(r) for r in self.counts))
         lines = [head, f"  {'rule':<{width}}  {'count':>10}  first example"]
-        for rec in firsts.iter_rows(named=True):
-            lines.append(f"  {rec['rule']:<{width}}  {self.counts[rec['rule']]:>10,}  {_describe(rec)}")
+        for v in firsts:
+            lines.append(f"  {v.rule:<{width}}  {self.counts[v.rule]:>10,}  {v}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -138,11 +187,19 @@ def validate_quotes(df: pl.DataFrame, on_invalid: OnInvalid = "raise") -> Qualit
 
 @dataclass(frozen=True)
 class _Rule:
-    """One check: a boolean ``mask`` (True = broken) and the ``detail`` text for broken rows."""
+    """One check: a boolean ``mask`` (True = broken), the ``detail`` text for broken rows and, for
+    rules about two rows, the ``ref`` row they refer to (the detail then names it after the rule's
+    ``REFERENCE_PHRASES`` entry)."""
 
     name: str
     mask: pl.Expr
     detail: pl.Expr
+    ref: pl.Expr | None = None
+
+    @classmethod
+    def referring(cls, name: str, mask: pl.Expr, ref: pl.Expr) -> _Rule:
+        """A rule whose violations point at row ``ref``; its detail is built from that number."""
+        return cls(name, mask, pl.format(f"{REFERENCE_PHRASES[name]} row {{}}", ref), ref)
 
 
 def _validate(df: pl.DataFrame, kind: str, on_invalid: OnInvalid) -> QualityReport:
@@ -168,11 +225,10 @@ def _validate(df: pl.DataFrame, kind: str, on_invalid: OnInvalid) -> QualityRepo
     data = _drop(df, violations, counts.get("unsorted", 0)) if on_invalid == "drop" else df
     report = QualityReport(kind=kind, rows=df.height, data=data, violations=violations, counts=final_counts)
     if not report.ok and on_invalid == "raise":
-        raise DataValidationError(_message(report), _records(violations), report)
+        raise DataValidationError(_message(report), violation_records(violations, ERROR_RECORD_LIMIT), report)
     if not report.ok and on_invalid == "warn":
         warnings.warn(_message(report), DataQualityWarning, stacklevel=3)
     return report
-
 
 
 def _check_columns(df: pl.DataFrame, kind: str) -> list[str]:
@@ -203,11 +259,11 @@ def _timestamp_violations(df: pl.DataFrame, kind: str, ts_columns: list[str]) ->
     """One ``timestamp_not_utc`` row per naive or non-UTC timestamp column."""
     records = []
     for name in ts_columns:
-        tz = _time_zone(df, name)
+        tz = time_zone(df.schema[name])
         if tz != "UTC":
             what = "naive (no time zone)" if tz is None else f"in time zone {tz!r}"
             records.append(
-                {"rule": "timestamp_not_utc", "symbol": None, "ts": None, "row": None,
+                {"rule": "timestamp_not_utc", "symbol": None, "ts": None, "row": None, "ref": None,
                  "detail": f"{kind} column {name!r} is {what}; timestamps must be UTC"}
             )
     return pl.DataFrame(records, schema=VIOLATION_SCHEMA)
@@ -221,13 +277,18 @@ def _time_zone(df: pl.DataFrame, name: str) -> str | None:
 
 def _to_utc(df: pl.DataFrame, name: str) -> pl.Expr:
     """Expression giving column ``name`` as UTC nanoseconds (naive values are read as UTC)."""
-    tz = _time_zone(df, name)
+    dtype = df.schema[name]
     col = pl.col(name)
-    if tz is None:
+    if time_zone(dtype) is None:
         col = col.dt.replace_time_zone("UTC")
-    elif tz != "UTC":
+    elif time_zone(dtype) != "UTC":
         col = col.dt.convert_time_zone("UTC")
     return col.dt.cast_time_unit("ns").alias(name)
+
+
+def time_zone(dtype: pl.DataType) -> str | None:
+    """Time zone of a Datetime dtype (None when naive or not a Datetime)."""
+    return dtype.time_zone if isinstance(dtype, pl.Datetime) else None
 
 
 def _is_bad(name: str, dtype: pl.DataType) -> pl.Expr:
@@ -281,14 +342,11 @@ def _row_rules(kind: str, schema: pl.Schema) -> list[_Rule]:
     if kind == "quotes":
         rules.append(_Rule("crossed_quote", valid & (pl.col("bid") > pl.col("ask")),
                            pl.format("bid {} > ask {}", "bid", "ask")))
-    rules.append(
-        _Rule("unsorted", _out_of_order(),
-              pl.format("(symbol, ts) sorts before that of row {}", pl.col(_ROW) - 1))
-    )
+    rules.append(_Rule.referring("unsorted", _out_of_order(), pl.col(_ROW) - 1))
     return rules
 
 
-def _list_values(columns: tuple[str, ...], test) -> pl.Expr:
+def _list_values(columns: tuple[str, ...], test: Callable[[str], pl.Expr]) -> pl.Expr:
     """Detail text naming each column that fails ``test`` with its value, e.g. ``'low=-1.0'``."""
     parts = [pl.when(test(c)).then(pl.format(f"{c}={{}}", c)) for c in columns]
     return pl.concat_str(parts, separator=", ", ignore_nulls=True)
@@ -302,7 +360,7 @@ def _duplicate_rule(*, already_sorted: bool) -> _Rule:
     else:
         mask = pl.struct(keys).is_first_distinct().not_()
     first = pl.col(_ROW).min().over(keys)
-    return _Rule("duplicate", mask.fill_null(False), pl.format("repeats (symbol, ts) of row {}", first))
+    return _Rule.referring("duplicate", mask.fill_null(False), first)
 
 
 def _count(lf: pl.LazyFrame, rules: list[_Rule]) -> dict[str, int]:
@@ -313,14 +371,16 @@ def _count(lf: pl.LazyFrame, rules: list[_Rule]) -> dict[str, int]:
 
 def _collect_rule(lf: pl.LazyFrame, rule: _Rule) -> pl.DataFrame:
     """The violation rows of one rule, in the violation schema."""
+    ref = pl.lit(None, pl.Int64) if rule.ref is None else rule.ref
     return (
-        lf.with_columns(__detail=rule.detail)
+        lf.with_columns(__detail=rule.detail, __ref=ref)
         .filter(rule.mask)
         .select(
             pl.lit(rule.name).alias("rule"),
             pl.col("symbol"),
             pl.col("ts"),
             pl.col(_ROW).alias("row"),
+            pl.col("__ref").alias("ref"),
             pl.col("__detail").alias("detail"),
         )
         .collect()
@@ -362,31 +422,13 @@ def _out_of_order() -> pl.Expr:
     return earlier.fill_null(False)
 
 
-def _with_ns(violations: pl.DataFrame) -> pl.DataFrame:
-    """Add the timestamp as integer nanoseconds (``ns``) for exact formatting in messages."""
-    return violations.with_columns(ns=pl.col("ts").dt.epoch("ns"))
-
-
-def _describe(rec: dict) -> str:
-    """One violation as text: where (row, symbol, timestamp) and what."""
-    if rec["row"] is None:
-        return f"{rec['rule']}: {rec['detail']}"
-    when = "null ts" if rec["ns"] is None else format_ns(rec["ns"])
-    return f"row {rec['row']} {rec['symbol']} {when}: {rec['rule']} ({rec['detail']})"
-
-
 def _message(report: QualityReport) -> str:
     """Error/warning text: totals per rule, then the first violations one per line."""
     counts = ", ".join(f"{rule}: {n:,}" for rule, n in report.counts.items())
     head = f"{report.kind}: {report.violations.height:,} violation(s) in {report.rows:,} rows ({counts})"
-    first = _with_ns(report.violations.head(MESSAGE_LIMIT))
-    lines = [head, *("  " + _describe(r) for r in first.iter_rows(named=True))]
+    lines = [head, *(f"  {v}" for v in report.records(MESSAGE_LIMIT))]
     extra = report.violations.height - MESSAGE_LIMIT
     if extra > 0:
         lines.append(f"  ... and {extra:,} more")
     return "\n".join(lines)
 
-
-def _records(violations: pl.DataFrame) -> list[dict]:
-    """The first ``ERROR_RECORD_LIMIT`` violations as dicts for ``DataValidationError.violations``."""
-    return violations.head(ERROR_RECORD_LIMIT).to_dicts()

@@ -9,7 +9,7 @@ import polars as pl
 from typer.testing import CliRunner
 
 from backtape.cli.app import app
-from backtape.sources.local import read_bars
+from backtape.sources.files import read_bars
 from backtape.sources.sample import sample_data_dir
 
 runner = CliRunner()

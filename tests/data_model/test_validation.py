@@ -112,8 +112,8 @@ def test_raise_names_each_violation() -> None:
     assert "3 violation(s) in 8 rows" in text
     assert "row 1 AAA 2024-01-02T14:31:00Z: non_positive_price (low=-3.0)" in text
     assert "row 6 BBB 2024-01-02T14:32:00Z: high_below_low (high 50.0 < low 101.0)" in text
-    assert [v["row"] for v in info.value.violations] == [1, 6, 6]
-    assert info.value.violations[0]["symbol"] == "AAA"
+    assert [v.row for v in info.value.violations] == [1, 6, 6]
+    assert info.value.violations[0].symbol == "AAA"
     assert info.value.report.counts["non_positive_price"] == 1  # type: ignore[attr-defined]
 
 

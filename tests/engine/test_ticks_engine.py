@@ -24,7 +24,7 @@ from backtape.engine.ticks import Quote, Trade, tick_clock
 from backtape.errors import BacktapeError, ConfigError
 from backtape.portal import DataRequirement
 from backtape.schema import TS, conform, empty
-from backtape.sources.local import read_ticks
+from backtape.sources.files import read_ticks
 from backtape.sources.memory import FrameDataSource
 from backtape.sources.sample import sample_data_dir
 from backtape.ticks import classify_trades, cumulative_delta

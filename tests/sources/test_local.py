@@ -17,7 +17,7 @@ from backtape.errors import (
     UnsupportedDataError,
 )
 from backtape.sources import CSVDataSource, ParquetDataSource, get_source
-from backtape.sources.local import read_bars, read_ticks
+from backtape.sources.files import read_bars, read_ticks
 from backtape.sources.sample import sample_data_dir
 
 SAMPLE = sample_data_dir()

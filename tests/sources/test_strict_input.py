@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from backtape.errors import ConfigError, DataValidationError
 from backtape.schema import TS, conform
 from backtape.sources import CSVDataSource, ParquetDataSource, SampleDataSource
-from backtape.sources.local import PROBLEM_LIMIT, parse_file, read_bars, read_ticks
+from backtape.sources.files import PROBLEM_LIMIT, parse_file, read_bars, read_ticks
 from backtape.sources.sample import sample_data_dir
 from backtape.validation import DataQualityWarning, validate_bars
 
@@ -73,9 +73,9 @@ def test_example_raises_naming_file_lines_symbol_ts_and_rule(tmp_path: Path):
     assert "  line 5 X 2024-01-05T14:30:00Z: negative_volume (volume=-100.0)" in text
     assert "  line 6 X 2024-01-05T14:30:00Z: duplicate (repeats (symbol, ts) of line 5)" in text
     assert "unsorted" not in text  # out of order loses nothing: not a problem
-    lines = {(v["rule"], v["line"]) for v in info.value.violations}
+    lines = {(v.rule, v.line) for v in info.value.violations}
     assert {("high_below_low", 4), ("negative_volume", 5), ("duplicate", 6)} <= lines
-    assert {v["row"] for v in info.value.violations} == {2, 3, 4}  # 0-based file rows
+    assert {v.row for v in info.value.violations} == {2, 3, 4}  # 0-based file rows
     report = info.value.report  # type: ignore[attr-defined]
     assert report.counts["unsorted"] == 1 and not report.ok
 
@@ -104,7 +104,7 @@ def test_each_impossible_bar_names_file_and_line(tmp_path: Path, row: str, rule:
     assert f"  line 3 X {day}T14:30:00Z: {rule} ({detail})" in str(info.value).splitlines()
     assert str(path) in str(info.value)
     # the same row in the middle of a clean file is the only problem
-    assert {v["line"] for v in info.value.violations} == {3}
+    assert {v.line for v in info.value.violations} == {3}
 
 
 def test_message_lists_the_first_problems_and_the_total(tmp_path: Path):
@@ -162,7 +162,7 @@ def test_unsorted_rows_are_sorted_with_a_note_not_an_error(tmp_path: Path, caplo
     path = write(tmp_path, newest_first)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with caplog.at_level(logging.INFO, logger="backtape.sources.local"):
+        with caplog.at_level(logging.INFO, logger="backtape.sources.files"):
             src = CSVDataSource(path)
             df = src.frame("bars")
     assert dates(df) == ["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"]
@@ -186,7 +186,7 @@ def test_symbols_interleaved_by_time_are_in_order(tmp_path: Path):
 
 def test_exact_repeats_are_removed_without_loss(tmp_path: Path, caplog):
     path = write(tmp_path, HEADER + CLEAN_ROW + CLEAN_ROW + "2024-01-03,10,11,9,10.5,100\n")
-    with caplog.at_level(logging.INFO, logger="backtape.sources.local"):
+    with caplog.at_level(logging.INFO, logger="backtape.sources.files"):
         src = CSVDataSource(path)
         df = src.frame("bars")
     assert dates(df) == ["2024-01-02", "2024-01-03"]
@@ -203,7 +203,7 @@ def test_parquet_names_the_row_index(tmp_path: Path):
         ParquetDataSource(path).frame("bars")
     assert f"{path}: 1 invalid bars row(s) of 6" in str(info.value)
     assert "  row 4 MSFT 2012-01-09T14:30:00Z: non_positive_price (low=-1.0)" in str(info.value)
-    assert [(v["row"], v["line"]) for v in info.value.violations] == [(4, None)]
+    assert [(v.row, v.line) for v in info.value.violations] == [(4, None)]
     with pytest.warns(DataQualityWarning, match="at row 4"):
         assert read_bars(path, on_invalid="drop").height == 5
 

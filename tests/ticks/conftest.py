@@ -1,4 +1,4 @@
-"""Real tick files loaded through ``backtape.sources.local.read_ticks`` (CSV/Parquet sources).
+"""Real tick files loaded through ``backtape.sources.files.read_ticks`` (CSV/Parquet sources).
 
 The Binance files are the shipped sample (Parquet, ``backtape/sample_data``); the Databento and
 HistData files are the test copies in ``tests/data``. ``truth`` is the exchange's aggressor flag
@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from backtape.schema import TS
-from backtape.sources.local import read_bars, read_ticks
+from backtape.sources.files import read_bars, read_ticks
 from backtape.sources.sample import sample_data_dir
 
 DATA = Path(__file__).parents[1] / "data"

@@ -10,26 +10,16 @@ from __future__ import annotations
 import warnings
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 import polars as pl
 import typer
 from rich.table import Table
 
-from ..sources import get_source
 from ._common import console, frame_table, parse_options
 
 if TYPE_CHECKING:
     from ..validation import QualityReport
-
-_PARQUET = (".parquet", ".pq")
-
-
-@runtime_checkable
-class _FileReports(Protocol):
-    """A file source that validated its files on load and keeps one report per file."""
-
-    def file_reports(self) -> dict[Path, QualityReport]: ...
 
 VIOLATIONS_EXIT = 1
 
@@ -64,9 +54,10 @@ def report_table(reports: dict[str, QualityReport], *, title: str = "Quality rep
 def violations_table(report: QualityReport, *, title: str, limit: int = 10) -> Table:
     """The first ``limit`` violations: rule, symbol, ts, where and detail.
 
-    Where is the file ``line`` when the report has one (CSV files), else the 0-based ``row``.
+    Where is the file ``line`` when the report has one (CSV files), else the 0-based ``row``; the
+    row a violation refers to is named in its detail, so the ``ref`` columns are not shown.
     """
-    shown = report.violations.head(limit)
+    shown = report.violations.head(limit).drop("ref", "ref_line", strict=False)
     if "line" in shown.columns:
         by_line = shown.get_column("line").null_count() < shown.height
         shown = shown.drop("row" if by_line else "line")
@@ -82,21 +73,19 @@ def validate(
     kind: Kind | None = typer.Option(None, "--kind", "-k", help="bars, trades or quotes (default: guessed)."),
     option: list[str] = typer.Option(
         [], "--option", "-o", help="Reading option NAME=VALUE, e.g. timezone=America/New_York, "
-        "calendar=24/7, columns='{\"Date\": \"ts\"}' (see backtape.sources.local)."
+        "calendar=24/7, columns='{\"Date\": \"ts\"}' (see backtape.sources.files.options)."
     ),
     rows: int = typer.Option(10, "--rows", "-n", help="Violations to list."),
 ) -> None:
     """Read FILE into canonical rows, validate them and print the report; exit 1 on violations."""
+    from ..sources.files import source_for
     from ..validation import DataQualityWarning
 
     options = parse_options(option)
     if kind is not None:
         options["kind"] = kind.value
     options["on_invalid"] = "warn"  # every violation is the answer here, not a reason to stop
-    reader = "parquet" if file.name.lower().endswith(_PARQUET) else "csv"
-    source = get_source(reader, path=file, **options)
-    if not isinstance(source, _FileReports):
-        raise TypeError(f"the {reader} source keeps no per-file quality reports")
+    source = source_for(file, **options)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
         by_file = source.file_reports()

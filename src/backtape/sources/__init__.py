@@ -38,8 +38,8 @@ _CREDENTIALS: dict[str, dict[str, tuple[str, ...]]] = {
 
 # public class name -> (module, registry name, one-line description, remote)
 _BUILTINS: dict[str, tuple[str, str, str, bool]] = {
-    "CSVDataSource": ("local", "csv", "CSV files or folders (Yahoo, backtrader, generic layouts)", False),
-    "ParquetDataSource": ("local", "parquet", "Parquet files or folders", False),
+    "CSVDataSource": ("files", "csv", "CSV files or folders (Yahoo, backtrader, generic layouts)", False),
+    "ParquetDataSource": ("files", "parquet", "Parquet files or folders", False),
     "SampleDataSource": ("sample", "sample", "real market data shipped with backtape", False),
     "SyntheticDataSource": ("synthetic", "synthetic", "deterministic seeded bars, trades and quotes", False),
     "PolygonDataSource": ("polygon", "polygon", "Polygon.io / Massive REST and flat files", True),

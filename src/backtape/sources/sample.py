@@ -32,7 +32,7 @@ from ..errors import SymbolNotFoundError
 from ..schema import Kind, empty
 from ..timeframes import Timeframe
 from .base import DataSource, DataSourceMetadata, SourceCapabilities
-from .local import CSVDataSource, ParquetDataSource, _LocalDataSource
+from .files import CSVDataSource, FileDataSource, ParquetDataSource
 
 
 def sample_data_dir() -> Path:
@@ -66,10 +66,10 @@ class SampleDataSource(DataSource):
             _Entry(e["file"], e["kind"], tuple(e["serve"]), e["options"], e["origin"], e.get("notes", ""))
             for e in manifest["files"]
         ]
-        self._sources: dict[str, _LocalDataSource] = {}
+        self._sources: dict[str, FileDataSource] = {}
 
     # -- routing --------------------------------------------------------------------------------
-    def _source(self, entry: _Entry) -> _LocalDataSource:
+    def _source(self, entry: _Entry) -> FileDataSource:
         if entry.file not in self._sources:
             cls = ParquetDataSource if entry.file.endswith(".parquet") else CSVDataSource
             self._sources[entry.file] = cls(self._dir / entry.file, kind=entry.kind, **entry.options)

@@ -1,0 +1,190 @@
+"""Timestamps of a file mapped to UTC: text or epoch parsing, time zones, bar size and bar bounds.
+
+Naive times are wall-clock times in the ``timezone`` option (default UTC); integer epochs are read
+in ``timestamp_unit`` or a unit guessed from their magnitude. Daily rows become bars of their
+calendar session (``ts`` = session open, ``ts_end`` = close); intraday bars get
+``ts_end = ts + frequency`` (or ``ts = ts_end - frequency`` when stamped at their end).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from ..._time import NS_PER_DAY, NS_PER_MINUTE
+from ...calendars import get_calendar
+from ...errors import DataFormatError, UnsupportedDataError
+from ...schema import TS
+from ...timeframes import Timeframe
+from ...validation import time_zone
+from .layout import first_bad, where
+from .options import EPOCH_UNITS, FileOptions
+
+_INT64_MAX = 2**63 - 1
+_UNIT_NAMES = {ns: name for name, ns in EPOCH_UNITS.items()}
+#: column of parsed rows naming their file row once non-session rows were left out
+KEPT_ROW = "_row"
+
+
+def _units_by_magnitude(values: pl.Series) -> pl.Series:
+    """Nanoseconds per unit each epoch value suggests: ns from 1e17, us from 1e14, ms from 1e11, else s."""
+    mag = values.abs()
+    return pl.select(pl.when(mag >= 10**17).then(1).when(mag >= 10**14).then(1_000)
+                     .when(mag >= 10**11).then(1_000_000).otherwise(1_000_000_000)).to_series()
+
+
+def epoch_unit(values: pl.Series, opts: FileOptions) -> int:
+    """Nanoseconds per unit of integer epochs: the option, else guessed from the largest value."""
+    if opts.timestamp_unit:
+        return EPOCH_UNITS[opts.timestamp_unit]
+    top = values.abs().max()
+    return int(_units_by_magnitude(pl.Series([top or 0], dtype=pl.Int64))[0])
+
+
+def _epochs(raw: pl.Series, ints: pl.Series, col: str, path: Path, first_line: int,
+            opts: FileOptions) -> pl.Series:
+    """Integer epochs as ``Datetime('ns')``; values too large, or in another unit than the file's
+    (a seconds row in a milliseconds file), raise instead of becoming wrong times."""
+    bad = first_bad(ints.is_null() & raw.is_not_null())
+    if bad is not None:
+        raise DataFormatError(f"{where(path, col, bad, first_line)}: epoch {raw[bad]!r} does not fit "
+                              "in 64 bits")
+    unit = epoch_unit(ints, opts)
+    if opts.timestamp_unit is None:
+        bad = first_bad(_units_by_magnitude(ints) != unit)
+        if bad is not None:
+            looks = _UNIT_NAMES[int(_units_by_magnitude(ints[bad:bad + 1])[0])]
+            raise DataFormatError(
+                f"{where(path, col, bad, first_line)}: epoch {ints[bad]} looks like {looks} while the "
+                f"file's largest is in {_UNIT_NAMES[unit]}; pass timestamp_unit=... if they are one unit")
+    bad = first_bad(ints.abs() > _INT64_MAX // unit)
+    if bad is not None:
+        raise DataFormatError(f"{where(path, col, bad, first_line)}: epoch {ints[bad]} "
+                              f"{_UNIT_NAMES[unit]} is beyond the year 2262")
+    return (ints * unit).cast(pl.Datetime("ns"))
+
+
+def parse_ts(raw: pl.Series, col: str, path: Path, first_line: int, opts: FileOptions,
+             ts_format: str | None) -> pl.Series:
+    """Parse a timestamp column into ``Datetime('ns')``: naive (local wall time) or UTC-aware."""
+    missing = first_bad(raw.is_null())
+    if missing is not None:
+        raise DataFormatError(f"{where(path, col, missing, first_line)}: missing timestamp")
+    if isinstance(raw.dtype, pl.Datetime):
+        return raw.dt.cast_time_unit("ns")
+    if raw.dtype == pl.Date:
+        return raw.cast(pl.Datetime("ns"))
+    text = raw.cast(pl.String).str.strip_chars() if not raw.dtype.is_integer() else None
+    if ts_format is None and (text is None or text.str.contains(r"^-?\d+$").all()):
+        ints = raw.cast(pl.Int64, strict=False) if text is None else text.cast(pl.Int64, strict=False)
+        if opts.timestamp_unit is None and text is not None and text.str.len_chars().max() == 8:
+            ts_format = "%Y%m%d"
+        else:
+            return _epochs(raw, ints, col, path, first_line, opts)
+    assert text is not None
+    try:
+        if ts_format:
+            parsed = text.str.to_datetime(ts_format, time_unit="ns", strict=False)
+        else:
+            parsed = text.str.to_datetime(time_unit="ns", strict=False)
+    except pl.exceptions.PolarsError as exc:
+        raise DataFormatError(f"{path}, column {col!r}: cannot parse timestamps like {text[0]!r} "
+                              f"({str(exc).splitlines()[0]}); pass ts_format=...") from exc
+    bad = first_bad(parsed.is_null())
+    if bad is not None:
+        hint = f" with format {ts_format!r}" if ts_format else "; pass ts_format=..."
+        raise DataFormatError(f"{where(path, col, bad, first_line)}: cannot parse timestamp "
+                              f"{text[bad]!r}{hint}")
+    return parsed
+
+
+def to_utc(ts: pl.Series, path: Path, timezone: str | None) -> pl.Series:
+    """Naive wall-clock times in ``timezone`` (default UTC) -> UTC; aware ones are converted."""
+    if time_zone(ts.dtype) is not None:
+        return ts.dt.convert_time_zone("UTC")
+    try:
+        return ts.dt.replace_time_zone(timezone or "UTC", ambiguous="raise", non_existent="raise") \
+            .dt.convert_time_zone("UTC")
+    except pl.exceptions.PolarsError as exc:
+        raise DataFormatError(f"{path}: timestamps are not valid in time zone {timezone!r} "
+                              f"({str(exc).splitlines()[0]})") from exc
+
+
+def infer_frequency(ts_ns: np.ndarray, symbols: pl.Series, path: Path) -> Timeframe:
+    """Bar size from the median spacing of consecutive bars of each symbol."""
+    frame = pl.DataFrame({"symbol": symbols, "t": ts_ns}).sort("symbol", "t")
+    diffs = frame.select(pl.col("t").diff().over("symbol").alias("d")).get_column("d")
+    diffs = diffs.filter(diffs > 0)
+    if diffs.len() == 0:
+        raise DataFormatError(f"{path}: cannot infer the bar frequency from one bar; pass frequency=...")
+    median = int(diffs.median())  # type: ignore[arg-type]
+    if median >= 20 * 3_600_000_000_000 and median <= 4 * NS_PER_DAY:
+        return Timeframe.parse("1d")
+    if median % NS_PER_MINUTE or median > 4 * NS_PER_DAY:
+        raise DataFormatError(f"{path}: bars are {median / 1e9:g} s apart, not a supported bar size; "
+                              "pass frequency=...")
+    return Timeframe.parse(f"{median // NS_PER_MINUTE}min")
+
+
+def bar_times(cols: dict[str, pl.Series], parsed_ts: pl.Series, path: Path, opts: FileOptions,
+              timezone: str | None, first_line: int, ts_col: str
+              ) -> tuple[dict[str, pl.Series], Timeframe]:
+    """Set ``ts``/``ts_end`` of bars: calendar sessions for daily rows, ``ts + frequency`` intraday.
+
+    Daily rows on dates that are not sessions raise, or with ``on_non_session="drop"`` are left out
+    with a warning; the kept rows' file rows are then given in column ``KEPT_ROW``.
+    """
+    naive_midnight = time_zone(parsed_ts.dtype) is None and bool(
+        (parsed_ts.dt.truncate("1d") == parsed_ts).all())
+    if opts.frequency is not None:
+        frequency = Timeframe.parse(opts.frequency)
+    elif naive_midnight:
+        as_utc = parsed_ts.dt.replace_time_zone("UTC").dt.epoch("ns").to_numpy()
+        frequency = infer_frequency(as_utc, cols["symbol"], path) if parsed_ts.len() > 1 \
+            else Timeframe.parse("1d")
+    else:
+        frequency = infer_frequency(to_utc(parsed_ts, path, timezone).dt.epoch("ns").to_numpy(),
+                                    cols["symbol"], path)
+    if frequency.unit == "w":
+        raise UnsupportedDataError(f"{path}: weekly bar files are not supported; load daily bars")
+    if frequency.unit == "d":
+        return _session_times(cols, parsed_ts, opts, timezone, path, ts_col, first_line), frequency
+    stamped = to_utc(parsed_ts, path, timezone)
+    step = pl.duration(nanoseconds=frequency.nanos)
+    frame = pl.DataFrame({"t": stamped})
+    if opts.stamp == "end":
+        frame = frame.select((pl.col("t") - step).alias("ts"), pl.col("t").alias("ts_end"))
+    else:
+        frame = frame.select(pl.col("t").alias("ts"), (pl.col("t") + step).alias("ts_end"))
+    cols["ts"], cols["ts_end"] = frame.get_column("ts"), frame.get_column("ts_end")
+    return cols, frequency
+
+
+def _session_times(cols: dict[str, pl.Series], parsed_ts: pl.Series, opts: FileOptions,
+                   timezone: str | None, path: Path, ts_col: str, first_line: int) -> dict[str, pl.Series]:
+    """Daily rows as bars of their calendar session: ``ts`` its open, ``ts_end`` its close."""
+    local = parsed_ts if time_zone(parsed_ts.dtype) is None \
+        else parsed_ts.dt.convert_time_zone(timezone or "UTC")
+    labels = local.dt.date().cast(pl.Datetime("ns")).dt.epoch("ns").to_numpy()
+    cal = get_calendar(opts.calendar)
+    idx = np.searchsorted(cal.labels, labels)
+    found = (idx < len(cal.labels)) & (cal.labels[np.clip(idx, 0, len(cal.labels) - 1)] == labels)
+    if not found.all():
+        bad = np.flatnonzero(~found)
+        dates = local.dt.date().gather(bad[:3]).cast(pl.String).to_list()
+        msg = (f"{where(path, ts_col, int(bad[0]), first_line)}: {len(bad)} date(s) are not "
+               f"sessions of calendar {cal.name!r} (first: {', '.join(dates)})")
+        if opts.on_non_session == "raise":
+            raise DataFormatError(msg + "; pass calendar='24/7' or another calendar, "
+                                  "or on_non_session='drop'")
+        warnings.warn(msg + "; dropped", stacklevel=5)
+        keep = np.flatnonzero(found)
+        cols = {k: v.gather(keep) for k, v in cols.items()}
+        cols[KEPT_ROW] = pl.Series(KEPT_ROW, keep, pl.UInt32)
+        idx = idx[keep]
+    cols["ts"] = pl.Series("ts", cal.opens[idx]).cast(TS)
+    cols["ts_end"] = pl.Series("ts_end", cal.closes[idx]).cast(TS)
+    return cols
