@@ -41,10 +41,11 @@ class DataValidationError(BacktapeError):
     row (and the row it refers to, and file lines when read from a file) as numbers.
     """
 
-    def __init__(self, message: str, violations: Sequence[Violation] = (),
+    def __init__(self, message: str, violations: Sequence[Violation | dict[str, Any]] = (),
                  report: QualityReport | None = None) -> None:
         super().__init__(message)
-        self.violations: list[Violation] = list(violations)
+        #: structured violations (``Violation``; a few callers outside validation pass plain dicts)
+        self.violations: list[Violation | dict[str, Any]] = list(violations)
         #: the whole quality report when validation raised (``on_invalid="raise"``)
         self.report = report
 

@@ -241,7 +241,7 @@ class CachedDataSource(DataSource):
             warn_once(f"{len(moved)} damaged cache file(s) of {symbols} moved to "
                       f"{self.cache_dir / 'quarantine'}; fetching that data again from {self.adapter.name}")
 
-    async def _get_once(self, kind: str, symbols: Iterable[str] | str, start: TimeLike, end: TimeLike,
+    async def _get_once(self, kind: Kind, symbols: Iterable[str] | str, start: TimeLike, end: TimeLike,
                         frequency: str) -> pl.DataFrame:
         s, e = check_range(start, end)
         syms = _symbols(symbols)

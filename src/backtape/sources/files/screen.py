@@ -179,7 +179,7 @@ def screen(data: pl.DataFrame, kind: str, origin: Origin,
             hint = "; pass on_invalid='drop' to skip them or 'warn' to keep them"
             err = DataValidationError(_problem_text(what + hint, problems),
                                       violation_records(problems, validation.ERROR_RECORD_LIMIT))
-            err.report = QualityReport(kind, data.height, data, violations, counts)  # type: ignore[attr-defined]
+            err.report = QualityReport(kind, data.height, data, violations, counts)
             raise err
         warnings.warn(_problem_text(what, problems), DataQualityWarning, stacklevel=2)
     kept = _keep(frame, kind, problems, repeats, on_invalid)
