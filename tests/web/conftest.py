@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from engine.test_postgres import postgres_url  # noqa: F401 - the real PostgreSQL server fixture
 
 SRC = Path(__file__).parents[2] / "src"
 #: fake credentials that must never appear in any page
@@ -49,7 +50,8 @@ def dash_ws(tmp_path_factory: pytest.TempPathFactory) -> DashWorkspace:
                             store=True, params={"fast": 10, "slow": 50}),
             ws.run_backtest("sma_crossover", ["KO"], "2012-01-01", "2014-01-01", source="sample",
                             store=True, params={"fast": 5, "slow": 20}),
-            ws.run_backtest("donchian_breakout", ["IBM"], "2013-01-01", "2015-01-01", source="sample", store=True)]
+            ws.run_backtest("donchian_breakout", ["IBM"], "2013-01-01", "2015-01-01", source="sample",
+                            store=True)]
     opt = ws.optimize("sma_crossover", {"fast": [5, 10], "slow": [20, 40]}, ["MSFT"], "2012-01-01",
                       "2014-01-01", source="sample", store=True, engine="event", n_jobs=1)
     cached = ws.source("sample", cache=True)
@@ -72,9 +74,11 @@ def free_port() -> int:
 def start_server(ws: DashWorkspace, *extra: str) -> tuple[subprocess.Popen[str], str]:
     """``backtape serve`` in a real subprocess; returns it and its base URL once it answers."""
     port = free_port()
-    env = {**os.environ, **FAKE_SECRETS, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    path = os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, **FAKE_SECRETS, "PYTHONPATH": path}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "backtape.cli.app", "--config", str(ws.config), "serve", "--port", str(port), *extra],
+        [sys.executable, "-m", "backtape.cli.app", "--config", str(ws.config), "serve", "--port", str(port),
+         *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from engine.test_postgres import postgres_url  # noqa: F401 - the real PostgreSQL server fixture
 from starlette.testclient import TestClient
 
 from backtape.errors import BacktapeError
-from backtape.results.store import _url
 from backtape.results import ResultsStore
 from backtape.results.queries import RunFilter, open_readonly, query_runs
+from backtape.results.store import _url
 from backtape.web import create_app
 from backtape.web.charts import decimate
 
@@ -80,11 +79,13 @@ def test_run_page_has_statistics_trades_and_chart(client: TestClient, dash_ws: D
     assert [t["name"] for t in figure["data"]] == ["equity", "equity drawdown"]
     assert figure["data"][0]["y"][-1] == pytest.approx(result.equity["equity"][-1])
     report = client.get(f"/runs/{run_id}/report")
-    assert report.status_code == 200 and report.text.startswith("<!doctype html>") and "Report: run" in report.text
+    assert report.status_code == 200 and report.text.startswith("<!doctype html>")
+    assert "Report: run" in report.text
     assert client.get("/runs/999999").status_code == 404
 
 
-def test_compare_overlays_runs_and_lists_statistics_side_by_side(client: TestClient, dash_ws: DashWorkspace) -> None:
+def test_compare_overlays_runs_and_lists_statistics_side_by_side(client: TestClient,
+                                                                  dash_ws: DashWorkspace) -> None:
     a, b = dash_ws.run_ids[:2]
     html = client.get(f"/compare?ids={a}&ids={b}").text
     figure = _figure(html, "compare-chart")
@@ -96,7 +97,8 @@ def test_compare_overlays_runs_and_lists_statistics_side_by_side(client: TestCli
     assert "999999" in client.get(f"/compare?ids={a},999999").text
 
 
-def test_optimization_pages_heatmap_and_best_sets_link_runs(client: TestClient, dash_ws: DashWorkspace) -> None:
+def test_optimization_pages_heatmap_and_best_sets_link_runs(client: TestClient,
+                                                            dash_ws: DashWorkspace) -> None:
     listing = client.get("/optimizations").text
     assert f'href="/optimizations/{dash_ws.optimization_id}"' in listing
     html = client.get(f"/optimizations/{dash_ws.optimization_id}").text
@@ -112,7 +114,7 @@ def test_data_page_shows_coverage_gaps_empty_ranges_and_bundle_quality(client: T
     html = client.get("/data").text
     figure = _figure(html, "coverage-chart")
     by_name = {t["name"]: t for t in figure["data"]}
-    assert set(by_name) == {"covered", "empty", "gaps", "stale"}
+    assert set(by_name) == {"covered", "empty", "gaps"}  # local sources never go stale
     labels = set(by_name["covered"]["y"]) - {None}
     assert {"cache · sample · AAPL · 1d", "cache · sample · MSFT · 1d",
             "bundle sample-bundle · sample · KO · 1d"} <= labels
@@ -173,8 +175,8 @@ def test_a_large_database_pages_quickly(tmp_path: Path) -> None:
         store.save_run(strategy=f"s{i % 3}", parameters={"n": i}, symbols=["AAA" if i % 2 else "BBB"],
                        start="2020-01-01", end="2021-01-01", frequency="1d",
                        metrics={"sharpe": (i * 37 % 101) / 10, "total_return": i / 100, "trades": i})
-    page = query_runs(open_readonly(tmp_path / "many.db"), RunFilter(strategy="s1", symbol="AAA", sort="sharpe",
-                                                                     descending=False, page=2, per_page=5))
+    flt = RunFilter(strategy="s1", symbol="AAA", sort="sharpe", descending=False, page=2, per_page=5)
+    page = query_runs(open_readonly(tmp_path / "many.db"), flt)
     assert page.total == 20 and len(page.rows) == 5
     sharpes = [r["sharpe_ratio"] for r in page.rows]
     assert sharpes == sorted(sharpes) and all(r["strategy_name"] == "s1" for r in page.rows)

@@ -27,5 +27,7 @@ def serve(ctx: typer.Context, host: str = HOST, port: int = PORT, db: str | None
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"warning: binding {host}: anyone who can reach this address can read your results",
                    err=True)
-    typer.echo(f"backtape dashboard on http://{host}:{port}/ over {redact(label(store))} (Ctrl-C stops)", err=True)
+    typer.echo(f"backtape dashboard on http://{host}:{port}/ over {redact(label(store))} (Ctrl-C stops)",
+               err=True)
     run_server(store, host=host, port=port, cache_dir=ws.cache_dir, bundles_dir=ws.bundles_dir)
+    typer.echo("backtape dashboard stopped", err=True)

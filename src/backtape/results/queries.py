@@ -84,7 +84,7 @@ def open_readonly(url: str | Path | None) -> ResultsStore:
     else:
         engine = sa.create_engine(text)
         if engine.dialect.name == "postgresql":
-            engine = engine.execution_options(postgresql_readonly=True)  # type: ignore[assignment]
+            engine = engine.execution_options(postgresql_readonly=True)
     store = ResultsStore.__new__(ResultsStore)
     store.engine = engine
     return store

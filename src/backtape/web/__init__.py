@@ -37,7 +37,8 @@ def create_app(results: Any, **kwargs: Any) -> Starlette:
 
 def serve(results: Any, *, host: str = "127.0.0.1", port: int = 8765, cache_dir: Path | None = None,
           bundles_dir: Path | None = None, log_level: str = "warning") -> None:
-    """Serve the dashboard until interrupted (Ctrl-C stops it cleanly and returns)."""
+    """Serve the dashboard until Ctrl-C (or SIGTERM), which stops it cleanly: uvicorn finishes the
+    requests in flight, then re-raises the signal, which here means a normal return."""
     require_extra()
     import uvicorn
 
@@ -47,4 +48,7 @@ def serve(results: Any, *, host: str = "127.0.0.1", port: int = 8765, cache_dir:
     app = create_app(results, cache_dir=cache_dir, bundles_dir=bundles_dir, allowed_hosts=allowed)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
                             server_header=False, lifespan="off")
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:
+        return

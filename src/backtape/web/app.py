@@ -34,8 +34,9 @@ from . import charts, pages
 from .coverage import data_overview
 
 _HERE = Path(__file__).parent
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
-       "font-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; "
+       "form-action 'self'; frame-ancestors 'none'")
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
 
@@ -107,8 +108,8 @@ class Dashboard:
         ids = pages.run_ids(request.query_params)
         rows = queries.run_rows(self.settings.results, ids)
         curves = queries.equity_curves(self.settings.results, ids)
-        figure = charts.equity_figure({f"#{i} {r['strategy_name']}": curves[i] for i, r in zip(ids, rows, strict=True)},
-                                      normalize=True)
+        named = {f"#{i} {r['strategy_name']}": curves[i] for i, r in zip(ids, rows, strict=True)}
+        figure = charts.equity_figure(named, normalize=True)
         return self.render("compare.html", rows=rows, figure=figure, table=pages.compare_table(rows))
 
     async def optimizations(self, request: Request) -> Response:
@@ -122,7 +123,8 @@ class Dashboard:
     async def data(self, request: Request) -> Response:
         now = time.time_ns()
         overview = data_overview(self.settings.cache_dir, self.settings.bundles_dir, now)
-        figure = charts.timeline_figure([k.timeline_row() for k in overview.keys], now) if overview.keys else None
+        rows = [k.timeline_row() for k in overview.keys]
+        figure = charts.timeline_figure(rows, now) if rows else None
         return self.render("data.html", overview=overview, figure=figure, now=now,
                            cache_dir=self.settings.cache_dir, bundles_dir=self.settings.bundles_dir)
 

@@ -9,6 +9,7 @@ each of at most ``MAX_BUCKETS`` buckets, so every peak and trough of an equity c
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,7 @@ def decimate(ts: Sequence[int] | np.ndarray, values: Sequence[float] | np.ndarra
 
 
 def _arg_extreme(v: np.ndarray, edges: np.ndarray, fn: Any) -> np.ndarray:
-    return np.array([a + int(fn(v[a:b])) for a, b in zip(edges[:-1], edges[1:], strict=True)], dtype=np.int64)
+    return np.array([a + int(fn(v[a:b])) for a, b in pairwise(edges.tolist())], dtype=np.int64)
 
 
 def drawdown(values: np.ndarray) -> np.ndarray:
@@ -78,7 +79,8 @@ def equity_figure(curves: dict[str, tuple[Sequence[int], Sequence[float]]], *, n
                      "line": {"color": color, "width": 1}, "legendgroup": name, "showlegend": False,
                      "hovertemplate": "%{x|%Y-%m-%d}<br>%{y:.2f}%<extra>" + name + "</extra>"})
     layout = {
-        "title": {"text": title}, "height": 520, "margin": {"l": 70, "r": 20, "t": 40 if title else 10, "b": 40},
+        "title": {"text": title}, "height": 520,
+        "margin": {"l": 70, "r": 20, "t": 40 if title else 10, "b": 40},
         "xaxis": {"type": "date", "anchor": "y2"},
         "yaxis": {"domain": [0.34, 1.0], "title": {"text": "equity (x start)" if normalize else "equity"}},
         "yaxis2": {"domain": [0.0, 0.28], "title": {"text": "drawdown %"}},
@@ -103,7 +105,8 @@ def timeline_figure(rows: list[dict[str, Any]], now_ns: int) -> dict[str, Any]:
     """Coverage timeline: one line per (source, symbol, frequency) with covered ranges in green,
     covered-but-empty ranges in grey, gaps between them in red and stale tails in orange.
 
-    ``rows`` are ``{"label", "covered", "empty", "gaps", "stale"}`` with lists of ``(start, end)`` ns.
+    ``rows`` are ``{"label", "covered", "empty", "gaps", "stale"}`` with lists of ``(start, end)`` ns; a
+    kind no row has draws no trace.
     """
     styles = (("covered", "#2ca02c", 14), ("empty", "#9e9e9e", 14), ("gaps", "#d62728", 6),
               ("stale", "#ff7f0e", 14))
@@ -116,6 +119,8 @@ def timeline_figure(rows: list[dict[str, Any]], now_ns: int) -> dict[str, Any]:
             for a, b in r[kind]:
                 xs += [a // _NS_PER_MS, b // _NS_PER_MS, None]
                 ys += [r["label"], r["label"], None]
+        if not xs:
+            continue
         data.append({"type": "scatter", "mode": "lines", "name": kind, "x": xs, "y": ys,
                      "line": {"color": color, "width": width}, "connectgaps": False,
                      "hovertemplate": "%{y}<br>%{x|%Y-%m-%d %H:%M}<extra>" + kind + "</extra>"})

@@ -23,7 +23,8 @@ PERCENT = {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "ex
            "buy_and_hold_return", "best_trade", "worst_trade", "drawdown", "return"}
 #: the runs table: (sort key in ``queries.SORTABLE`` or "", header, row field)
 RUN_COLUMNS = [("id", "id", "id"), ("strategy", "strategy", "strategy_name"), ("", "symbols", "symbols"),
-               ("start", "start", "start_date"), ("end", "end", "end_date"), ("frequency", "freq", "frequency"),
+               ("start", "start", "start_date"), ("end", "end", "end_date"),
+               ("frequency", "freq", "frequency"),
                ("return", "return", "total_return"), ("sharpe", "sharpe", "sharpe_ratio"),
                ("drawdown", "max dd", "max_drawdown"), ("trades", "trades", "trades_count"),
                ("final_equity", "final equity", "final_equity"), ("created", "created", "created_at")]
@@ -183,7 +184,8 @@ def compare_table(rows: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
     return [(n, [fmt((r["metrics"] or {}).get(n), n) for r in rows]) for n in names]
 
 
-def optimization_context(store: ResultsStore, opt: dict[str, Any], params: Mapping[str, str]) -> dict[str, Any]:
+def optimization_context(store: ResultsStore, opt: dict[str, Any],
+                         params: Mapping[str, str]) -> dict[str, Any]:
     """The search's table (best first), a heatmap of its metric over two parameters (``?x=&y=``,
     default the first two with several values) and the best sets with links to stored runs."""
     table = opt["results"]
@@ -194,7 +196,8 @@ def optimization_context(store: ResultsStore, opt: dict[str, Any], params: Mappi
     y = params.get("y") or (next((k for k in varied if k != x), ""))
     for name in (x, y):
         if name and name not in grid:
-            raise BacktapeError(f"optimization {opt['id']} has no parameter {name!r}: use one of {', '.join(grid)}")
+            raise BacktapeError(f"optimization {opt['id']} has no parameter {name!r}: "
+                                f"use one of {', '.join(grid)}")
     figure = None
     if metric and x and y and x != y and table.height:
         figure = _heatmap(table, x, y, metric)
