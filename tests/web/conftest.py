@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+
 from engine.test_postgres import postgres_url  # noqa: F401 - the real PostgreSQL server fixture
 
 SRC = Path(__file__).parents[2] / "src"

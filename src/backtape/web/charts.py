@@ -8,7 +8,7 @@ each of at most ``MAX_BUCKETS`` buckets, so every peak and trough of an equity c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from typing import Any
 
@@ -55,7 +55,7 @@ def _ms(ts: np.ndarray) -> list[int]:
     return (ts // _NS_PER_MS).tolist()
 
 
-def equity_figure(curves: dict[str, tuple[Sequence[int], Sequence[float]]], *, normalize: bool = False,
+def equity_figure(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]], *, normalize: bool = False,
                   title: str = "") -> dict[str, Any]:
     """Equity (top) and drawdown (bottom) of one or more named curves on one shared time axis.
 
