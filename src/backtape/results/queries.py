@@ -154,11 +154,12 @@ def equity_curves(store: ResultsStore, run_ids: list[int]) -> dict[int, tuple[li
     """``run_id -> (ts ns, equity)`` from the equity table, in time order."""
     q = (sa.select(_equity.c.backtest_id, _equity.c.ts, _equity.c.equity)
          .where(_equity.c.backtest_id.in_(run_ids)).order_by(_equity.c.backtest_id, _equity.c.ts))
-    out: dict[int, tuple[list[int], list[float]]] = {i: ([], []) for i in run_ids}
     with store.engine.connect() as conn:
-        for run_id, ts, equity in conn.execute(q):
-            out[int(run_id)][0].append(int(ts))
-            out[int(run_id)][1].append(float(equity))
+        rows = conn.execute(q).all()
+    out: dict[int, tuple[list[int], list[float]]] = {i: ([], []) for i in run_ids}
+    for run_id in run_ids:
+        mine = [r for r in rows if r[0] == run_id]
+        out[run_id] = ([r[1] for r in mine], [r[2] for r in mine])
     return out
 
 
