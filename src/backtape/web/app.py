@@ -37,6 +37,8 @@ _HERE = Path(__file__).parent
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
        "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; "
        "form-action 'self'; frame-ancestors 'none'")
+#: a full report is a self-contained document that may carry its scripts inline; still nothing external
+REPORT_CSP = CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
 
@@ -113,7 +115,7 @@ class Dashboard:
 
     async def report(self, request: Request) -> Response:
         result = self.settings.results.load_result(int(request.path_params["run_id"]))
-        return HTMLResponse(redact(_run_report_html(result)))
+        return HTMLResponse(redact(_run_report_html(result)), headers={"Content-Security-Policy": REPORT_CSP})
 
     async def compare(self, request: Request) -> Response:
         ids = pages.run_ids(request.query_params)
