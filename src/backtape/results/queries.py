@@ -131,7 +131,7 @@ def query_runs(store: ResultsStore, flt: RunFilter) -> RunPage:
     if flt.date_to:
         where.append(b.start_date <= f"{flt.date_to[:10]}T99")
     key = SORTABLE[flt.sort]
-    order = [key.desc() if flt.descending else key.asc()]
+    order: list[sa.ColumnElement[Any]] = [key.desc() if flt.descending else key.asc()]
     if key.table is _metrics:  # metrics may be missing: those runs last, whichever the direction
         order = [key.is_(None), *order]
     if key is not b.id:
