@@ -10,6 +10,7 @@ anything else, so a page works offline and never calls out.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -64,7 +65,9 @@ class Settings:
     bundles_dir: Path | None = None
 
 
+@functools.cache
 def _env() -> jinja2.Environment:
+    """The templates, compiled once per process (rendering passes its own ``figure_json``)."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(_HERE / "templates"),
                              autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
     env.filters.update(pages.FILTERS)
