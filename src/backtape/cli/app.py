@@ -95,6 +95,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "optimize": ("optimize", "optimize", "Search a parameter grid; deflated Sharpe and PBO."),
     "walkforward": ("optimize", "walkforward", "Walk-forward optimization, stitched out-of-sample."),
     "montecarlo": ("optimize", "montecarlo", "Percentiles over resampled paths of a stored run."),
+    "serve": ("serve", "serve", "Local read-only web dashboard: runs, comparisons, optimizations, data."),
 }
 
 

@@ -1,0 +1,205 @@
+"""The dashboard's Starlette application: read-only GET pages over the results database and the data.
+
+Pages: ``/runs`` (sortable, filterable, paged), ``/runs/{id}`` (one run), ``/runs/{id}/report`` (its
+full report), ``/compare?ids=1,2`` (overlaid equity and drawdown, statistics side by side),
+``/optimizations`` and ``/optimizations/{id}`` (table, heatmap over two parameters, best sets linked
+to their runs) and ``/data`` (cache and bundle coverage, freshness and quality). Every script,
+style and the plotly bundle are served by the app itself; the Content-Security-Policy forbids
+anything else, so a page works offline and never calls out.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from .._secrets import redact
+from ..errors import BacktapeError
+from ..results import queries
+from ..results.store import ResultsStore
+from . import charts, pages
+from .coverage import data_overview
+
+_HERE = Path(__file__).parent
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; "
+       "form-action 'self'; frame-ancestors 'none'")
+#: a full report is a self-contained document that may carry its scripts inline; still nothing external
+REPORT_CSP = CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
+
+
+def plotly_js_path() -> Path:
+    """The minified plotly.js shipped inside the ``plotly`` package (served at /static/plotly.min.js)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("plotly")
+    if spec is None or spec.origin is None:
+        raise BacktapeError("backtape serve needs plotly: pip install 'backtape[serve]'")
+    path = Path(spec.origin).parent / "package_data" / "plotly.min.js"
+    if not path.exists():
+        raise BacktapeError(f"plotly is installed without its JavaScript bundle ({path}): reinstall plotly")
+    return path
+
+
+@dataclass
+class Settings:
+    """What the dashboard reads: the results database and, optionally, the workspace's data folders."""
+
+    results: ResultsStore
+    cache_dir: Path | None = None
+    bundles_dir: Path | None = None
+
+
+@functools.cache
+def _env() -> jinja2.Environment:
+    """The templates, compiled once per process (rendering passes its own ``figure_json``)."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(_HERE / "templates"),
+                             autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
+    env.filters.update(pages.FILTERS)
+    env.globals["figure_json"] = figure_json
+    return env
+
+
+def figure_json(figure: dict[str, Any]) -> str:
+    """A figure as JSON safe inside ``<script type="application/json">`` (no ``</`` sequence)."""
+    return json.dumps(figure, separators=(",", ":"), allow_nan=False, default=str).replace("</", "<\\/")
+
+
+class Dashboard:
+    """The routes, bound to one ``Settings`` and one template environment."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.env = _env()
+        self.db_label = queries.label(settings.results)
+
+    def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        """The page with every secret-looking value redacted; figure data (numbers, dates and names
+        the page also shows as text) is set in after the redaction pass, which it would only slow."""
+        figures: list[str] = []
+
+        def hold(figure: dict[str, Any]) -> str:
+            figures.append(figure_json(figure))
+            return f"\x00figure{len(figures) - 1}\x00"
+
+        page = self.env.get_template(template).render(db_label=self.db_label, figure_json=hold, **context)
+        html = redact(page)
+        for i, text in enumerate(figures):
+            html = html.replace(f"\x00figure{i}\x00", text, 1)
+        return HTMLResponse(html, status_code=status)
+
+    async def index(self, request: Request) -> Response:
+        return RedirectResponse("/runs", status_code=307)
+
+    async def runs(self, request: Request) -> Response:
+        flt = pages.run_filter(request.query_params)
+        page = queries.query_runs(self.settings.results, flt)
+        return self.render("runs.html", page=page, flt=flt, links=pages.RunLinks(flt),
+                           strategies=queries.strategies(self.settings.results), columns=pages.RUN_COLUMNS)
+
+    async def run(self, request: Request) -> Response:
+        result = self.settings.results.load_result(int(request.path_params["run_id"]))
+        return self.render("run.html", **pages.run_context(result))
+
+    async def report(self, request: Request) -> Response:
+        result = self.settings.results.load_result(int(request.path_params["run_id"]))
+        return HTMLResponse(redact(_run_report_html(result)), headers={"Content-Security-Policy": REPORT_CSP})
+
+    async def compare(self, request: Request) -> Response:
+        ids = pages.run_ids(request.query_params)
+        rows = queries.run_rows(self.settings.results, ids)
+        curves = queries.equity_curves(self.settings.results, ids)
+        named = {f"#{i} {r['strategy_name']}": curves[i] for i, r in zip(ids, rows, strict=True)}
+        figure = charts.equity_figure(named, normalize=True)
+        return self.render("compare.html", rows=rows, figure=figure, table=pages.compare_table(rows))
+
+    async def optimizations(self, request: Request) -> Response:
+        return self.render("optimizations.html", rows=queries.list_optimizations(self.settings.results))
+
+    async def optimization(self, request: Request) -> Response:
+        opt = self.settings.results.get_optimization(int(request.path_params["opt_id"]))
+        return self.render("optimization.html", **pages.optimization_context(
+            self.settings.results, opt, request.query_params))
+
+    async def data(self, request: Request) -> Response:
+        now = time.time_ns()
+        overview = data_overview(self.settings.cache_dir, self.settings.bundles_dir, now)
+        rows = [k.timeline_row() for k in overview.keys]
+        figure = charts.timeline_figure(rows, now) if rows else None
+        return self.render("data.html", overview=overview, figure=figure, now=now,
+                           cache_dir=self.settings.cache_dir, bundles_dir=self.settings.bundles_dir)
+
+    async def plotly(self, request: Request) -> Response:
+        return FileResponse(plotly_js_path(), media_type="text/javascript",
+                            headers={"Cache-Control": "public, max-age=86400"})
+
+    async def failed(self, request: Request, exc: Exception) -> Response:
+        if isinstance(exc, HTTPException):
+            return self.render("error.html", status=exc.status_code, message=exc.detail)
+        return self.render("error.html", status=404, message=str(exc))
+
+
+def _run_report_html(result: Any) -> str:
+    """The full report of one run as a standalone HTML document (the one call to switch to the
+    reports package's builder when it lands)."""
+    return _env().get_template("report.html").render(**pages.run_context(result))
+
+
+async def _security_headers(request: Request, call_next: Any) -> Response:
+    """Lock every response down, and say what it cost: ``Server-Timing`` carries the wall time and the
+    CPU time of the event-loop thread, where pages are built (requests are handled one at a time)."""
+    wall, cpu = time.perf_counter(), time.thread_time()
+    response: Response = await call_next(request)
+    response.headers["Server-Timing"] = (f"app;dur={(time.perf_counter() - wall) * 1000:.1f}, "
+                                         f"cpu;dur={(time.thread_time() - cpu) * 1000:.1f}")
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Frame-Options"] = "DENY"
+    return response
+
+
+def create_app(results: ResultsStore | str | Path | None, *, cache_dir: Path | None = None,
+               bundles_dir: Path | None = None, allowed_hosts: list[str] | None = None) -> Starlette:
+    """The dashboard over ``results`` (a store, or a database path/URL opened read-only).
+
+    ``allowed_hosts`` restricts the ``Host`` header (``serve`` passes the loopback names when bound to
+    127.0.0.1, so a page of another site cannot reach the dashboard through DNS rebinding).
+    """
+    from starlette.middleware.base import BaseHTTPMiddleware
+
+    store = results if isinstance(results, ResultsStore) else queries.open_readonly(results)
+    dash = Dashboard(Settings(store, cache_dir, bundles_dir))
+    get = ["GET"]
+    routes = [
+        Route("/", dash.index, methods=get),
+        Route("/runs", dash.runs, methods=get),
+        Route("/runs/{run_id:int}", dash.run, methods=get),
+        Route("/runs/{run_id:int}/report", dash.report, methods=get),
+        Route("/compare", dash.compare, methods=get),
+        Route("/optimizations", dash.optimizations, methods=get),
+        Route("/optimizations/{opt_id:int}", dash.optimization, methods=get),
+        Route("/data", dash.data, methods=get),
+        Route("/static/plotly.min.js", dash.plotly, methods=get),
+        Mount("/static", StaticFiles(directory=_HERE / "static"), name="static"),
+    ]
+    middleware = [Middleware(BaseHTTPMiddleware, dispatch=_security_headers)]
+    if allowed_hosts:
+        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
+    handlers: dict[Any, Any] = {BacktapeError: dash.failed, HTTPException: dash.failed}
+    return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)

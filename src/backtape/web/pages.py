@@ -1,0 +1,231 @@
+"""What each dashboard page shows, as plain data for its template, and how values are written.
+
+Kept apart from the routes so the formatting rules (percentages, counts, dates, no ``nan``) and the
+query-string parsing have one home and can be tested without a server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+from .._time import format_ns
+from ..errors import BacktapeError
+from ..results import queries
+from ..results.store import ResultsStore
+from . import charts
+
+#: metrics that are fractions, shown as percentages
+PERCENT = {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "exposure", "avg_trade",
+           "buy_and_hold_return", "best_trade", "worst_trade", "drawdown", "return"}
+#: the runs table: (sort key in ``queries.SORTABLE`` or "", header, row field)
+RUN_COLUMNS = [("id", "id", "id"), ("strategy", "strategy", "strategy_name"), ("", "symbols", "symbols"),
+               ("start", "start", "start_date"), ("end", "end", "end_date"),
+               ("frequency", "freq", "frequency"),
+               ("return", "return", "total_return"), ("sharpe", "sharpe", "sharpe_ratio"),
+               ("drawdown", "max dd", "max_drawdown"), ("trades", "trades", "trades_count"),
+               ("final_equity", "final equity", "final_equity"), ("created", "created", "created_at")]
+MAX_TRADES_SHOWN = 500
+TOP_SETS = 20
+
+
+def fmt(value: Any, name: str = "") -> str:
+    """A value as the dashboard writes it: fractions of ``PERCENT`` metrics as percentages, counts
+    without decimals, other numbers with four significant digits, missing or NaN as an en dash."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if name in PERCENT:
+            return f"{value * 100:,.2f}%"
+        if value.is_integer() and abs(value) < 1e15:
+            return f"{int(value):,}"
+        return f"{value:,.2f}" if abs(value) >= 1000 else f"{value:.4g}"
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={fmt(v)}" for k, v in value.items())
+    return str(value)
+
+
+def fmt_ns(value: int | None) -> str:
+    """Epoch nanoseconds as an ISO date and time (UTC)."""
+    return "–" if value is None else format_ns(int(value))
+
+
+def fmt_age(value: int | None, now: int) -> str:
+    """How long ago ``value`` (ns) was, in the largest sensible unit."""
+    if value is None:
+        return "–"
+    seconds = max(0.0, (now - value) / 1e9)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit} ago"
+    return f"{seconds:.0f} s ago"
+
+
+def fmt_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+FILTERS = {"fmt": fmt, "fmt_ns": fmt_ns, "fmt_age": fmt_age, "fmt_bytes": fmt_bytes}
+
+
+def _int(params: Mapping[str, str], name: str, default: int) -> int:
+    text = params.get(name, "") or str(default)
+    try:
+        return int(text)
+    except ValueError:
+        raise BacktapeError(f"{name} must be a whole number, got {text!r}") from None
+
+
+def run_filter(params: Mapping[str, str]) -> queries.RunFilter:
+    """The runs listing asked for in a query string (``strategy symbol from to sort dir page per``)."""
+    return queries.RunFilter(
+        strategy=params.get("strategy", "").strip(), symbol=params.get("symbol", "").strip(),
+        date_from=params.get("from", "").strip(), date_to=params.get("to", "").strip(),
+        sort=params.get("sort", "id") or "id", descending=params.get("dir", "desc") != "asc",
+        page=_int(params, "page", 1), per_page=_int(params, "per", 50))
+
+
+class RunLinks:
+    """URLs of the runs page that keep the current filter: sorted by a column, or another page."""
+
+    def __init__(self, flt: queries.RunFilter) -> None:
+        self.flt = flt
+
+    def _url(self, **changes: Any) -> str:
+        f = self.flt
+        state = {"strategy": f.strategy, "symbol": f.symbol, "from": f.date_from, "to": f.date_to,
+                 "sort": f.sort, "dir": "desc" if f.descending else "asc", "page": f.page, "per": f.per_page}
+        state.update(changes)
+        return "/runs?" + urlencode({k: v for k, v in state.items() if v not in ("", None)})
+
+    def sort(self, key: str) -> str:
+        flip = "asc" if self.flt.sort == key and self.flt.descending else "desc"
+        return self._url(sort=key, dir=flip, page=1)
+
+    def page(self, number: int) -> str:
+        return self._url(page=number)
+
+    def arrow(self, key: str) -> str:
+        return ("▼" if self.flt.descending else "▲") if self.flt.sort == key else ""
+
+
+def run_ids(params: Any) -> list[int]:
+    """Run ids from ``?ids=1,2`` or ``?ids=1&ids=2``: at least two, each once, in the order given."""
+    out: list[int] = []
+    for part in params.getlist("ids"):
+        for text in str(part).split(","):
+            if not text.strip():
+                continue
+            try:
+                value = int(text)
+            except ValueError:
+                raise BacktapeError(f"run id {text!r} is not a number") from None
+            if value not in out:
+                out.append(value)
+    if len(out) < 2:
+        raise BacktapeError("compare needs two or more run ids: tick them on the runs page "
+                            "or open /compare?ids=1,2")
+    return out
+
+
+def _frame_rows(frame: Any, limit: int) -> tuple[list[str], list[list[str]]]:
+    if frame is None or not getattr(frame, "height", 0):
+        return [], []
+    cols = list(frame.columns)
+    rows = [[_cell(c, v) for c, v in zip(cols, row, strict=True)] for row in frame.head(limit).iter_rows()]
+    return cols, rows
+
+
+def _cell(column: str, value: Any) -> str:
+    if column == "side" and isinstance(value, int):
+        return {1: "long", -1: "short"}.get(value, str(value))
+    return fmt(value, column)
+
+
+def run_context(result: Any) -> dict[str, Any]:
+    """Header, statistics, equity/drawdown figure, trades and open positions of one run."""
+    eq = result.equity
+    ts = eq["ts"].dt.cast_time_unit("ns").cast(int).to_numpy() if eq.height else []
+    values = eq["equity"].to_numpy() if eq.height else []
+    figure = charts.equity_figure({"equity": (ts, values)})
+    trade_cols, trades = _frame_rows(result.trades, MAX_TRADES_SHOWN)
+    open_cols, open_rows = _frame_rows(result.open_trades, MAX_TRADES_SHOWN)
+    header = [("strategy", result.strategy), ("symbols", ", ".join(result.symbols)),
+              ("range", f"{format_ns(result.start)} → {format_ns(result.end)}"),
+              ("frequency", result.frequency), ("source", result.source), ("cash", fmt(result.cash)),
+              ("parameters", fmt(result.parameters) or "–"), ("duration", f"{result.duration_s:.2f} s")]
+    return {"result": result, "run_id": result.run_id, "header": header,
+            "metrics": [(k, fmt(v, k)) for k, v in result.metrics.items()], "figure": figure,
+            "trade_cols": trade_cols, "trades": trades, "n_trades": result.trades.height,
+            "open_cols": open_cols, "open_rows": open_rows}
+
+
+def compare_table(rows: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+    """One line per metric (the union over the runs, first-seen order), one cell per run."""
+    names: list[str] = []
+    for r in rows:
+        names += [k for k in (r["metrics"] or {}) if k not in names]
+    return [(n, [fmt((r["metrics"] or {}).get(n), n) for r in rows]) for n in names]
+
+
+def optimization_context(store: ResultsStore, opt: dict[str, Any],
+                         params: Mapping[str, str]) -> dict[str, Any]:
+    """The search's table (best first), a heatmap of its metric over two parameters (``?x=&y=``,
+    default the first two with several values) and the best sets with links to stored runs."""
+    table = opt["results"]
+    grid = {k: v for k, v in (opt["grid"] or {}).items() if k in table.columns}
+    metric = opt["metric"] if opt["metric"] in table.columns else None
+    varied = [k for k, v in grid.items() if isinstance(v, list) and len(v) > 1]
+    x = params.get("x") or (varied[0] if varied else "")
+    y = params.get("y") or (next((k for k in varied if k != x), ""))
+    for name in (x, y):
+        if name and name not in grid:
+            raise BacktapeError(f"optimization {opt['id']} has no parameter {name!r}: "
+                                f"use one of {', '.join(grid)}")
+    figure = None
+    if metric and x and y and x != y and table.height:
+        figure = _heatmap(table, x, y, metric)
+    linked = queries.runs_with_parameters(store, opt["strategy_name"], opt["start_date"], opt["end_date"],
+                                          list(opt["symbols"] or []))
+    best = []
+    for row in table.head(TOP_SETS).iter_rows(named=True):
+        chosen = {k: row[k] for k in grid}
+        run_id = linked.get(queries.canonical(chosen))
+        best.append({"params": fmt(chosen), "metric": fmt(row.get(metric), metric or ""), "run_id": run_id,
+                     "cells": [fmt(row[c], c) for c in table.columns]})
+    if best and best[0]["run_id"] is None and opt.get("best_run_id"):
+        best[0]["run_id"] = opt["best_run_id"]
+    return {"opt": opt, "columns": list(table.columns), "best": best, "figure": figure, "x": x, "y": y,
+            "params": list(grid), "metric": metric, "n_rows": table.height}
+
+
+def _heatmap(table: Any, x: str, y: str, metric: str) -> dict[str, Any]:
+    import polars as pl
+
+    best = table.group_by([x, y]).agg(pl.col(metric).max())
+    xs = sorted(best[x].unique().to_list())
+    ys = sorted(best[y].unique().to_list())
+    cell = {(r[0], r[1]): r[2] for r in best.iter_rows()}
+    z = [[_finite(cell.get((a, b))) for a in xs] for b in ys]
+    return charts.heatmap_figure(x, y, xs, ys, z, metric)
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+

@@ -1,0 +1,107 @@
+"""The dashboard in real headless Chromium against a real ``backtape serve`` on 127.0.0.1.
+
+Every chart must render (plotly traces in the DOM), the console stays free of errors, no request
+leaves 127.0.0.1, and a person's path works: runs page -> a run -> back -> tick two runs -> compare.
+Screenshots go to the test's output folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from .conftest import DashWorkspace
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None,
+                                reason=f"{CHROMIUM} is missing: .ci/run installs Debian's chromium")
+
+
+class Watched:
+    """A page with its console errors, uncaught exceptions and every requested URL recorded."""
+
+    def __init__(self, page: object) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)  # type: ignore[attr-defined]
+        page.on("pageerror", lambda e: self.errors.append(str(e)))  # type: ignore[attr-defined]
+        page.on("request", lambda r: self.requests.append(r.url))  # type: ignore[attr-defined]
+
+    def outside(self) -> list[str]:
+        return [u for u in self.requests if urlsplit(u).scheme not in ("data", "blob", "about")
+                and urlsplit(u).hostname != "127.0.0.1"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (extra dev)")
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def watched(browser: object) -> Iterator[Watched]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+    yield Watched(context.new_page())
+    context.close()
+
+
+def _charts_rendered(page: object, expected: dict[str, int]) -> None:
+    """Each chart id drew exactly its number of traces (plotly's own trace elements in the DOM)."""
+    for chart_id, traces in expected.items():
+        page.wait_for_selector(f"#{chart_id}[data-rendered]", timeout=30_000)  # type: ignore[attr-defined]
+        assert page.get_attribute(f"#{chart_id}", "data-rendered") == str(traces)  # type: ignore[attr-defined]
+        selector = f"#{chart_id} .main-svg g.trace, #{chart_id} .main-svg g.hm"  # scatter, heatmap
+        drawn = page.locator(selector).count()  # type: ignore[attr-defined]
+        assert drawn == traces, f"{chart_id}: {drawn} traces drawn, {traces} expected"
+
+
+def test_click_from_runs_to_a_run_and_to_a_comparison(watched: Watched, live_server: str,
+                                                       dash_ws: DashWorkspace, tmp_path: Path) -> None:
+    page = watched.page
+    page.goto(f"{live_server}/runs")  # type: ignore[attr-defined]
+    page.screenshot(path=str(tmp_path / "runs.png"), full_page=True)  # type: ignore[attr-defined]
+    first = dash_ws.run_ids[0]
+    page.click(f'a.run-link[href="/runs/{first}"]')  # type: ignore[attr-defined]
+    page.wait_for_url(f"**/runs/{first}")  # type: ignore[attr-defined]
+    _charts_rendered(page, {"equity-chart": 2})
+    assert page.locator("#trades tbody tr").count() > 0  # type: ignore[attr-defined]
+    page.screenshot(path=str(tmp_path / "run.png"), full_page=True)  # type: ignore[attr-defined]
+    page.go_back()  # type: ignore[attr-defined]
+    for run_id in dash_ws.run_ids[:2]:
+        page.check(f'input[name="ids"][value="{run_id}"]')  # type: ignore[attr-defined]
+    page.click("#compare-button")  # type: ignore[attr-defined]
+    page.wait_for_url("**/compare?*")  # type: ignore[attr-defined]
+    _charts_rendered(page, {"compare-chart": 4})
+    assert page.locator("#compare-stats tbody tr").count() > 10  # type: ignore[attr-defined]
+    page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)  # type: ignore[attr-defined]
+    assert watched.errors == []
+    assert watched.outside() == []
+
+
+@pytest.mark.parametrize(("path", "charts"), [
+    ("/optimizations/{opt}", {"heatmap-chart": 1}),
+    ("/data", {"coverage-chart": 3}),  # covered, empty, gaps (local data is never stale)
+    ("/runs/{run}/report", {"equity-chart": 2}),
+])
+def test_every_chart_renders_without_errors_or_outside_requests(
+        watched: Watched, live_server: str, dash_ws: DashWorkspace, tmp_path: Path,
+        path: str, charts: dict[str, int]) -> None:
+    url = live_server + path.format(opt=dash_ws.optimization_id, run=dash_ws.run_ids[0])
+    response = watched.page.goto(url)  # type: ignore[attr-defined]
+    assert response.status == 200
+    _charts_rendered(watched.page, charts)
+    name = path.strip("/").split("/")[0]
+    watched.page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+    assert watched.errors == []
+    assert watched.outside() == []

@@ -1,0 +1,192 @@
+"""The dashboard's routes through Starlette's TestClient over a real SQLite database and cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from starlette.testclient import TestClient
+
+from backtape.errors import BacktapeError
+from backtape.results import ResultsStore
+from backtape.results.queries import RunFilter, open_readonly, query_runs
+from backtape.results.store import _url
+from backtape.web import create_app
+from backtape.web.charts import decimate
+
+from .conftest import FAKE_SECRETS, DashWorkspace
+
+
+@pytest.fixture(scope="module")
+def client(dash_ws: DashWorkspace) -> TestClient:
+    app = create_app(dash_ws.db, cache_dir=dash_ws.cache_dir, bundles_dir=dash_ws.bundles_dir)
+    return TestClient(app)
+
+
+def _figure(html: str, chart_id: str) -> dict:
+    match = re.search(rf'<script type="application/json" id="{chart_id}-data">(.*?)</script>', html, re.S)
+    assert match, f"no figure {chart_id}"
+    return json.loads(match.group(1))
+
+
+def _run_ids_listed(html: str) -> list[int]:
+    return [int(x) for x in re.findall(r'class="run-link" href="/runs/(\d+)"', html)]
+
+
+def test_runs_page_lists_sorts_filters_and_pages(client: TestClient, dash_ws: DashWorkspace) -> None:
+    everything = client.get("/runs")
+    assert everything.status_code == 200
+    listed = _run_ids_listed(everything.text)
+    assert set(dash_ws.run_ids) <= set(listed) and listed == sorted(listed, reverse=True)
+    store = ResultsStore(dash_ws.db)
+    sharpe = {int(r["id"]): r["sharpe_ratio"] for r in store.list_runs(1000).iter_rows(named=True)}
+    by_sharpe = _run_ids_listed(client.get("/runs?sort=sharpe&dir=asc").text)
+    values = [sharpe[i] for i in by_sharpe if sharpe[i] is not None]
+    assert values == sorted(values)
+    only_ko = _run_ids_listed(client.get("/runs?symbol=ko").text)
+    assert only_ko == [dash_ws.run_ids[1]]
+    donchian = _run_ids_listed(client.get("/runs?strategy=DonchianBreakout").text)
+    assert donchian == [dash_ws.run_ids[2]]
+    late = _run_ids_listed(client.get("/runs?from=2014-06-01").text)
+    assert dash_ws.run_ids[1] not in late and dash_ws.run_ids[0] in late
+    early = _run_ids_listed(client.get("/runs?to=2012-12-31").text)
+    assert dash_ws.run_ids[2] not in early and dash_ws.run_ids[1] in early
+    first = client.get("/runs?per=2&page=1").text
+    second = client.get("/runs?per=2&page=2").text
+    assert len(_run_ids_listed(first)) == 2 and 'rel="next"' in first and 'rel="prev"' in second
+    assert not set(_run_ids_listed(first)) & set(_run_ids_listed(second))
+
+
+def test_bad_query_is_a_page_naming_the_input(client: TestClient) -> None:
+    for url, word in (("/runs?sort=nonsense", "nonsense"), ("/runs?from=yesterday", "yesterday"),
+                      ("/runs?page=x", "page")):
+        response = client.get(url)
+        assert response.status_code == 404 and word in response.text
+
+
+def test_run_page_has_statistics_trades_and_chart(client: TestClient, dash_ws: DashWorkspace) -> None:
+    run_id = dash_ws.run_ids[0]
+    html = client.get(f"/runs/{run_id}").text
+    result = ResultsStore(dash_ws.db).load_result(run_id)
+    assert "SmaCrossover" in html and "sharpe" in html and f"{result.metrics['sharpe']:.4g}" in html
+    assert f"Trades ({result.trades.height}" in html and "Open positions at the end" in html
+    figure = _figure(html, "equity-chart")
+    assert [t["name"] for t in figure["data"]] == ["equity", "equity drawdown"]
+    assert figure["data"][0]["y"][-1] == pytest.approx(result.equity["equity"][-1])
+    report = client.get(f"/runs/{run_id}/report")
+    assert report.status_code == 200 and report.text.startswith("<!doctype html>")
+    assert "Report: run" in report.text
+    assert client.get("/runs/999999").status_code == 404
+
+
+def test_compare_overlays_runs_and_lists_statistics_side_by_side(client: TestClient,
+                                                                  dash_ws: DashWorkspace) -> None:
+    a, b = dash_ws.run_ids[:2]
+    html = client.get(f"/compare?ids={a}&ids={b}").text
+    figure = _figure(html, "compare-chart")
+    assert len(figure["data"]) == 4 and figure["data"][0]["y"][0] == pytest.approx(1.0)
+    assert f"#{a} SmaCrossover" in html and f"#{b} SmaCrossover" in html
+    assert client.get(f"/compare?ids={a},{b}").text == html
+    alone = client.get(f"/compare?ids={a}")
+    assert alone.status_code == 404 and "two or more" in alone.text
+    assert "999999" in client.get(f"/compare?ids={a},999999").text
+
+
+def test_optimization_pages_heatmap_and_best_sets_link_runs(client: TestClient,
+                                                            dash_ws: DashWorkspace) -> None:
+    listing = client.get("/optimizations").text
+    assert f'href="/optimizations/{dash_ws.optimization_id}"' in listing
+    html = client.get(f"/optimizations/{dash_ws.optimization_id}").text
+    figure = _figure(html, "heatmap-chart")
+    heat = figure["data"][0]
+    assert heat["type"] == "heatmap" and heat["x"] == ["5", "10"] and heat["y"] == ["20", "40"]
+    best_row = html.split('id="best-sets"')[1].split("<tr>")[2]
+    assert f'href="/runs/{dash_ws.best_run_id}"' in best_row
+    assert client.get(f"/optimizations/{dash_ws.optimization_id}?x=nope").status_code == 404
+
+
+def test_data_page_shows_coverage_gaps_empty_ranges_and_bundle_quality(client: TestClient) -> None:
+    html = client.get("/data").text
+    figure = _figure(html, "coverage-chart")
+    by_name = {t["name"]: t for t in figure["data"]}
+    assert set(by_name) == {"covered", "empty", "gaps"}  # local sources never go stale
+    labels = set(by_name["covered"]["y"]) - {None}
+    assert {"cache · sample · AAPL · 1d", "cache · sample · MSFT · 1d",
+            "bundle sample-bundle · sample · KO · 1d"} <= labels
+    assert "cache · sample · AAPL · 1d" in by_name["empty"]["y"]
+    assert "cache · sample · AAPL · 1d" in by_name["gaps"]["y"]
+    assert 'id="bundle-sample-bundle"' in html and "quality 100.0%" in html
+
+
+def test_read_only_get_only_and_database_unchanged(client: TestClient, dash_ws: DashWorkspace) -> None:
+    digest = hashlib.sha256(dash_ws.db.read_bytes()).hexdigest()
+    for url in ("/runs", f"/runs/{dash_ws.run_ids[0]}", "/data", "/optimizations"):
+        assert client.get(url).status_code == 200
+        for method in ("POST", "PUT", "DELETE", "PATCH"):
+            assert client.request(method, url).status_code == 405
+    assert hashlib.sha256(dash_ws.db.read_bytes()).hexdigest() == digest
+    with pytest.raises(Exception, match="readonly"):
+        open_readonly(dash_ws.db).delete_run(dash_ws.run_ids[0])
+    with pytest.raises(BacktapeError, match="no results database"):
+        open_readonly(dash_ws.db.parent / "missing.db")
+
+
+def test_every_page_is_offline_and_locked_down(client: TestClient, dash_ws: DashWorkspace) -> None:
+    html = client.get(f"/runs/{dash_ws.run_ids[0]}").text
+    assert not re.search(r'(src|href)="(https?:)?//', html)
+    csp = client.get("/runs").headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "connect-src 'self'" in csp
+    js = client.get("/static/plotly.min.js")
+    assert js.status_code == 200 and len(js.content) > 1_000_000
+
+
+@pytest.mark.filterwarnings("ignore:XDG_RUNTIME_DIR is not set")
+def test_no_secrets_in_any_page(dash_ws: DashWorkspace, postgres_url: str,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PostgreSQL results database reached with a password, and provider keys in the environment:
+    neither appears in any page (the test server trusts local connections, so any password works)."""
+    for name, value in FAKE_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    password = "hunter2SECRETpw"
+    url = sa.make_url(_url(postgres_url)).set(username="postgres", password=password)
+    full = url.render_as_string(hide_password=False)
+    source = ResultsStore(dash_ws.db)
+    a, b = (source.load_result(i).save(ResultsStore(full)) for i in dash_ws.run_ids[:2])
+    client = TestClient(create_app(full, cache_dir=dash_ws.cache_dir, bundles_dir=dash_ws.bundles_dir))
+    urls = ["/runs", f"/runs/{a}", f"/runs/{a}/report", f"/compare?ids={a},{b}", "/optimizations", "/data",
+            "/runs/999999", "/runs?sort=bad"]
+    for page in urls:
+        response = client.get(page)
+        assert response.status_code in (200, 404), page
+        assert password not in response.text, page
+        for value in FAKE_SECRETS.values():
+            assert value not in response.text, page
+    assert "postgres:***@" in client.get("/runs").text
+
+
+def test_a_large_database_pages_quickly(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path / "many.db")
+    for i in range(120):
+        store.save_run(strategy=f"s{i % 3}", parameters={"n": i}, symbols=["AAA" if i % 2 else "BBB"],
+                       start="2020-01-01", end="2021-01-01", frequency="1d",
+                       metrics={"sharpe": (i * 37 % 101) / 10, "total_return": i / 100, "trades": i})
+    flt = RunFilter(strategy="s1", symbol="AAA", sort="sharpe", descending=False, page=2, per_page=5)
+    page = query_runs(open_readonly(tmp_path / "many.db"), flt)
+    assert page.total == 20 and len(page.rows) == 5
+    sharpes = [r["sharpe_ratio"] for r in page.rows]
+    assert sharpes == sorted(sharpes) and all(r["strategy_name"] == "s1" for r in page.rows)
+
+
+def test_decimate_keeps_extremes_and_ends() -> None:
+    rng = np.random.default_rng(3)
+    v = np.cumsum(rng.normal(size=100_000))
+    t = np.arange(len(v), dtype=np.int64)
+    dt_, dv = decimate(t, v, buckets=500)
+    assert len(dv) <= 2000 and dt_[0] == 0 and dt_[-1] == len(v) - 1
+    assert dv.max() == v.max() and dv.min() == v.min()
+    assert np.all(np.diff(dt_) > 0)
