@@ -128,7 +128,7 @@ class DataConfig(_Section):
     default_source: str = "sample"
     calendar: str = "XNYS"
     s3_endpoint: str | None = None
-    """Object-storage endpoint URL for bundles on ``s3://`` (e.g. ``http://127.0.0.1:9000``); AWS when unset."""
+    """Object-storage endpoint for bundles on ``s3://`` (``http://127.0.0.1:9000``); AWS when unset."""
 
 
 class HttpConfig(_Section):

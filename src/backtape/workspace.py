@@ -29,7 +29,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ._paths import expand_path
 from ._time import TimeLike
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 Progress = Callable[[int, int], None]
 #: the cache's read-ahead in a workspace: a miss reads to the end of its year (daily) or month
-DEFAULT_READ_AHEAD = "period"
+DEFAULT_READ_AHEAD: Final = "period"
 
 
 class Workspace:

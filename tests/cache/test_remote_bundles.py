@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -21,11 +22,10 @@ from backtape.cache.remote_bundles import (
     ObjectStoreError,
     RemoteBundleDataSource,
     _Remote,
-    pull_bundle,
-    push_bundle,
 )
 from backtape.config import load_config
 from backtape.errors import BacktapeError, ConfigError, CorruptCacheError, NoDataError
+from backtape.sources.base import DataSource
 from backtape.workspace import Workspace
 
 SECRET = "sEcReT-do-not-print-0123456789"
@@ -93,11 +93,11 @@ def _ingest(ws: Workspace, name: str = "daily") -> None:
                      bundles_dir=ws.bundles_dir)
 
 
-def _all_rows(source: object) -> pl.DataFrame:
-    return source.fetch_sync(SYMBOLS, "2020-01-01", "2022-01-01", "1d")  # type: ignore[attr-defined]
+def _all_rows(source: DataSource) -> pl.DataFrame:
+    return source.fetch_sync(SYMBOLS, "2020-01-01", "2022-01-01", "1d")
 
 
-def _s3(env: dict[str, str]):  # type: ignore[no-untyped-def]
+def _s3(env: dict[str, str]) -> Any:
     import boto3
 
     return boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
@@ -160,7 +160,8 @@ def test_damaged_object_fails_its_checksum(ws: Workspace, bucket: str, env: dict
         direct.fetch_sync("AAA", "2021-01-01", "2021-02-01", "1d")
 
 
-def test_interrupted_push_leaves_no_bundle(ws: Workspace, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_push_leaves_no_bundle(ws: Workspace, bucket: str,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     _ingest(ws)
     real = _Remote.write
     written: list[str] = []
@@ -246,7 +247,8 @@ def test_command_line_round_trip(ws: Workspace, bucket: str, tmp_path: Path) -> 
     assert pulled.exit_code == 0, pulled.output
     assert "bundle again: 3 symbol(s)" in pulled.output
     assert runner.invoke(app, ["bundles", "verify", "again", "--bundles-dir", folder]).exit_code == 0
-    assert_frame_equal(_all_rows(BundleDataSource("again", folder)), _all_rows(BundleDataSource("daily", folder)))
+    assert_frame_equal(_all_rows(BundleDataSource("again", folder)),
+                       _all_rows(BundleDataSource("daily", folder)))
     missing = runner.invoke(app, ["bundles", "pull", f"s3://{bucket}/cli/nope", "--bundles-dir", folder])
     assert missing.exit_code != 0
     for result in (pushed, pulled, missing):

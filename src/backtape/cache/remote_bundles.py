@@ -85,7 +85,8 @@ class _Remote:
         self.bucket = rest.split("/", 1)[0]
         self.path = rest.strip("/")
         self.options = dict(storage_options or {})
-        self._secrets = [str(v) for k, v in self.options.items() if k in ("secret_key", "session_token") and v]
+        self._secrets = [str(v) for k, v in self.options.items()
+                         if k in ("secret_key", "session_token") and v]
         self.fs = _filesystem(self.options)
 
     def child(self, name: str) -> _Remote:
@@ -143,7 +144,7 @@ class _Remote:
 
 
 def _filesystem(options: Mapping[str, Any]) -> Any:
-    """A pyarrow ``S3FileSystem`` from ``storage_options`` (one attempt, short timeouts on a custom endpoint)."""
+    """A pyarrow ``S3FileSystem`` from ``storage_options`` (one attempt, short timeouts off AWS)."""
     from pyarrow import fs
 
     opts = dict(options)
