@@ -18,9 +18,10 @@ import threading
 import uuid
 import weakref
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 from filelock import FileLock
@@ -36,6 +37,10 @@ from .store import file_checksum
 MANIFEST = "manifest.json"
 FORMAT = 1
 INDEX = "data/index.sqlite"
+#: objects moved at once by a push, a pull or a direct read
+TRANSFERS = 8
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class ObjectStoreError(BacktapeError):
@@ -194,13 +199,13 @@ def push_bundle(name: str, url: str, *, bundles_dir: str | Path | None = None,
         finally:
             index.close()
         uploads = [(rel, meta.path / rel) for rel in rels] + [(INDEX, snapshot)]
-        files: list[RemoteFile] = []
-        for i, (rel, local) in enumerate(uploads, 1):
-            data = local.read_bytes()
-            remote.write(rel, data)
-            files.append(RemoteFile(rel, len(data), file_checksum(data)))
-            if progress is not None:
-                progress(i, len(uploads) + 1)
+
+        def upload(item: tuple[str, Path]) -> RemoteFile:
+            data = item[1].read_bytes()
+            remote.write(item[0], data)
+            return RemoteFile(item[0], len(data), file_checksum(data))
+
+        files = _parallel(upload, uploads, progress)
         remote.write("metadata.parquet", metadata_bytes)
         files.append(RemoteFile("metadata.parquet", len(metadata_bytes), file_checksum(metadata_bytes)))
     summary = {"symbols": list(meta.symbols), "frequency": meta.frequency, "rows": meta.row_count,
@@ -228,10 +233,7 @@ def pull_bundle(url: str, *, bundles_dir: str | Path | None = None, name: str | 
     staging = target.parent / ".partial" / uuid.uuid4().hex
     try:
         staging.mkdir(parents=True)
-        for i, f in enumerate(manifest.files, 1):
-            _fetch(remote, f, staging)
-            if progress is not None:
-                progress(i, len(manifest.files))
+        _parallel(lambda f: _fetch(remote, f, staging), list(manifest.files), progress)
         if target_name != manifest.name:
             path = staging / "metadata.parquet"
             pl.read_parquet(path).with_columns(name=pl.lit(target_name)).write_parquet(path)
@@ -243,6 +245,21 @@ def pull_bundle(url: str, *, bundles_dir: str | Path | None = None, name: str | 
         if staging.parent.exists() and not any(staging.parent.iterdir()):
             staging.parent.rmdir()
     return BundleMetadata.load(target_name, target.parent)
+
+
+def _parallel(action: Callable[[T], R], items: list[T],
+              progress: Callable[[int, int], None] | None = None) -> list[R]:
+    """``action`` of every item on a few threads, in order; the first failure cancels the rest."""
+    results: list[R] = []
+    pool = ThreadPoolExecutor(max_workers=TRANSFERS)
+    try:
+        for i, result in enumerate(pool.map(action, items), 1):
+            results.append(result)
+            if progress is not None:
+                progress(i, len(items))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return results
 
 
 def _fetch(remote: _Remote, f: RemoteFile, root: Path) -> None:
@@ -306,11 +323,12 @@ class RemoteBundleDataSource(DataSource):
             for sym in symbols:
                 if sym in self._have:
                     continue
-                for rel in self._by_symbol.get(sym, []):
-                    if rel not in self._files:
-                        raise CorruptCacheError(f"remote bundle {self.url}: {rel} is not in the manifest; "
-                                                "push the bundle again", [])
-                    _fetch(self._remote, self._files[rel], self._root)
+                rels = self._by_symbol.get(sym, [])
+                unknown = [rel for rel in rels if rel not in self._files]
+                if unknown:
+                    raise CorruptCacheError(f"remote bundle {self.url}: {unknown[0]} is not in the "
+                                            "manifest; push the bundle again", [])
+                _parallel(lambda rel: _fetch(self._remote, self._files[rel], self._root), rels)
                 self._have.add(sym)
 
     async def fetch(self, symbols: list[str], start: TimeLike, end: TimeLike,
