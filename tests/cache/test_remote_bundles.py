@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
 import sys
@@ -197,7 +198,9 @@ def test_replacing_a_remote_bundle_needs_replace(ws: Workspace, bucket: str) -> 
 
 
 def test_errors_are_one_line_and_never_show_the_secret(ws: Workspace, bucket: str,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     _ingest(ws)
     failures: list[BacktapeError] = []
     for call, kind, text in (
@@ -214,6 +217,7 @@ def test_errors_are_one_line_and_never_show_the_secret(ws: Workspace, bucket: st
     failures.append(err.value)
     for exc in failures:
         assert "\n" not in str(exc) and SECRET not in str(exc) and SECRET not in repr(exc)
+    assert SECRET not in caplog.text
 
 
 def test_access_denied_is_reported(ws: Workspace, bucket: str, env: dict[str, str]) -> None:
@@ -249,7 +253,11 @@ def test_command_line_round_trip(ws: Workspace, bucket: str, tmp_path: Path) -> 
     assert runner.invoke(app, ["bundles", "verify", "again", "--bundles-dir", folder]).exit_code == 0
     assert_frame_equal(_all_rows(BundleDataSource("again", folder)),
                        _all_rows(BundleDataSource("daily", folder)))
-    missing = runner.invoke(app, ["bundles", "pull", f"s3://{bucket}/cli/nope", "--bundles-dir", folder])
-    assert missing.exit_code != 0
-    for result in (pushed, pulled, missing):
+    missing = runner.invoke(app, ["--verbose", "bundles", "pull", f"s3://{bucket}/cli/nope",
+                                  "--bundles-dir", folder])
+    assert missing.exit_code == 2 and "no remote bundle at" in missing.output
+    denied = runner.invoke(app, ["--log-json", "bundles", "push", "daily", "s3://no-such-bucket-xyz/p",
+                                 "--bundles-dir", folder])
+    assert denied.exit_code == 2 and "no bucket" in denied.output
+    for result in (pushed, pulled, missing, denied):
         assert SECRET not in result.output

@@ -291,7 +291,7 @@ class RemoteBundleDataSource(DataSource):
     """
 
     name = "bundle"
-    remote = True
+    remote = False  # a pushed bundle is a snapshot: it never goes stale
 
     def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
         self._remote = _Remote(url, storage_options)
