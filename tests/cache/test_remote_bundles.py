@@ -261,3 +261,15 @@ def test_command_line_round_trip(ws: Workspace, bucket: str, tmp_path: Path) -> 
     assert denied.exit_code == 2 and "no bucket" in denied.output
     for result in (pushed, pulled, missing, denied):
         assert SECRET not in result.output
+
+
+def test_a_damaged_local_bundle_is_not_pushed(ws: Workspace, bucket: str) -> None:
+    _ingest(ws)
+    victim = next((ws.bundles_dir / "daily" / "data").rglob("*.parquet"))
+    raw = bytearray(victim.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    victim.write_bytes(bytes(raw))
+    with pytest.raises(CorruptCacheError, match="bundles verify daily"):
+        ws.bundles.push("daily", f"s3://{bucket}/p")
+    with pytest.raises(NoDataError, match="no remote bundle"):
+        ws.bundles.pull(f"s3://{bucket}/p/daily")

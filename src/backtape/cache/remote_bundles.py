@@ -195,15 +195,23 @@ def push_bundle(name: str, url: str, *, bundles_dir: str | Path | None = None,
             metadata_bytes = (meta.path / "metadata.parquet").read_bytes()
         index = CoverageIndex(snapshot)
         try:
-            rels = sorted(f"data/{f.path}" for f in index.all_files())
+            expected = {f"data/{f.path}": f.checksum for f in index.all_files()}
         finally:
             index.close()
-        uploads = [(rel, meta.path / rel) for rel in rels] + [(INDEX, snapshot)]
+        uploads = [(rel, meta.path / rel) for rel in sorted(expected)] + [(INDEX, snapshot)]
 
         def upload(item: tuple[str, Path]) -> RemoteFile:
-            data = item[1].read_bytes()
-            remote.write(item[0], data)
-            return RemoteFile(item[0], len(data), file_checksum(data))
+            rel, local = item
+            try:
+                data = local.read_bytes()
+            except FileNotFoundError:
+                data = b""
+            checksum = file_checksum(data)
+            if expected.get(rel, checksum) not in ("", checksum):  # never spread local damage
+                raise CorruptCacheError(f"bundle {name!r}: {local} fails its checksum; run backtape bundles "
+                                        f"verify {name} and ingest the damaged symbols again", [])
+            remote.write(rel, data)
+            return RemoteFile(rel, len(data), checksum)
 
         files = _parallel(upload, uploads, progress)
         remote.write("metadata.parquet", metadata_bytes)
