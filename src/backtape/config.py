@@ -127,6 +127,8 @@ class DataConfig(_Section):
     results_db: Database = Field(default_factory=lambda: str(_home_dir("results.db")))
     default_source: str = "sample"
     calendar: str = "XNYS"
+    s3_endpoint: str | None = None
+    """Object-storage endpoint for bundles on ``s3://`` (``http://127.0.0.1:9000``); AWS when unset."""
 
 
 class HttpConfig(_Section):

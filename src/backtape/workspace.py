@@ -10,7 +10,8 @@ part                     from the configuration
 ``ws.source(name)``      the registered source with its provider keys and settings; a network
                          provider (``remote``) behind the on-disk cache in ``data.cache_dir`` with
                          the default read-ahead policy (``cache=False`` opts out); ``"bundle:NAME"``
-                         reads a bundle
+                         reads a bundle, ``"bundle:s3://bucket/prefix/NAME"`` one on object storage
+``ws.storage_options()`` object-storage credentials and endpoint (``AWS_*``, ``data.s3_endpoint``)
 ``ws.portal(...)``       a ``DataPortal`` over such a source
 ``ws.options``           the ``TradingOptions`` of ``backtesting`` and ``risk``
 ``ws.results``           the ``ResultsStore`` at ``data.results_db``
@@ -122,6 +123,18 @@ class Workspace:
                 built = get_source(spec.name, **self.credentials(spec.name, **options))
                 self._cached[token] = self._behind_cache(built)
             return self._cached[token]
+
+    def storage_options(self) -> dict[str, Any]:
+        """Object-storage settings for pyarrow's ``S3FileSystem``: keys from the standard ``AWS_*``
+        variables (none: pyarrow's own credential chain), the endpoint from ``data.s3_endpoint`` or
+        ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``."""
+        env = os.environ
+        found = {"access_key": env.get("AWS_ACCESS_KEY_ID"), "secret_key": env.get("AWS_SECRET_ACCESS_KEY"),
+                 "session_token": env.get("AWS_SESSION_TOKEN"),
+                 "region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
+                 "endpoint_override": (self.config.data.s3_endpoint or env.get("AWS_ENDPOINT_URL_S3")
+                                       or env.get("AWS_ENDPOINT_URL"))}
+        return {k: v.strip() for k, v in found.items() if v and v.strip()}
 
     def _behind_cache(self, source: DataSource) -> DataSource:
         from .cache import CachedDataSource
@@ -243,10 +256,29 @@ class Bundles:
         return BundleMetadata.load(name, self.folder)
 
     def source(self, name: str) -> DataSource:
-        """Bundle ``name`` read as a ``DataSource``."""
+        """Bundle ``name`` read as a ``DataSource``; an ``s3://bucket/prefix/NAME`` URL is read from
+        object storage with the workspace's ``storage_options()``."""
+        if "://" in name:
+            from .cache.remote_bundles import RemoteBundleDataSource
+
+            return RemoteBundleDataSource(name, self.workspace.storage_options())
         from .cache.bundles import BundleDataSource
 
         return BundleDataSource(name, self.folder)
+
+    def push(self, name: str, url: str, *, replace: bool = False) -> Any:
+        """Upload bundle ``name`` to ``url/name`` (``s3://bucket/prefix``); returns its manifest."""
+        from .cache.remote_bundles import push_bundle
+
+        return push_bundle(name, url, bundles_dir=self.folder, replace=replace,
+                           storage_options=self.workspace.storage_options())
+
+    def pull(self, url: str, name: str | None = None) -> BundleMetadata:
+        """Download the bundle at ``url`` (``s3://bucket/prefix/NAME``) as ``name`` (default: its own)."""
+        from .cache.remote_bundles import pull_bundle
+
+        return pull_bundle(url, bundles_dir=self.folder, name=name,
+                           storage_options=self.workspace.storage_options())
 
     def ingest(self, name: str, symbols: Iterable[str] | str, start: TimeLike, end: TimeLike,
                frequency: str = "1d", source: DataSource | str | None = None,

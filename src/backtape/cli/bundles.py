@@ -124,3 +124,34 @@ def verify(ctx: typer.Context, name: str = typer.Argument(..., help="bundle name
                       f"those symbols again (backtape bundles ingest {name} ...) to restore them")
         raise typer.Exit(1)
     console.print(f"bundle {name!r}: metadata and {report.checked:,} file(s) intact")
+
+
+@app.command("push")
+def push(ctx: typer.Context, name: str = typer.Argument(..., help="bundle name"),
+         url: str = typer.Argument(..., help="object storage location, e.g. s3://bucket/prefix"),
+         replace: bool = typer.Option(False, "--replace", help="overwrite a bundle already at URL/NAME"),
+         bundles_dir: Path | None = BUNDLES_DIR) -> None:
+    """Upload a bundle to URL/NAME with a manifest of checksums (credentials: AWS_* variables,
+    endpoint: data.s3_endpoint or AWS_ENDPOINT_URL)."""
+    from ..cache.remote_bundles import push_bundle
+
+    ws = state(ctx).workspace()
+    manifest = push_bundle(name, url, bundles_dir=_folder(ctx, bundles_dir), replace=replace,
+                           storage_options=ws.storage_options())
+    size = sum(f.size for f in manifest.files)
+    Console(soft_wrap=True).print(f"bundle {name}: {len(manifest.files)} file(s), {format_size(size)} -> "
+                                  f"{url.rstrip('/')}/{name}")
+
+
+@app.command("pull")
+def pull(ctx: typer.Context, url: str = typer.Argument(..., help="remote bundle, e.g. s3://bucket/prefix/NAME"),
+         name: str | None = typer.Option(None, "--name", help="local bundle name (default: the remote's)"),
+         bundles_dir: Path | None = BUNDLES_DIR) -> None:
+    """Download a bundle, verifying every file's checksum; nothing is left behind if it fails."""
+    from ..cache.remote_bundles import pull_bundle
+
+    ws = state(ctx).workspace()
+    meta = pull_bundle(url, bundles_dir=_folder(ctx, bundles_dir), name=name,
+                       storage_options=ws.storage_options())
+    Console(soft_wrap=True).print(f"bundle {meta.name}: {len(meta.symbols)} symbol(s), {meta.row_count:,} "
+                                  f"rows, {format_size(meta.size_bytes)} <- {url} -> {meta.path}")
