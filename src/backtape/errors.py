@@ -104,6 +104,10 @@ class HistoryWindowStartsBeforeData(NoDataError):
         self.first_valid_end = first_valid_end
 
 
+class PeerNotInstalledError(BacktapeError, ImportError):
+    """An adapter's peer package (backtrader, backtesting.py, vectorbt) is not installed."""
+
+
 class BacktapeWarning(UserWarning):
     """A notice about a run that is worth one line (shown as ``warning: ...``, without source lines)."""
 
