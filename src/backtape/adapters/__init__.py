@@ -21,6 +21,18 @@ PEERS: dict[str, tuple[str, str]] = {
     "vectorbt": ("vectorbt", "vectorbt"),
 }
 
+#: adapter name (as in ``backtape backtest --engine``) -> its module
+ADAPTERS: dict[str, str] = {
+    "backtrader": "backtape.adapters.backtrader",
+    "backtesting": "backtape.adapters.backtesting_py",
+    "vectorbt": "backtape.adapters.vectorbt",
+}
+
+
+def adapter(name: str) -> ModuleType:
+    """The adapter module called ``name`` (``backtrader``, ``backtesting``, ``vectorbt``); each has ``run``."""
+    return importlib.import_module(ADAPTERS[name])
+
 
 def require(module: str) -> ModuleType:
     """Import peer ``module`` or raise ``PeerNotInstalledError`` naming the extra that installs it."""
@@ -35,4 +47,4 @@ def require(module: str) -> ModuleType:
         ) from None
 
 
-__all__ = ["PEERS", "PeerNotInstalledError", "require"]
+__all__ = ["ADAPTERS", "PEERS", "PeerNotInstalledError", "adapter", "require"]
