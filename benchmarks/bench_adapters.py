@@ -70,7 +70,8 @@ def _cases(ws: Any) -> list[tuple[str, Callable[[], Any], Callable[[], Any]]]:
 
     def signals(close: pd.DataFrame) -> dict[str, Any]:
         f, s = close.rolling(20).mean(), close.rolling(60).mean()
-        return {"entries": (f > s) & (f.shift() <= s.shift()), "short_entries": (f < s) & (f.shift() >= s.shift())}
+        up, down = (f > s) & (f.shift() <= s.shift()), (f < s) & (f.shift() >= s.shift())
+        return {"entries": up, "short_entries": down}
 
     def vbt_alone() -> Any:
         close = btc_df[["Close"]]
@@ -82,10 +83,11 @@ def _cases(ws: Any) -> list[tuple[str, Callable[[], Any], Callable[[], Any]]]:
          lambda: backtesting_py.run(cross, "GOOG", "2004-01-01", "2014-01-01", source=goog, cash=10_000,
                                     commission=0.002, workspace=ws)),
         ("backtrader SmaCross GOOG 1d (2,148 bars)", cerebro,
-         lambda: bta.run(SmaCross, "GOOG", "2004-01-01", "2014-01-01", source=goog, cash=10_000, workspace=ws)),
+         lambda: bta.run(SmaCross, "GOOG", "2004-01-01", "2014-01-01", source=goog, cash=10_000,
+                         workspace=ws)),
         ("vectorbt long/short BTC-PERP 1min (10,080 bars)", vbt_alone,
-         lambda: vectorbt.run(lambda d: signals(d.wide("close")), "BTC-PERP", "2022-01-03", "2022-01-10", "1min",
-                              source=btc, cash=1e6, commission=5e-4, workspace=ws)),
+         lambda: vectorbt.run(lambda d: signals(d.wide("close")), "BTC-PERP", "2022-01-03", "2022-01-10",
+                              "1min", source=btc, cash=1e6, commission=5e-4, workspace=ws)),
     ]
 
 

@@ -29,5 +29,6 @@ def btc_pandas() -> pd.DataFrame:
 
 def daily_pandas(symbol: str) -> pd.DataFrame:
     """A shipped daily file (split-adjusted prices) straight into pandas."""
-    df = pd.read_csv(sample_data_dir() / f"{symbol}_1d_2012-2014_with_div_split.csv", index_col=0, parse_dates=True)
+    path = sample_data_dir() / f"{symbol}_1d_2012-2014_with_div_split.csv"
+    df = pd.read_csv(path, index_col=0, parse_dates=True)
     return df.rename(columns=str.capitalize)[["Open", "High", "Low", "Close", "Volume"]]

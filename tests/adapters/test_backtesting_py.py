@@ -9,12 +9,12 @@ import numpy as np
 import polars as pl
 import pytest
 
+from _adapter_data import BTC_RANGE, btc_pandas, goog_pandas
 from _peers import backtesting_sma_cross
 from backtape.engine.result import BacktestResult
-from _adapter_data import BTC_RANGE, btc_pandas, goog_pandas
 
 pytest.importorskip("backtesting")
-from backtape.adapters import backtesting_py  # noqa: E402
+from backtape.adapters import backtesting_py
 
 REL = 1e-9
 
@@ -62,7 +62,8 @@ def _same(res: BacktestResult, stats: Any, on_close: bool = False) -> None:
                           ("commission", "Commission")):
         np.testing.assert_allclose(ours[col].to_numpy(), theirs[peer_col].to_numpy(), rtol=REL)
     assert res.metrics["final_equity"] == pytest.approx(stats["Equity Final [$]"], rel=REL)
-    np.testing.assert_allclose(res.equity["equity"].to_numpy(), stats._equity_curve.Equity.to_numpy(), rtol=REL)
+    np.testing.assert_allclose(res.equity["equity"].to_numpy(), stats._equity_curve.Equity.to_numpy(),
+                               rtol=REL)
     assert res.fingerprint["engine"] == "backtesting"
 
 

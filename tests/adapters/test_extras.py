@@ -67,7 +67,8 @@ def test_cli_backtest_engine_backtrader(tmp_path: Path) -> None:
     config = tmp_path / "backtape.yaml"
     config.write_text(f"data:\n  cache_dir: {tmp_path / 'cache'}\n  bundles_dir: {tmp_path / 'bundles'}\n"
                       f"  results_db: {tmp_path / 'results.db'}\n", encoding="utf-8")
-    args = [sys.executable, "-m", "backtape.cli.app", "--config", str(config), "backtest", f"{strategy}:Cross",
+    args = [sys.executable, "-m", "backtape.cli.app", "--config", str(config), "backtest",
+            f"{strategy}:Cross",
             "--engine", "backtrader", "-s", "AAPL", "--start", "2012-01-01", "--end", "2015-01-01",
             "--source", "sample", "--cash", "100000", "--commission", "0.001", "-p", "fast=5"]
     env = {"PYTHONPATH": f"{ROOT / 'src'}", "HOME": str(tmp_path), "COLUMNS": "200"}

@@ -30,7 +30,7 @@ ADAPTERS: dict[str, str] = {
 
 
 def adapter(name: str) -> ModuleType:
-    """The adapter module called ``name`` (``backtrader``, ``backtesting``, ``vectorbt``); each has ``run``."""
+    """The adapter module ``name`` (``backtrader``, ``backtesting``, ``vectorbt``); each has ``run``."""
     return importlib.import_module(ADAPTERS[name])
 
 

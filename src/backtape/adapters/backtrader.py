@@ -104,7 +104,9 @@ def recorder() -> type:
     def ns(num: float) -> int:
         return int(np.datetime64(bt.num2date(num), "ns").astype(np.int64))
 
-    class Recorder(bt.Analyzer):
+    analyzer: Any = bt.Analyzer
+
+    class Recorder(analyzer):
         """Broker value and exposure after each bar; fills, final orders and round trips as they happen."""
 
         def start(self) -> None:
@@ -140,7 +142,8 @@ def recorder() -> type:
                 self.opened[trade.ref] = (name, size, trade.baropen - 1, trade.price, trade.commission)
             elif trade.isclosed:
                 _, size, entry, price, _ = self.opened.pop(trade.ref)
-                self.closed.append((name, size, entry, trade.barclose - 1, price, trade.pnl, trade.commission))
+                self.closed.append((name, size, entry, trade.barclose - 1, price, trade.pnl,
+                                    trade.commission))
 
     return Recorder
 

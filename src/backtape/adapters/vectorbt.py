@@ -5,7 +5,8 @@
 ...     close = data.wide("close")
 ...     f, s = close.rolling(fast).mean(), close.rolling(slow).mean()
 ...     return {"entries": (f > s) & (f.shift() <= s.shift()), "exits": (f < s) & (f.shift() >= s.shift())}
->>> res = vba.run(cross, "AAPL", "2012-01-01", "2015-01-01", source="sample", fast=10, slow=50)  # doctest: +SKIP
+>>> res = vba.run(cross, "AAPL", "2012-01-01", "2015-01-01", source="sample",
+...               fast=10, slow=50)                                                  # doctest: +SKIP
 
 ``data.wide(field)`` gives bars x symbols frames aligned on the union of bar starts (UTC). A strategy
 returns either the keyword arguments of ``vbt.Portfolio.from_signals`` (``close`` defaults to the wide
@@ -52,8 +53,8 @@ def run(strategy: Callable[..., Any], symbols: Sequence[str] | str, start: TimeL
                           duration_s=time.perf_counter() - began)
 
 
-def from_portfolio(pf: Any, data: PeerData, *, strategy: str = "vectorbt", parameters: dict[str, Any] | None = None,
-                   duration_s: float = 0.0) -> BacktestResult:
+def from_portfolio(pf: Any, data: PeerData, *, strategy: str = "vectorbt",
+                   parameters: dict[str, Any] | None = None, duration_s: float = 0.0) -> BacktestResult:
     """The ``BacktestResult`` of vectorbt portfolio ``pf`` built on ``data``'s wide frames (its rows are
     the union of bar starts, its columns the symbols; one group when there are several)."""
     import vectorbt
