@@ -98,3 +98,28 @@ class _Wide:
 
     def wide(self, field: str) -> pd.DataFrame:
         return _frame(self.df, self.name, field.capitalize())
+
+
+@pytest.mark.parametrize(("fast", "slow", "commission", "fill"), [(10, 30, 0.002, "next_open"),
+                                                                  (20, 50, 0.0, "close")])
+def test_backtape_strategy_with_matched_conventions_equals_the_event_engine(ws, goog, fast: int, slow: int,
+                                                                           commission: float,
+                                                                           fill: str) -> None:
+    from backtape.adapters._data import load
+    from backtape.engine import run_backtest, sma_crossover
+
+    args = ("GOOG", "2004-01-01", "2014-01-01")
+    ours = run_backtest(sma_crossover(fast, slow), *args, source=goog, cash=10_000, commission=commission,
+                        fill=fill)
+    data = load(*args, source=goog, workspace=ws)
+    pf = vba.signals_portfolio(sma_crossover(fast, slow), data, cash=10_000, commission=commission, fill=fill)
+    res = vba.from_portfolio(pf, data, strategy="sma_crossover")
+    assert res.trades.height == ours.trades.height > 10
+    for col in ("size", "entry_price", "exit_price", "pnl", "commission"):
+        np.testing.assert_allclose(res.trades[col].to_numpy(), ours.trades[col].to_numpy(), rtol=REL)
+    assert res.metrics["final_equity"] == pytest.approx(ours.metrics["final_equity"], rel=REL)
+    np.testing.assert_allclose(res.equity["equity"].to_numpy(), ours.equity["equity"].to_numpy(), rtol=REL)
+    via_run = vba.run(sma_crossover(fast, slow), *args, source=goog, cash=10_000, commission=commission,
+                      workspace=ws, fill=fill)
+    assert via_run.metrics["final_equity"] == res.metrics["final_equity"]
+    assert via_run.parameters["fast"] == fast

@@ -11,7 +11,16 @@
 ``data.wide(field)`` gives bars x symbols frames aligned on the union of bar starts (UTC). A strategy
 returns either the keyword arguments of ``vbt.Portfolio.from_signals`` (``close`` defaults to the wide
 closes, ``init_cash``/``fees`` to ``cash``/``commission``; several symbols share one cash account)
-or a finished ``Portfolio``.
+or a finished ``Portfolio``. A backtape strategy with ``vector_signals`` (``sma_crossover(10, 50)``)
+is built by ``signals_portfolio`` with backtape's conventions matched:
+
+==================  ============================================================================
+backtape            vectorbt ``from_signals``
+==================  ============================================================================
+``fill="next_open"``  signals shifted one bar, ``price`` = the open (``"close"``: no shift, close)
+all-in whole shares   ``size=inf``, ``size_granularity=1`` (``fractional=True``: no granularity)
+percent commission    ``fees`` (sizing: ``floor(cash / (price * (1 + fees)))`` in both)
+==================  ============================================================================
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._time import TimeLike
+from ..errors import ConfigError
 from . import require
 from ._data import PeerData, cash_and_commission, load
 from ._result import PeerRun, build_result, trade_row
@@ -43,14 +53,44 @@ def run(strategy: Callable[..., Any], symbols: Sequence[str] | str, start: TimeL
     cash_, rate = cash_and_commission(workspace, cash, commission)
     data = load(symbols, start, end, frequency, source, workspace=workspace, adjustment=adjustment)
     began = time.perf_counter()
-    made = strategy(data, **params)
+    if hasattr(strategy, "vector_signals"):
+        made = signals_portfolio(strategy, data, cash=cash_, commission=rate, **params)
+        params = dict(getattr(strategy, "parameters", {}))
+    else:
+        made = strategy(data, **params)
     if isinstance(made, Mapping):
         shared = {"group_by": True, "cash_sharing": True} if len(data.symbols) > 1 else {}
         made = vbt.Portfolio.from_signals(**{"close": data.wide("close"), "init_cash": cash_, "fees": rate,
                                              **shared, **made})
-    name = getattr(strategy, "__name__", type(strategy).__name__)
+    name = str(getattr(strategy, "__name__", None) or getattr(strategy, "name", type(strategy).__name__))
     return from_portfolio(made, data, strategy=name, parameters=params,
                           duration_s=time.perf_counter() - began)
+
+
+def signals_portfolio(strategy: Any, data: PeerData, *, cash: float, commission: float,
+                      fill: str = "next_open", fractional: bool = False) -> Any:
+    """A vectorbt ``Portfolio`` of backtape ``strategy``'s ``vector_signals`` on one symbol of ``data``,
+    with backtape's fill, sizing and commission conventions (table in the module doc)."""
+    import pandas as pd
+
+    vbt = require("vectorbt")
+    if len(data.symbols) != 1:
+        raise ConfigError(f"signals_portfolio matches backtape's all-in sizing on one symbol, got "
+                          f"{data.symbols}; pass a function returning from_signals keywords instead")
+    if fill not in ("next_open", "close"):
+        raise ConfigError(f"fill must be next_open or close, got {fill!r}")
+    symbol = data.symbols[0]
+    frame = data.frames[symbol]
+    bars = {f: frame[f].to_numpy() for f in ("open", "high", "low", "close", "volume")}
+    close = data.wide("close")
+    signals = {}
+    for key, values in strategy.vector_signals(bars).items():
+        flags = pd.DataFrame(np.asarray(values, dtype=bool), index=close.index, columns=close.columns)
+        signals[key] = flags.shift(fill_value=False) if fill == "next_open" else flags
+    price = data.wide("open") if fill == "next_open" else close
+    granularity = {} if fractional else {"size_granularity": 1.0}
+    return vbt.Portfolio.from_signals(close, price=price, init_cash=cash, fees=commission, size=np.inf,
+                                      **granularity, **signals)
 
 
 def from_portfolio(pf: Any, data: PeerData, *, strategy: str = "vectorbt",
@@ -91,4 +131,4 @@ def from_portfolio(pf: Any, data: PeerData, *, strategy: str = "vectorbt",
     return build_result(peer, data)
 
 
-__all__ = ["from_portfolio", "run"]
+__all__ = ["from_portfolio", "run", "signals_portfolio"]
