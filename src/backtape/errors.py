@@ -146,6 +146,10 @@ class OrderError(BacktapeError, ValueError):
     """An order a strategy placed cannot exist as given (a stop on the wrong side, a bad side)."""
 
 
+class PeerNotInstalledError(BacktapeError, ImportError):
+    """An adapter's peer package (backtrader, backtesting.py, vectorbt) is not installed."""
+
+
 class BacktapeWarning(UserWarning):
     """A notice about a run that is worth one line (shown as ``warning: ...``, without source lines)."""
 

@@ -30,7 +30,8 @@ from backtape.sources.base import DataSourceMetadata
 SRC = Path(backtape.__file__).parent
 #: modules allowed to read the configuration or the environment (the top of the stack)
 TOP = {"workspace.py", "config.py", "__init__.py", "_logging.py"}
-TOP_DIRS = {"cli", "web"}
+#: entry points that resolve the default workspace themselves (the adapters, like ``backtape.run_backtest``)
+TOP_DIRS = {"cli", "web", "adapters"}
 
 
 def _config(tmp: Path, url: str | None = None, **sections: object) -> Path:

@@ -131,6 +131,8 @@ def backtest(
                                                           "data.results_db")),
     store: bool = typer.Option(True, "--store/--no-store", help="save the run in the results database"),
     report_path: str | None = typer.Option(None, "--report", help="also write the run's HTML report here"),
+    engine: str = typer.Option("event", "--engine", help="event (backtape's engine), or a peer running "
+                               "path/file.py:Name on backtape data: backtrader, backtesting, vectorbt"),
     list_strategies: bool = typer.Option(False, "--list", is_eager=True, callback=_print_strategies,
                                          help="print the registered strategy names and exit"),
 ) -> None:
@@ -140,6 +142,10 @@ def backtest(
     """
     st = state(ctx)
     ws = st.workspace()
+    if engine != "event":
+        _run_peer(engine, strategy, symbols, start, end, frequency, _parse_params(param), source, cash,
+                  commission, ws, db, store)
+        return
     if fill is not None and fill not in ("next_open", "close"):
         raise typer.BadParameter(f"--fill must be next_open or close, got {fill!r}")
     risk = _risk_manager(ws.config.risk, {
@@ -180,6 +186,29 @@ def backtest(
         console.print(f"stored run [bold]{run_id}[/bold] in {results.url}")
     if report_path:
         console.print(f"report written to {result.report(report_path)}")
+
+
+def _run_peer(engine: str, reference: str, symbols: str, start: str, end: str, frequency: str,
+              params: dict[str, Any], source: str | None, cash: float | None, commission: float | None,
+              ws: Any, db: str | None, store: bool) -> None:
+    """``--engine backtrader|backtesting|vectorbt``: run the peer's ``path/file.py:Name`` through its
+    adapter on the workspace's data, print backtape's metrics and store the run."""
+    from ..adapters import ADAPTERS, adapter
+    from ..engine.builtins import load_from_file
+
+    if engine not in ADAPTERS:
+        raise typer.BadParameter(f"--engine must be event, {', '.join(ADAPTERS)}; got {engine!r}")
+    if ":" not in reference:
+        raise typer.BadParameter(f"--engine {engine} runs a peer strategy given as path/file.py:Name, "
+                                 f"got {reference!r}")
+    result = adapter(engine).run(load_from_file(reference), symbols, start, end, frequency, source,
+                                 cash=cash, commission=commission, workspace=ws, **params)
+    console = Console()
+    console.print(metrics_table(result.metrics, f"{result.strategy} ({engine}) on "
+                                                f"{','.join(result.symbols)} {frequency}"))
+    if store:
+        results = ws.store(db or True)
+        console.print(f"stored run [bold]{result.save(results)}[/bold] in {results.url}")
 
 
 @contextlib.contextmanager

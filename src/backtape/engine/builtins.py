@@ -229,7 +229,16 @@ class StrategyFactory:
 
 def load_strategy_file(reference: str) -> type[Strategy]:
     """Import ``ClassName`` from ``path/to/file.py`` (a ``Strategy`` subclass)."""
-    path_text, _, class_name = reference.rpartition(":")
+    cls = load_from_file(reference)
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        raise BacktapeError(f"{reference.rpartition(':')[0]} has no Strategy subclass named "
+                            f"{reference.rpartition(':')[2]!r}")
+    return cls
+
+
+def load_from_file(reference: str) -> Any:
+    """The object ``Name`` of ``path/to/file.py:Name`` (the file imported as a fresh module)."""
+    path_text, _, name = reference.rpartition(":")
     path = Path(path_text)
     if not path.is_file():
         raise BacktapeError(f"strategy file {path} does not exist")
@@ -243,10 +252,9 @@ def load_strategy_file(reference: str) -> type[Strategy]:
         spec.loader.exec_module(module)
     except Exception as exc:
         raise BacktapeError(f"error importing {path}: {type(exc).__name__}: {exc}") from exc
-    cls = getattr(module, class_name, None)
-    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
-        raise BacktapeError(f"{path} has no Strategy subclass named {class_name!r}")
-    return cls
+    if not hasattr(module, name):
+        raise BacktapeError(f"{path} has nothing named {name!r}")
+    return getattr(module, name)
 
 
 def sma_crossover(fast: int = 10, slow: int = 50, allow_short: bool = False) -> SmaCrossover:
