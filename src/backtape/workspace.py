@@ -197,7 +197,7 @@ class Workspace:
         opt = self.config.optimization
         return optimize(strategy, grid, symbols, start, end, frequency, self.source(source), metric, engine,
                         executor or opt.executor, n_jobs=opt.n_jobs if n_jobs is None else n_jobs,
-                        address=address or opt.ray_address, store=self.store(store),
+                        address=self.ray_address(address), store=self.store(store),
                         options=self.trading_options(options, **trading), **rest)
 
     def walk_forward(self, strategy: Any, grid: Mapping[str, Iterable[Any]], symbols: Sequence[str] | str,
@@ -209,11 +209,20 @@ class Workspace:
         from .optimization import walk_forward
 
         trading, rest = _split(kwargs)
-        wf = self.config.optimization.walk_forward
+        opt = self.config.optimization
+        wf = opt.walk_forward
+        rest.setdefault("executor", opt.executor)
+        rest.setdefault("n_jobs", opt.n_jobs)
+        rest["address"] = self.ray_address(rest.get("address"))
         return walk_forward(strategy, grid, symbols, start, end, train_periods or wf.train_periods,
                             test_periods or wf.test_periods, step_size or wf.step_size, anchored, metric,
                             source=self.source(source), options=self.trading_options(options, **trading),
                             **rest)
+
+    def ray_address(self, address: str | None = None) -> str | None:
+        """The Ray cluster to use: ``address``, else ``optimization.ray_address``, else ``RAY_ADDRESS``;
+        ``None`` means a local instance."""
+        return address or self.config.optimization.ray_address or os.environ.get("RAY_ADDRESS") or None
 
     def monte_carlo(self, run: Any, n_simulations: int = 1000, method: str = "reshuffle", *,
                     store: StoreLike = True, **kwargs: Any) -> MonteCarloResult:
