@@ -9,12 +9,20 @@
   results stream back (``ray.wait``) and a lost chunk costs little; a task whose worker or node dies is
   retried (``max_retries``) and evaluation is deterministic, so the table equals a local run.
 * Ctrl-C (``KeyboardInterrupt``) on the driver cancels every outstanding task before it propagates.
+* ``local_cluster(nodes=2)`` starts a real multi-node cluster on 127.0.0.1 (``ray start`` processes)
+  for tests and benchmarks, and stops exactly its own processes afterwards.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +112,73 @@ def map_chunks(
 def chunks_for(ray_address: str | None, items: Sequence[Any]) -> list[list[Any]]:
     """``items`` in chunks for the cluster at ``ray_address``: ``CHUNKS_PER_CPU`` per CPU."""
     return chunked(items, cluster_cpus(connect(ray_address)) * CHUNKS_PER_CPU)
+
+
+@contextmanager
+def local_cluster(nodes: int = 2, cpus: int = 1, object_store_bytes: int = 100_000_000,
+                  pythonpath: Sequence[str] = ()) -> Iterator[str]:  # fmt: skip
+    """The ``host:port`` of ``nodes`` Ray nodes (``ray start``, ``cpus`` each) on 127.0.0.1.
+
+    Each node runs in its own session; on exit every process of those sessions (GCS, raylets,
+    workers) is terminated, so nothing else on the machine is touched (unlike ``ray stop``).
+    """
+    ray_bin = str(Path(sys.executable).with_name("ray"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    path = [str(Path(__file__).resolve().parents[2]), *pythonpath]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
+           "PYTHONPATH": os.pathsep.join(path)}  # fmt: skip
+    env.pop("RAY_ADDRESS", None)
+    common = [f"--num-cpus={cpus}", f"--object-store-memory={object_store_bytes}", "--disable-usage-stats",
+              "--node-ip-address=127.0.0.1"]  # fmt: skip
+    address = f"127.0.0.1:{port}"
+
+    def start(*args: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([ray_bin, "start", "--block", *args, *common], env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+    procs = [start("--head", f"--port={port}", "--include-dashboard=false")]
+    try:
+        deadline = time.monotonic() + 60
+        while not _listening(port):
+            if time.monotonic() > deadline or procs[0].poll() is not None:
+                raise RuntimeError(f"the Ray head node did not start on {address}")
+            time.sleep(0.2)
+        procs += [start(f"--address={address}") for _ in range(nodes - 1)]
+        yield address
+    finally:
+        _stop_sessions({p.pid for p in procs})
+        for p in procs:
+            p.wait(timeout=30)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _stop_sessions(sessions: set[int]) -> None:
+    """SIGTERM, then SIGKILL after 10 s, to every process whose session id is in ``sessions``."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        left = [pid for pid in _pids() if _sid(pid) in sessions]
+        for pid in left:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        while left and time.monotonic() < deadline:
+            left = [pid for pid in left if _sid(pid) in sessions]
+            time.sleep(0.1)
+
+
+def _pids() -> list[int]:
+    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
+
+
+def _sid(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except (ProcessLookupError, PermissionError):
+        return None
