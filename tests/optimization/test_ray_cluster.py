@@ -86,15 +86,22 @@ def test_walk_forward_windows_search_on_the_cluster(cluster: str) -> None:
     assert remote.equity.equals(local.equity)
 
 
-def _kill_one_worker(killed: list[int], stop: threading.Event) -> None:
-    """Kill the first worker process seen running an evaluation chunk."""
+def _kill_one_worker(port: str, killed: list[int], stop: threading.Event) -> None:
+    """Kill the first worker process of this cluster (its raylet names ``port``) running a chunk."""
     while not stop.is_set():
         for p in psutil.process_iter(["pid", "cmdline"]):
-            if "ray::_ray_eval" in " ".join(p.info["cmdline"] or []):
+            if "ray::_ray_eval" in " ".join(p.info["cmdline"] or []) and _parent_has(p, port):
                 p.kill()
                 killed.append(p.info["pid"])
                 return
         time.sleep(0.05)
+
+
+def _parent_has(p: Any, text: str) -> bool:
+    try:
+        return text in " ".join(p.parent().cmdline())
+    except (psutil.Error, AttributeError):
+        return False
 
 
 def test_a_killed_worker_is_retried_and_the_table_is_complete(cluster: str) -> None:
@@ -102,7 +109,7 @@ def test_a_killed_worker_is_retried_and_the_table_is_complete(cluster: str) -> N
     local = optimize("sma_crossover", grid, **SYN, engine="event", n_jobs=1, commission=0.001)
     killed: list[int] = []
     stop = threading.Event()
-    killer = threading.Thread(target=_kill_one_worker, args=(killed, stop))
+    killer = threading.Thread(target=_kill_one_worker, args=(":" + cluster.rsplit(":", 1)[1], killed, stop))
     killer.start()
     try:
         remote = optimize("sma_crossover", grid, **SYN, engine="event", commission=0.001, executor="ray",

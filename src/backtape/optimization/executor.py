@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,8 +42,8 @@ def _worker_init(manifest: str) -> None:
     _WORKER_DATA["data"] = market_data_from(manifest)
 
 
-def _worker_eval(spec: EvalSpec, sets: list[ParamSet]) -> tuple[np.ndarray, np.ndarray]:
-    return evaluate(_WORKER_DATA["data"], spec, sets)
+def _worker_call(func: Callable[..., Any], chunk: list[Any], args: tuple[Any, ...]) -> Any:
+    return func(_WORKER_DATA["data"], chunk, *args)
 
 
 def run_sets(
@@ -93,21 +94,30 @@ def _run_here(data: MarketData, spec: EvalSpec, sets: list[ParamSet], jobs: int,
 def _run_pool(
     data: MarketData, spec: EvalSpec, sets: list[ParamSet], jobs: int, progress: Progress | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    chunks = chunked(sets, jobs * CHUNKS_PER_CPU)
-    parts, done = {}, 0
+    parts = map_pool(_ray_eval, data, chunked(sets, jobs * CHUNKS_PER_CPU), spec, jobs=jobs, progress=progress)
+    return _gather(dict(enumerate(parts)))
+
+
+def map_pool(func: Callable[..., Any], data: MarketData, chunks: list[list[Any]], *args: Any, jobs: int,
+             progress: Progress | None = None) -> list[Any]:  # fmt: skip
+    """``[func(data, chunk, *args) for chunk in chunks]`` on ``jobs`` local processes, in chunk order.
+
+    ``data`` is written once as ``.npy`` files that every worker maps; ``func`` must be importable.
+    """
+    parts, done, total = {}, 0, sum(len(c) for c in chunks)
     with tempfile.TemporaryDirectory(prefix="backtape-opt-") as tmp:
         manifest = data.share(Path(tmp))
         # spawn: numba's thread pool must not be inherited through fork
         ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
                                  initargs=(str(manifest),)) as pool:  # fmt: skip
-            futures = {pool.submit(_worker_eval, spec, chunk): i for i, chunk in enumerate(chunks)}
+            futures = {pool.submit(_worker_call, func, chunk, args): i for i, chunk in enumerate(chunks)}
             for fut in as_completed(futures):
                 parts[futures[fut]] = fut.result()
                 done += len(chunks[futures[fut]])
                 if progress is not None:
-                    progress(done, len(sets))
-    return _gather(parts)
+                    progress(done, total)
+    return [parts[i] for i in range(len(chunks))]
 
 
 def _ray_eval(data: MarketData, sets: list[ParamSet], spec: EvalSpec) -> tuple[np.ndarray, np.ndarray]:
