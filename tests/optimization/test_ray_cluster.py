@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from backtape.optimization import optimize, walk_forward
 from backtape.optimization.cluster import local_cluster
 from backtape.sources import get_source
 from backtape.sources.base import DataSource, DataSourceMetadata
+from engine.test_postgres import postgres_url  # noqa: F401  (the real server fixture)
+from optimization.test_run_many import SPAN, _count, _workspace
 
 ray = pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
@@ -86,11 +89,11 @@ def test_walk_forward_windows_search_on_the_cluster(cluster: str) -> None:
     assert remote.equity.equals(local.equity)
 
 
-def _kill_one_worker(port: str, killed: list[int], stop: threading.Event) -> None:
+def _kill_one_worker(port: str, killed: list[int], stop: threading.Event, name: str) -> None:
     """Kill the first worker process of this cluster (its raylet names ``port``) running a chunk."""
     while not stop.is_set():
         for p in psutil.process_iter(["pid", "cmdline"]):
-            if "ray::_ray_eval" in " ".join(p.info["cmdline"] or []) and _parent_has(p, port):
+            if f"ray::{name}" in " ".join(p.info["cmdline"] or []) and _parent_has(p, port):
                 p.kill()
                 killed.append(p.info["pid"])
                 return
@@ -104,18 +107,38 @@ def _parent_has(p: Any, text: str) -> bool:
         return False
 
 
-def test_a_killed_worker_is_retried_and_the_table_is_complete(cluster: str) -> None:
-    grid = {"fast": list(range(3, 23)), "slow": [30, 40, 50, 60]}
-    local = optimize("sma_crossover", grid, **SYN, engine="event", n_jobs=1, commission=0.001)
+@contextmanager
+def _killing_one_worker(cluster: str, name: str = "_ray_eval") -> Iterator[list[int]]:
     killed: list[int] = []
     stop = threading.Event()
-    killer = threading.Thread(target=_kill_one_worker, args=(":" + cluster.rsplit(":", 1)[1], killed, stop))
+    port = ":" + cluster.rsplit(":", 1)[1]
+    killer = threading.Thread(target=_kill_one_worker, args=(port, killed, stop, name))
     killer.start()
     try:
-        remote = optimize("sma_crossover", grid, **SYN, engine="event", commission=0.001, executor="ray",
-                          address=cluster)  # fmt: skip
+        yield killed
     finally:
         stop.set()
         killer.join()
     assert killed, "no worker was killed"
+
+
+def test_a_killed_worker_is_retried_and_the_table_is_complete(cluster: str) -> None:
+    grid = {"fast": list(range(3, 23)), "slow": [30, 40, 50, 60]}
+    local = optimize("sma_crossover", grid, **SYN, engine="event", n_jobs=1, commission=0.001)
+    with _killing_one_worker(cluster):
+        remote = optimize("sma_crossover", grid, **SYN, engine="event", commission=0.001, executor="ray",
+                          address=cluster)  # fmt: skip
     assert remote.table.equals(local.table)
+
+
+def test_run_many_on_the_cluster_with_a_killed_worker_stores_each_run_once(
+        cluster: str, tmp_path: Path, postgres_url: str) -> None:  # noqa: F811
+    ws = _workspace(tmp_path)
+    grid = {"fast": [5, 10, 15, 20], "slow": [30, 50]}
+    local = ws.run_many(["sma_crossover"], ["AAA", "BBB"], grid, **SPAN, n_jobs=1)
+    before = _count(postgres_url, "backtests")
+    with _killing_one_worker(cluster, "_run_jobs"):
+        remote = ws.run_many(["sma_crossover"], ["AAA", "BBB"], grid, **SPAN, executor="ray", address=cluster,
+                             store=postgres_url)  # fmt: skip
+    assert remote.drop("run_id", "pid").equals(local.drop("run_id", "pid"))
+    assert remote["run_id"].n_unique() == 16 and _count(postgres_url, "backtests") == before + 16
