@@ -8,6 +8,9 @@ process killed mid-sweep leaves the table equal to the single-process result.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -142,3 +145,39 @@ def test_run_many_on_the_cluster_with_a_killed_worker_stores_each_run_once(
                              store=postgres_url)  # fmt: skip
     assert remote.drop("run_id", "pid").equals(local.drop("run_id", "pid"))
     assert remote["run_id"].n_unique() == 16 and _count(postgres_url, "backtests") == before + 16
+
+
+DRIVER = """
+import sys
+from backtape.optimization import optimize
+from backtape.results import ResultsStore
+grid = {"fast": list(range(3, 43)), "slow": list(range(50, 100))}  # about 25 s of work
+optimize("sma_crossover", grid, "SYN", "2021-01-01", "2022-06-01", source="synthetic", engine="event",
+         executor="ray", address=sys.argv[1], store=ResultsStore(sys.argv[2]),
+         progress=lambda d, t: print(d, t, flush=True))
+"""
+
+
+def test_ctrl_c_on_the_driver_cancels_its_tasks_and_stores_nothing(cluster: str, tmp_path: Path) -> None:
+    db = tmp_path / "results.db"
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER, cluster, str(db)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    try:
+        assert driver.stdout is not None
+        first = driver.stdout.readline()  # a chunk is done: the sweep is under way
+        assert first.split()[1] == "2000", driver.stderr.read() if driver.stderr else ""
+        driver.send_signal(signal.SIGINT)
+        _, err = driver.communicate(timeout=60)
+    finally:
+        driver.kill()
+    assert driver.returncode != 0 and "KeyboardInterrupt" in err
+    assert _count(str(db), "optimizations") == 0
+    port = ":" + cluster.rsplit(":", 1)[1]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # soon no worker of this cluster evaluates a chunk any more
+        busy = [p for p in psutil.process_iter(["cmdline"])
+                if "ray::_ray_eval" in " ".join(p.info["cmdline"] or []) and _parent_has(p, port)]
+        if not busy:
+            break
+        time.sleep(0.2)
+    assert not busy
