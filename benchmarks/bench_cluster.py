@@ -18,8 +18,8 @@ from typing import Any
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from backtape.optimization import optimize  # noqa: E402
-from backtape.optimization.cluster import connect, local_cluster, map_chunks  # noqa: E402
+from backtape.optimization import optimize
+from backtape.optimization.cluster import connect, local_cluster, map_chunks
 
 DATA = {"symbols": "ACME", "start": "2015-01-01", "end": "2025-01-01", "source": "synthetic"}
 SWEEPS = {
@@ -71,10 +71,12 @@ def main() -> None:
             kw: dict[str, Any] = {**DATA, "engine": engine, "constraint": "fast < slow", "commission": 0.001}
             local_kw = {"n_jobs": 2} if engine == "event" else {}
             optimize("sma_crossover", {"fast": [5], "slow": [20]}, **{**kw, "engine": engine})  # warm numba
-            t_local, local = timed(lambda: optimize("sma_crossover", grid, **kw, **local_kw))
-            t_ray, remote = timed(lambda: optimize("sma_crossover", grid, **kw, executor="ray", address=address))
+            t_local, local = timed(lambda g=grid, k=kw, lk=local_kw: optimize("sma_crossover", g, **k, **lk))
+            t_ray, remote = timed(lambda g=grid, k=kw: optimize("sma_crossover", g, **k, executor="ray",
+                                                                address=address))
             assert remote.table.equals(local.table)
-            rows.append((f"{name} ({len(local.table)} sets)", t_ray, t_local, "pool" if local_kw else "in-process"))
+            how = "pool" if local_kw else "in-process"
+            rows.append((f"{name} ({len(local.table)} sets)", t_ray, t_local, how))
         n = 400
         map_chunks(_noop, None, [[0]] * 8, address=address)
         t_noop, _ = timed(lambda: map_chunks(_noop, b"x" * 1_000_000, [[0]] * n, address=address))

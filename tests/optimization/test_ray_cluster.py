@@ -160,8 +160,9 @@ optimize("sma_crossover", grid, "SYN", "2021-01-01", "2022-06-01", source="synth
 
 def test_ctrl_c_on_the_driver_cancels_its_tasks_and_stores_nothing(cluster: str, tmp_path: Path) -> None:
     db = tmp_path / "results.db"
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     driver = subprocess.Popen([sys.executable, "-c", DRIVER, cluster, str(db)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+                              stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert driver.stdout is not None
         first = driver.stdout.readline()  # a chunk is done: the sweep is under way

@@ -60,8 +60,10 @@ def test_two_copies_of_a_task_racing_store_one_run(tmp_path: Path, postgres_url:
     jobs = jobs_of("sma_crossover", "AAA", [{"fast": 5, "slow": 30}, {"fast": 10, "slow": 50}])
     before = _count(postgres_url, "backtests")
     out: list[list[dict]] = []
-    copies = [threading.Thread(target=lambda: out.append(_run_jobs(data, jobs, ws.options, postgres_url, "race")))
-              for _ in range(3)]  # fmt: skip
+    def copy() -> None:
+        out.append(_run_jobs(data, jobs, ws.options, postgres_url, "race"))
+
+    copies = [threading.Thread(target=copy) for _ in range(3)]
     for t in copies:
         t.start()
     for t in copies:

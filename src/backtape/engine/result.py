@@ -60,7 +60,7 @@ class BacktestResult:
         return pl.DataFrame(rows, schema={"metric": pl.String, "value": pl.Float64}, orient="row")
 
     def save(self, store: Any, key: str | None = None) -> int:
-        """Store this run in a ``ResultsStore`` (once per idempotency ``key``); returns (and remembers) its id."""
+        """Store this run in a ``ResultsStore`` (once per idempotency ``key``); returns its id."""
         self.run_id = store.save_run(
             strategy=self.strategy, parameters=self.parameters, symbols=self.symbols, start=self.start,
             end=self.end, frequency=self.frequency, metrics=self.metrics, trades=self.trades,

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -135,8 +135,9 @@ def local_cluster(nodes: int = 2, cpus: int = 1, object_store_bytes: int = 100_0
     address = f"127.0.0.1:{port}"
 
     def start(*args: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([ray_bin, "start", "--block", *args, *common], env=env, start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        return subprocess.Popen([ray_bin, "start", "--block", *args, *common], env=env,
+                                start_new_session=True, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
 
     procs = [start("--head", f"--port={port}", "--include-dashboard=false")]
     try:
@@ -163,10 +164,8 @@ def _stop_sessions(sessions: set[int]) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
         left = [pid for pid in _pids() if _sid(pid) in sessions]
         for pid in left:
-            try:
+            with suppress(ProcessLookupError):
                 os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
         deadline = time.monotonic() + 10
         while left and time.monotonic() < deadline:
             left = [pid for pid in left if _sid(pid) in sessions]

@@ -94,7 +94,8 @@ def _run_here(data: MarketData, spec: EvalSpec, sets: list[ParamSet], jobs: int,
 def _run_pool(
     data: MarketData, spec: EvalSpec, sets: list[ParamSet], jobs: int, progress: Progress | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    parts = map_pool(_ray_eval, data, chunked(sets, jobs * CHUNKS_PER_CPU), spec, jobs=jobs, progress=progress)
+    chunks = chunked(sets, jobs * CHUNKS_PER_CPU)
+    parts = map_pool(_ray_eval, data, chunks, spec, jobs=jobs, progress=progress)
     return _gather(dict(enumerate(parts)))
 
 

@@ -42,8 +42,11 @@ class Job:
         return json.dumps([strategy_label(self.strategy), self.symbol, list(self.params)], default=str)
 
 
-def jobs_of(strategies: Sequence[Any] | Any, symbols: Sequence[str] | str,
-            params: Mapping[str, Iterable[Any]] | Sequence[Mapping[str, Any]] | None = None) -> list[Job]:  # fmt: skip
+def jobs_of(
+    strategies: Sequence[Any] | Any,
+    symbols: Sequence[str] | str,
+    params: Mapping[str, Iterable[Any]] | Sequence[Mapping[str, Any]] | None = None,
+) -> list[Job]:
     """Every strategy x symbol x parameter set; ``params`` is a grid (name -> values) or a list of sets."""
     strategies = list(strategies) if isinstance(strategies, list | tuple) else [strategies]
     names = [s.strip() for s in symbols.split(",")] if isinstance(symbols, str) else list(symbols)
@@ -51,7 +54,8 @@ def jobs_of(strategies: Sequence[Any] | Any, symbols: Sequence[str] | str,
         sets: list[dict[str, Any]] = [{}]
     elif isinstance(params, Mapping):
         keys = list(params)
-        sets = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(list(params[k]) for k in keys))]
+        combos = itertools.product(*(list(params[k]) for k in keys))
+        sets = [dict(zip(keys, combo, strict=True)) for combo in combos]
     else:
         sets = [dict(p) for p in params]
     if not strategies or not names or not sets:
@@ -103,7 +107,8 @@ def run_many(
     batch = batch or uuid.uuid4().hex
     args = (options, store_url, batch)
     if executor == "ray":
-        parts = map_chunks(_run_jobs, data, chunks_for(address, jobs), *args, address=address, progress=progress)
+        chunks = chunks_for(address, jobs)
+        parts = map_chunks(_run_jobs, data, chunks, *args, address=address, progress=progress)
     else:
         procs = max(1, min(len(jobs), n_jobs if n_jobs and n_jobs > 0 else os.cpu_count() or 1))
         chunks = chunked(jobs, procs * CHUNKS_PER_CPU)
