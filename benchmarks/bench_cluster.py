@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from backtape.optimization import optimize
 from backtape.optimization.cluster import connect, local_cluster, map_chunks
 
 DATA = {"symbols": "ACME", "start": "2015-01-01", "end": "2025-01-01", "source": "synthetic"}
-SWEEPS = {
+SWEEPS: dict[str, tuple[dict[str, Any], str]] = {
     "942 pairs, vector": ({"fast": range(5, 55, 5), "slow": range(20, 220, 2)}, "vector"),
     "10,000 sets, vector": ({"fast": range(1, 101), "slow": range(101, 201)}, "vector"),
     "96 sets, event": ({"fast": range(5, 53, 2), "slow": [60, 80, 100, 120]}, "event"),
@@ -69,11 +70,11 @@ def main() -> None:
         connect(address)
         for name, (grid, engine) in SWEEPS.items():
             kw: dict[str, Any] = {**DATA, "engine": engine, "constraint": "fast < slow", "commission": 0.001}
-            local_kw = {"n_jobs": 2} if engine == "event" else {}
+            local_kw: dict[str, Any] = {"n_jobs": 2} if engine == "event" else {}
             optimize("sma_crossover", {"fast": [5], "slow": [20]}, **{**kw, "engine": engine})  # warm numba
-            t_local, local = timed(lambda g=grid, k=kw, lk=local_kw: optimize("sma_crossover", g, **k, **lk))
-            t_ray, remote = timed(lambda g=grid, k=kw: optimize("sma_crossover", g, **k, executor="ray",
-                                                                address=address))
+            t_local, local = timed(partial(optimize, "sma_crossover", grid, **kw, **local_kw))
+            on_ray = partial(optimize, "sma_crossover", grid, **kw, executor="ray", address=address)
+            t_ray, remote = timed(on_ray)
             assert remote.table.equals(local.table)
             how = "pool" if local_kw else "in-process"
             rows.append((f"{name} ({len(local.table)} sets)", t_ray, t_local, how))
