@@ -40,15 +40,18 @@ SYN = {"symbols": "SYN", "start": "2021-01-01", "end": "2022-06-01", "source": "
 def cluster() -> Iterator[str]:
     """``host:port`` of a head node and a second node, one CPU each, both stopped afterwards always."""
     with local_cluster(nodes=2, cpus=1, pythonpath=[str(Path(__file__).parents[1])]) as address:
-        ray.init(address=address, log_to_driver=False)
+        # the searches join this connection (``address=``); a fresh driver joining by address alone is
+        # the Ctrl-C test's subprocess (one process re-initialising Ray many times is fragile)
+        ray.init(address=address, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}})  # fmt: skip
         try:
             deadline = time.monotonic() + 60
             while ray.cluster_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
                 time.sleep(0.2)
             assert ray.cluster_resources().get("CPU", 0) == 2
+            yield address
         finally:
-            ray.shutdown()  # the searches connect themselves, through ``address=``
-        yield address
+            ray.shutdown()
 
 
 class _Recording(DataSource):

@@ -16,10 +16,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -133,6 +135,8 @@ def local_cluster(nodes: int = 2, cpus: int = 1, object_store_bytes: int = 100_0
     common = [f"--num-cpus={cpus}", f"--object-store-memory={object_store_bytes}", "--disable-usage-stats",
               "--node-ip-address=127.0.0.1"]  # fmt: skip
     address = f"127.0.0.1:{port}"
+    temp = Path(tempfile.mkdtemp(prefix="bt-ray-"))  # its own session files, not /tmp/ray's
+    common.append(f"--temp-dir={temp}")
 
     def start(*args: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen([ray_bin, "start", "--block", *args, *common], env=env,
@@ -152,6 +156,12 @@ def local_cluster(nodes: int = 2, cpus: int = 1, object_store_bytes: int = 100_0
         _stop_sessions({p.pid for p in procs})
         for p in procs:
             p.wait(timeout=30)
+        # what ``ray stop`` does: forget the address, so a later ``ray.init()`` does not look for it
+        for folder in (temp, Path(tempfile.gettempdir()) / "ray"):
+            current = folder / "ray_current_cluster"
+            if current.is_file() and current.read_text().strip().endswith(f":{port}"):
+                current.unlink()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _listening(port: int) -> bool:
