@@ -39,6 +39,8 @@ from .sources import get_source, registry
 from .sources.base import DataSource
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from .cache.bundles import BundleMetadata
     from .engine.result import BacktestResult
     from .engine.strategy import Strategy
@@ -210,7 +212,7 @@ class Workspace:
         opt = self.config.optimization
         return optimize(strategy, grid, symbols, start, end, frequency, self.source(source), metric, engine,
                         executor or opt.executor, n_jobs=opt.n_jobs if n_jobs is None else n_jobs,
-                        address=address or opt.ray_address, store=self.store(store),
+                        address=self.ray_address(address), store=self.store(store),
                         options=self.trading_options(options, **trading), **rest)
 
     def walk_forward(self, strategy: Any, grid: Mapping[str, Iterable[Any]], symbols: Sequence[str] | str,
@@ -222,11 +224,45 @@ class Workspace:
         from .optimization import walk_forward
 
         trading, rest = _split(kwargs)
-        wf = self.config.optimization.walk_forward
+        opt = self.config.optimization
+        wf = opt.walk_forward
+        rest.setdefault("executor", opt.executor)
+        rest.setdefault("n_jobs", opt.n_jobs)
+        rest["address"] = self.ray_address(rest.get("address"))
         return walk_forward(strategy, grid, symbols, start, end, train_periods or wf.train_periods,
                             test_periods or wf.test_periods, step_size or wf.step_size, anchored, metric,
                             source=self.source(source), options=self.trading_options(options, **trading),
                             **rest)
+
+    def run_many(self, strategies: Any, symbols: Sequence[str] | str, params: Any = None, *,
+                 start: TimeLike, end: TimeLike, frequency: str = "1d",
+                 source: DataSource | str | None = None, executor: str | None = None,
+                 n_jobs: int | None = None, address: str | None = None, store: StoreLike = None,
+                 batch: str | None = None, progress: Progress | None = None,
+                 options: TradingOptions | None = None, **overrides: Any) -> pl.DataFrame:
+        """Event backtests of every strategy x symbol x parameter set (``params``: a grid or a list of
+        sets) on local processes or Ray: one row of metrics each; with ``store`` every worker stores
+        its runs (once each, even when a task is retried)."""
+        from .optimization.data import load_market_data
+        from .optimization.evaluate import EvalSpec
+        from .optimization.many import jobs_of, run_many
+
+        jobs = jobs_of(strategies, symbols, params)
+        warmup = max(EvalSpec(j.strategy).warmup(dict(j.params)) for j in jobs)
+        opts = self.trading_options(options, **overrides)
+        data = load_market_data(sorted({j.symbol for j in jobs}), start, end, frequency, self.source(source),
+                                warmup=warmup, adjustment=opts.adjustment)  # fmt: skip
+        results = self.store(store)
+        opt = self.config.optimization
+        return run_many(jobs, data, opts, executor=executor or opt.executor,
+                        n_jobs=opt.n_jobs if n_jobs is None else n_jobs, address=self.ray_address(address),
+                        store_url=None if results is None else results.engine.url.render_as_string(False),
+                        batch=batch, progress=progress)  # fmt: skip
+
+    def ray_address(self, address: str | None = None) -> str | None:
+        """The Ray cluster to use: ``address``, else ``optimization.ray_address``, else ``RAY_ADDRESS``;
+        ``None`` means a local instance."""
+        return address or self.config.optimization.ray_address or os.environ.get("RAY_ADDRESS") or None
 
     def monte_carlo(self, run: Any, n_simulations: int = 1000, method: str = "reshuffle", *,
                     store: StoreLike = True, **kwargs: Any) -> MonteCarloResult:

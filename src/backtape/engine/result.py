@@ -59,13 +59,13 @@ class BacktestResult:
         rows = [(k, float(self.metrics[k])) for k in _HEADLINE if k in self.metrics]
         return pl.DataFrame(rows, schema={"metric": pl.String, "value": pl.Float64}, orient="row")
 
-    def save(self, store: Any) -> int:
-        """Store this run in a ``ResultsStore``; returns (and remembers) its id."""
+    def save(self, store: Any, key: str | None = None) -> int:
+        """Store this run in a ``ResultsStore`` (once per idempotency ``key``); returns its id."""
         self.run_id = store.save_run(
             strategy=self.strategy, parameters=self.parameters, symbols=self.symbols, start=self.start,
             end=self.end, frequency=self.frequency, metrics=self.metrics, trades=self.trades,
             equity=self.equity, source=self.source, cash=self.cash, duration_s=self.duration_s,
-            fingerprint=self.fingerprint, frames=self.frames(),
+            fingerprint=self.fingerprint, frames=self.frames(), key=key,
         )
         return self.run_id
 

@@ -6,9 +6,9 @@
   default all cores, once the search has ``_POOL_MIN_SETS`` sets or more). The
   loaded arrays are written once as ``.npy`` files in a temporary folder and every worker maps
   them (``np.load(mmap_mode="r")``): no worker fetches anything.
-* ``ray``: chunks become Ray tasks; the data goes once into Ray's shared-memory object store
-  (``ray.put``), which workers on the same node read without copying. ``address=None`` attaches to
-  a running local instance or starts one.
+* ``ray``: chunks become Ray tasks (see ``cluster``): the data goes once into Ray's shared-memory
+  object store, failed tasks are retried, Ctrl-C cancels the rest. ``address=None`` starts a local
+  instance; an address joins that cluster.
 
 ``progress(done, total)`` is called as chunks finish (sets done, sets in all).
 """
@@ -21,10 +21,12 @@ import tempfile
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError
+from .cluster import CHUNKS_PER_CPU, chunked, chunks_for, map_chunks
 from .data import MarketData, market_data_from
 from .evaluate import EvalSpec, ParamSet, evaluate
 
@@ -40,13 +42,8 @@ def _worker_init(manifest: str) -> None:
     _WORKER_DATA["data"] = market_data_from(manifest)
 
 
-def _worker_eval(spec: EvalSpec, sets: list[ParamSet]) -> tuple[np.ndarray, np.ndarray]:
-    return evaluate(_WORKER_DATA["data"], spec, sets)
-
-
-def _chunks(sets: list[ParamSet], n_chunks: int) -> list[list[ParamSet]]:
-    size = max(1, -(-len(sets) // max(1, n_chunks)))
-    return [sets[i : i + size] for i in range(0, len(sets), size)]
+def _worker_call(func: Callable[..., Any], chunk: list[Any], args: tuple[Any, ...]) -> Any:
+    return func(_WORKER_DATA["data"], chunk, *args)
 
 
 def run_sets(
@@ -97,60 +94,39 @@ def _run_here(data: MarketData, spec: EvalSpec, sets: list[ParamSet], jobs: int,
 def _run_pool(
     data: MarketData, spec: EvalSpec, sets: list[ParamSet], jobs: int, progress: Progress | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    chunks = _chunks(sets, jobs * 4)
-    parts, done = {}, 0
+    chunks = chunked(sets, jobs * CHUNKS_PER_CPU)
+    parts = map_pool(_ray_eval, data, chunks, spec, jobs=jobs, progress=progress)
+    return _gather(dict(enumerate(parts)))
+
+
+def map_pool(func: Callable[..., Any], data: MarketData, chunks: list[list[Any]], *args: Any, jobs: int,
+             progress: Progress | None = None) -> list[Any]:  # fmt: skip
+    """``[func(data, chunk, *args) for chunk in chunks]`` on ``jobs`` local processes, in chunk order.
+
+    ``data`` is written once as ``.npy`` files that every worker maps; ``func`` must be importable.
+    """
+    parts, done, total = {}, 0, sum(len(c) for c in chunks)
     with tempfile.TemporaryDirectory(prefix="backtape-opt-") as tmp:
         manifest = data.share(Path(tmp))
         # spawn: numba's thread pool must not be inherited through fork
         ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
                                  initargs=(str(manifest),)) as pool:  # fmt: skip
-            futures = {pool.submit(_worker_eval, spec, chunk): i for i, chunk in enumerate(chunks)}
+            futures = {pool.submit(_worker_call, func, chunk, args): i for i, chunk in enumerate(chunks)}
             for fut in as_completed(futures):
                 parts[futures[fut]] = fut.result()
                 done += len(chunks[futures[fut]])
                 if progress is not None:
-                    progress(done, len(sets))
-    return _gather(parts)
+                    progress(done, total)
+    return [parts[i] for i in range(len(chunks))]
 
 
-def ray_available() -> bool:
-    """Whether the ``ray`` extra is installed."""
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _ray_eval(data: MarketData, spec: EvalSpec, sets: list[ParamSet]) -> tuple[np.ndarray, np.ndarray]:
+def _ray_eval(data: MarketData, sets: list[ParamSet], spec: EvalSpec) -> tuple[np.ndarray, np.ndarray]:
     return evaluate(data, spec, sets)
 
 
 def _run_ray(
     data: MarketData, spec: EvalSpec, sets: list[ParamSet], address: str | None, progress: Progress | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    if not ray_available():
-        raise ConfigError("executor='ray' needs the ray extra: pip install 'backtape[ray]'")
-    import ray
-
-    if not ray.is_initialized():
-        src = str(Path(__file__).resolve().parents[2])
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
-                     p for p in (src, os.environ.get("PYTHONPATH", "")) if p)}})  # fmt: skip
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    chunks = _chunks(sets, cpus * 2)
-    task = ray.remote(_ray_eval)
-    ref = ray.put(data)
-    pending = {task.remote(ref, spec, chunk): i for i, chunk in enumerate(chunks)}
-    parts, done = {}, 0
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        for r in ready:
-            i = pending.pop(r)
-            parts[i] = ray.get(r)
-            done += len(chunks[i])
-            if progress is not None:
-                progress(done, len(sets))
-    return _gather(parts)
+    parts = map_chunks(_ray_eval, data, chunks_for(address, sets), spec, address=address, progress=progress)
+    return _gather(dict(enumerate(parts)))

@@ -129,6 +129,7 @@ def walk_forward(
     executor: str = "local",
     constraint: Constraint | None = None,
     n_jobs: int | None = None,
+    address: str | None = None,
     method: str = "grid",
     n_samples: int | None = None,
     seed: int = 0,
@@ -139,7 +140,8 @@ def walk_forward(
 ) -> WalkForwardResult:
     """Walk-forward optimization of ``strategy`` over ``grid`` (see the module doc for the windows).
 
-    ``step_size`` defaults to ``test_periods``; other arguments as in ``optimize``.
+    ``step_size`` defaults to ``test_periods``; other arguments as in ``optimize`` (each window's
+    search runs on ``executor``, with ``address`` for a Ray cluster).
     ``progress(done, total)`` counts windows.
     """
     opts = trading_options(options, **overrides)
@@ -157,6 +159,7 @@ def walk_forward(
         engine=engine,
         executor=executor,
         n_jobs=n_jobs,
+        address=address,
     )
     sets, _ = eng.candidates(strategy, grid, constraint)
     spec = EvalSpec(strategy, engine, opts, n_partitions)

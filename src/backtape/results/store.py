@@ -89,6 +89,13 @@ _equity = sa.Table(
     sa.Column("drawdown", sa.Float),
 )
 
+#: idempotency keys of runs written by workers: a retried task finds its run instead of adding one
+_run_keys = sa.Table(
+    "run_keys", _metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("backtest_id", sa.Integer, sa.ForeignKey("backtests.id", ondelete="CASCADE"), nullable=False),
+)
+
 _params = sa.Table(
     "parameters", _metadata,
     sa.Column("backtest_id", sa.Integer, sa.ForeignKey("backtests.id", ondelete="CASCADE"),
@@ -232,8 +239,12 @@ class ResultsStore:
         fingerprint: dict[str, Any] | None = None,
         status: str = "completed",
         frames: dict[str, pl.DataFrame] | None = None,
+        key: str | None = None,
     ) -> int:
         """Insert one run with everything about it in one transaction; return its id.
+
+        With an idempotency ``key`` a run already stored under it is returned instead (a retried
+        worker task never adds a second row, even when two copies race).
 
         ``frames`` are further named result frames (orders, fills, open trades, records, ...), kept
         whole as Parquet so that any run can be rebuilt exactly (``load_result``).
@@ -257,9 +268,29 @@ class ResultsStore:
             "data_fingerprint": _clean(fingerprint or {}),
             "created_at": dt.datetime.now(dt.UTC),
         }
+        if key is not None and (known := self.run_for_key(key)) is not None:
+            return known
+        try:
+            return self._insert_run(header, params, clean_metrics, trades, equity, frames, key)
+        except sa.exc.IntegrityError:
+            if key is None or (known := self.run_for_key(key)) is None:
+                raise
+            return known
+
+    def run_for_key(self, key: str) -> int | None:
+        """The id of the run stored under idempotency ``key``, if any."""
+        with self.engine.connect() as conn:
+            found = conn.execute(sa.select(_run_keys.c.backtest_id).where(_run_keys.c.key == key)).first()
+        return None if found is None else int(found[0])
+
+    def _insert_run(self, header: dict[str, Any], params: dict[str, Any], clean_metrics: dict[str, Any],
+                    trades: pl.DataFrame | None, equity: pl.DataFrame | None,
+                    frames: dict[str, pl.DataFrame] | None, key: str | None) -> int:  # fmt: skip
         with self.engine.begin() as conn:
             run_id = _inserted_id(conn.execute(_backtests.insert().values(**header)))
-            row = {col: clean_metrics.get(key) for col, key in _HEADLINE.items()}
+            if key is not None:
+                conn.execute(_run_keys.insert().values(key=key, backtest_id=run_id))
+            row = {col: clean_metrics.get(name) for col, name in _HEADLINE.items()}
             conn.execute(_metrics.insert().values(backtest_id=run_id, metrics=clean_metrics, **row))
             if params:
                 conn.execute(_params.insert(), [
@@ -401,7 +432,7 @@ class ResultsStore:
     def delete_run(self, run_id: int) -> None:
         """Remove a run and everything stored with it."""
         with self.engine.begin() as conn:
-            for table in (_frames, _equity, _trades, _params, _metrics):
+            for table in (_run_keys, _frames, _equity, _trades, _params, _metrics):
                 conn.execute(table.delete().where(table.c.backtest_id == run_id))
             conn.execute(_backtests.delete().where(_backtests.c.id == run_id))
 

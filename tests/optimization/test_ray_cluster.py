@@ -1,0 +1,187 @@
+"""A real two-node Ray cluster on 127.0.0.1 (``ray start --head`` + a second ``ray start``,
+started as subprocesses and stopped by their session, never by a broad ``ray stop``).
+
+Sweeps and a walk-forward run on it with ``address=``; data is fetched by the driver only; a worker
+process killed mid-sweep leaves the table equal to the single-process result.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from backtape.optimization import optimize, walk_forward
+from backtape.optimization.cluster import local_cluster
+from backtape.sources import get_source
+from backtape.sources.base import DataSource, DataSourceMetadata
+from engine.test_postgres import postgres_url  # noqa: F401  (the real server fixture)
+from optimization.test_run_many import SPAN, _count, _workspace
+
+ray = pytest.importorskip("ray")
+psutil = pytest.importorskip("psutil")
+pytestmark = pytest.mark.slow
+
+GRID = {"fast": [5, 10, 15, 20], "slow": [30, 40, 50]}
+SYN = {"symbols": "SYN", "start": "2021-01-01", "end": "2022-06-01", "source": "synthetic"}
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    """``host:port`` of a head node and a second node, one CPU each, both stopped afterwards always."""
+    with local_cluster(nodes=2, cpus=1, pythonpath=[str(Path(__file__).parents[1])]) as address:
+        # the searches join this connection (``address=``); a fresh driver joining by address alone is
+        # the Ctrl-C test's subprocess (one process re-initialising Ray many times is fragile)
+        ray.init(address=address, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}})  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while ray.cluster_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert ray.cluster_resources().get("CPU", 0) == 2
+            yield address
+        finally:
+            ray.shutdown()
+
+
+class _Recording(DataSource):
+    """Synthetic bars that record the pid of every caller in a file: who fetched data?"""
+
+    name = "recording"
+
+    def __init__(self, log: Path) -> None:
+        self.inner, self.log = get_source("synthetic"), log
+
+    async def fetch(self, symbols: Any, start: Any, end: Any, frequency: str = "1d") -> pl.DataFrame:
+        with self.log.open("a") as f:
+            f.write(f"{os.getpid()}\n")
+        return await self.inner.fetch(symbols, start, end, frequency)
+
+    def get_metadata(self) -> DataSourceMetadata:
+        return self.inner.get_metadata()
+
+
+def test_sweep_on_the_cluster_equals_local_and_only_the_driver_fetches(cluster: str, tmp_path: Path) -> None:
+    log = tmp_path / "calls.txt"
+    src = _Recording(log)
+    done: list[tuple[int, int]] = []
+    local = optimize("sma_crossover", GRID, **{**SYN, "source": src}, commission=0.001)
+    remote = optimize("sma_crossover", GRID, **{**SYN, "source": src}, commission=0.001, executor="ray",
+                      address=cluster, progress=lambda d, t: done.append((d, t)))  # fmt: skip
+    assert remote.table.equals(local.table)
+    assert done == [(d, 12) for d in range(2, 13, 2)]  # 2 CPUs x 4 chunks of 2 sets (6), as they arrive
+    assert set(log.read_text().split()) == {str(os.getpid())}
+    cmd = {p: " ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline", "ppid"])}
+    port = ":" + cluster.rsplit(":", 1)[1]
+    workers = [p for p, c in cmd.items() if "default_worker.py" in c and port in c]
+    assert len({p.info["ppid"] for p in workers}) == 2  # workers of both raylets ran chunks
+
+
+def test_walk_forward_windows_search_on_the_cluster(cluster: str) -> None:
+    args = ("sma_crossover", GRID, "SYN", "2020-01-01", "2022-06-01", 120, 60)
+    local = walk_forward(*args, source="synthetic")
+    remote = walk_forward(*args, source="synthetic", executor="ray", address=cluster)
+    assert remote.windows.equals(local.windows)
+    assert remote.equity.equals(local.equity)
+
+
+def _kill_one_worker(port: str, killed: list[int], stop: threading.Event, name: str) -> None:
+    """Kill the first worker process of this cluster (its raylet names ``port``) running a chunk."""
+    while not stop.is_set():
+        for p in psutil.process_iter(["pid", "cmdline"]):
+            if f"ray::{name}" in " ".join(p.info["cmdline"] or []) and _parent_has(p, port):
+                p.kill()
+                killed.append(p.info["pid"])
+                return
+        time.sleep(0.05)
+
+
+def _parent_has(p: Any, text: str) -> bool:
+    try:
+        return text in " ".join(p.parent().cmdline())
+    except (psutil.Error, AttributeError):
+        return False
+
+
+@contextmanager
+def _killing_one_worker(cluster: str, name: str = "_ray_eval") -> Iterator[list[int]]:
+    killed: list[int] = []
+    stop = threading.Event()
+    port = ":" + cluster.rsplit(":", 1)[1]
+    killer = threading.Thread(target=_kill_one_worker, args=(port, killed, stop, name))
+    killer.start()
+    try:
+        yield killed
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "no worker was killed"
+
+
+def test_a_killed_worker_is_retried_and_the_table_is_complete(cluster: str) -> None:
+    grid = {"fast": list(range(3, 23)), "slow": [30, 40, 50, 60]}
+    local = optimize("sma_crossover", grid, **SYN, engine="event", n_jobs=1, commission=0.001)
+    with _killing_one_worker(cluster):
+        remote = optimize("sma_crossover", grid, **SYN, engine="event", commission=0.001, executor="ray",
+                          address=cluster)  # fmt: skip
+    assert remote.table.equals(local.table)
+
+
+def test_run_many_on_the_cluster_with_a_killed_worker_stores_each_run_once(
+        cluster: str, tmp_path: Path, postgres_url: str) -> None:  # noqa: F811
+    ws = _workspace(tmp_path)
+    grid = {"fast": [5, 10, 15, 20], "slow": [30, 50]}
+    local = ws.run_many(["sma_crossover"], ["AAA", "BBB"], grid, **SPAN, n_jobs=1)
+    before = _count(postgres_url, "backtests")
+    with _killing_one_worker(cluster, "_run_jobs"):
+        remote = ws.run_many(["sma_crossover"], ["AAA", "BBB"], grid, **SPAN, executor="ray", address=cluster,
+                             store=postgres_url)  # fmt: skip
+    assert remote.drop("run_id", "pid").equals(local.drop("run_id", "pid"))
+    assert remote["run_id"].n_unique() == 16 and _count(postgres_url, "backtests") == before + 16
+
+
+DRIVER = """
+import sys
+from backtape.optimization import optimize
+from backtape.results import ResultsStore
+grid = {"fast": list(range(3, 43)), "slow": list(range(50, 100))}  # about 25 s of work
+optimize("sma_crossover", grid, "SYN", "2021-01-01", "2022-06-01", source="synthetic", engine="event",
+         executor="ray", address=sys.argv[1], store=ResultsStore(sys.argv[2]),
+         progress=lambda d, t: print(d, t, flush=True))
+"""
+
+
+def test_ctrl_c_on_the_driver_cancels_its_tasks_and_stores_nothing(cluster: str, tmp_path: Path) -> None:
+    db = tmp_path / "results.db"
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER, cluster, str(db)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert driver.stdout is not None
+        first = driver.stdout.readline()  # a chunk is done: the sweep is under way
+        assert first.split()[1] == "2000", driver.stderr.read() if driver.stderr else ""
+        driver.send_signal(signal.SIGINT)
+        _, err = driver.communicate(timeout=60)
+    finally:
+        driver.kill()
+    assert driver.returncode != 0 and "KeyboardInterrupt" in err
+    assert _count(str(db), "optimizations") == 0
+    port = ":" + cluster.rsplit(":", 1)[1]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # soon no worker of this cluster evaluates a chunk any more
+        busy = [p for p in psutil.process_iter(["cmdline"])
+                if "ray::_ray_eval" in " ".join(p.info["cmdline"] or []) and _parent_has(p, port)]
+        if not busy:
+            break
+        time.sleep(0.2)
+    assert not busy
