@@ -269,19 +269,13 @@ def _timestamp_violations(df: pl.DataFrame, kind: str, ts_columns: list[str]) ->
     return pl.DataFrame(records, schema=VIOLATION_SCHEMA)
 
 
-def _time_zone(df: pl.DataFrame, name: str) -> str | None:
-    """Time zone of the timestamp column ``name`` (None when naive; checked to be a Datetime before)."""
-    dtype = df.schema[name]
-    return dtype.time_zone if isinstance(dtype, pl.Datetime) else None
-
-
 def _to_utc(df: pl.DataFrame, name: str) -> pl.Expr:
     """Expression giving column ``name`` as UTC nanoseconds (naive values are read as UTC)."""
-    dtype = df.schema[name]
+    zone = time_zone(df.schema[name])
     col = pl.col(name)
-    if time_zone(dtype) is None:
+    if zone is None:
         col = col.dt.replace_time_zone("UTC")
-    elif time_zone(dtype) != "UTC":
+    elif zone != "UTC":
         col = col.dt.convert_time_zone("UTC")
     return col.dt.cast_time_unit("ns").alias(name)
 
