@@ -71,7 +71,8 @@ def test_event_engine_matches_backtesting_py_on_goog(fast: int, slow: int, commi
     np.testing.assert_allclose(ours["pnl"].to_numpy(), theirs.PnL.to_numpy(), rtol=REL)
     np.testing.assert_allclose(ours["commission"].to_numpy(), theirs.Commission.to_numpy(), rtol=REL)
     assert res.metrics["final_equity"] == pytest.approx(stats["Equity Final [$]"], rel=REL)
-    assert res.metrics["trades"] == stats["# Trades"]
+    assert res.metrics["closed_trades"] == stats["# Trades"]
+    assert res.metrics["sqn"] == pytest.approx(stats["SQN"], rel=REL)
     if not on_close:
         np.testing.assert_allclose(res.equity["equity"].to_numpy(), stats._equity_curve.Equity.to_numpy(),
                                    rtol=REL)
