@@ -8,19 +8,22 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import polars as pl
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from ..config import RiskConfig
 from ..engine import StrategyFactory
 from ..engine.run import run_backtest
+from ..formatting import money
 from ..risk import RiskManager
+from ._common import console as make_console
 from ._common import state
+from ._tables import metrics_table
 from ._units import parse_duration
 
 #: runs with at least this many clock steps show a progress bar
@@ -60,21 +63,6 @@ def _parse_params(pairs: list[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[name.strip()] = text
     return out
-
-
-def metrics_table(metrics: dict[str, Any], title: str) -> Table:
-    """The metrics of a run as a two-column rich table (fractions shown as percentages)."""
-    percent = {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "exposure", "avg_trade"}
-    table = Table(title=title)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for name, value in metrics.items():
-        if isinstance(value, float):
-            text = f"{value:.2%}" if name in percent else f"{value:,.4f}"
-        else:
-            text = str(value)
-        table.add_row(name, text)
-    return table
 
 
 def _parse_latency(text: str) -> int:
@@ -130,6 +118,8 @@ def backtest(
     db: str | None = typer.Option(None, "--db", help=_cfg("results database path or SQLAlchemy URL",
                                                           "data.results_db")),
     store: bool = typer.Option(True, "--store/--no-store", help="save the run in the results database"),
+    trades_out: Path | None = typer.Option(None, "--trades", help="write the trades (closed, then open at "
+                                           "the end, flagged is_open) to this .csv or .parquet file"),
     list_strategies: bool = typer.Option(False, "--list", is_eager=True, callback=_print_strategies,
                                          help="print the registered strategy names and exit"),
 ) -> None:
@@ -148,7 +138,9 @@ def backtest(
     options = ws.trading_options(cash=cash, commission=commission, slippage_bps=slippage_bps, fill=fill,
                                  latency=_parse_latency(latency))
     options = dataclasses.replace(options, risk=risk)
-    console = Console()
+    if trades_out is not None and trades_out.suffix.lower() not in (".csv", ".parquet"):
+        raise typer.BadParameter(f"{trades_out}: write .csv or .parquet", param_hint="'--trades'")
+    console = make_console()
     params = _parse_params(param)
     strat = StrategyFactory.create(strategy, **params)
     data = ws.source(source)
@@ -167,6 +159,13 @@ def backtest(
 
         result = run_backtest(strat, symbols, start, end, frequency, data, options, progress=report)
     console.print(metrics_table(result.metrics, f"{strat!r} on {','.join(result.symbols)} {frequency}"))
+    if result.open_trades.height:
+        console.print(open_notice(result.open_trades))
+    if trades_out is not None:
+        from ..results.export import write_frame
+
+        write_frame(result.all_trades(), trades_out)
+        console.print(f"wrote {result.all_trades().height} trade(s) to {trades_out}")
     if result.rejections.height:
         console.print(f"{result.rejections.height} order(s) resized or refused by the limits "
                       f"(first: {result.rejections['reason'][0]})")
@@ -175,6 +174,14 @@ def backtest(
         assert results is not None
         run_id = result.save(results)
         console.print(f"stored run [bold]{run_id}[/bold] in {results.url}")
+
+
+def open_notice(open_trades: pl.DataFrame) -> str:
+    """One line on the positions still open at the end (counted in equity, not in closed trades)."""
+    syms = sorted(set(open_trades["symbol"].to_list()))
+    pnl = float(open_trades["pnl"].sum())
+    return (f"{open_trades.height} position(s) still open at the end ({', '.join(syms)}): marked at the "
+            f"last close, open P&L {money(pnl)}, counted in equity (see result.open_trades)")
 
 
 @contextlib.contextmanager

@@ -23,11 +23,11 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 
+from ..formatting import metric, ratio
+from ._common import console as make_console
 from ._common import state
-
-_PERCENT = {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "exposure", "avg_trade"}
+from ._tables import frame_table
 
 
 def _value(text: str) -> Any:
@@ -88,22 +88,6 @@ def progress_bar(console: Console, label: str) -> Iterator[Any]:
         yield report
 
 
-def frame_table(frame: pl.DataFrame, title: str) -> Table:
-    """A Polars frame as a rich table (fractions as percentages, floats to 4 places)."""
-    table = Table(title=title)
-    for col in frame.columns:
-        table.add_column(col, justify="right")
-    for row in frame.iter_rows():
-        cells = []
-        for col, v in zip(frame.columns, row, strict=True):
-            if isinstance(v, float):
-                cells.append(f"{v:.2%}" if col in _PERCENT else f"{v:,.4f}")
-            else:
-                cells.append(str(v))
-        table.add_row(*cells)
-    return table
-
-
 def _cfg(text: str, key: str) -> str:
     return f"{text} (default: {key} in the config)"
 
@@ -113,7 +97,7 @@ def _trading(ctx: typer.Context, cash: float | None, commission: float | None, f
     return state(ctx).workspace().trading_options(cash=cash, commission=commission, fill=fill)
 
 
-_SHOWN = ("final_equity", "total_return", "sharpe", "max_drawdown", "trades")
+_SHOWN = ("total_return", "sharpe", "max_drawdown", "trades")
 
 
 def optimize(
@@ -146,7 +130,7 @@ def optimize(
     store: bool = typer.Option(True, "--store/--no-store", help="save the search in the results database"),
 ) -> None:
     """Search --grid for STRATEGY's best --metric, print the top sets, DSR and PBO, store the search."""
-    console = Console()
+    console = make_console()
     params = parse_grid(grid)
     ws = state(ctx).workspace()
     with progress_bar(console, f"{strategy} ({engine})") as report:
@@ -163,8 +147,8 @@ def optimize(
         )
     )
     console.print(
-        f"best {res.best}  deflated Sharpe {res.deflated_sharpe:.3f}  PBO {res.pbo:.3f}  "
-        f"({res.skipped} set(s) skipped, {res.duration_s:.2f} s)"
+        f"best {res.best}  deflated Sharpe {ratio(res.deflated_sharpe)}  PBO {metric('pbo', res.pbo)}  "
+        f"({res.skipped} set(s) skipped, {metric('duration_s', res.duration_s)})"
     )
     if res.optimization_id is not None:
         console.print(f"stored optimization [bold]{res.optimization_id}[/bold]")
@@ -200,7 +184,7 @@ def walkforward(
 ) -> None:
     """Walk-forward optimization: per window the winner's in- and out-of-sample results, and the
     stitched out-of-sample metrics and walk-forward efficiency."""
-    console = Console()
+    console = make_console()
     params = parse_grid(grid)
     ws = state(ctx).workspace()
     with progress_bar(console, f"{strategy} walk-forward") as report:
@@ -210,10 +194,11 @@ def walkforward(
             options=_trading(ctx, cash, commission, None),
         )
     windows = res.windows.with_columns(pl.col("train_start", "test_start", "test_end").dt.date())
-    console.print(frame_table(windows.drop("train_end"), f"{strategy}: {windows.height} windows"))
+    console.print(frame_table(windows.drop("train_end"), f"{strategy}: {windows.height} windows",
+                              names={"train_start": "train", "test_start": "test", "test_end": "until"}))
     oos = {k: res.metrics[k] for k in _SHOWN}
     console.print(frame_table(pl.DataFrame([oos]), "stitched out-of-sample"))
-    console.print(f"walk-forward efficiency {res.efficiency:.3f} (OOS CAGR / mean in-sample CAGR)")
+    console.print(f"walk-forward efficiency {ratio(res.efficiency)} (OOS CAGR / mean in-sample CAGR)")
 
 
 def montecarlo(
@@ -228,7 +213,7 @@ def montecarlo(
     db: str | None = typer.Option(None, "--db", help=_cfg("results database path or URL", "data.results_db")),
 ) -> None:
     """Percentiles of final equity, max drawdown and Sharpe over resampled paths of a stored run."""
-    console = Console()
+    console = make_console()
     res = state(ctx).workspace().monte_carlo(run_id, n, method, block=block, seed=seed, store=db or True)
     console.print(frame_table(res.table, f"run {run_id}: {method}, {n} simulations, seed {seed}"))
     console.print(frame_table(pl.DataFrame([res.observed]), "the run itself"))
