@@ -24,7 +24,7 @@ def new_table(title: str | None) -> Table:
     """A compact table: a rule under the header, no vertical borders, one space between columns, at
     least as wide as its title (so a long title is not wrapped into a narrow table)."""
     return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
-                 padding=(0, 0, 0, 1), header_style="bold", min_width=min(len(title or ""), 79))
+                 padding=(0, 0), show_edge=False, header_style="bold", min_width=min(len(title or ""), 79))
 
 
 def metrics_table(metrics: dict[str, Any], title: str) -> Table:
@@ -60,12 +60,13 @@ def whole_days(frame: pl.DataFrame) -> bool:
 def frame_table(frame: pl.DataFrame, title: str | None = None, *, names: dict[str, str] | None = None,
                 dates: bool | None = None) -> Table:
     """Any result frame: each column formatted as the metric it names (``side`` as a word, times as
-    dates when the data is daily); ``names`` relabels headers."""
+    dates when the data is daily); ``names`` relabels headers, which break at spaces (narrow columns)."""
     dates = whole_days(frame) if dates is None else dates
     table = new_table(title)
     for col, dtype in frame.schema.items():
         right = dtype.is_numeric() and col != "side"
-        table.add_column((names or {}).get(col, col), justify="right" if right else "left", no_wrap=True)
+        header = ((names or {}).get(col) or (label(col) if col in LABELS else col)).replace(" ", "\n")
+        table.add_column(header, justify="right" if right else "left", no_wrap=True)
     for row in frame.iter_rows():
         cells = []
         for col, value in zip(frame.columns, row, strict=True):

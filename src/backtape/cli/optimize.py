@@ -24,7 +24,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ..formatting import metric, ratio
+from ..formatting import metric as show_metric
+from ..formatting import ratio
 from ._common import console as make_console
 from ._common import state
 from ._tables import frame_table
@@ -147,8 +148,8 @@ def optimize(
         )
     )
     console.print(
-        f"best {res.best}  deflated Sharpe {ratio(res.deflated_sharpe)}  PBO {metric('pbo', res.pbo)}  "
-        f"({res.skipped} set(s) skipped, {metric('duration_s', res.duration_s)})"
+        f"best {res.best}  deflated Sharpe {ratio(res.deflated_sharpe)}  PBO {show_metric('pbo', res.pbo)}  "
+        f"({res.skipped} set(s) skipped, {show_metric('duration_s', res.duration_s)})"
     )
     if res.optimization_id is not None:
         console.print(f"stored optimization [bold]{res.optimization_id}[/bold]")
@@ -194,8 +195,11 @@ def walkforward(
             options=_trading(ctx, cash, commission, None),
         )
     windows = res.windows.with_columns(pl.col("train_start", "test_start", "test_end").dt.date())
-    console.print(frame_table(windows.drop("train_end"), f"{strategy}: {windows.height} windows",
-                              names={"train_start": "train", "test_start": "test", "test_end": "until"}))
+    shown = windows.drop("train_end", "test_end")  # a test window ends where the next one starts
+    names = {"window": "#", "train_start": "train from", "test_start": "test from",
+             **{f"{p}_{m}": f"{p.upper()} {m if m != 'cagr' else 'CAGR'}"
+                for p in ("is", "oos") for m in (metric, "cagr", "return", "trades")}}
+    console.print(frame_table(shown, f"{strategy}: {windows.height} windows", names=names))
     oos = {k: res.metrics[k] for k in _SHOWN}
     console.print(frame_table(pl.DataFrame([oos]), "stitched out-of-sample"))
     console.print(f"walk-forward efficiency {ratio(res.efficiency)} (OOS CAGR / mean in-sample CAGR)")

@@ -184,6 +184,7 @@ def walk_forward(
                 "is_cagr": top["cagr"],
                 "oos_cagr": oos["cagr"],
                 "oos_return": oos["total_return"],
+                "oos_trades": oos["trades"],
             }
         )
         if progress is not None:
@@ -194,6 +195,7 @@ def walk_forward(
     metrics = compute_metrics(
         _with_start(equity, opts.cash), periods_per_year=data.periods_per_year
     )
+    metrics["trades"] = sum(int(r["oos_trades"]) for r in rows)  # the curve alone cannot count them
     windows = pl.DataFrame(rows).with_columns(
         pl.col("train_start", "train_end", "test_start", "test_end").cast(utc)
     )
