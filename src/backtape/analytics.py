@@ -327,7 +327,8 @@ def compute_metrics(
     return metrics_dict(values)
 
 
-def _split_trades(trades: pl.DataFrame | None, open_trades: pl.DataFrame | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _split_trades(trades: pl.DataFrame | None,
+                  open_trades: pl.DataFrame | None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(closed, open) trades from a table that may flag open rows (``is_open``) and a table of open ones."""
     empty = pl.DataFrame(schema={"pnl": pl.Float64, "size": pl.Float64, "entry_price": pl.Float64})
     closed, still_open = empty, empty

@@ -97,7 +97,7 @@ def duration(seconds: Any) -> str:
     total = round(float(seconds))
     if total == 0 and 0 < float(seconds) < 1:
         return f"{float(seconds) * 1000:.0f}ms"
-    parts = []
+    parts: list[str] = []
     for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
         n, total = divmod(total, size)
         if n or (parts and len(parts) < 2):

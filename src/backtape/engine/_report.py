@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from .._time import format_ns
@@ -77,13 +78,13 @@ def _rejections(rows: list[dict[str, Any]]) -> pl.DataFrame:
     return frame.with_columns(pl.col(times).cast(_UTC)) if times else frame
 
 
-def _held_value(run: _Run, j: int) -> list[float]:
+def _held_value(run: _Run, j: int) -> np.ndarray:
     """Value of one share of symbol ``j`` bought at the first close of the run and held: raw closes,
     times the shares splits turned it into, plus the cash dividends paid (what the engine books)."""
     b = run.bars[j]
     first, last = b["first"], b["last"]
     if last <= first:
-        return []
+        return np.zeros(0)
     shares, cash = 1.0, 0.0
     for ts, sym, action, value in run._actions:
         if sym != run.symbols[j] or ts <= b["ts_end"][first]:
@@ -92,7 +93,7 @@ def _held_value(run: _Run, j: int) -> list[float]:
             shares *= value
         elif action == "dividend":
             cash += shares * value
-    return [float(b["close"][first]), shares * float(b["close"][last - 1]) + cash]
+    return np.array([float(b["close"][first]), shares * float(b["close"][last - 1]) + cash])
 
 def _fingerprint(run: _Run) -> dict[str, Any]:
     """What data the run saw: source and its identity, symbols, range, upstream fetches, cache

@@ -68,13 +68,15 @@ class BacktestResult:
         closed = self.trades.with_columns(is_open=pl.lit(False))
         if not self.open_trades.height:
             return closed
-        return pl.concat([closed, self.open_trades.with_columns(is_open=pl.lit(True))], how="diagonal_relaxed")
+        still_open = self.open_trades.with_columns(is_open=pl.lit(True))
+        return pl.concat([closed, still_open], how="diagonal_relaxed")
 
     def summary(self) -> pl.DataFrame:
         """Headline metrics: ``metric`` (name), ``value`` (a number) and ``text`` (as shown everywhere)."""
         from ..formatting import metric
 
-        rows = [(k, _number(self.metrics[k]), metric(k, self.metrics[k])) for k in _HEADLINE if k in self.metrics]
+        m = self.metrics
+        rows = [(k, _number(m[k]), metric(k, m[k])) for k in _HEADLINE if k in m]
         return pl.DataFrame(rows, schema={"metric": pl.String, "value": pl.Float64, "text": pl.String},
                             orient="row")
 
@@ -107,7 +109,8 @@ class BacktestResult:
             f"BacktestResult({self.strategy}({params}) on {','.join(self.symbols)} {self.frequency} "
             f"{format_ns(self.start)} .. {format_ns(self.end)})",
             f"  final equity  {show('final_equity')}  (start {metric('cash', self.cash)})",
-            f"  total return  {show('total_return')}   buy & hold {show('buy_hold_return')}   CAGR {show('cagr')}",
+            f"  total return  {show('total_return')}   buy & hold {show('buy_hold_return')}   "
+            f"CAGR {show('cagr')}",
             f"  sharpe        {show('sharpe')}   sortino {show('sortino')}   calmar {show('calmar')}",
             f"  max drawdown  {show('max_drawdown')}   lasting {show('max_drawdown_duration')}",
             f"  trades        {show('trades')} ({show('open_trades')} open, P&L {show('open_pnl')})   "

@@ -29,6 +29,7 @@ strategies use ``order_target_percent``, so they stay all-in). To size an entry 
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -80,7 +81,7 @@ class Strategy:
         """Bars at the run frequency with ``warmup`` bars of lookback, and the ``subscribe`` tick kinds;
         override to ask for more (declare ticks without bars for a tick-only clock)."""
         return [DataRequirement("bars", self.frequency, self.warmup),
-                *(DataRequirement(kind, self.frequency, 0) for kind in self.subscribe)]
+                *(DataRequirement(kind, self.frequency, 0) for kind in self.subscribe)]  # type: ignore[arg-type]
 
     def initialize(self, ctx: Context) -> None:
         """Called once before the first bar."""
@@ -124,7 +125,7 @@ class Indicator:
         raise LookAheadError(f"indicator {self.name}: use negative indices (ind[-1] is the current bar)")
 
     def __len__(self) -> int:
-        return self._run.rows[self._slot] + 1
+        return int(self._run.rows[self._slot]) + 1
 
     def to_numpy(self) -> np.ndarray:
         """The values up to and including the current bar (a view)."""
@@ -132,7 +133,25 @@ class Indicator:
 
 
 class Context:
-    """What a strategy sees and does at each bar: clock, data (via the portal), account, orders."""
+    """What a strategy sees and does at each bar: clock, data (via the portal), account, orders.
+
+    Time and data (all point in time: nothing after the clock is visible)
+        ``now`` clock in UTC ns · ``clock`` the same as a datetime · ``bar_index`` steps so far ·
+        ``symbols`` · ``frequency`` · ``history(symbols, bar_count, field)`` past bars as an array ·
+        ``spot(symbol, field)`` the latest bar's value · ``indicator(fn, *args)`` a series computed
+        once, read as ``ind[-1]`` · ``quote``/``last_trade``/``delta`` in tick runs · ``portal``.
+    Account
+        ``cash`` · ``equity`` · ``position(symbol)`` · ``positions`` (non-zero ones) ·
+        ``state`` (a dict kept between bars for your own values).
+    Orders
+        ``order(symbol, quantity, limit=, stop=, tif=)`` · ``buy``/``sell`` (all-in without a
+        quantity) · ``close(symbol)`` · ``order_target(symbol, quantity)`` ·
+        ``order_target_value(symbol, cash)`` · ``order_target_percent(symbol, fraction)`` ·
+        ``bracket(symbol, quantity, stop_loss=, take_profit=)`` · ``size(symbol, side, stop=)`` and
+        ``order_sized(...)`` (the run's ``RiskManager`` sizer) · ``cancel(order)`` · ``open_orders()``.
+    Output
+        ``record(name=value, ...)`` values per bar, returned as columns of ``result.records``.
+    """
 
     def __init__(self, run: _Run) -> None:
         self._run = run
@@ -148,7 +167,8 @@ class Context:
         return self._run.now
 
     @property
-    def clock(self):
+    def clock(self) -> dt.datetime | None:
+        """The clock as a UTC datetime (the portal's view of ``now``)."""
         return self.portal.clock
 
     @property
@@ -159,10 +179,11 @@ class Context:
     def history(self, symbols: str | Sequence[str], bar_count: int, field: str = "close",
                 frequency: str | None = None) -> np.ndarray:
         """The last ``bar_count`` complete bars' ``field`` (1-D for one symbol, bars x symbols else)."""
-        one = isinstance(symbols, str)
-        out = self.portal.get_history_window([symbols] if one else list(symbols), self._run.now, bar_count,
-                                             frequency or self.frequency, field)
-        return out[:, 0] if one else out
+        names = [symbols] if isinstance(symbols, str) else list(symbols)
+        out = self.portal.get_history_window(names, self._run.now, bar_count, frequency or self.frequency,
+                                             field)
+        assert isinstance(out, np.ndarray)
+        return out[:, 0] if isinstance(symbols, str) else out
 
     def spot(self, symbol: str, field: str = "close") -> float:
         """The latest complete bar's ``field`` for ``symbol``."""
@@ -195,17 +216,21 @@ class Context:
     # account ---------------------------------------------------------------------------
     @property
     def cash(self) -> float:
+        """Cash in the account now (after commissions; negative when buying on margin)."""
         return self._run.portfolio.cash
 
     @property
     def equity(self) -> float:
+        """Cash plus every position at its latest price."""
         return self._run.portfolio.equity
 
     def position(self, symbol: str | None = None) -> float:
+        """Signed quantity held in ``symbol`` (the first symbol by default); 0 when flat."""
         return self._run.portfolio.position(symbol or self.symbols[0])
 
     @property
     def positions(self) -> dict[str, float]:
+        """Every non-zero position, symbol -> signed quantity."""
         return {s: q for s, q in self._run.portfolio.positions.items() if q}
 
     # orders ----------------------------------------------------------------------------
@@ -300,8 +325,8 @@ class Context:
                       tag=tag)
         return self._run.submit(order)
 
-    def order_target_value(self, symbol: str, value: float, **kw: Any) -> Order:
-        """Move the position to ``value`` in cash terms at the latest close."""
+    def order_target_value(self, symbol: str, value: float, **kw: Any) -> Order | None:
+        """Move the position to ``value`` in cash terms at the latest close (``None`` when already there)."""
         price = self.spot(symbol)
         target = value / price
         return self.order_target(symbol, math.copysign(math.floor(abs(target) + 1e-9), target)
@@ -331,8 +356,10 @@ class Context:
         return self._run.broker.cancel(order if isinstance(order, int) else order.id)
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
+        """Working orders (of ``symbol``, or all), not yet filled, cancelled or expired."""
         return self._run.broker.working(symbol)
 
     def record(self, **values: float) -> None:
-        """Record custom values at this bar (returned in ``result.records``)."""
+        """Record values at this bar, e.g. ``ctx.record(fast=f[-1], slow=s[-1])``: ``result.records``
+        has one row per bar and one column per name (null at bars that did not record it)."""
         self._run.record(values)

@@ -73,6 +73,6 @@ def read_frame(path: str | Path) -> pl.DataFrame:
     if path.suffix.lower() == ".parquet":
         return pl.read_parquet(path)
     df = pl.read_csv(path, infer_schema_length=None)
-    times = [name for name, dtype in df.schema.items() if dtype == pl.String and df[name].null_count() < df.height
-             and df[name].drop_nulls().str.contains(_ISO).all()]
+    times = [name for name, dtype in df.schema.items() if dtype == pl.String
+             and df[name].null_count() < df.height and df[name].drop_nulls().str.contains(_ISO).all()]
     return df.with_columns(pl.col(times).str.to_datetime(_CSV_TIME, time_unit="ns", time_zone="UTC"))
