@@ -67,12 +67,15 @@ def write_frame(df: pl.DataFrame, path: Path) -> None:
         df.write_csv(path, datetime_format=_CSV_TIME)
 
 
-def read_frame(path: str | Path) -> pl.DataFrame:
-    """An exported frame read back, with its times as ``Datetime("ns", "UTC")``."""
+def read_frame(path: str | Path, schema: Mapping[str, pl.DataType] | None = None) -> pl.DataFrame:
+    """An exported frame read back, with its times as ``Datetime("ns", "UTC")``. A CSV file does not
+    hold its column types: ``schema`` (e.g. ``result.orders.schema``) restores those of columns that
+    are entirely empty or ambiguous."""
     path = Path(path)
     if path.suffix.lower() == ".parquet":
         return pl.read_parquet(path)
-    df = pl.read_csv(path, infer_schema_length=None)
-    times = [name for name, dtype in df.schema.items() if dtype == pl.String
+    hints = {k: v for k, v in (schema or {}).items() if not isinstance(v, pl.Datetime)}
+    df = pl.read_csv(path, infer_schema_length=None, schema_overrides=hints)
+    times = [name for name, dtype in df.schema.items() if dtype == pl.String and name not in hints
              and df[name].null_count() < df.height and df[name].drop_nulls().str.contains(_ISO).all()]
     return df.with_columns(pl.col(times).str.to_datetime(_CSV_TIME, time_unit="ns", time_zone="UTC"))
