@@ -8,7 +8,18 @@ import pydoc
 import pytest
 
 import backtape
-from backtape.formatting import DASH, bars, count, duration, metric, metric_rows, money, percent, price, side
+from backtape.formatting import (
+    DASH,
+    bars,
+    count,
+    duration,
+    metric,
+    metric_rows,
+    money,
+    percent,
+    price,
+    side,
+)
 
 
 @pytest.mark.parametrize(("name", "value", "text"), [
@@ -25,8 +36,8 @@ def test_metric_formats(name: str, value: object, text: str) -> None:
 
 def test_building_blocks() -> None:
     assert percent(None) == DASH and count(math.nan) == DASH and money(None) == DASH
-    assert [duration(s) for s in (5400, 86_400, 90_061, 59, 0.25, 0)] == ["1h 30m", "1d", "1d 1h", "59s", "250ms",
-                                                                         "0s"]
+    texts = [duration(s) for s in (5400, 86_400, 90_061, 59, 0.25, 0)]
+    assert texts == ["1h 30m", "1d", "1d 1h", "59s", "250ms", "0s"]
     assert bars(1) == "1 bar" and side(1) == "long" and side("long") == "long" and price(0.012345) == "0.01235"
 
 
@@ -37,15 +48,16 @@ def test_metric_rows_use_labels_in_a_fixed_order() -> None:
 
 def test_public_api_is_listed() -> None:
     listed = dir(backtape)
-    for name in ("Strategy", "run_backtest", "optimize", "walk_forward", "monte_carlo", "DataPortal", "Context",
-                 "BacktestResult", "ResultsStore", "TradingOptions", "Workspace"):
+    for name in ("Strategy", "run_backtest", "optimize", "walk_forward", "monte_carlo", "DataPortal",
+                 "Context", "BacktestResult", "ResultsStore", "TradingOptions", "Workspace"):
         assert name in listed and getattr(backtape, name) is not None, name
 
 
 def test_help_of_context_lists_what_a_strategy_can_use() -> None:
     text = pydoc.render_doc(backtape.Context, renderer=pydoc.plaintext)
-    for name in ("history", "spot", "indicator", "position", "positions", "equity", "cash", "order_target_percent",
-                 "order_sized", "bracket", "record", "result.records", "open_orders", "cancel"):
+    for name in ("history", "spot", "indicator", "position", "positions", "equity", "cash",
+                 "order_target_percent", "order_sized", "bracket", "record", "result.records", "open_orders",
+                 "cancel"):
         assert name in text, name
     undocumented = [n for n, v in vars(backtape.Context).items()
                     if not n.startswith("_") and callable(getattr(v, "fget", v)) and not (
@@ -61,9 +73,11 @@ def test_walk_forward_defaults_match_the_cli_and_the_configuration() -> None:
 
     sig = inspect.signature(walk_forward).parameters
     cfg = WalkForwardConfig()
-    assert (sig["train_periods"].default, sig["test_periods"].default) == (cfg.train_periods, cfg.test_periods)
+    windows = (sig["train_periods"].default, sig["test_periods"].default)
+    assert windows == (cfg.train_periods, cfg.test_periods)
     assert sig["step_size"].default is cfg.step_size is None
-    assert (sig["anchored"].default, sig["metric"].default, sig["engine"].default) == (False, "sharpe", "vector")
+    defaults = (sig["anchored"].default, sig["metric"].default, sig["engine"].default)
+    assert defaults == (False, "sharpe", "vector")
     from backtape.cli.optimize import walkforward as command
 
     cli = {k: v.default.default for k, v in inspect.signature(command).parameters.items() if k != "ctx"}

@@ -62,7 +62,8 @@ def test_risk_statistics_by_hand(result: Any) -> None:
     assert m["max_drawdown"] == pytest.approx(1 - 9_955 / 10_020)
     assert m["max_drawdown_duration"] == 3  # bars since the peak at bar 2, not regained
     assert m["max_drawdown_time"] == pytest.approx(5 * DAY)  # Thursday 01-04 close -> Tuesday 01-09
-    assert m["sortino"] == pytest.approx(r.mean() / math.sqrt(np.mean(np.minimum(r, 0) ** 2)) * math.sqrt(ppy))
+    downside = math.sqrt(np.mean(np.minimum(r, 0) ** 2))
+    assert m["sortino"] == pytest.approx(r.mean() / downside * math.sqrt(ppy))
     cagr = (9_955 / 10_000) ** (ppy / 5) - 1
     assert m["cagr"] == pytest.approx(cagr)
     assert m["calmar"] == pytest.approx(cagr / (1 - 9_955 / 10_020))
