@@ -55,7 +55,7 @@ def test_public_api_is_listed() -> None:
 
 
 def test_help_of_context_lists_what_a_strategy_can_use() -> None:
-    text = pydoc.render_doc(backtape.Context, renderer=pydoc.plaintext)
+    text = pydoc.render_doc(backtape.Context, renderer=pydoc.plaintext)  # type: ignore[attr-defined]
     for name in ("history", "spot", "indicator", "position", "positions", "equity", "cash",
                  "order_target_percent", "order_sized", "bracket", "record", "result.records", "open_orders",
                  "cancel"):

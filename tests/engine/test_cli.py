@@ -151,6 +151,7 @@ def test_risk_flags_are_validated_and_merged_with_the_config() -> None:
 
     config = RiskConfig(max_position_pct=0.2, max_drawdown_halt=0.3)
     rm = _risk_manager(config, {"default_stop_loss_pct": 0.05, "max_position_pct": None})
+    assert rm is not None
     assert (rm.max_position_pct, rm.max_drawdown_halt, rm.default_stop_loss_pct) == (0.2, 0.3, 0.05)
     assert _risk_manager(RiskConfig(), {"max_position_pct": None}) is None
     with pytest.raises(typer.BadParameter, match=r"risk\.default_stop_loss_pct: .*(got 2\.0)"):

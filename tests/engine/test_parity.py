@@ -8,6 +8,7 @@ indices exactly.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -91,7 +92,7 @@ def _vector(bars: pl.DataFrame, fast: int, slow: int, allow_short: bool, commiss
     close = bars["close"].to_numpy()
     f, s = sma(close, fast), sma(close, slow)
     up, down = crossed_above(f, s), crossed_below(f, s)
-    shorts = {"short_entries": down, "short_exits": up} if allow_short else {}
+    shorts: dict[str, Any] = {"short_entries": down, "short_exits": up} if allow_short else {}
     return simulate(close, open=bars["open"].to_numpy(), high=bars["high"].to_numpy(),
                     low=bars["low"].to_numpy(), entries=up, exits=down, cash=10_000, commission=commission,
                     fill=fill, periods_per_year=ppy, **shorts)

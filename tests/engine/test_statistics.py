@@ -106,4 +106,4 @@ def test_helpers_on_edge_cases() -> None:
     assert math.isnan(buy_and_hold_return([]))
     assert math.isnan(trade_durations(pl.DataFrame())["avg_trade_duration"])
     ts = np.arange(5) * 10**9
-    assert drawdown_time(ts, [1.0, 2.0, 1.0, 2.5, 2.0]) == pytest.approx(1.0)
+    assert drawdown_time(ts, np.array([1.0, 2.0, 1.0, 2.5, 2.0])) == pytest.approx(1.0)

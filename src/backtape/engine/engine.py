@@ -128,7 +128,8 @@ class _Run:
         self.portfolio = Portfolio(self.portal, opts.cash)
         self.broker = Broker(self.portal, self.portfolio, costs=opts.cost_engine(), risk=opts.risk,
                              fill=opts.fill, max_participation=opts.max_participation,
-                             leverage=opts.leverage, fractional=opts.fractional, on_fill=self._on_fill)
+                             leverage=opts.leverage, fractional=opts.fractional,  # type: ignore[arg-type]
+                             on_fill=self._on_fill)
         self._fractional = opts.fractional
         self.costs = self.broker.costs
         self.ctx = Context(self)
@@ -147,7 +148,7 @@ class _Run:
     # timeline --------------------------------------------------------------------------
     def _build_timeline(self) -> None:
         """Arrays per symbol (raw bars at the run frequency inside the range) and the clock steps."""
-        self.bars: list[dict[str, np.ndarray]] = []
+        self.bars: list[dict[str, Any]] = []  # arrays per field, and the "first"/"last" rows in range
         ends = []
         for sym in () if self.tick_only else self.symbols:
             series = self.portal.bars(sym, self.frequency)
@@ -273,7 +274,7 @@ class _Run:
                     broker.halted = True
                     floor = -math.inf
                 if k == tick:
-                    progress(k, n)
+                    progress(k, n)  # type: ignore[misc]  # tick == n (never reached) without progress
                     tick += every
         finally:
             gc.unfreeze()
@@ -379,7 +380,7 @@ class _Run:
         if self.tick_only:
             raise BacktapeError("indicators need bars; this run has a tick-only clock (no bars declared)")
         j = self.symbols.index(symbol)
-        label = name or getattr(fn, "__name__", "indicator")
+        label = str(name or getattr(fn, "__name__", "indicator"))
         actions = [a[0] for a in self._all_actions if a[1] == symbol]
         full = point_in_time(self.portal, fn, args, kwargs, symbol, field, self.frequency, actions, label)
         self.portal.set_clock(self.end)
