@@ -47,12 +47,19 @@ def _when(value: Any, dates: bool) -> str:
     return str(value)
 
 
+def daily(frequency: str) -> bool:
+    """True for bar sizes of a day or more (their times are shown as dates)."""
+    from ..timeframes import Timeframe
+
+    return Timeframe.parse(frequency).unit in ("d", "w")
+
+
 def whole_days(frame: pl.DataFrame) -> bool:
-    """True when every datetime of ``frame`` can be shown as a date (daily or coarser data)."""
+    """True when the datetimes of ``frame`` can be shown as dates: no two differ within one UTC day."""
     for name, dtype in frame.schema.items():
         if isinstance(dtype, pl.Datetime) and frame.height:
             col = frame[name].drop_nulls()
-            if col.len() > 1 and col.diff().drop_nulls().abs().min() < dt.timedelta(hours=20):  # type: ignore[operator]
+            if col.n_unique() != col.dt.date().n_unique():
                 return False
     return True
 
@@ -84,15 +91,16 @@ def frame_table(frame: pl.DataFrame, title: str | None = None, *, names: dict[st
     return table
 
 
-def trades_table(trades: pl.DataFrame, title: str, *, limit: int = 20) -> Table:
-    """The trade list (its first and last rows when long) with sides as words and dates or times."""
+def trades_table(trades: pl.DataFrame, title: str, *, limit: int = 20, dates: bool | None = None) -> Table:
+    """The trade list (its first and last rows when long) with sides as words and, for ``dates``
+    (daily bars; guessed from the times when not given), dates instead of times."""
     cols = [c for c in TRADE_COLUMNS if c in trades.columns]
     shown = trades.select(cols)
     if shown.height > limit:
         shown = pl.concat([shown.head(limit // 2), shown.tail(limit - limit // 2)])
     table = frame_table(shown, title, names={"entry_time": "entry", "exit_time": "exit", "entry_price": "in",
                                              "exit_price": "out"},
-                        dates=whole_days(trades.select(c for c in cols if c.endswith("_time"))))
+                        dates=whole_days(trades) if dates is None else dates)
     if trades.height > limit:
         table.caption = f"first {limit // 2} and last {limit - limit // 2} of {trades.height:,} trades"
         table.caption_justify = "left"

@@ -10,7 +10,7 @@ from rich.table import Table
 from ..formatting import DASH, count, duration, metric, money
 from ..results import ResultsStore
 from ._common import console, state
-from ._tables import compare_table, metrics_table, new_table, trades_table
+from ._tables import compare_table, daily, metrics_table, new_table, trades_table
 
 app = typer.Typer(help="Stored backtest runs: list, show, compare, export.", no_args_is_help=True)
 
@@ -68,10 +68,11 @@ def show(ctx: typer.Context, run_id: int = RUN_ID, db: str | None = DB) -> None:
         head.add_row(key, str(value))
     out.print(head)
     out.print(metrics_table(rec.metrics, "statistics"))
+    dates = daily(h["frequency"])
     if res.open_trades.height:
         out.print(trades_table(res.open_trades, f"open at the end ({res.open_trades.height}, marked at "
-                                                "the last close, counted in equity)"))
-    out.print(trades_table(res.trades, f"closed trades ({res.trades.height})"))
+                                                "the last close, counted in equity)", dates=dates))
+    out.print(trades_table(res.trades, f"closed trades ({res.trades.height})", dates=dates))
 
 
 @app.command("compare")
