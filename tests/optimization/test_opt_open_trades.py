@@ -17,7 +17,8 @@ def test_trades_include_the_open_ones_on_both_engines() -> None:
     assert vec.schema["trades"] == pl.Int64 and vec.schema["open_trades"] == pl.Int64
     ended_open = vec.filter(pl.col("open_trades") == 1).row(0, named=True)
     params = {"fast": ended_open["fast"], "slow": ended_open["slow"]}
-    event = run_backtest("sma_crossover", "SYN", "2020-01-01", "2022-01-01", source="synthetic", params=params)
+    event = run_backtest("sma_crossover", "SYN", "2020-01-01", "2022-01-01", source="synthetic",
+                         params=params)
     assert event.metrics["trades"] == ended_open["trades"] == event.trades.height + event.open_trades.height
     assert event.metrics["open_pnl"] == event.open_trades["pnl"].sum()
     ev = optimize(*args, source="synthetic", engine="event").table

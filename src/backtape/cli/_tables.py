@@ -16,8 +16,8 @@ from rich.table import Table
 from ..formatting import DASH, LABELS, label, metric, metric_rows, number, side
 
 #: the trade columns ``runs show`` and ``backtest`` list (the export holds every column)
-TRADE_COLUMNS = ("symbol", "side", "entry_time", "exit_time", "size", "entry_price", "exit_price", "pnl",
-                 "return")
+TRADE_COLUMNS = ("symbol", "side", "entry_time", "exit_time", "size", "quantity", "entry_price", "exit_price",
+                 "pnl", "return")
 
 
 def new_table(title: str | None) -> Table:

@@ -164,8 +164,9 @@ def backtest(
     if trades_out is not None:
         from ..results.export import write_frame
 
-        write_frame(result.all_trades(), trades_out)
-        console.print(f"wrote {result.all_trades().height} trade(s) to {trades_out}")
+        every_trade = result.all_trades()
+        write_frame(every_trade, trades_out)
+        console.print(f"wrote {every_trade.height} trade(s) to {trades_out}")
     if result.rejections.height:
         console.print(f"{result.rejections.height} order(s) resized or refused by the limits "
                       f"(first: {result.rejections['reason'][0]})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import typer
 from rich.table import Table
 
@@ -53,7 +54,7 @@ def show(ctx: typer.Context, run_id: int = RUN_ID, db: str | None = DB) -> None:
     out = console()
     store = _store(ctx, db)
     rec = store.get_run(run_id)
-    res = store.load_result(run_id)
+    still_open = rec.frames.get("open_trades", pl.DataFrame())
     h = rec.header
     params = ", ".join(f"{k}={v}" for k, v in (h.get("parameters") or {}).items())
     created = h.get("created_at")
@@ -69,10 +70,11 @@ def show(ctx: typer.Context, run_id: int = RUN_ID, db: str | None = DB) -> None:
     out.print(head)
     out.print(metrics_table(rec.metrics, "statistics"))
     dates = daily(h["frequency"])
-    if res.open_trades.height:
-        out.print(trades_table(res.open_trades, f"open at the end ({res.open_trades.height}, marked at "
-                                                "the last close, counted in equity)", dates=dates))
-    out.print(trades_table(res.trades, f"closed trades ({res.trades.height})", dates=dates))
+    if still_open.height:
+        out.print(trades_table(still_open, f"open at the end ({still_open.height}, marked at the last close, "
+                                           "counted in equity)", dates=dates))
+    trades = rec.frames.get("trades", rec.trades)
+    out.print(trades_table(trades, f"closed trades ({trades.height})", dates=dates))
 
 
 @app.command("compare")
