@@ -251,5 +251,5 @@ def test_default_stop_of_a_quote_filled_position_triggers_on_the_bid() -> None:
     stop = _orders(result, "default_stop").row(0, named=True)
     assert stop["stop_price"] == pytest.approx(99.7997) and stop["status"] == "filled"
     f = result.fills
-    assert ((f["ts"] - T0) // NS_PER_SECOND).to_list() == [5, 110]
+    assert ((f["ts"].cast(pl.Int64) - T0) // NS_PER_SECOND).to_list() == [5, 110]
     assert f["price"].to_list() == [pytest.approx(100.1), pytest.approx(99.7)]
