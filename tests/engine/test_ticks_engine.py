@@ -145,10 +145,10 @@ def test_several_symbols_merge_by_time_then_trades_first_then_symbol_order() -> 
 def test_a_quote_at_a_trades_timestamp_is_not_visible_to_it_and_delta_matches_the_classifier() -> None:
     s = Recorder()
     sides: list[tuple[int, float]] = []
-    s.on_trade = lambda ctx, t: (Recorder.on_trade(s, ctx, t), sides.append((t.side, ctx.delta())))
+    s.on_trade = lambda ctx, t: (Recorder.on_trade(s, ctx, t), sides.append((t.side, ctx.delta())))  # type: ignore[method-assign,assignment,func-returns-value]
     _run(s)
     # prevailing quote seen in on_trade: q@5 for t@10 and t@20 (q@20 comes after the trade), q@20 for t@60
-    assert [(q.ts - T0) // S for q in s.quotes_seen] == [5, 5, 20, 90]
+    assert [(q.ts - T0) // S for q in s.quotes_seen] == [5, 5, 20, 90]  # type: ignore[union-attr]
     assert sides == [(1, 1.0), (1, 3.0), (1, 4.0), (-1, 1.0)]
     ref = cumulative_delta(classify_trades(_trades(TRADES), _quotes(QUOTES)))
     assert [(int(a), b) for a, b in zip(ref["side"], ref["cum_delta"], strict=True)] == sides
@@ -314,7 +314,7 @@ def _btc() -> tuple[pl.DataFrame, pl.DataFrame, int]:
     folder = sample_data_dir()
     raw = read_ticks(folder / "BTCUSDT_binance_spot_trades_2024-08-08.parquet", "trades", symbol="BTCUSDT",
                      keep_extra=True)
-    offset = int((raw["ts"].dt.epoch("ns") - raw["local_recv_ts_ns"]).max())  # type: ignore[operator]
+    offset = int((raw["ts"].dt.epoch("ns") - raw["local_recv_ts_ns"]).max())
     quotes = read_ticks(folder / "BTCUSDT_binance_spot_bookticker_quotes_2024-08-08.parquet", "quotes",
                         symbol="BTCUSDT")
     return conform(raw, "trades"), quotes, offset
