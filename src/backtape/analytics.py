@@ -23,8 +23,17 @@ Definitions (``r_t = E_t / E_{t-1} - 1`` are the per-bar simple returns, ``P`` p
 ``avg_trade``              mean trade return ``pnl / (|size| * entry_price)``
 ``exposure``               fraction of bars holding a position at the bar's close
 ``turnover``               traded notional / mean equity, per year (``* P / bars``)
-``trades``                 number of closed trades
+``trades``                 closed trades plus trades still open at the end
+``closed_trades``          number of closed trades
+``open_trades``            trades (lots) still open at the last bar, marked at its close
+``open_pnl``               P&L of the open trades at the last close, net of their entry commission
+``best_trade``             largest closed trade return ``pnl / (|size| * entry_price)``
+``worst_trade``            smallest closed trade return
+``sqn``                    ``sqrt(n) * mean(pnl) / std(pnl, ddof=1)`` over the ``n`` closed trades
 =========================  =====================================================================
+
+``docs/metrics.md`` defines these and the figures computed beside them (buy-and-hold return,
+trade durations, drawdown duration in time) with their units.
 
 Annualization follows the calendar and the bar size: ``periods_per_year`` counts the sessions a
 calendar holds per year (about 252 for XNYS, 365 for 24/7) times the bars per session (390 one-minute
@@ -58,13 +67,22 @@ METRIC_NAMES: tuple[str, ...] = (
     "exposure",
     "turnover",
     "trades",
+    "closed_trades",
+    "open_trades",
+    "open_pnl",
+    "best_trade",
+    "worst_trade",
+    "sqn",
 )
+#: metrics that are whole numbers
+INT_METRICS = frozenset({"trades", "closed_trades", "open_trades", "max_drawdown_duration"})
 N_METRICS = len(METRIC_NAMES)
 
 # Accumulator slots (a float64 vector so it lives in registers/stack inside numba loops).
 _SUM, _SUM2, _SPARE, _DOWN2, _PEAK, _MAXDD, _DDSTART, _DDLEN, _PREV, _FIRST = range(10)
 _EXPOSED, _BARS, _NOTIONAL, _EQSUM, _NTR, _NWIN, _GPROF, _GLOSS, _PNLSUM, _RETSUM = range(10, 20)
-ACC_SIZE = 20
+_NOPEN, _OPENPNL, _PNLSUM2, _BEST, _WORST = range(20, 25)
+ACC_SIZE = 25
 
 
 @njit(cache=True, error_model="numpy")
@@ -72,6 +90,8 @@ def acc_new() -> np.ndarray:
     """A fresh metrics accumulator."""
     acc = np.zeros(ACC_SIZE)
     acc[_DDSTART] = -1.0
+    acc[_BEST] = -np.inf
+    acc[_WORST] = np.inf
     return acc
 
 
@@ -154,13 +174,24 @@ def acc_trade(acc: np.ndarray, pnl: float, entry_notional: float) -> None:
     """Feed one closed trade's net P&L and its entry notional (``|size| * entry_price``)."""
     acc[_NTR] += 1.0
     acc[_PNLSUM] += pnl
+    acc[_PNLSUM2] += pnl * pnl
     if entry_notional > 0:
-        acc[_RETSUM] += pnl / entry_notional
+        ret = pnl / entry_notional
+        acc[_RETSUM] += ret
+        acc[_BEST] = max(acc[_BEST], ret)
+        acc[_WORST] = min(acc[_WORST], ret)
     if pnl > 0:
         acc[_NWIN] += 1.0
         acc[_GPROF] += pnl
     elif pnl < 0:
         acc[_GLOSS] -= pnl
+
+
+@njit(cache=True, error_model="numpy")
+def acc_open(acc: np.ndarray, pnl: float) -> None:
+    """Feed one trade still open at the end and its P&L at the last mark."""
+    acc[_NOPEN] += 1.0
+    acc[_OPENPNL] += pnl
 
 
 @njit(cache=True, error_model="numpy")
@@ -210,7 +241,14 @@ def acc_finalize(acc: np.ndarray, periods_per_year: float, out: np.ndarray) -> N
     out[13] = acc[_EXPOSED] / bars if bars > 0 else nan
     mean_eq = acc[_EQSUM] / bars if bars > 0 else nan
     out[14] = acc[_NOTIONAL] / mean_eq * periods_per_year / bars if bars > 0 and mean_eq > 0 else nan
-    out[15] = ntr
+    out[15] = ntr + acc[_NOPEN]
+    out[16] = ntr
+    out[17] = acc[_NOPEN]
+    out[18] = acc[_OPENPNL]
+    out[19] = acc[_BEST] if ntr > 0 and acc[_BEST] > -np.inf else nan
+    out[20] = acc[_WORST] if ntr > 0 and acc[_WORST] < np.inf else nan
+    pvar = (acc[_PNLSUM2] - acc[_PNLSUM] * acc[_PNLSUM] / ntr) / (ntr - 1.0) if ntr > 1 else nan
+    out[21] = math.sqrt(ntr) * (acc[_PNLSUM] / ntr) / math.sqrt(pvar) if ntr > 1 and pvar > 0 else nan
 
 
 @njit(cache=True, error_model="numpy")
@@ -220,6 +258,7 @@ def _metrics_kernel(
     notional: np.ndarray,
     pnl: np.ndarray,
     entry_notional: np.ndarray,
+    open_pnl: np.ndarray,
     periods_per_year: float,
 ) -> np.ndarray:
     acc = acc_new()
@@ -230,6 +269,8 @@ def _metrics_kernel(
     store_bar_state(acc, state)
     for k in range(pnl.shape[0]):
         acc_trade(acc, pnl[k], entry_notional[k])
+    for k in range(open_pnl.shape[0]):
+        acc_open(acc, open_pnl[k])
     out = np.empty(N_METRICS)
     acc_finalize(acc, periods_per_year, out)
     return out
@@ -242,12 +283,14 @@ def compute_metrics(
     periods_per_year: float,
     positions: np.ndarray | pl.Series | None = None,
     traded_value: np.ndarray | pl.Series | None = None,
+    open_trades: pl.DataFrame | None = None,
 ) -> dict[str, float]:
-    """Metrics (see the module table) of one equity curve and its closed trades.
+    """Metrics (see the module table) of one equity curve and its trades.
 
-    ``trades`` needs columns ``pnl``, ``size`` and ``entry_price`` (one row per closed round trip;
-    rows with ``is_open`` true are ignored). ``positions`` (position size at each bar's close) gives
-    exposure; ``traded_value`` (absolute cash value filled at each bar) gives turnover. Example::
+    ``trades`` needs columns ``pnl``, ``size`` and ``entry_price`` (one row per round trip; rows
+    with ``is_open`` true count as open trades, like the rows of ``open_trades``). ``positions``
+    (position size at each bar's close) gives exposure; ``traded_value`` (absolute cash value
+    filled at each bar) gives turnover. Example::
 
         m = compute_metrics(result.equity["equity"], result.trades, periods_per_year=252)
         m["sharpe"], m["max_drawdown"]
@@ -269,43 +312,94 @@ def compute_metrics(
     for name, arr in (("positions", exposed), ("traded_value", notional)):
         if arr.shape != eq.shape:
             raise ConfigError(f"{name} has {arr.shape[0]} rows but equity has {eq.shape[0]}")
-    pnl = entry_notional = np.zeros(0)
-    if trades is not None and trades.height:
-        missing = {"pnl", "size", "entry_price"} - set(trades.columns)
-        if missing:
-            raise ConfigError(f"trades table lacks column(s) {sorted(missing)}")
-        closed = trades.filter(~pl.col("is_open")) if "is_open" in trades.columns else trades
-        pnl = closed["pnl"].cast(pl.Float64).to_numpy()
-        entry_notional = (closed["size"].abs() * closed["entry_price"]).cast(pl.Float64).to_numpy()
+    closed, still_open = _split_trades(trades, open_trades)
+    pnl = closed["pnl"].cast(pl.Float64).to_numpy()
+    entry_notional = (closed["size"].abs() * closed["entry_price"]).cast(pl.Float64).to_numpy()
     values = _metrics_kernel(
         eq,
         np.ascontiguousarray(exposed),
         np.ascontiguousarray(notional),
         np.ascontiguousarray(pnl),
         np.ascontiguousarray(entry_notional),
+        np.ascontiguousarray(still_open["pnl"].cast(pl.Float64).to_numpy()),
         float(periods_per_year),
     )
     return metrics_dict(values)
 
 
+def _split_trades(trades: pl.DataFrame | None,
+                  open_trades: pl.DataFrame | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(closed, open) trades from a table that may flag open rows (``is_open``) and a table of open ones."""
+    empty = pl.DataFrame(schema={"pnl": pl.Float64, "size": pl.Float64, "entry_price": pl.Float64})
+    closed, still_open = empty, empty
+    if trades is not None and trades.height:
+        missing = {"pnl", "size", "entry_price"} - set(trades.columns)
+        if missing:
+            raise ConfigError(f"trades table lacks column(s) {sorted(missing)}")
+        if "is_open" in trades.columns:
+            closed, still_open = trades.filter(~pl.col("is_open")), trades.filter(pl.col("is_open"))
+        else:
+            closed = trades
+    if open_trades is not None and open_trades.height:
+        if "pnl" not in open_trades.columns:
+            raise ConfigError("open_trades table lacks column 'pnl'")
+        still_open = pl.concat([still_open.select("pnl"), open_trades.select(pl.col("pnl").cast(pl.Float64))])
+    return closed, still_open
+
+
 def metrics_dict(values: np.ndarray) -> dict[str, float]:
-    """Name the values of one metrics vector (``METRIC_NAMES`` order)."""
-    out = {name: float(v) for name, v in zip(METRIC_NAMES, values, strict=True)}
-    out["trades"] = int(values[-1])
-    out["max_drawdown_duration"] = int(out["max_drawdown_duration"])
-    return out
+    """Name the values of one metrics vector (``METRIC_NAMES`` order); counts are ints."""
+    return {name: int(v) if name in INT_METRICS else float(v)
+            for name, v in zip(METRIC_NAMES, values, strict=True)}
 
 
 def metrics_frame(values: np.ndarray) -> pl.DataFrame:
     """A Polars table of a (columns x metrics) matrix, one row per column."""
     values = np.atleast_2d(values)
-    ints = ("trades", "max_drawdown_duration")
     return pl.DataFrame(
         [
-            pl.Series(name, values[:, k].astype(np.int64) if name in ints else values[:, k])
+            pl.Series(name, values[:, k].astype(np.int64) if name in INT_METRICS else values[:, k])
             for k, name in enumerate(METRIC_NAMES)
         ]
     )
+
+
+def trade_durations(trades: pl.DataFrame) -> dict[str, float]:
+    """``avg_trade_duration`` and ``max_trade_duration`` of closed trades, in seconds (NaN without any)."""
+    if trades.height == 0 or "entry_time" not in trades.columns:
+        return {"avg_trade_duration": math.nan, "max_trade_duration": math.nan}
+    closed = trades.filter(~pl.col("is_open")) if "is_open" in trades.columns else trades
+    span = (_ns(closed["exit_time"]) - _ns(closed["entry_time"])) / 1e9
+    if span.size == 0:
+        return {"avg_trade_duration": math.nan, "max_trade_duration": math.nan}
+    return {"avg_trade_duration": float(span.mean()), "max_trade_duration": float(span.max())}
+
+
+def drawdown_time(ts: np.ndarray | pl.Series, equity: np.ndarray | pl.Series) -> float:
+    """Longest time, in seconds, from an equity peak until equity regains it (or the last bar)."""
+    t = _ns(ts) if isinstance(ts, pl.Series) else np.asarray(ts, dtype=np.int64)
+    eq = np.asarray(equity, dtype=np.float64)
+    if eq.size == 0:
+        return math.nan
+    at_peak = eq >= np.maximum.accumulate(eq)
+    peak_ts = np.maximum.accumulate(np.where(at_peak, t, t[0]))
+    return float((t - peak_ts).max() / 1e9)
+
+
+def buy_and_hold_return(closes: list[np.ndarray]) -> float:
+    """Equal-weight buy-and-hold return: the mean over symbols of ``last close / first close - 1``.
+
+    Money split equally at the first bar and never rebalanced ends at exactly this return.
+    """
+    rets = [float(c[-1] / c[0] - 1.0) for c in (np.asarray(x, dtype=np.float64) for x in closes)
+            if c.size and c[0] > 0]
+    return float(np.mean(rets)) if rets else math.nan
+
+
+def _ns(col: pl.Series) -> np.ndarray:
+    if isinstance(col.dtype, pl.Datetime):
+        col = col.dt.cast_time_unit("ns")
+    return col.cast(pl.Int64).to_numpy()
 
 
 def sessions_per_year(calendar: str = "XNYS", years: tuple[int, int] | None = None) -> int:

@@ -48,7 +48,7 @@ from pydantic import (
 
 from ._secrets import register as register_secret
 from .errors import ConfigError
-from .options import DEFAULT_COMMISSION, DEFAULTS
+from .options import DEFAULT_COMMISSION, DEFAULTS, WALK_FORWARD_TEST, WALK_FORWARD_TRAIN
 
 FILE_NAME = "backtape.yaml"
 CONFIG_ENV = "BACKTAPE_CONFIG"
@@ -204,8 +204,8 @@ class BacktestingConfig(_Section):
 class WalkForwardConfig(_Section):
     """Walk-forward windows, in bars (``step_size`` unset: the test window, so windows never overlap)."""
 
-    train_periods: int = Field(default=252, gt=0)
-    test_periods: int = Field(default=63, gt=0)
+    train_periods: int = Field(default=WALK_FORWARD_TRAIN, gt=0)
+    test_periods: int = Field(default=WALK_FORWARD_TEST, gt=0)
     step_size: int | None = Field(default=None, gt=0)
 
 

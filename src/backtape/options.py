@@ -150,4 +150,10 @@ CRYPTO_CALENDAR = "24/7"
 
 DEFAULTS = TradingOptions()
 
-__all__ = ["ADJUSTMENTS", "DEFAULTS", "FILL_MODES", "TradingOptions", "split_options", "trading_options"]
+#: walk-forward windows, in bars, when none are given: about a year of daily bars to train on and a
+#: quarter to test on. ``config.optimization.walk_forward`` and ``optimization.walk_forward`` share them.
+WALK_FORWARD_TRAIN = 252
+WALK_FORWARD_TEST = 63
+
+__all__ = ["ADJUSTMENTS", "DEFAULTS", "FILL_MODES", "WALK_FORWARD_TEST", "WALK_FORWARD_TRAIN",
+           "TradingOptions", "split_options", "trading_options"]

@@ -53,7 +53,7 @@ def test_backtest_builtin_and_user_file_are_stored_and_listed(tmp_path: Path) ->
     db = tmp_path / "results.db"
     out = _backtest(db, "sma_crossover", "--symbols", "AAPL", "--start", "2012-01-01", "--end", "2015-01-01",
                     "--param", "fast=10", "--param", "slow=50", "--commission", "0.001")
-    assert "final_equity" in out and "stored run 1" in out
+    assert "final equity" in out and "stored run 1" in out
     user = tmp_path / "mine.py"
     user.write_text(USER_STRATEGY)
     out = _backtest(db, f"{user}:BuyAndHold", "--symbols", "MSFT", "--start", "2013-01-01",
@@ -62,15 +62,15 @@ def test_backtest_builtin_and_user_file_are_stored_and_listed(tmp_path: Path) ->
     store = ResultsStore(db)
     rec = store.get_run(1)
     assert rec.header["parameters"] == {"fast": 10, "slow": 50, "allow_short": False}
-    assert rec.trades.height == rec.metrics["trades"] > 0
+    assert rec.trades.height == rec.metrics["closed_trades"] > 0
     fp = rec.header["data_fingerprint"]
     assert fp["source"] == "sample" and fp["symbols"] == ["AAPL"] and fp["package_version"]
     listed = runner.invoke(runs_app, ["list", "--db", str(db)])
     assert listed.exit_code == 0 and "SmaCrossover" in listed.output and "BuyAndHold" in listed.output
     shown = runner.invoke(runs_app, ["show", "1", "--db", str(db)])
-    assert shown.exit_code == 0 and "sharpe" in shown.output and "AAPL" in shown.output
+    assert shown.exit_code == 0 and "Sharpe" in shown.output and "AAPL" in shown.output
     compared = runner.invoke(runs_app, ["compare", "1", "2", "--db", str(db)])
-    assert compared.exit_code == 0 and "run_1" in compared.output and "run_2" in compared.output
+    assert compared.exit_code == 0 and "run 1" in compared.output and "run 2" in compared.output
 
 
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
@@ -151,6 +151,7 @@ def test_risk_flags_are_validated_and_merged_with_the_config() -> None:
 
     config = RiskConfig(max_position_pct=0.2, max_drawdown_halt=0.3)
     rm = _risk_manager(config, {"default_stop_loss_pct": 0.05, "max_position_pct": None})
+    assert rm is not None
     assert (rm.max_position_pct, rm.max_drawdown_halt, rm.default_stop_loss_pct) == (0.2, 0.3, 0.05)
     assert _risk_manager(RiskConfig(), {"max_position_pct": None}) is None
     with pytest.raises(typer.BadParameter, match=r"risk\.default_stop_loss_pct: .*(got 2\.0)"):

@@ -8,6 +8,7 @@ indices exactly.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -71,7 +72,8 @@ def test_event_engine_matches_backtesting_py_on_goog(fast: int, slow: int, commi
     np.testing.assert_allclose(ours["pnl"].to_numpy(), theirs.PnL.to_numpy(), rtol=REL)
     np.testing.assert_allclose(ours["commission"].to_numpy(), theirs.Commission.to_numpy(), rtol=REL)
     assert res.metrics["final_equity"] == pytest.approx(stats["Equity Final [$]"], rel=REL)
-    assert res.metrics["trades"] == stats["# Trades"]
+    assert res.metrics["closed_trades"] == stats["# Trades"]
+    assert res.metrics["sqn"] == pytest.approx(stats["SQN"], rel=REL)
     if not on_close:
         np.testing.assert_allclose(res.equity["equity"].to_numpy(), stats._equity_curve.Equity.to_numpy(),
                                    rtol=REL)
@@ -90,7 +92,7 @@ def _vector(bars: pl.DataFrame, fast: int, slow: int, allow_short: bool, commiss
     close = bars["close"].to_numpy()
     f, s = sma(close, fast), sma(close, slow)
     up, down = crossed_above(f, s), crossed_below(f, s)
-    shorts = {"short_entries": down, "short_exits": up} if allow_short else {}
+    shorts: dict[str, Any] = {"short_entries": down, "short_exits": up} if allow_short else {}
     return simulate(close, open=bars["open"].to_numpy(), high=bars["high"].to_numpy(),
                     low=bars["low"].to_numpy(), entries=up, exits=down, cash=10_000, commission=commission,
                     fill=fill, periods_per_year=ppy, **shorts)

@@ -43,7 +43,7 @@ def _orders(result: Any, tag: str) -> pl.DataFrame:
 def test_fixed_fractional_sizes_by_the_stop_distance(run: Any) -> None:
     # 2% of 10,000 = 200 at risk; close 100, stop 95: 200 / 5 = 40 shares
     seen: list[float] = []
-    result, _ = run({0: lambda ctx: (seen.append(ctx.size("T", +1, stop=95.0)),
+    result, _ = run({0: lambda ctx: (seen.append(ctx.size("T", +1, stop=95.0)),  # type: ignore[func-returns-value]
                                           ctx.order_sized("T", +1, stop=95.0))},
                          risk=RiskManager(sizer=FixedFractional(0.02)))
     assert seen == [40.0]
@@ -251,5 +251,5 @@ def test_default_stop_of_a_quote_filled_position_triggers_on_the_bid() -> None:
     stop = _orders(result, "default_stop").row(0, named=True)
     assert stop["stop_price"] == pytest.approx(99.7997) and stop["status"] == "filled"
     f = result.fills
-    assert ((f["ts"] - T0) // NS_PER_SECOND).to_list() == [5, 110]
+    assert ((f["ts"].cast(pl.Int64) - T0) // NS_PER_SECOND).to_list() == [5, 110]
     assert f["price"].to_list() == [pytest.approx(100.1), pytest.approx(99.7)]

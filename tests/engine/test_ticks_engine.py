@@ -145,10 +145,10 @@ def test_several_symbols_merge_by_time_then_trades_first_then_symbol_order() -> 
 def test_a_quote_at_a_trades_timestamp_is_not_visible_to_it_and_delta_matches_the_classifier() -> None:
     s = Recorder()
     sides: list[tuple[int, float]] = []
-    s.on_trade = lambda ctx, t: (Recorder.on_trade(s, ctx, t), sides.append((t.side, ctx.delta())))
+    s.on_trade = lambda ctx, t: (Recorder.on_trade(s, ctx, t), sides.append((t.side, ctx.delta())))  # type: ignore[method-assign,assignment,func-returns-value]
     _run(s)
     # prevailing quote seen in on_trade: q@5 for t@10 and t@20 (q@20 comes after the trade), q@20 for t@60
-    assert [(q.ts - T0) // S for q in s.quotes_seen] == [5, 5, 20, 90]
+    assert [(q.ts - T0) // S for q in s.quotes_seen] == [5, 5, 20, 90]  # type: ignore[union-attr]
     assert sides == [(1, 1.0), (1, 3.0), (1, 4.0), (-1, 1.0)]
     ref = cumulative_delta(classify_trades(_trades(TRADES), _quotes(QUOTES)))
     assert [(int(a), b) for a, b in zip(ref["side"], ref["cum_delta"], strict=True)] == sides
@@ -177,7 +177,7 @@ def test_tick_accessors_need_the_subscription() -> None:
 
 # ---------------------------------------------------------------------------------- quote fills
 def _fill_rows(result) -> list[tuple]:
-    f = result.fills
+    f = result.fills.with_columns(pl.col("ts").cast(pl.Int64))
     return list(zip(((f["ts"] - T0) // S).to_list(), f["quantity"].to_list(), f["price"].to_list(),
                     f["reference_price"].to_list(), f["spread"].to_list(), f["commission"].to_list(),
                     strict=True))
@@ -229,7 +229,7 @@ def test_limit_and_stop_orders_against_quotes() -> None:
     }
     r = _run(Recorder(plan=plan))
     f = r.fills.sort("order_id")
-    cols = (f["tag"], f["ts"], f["price"], f["spread"])
+    cols = (f["tag"], f["ts"].cast(pl.Int64), f["price"], f["spread"])
     by_tag = {t: (int((ts - T0) // S), p, sp) for t, ts, p, sp in zip(*cols, strict=True)}
     assert by_tag["stop"] == (90, pytest.approx(100.6), pytest.approx(2 * 0.1))   # q@90: ask 100.6 >= 100.5
     assert by_tag["cross"] == (90, pytest.approx(100.4), pytest.approx(2 * 0.1))  # marketable: bid, taking
@@ -240,7 +240,7 @@ def test_bracket_legs_arrive_when_the_entry_fills() -> None:
     plan = {("quote", 0): lambda ctx, q: ctx.bracket("X", 1, stop_loss=99.5, take_profit=100.35)}
     r = _run(Recorder(plan=plan))
     f = r.fills
-    assert ((f["ts"] - T0) // S).to_list() == [5, 90]
+    assert ((f["ts"].cast(pl.Int64) - T0) // S).to_list() == [5, 90]
     assert f["tag"].to_list() == ["", "take_profit"]  # q@90 bid 100.4 >= 100.35 (resting: at the limit)
     assert f["price"].to_list() == [pytest.approx(100.1), 100.35]
     assert r.orders.filter(pl.col("tag") == "stop_loss")["status"].to_list() == ["cancelled"]
@@ -314,7 +314,7 @@ def _btc() -> tuple[pl.DataFrame, pl.DataFrame, int]:
     folder = sample_data_dir()
     raw = read_ticks(folder / "BTCUSDT_binance_spot_trades_2024-08-08.parquet", "trades", symbol="BTCUSDT",
                      keep_extra=True)
-    offset = int((raw["ts"].dt.epoch("ns") - raw["local_recv_ts_ns"]).max())  # type: ignore[operator]
+    offset = int((raw["ts"].dt.epoch("ns") - raw["local_recv_ts_ns"]).max())
     quotes = read_ticks(folder / "BTCUSDT_binance_spot_bookticker_quotes_2024-08-08.parquet", "quotes",
                         symbol="BTCUSDT")
     return conform(raw, "trades"), quotes, offset

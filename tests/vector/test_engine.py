@@ -66,12 +66,14 @@ def test_fractional_sizing_spends_all_cash() -> None:
     assert res.trades["size"][0] == pytest.approx(100 / 11)
 
 
-def test_open_position_is_reported_but_not_counted() -> None:
+def test_open_position_is_reported_and_counted_as_open() -> None:
     res = simulate(CLOSE, open=OPEN, entries=ENTRY, cash=100.0)
     row = res.trades.row(0, named=True)
     assert row["is_open"] and row["reason"] == "open" and row["exit_idx"] == 5
     assert row["pnl"] == pytest.approx(9 * (13 - 11))
-    assert res.column_metrics()["trades"] == 0
+    m = res.column_metrics()
+    assert (m["trades"], m["closed_trades"], m["open_trades"]) == (1, 0, 1)
+    assert m["open_pnl"] == pytest.approx(9 * (13 - 11))
 
 
 def test_short_entry_and_reversal() -> None:

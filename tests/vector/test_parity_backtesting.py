@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -32,7 +33,7 @@ def test_sma_crossover_matches_backtesting_py(
     close, open_ = GOOG.Close.to_numpy(), GOOG.Open.to_numpy()
     f, s = sma(close, fast), sma(close, slow)
     up, down = crossed_above(f, s), crossed_below(f, s)
-    shorts = {"short_entries": down, "short_exits": up} if allow_short else {}
+    shorts: dict[str, Any] = {"short_entries": down, "short_exits": up} if allow_short else {}
     res = simulate(
         close, open=open_, high=GOOG.High.to_numpy(), low=GOOG.Low.to_numpy(), entries=up, exits=down,
         cash=10_000, commission=commission, fill="close" if on_close else "next_open", **shorts,
@@ -49,7 +50,8 @@ def test_sma_crossover_matches_backtesting_py(
     np.testing.assert_allclose(ours["pnl"].to_numpy(), theirs.PnL.to_numpy(), rtol=REL)
     np.testing.assert_allclose(ours["commission"].to_numpy(), theirs.Commission.to_numpy(), rtol=REL)
     assert res.equity[-1, 0] == pytest.approx(stats["Equity Final [$]"], rel=REL)
-    assert res.column_metrics()["trades"] == stats["# Trades"]
+    assert res.column_metrics()["closed_trades"] == stats["# Trades"]
+    assert res.column_metrics()["sqn"] == pytest.approx(stats["SQN"], rel=REL)
     if not on_close:
         # backtesting.py books a close-filled trade's commission one bar late, so the whole
         # curve is compared for next-open fills only (final equity agrees in both modes).

@@ -8,19 +8,23 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import polars as pl
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from ..config import RiskConfig
 from ..engine import StrategyFactory
 from ..engine.run import run_backtest
+from ..formatting import money
 from ..risk import RiskManager
+from ._common import console as make_console
 from ._common import state
+from ._tables import metrics_table
 from ._units import parse_duration
 
 #: runs with at least this many clock steps show a progress bar
@@ -60,21 +64,6 @@ def _parse_params(pairs: list[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[name.strip()] = text
     return out
-
-
-def metrics_table(metrics: dict[str, Any], title: str) -> Table:
-    """The metrics of a run as a two-column rich table (fractions shown as percentages)."""
-    percent = {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "exposure", "avg_trade"}
-    table = Table(title=title)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for name, value in metrics.items():
-        if isinstance(value, float):
-            text = f"{value:.2%}" if name in percent else f"{value:,.4f}"
-        else:
-            text = str(value)
-        table.add_row(name, text)
-    return table
 
 
 def _parse_latency(text: str) -> int:
@@ -133,6 +122,8 @@ def backtest(
     report_path: str | None = typer.Option(None, "--report", help="also write the run's HTML report here"),
     engine: str = typer.Option("event", "--engine", help="event (backtape's engine), or a peer running "
                                "path/file.py:Name on backtape data: backtrader, backtesting, vectorbt"),
+    trades_out: Path | None = typer.Option(None, "--trades", help="write the trades (closed, then open at "
+                                           "the end, flagged is_open) to this .csv or .parquet file"),
     list_strategies: bool = typer.Option(False, "--list", is_eager=True, callback=_print_strategies,
                                          help="print the registered strategy names and exit"),
 ) -> None:
@@ -155,7 +146,9 @@ def backtest(
     options = ws.trading_options(cash=cash, commission=commission, slippage_bps=slippage_bps, fill=fill,
                                  latency=_parse_latency(latency))
     options = dataclasses.replace(options, risk=risk)
-    console = Console()
+    if trades_out is not None and trades_out.suffix.lower() not in (".csv", ".parquet"):
+        raise typer.BadParameter(f"{trades_out}: write .csv or .parquet", param_hint="'--trades'")
+    console = make_console()
     params = _parse_params(param)
     strat = StrategyFactory.create(strategy, **params)
     data = ws.source(source)
@@ -176,6 +169,14 @@ def backtest(
 
         result = run_backtest(strat, symbols, start, end, frequency, data, options, progress=report)
     console.print(metrics_table(result.metrics, f"{strat!r} on {','.join(result.symbols)} {frequency}"))
+    if result.open_trades.height:
+        console.print(open_notice(result.open_trades))
+    if trades_out is not None:
+        from ..results.export import write_frame
+
+        every_trade = result.all_trades()
+        write_frame(every_trade, trades_out)
+        console.print(f"wrote {every_trade.height} trade(s) to {trades_out}")
     resized = result.rejections.filter(result.rejections["action"] == "resize")
     if resized.height:
         console.print(f"{resized.height} order(s) resized by the limits (first: {resized['reason'][0]})")
@@ -203,12 +204,20 @@ def _run_peer(engine: str, reference: str, symbols: str, start: str, end: str, f
                                  f"got {reference!r}")
     result = adapter(engine).run(load_from_file(reference), symbols, start, end, frequency, source,
                                  cash=cash, commission=commission, workspace=ws, **params)
-    console = Console()
+    console = make_console()
     console.print(metrics_table(result.metrics, f"{result.strategy} ({engine}) on "
                                                 f"{','.join(result.symbols)} {frequency}"))
     if store:
         results = ws.store(db or True)
         console.print(f"stored run [bold]{result.save(results)}[/bold] in {results.url}")
+
+
+def open_notice(open_trades: pl.DataFrame) -> str:
+    """One line on the positions still open at the end (counted in equity, not in closed trades)."""
+    syms = sorted(set(open_trades["symbol"].to_list()))
+    pnl = float(open_trades["pnl"].sum())
+    return (f"{open_trades.height} position(s) still open at the end ({', '.join(syms)}): marked at the "
+            f"last close, open P&L {money(pnl)}, counted in equity (see result.open_trades)")
 
 
 @contextlib.contextmanager

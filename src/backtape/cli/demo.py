@@ -57,7 +57,8 @@ def _five_minute_view(out: Console, sample: SampleDataSource) -> None:
              "ts_end <= now.")
     out.print(frame_table(five, max_rows=12))
     minute_volume = float(minute.get_column("volume").sum())
-    same_volume = abs(minute_volume - float(five.get_column("volume").sum())) < 1e-6 * max(1.0, minute_volume)
+    five_volume = float(five.get_column("volume").sum())
+    same_volume = abs(minute_volume - five_volume) < 1e-6 * max(1.0, minute_volume)
     highs_match = minute.get_column("high").max() == five.get_column("high").max()
     out.print(f"checks: volume preserved [{'green' if same_volume else 'red'}]{same_volume}[/], "
               f"day's high preserved [{'green' if highs_match else 'red'}]{highs_match}[/]")
@@ -114,7 +115,8 @@ def _corrupted(sample: SampleDataSource) -> pl.DataFrame:
 
 def _backtest(out: Console) -> None:
     from ..engine import run_backtest
-    from .backtest import metrics_table
+    from ._tables import metrics_table, trades_table
+    from .backtest import open_notice
 
     symbols = ["AAPL", "MSFT", "IBM", "KO"]
     result = run_backtest("sma_crossover", symbols, "2012-01-01", "2015-01-01", "1d", source="sample",
@@ -125,9 +127,9 @@ def _backtest(out: Console) -> None:
              "position on its ex-date. Loaded once through the DataPortal; ran in "
              f"{result.duration_s:.2f} s.")
     out.print(metrics_table(result.metrics, "metrics (backtape.analytics)"))
-    trades = result.trades.select("symbol", "entry_time", "exit_time", "entry_price", "exit_price", "size",
-                                  "pnl", "commission")
-    out.print(frame_table(trades, max_rows=8, title=f"{result.trades.height} round trips"))
+    out.print(trades_table(result.trades, f"{result.trades.height} closed round trips", limit=8, dates=True))
+    if result.open_trades.height:
+        out.print(open_notice(result.open_trades))
 
 
 def demo() -> None:

@@ -23,14 +23,15 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 
+from ..formatting import metric as show_metric
+from ..formatting import ratio
+from ._common import console as make_console
 from ._common import state
+from ._tables import frame_table
 
 if TYPE_CHECKING:
     from ..options import TradingOptions
-
-_PERCENT = {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "exposure", "avg_trade"}
 
 
 def _value(text: str) -> Any:
@@ -91,22 +92,6 @@ def progress_bar(console: Console, label: str) -> Iterator[Callable[[int, int], 
         yield report
 
 
-def frame_table(frame: pl.DataFrame, title: str) -> Table:
-    """A Polars frame as a rich table (fractions as percentages, floats to 4 places)."""
-    table = Table(title=title)
-    for col in frame.columns:
-        table.add_column(col, justify="right")
-    for row in frame.iter_rows():
-        cells = []
-        for col, v in zip(frame.columns, row, strict=True):
-            if isinstance(v, float):
-                cells.append(f"{v:.2%}" if col in _PERCENT else f"{v:,.4f}")
-            else:
-                cells.append(str(v))
-        table.add_row(*cells)
-    return table
-
-
 def _cfg(text: str, key: str) -> str:
     return f"{text} (default: {key} in the config)"
 
@@ -152,7 +137,7 @@ def optimize(
     report_path: str | None = REPORT,
 ) -> None:
     """Search --grid for STRATEGY's best --metric, print the top sets, DSR and PBO, store the search."""
-    console = Console()
+    console = make_console()
     params = parse_grid(grid)
     ws = state(ctx).workspace()
     with progress_bar(console, f"{strategy} ({engine})") as report:
@@ -169,8 +154,8 @@ def optimize(
         )
     )
     console.print(
-        f"best {res.best}  deflated Sharpe {res.deflated_sharpe:.3f}  PBO {res.pbo:.3f}  "
-        f"({res.skipped} set(s) skipped, {res.duration_s:.2f} s)"
+        f"best {res.best}  deflated Sharpe {ratio(res.deflated_sharpe)}  PBO {show_metric('pbo', res.pbo)}  "
+        f"({res.skipped} set(s) skipped, {show_metric('duration_s', res.duration_s)})"
     )
     if res.optimization_id is not None:
         console.print(f"stored optimization [bold]{res.optimization_id}[/bold]")
@@ -214,7 +199,7 @@ def walkforward(
 ) -> None:
     """Walk-forward optimization: per window the winner's in- and out-of-sample results, and the
     stitched out-of-sample metrics and walk-forward efficiency."""
-    console = Console()
+    console = make_console()
     params = parse_grid(grid)
     ws = state(ctx).workspace()
     with progress_bar(console, f"{strategy} walk-forward") as report:
@@ -224,10 +209,14 @@ def walkforward(
             options=_trading(ctx, cash, commission, None),
         )
     windows = res.windows.with_columns(pl.col("train_start", "test_start", "test_end").dt.date())
-    console.print(frame_table(windows.drop("train_end"), f"{strategy}: {windows.height} windows"))
+    shown = windows.drop("train_end", "test_end")  # a test window ends where the next one starts
+    names = {"window": "#", "train_start": "train from", "test_start": "test from",
+             **{f"{p}_{m}": f"{p.upper()} {m if m != 'cagr' else 'CAGR'}"
+                for p in ("is", "oos") for m in (metric, "cagr", "return", "trades")}}
+    console.print(frame_table(shown, f"{strategy}: {windows.height} windows", names=names))
     oos = {k: res.metrics[k] for k in _SHOWN}
     console.print(frame_table(pl.DataFrame([oos]), "stitched out-of-sample"))
-    console.print(f"walk-forward efficiency {res.efficiency:.3f} (OOS CAGR / mean in-sample CAGR)")
+    console.print(f"walk-forward efficiency {ratio(res.efficiency)} (OOS CAGR / mean in-sample CAGR)")
     _report(console, res, report_path)
 
 
@@ -244,7 +233,7 @@ def montecarlo(
     report_path: str | None = REPORT,
 ) -> None:
     """Percentiles of final equity, max drawdown and Sharpe over resampled paths of a stored run."""
-    console = Console()
+    console = make_console()
     res = state(ctx).workspace().monte_carlo(run_id, n, method, block=block, seed=seed, store=db or True)
     console.print(frame_table(res.table, f"run {run_id}: {method}, {n} simulations, seed {seed}"))
     console.print(frame_table(pl.DataFrame([res.observed]), "the run itself"))

@@ -17,15 +17,26 @@ if TYPE_CHECKING:
 
 def build_result(run: _Run, duration: float) -> BacktestResult:
     """The ``BacktestResult`` of a finished run: metrics, trades, orders, fills, equity, fingerprint."""
-    from ..analytics import compute_metrics, drawdown, periods_per_year
+    from ..analytics import (
+        buy_and_hold_return,
+        compute_metrics,
+        drawdown,
+        drawdown_time,
+        periods_per_year,
+        trade_durations,
+    )
 
     pf = run.portfolio
-    ts = pl.Series("ts", run.clock).cast(pl.Datetime("ns", "UTC"))
+    ts = pl.Series("ts", run.clock).cast(_UTC)
     eq = pl.DataFrame({"ts": ts, "equity": run.equity, "drawdown": drawdown(run.equity)})
     trades = pf.trades()
+    still_open = pf.open_trades(run.now)
     ppy = periods_per_year(calendar=run.portal.calendar.name, frequency=run.frequency)
-    metrics = compute_metrics(run.equity, trades, periods_per_year=ppy, positions=run.exposed,
-                              traded_value=run.traded)
+    metrics: dict[str, Any] = compute_metrics(run.equity, trades, periods_per_year=ppy, positions=run.exposed,
+                                              traded_value=run.traded, open_trades=still_open)
+    metrics["buy_hold_return"] = buy_and_hold_return([_held_value(run, j) for j in range(len(run.bars))])
+    metrics.update(trade_durations(trades))
+    metrics["max_drawdown_time"] = drawdown_time(run.clock, run.equity)
     metrics["commission"] = float(pf.commissions)
     metrics["slippage"] = float(pf.slippage)
     orders = pl.DataFrame([o.as_row() for o in run.broker.orders], schema=_ORDER_SCHEMA, orient="row")
@@ -33,15 +44,55 @@ def build_result(run: _Run, duration: float) -> BacktestResult:
     return BacktestResult(
         strategy=run.strategy.name, parameters=dict(run.strategy.parameters), symbols=run.symbols,
         start=run.start, end=run.end, frequency=run.frequency, source=run.source.name,
-        cash=pf.starting_cash, metrics=metrics, trades=trades, orders=orders, fills=fills, equity=eq,
-        open_trades=pf.open_trades(run.now), rejections=_rejections(run.broker.rejections),
-        records=pl.DataFrame(run._records), duration_s=duration,
+        cash=pf.starting_cash, metrics=metrics, trades=trades,
+        orders=orders.with_columns(pl.col("created_at").cast(_UTC)),
+        fills=fills.with_columns(pl.col("ts").cast(_UTC)), equity=eq,
+        open_trades=still_open, rejections=_rejections(run.broker.rejections),
+        records=records_frame(run.clock, run._records), duration_s=duration,
         fingerprint=_fingerprint(run), extra=_prices(run),
     )
 
+
+_UTC = pl.Datetime("ns", "UTC")
+
+
+def records_frame(clock: Any, records: dict[str, dict[int, Any]]) -> pl.DataFrame:
+    """``ctx.record`` values, wide: one row per clock step (``ts``), one column per recorded name
+    (null at steps that did not record it). No names: an empty frame with just ``ts``."""
+    if not records:
+        return pl.DataFrame(schema={"ts": _UTC})
+    n = len(clock)
+    columns: list[pl.Series] = [pl.Series("ts", clock).cast(pl.Int64).cast(_UTC)]
+    for name, by_step in records.items():
+        values: list[Any] = [None] * n
+        for step, value in by_step.items():
+            values[step] = value
+        columns.append(pl.Series(name, values, strict=False))
+    return pl.DataFrame(columns)
+
+
+def _held_value(run: _Run, j: int) -> np.ndarray:
+    """Value of one share of symbol ``j`` bought at the first close of the run and held: raw closes,
+    times the shares splits turned it into, plus the cash dividends paid (what the engine books)."""
+    b = run.bars[j]
+    first, last = b["first"], b["last"]
+    if last <= first:
+        return np.zeros(0)
+    shares, cash = 1.0, 0.0
+    for ts, sym, action, value in run._actions:
+        if sym != run.symbols[j] or ts <= b["ts_end"][first]:
+            continue
+        if action == "split" and value > 0:
+            shares *= value
+        elif action == "dividend":
+            cash += shares * value
+    return np.array([float(b["close"][first]), shares * float(b["close"][last - 1]) + cash])
+
+
 def _rejections(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """The broker's rejections with their times as UTC datetimes."""
     frame = pl.DataFrame(rows, schema=_REJECTION_SCHEMA, orient="row")
-    return frame.with_columns(pl.col("ts").cast(pl.Datetime("ns", "UTC")))
+    return frame.with_columns(pl.col("ts").cast(_UTC))
 
 
 _REJECTION_SCHEMA = {"ts": pl.Int64, "order_id": pl.Int64, "symbol": pl.String, "action": pl.String,

@@ -170,7 +170,7 @@ class _Run:
                 self.broker.by_quote = frozenset(symbols)
             self.feed = TickFeed(self, kinds, opts.latency, self.tick_only)
             self.broker.desk = self.feed.desk
-        self._records: list[dict[str, Any]] = []
+        self._records: dict[str, dict[int, Any]] = {}  # name -> {clock step: value}
         self._fills_this_step: list[Fill] = []
         self._build_timeline()
 
@@ -431,7 +431,9 @@ class _Run:
         return self.broker._is_fractional(symbol)
 
     def record(self, values: dict[str, float]) -> None:
-        self._records.append({"ts": self.now, **values})
+        step = self.step
+        for name, value in values.items():
+            self._records.setdefault(name, {})[step] = value
 
     def make_indicator(self, fn: Callable[..., np.ndarray], args: tuple, kwargs: dict, symbol: str,
                        field: str, name: str | None) -> Indicator:

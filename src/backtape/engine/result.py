@@ -9,8 +9,14 @@ import polars as pl
 
 from .._time import format_ns
 
-_HEADLINE = ("final_equity", "total_return", "cagr", "sharpe", "sortino", "max_drawdown", "win_rate",
-             "profit_factor", "trades", "exposure", "commission")
+_HEADLINE = ("final_equity", "total_return", "buy_hold_return", "cagr", "sharpe", "sortino", "calmar",
+             "max_drawdown", "max_drawdown_duration", "win_rate", "profit_factor", "sqn", "expectancy",
+             "trades", "open_trades", "open_pnl", "exposure", "commission")
+
+
+def _number(value: Any) -> float | None:
+    """A metric as a float for the summary table (``None`` for what is not a number)."""
+    return float(value) if isinstance(value, int | float) else None
 
 
 @dataclass
@@ -18,7 +24,10 @@ class BacktestResult:
     """The outcome of one backtest.
 
     ``metrics`` is a dict (``final_equity``, ``total_return``, ``sharpe``, ``max_drawdown``,
-    ``trades`` and more, see ``backtape.analytics``); ``trades`` has one row per round trip;
+    ``trades`` and more, defined in docs/metrics.md); ``trades`` has one row per closed round trip
+    and ``open_trades`` one per position still open at the end (marked at the last close, counted
+    in equity and in ``metrics["trades"]``); ``records`` has one row per bar and one column per
+    name given to ``ctx.record``; every time column is ``Datetime("ns", "UTC")``;
     ``equity`` has ``ts``, ``equity`` and ``drawdown``; ``orders`` and ``fills`` log every order
     and execution; ``rejections`` says why orders were resized or refused; ``extra`` holds
     further named frames (prices for reports, ...) stored with the run.
@@ -54,10 +63,22 @@ class BacktestResult:
         return {"equity": self.equity.to_pandas(), "trades": self.trades.to_pandas(),
                 "orders": self.orders.to_pandas(), "fills": self.fills.to_pandas()}
 
+    def all_trades(self) -> pl.DataFrame:
+        """Closed trades, then those open at the end, in one table with an ``is_open`` column."""
+        closed = self.trades.with_columns(is_open=pl.lit(False))
+        if not self.open_trades.height:
+            return closed
+        still_open = self.open_trades.with_columns(is_open=pl.lit(True))
+        return pl.concat([closed, still_open], how="diagonal_relaxed")
+
     def summary(self) -> pl.DataFrame:
-        """Headline metrics as a two-column table."""
-        rows = [(k, float(self.metrics[k])) for k in _HEADLINE if k in self.metrics]
-        return pl.DataFrame(rows, schema={"metric": pl.String, "value": pl.Float64}, orient="row")
+        """Headline metrics: ``metric`` (name), ``value`` (a number) and ``text`` (as shown everywhere)."""
+        from ..formatting import metric
+
+        m = self.metrics
+        rows = [(k, _number(m[k]), metric(k, m[k])) for k in _HEADLINE if k in m]
+        return pl.DataFrame(rows, schema={"metric": pl.String, "value": pl.Float64, "text": pl.String},
+                            orient="row")
 
     def save(self, store: Any, key: str | None = None) -> int:
         """Store this run in a ``ResultsStore`` (once per idempotency ``key``); returns its id."""
@@ -76,16 +97,24 @@ class BacktestResult:
         return {**named, **self.extra}
 
     def __repr__(self) -> str:
-        m, nan = self.metrics, float("nan")
+        from ..formatting import metric
+
+        m = self.metrics
         params = ", ".join(f"{k}={v}" for k, v in self.parameters.items())
+
+        def show(name: str) -> str:
+            return metric(name, m.get(name))
+
         lines = [
             f"BacktestResult({self.strategy}({params}) on {','.join(self.symbols)} {self.frequency} "
             f"{format_ns(self.start)} .. {format_ns(self.end)})",
-            f"  final equity  {m.get('final_equity', float('nan')):,.2f}  (start {self.cash:,.2f})",
-            f"  total return  {m.get('total_return', nan):+.2%}   CAGR {m.get('cagr', nan):+.2%}",
-            f"  sharpe        {m.get('sharpe', nan):.3f}   sortino {m.get('sortino', nan):.3f}",
-            f"  max drawdown  {m.get('max_drawdown', float('nan')):.2%}",
-            f"  trades        {m.get('trades', 0)}   win rate {m.get('win_rate', float('nan')):.1%}",
+            f"  final equity  {show('final_equity')}  (start {metric('cash', self.cash)})",
+            f"  total return  {show('total_return')}   buy & hold {show('buy_hold_return')}   "
+            f"CAGR {show('cagr')}",
+            f"  sharpe        {show('sharpe')}   sortino {show('sortino')}   calmar {show('calmar')}",
+            f"  max drawdown  {show('max_drawdown')}   lasting {show('max_drawdown_duration')}",
+            f"  trades        {show('trades')} ({show('open_trades')} open, P&L {show('open_pnl')})   "
+            f"win rate {show('win_rate')}",
         ]
         return "\n".join(lines)
 

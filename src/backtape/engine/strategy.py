@@ -29,6 +29,7 @@ strategies use ``order_target_percent``, so they stay all-in). To size an entry 
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, Unpack
@@ -128,7 +129,7 @@ class Indicator:
         raise LookAheadError(f"indicator {self.name}: use negative indices (ind[-1] is the current bar)")
 
     def __len__(self) -> int:
-        return self._run.rows[self._slot] + 1
+        return int(self._run.rows[self._slot]) + 1
 
     def to_numpy(self) -> np.ndarray:
         """The values up to and including the current bar (a view)."""
@@ -145,7 +146,25 @@ class OrderOptions(TypedDict, total=False):
 
 
 class Context:
-    """What a strategy sees and does at each bar: clock, data (via the portal), account, orders."""
+    """What a strategy sees and does at each bar: clock, data (via the portal), account, orders.
+
+    Time and data (all point in time: nothing after the clock is visible)
+        ``now`` clock in UTC ns · ``clock`` the same as a datetime · ``bar_index`` steps so far ·
+        ``symbols`` · ``frequency`` · ``history(symbols, bar_count, field)`` past bars as an array ·
+        ``spot(symbol, field)`` the latest bar's value · ``indicator(fn, *args)`` a series computed
+        once, read as ``ind[-1]`` · ``quote``/``last_trade``/``delta`` in tick runs · ``portal``.
+    Account
+        ``cash`` · ``equity`` · ``position(symbol)`` · ``positions`` (non-zero ones) ·
+        ``state`` (a dict kept between bars for your own values).
+    Orders
+        ``order(symbol, quantity, limit=, stop=, tif=)`` · ``buy``/``sell`` (all-in without a
+        quantity) · ``close(symbol)`` · ``order_target(symbol, quantity)`` ·
+        ``order_target_value(symbol, cash)`` · ``order_target_percent(symbol, fraction)`` ·
+        ``bracket(symbol, quantity, stop_loss=, take_profit=)`` · ``size(symbol, side, stop=)`` and
+        ``order_sized(...)`` (the run's ``RiskManager`` sizer) · ``cancel(order)`` · ``open_orders()``.
+    Output
+        ``record(name=value, ...)`` values per bar, returned as columns of ``result.records``.
+    """
 
     def __init__(self, run: _Run) -> None:
         self._run = run
@@ -161,7 +180,8 @@ class Context:
         return self._run.now
 
     @property
-    def clock(self):
+    def clock(self) -> dt.datetime | None:
+        """The clock as a UTC datetime (the portal's view of ``now``)."""
         return self.portal.clock
 
     @property
@@ -208,17 +228,21 @@ class Context:
     # account ---------------------------------------------------------------------------
     @property
     def cash(self) -> float:
+        """Cash in the account now (after commissions; negative when buying on margin)."""
         return self._run.portfolio.cash
 
     @property
     def equity(self) -> float:
+        """Cash plus every position at its latest price."""
         return self._run.portfolio.equity
 
     def position(self, symbol: str | None = None) -> float:
+        """Signed quantity held in ``symbol`` (the first symbol by default); 0 when flat."""
         return self._run.portfolio.position(symbol or self.symbols[0])
 
     @property
     def positions(self) -> dict[str, float]:
+        """Every non-zero position, symbol -> signed quantity."""
         return {s: q for s, q in self._run.portfolio.positions.items() if q}
 
     # orders ----------------------------------------------------------------------------
@@ -319,7 +343,7 @@ class Context:
         return self._run.submit(order)
 
     def order_target_value(self, symbol: str, value: float, **kw: Unpack[OrderOptions]) -> Order | None:
-        """Move the position to ``value`` in cash terms at the latest close."""
+        """Move the position to ``value`` in cash terms at the latest close (``None`` when already there)."""
         price = self.spot(symbol)
         target = value / price
         return self.order_target(symbol, math.copysign(math.floor(abs(target) + 1e-9), target)
@@ -349,10 +373,12 @@ class Context:
         return self._run.broker.cancel(order if isinstance(order, int) else order.id)
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
+        """Working orders (of ``symbol``, or all), not yet filled, cancelled or expired."""
         return self._run.broker.working(symbol)
 
     def record(self, **values: float) -> None:
-        """Record custom values at this bar (returned in ``result.records``)."""
+        """Record values at this bar, e.g. ``ctx.record(fast=f[-1], slow=s[-1])``: ``result.records``
+        has one row per bar and one column per name (null at bars that did not record it)."""
         self._run.record(values)
 
 

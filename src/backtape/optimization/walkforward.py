@@ -28,7 +28,7 @@ import polars as pl
 from .._time import TimeLike
 from ..analytics import compute_metrics
 from ..errors import ConfigError, warn_once
-from ..options import TradingOptions, trading_options
+from ..options import WALK_FORWARD_TEST, WALK_FORWARD_TRAIN, TradingOptions, trading_options
 from .data import MarketData, load_market_data
 from .evaluate import EvalSpec, best_vector_run, choose_engine, event_run, strategy_label
 from .executor import Progress
@@ -117,8 +117,8 @@ def walk_forward(
     symbols: Sequence[str] | str,
     start: TimeLike,
     end: TimeLike,
-    train_periods: int,
-    test_periods: int,
+    train_periods: int = WALK_FORWARD_TRAIN,
+    test_periods: int = WALK_FORWARD_TEST,
     step_size: int | None = None,
     anchored: bool = False,
     metric: str = "sharpe",
@@ -140,8 +140,9 @@ def walk_forward(
 ) -> WalkForwardResult:
     """Walk-forward optimization of ``strategy`` over ``grid`` (see the module doc for the windows).
 
-    ``step_size`` defaults to ``test_periods``; other arguments as in ``optimize`` (each window's
-    search runs on ``executor``, with ``address`` for a Ray cluster).
+    The windows default to those of the CLI and the configuration (252 bars to train, 63 to test,
+    ``step_size`` = ``test_periods``); other arguments as in ``optimize`` (each window's search runs
+    on ``executor``, with ``address`` for a Ray cluster).
     ``progress(done, total)`` counts windows.
     """
     opts = trading_options(options, **overrides)
@@ -207,6 +208,7 @@ def walk_forward(
                 "is_cagr": top["cagr"],
                 "oos_cagr": oos["cagr"],
                 "oos_return": oos["total_return"],
+                "oos_trades": oos["trades"],
             }
         )
         if progress is not None:
@@ -217,11 +219,12 @@ def walk_forward(
     metrics = compute_metrics(
         _with_start(equity, opts.cash), periods_per_year=data.periods_per_year
     )
+    metrics["trades"] = sum(int(r["oos_trades"]) for r in rows)  # the curve alone cannot count them
     windows = pl.DataFrame(rows).with_columns(
         pl.col("train_start", "train_end", "test_start", "test_end").cast(utc)
     )
-    is_cagr = windows["is_cagr"].drop_nans().drop_nulls().mean()
-    eff = metrics["cagr"] / float(is_cagr) if isinstance(is_cagr, int | float) and is_cagr != 0 else math.nan
+    is_cagr = windows["is_cagr"].cast(pl.Float64).drop_nans().drop_nulls().mean()
+    eff = metrics["cagr"] / float(is_cagr) if isinstance(is_cagr, float) and is_cagr != 0.0 else math.nan
     return WalkForwardResult(windows, curve, metrics, float(eff), metric, anchored)
 
 

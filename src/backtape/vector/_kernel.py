@@ -23,6 +23,7 @@ from ..analytics import (
     acc_flat,
     acc_new,
     acc_notional,
+    acc_open,
     acc_trade,
     bar_state,
     store_bar_state,
@@ -354,6 +355,7 @@ def simulate_column(
         last = c[pc, n - 1]
         pnl = st[_POS] * (last - st[_AVG]) - st[_ENTRY_COMM]
         _record(tr_out, start, st, col, n - 1, last, st[_POS], pnl, st[_ENTRY_COMM], REASON_OPEN)
+        acc_open(acc, pnl)
     store_bar_state(acc, bars)
     acc_finalize(acc, p[P_PPY], m_out[col])
     return int(st[_NTR])
