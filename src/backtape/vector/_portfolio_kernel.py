@@ -1,0 +1,157 @@
+"""The numba loop of the multi-asset vector engine: one cash account, many symbols, the event engine's rules.
+
+Per clock step ``k`` (the same steps, in the same order, as ``backtape.engine.engine``):
+
+1. corporate actions with ``act_step == k`` apply (splits scale the share count and the last
+   price, cash dividends credit ``shares * amount``);
+2. with ``fill="next_open"``, the orders decided at an earlier step fill at the open of each
+   symbol's bar, symbols in column order, sized like ``Broker._execute_target``;
+3. every symbol with a bar is marked at its close;
+4. the decision of the step (a target weight, or signals turned into one) is taken; with
+   ``fill="close"`` it fills at once at the close, symbols in column order.
+
+Arrays are C-ordered **symbols x steps**; a NaN open means the symbol has no bar at that step (its
+order keeps waiting). Fill records: step, symbol, signed quantity, price, reference, commission.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..fills import affordable_shares, slipped
+
+P_CASH, P_RATE, P_FIXED, P_SLIP, P_FRACTIONAL, P_FILL_CLOSE = range(6)
+N_PARAMS = 6
+MODE_TARGETS, MODE_SIGNALS = 0, 1
+ACT_SPLIT, ACT_DIVIDEND = 0, 1
+F_STEP, F_SYM, F_QTY, F_PRICE, F_REF, F_COMM = range(6)
+N_FILL_FIELDS = 6
+
+
+@njit(cache=True, error_model="numpy")
+def _book(j, qty, ref, k, p, pos, cash, fills, n_fills, traded):
+    """Book one fill of ``qty`` (signed) shares of ``j`` at reference ``ref``; returns the new cash."""
+    side = 1.0 if qty > 0 else -1.0
+    price = slipped(ref, side, p[P_SLIP])
+    comm = p[P_FIXED] + abs(qty) * price * p[P_RATE]
+    cash -= qty * price + comm
+    new = pos[j] + qty
+    pos[j] = 0.0 if abs(new) < 1e-12 else new
+    traded[k] += abs(qty) * price
+    if fills.shape[0] > 0:
+        r = n_fills[0]
+        fills[r, F_STEP] = k
+        fills[r, F_SYM] = j
+        fills[r, F_QTY] = qty
+        fills[r, F_PRICE] = price
+        fills[r, F_REF] = ref
+        fills[r, F_COMM] = comm
+    n_fills[0] += 1
+    return cash
+
+
+@njit(cache=True, error_model="numpy")
+def _others(j, pos, last):
+    """Net and gross value of every position but ``j``'s at the last marks."""
+    net, gross = 0.0, 0.0
+    for s in range(pos.shape[0]):
+        q = pos[s]
+        if q != 0.0 and s != j:
+            net += q * last[s]
+            gross += abs(q) * last[s]
+    return net, gross
+
+
+@njit(cache=True, error_model="numpy")
+def _target(j, target, ref, k, p, pos, last, cash, fills, n_fills, traded):
+    """Move ``j`` to ``target`` of equity (``Broker._execute_target`` at leverage 1); returns the cash."""
+    held = pos[j]
+    if held != 0.0 and (target == 0.0 or (held > 0) != (target > 0)):
+        cash = _book(j, -held, ref, k, p, pos, cash, fills, n_fills, traded)
+        held = pos[j]
+    if target == 0.0:
+        return cash
+    side = 1.0 if target > 0 else -1.0
+    price = slipped(ref, side, p[P_SLIP])
+    frac = p[P_FRACTIONAL] != 0.0
+    net, gross = _others(j, pos, last)
+    equity = cash + held * ref + net
+    delta = affordable_shares(equity * abs(target), price, p[P_RATE], p[P_FIXED], frac) - abs(held)
+    if delta < 0.0:
+        return _book(j, side * delta, ref, k, p, pos, cash, fills, n_fills, traded)
+    room = equity - abs(held) * ref - gross
+    delta = min(delta, affordable_shares(room, price, p[P_RATE], p[P_FIXED], frac))
+    if delta > 0.0:
+        cash = _book(j, side * delta, ref, k, p, pos, cash, fills, n_fills, traded)
+    return cash
+
+
+@njit(cache=True, error_model="numpy")
+def _decide(mode, j, k, pos, tg, le, lx, se, sx, size):
+    """The target weight decided for ``j`` at step ``k`` (NaN: no order)."""
+    if mode == MODE_TARGETS:
+        return tg[j, k]
+    held = pos[j]
+    w = size[j, k] if size.shape[1] > 1 else size[j, 0]
+    if le[j, k] and held <= 0:
+        return w
+    if se[j, k] and held >= 0:
+        return -w
+    if (lx[j, k] and held > 0) or (sx[j, k] and held < 0):
+        return 0.0
+    return np.nan
+
+
+@njit(cache=True, error_model="numpy")
+def run_portfolio(o, c, mode, tg, le, lx, se, sx, size, act_step, act_sym, act_kind, act_value, p,
+                  equity, exposed, traded, fills):  # fmt: skip
+    """Simulate the account over every step; returns the number of fills (see the module doc)."""
+    n_sym, n = c.shape
+    pos = np.zeros(n_sym)
+    last = np.zeros(n_sym)
+    pending = np.full(n_sym, np.nan)
+    cash = p[P_CASH]
+    at_close = p[P_FILL_CLOSE] != 0.0
+    n_fills = np.zeros(1, dtype=np.int64)
+    a = 0
+    n_act = act_step.shape[0]
+    for k in range(n):
+        while a < n_act and act_step[a] <= k:
+            j = act_sym[a]
+            if act_kind[a] == ACT_SPLIT:
+                v = act_value[a]
+                if v > 0.0 and v != 1.0:
+                    pos[j] *= v
+                    last[j] /= v
+            else:
+                cash += pos[j] * act_value[a]
+            a += 1
+        if not at_close:
+            for j in range(n_sym):
+                t = pending[j]
+                if t == t and o[j, k] == o[j, k]:
+                    cash = _target(j, t, o[j, k], k, p, pos, last, cash, fills, n_fills, traded)
+                    pending[j] = np.nan
+        for j in range(n_sym):
+            if c[j, k] == c[j, k]:
+                last[j] = c[j, k]
+        for j in range(n_sym):
+            t = _decide(mode, j, k, pos, tg, le, lx, se, sx, size)
+            if t == t:
+                pending[j] = t
+        if at_close:
+            for j in range(n_sym):
+                t = pending[j]
+                if t == t and c[j, k] == c[j, k]:
+                    cash = _target(j, t, c[j, k], k, p, pos, last, cash, fills, n_fills, traded)
+                    pending[j] = np.nan
+        eq = cash
+        held = False
+        for j in range(n_sym):
+            if pos[j] != 0.0:
+                eq += pos[j] * last[j]
+                held = True
+        equity[k] = eq
+        exposed[k] = held
+    return n_fills[0]
