@@ -130,6 +130,7 @@ def backtest(
     db: str | None = typer.Option(None, "--db", help=_cfg("results database path or SQLAlchemy URL",
                                                           "data.results_db")),
     store: bool = typer.Option(True, "--store/--no-store", help="save the run in the results database"),
+    engine: str = typer.Option("event", "--engine", help="event, or vector for a strategy with a vector form"),
     list_strategies: bool = typer.Option(False, "--list", is_eager=True, callback=_print_strategies,
                                          help="print the registered strategy names and exit"),
 ) -> None:
@@ -165,7 +166,8 @@ def backtest(
                 task = progress.add_task(f"{strat.name}", total=total)
             progress.update(task, completed=done)
 
-        result = run_backtest(strat, symbols, start, end, frequency, data, options, progress=report)
+        result = run_backtest(strat, symbols, start, end, frequency, data, options, engine=engine,
+                              progress=report)
     console.print(metrics_table(result.metrics, f"{strat!r} on {','.join(result.symbols)} {frequency}"))
     if result.rejections.height:
         console.print(f"{result.rejections.height} order(s) resized or refused by the limits "
