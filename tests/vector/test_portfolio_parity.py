@@ -6,6 +6,8 @@ hand-computed two-symbol case with commission, slippage, a split and a dividend.
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import numpy as np
 import polars as pl
 import pytest
@@ -33,7 +35,8 @@ CASES = [
 
 
 @pytest.mark.parametrize(("name", "params", "symbols", "options"), CASES)
-def test_every_builtin_agrees_on_both_engines(name: str, params: dict, symbols: list[str], options: dict) -> None:
+def test_every_builtin_agrees_on_both_engines(name: str, params: dict, symbols: list[str],
+                                              options: dict) -> None:
     event, vector = check_vector_form(StrategyFactory.create(name, **params), symbols, "2013-01-01",
                                       "2019-01-01", **options)
     assert event.fills.height >= 4
@@ -109,7 +112,7 @@ def test_rebalance_schedules() -> None:
 class Drifting(Strategy):
     """A user strategy whose vector form forgets the rebalancing (so check_vector_form objects)."""
 
-    params = {"rebalance": "1mo"}  # noqa: RUF012
+    params: ClassVar[dict[str, Any]] = {"rebalance": "1mo"}
 
     def on_bar(self, ctx) -> None:  # type: ignore[no-untyped-def]
         if ctx.bar_index % 21 == 0:

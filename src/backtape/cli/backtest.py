@@ -130,7 +130,7 @@ def backtest(
     db: str | None = typer.Option(None, "--db", help=_cfg("results database path or SQLAlchemy URL",
                                                           "data.results_db")),
     store: bool = typer.Option(True, "--store/--no-store", help="save the run in the results database"),
-    engine: str = typer.Option("event", "--engine", help="event, or vector for a strategy with a vector form"),
+    engine: str = typer.Option("event", "--engine", help="event, or vector (strategies with a vector form)"),
     list_strategies: bool = typer.Option(False, "--list", is_eager=True, callback=_print_strategies,
                                          help="print the registered strategy names and exit"),
 ) -> None:

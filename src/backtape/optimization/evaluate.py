@@ -4,8 +4,9 @@ Per parameter set the result is one row of ``METRIC_NAMES`` and the sums of its 
 and squared returns over ``n_blocks`` equal blocks (all that CSCV/PBO needs; see ``stats``).
 
 * ``engine="vector"``, several symbols, corporate actions, or only a portfolio vector form
-  (``target_weights``/``generate_signals``, no ``vector_signals``): each set through the one-account portfolio kernel on raw
-  prices with splits and dividends (``backtape.vector.portfolio``), exactly the event engine's account.
+  (``target_weights``/``generate_signals``, no ``vector_signals``): each set through the one-account
+  portfolio kernel on raw prices with splits and dividends (``backtape.vector.portfolio``), exactly
+  the event engine's account.
 * ``engine="vector"``, one symbol otherwise: ``sma_crossover`` is swept by the streaming crossover kernel
   (each moving average computed once, from the first loaded bar: an SMA does not depend on where
   it starts, up to the last bit of its running sum); any other strategy with

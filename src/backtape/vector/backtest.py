@@ -131,7 +131,7 @@ def replay(data: VectorData, out: PortfolioRun, options: TradingOptions) -> tupl
     act_step, act_sym, act_kind, act_value = action_arrays(data)
     events = sorted([(int(s), 0, a) for a, s in enumerate(act_step) if act_kind[a] == pk.ACT_SPLIT]
                     + [(int(out.fills[f, pk.F_STEP]), 1, f) for f in range(out.fills.shape[0])])
-    fills = []
+    fills: list[Fill] = []
     for step, kind, idx in events:
         if kind == 0:
             j, value = int(act_sym[idx]), float(act_value[idx])

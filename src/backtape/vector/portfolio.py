@@ -244,7 +244,8 @@ def action_arrays(data: VectorData) -> tuple[np.ndarray, ...]:
     return step, sym, kind, np.array([float(r[3]) for r in rows])
 
 
-def run(data: VectorData, decisions: Decisions, options: TradingOptions, *, fills: bool = True) -> PortfolioRun:
+def run(data: VectorData, decisions: Decisions, options: TradingOptions, *,
+        fills: bool = True) -> PortfolioRun:
     """Run the account over the steps of ``[start, end)`` (``_portfolio_kernel.run_portfolio``)."""
     o, c = _raw_prices(data)
     n_sym, n = c.shape
