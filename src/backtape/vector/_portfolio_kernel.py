@@ -10,7 +10,7 @@ Per clock step ``k`` (the same steps, in the same order, as ``backtape.engine.en
 4. the decision of the step (a target weight, or signals turned into one) is taken; with
    ``fill="close"`` it fills at once at the close, symbols in column order.
 
-Arrays are C-ordered **symbols x steps**; a NaN open means the symbol has no bar at that step (its
+Arrays are C-ordered **steps x symbols** (the loop walks a step's symbols); a NaN open means the symbol has no bar at that step (its
 order keeps waiting). Fill records: step, symbol, signed quantity, price, reference, commission.
 """
 
@@ -88,26 +88,25 @@ def _target(j, target, ref, k, p, pos, last, cash, fills, n_fills, traded):
 
 
 @njit(cache=True, error_model="numpy")
-def _decide(mode, j, k, pos, tg, le, lx, se, sx, size):
-    """The target weight decided for ``j`` at step ``k`` (NaN: no order)."""
-    if mode == MODE_TARGETS:
-        return tg[j, k]
-    held = pos[j]
-    w = size[j, k] if size.shape[1] > 1 else size[j, 0]
-    if le[j, k] and held <= 0:
-        return w
-    if se[j, k] and held >= 0:
-        return -w
-    if (lx[j, k] and held > 0) or (sx[j, k] and held < 0):
-        return 0.0
-    return np.nan
+def _decide_signals(k, pos, le, lx, se, sx, size, pending):
+    """Turn step ``k``'s signals into target weights in ``pending`` (entries win when not on that side)."""
+    per_step = size.shape[0] > 1
+    for j in range(pos.shape[0]):
+        held = pos[j]
+        w = size[k, j] if per_step else size[0, j]
+        if le[k, j] and held <= 0:
+            pending[j] = w
+        elif se[k, j] and held >= 0:
+            pending[j] = -w
+        elif (lx[k, j] and held > 0) or (sx[k, j] and held < 0):
+            pending[j] = 0.0
 
 
 @njit(cache=True, error_model="numpy")
 def run_portfolio(o, c, mode, tg, le, lx, se, sx, size, act_step, act_sym, act_kind, act_value, p,
                   equity, exposed, traded, fills):  # fmt: skip
     """Simulate the account over every step; returns the number of fills (see the module doc)."""
-    n_sym, n = c.shape
+    n, n_sym = c.shape
     pos = np.zeros(n_sym)
     last = np.zeros(n_sym)
     pending = np.full(n_sym, np.nan)
@@ -130,21 +129,24 @@ def run_portfolio(o, c, mode, tg, le, lx, se, sx, size, act_step, act_sym, act_k
         if not at_close:
             for j in range(n_sym):
                 t = pending[j]
-                if t == t and o[j, k] == o[j, k]:
-                    cash = _target(j, t, o[j, k], k, p, pos, last, cash, fills, n_fills, traded)
+                if t == t and o[k, j] == o[k, j]:
+                    cash = _target(j, t, o[k, j], k, p, pos, last, cash, fills, n_fills, traded)
                     pending[j] = np.nan
         for j in range(n_sym):
-            if c[j, k] == c[j, k]:
-                last[j] = c[j, k]
-        for j in range(n_sym):
-            t = _decide(mode, j, k, pos, tg, le, lx, se, sx, size)
-            if t == t:
-                pending[j] = t
+            if c[k, j] == c[k, j]:
+                last[j] = c[k, j]
+        if mode == MODE_TARGETS:
+            for j in range(n_sym):
+                t = tg[k, j]
+                if t == t:
+                    pending[j] = t
+        else:
+            _decide_signals(k, pos, le, lx, se, sx, size, pending)
         if at_close:
             for j in range(n_sym):
                 t = pending[j]
-                if t == t and c[j, k] == c[j, k]:
-                    cash = _target(j, t, c[j, k], k, p, pos, last, cash, fills, n_fills, traded)
+                if t == t and c[k, j] == c[k, j]:
+                    cash = _target(j, t, c[k, j], k, p, pos, last, cash, fills, n_fills, traded)
                     pending[j] = np.nan
         eq = cash
         held = False

@@ -134,14 +134,29 @@ class VectorData:
 
     def per_symbol(self, values: dict[str, np.ndarray], fill: Any) -> np.ndarray:
         """Per-symbol arrays (one value per own bar) as steps x symbols, carried forward between bars."""
+        if self.aligned:
+            return np.column_stack([np.asarray(values[s]) for s in self.symbols])
         first = next(iter(values.values()))
         out = np.full((self.n_steps, len(self.symbols)), fill, dtype=np.asarray(first).dtype)
+        steps = np.arange(self.n_steps)
         for j, sym in enumerate(self.symbols):
-            rows = self.rows[sym]
-            at = np.searchsorted(rows, np.arange(self.n_steps), "right") - 1
+            at = np.searchsorted(self.rows[sym], steps, "right") - 1
             ok = at >= 0
             out[ok, j] = np.asarray(values[sym])[at[ok]]
         return out
+
+    @property
+    def aligned(self) -> bool:
+        """Whether every symbol has a bar at every step (the common case: one calendar, one history)."""
+        return bool(self.extra.get("aligned", False))
+
+
+def _clock(ends: list[np.ndarray]) -> np.ndarray:
+    """The sorted union of the symbols' bar ends (the first one's when they all share it)."""
+    head = ends[0]
+    if all(len(e) == len(head) for e in ends) and all(np.array_equal(e, head) for e in ends[1:]):
+        return np.asarray(head)
+    return np.unique(np.concatenate(ends))
 
 
 def vector_data(market: Any, warmup: int = 0) -> VectorData:
@@ -152,28 +167,37 @@ def vector_data(market: Any, warmup: int = 0) -> VectorData:
     """
     names = list(market.symbols)
     begin, last, first = {}, {}, {}
+    since = market.warmup_start(warmup)
     for sym in names:
         lo, hi = market.span(sym)
         if hi <= lo:
             raise NoDataError(f"no {market.frequency} bars for {sym} in the range")
-        begin[sym] = min(market.warmup_offset(sym, warmup), lo)
+        begin[sym] = min(int(np.searchsorted(market.bars[sym]["ts"], since, "left")), lo)
         last[sym], first[sym] = hi, lo
     ends = [market.bars[s]["ts_end"][begin[s]:last[s]] for s in names]
-    clock = ends[0] if len(ends) == 1 else np.unique(np.concatenate(ends))
+    clock = _clock(ends)
+    aligned = all(len(e) == len(clock) for e in ends)
     start_row = int(min(np.searchsorted(clock, market.bars[s]["ts_end"][first[s]]) for s in names))
     series, raw, rows = {}, {}, {}
-    fields = {f: np.full((len(clock), len(names)), np.nan) for f in _FIELDS}
-    for j, sym in enumerate(names):
+    keys = ("ts", "ts_end", *_FIELDS)
+    steps = np.arange(len(clock))
+    for sym in names:
         b, e = begin[sym], last[sym]
         src = market.prices(sym)
-        series[sym] = {k: np.asarray(src[k][b:e]) for k in ("ts", "ts_end", *_FIELDS)}
-        raw[sym] = {k: np.asarray(market.bars[sym][k][b:e]) for k in ("ts", "ts_end", *_FIELDS)}
-        rows[sym] = np.searchsorted(clock, series[sym]["ts_end"])
-        for f in _FIELDS:
-            fields[f][rows[sym], j] = series[sym][f]
+        series[sym] = {k: np.asarray(src[k][b:e]) for k in keys}
+        raw[sym] = {k: np.asarray(market.bars[sym][k][b:e]) for k in keys}
+        rows[sym] = steps if aligned else np.searchsorted(clock, series[sym]["ts_end"])
         first[sym] -= b
+    if aligned:
+        fields = {f: np.column_stack([series[s][f] for s in names]).astype(np.float64) for f in _FIELDS}
+    else:
+        fields = {f: np.full((len(clock), len(names)), np.nan) for f in _FIELDS}
+        for j, sym in enumerate(names):
+            for f in _FIELDS:
+                fields[f][rows[sym], j] = series[sym][f]
     return VectorData(names, clock, start_row, fields, series, rows, raw, first, market.actions,
-                      market.periods_per_year, market.frequency, market.start, market.end)
+                      market.periods_per_year, market.frequency, market.start, market.end,
+                      extra={"aligned": aligned})
 
 
 @dataclass
@@ -213,15 +237,19 @@ def kernel_params(options: TradingOptions) -> np.ndarray:
 
 
 def _raw_prices(data: VectorData) -> tuple[np.ndarray, np.ndarray]:
-    """Raw opens and closes, symbols x steps of the run (NaN where a symbol has no bar)."""
-    n = data.n_steps - data.start_row
-    o = np.full((len(data.symbols), n), np.nan)
-    c = np.full((len(data.symbols), n), np.nan)
+    """Raw opens and closes, steps of the run x symbols (NaN where a symbol has no bar)."""
+    s0 = data.start_row
+    if data.aligned:
+        return tuple(np.ascontiguousarray(np.column_stack([data.raw[s][f][s0:] for s in data.symbols]),
+                                          dtype=np.float64) for f in ("open", "close"))  # type: ignore[return-value]
+    n = data.n_steps - s0
+    o = np.full((n, len(data.symbols)), np.nan)
+    c = np.full((n, len(data.symbols)), np.nan)
     for j, sym in enumerate(data.symbols):
-        inside = data.rows[sym] >= data.start_row
-        at = data.rows[sym][inside] - data.start_row
-        o[j, at] = data.raw[sym]["open"][inside]
-        c[j, at] = data.raw[sym]["close"][inside]
+        inside = data.rows[sym] >= s0
+        at = data.rows[sym][inside] - s0
+        o[at, j] = data.raw[sym]["open"][inside]
+        c[at, j] = data.raw[sym]["close"][inside]
     return o, c
 
 
@@ -248,24 +276,24 @@ def run(data: VectorData, decisions: Decisions, options: TradingOptions, *,
         fills: bool = True) -> PortfolioRun:
     """Run the account over the steps of ``[start, end)`` (``_portfolio_kernel.run_portfolio``)."""
     o, c = _raw_prices(data)
-    n_sym, n = c.shape
+    n, n_sym = c.shape
     s0 = data.start_row
-    no_bool = np.zeros((n_sym, 1), dtype=np.bool_)
+    no_bool = np.zeros((1, n_sym), dtype=np.bool_)
     if decisions.mode == pk.MODE_TARGETS:
-        tg = np.ascontiguousarray(decisions.targets[s0:].T, dtype=np.float64)  # type: ignore[index]
+        tg = np.ascontiguousarray(decisions.targets[s0:], dtype=np.float64)  # type: ignore[index]
         if np.isinf(tg).any():
             raise ConfigError("target weights must be finite or NaN (NaN places no order)")
         sig = [no_bool] * 4
-        size = np.zeros((n_sym, 1))
+        size = np.zeros((1, n_sym))
         bound = int((~np.isnan(tg)).sum())
     else:
-        tg = np.zeros((n_sym, 1))
+        tg = np.zeros((1, n_sym))
         names = ("entries", "exits", "short_entries", "short_exits")
-        sig = [np.ascontiguousarray(decisions.signals[k][s0:].T) if k in decisions.signals
-               else np.zeros((n_sym, n), dtype=np.bool_) for k in names]
+        sig = [np.ascontiguousarray(decisions.signals[k][s0:]) if k in decisions.signals
+               else np.zeros((n, n_sym), dtype=np.bool_) for k in names]
         sz = decisions.size
-        size = np.ascontiguousarray(sz[s0:].T) if sz is not None and sz.ndim == 2 else \
-            np.full((n_sym, 1), 1.0 / n_sym if sz is None else float(sz))  # fmt: skip
+        size = np.ascontiguousarray(sz[s0:], dtype=np.float64) if sz is not None and sz.ndim == 2 else \
+            np.full((1, n_sym), 1.0 / n_sym if sz is None else float(sz))  # fmt: skip
         bound = int(sig[0].sum() + sig[1].sum() + sig[2].sum() + sig[3].sum())
     records = np.empty((2 * bound + 1 if fills else 0, pk.N_FILL_FIELDS))
     equity, exposed, traded = np.empty(n), np.zeros(n, dtype=np.bool_), np.zeros(n)
