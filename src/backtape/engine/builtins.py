@@ -50,6 +50,9 @@ class SmaCrossover(Strategy):
     """Moving-average crossover, the field's reference strategy."""
 
     params: ClassVar[dict[str, Any]] = {"fast": 10, "slow": 50, "allow_short": False}
+    fast: int
+    slow: int
+    allow_short: bool
 
     def __init__(self, portal: Any = None, **params: Any) -> None:
         super().__init__(portal, **params)
@@ -91,6 +94,9 @@ class RsiMeanReversion(Strategy):
     """Buy oversold, sell on recovery."""
 
     params: ClassVar[dict[str, Any]] = {"period": 14, "lower": 30.0, "exit": 50.0}
+    period: int
+    lower: float
+    exit: float
 
     def __init__(self, portal: Any = None, **params: Any) -> None:
         super().__init__(portal, **params)
@@ -130,6 +136,8 @@ class DonchianBreakout(Strategy):
     """Channel breakout: enter on a new ``entry``-bar high, leave on a new ``exit``-bar low."""
 
     params: ClassVar[dict[str, Any]] = {"entry": 20, "exit": 10}
+    entry: int
+    exit: int
 
     def __init__(self, portal: Any = None, **params: Any) -> None:
         super().__init__(portal, **params)
@@ -160,6 +168,8 @@ class Momentum(Strategy):
     """Time-series momentum over a sliding window read from the portal each bar (seed 004)."""
 
     params: ClassVar[dict[str, Any]] = {"lookback": 30, "threshold": 0.0}
+    lookback: int
+    threshold: float
 
     def __init__(self, portal: Any = None, **params: Any) -> None:
         super().__init__(portal, **params)
@@ -216,6 +226,7 @@ class EqualWeight(Strategy):
     """Equal weights in every symbol, restored on each ``rebalance`` step."""
 
     params: ClassVar[dict[str, Any]] = {"rebalance": "1mo"}
+    rebalance: str | int
 
     def __init__(self, portal: Any = None, **params: Any) -> None:
         super().__init__(portal, **params)
@@ -241,6 +252,9 @@ class MomentumRotation(Strategy):
     """Cross-sectional momentum: the ``top_n`` best performers over ``lookback`` bars, equal weight."""
 
     params: ClassVar[dict[str, Any]] = {"lookback": 126, "top_n": 10, "rebalance": "1mo"}
+    lookback: int
+    top_n: int
+    rebalance: str | int
 
     def __init__(self, portal: Any = None, **params: Any) -> None:
         super().__init__(portal, **params)

@@ -10,8 +10,9 @@ Per clock step ``k`` (the same steps, in the same order, as ``backtape.engine.en
 4. the decision of the step (a target weight, or signals turned into one) is taken; with
    ``fill="close"`` it fills at once at the close, symbols in column order.
 
-Arrays are C-ordered **steps x symbols** (the loop walks a step's symbols); a NaN open means the symbol has no bar at that step (its
-order keeps waiting). Fill records: step, symbol, signed quantity, price, reference, commission.
+Arrays are C-ordered **steps x symbols** (the loop walks a step's symbols); a NaN open means the
+symbol has no bar at that step (its order keeps waiting). Fill records: step, symbol, signed
+quantity, price, reference, commission.
 """
 
 from __future__ import annotations

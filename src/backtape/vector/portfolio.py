@@ -297,6 +297,6 @@ def run(data: VectorData, decisions: Decisions, options: TradingOptions, *,
         bound = int(sig[0].sum() + sig[1].sum() + sig[2].sum() + sig[3].sum())
     records = np.empty((2 * bound + 1 if fills else 0, pk.N_FILL_FIELDS))
     equity, exposed, traded = np.empty(n), np.zeros(n, dtype=np.bool_), np.zeros(n)
-    count = pk.run_portfolio(o, c, decisions.mode, tg, *sig, size, *action_arrays(data),
+    count = pk.run_portfolio(o, c, decisions.mode, tg, *sig, size, *action_arrays(data),  # type: ignore[call-arg]
                              kernel_params(options), equity, exposed, traded, records)
     return PortfolioRun(equity, exposed, traded, records[:count] if fills else records, o, c)
