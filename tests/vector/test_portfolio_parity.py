@@ -133,3 +133,23 @@ def test_check_vector_form_reports_the_first_difference() -> None:
 def test_a_strategy_without_a_vector_form_is_refused_by_the_vector_engine() -> None:
     with pytest.raises(ConfigError, match="no vector form"):
         run_backtest(Strategy(), "KO", "2014-01-01", "2015-01-01", engine="vector")
+
+
+@pytest.mark.parametrize("name", ["momentum_rotation", "sma_crossover"])
+def test_sweep_metrics_from_fifo_lots_equal_the_full_run(name: str) -> None:
+    """The optimizer's frame-free metrics (numba FIFO lots) equal those of the full result."""
+    from backtape.optimization.data import load_market_data
+    from backtape.optimization.evaluate import EvalSpec, _portfolio_set
+    from backtape.options import TradingOptions
+
+    params = {"lookback": 20, "top_n": 2} if name == "momentum_rotation" else {"fast": 5, "slow": 20,
+                                                                               "allow_short": True}
+    strat = StrategyFactory.create(name, **params)
+    data = load_market_data(PAYERS, "2013-01-01", "2019-01-01", "1d", "sample", warmup=strat.warmup)
+    spec = EvalSpec(name, "vector", TradingOptions(commission=0.001))
+    full = _portfolio_set(data, spec, params, {})
+    quick, equity = _portfolio_set(data, spec, params, {}, full=False)
+    assert full.trades.height >= 10
+    np.testing.assert_array_equal(equity, full.equity["equity"].to_numpy())
+    for key, value in quick.items():
+        assert value == pytest.approx(full.metrics[key], rel=1e-9, nan_ok=True), key

@@ -154,11 +154,13 @@ class _SignalFunction:
         return self.fn(bars, **self.parameters)
 
 
-def _portfolio_set(data: MarketData, spec: EvalSpec, params: ParamSet, cache: dict[int, Any]) -> Any:
-    """The portfolio kernel's ``BacktestResult`` of one set (raw prices, splits, dividends)."""
+def _portfolio_set(data: MarketData, spec: EvalSpec, params: ParamSet, cache: dict[int, Any],
+                   full: bool = True) -> Any:
+    """The portfolio kernel's run of one set (raw prices, splits, dividends): its ``BacktestResult``,
+    or with ``full=False`` just (metrics, equity) without building frames."""
     from ..vector.backtest import build_result, check_options
     from ..vector.form import decisions, warmup_of
-    from ..vector.portfolio import run, vector_data
+    from ..vector.portfolio import run, run_metrics, vector_data
 
     check_options(spec.options)
     strat = spec.build(params)
@@ -169,6 +171,8 @@ def _portfolio_set(data: MarketData, spec: EvalSpec, params: ParamSet, cache: di
         cache[warmup] = vector_data(data, warmup)
     vd = cache[warmup]
     out = run(vd, decisions(strat, vd), spec.options)
+    if not full:
+        return run_metrics(vd, out), out.equity
     return build_result(strat, vd, out, spec.options, data.source_name, 0.0)
 
 
@@ -179,9 +183,9 @@ def _portfolio(
     metrics = np.empty((len(sets), N_METRICS))
     blocks = np.empty((len(sets), 2, spec.n_blocks))
     for i, params in enumerate(sets):
-        res = _portfolio_set(data, spec, params, cache)
-        metrics[i] = [res.metrics[name] for name in METRIC_NAMES]
-        blocks[i] = equity_block_sums(res.equity["equity"].to_numpy(), spec.n_blocks)
+        values, equity = _portfolio_set(data, spec, params, cache, full=False)
+        metrics[i] = [values[name] for name in METRIC_NAMES]
+        blocks[i] = equity_block_sums(equity, spec.n_blocks)
         tick(1)
     return metrics, blocks
 

@@ -158,3 +158,62 @@ def run_portfolio(o, c, mode, tg, le, lx, se, sx, size, act_step, act_sym, act_k
         equity[k] = eq
         exposed[k] = held
     return n_fills[0]
+
+
+@njit(cache=True, error_model="numpy")
+def fifo_trades(fills, n_fills, act_step, act_sym, act_kind, act_value, n_sym):
+    """Closed FIFO lots of the fills, as ``Portfolio`` books them: (pnl, size, entry price) per lot.
+
+    Splits (applied before the fills of their step) scale the open lots. Lots are a linked list per
+    symbol over one slot per fill (a fill opens at most one lot).
+    """
+    qty = np.zeros(n_fills)
+    price = np.zeros(n_fills)
+    comm_unit = np.zeros(n_fills)
+    side = np.zeros(n_fills)
+    nxt = np.full(n_fills, -1, dtype=np.int64)
+    head = np.full(n_sym, -1, dtype=np.int64)
+    tail = np.full(n_sym, -1, dtype=np.int64)
+    pnl = np.empty(2 * n_fills + 1)
+    size = np.empty(2 * n_fills + 1)
+    entry = np.empty(2 * n_fills + 1)
+    n_out = 0
+    a = 0
+    for f in range(n_fills):
+        step = fills[f, F_STEP]
+        while a < act_step.shape[0] and act_step[a] <= step:
+            if act_kind[a] == ACT_SPLIT and act_value[a] > 0.0 and act_value[a] != 1.0:
+                v = act_value[a]
+                lot = head[act_sym[a]]
+                while lot >= 0:
+                    qty[lot] *= v
+                    price[lot] /= v
+                    comm_unit[lot] /= v
+                    lot = nxt[lot]
+            a += 1
+        j = int(fills[f, F_SYM])
+        q, px = fills[f, F_QTY], fills[f, F_PRICE]
+        s = 1.0 if q > 0 else -1.0
+        cu = fills[f, F_COMM] / abs(q)
+        remaining = abs(q)
+        while remaining > 1e-12 and head[j] >= 0 and side[head[j]] != s:
+            lot = head[j]
+            take = min(qty[lot], remaining)
+            pnl[n_out] = side[lot] * (px - price[lot]) * take - (comm_unit[lot] + cu) * take
+            size[n_out] = take
+            entry[n_out] = price[lot]
+            n_out += 1
+            qty[lot] -= take
+            remaining -= take
+            if qty[lot] <= 1e-12:
+                head[j] = nxt[lot]
+                if head[j] < 0:
+                    tail[j] = -1
+        if remaining > 1e-12:
+            qty[f], price[f], comm_unit[f], side[f] = remaining, px, cu, s
+            if tail[j] >= 0:
+                nxt[tail[j]] = f
+            else:
+                head[j] = f
+            tail[j] = f
+    return pnl[:n_out], size[:n_out], entry[:n_out]

@@ -115,8 +115,12 @@ def replay(data: VectorData, out: PortfolioRun, options: TradingOptions) -> tupl
     since = [data.first[s] for s in syms]
     step_rows = [data.rows[s] for s in syms]
 
+    aligned = data.aligned
+
     def last_row(j: int, step: int) -> int:
         """Row of symbol ``j``'s newest bar ending at or before run step ``step``."""
+        if aligned:
+            return step + s0
         return int(np.searchsorted(step_rows[j], step + s0, "right")) - 1
 
     def flush(j: int, upto: int) -> None:

@@ -300,3 +300,16 @@ def run(data: VectorData, decisions: Decisions, options: TradingOptions, *,
     count = pk.run_portfolio(o, c, decisions.mode, tg, *sig, size, *action_arrays(data),  # type: ignore[call-arg]
                              kernel_params(options), equity, exposed, traded, records)
     return PortfolioRun(equity, exposed, traded, records[:count] if fills else records, o, c)
+
+
+def run_metrics(data: VectorData, out: PortfolioRun) -> dict[str, float]:
+    """The ``backtape.analytics`` metrics of a run, its closed trades from ``fifo_trades`` (no frames)."""
+    from ..analytics import compute_metrics
+
+    step, sym, kind, value = action_arrays(data)
+    pnl, size, entry = pk.fifo_trades(out.fills, out.fills.shape[0], step, sym, kind, value,
+                                      len(data.symbols))
+    trades = pl.DataFrame({"pnl": pnl, "size": size, "entry_price": entry})
+    return compute_metrics(out.equity, trades, periods_per_year=data.periods_per_year,
+                           positions=out.exposed, traded_value=out.traded)
+
