@@ -59,6 +59,7 @@ _LAZY: dict[str, str] = {
     "Quote": "engine",
     "StrategyFactory": "engine",
     "run_backtest": "workspace",
+    "check_vector_form": "vector.form",
     "Workspace": "workspace",
     "default_workspace": "workspace",
     "TradingOptions": "options",

@@ -43,6 +43,7 @@ bars in a regular NYSE session, 1440 on 24/7, one for daily bars, 52 for weekly 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 import polars as pl
@@ -394,6 +395,22 @@ def buy_and_hold_return(closes: list[np.ndarray]) -> float:
     rets = [float(c[-1] / c[0] - 1.0) for c in (np.asarray(x, dtype=np.float64) for x in closes)
             if c.size and c[0] > 0]
     return float(np.mean(rets)) if rets else math.nan
+
+
+def held_value(first_close: float, last_close: float, after_ns: int,
+               actions: Iterable[tuple[int, str, float]]) -> np.ndarray:
+    """``[first close, value at the end]`` of one share bought at ``first_close`` (bar ending at
+    ``after_ns``) and held: splits after it multiply the shares, dividends are paid as cash, as the
+    engines book them. ``actions`` are ``(ex-date ns, "split" | "dividend", value)``."""
+    shares, cash = 1.0, 0.0
+    for ts, action, value in actions:
+        if ts <= after_ns:
+            continue
+        if action == "split" and value > 0:
+            shares *= value
+        elif action == "dividend":
+            cash += shares * value
+    return np.array([float(first_close), shares * float(last_close) + cash])
 
 
 def _ns(col: pl.Series) -> np.ndarray:

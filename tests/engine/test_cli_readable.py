@@ -50,7 +50,7 @@ def _readable(text: str) -> None:
 def test_backtest_prints_readable_statistics_and_the_open_positions(home: dict[str, Any]) -> None:
     out = home["backtest"]
     _readable(out)
-    for text in ("final equity", "14,709.00", "total return", "+47.09%", "buy & hold return", "SQN",
+    for text in ("final equity", "14,709.80", "total return", "+47.10%", "buy & hold return", "SQN",
                  "max drawdown length", "145 bars", "average trade duration", "63d 21h", "open P&L"):
         assert text in out, text
     assert re.search(r"trades\s+19\n", out) and re.search(r"open trades\s+1\n", out)
@@ -70,9 +70,9 @@ def test_runs_list_show_compare_fit_80_columns(home: dict[str, Any]) -> None:
     cli, db = home["cli"], home["db"]
     listed = cli("runs", "list", "--db", db)
     _readable(listed)
-    assert "SmaCrossover" in listed and "RsiMeanReversion" in listed and "+47.09%" in listed
+    assert "SmaCrossover" in listed and "RsiMeanReversion" in listed and "+47.10%" in listed
     sma = next(line for line in listed.splitlines() if "SmaCrossover" in line)
-    assert sma.split()[-4:] == ["+47.09%", "1.14", "9.71%", "19"], sma
+    assert sma.split()[-4:] == ["+47.10%", "1.14", "9.71%", "19"], sma
     shown = cli("runs", "show", "1", "--db", db)
     _readable(shown)
     assert "open at the end (1," in shown and "closed trades (18)" in shown

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
 import pytest
 
 from backtape.analytics import METRIC_NAMES
+from backtape.engine import Strategy
 from backtape.errors import BacktapeWarning, ConfigError
 from backtape.optimization import OptimizationEngine, load_market_data, optimize, parameter_sets
 from backtape.optimization.stats import block_sums, deflated_sharpe_ratio, probability_of_backtest_overfitting
@@ -163,15 +164,31 @@ def test_strategy_rejections_are_skipped_and_bad_input_reported() -> None:
         optimize("sma_crossover", GRID, **SYN, engine="gpu")
     with pytest.raises(ConfigError, match="constraint"):
         optimize("sma_crossover", GRID, **SYN, constraint="fast < middle")
-    with pytest.warns(BacktapeWarning, match="event engine: 2 symbols share one account"):
-        pair = optimize("sma_crossover", GRID, "SYN,ABC", "2020-01-01", "2021-01-01", source="synthetic",
-                        constraint="fast < slow", n_jobs=1)
-    assert pair.engine == "event" and pair.table.height == 7
-    with pytest.raises(ConfigError, match="signal function runs on the vector engine only"):
-        optimize(lambda bars, **p: {}, GRID, "SYN,ABC", "2020-01-01", "2021-01-01", source="synthetic")
+    pair = optimize("sma_crossover", GRID, "SYN,ABC", "2020-01-01", "2021-01-01", source="synthetic",
+                    constraint="fast < slow")
+    assert pair.engine == "vector" and pair.table.height == 7  # several symbols share one account
+    evt = optimize("sma_crossover", GRID, "SYN,ABC", "2020-01-01", "2021-01-01", source="synthetic",
+                   constraint="fast < slow", engine="event", n_jobs=1)
+    order = ["fast", "slow"]
+    np.testing.assert_allclose(pair.table.sort(order)["final_equity"].to_numpy(),
+                               evt.table.sort(order)["final_equity"].to_numpy(), rtol=1e-9)
+    with pytest.warns(BacktapeWarning, match="event engine: NoVectorForm has no vector form"):
+        plain = optimize(NoVectorForm, {"x": [1, 2]}, "SYN,ABC", "2020-01-01", "2021-01-01",
+                         source="synthetic", n_jobs=1)
+    assert plain.engine == "event" and plain.table.height == 2
     with pytest.raises(ConfigError, match="n_samples"):
         OptimizationEngine(method="random")
     assert len(parameter_sets(GRID, "fast < slow")) == 7
+
+
+class NoVectorForm(Strategy):
+    """Buys on the first bar; it has only the event form."""
+
+    params: ClassVar[dict[str, Any]] = {"x": 1}
+
+    def on_bar(self, ctx: Any) -> None:
+        if ctx.bar_index == 0:
+            ctx.order_target_percent(ctx.symbols[0], 0.5 / self.x)
 
 
 def test_stored_in_the_results_database(tmp_path: Any) -> None:

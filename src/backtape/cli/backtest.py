@@ -120,8 +120,9 @@ def backtest(
                                                           "data.results_db")),
     store: bool = typer.Option(True, "--store/--no-store", help="save the run in the results database"),
     report_path: str | None = typer.Option(None, "--report", help="also write the run's HTML report here"),
-    engine: str = typer.Option("event", "--engine", help="event (backtape's engine), or a peer running "
-                               "path/file.py:Name on backtape data: backtrader, backtesting, vectorbt"),
+    engine: str = typer.Option("event", "--engine", help="event or vector (backtape's engines; vector for "
+                               "strategies with a vector form), or a peer running path/file.py:Name on "
+                               "backtape data: backtrader, backtesting, vectorbt"),
     trades_out: Path | None = typer.Option(None, "--trades", help="write the trades (closed, then open at "
                                            "the end, flagged is_open) to this .csv or .parquet file"),
     list_strategies: bool = typer.Option(False, "--list", is_eager=True, callback=_print_strategies,
@@ -133,7 +134,7 @@ def backtest(
     """
     st = state(ctx)
     ws = st.workspace()
-    if engine != "event":
+    if engine not in ("event", "vector"):
         _run_peer(engine, strategy, symbols, start, end, frequency, _parse_params(param), source, cash,
                   commission, ws, db, store)
         return
@@ -167,7 +168,8 @@ def backtest(
                 task = progress.add_task(f"{strat.name}", total=total)
             progress.update(task, completed=done)
 
-        result = run_backtest(strat, symbols, start, end, frequency, data, options, progress=report)
+        result = run_backtest(strat, symbols, start, end, frequency, data, options, engine=engine,
+                              progress=report)
     console.print(metrics_table(result.metrics, f"{strat!r} on {','.join(result.symbols)} {frequency}"))
     if result.open_trades.height:
         console.print(open_notice(result.open_trades))
@@ -198,7 +200,7 @@ def _run_peer(engine: str, reference: str, symbols: str, start: str, end: str, f
     from ..engine.builtins import load_from_file
 
     if engine not in ADAPTERS:
-        raise typer.BadParameter(f"--engine must be event, {', '.join(ADAPTERS)}; got {engine!r}")
+        raise typer.BadParameter(f"--engine must be event, vector, {', '.join(ADAPTERS)}; got {engine!r}")
     if ":" not in reference:
         raise typer.BadParameter(f"--engine {engine} runs a peer strategy given as path/file.py:Name, "
                                  f"got {reference!r}")

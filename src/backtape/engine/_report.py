@@ -72,21 +72,15 @@ def records_frame(clock: Any, records: dict[str, dict[int, Any]]) -> pl.DataFram
 
 
 def _held_value(run: _Run, j: int) -> np.ndarray:
-    """Value of one share of symbol ``j`` bought at the first close of the run and held: raw closes,
-    times the shares splits turned it into, plus the cash dividends paid (what the engine books)."""
-    b = run.bars[j]
+    """One share of symbol ``j`` bought at the run's first close and held (``analytics.held_value``)."""
+    from ..analytics import held_value
+
+    b, sym = run.bars[j], run.symbols[j]
     first, last = b["first"], b["last"]
     if last <= first:
         return np.zeros(0)
-    shares, cash = 1.0, 0.0
-    for ts, sym, action, value in run._actions:
-        if sym != run.symbols[j] or ts <= b["ts_end"][first]:
-            continue
-        if action == "split" and value > 0:
-            shares *= value
-        elif action == "dividend":
-            cash += shares * value
-    return np.array([float(b["close"][first]), shares * float(b["close"][last - 1]) + cash])
+    return held_value(b["close"][first], b["close"][last - 1], int(b["ts_end"][first]),
+                      ((ts, action, value) for ts, s, action, value in run._actions if s == sym))
 
 
 def _rejections(rows: list[dict[str, Any]]) -> pl.DataFrame:

@@ -10,13 +10,18 @@ donchian_breakout      long when the close breaks the highest high of the previo
                        bars; flat when it breaks the lowest low of the previous ``exit`` bars
 momentum               each bar, hold (equal weight) the symbols whose return over the last
                        ``lookback`` bars exceeds ``threshold``; read through ``ctx.history``
+equal_weight           on each ``rebalance`` step ("1mo", "1w", "1q", "1y" or every N bars), target
+                       ``1 / len(symbols)`` of equity in every symbol
+momentum_rotation      on each ``rebalance`` step, hold the ``top_n`` symbols with the highest
+                       return over ``lookback`` bars, ``1 / top_n`` of equity each (ties: symbol order)
 =====================  ========================================================================
 
 A cross is strict: ``a[-2] < b[-2]`` and ``a[-1] > b[-1]``.
 
-Vectorized forms: the single-symbol built-ins also have ``vector_signals(bars)``, which returns the
-entry/exit arrays of ``backtape.vector.simulate`` that reproduce ``on_bar`` exactly (same
-indicators over the same bars), so both engines give the same trades (tests/optimization).
+Vector forms (``backtape.vector.form``): every built-in also has one, which reproduces ``on_bar``
+exactly (same indicators over the same bars): ``vector_signals(bars)`` per symbol for the signal
+rules, ``generate_signals(data)`` for ``momentum``, ``target_weights(data)`` for the portfolio rules,
+so both engines give the same fills, trades and equity (tests/vector/test_portfolio_parity.py).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import numpy as np
 
 from .. import indicators as ind
 from ..errors import BacktapeError
+from ..vector.portfolio import RebalanceSchedule
 from .strategy import Context, Strategy
 
 
@@ -189,6 +195,100 @@ class Momentum(Strategy):
         winner = ret > self.threshold
         return {"entries": winner, "exits": ~winner}
 
+    def generate_signals(self, data: Any) -> dict[str, np.ndarray]:
+        """Signals of this rule over every symbol: hold the winners, each at ``1 / winners``."""
+        close, n = data.close, int(self.lookback)
+        ret = np.full_like(close, np.nan)
+        ret[n:] = close[n:] / close[:-n] - 1.0
+        winner = ret > self.threshold
+        count = winner.sum(axis=1, keepdims=True)
+        size = np.where(count > 0, 1.0 / np.maximum(count, 1), 0.0) * np.ones_like(close)
+        return {"entries": winner, "exits": ~winner, "size": size}
+
+
+def _rate_of_change(close: np.ndarray, n: int) -> np.ndarray:
+    """``close[i] / close[i - n] - 1`` (NaN for the first ``n`` bars)."""
+    out = np.full_like(close, np.nan)
+    out[n:] = close[n:] / close[:-n] - 1.0
+    return out
+
+
+def _top(values: np.ndarray, n: int) -> np.ndarray:
+    """Mask of the ``n`` largest finite values along the last axis (ties: the earlier column)."""
+    keyed = np.where(np.isfinite(values), -values, np.inf)
+    order = np.argsort(keyed, axis=-1, kind="stable")[..., :n]
+    mask = np.zeros(values.shape, dtype=np.bool_)
+    np.put_along_axis(mask, order, True, axis=-1)
+    return mask & np.isfinite(values)
+
+
+class EqualWeight(Strategy):
+    """Equal weights in every symbol, restored on each ``rebalance`` step."""
+
+    params: ClassVar[dict[str, Any]] = {"rebalance": "1mo"}
+    rebalance: str | int
+
+    def __init__(self, portal: Any = None, **params: Any) -> None:
+        super().__init__(portal, **params)
+        RebalanceSchedule(self.rebalance)  # validates the schedule
+
+    def initialize(self, ctx: Context) -> None:
+        self.due = RebalanceSchedule(self.rebalance)
+
+    def on_bar(self, ctx: Context) -> None:
+        if self.due(ctx.now):
+            weight = 1.0 / len(ctx.symbols)
+            for symbol in ctx.symbols:
+                ctx.order_target_percent(symbol, weight)
+
+    def target_weights(self, data: Any) -> np.ndarray:
+        """``1 / len(symbols)`` for every symbol on rebalancing steps, NaN (no order) elsewhere."""
+        weights = np.full((data.n_steps, len(data.symbols)), np.nan)
+        weights[data.rebalance(self.rebalance)] = 1.0 / len(data.symbols)
+        return weights
+
+
+class MomentumRotation(Strategy):
+    """Cross-sectional momentum: the ``top_n`` best performers over ``lookback`` bars, equal weight."""
+
+    params: ClassVar[dict[str, Any]] = {"lookback": 126, "top_n": 10, "rebalance": "1mo"}
+    lookback: int
+    top_n: int
+    rebalance: str | int
+
+    def __init__(self, portal: Any = None, **params: Any) -> None:
+        super().__init__(portal, **params)
+        if int(self.lookback) < 1 or int(self.top_n) < 1:
+            raise ValueError(f"momentum_rotation needs lookback >= 1 and top_n >= 1, got "
+                             f"lookback={self.lookback}, top_n={self.top_n}")
+        RebalanceSchedule(self.rebalance)
+        self.warmup = int(self.lookback) + 1
+
+    def initialize(self, ctx: Context) -> None:
+        self.due = RebalanceSchedule(self.rebalance)
+        self.roc = [ctx.indicator(_rate_of_change, int(self.lookback), symbol=s, name=f"roc({self.lookback})")
+                    for s in ctx.symbols]
+
+    def on_bar(self, ctx: Context) -> None:
+        if not self.due(ctx.now):
+            return
+        chosen = _top(np.array([r[-1] for r in self.roc]), int(self.top_n))
+        weight = 1.0 / int(self.top_n)
+        for symbol, keep in zip(ctx.symbols, chosen, strict=True):
+            if keep:
+                ctx.order_target_percent(symbol, weight)
+            elif ctx.position(symbol):
+                ctx.order_target_percent(symbol, 0.0)
+
+    def target_weights(self, data: Any) -> np.ndarray:
+        """``1 / top_n`` for the chosen symbols and 0 for the others on rebalancing steps, else NaN."""
+        n = int(self.lookback)
+        roc = data.per_symbol({s: _rate_of_change(data.series[s]["close"], n) for s in data.symbols}, np.nan)
+        due = data.rebalance(self.rebalance)
+        weights = np.full(roc.shape, np.nan)
+        weights[due] = np.where(_top(roc[due], int(self.top_n)), 1.0 / int(self.top_n), 0.0)
+        return weights
+
 
 class StrategyFactory:
     """Names to strategy classes: ``create(name, **params)``, ``list_available()``, ``register``.
@@ -201,6 +301,8 @@ class StrategyFactory:
         "rsi_mean_reversion": RsiMeanReversion,
         "donchian_breakout": DonchianBreakout,
         "momentum": Momentum,
+        "equal_weight": EqualWeight,
+        "momentum_rotation": MomentumRotation,
     }
 
     @classmethod

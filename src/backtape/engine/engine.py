@@ -9,7 +9,8 @@ Per clock step ``t`` (the end of one or more bars), in this order:
 2. corporate actions whose ex-date session opened by ``t`` are applied (splits scale positions and
    working orders, cash dividends are credited or, for shorts, debited);
 3. for each symbol whose bar ended at ``t``: working orders are matched against that bar
-   (``backtape.engine.broker``), the portfolio is marked at its close;
+   (``backtape.engine.broker``), symbols in the order given; then every such symbol is marked at
+   its close (so a fill at the open never values the other holdings at this bar's closes);
 4. equity is recorded, the strategy's ``on_bar`` runs and may place orders;
 5. with ``fill="close"``, its market orders execute at the close of that same bar.
 
@@ -302,7 +303,7 @@ class _Run:
                 while a_i < n_actions and actions[a_i][0] <= t:
                     self._apply_action(*actions[a_i])
                     a_i += 1
-                for j, sym, row_at, closes in cols:
+                for j, sym, row_at, _ in cols:
                     r = row_at[k]
                     if r < 0:
                         continue
@@ -311,7 +312,10 @@ class _Run:
                         flush(j, r - 1)
                         for fill in broker.process_bar(sym, self._bar(j, r)):
                             traded[k] += abs(fill.quantity) * fill.price
-                    prices[sym] = closes[r]
+                for _, sym, row_at, closes in cols:  # marks after every fill: no fill sizes with a close
+                    r = row_at[k]
+                    if r >= 0:
+                        prices[sym] = closes[r]
                 if k >= ready:
                     on_bar(ctx)
                 if close_fill and working:

@@ -42,9 +42,10 @@ _TRADE_SCHEMA = {
 
 
 class Portfolio:
-    """The account. ``portal`` is injected (seed 000) so valuations can read prices point in time."""
+    """The account. ``portal`` is injected (seed 000) so valuations can read prices point in time
+    (``None`` where the vector engine books its kernel's fills)."""
 
-    def __init__(self, portal: DataPortal, cash: float) -> None:
+    def __init__(self, portal: DataPortal | None, cash: float) -> None:
         if not cash > 0:
             raise ValueError(f"starting cash must be positive, got {cash}")
         self.portal = portal

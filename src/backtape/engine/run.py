@@ -34,8 +34,16 @@ class Engine(Protocol):
         ...
 
 
-#: engine name -> factory; the vectorized engine registers itself here when it can run a strategy
-ENGINES: dict[str, Callable[[], Engine]] = {"event": BacktestEngine}
+def _vector_engine() -> Engine:
+    """The vectorized engine (imported on first use: it compiles numba kernels)."""
+    from ..vector.backtest import VectorEngine
+
+    return VectorEngine()
+
+
+#: engine name -> factory: ``"event"`` runs any strategy, ``"vector"`` any with a vector form
+#: (``backtape.vector.form``)
+ENGINES: dict[str, Callable[[], Engine]] = {"event": BacktestEngine, "vector": _vector_engine}
 
 
 def get_engine(name: str) -> Engine:

@@ -62,12 +62,15 @@ class MarketData:
 
     def warmup_offset(self, symbol: str, warmup: int) -> int:
         """First row the event engine would load for a strategy with ``warmup`` bars of lookback."""
+        return int(np.searchsorted(self.bars[symbol]["ts"], self.warmup_start(warmup), "left"))
+
+    def warmup_start(self, warmup: int) -> int:
+        """The earliest bar start the event engine loads for ``warmup`` bars of lookback (UTC ns)."""
         from ..calendars import get_calendar
         from ..portal.requirements import lookback_start
 
         tf = Timeframe.parse(self.frequency)
-        first = lookback_start(get_calendar(self.calendar), self.start, tf, warmup)
-        return int(np.searchsorted(self.bars[symbol]["ts"], first, "left"))
+        return lookback_start(get_calendar(self.calendar), self.start, tf, warmup)
 
     def prices(self, symbol: str) -> dict[str, np.ndarray]:
         """Run-frequency arrays the vector engine trades: adjusted when the symbol has actions."""

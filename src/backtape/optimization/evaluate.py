@@ -3,7 +3,11 @@
 Per parameter set the result is one row of ``METRIC_NAMES`` and the sums of its per-bar returns
 and squared returns over ``n_blocks`` equal blocks (all that CSCV/PBO needs; see ``stats``).
 
-* ``engine="vector"`` (one symbol): ``sma_crossover`` is swept by the streaming crossover kernel
+* ``engine="vector"``, several symbols, corporate actions, or only a portfolio vector form
+  (``target_weights``/``generate_signals``, no ``vector_signals``): each set through the one-account
+  portfolio kernel on raw prices with splits and dividends (``backtape.vector.portfolio``), exactly
+  the event engine's account.
+* ``engine="vector"``, one symbol otherwise: ``sma_crossover`` is swept by the streaming crossover kernel
   (each moving average computed once, from the first loaded bar: an SMA does not depend on where
   it starts, up to the last bit of its running sum); any other strategy with
   ``vector_signals(bars)`` (the built-ins) or a signal function ``f(bars, **params) ->
@@ -15,7 +19,6 @@ and squared returns over ``n_blocks`` equal blocks (all that CSCV/PBO needs; see
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..analytics import METRIC_NAMES, N_METRICS
-from ..errors import BacktapeWarning, ConfigError
+from ..errors import ConfigError
 from ..options import TradingOptions
 from .data import MarketData
 
@@ -78,21 +81,20 @@ class EvalSpec:
 def choose_engine(strategy: Any, engine: str, options: TradingOptions, n_symbols: int) -> tuple[str, str]:
     """The engine that can run ``strategy`` as asked, and (when it is not ``engine``) the reason.
 
-    ``"vector"`` becomes ``"event"`` for a strategy without a vector form (``vector_signals``), a
-    portfolio of several symbols, or trading options only the event engine models.
+    ``"vector"`` becomes ``"event"`` for a strategy without a vector form (``backtape.vector.form``)
+    or trading options only the event engine models; any number of symbols runs on either.
     """
     if engine not in ENGINES:
         raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if engine != "vector":
         return engine, ""
+    from ..vector.form import has_vector_form
     from ..vector.options import unsupported
 
     reasons = []
     cls = strategy_class(strategy)
-    if cls is not None and not hasattr(cls, "vector_signals"):
-        reasons.append(f"{cls.__name__} has no vector form (vector_signals)")
-    if n_symbols > 1:
-        reasons.append(f"{n_symbols} symbols share one account")
+    if cls is not None and not has_vector_form(cls):
+        reasons.append(f"{cls.__name__} has no vector form (target_weights or generate_signals)")
     missing = unsupported(options)
     if missing:
         reasons.append(f"the options set {', '.join(missing)}")
@@ -130,23 +132,63 @@ def evaluate(
 
 
 # vector engine -------------------------------------------------------------------------------------
-def _vector_symbol(data: MarketData) -> str:
-    if len(data.symbols) != 1:
-        raise ConfigError(f"the vector engine runs one symbol at a time, got {', '.join(data.symbols)}; "
-                          "use engine='event' for a portfolio of several")  # fmt: skip
+def _single_column(data: MarketData, spec: EvalSpec) -> str | None:
+    """The symbol when the single-column kernel reproduces the event engine: one symbol without
+    corporate actions and a per-symbol signal form, ``vector_signals`` (else None: the portfolio
+    kernel runs it)."""
+    if len(data.symbols) != 1 or data.symbols[0] in data.adjusted:
+        return None
+    cls = strategy_class(spec.strategy)
+    if cls is not None and not hasattr(cls, "vector_signals"):
+        return None
     return data.symbols[0]
 
 
-def _vector_prices(data: MarketData, sym: str) -> Mapping[str, np.ndarray]:
-    if sym in data.adjusted:
-        warnings.warn(f"{sym} has corporate actions in the range: the vector engine trades its prices "
-                      "adjusted as of the end and books no dividends; the event engine trades raw "
-                      "prices, so results differ", CorporateActionsWarning, stacklevel=4)  # fmt: skip
-    return data.prices(sym)
+class _SignalFunction:
+    """A signal function ``f(bars, **params)`` as a per-symbol vector form (``vector_signals``)."""
+
+    def __init__(self, fn: SignalFn, params: ParamSet) -> None:
+        self.fn, self.parameters, self.warmup = fn, params, 0
+
+    def vector_signals(self, bars: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+        return self.fn(bars, **self.parameters)
 
 
-class CorporateActionsWarning(BacktapeWarning):
-    """The vector engine ran on adjusted prices (see ``_vector_prices``)."""
+def _portfolio_set(data: MarketData, spec: EvalSpec, params: ParamSet, cache: dict[int, Any],
+                   full: bool = True) -> Any:
+    """The portfolio kernel's run of one set (raw prices, splits, dividends): its ``BacktestResult``,
+    or with ``full=False`` just (metrics, equity) without building frames."""
+    from ..vector.backtest import build_result, check_options
+    from ..vector.form import decisions, warmup_of
+    from ..vector.portfolio import run, run_metrics, vector_data
+
+    options = spec.options.for_symbols({sym: data.calendar for sym in data.symbols})
+    check_options(options)
+    strat = spec.build(params)
+    if strat is None:
+        strat = _SignalFunction(spec.strategy, params)
+    warmup = warmup_of(strat)
+    if warmup not in cache:
+        cache[warmup] = vector_data(data, warmup)
+    vd = cache[warmup]
+    out = run(vd, decisions(strat, vd), options)
+    if not full:
+        return run_metrics(vd, out), out.equity
+    return build_result(strat, vd, out, options, data.source_name, 0.0)
+
+
+def _portfolio(
+    data: MarketData, spec: EvalSpec, sets: list[ParamSet], tick: _Tally
+) -> tuple[np.ndarray, np.ndarray]:
+    cache: dict[int, Any] = {}
+    metrics = np.empty((len(sets), N_METRICS))
+    blocks = np.empty((len(sets), 2, spec.n_blocks))
+    for i, params in enumerate(sets):
+        values, equity = _portfolio_set(data, spec, params, cache, full=False)
+        metrics[i] = [values[name] for name in METRIC_NAMES]
+        blocks[i] = equity_block_sums(equity, spec.n_blocks)
+        tick(1)
+    return metrics, blocks
 
 
 def _vector_options(data: MarketData, spec: EvalSpec) -> dict[str, Any]:
@@ -164,12 +206,13 @@ def _vector(
 ) -> tuple[np.ndarray, np.ndarray]:
     from ..engine.builtins import SmaCrossover
 
-    cls = strategy_class(spec.strategy)
-    if cls is SmaCrossover:
+    sym = _single_column(data, spec)
+    if sym is None:
+        return _portfolio(data, spec, sets, tick)
+    if strategy_class(spec.strategy) is SmaCrossover:
         return _sma_sweep(data, spec, sets, tick)
-    sym = _vector_symbol(data)
     first, last = data.span(sym)
-    px = _vector_prices(data, sym)
+    px = data.prices(sym)
     opts = _vector_options(data, spec)
     names = ("entries", "exits", "short_entries", "short_exits")
     metrics, blocks = [], []
@@ -238,9 +281,9 @@ def _sma_sweep(
     """sma_crossover sets through the streaming crossover kernel: each SMA line computed once."""
     from ..vector.sweep import _sma_rows, crossover_sweep
 
-    sym = _vector_symbol(data)
+    sym = data.symbols[0]
     first, last = data.span(sym)
-    px = _vector_prices(data, sym)
+    px = data.prices(sym)
     opts = _vector_options(data, spec)
     built = [spec.build(p) for p in sets]
     grid = np.array([(s.fast, s.slow) for s in built], dtype=np.int64)
@@ -265,10 +308,13 @@ def _sma_sweep(
 
 
 def best_vector_run(data: MarketData, spec: EvalSpec, params: ParamSet) -> Any:
-    """The full ``VectorResult`` (equity, trades) of one set, for the winner's statistics."""
-    sym = _vector_symbol(data)
+    """The full run of one set, for the winner's statistics: a ``VectorResult`` (equity, trades)
+    from the single-column kernel, or the portfolio kernel's ``BacktestResult``."""
+    sym = _single_column(data, spec)
+    if sym is None:
+        return _portfolio_set(data, spec, params, {})
     first, last = data.span(sym)
-    px = _vector_prices(data, sym)
+    px = data.prices(sym)
     signals = _set_signals(data, spec, sym, params, first, last, px)
     return _simulate(px, first, last, signals, 0, {**_vector_options(data, spec), "trades": True})
 

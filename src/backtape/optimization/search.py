@@ -283,7 +283,8 @@ class OptimizationEngine:
             equity = run.equity["equity"].to_numpy()
         else:
             run = best_vector_run(data, spec, best)
-            equity = run.equity[:, 0]
+            eq = run.equity
+            equity = eq["equity"].to_numpy() if isinstance(eq, pl.DataFrame) else eq[:, 0]
         returns = np.diff(equity) / np.where(equity[:-1] > 0, equity[:-1], np.nan)
         returns = returns[np.isfinite(returns)]
         trial_sharpes = metrics[:, METRIC_NAMES.index("sharpe")] / math.sqrt(data.periods_per_year)

@@ -178,15 +178,14 @@ def walk_forward(
         train, test = _window(data, ts, first, a, b), _window(data, ts, first, b, c)
         res = eng.optimize(strategy, grid, train, constraint=constraint, options=opts)
         best = res.best
-        if engine == "event":
-            run = event_run(test, spec, best)
+        run = event_run(test, spec, best) if engine == "event" else best_vector_run(test, spec, best)
+        if isinstance(run.equity, pl.DataFrame):  # an event run, or the portfolio kernel's
             eq, when, oos = (
                 run.equity["equity"].to_numpy(),
                 run.equity["ts"].cast(pl.Int64).to_numpy(),
                 run.metrics,
             )
         else:
-            run = best_vector_run(test, spec, best)
             eq = run.equity[:, 0]
             t_first, t_last = test.span(sym)
             when = np.asarray(data.bars[sym]["ts_end"][t_first:t_last])

@@ -1,0 +1,104 @@
+"""Portfolio benchmark: 500 synthetic symbols x 20 years of daily bars (2.5M bars), one account.
+
+Vector engine: ``momentum_rotation`` monthly (time warm, peak memory of the run), a sweep of 100
+parameter sets over it (``optimization.evaluate``); event engine: ``equal_weight`` monthly on the same
+universe. Goals (issue 14): vector <= 0.5 s and <= 1 GiB, sweep <= 20 s on 2 cores, event <= 15 s and
+<= 2 GiB. The peer figure in the table is the event engine's, from the same run.
+
+    PYTHONPATH=src python benchmarks/bench_portfolio.py [--symbols 500] [--years 20] [--no-event]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+import tracemalloc
+
+import numpy as np
+import polars as pl
+
+from backtape.engine import StrategyFactory, run_backtest
+from backtape.optimization.data import load_market_data
+from backtape.optimization.evaluate import EvalSpec, evaluate
+from backtape.options import TradingOptions
+from backtape.sources.memory import FrameDataSource
+from backtape.vector.form import decisions
+from backtape.vector.portfolio import run, vector_data
+
+
+def universe(n_symbols: int, years: int, seed: int = 7) -> FrameDataSource:
+    """Geometric random walks on the XNYS sessions of ``years`` years, one frame for all symbols."""
+    from backtape.calendars import get_calendar
+
+    cal = get_calendar("XNYS")
+    opens, closes = cal.opens, cal.closes
+    lo = int(np.searchsorted(opens, np.datetime64("2004-01-01", "ns").astype(np.int64)))
+    n = 252 * years
+    ts, te = opens[lo:lo + n], closes[lo:lo + n]
+    rng = np.random.default_rng(seed)
+    frames = []
+    for k in range(n_symbols):
+        close = 50.0 * np.exp(np.cumsum(rng.normal(0.0003, 0.02, n)))
+        open_ = close * np.exp(rng.normal(0, 0.005, n))
+        frames.append(pl.DataFrame({"symbol": f"S{k:03d}", "ts": ts, "ts_end": te, "open": open_,
+                                    "high": np.maximum(open_, close) * 1.01,
+                                    "low": np.minimum(open_, close) * 0.99, "close": close,
+                                    "volume": np.full(n, 1e6)}))
+    utc = pl.Datetime("ns", "UTC")
+    bars = pl.concat(frames).with_columns(pl.col("ts", "ts_end").cast(utc))
+    return FrameDataSource(bars, name="bench-portfolio")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--symbols", type=int, default=500)
+    ap.add_argument("--years", type=int, default=20)
+    ap.add_argument("--no-event", action="store_true")
+    args = ap.parse_args()
+    src = universe(args.symbols, args.years)
+    names = [f"S{k:03d}" for k in range(args.symbols)]
+    start, end = "2005-01-01", f"{2004 + args.years}-01-01"
+    t0 = time.perf_counter()
+    market = load_market_data(names, start, end, "1d", src, warmup=253)
+    n_bars = sum(len(b["ts"]) for b in market.bars.values())
+    print(f"loaded {n_bars:,} bars in {time.perf_counter() - t0:.1f} s")
+    opts = TradingOptions(cash=1_000_000, commission=0.001)
+    strat = StrategyFactory.create("momentum_rotation", lookback=126, top_n=20, rebalance="1mo")
+
+    def vector_once() -> float:
+        data = vector_data(market, strat.warmup)
+        return float(run(data, decisions(strat, data), opts).equity[-1])
+
+    vector_once()  # compile
+    t0 = time.perf_counter()
+    final = vector_once()
+    vec_s = time.perf_counter() - t0
+    tracemalloc.start()
+    vector_once()
+    vec_peak = tracemalloc.get_traced_memory()[1] / 2**30
+    tracemalloc.stop()
+    sets = [{"lookback": lb, "top_n": n, "rebalance": "1mo"} for lb in range(21, 252, 23) for n in
+            (5, 10, 15, 20, 25, 30, 35, 40, 45, 50)][:100]
+    t0 = time.perf_counter()
+    evaluate(market, EvalSpec("momentum_rotation", "vector", opts), sets)
+    sweep_s = time.perf_counter() - t0
+    rows = [("vector momentum_rotation 1mo", f"{vec_s:.3f} s", f"{vec_peak:.2f} GiB", "<= 0.5 s, <= 1 GiB"),
+            (f"vector sweep {len(sets)} sets", f"{sweep_s:.1f} s", "", "<= 20 s")]
+    if not args.no_event:
+        t0 = time.perf_counter()  # timed without tracemalloc (it slows Python code severalfold)
+        ev = run_backtest("equal_weight", names, start, end, source=src, options=opts,
+                          params={"rebalance": "1mo"})
+        ev_s = time.perf_counter() - t0
+        ev_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # process peak RSS
+        rows.append(("event equal_weight 1mo (peer)", f"{ev_s:.1f} s", f"{ev_peak:.2f} GiB",
+                     "<= 15 s, <= 2 GiB"))
+        rows.append(("  its final equity", f"{ev.metrics['final_equity']:,.0f}", "", ""))
+    print(f"{args.symbols} symbols x {args.years} years daily; momentum final equity {final:,.0f}")
+    print(f"{'case':34} {'time':>10} {'peak':>10}   goal")
+    for r in rows:
+        print(f"{r[0]:34} {r[1]:>10} {r[2]:>10}   {r[3]}")
+
+
+if __name__ == "__main__":
+    main()

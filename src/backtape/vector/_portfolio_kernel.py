@@ -1,0 +1,240 @@
+"""The numba loop of the multi-asset vector engine: one cash account, many symbols, the event engine's rules.
+
+Per clock step ``k`` (the same steps, in the same order, as ``backtape.engine.engine``):
+
+1. corporate actions with ``act_step == k`` apply (splits scale the share count and the last
+   price, cash dividends credit ``shares * amount``);
+2. with ``fill="next_open"``, the orders decided at an earlier step fill at the open of each
+   symbol's bar, symbols in column order, sized like ``Broker._execute_target``;
+3. every symbol with a bar is marked at its close;
+4. the decision of the step (a target weight, or signals turned into one) is taken; with
+   ``fill="close"`` it fills at once at the close, symbols in column order.
+
+Arrays are C-ordered **steps x symbols** (the loop walks a step's symbols); a NaN open means the
+symbol has no bar at that step (its order keeps waiting). Fill records: step, symbol, signed
+quantity, price, reference, commission.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..fills import affordable_shares, jit_kernels, slipped
+
+jit_kernels()
+
+P_CASH, P_RATE, P_FIXED, P_SLIP, P_FRACTIONAL, P_FILL_CLOSE = range(6)
+N_PARAMS = 6
+MODE_TARGETS, MODE_SIGNALS = 0, 1
+ACT_SPLIT, ACT_DIVIDEND = 0, 1
+F_STEP, F_SYM, F_QTY, F_PRICE, F_REF, F_COMM = range(6)
+N_FILL_FIELDS = 6
+
+
+@njit(cache=True, error_model="numpy")
+def _book(j, qty, ref, k, p, pos, cash, fills, n_fills, traded):
+    """Book one fill of ``qty`` (signed) shares of ``j`` at reference ``ref``; returns the new cash."""
+    side = 1.0 if qty > 0 else -1.0
+    price = slipped(ref, side, p[P_SLIP])
+    comm = p[P_FIXED] + abs(qty) * price * p[P_RATE]
+    cash -= qty * price + comm
+    new = pos[j] + qty
+    pos[j] = 0.0 if abs(new) < 1e-12 else new
+    traded[k] += abs(qty) * price
+    if fills.shape[0] > 0:
+        r = n_fills[0]
+        fills[r, F_STEP] = k
+        fills[r, F_SYM] = j
+        fills[r, F_QTY] = qty
+        fills[r, F_PRICE] = price
+        fills[r, F_REF] = ref
+        fills[r, F_COMM] = comm
+    n_fills[0] += 1
+    return cash
+
+
+@njit(cache=True, error_model="numpy")
+def _others(j, pos, last):
+    """Net and gross value of every position but ``j``'s at the last marks."""
+    net, gross = 0.0, 0.0
+    for s in range(pos.shape[0]):
+        q = pos[s]
+        if q != 0.0 and s != j:
+            net += q * last[s]
+            gross += abs(q) * last[s]
+    return net, gross
+
+
+@njit(cache=True, error_model="numpy")
+def _target(j, target, ref, k, p, pos, last, cash, fills, n_fills, traded):
+    """Move ``j`` to ``target`` of equity (``Broker._execute_target`` at leverage 1); returns the cash."""
+    held = pos[j]
+    if held != 0.0 and (target == 0.0 or (held > 0) != (target > 0)):
+        cash = _book(j, -held, ref, k, p, pos, cash, fills, n_fills, traded)
+        held = pos[j]
+    if target == 0.0:
+        return cash
+    side = 1.0 if target > 0 else -1.0
+    price = slipped(ref, side, p[P_SLIP])
+    frac = p[P_FRACTIONAL] != 0.0
+    net, gross = _others(j, pos, last)
+    equity = cash + held * ref + net
+    delta = affordable_shares(equity * abs(target), price, p[P_RATE], p[P_FIXED], frac) - abs(held)
+    if delta < 0.0:
+        return _book(j, side * delta, ref, k, p, pos, cash, fills, n_fills, traded)
+    room = equity - abs(held) * ref - gross
+    delta = min(delta, affordable_shares(room, price, p[P_RATE], p[P_FIXED], frac))
+    if delta > 0.0:
+        cash = _book(j, side * delta, ref, k, p, pos, cash, fills, n_fills, traded)
+    return cash
+
+
+@njit(cache=True, error_model="numpy")
+def _decide_signals(k, pos, le, lx, se, sx, size, pending):
+    """Turn step ``k``'s signals into target weights in ``pending`` (entries win when not on that side)."""
+    per_step = size.shape[0] > 1
+    for j in range(pos.shape[0]):
+        held = pos[j]
+        w = size[k, j] if per_step else size[0, j]
+        if le[k, j] and held <= 0:
+            pending[j] = w
+        elif se[k, j] and held >= 0:
+            pending[j] = -w
+        elif (lx[k, j] and held > 0) or (sx[k, j] and held < 0):
+            pending[j] = 0.0
+
+
+@njit(cache=True, error_model="numpy")
+def run_portfolio(o, c, mode, tg, le, lx, se, sx, size, act_step, act_sym, act_kind, act_value, p,
+                  equity, exposed, traded, fills):  # fmt: skip
+    """Simulate the account over every step; returns the number of fills (see the module doc)."""
+    n, n_sym = c.shape
+    pos = np.zeros(n_sym)
+    last = np.zeros(n_sym)
+    pending = np.full(n_sym, np.nan)
+    cash = p[P_CASH]
+    at_close = p[P_FILL_CLOSE] != 0.0
+    n_fills = np.zeros(1, dtype=np.int64)
+    a = 0
+    n_act = act_step.shape[0]
+    for k in range(n):
+        while a < n_act and act_step[a] <= k:
+            j = act_sym[a]
+            if act_kind[a] == ACT_SPLIT:
+                v = act_value[a]
+                if v > 0.0 and v != 1.0:
+                    pos[j] *= v
+                    last[j] /= v
+            else:
+                cash += pos[j] * act_value[a]
+            a += 1
+        if not at_close:
+            for j in range(n_sym):
+                t = pending[j]
+                if t == t and o[k, j] == o[k, j]:
+                    cash = _target(j, t, o[k, j], k, p, pos, last, cash, fills, n_fills, traded)
+                    pending[j] = np.nan
+        for j in range(n_sym):
+            if c[k, j] == c[k, j]:
+                last[j] = c[k, j]
+        if mode == MODE_TARGETS:
+            for j in range(n_sym):
+                t = tg[k, j]
+                if t == t:
+                    pending[j] = t
+        else:
+            _decide_signals(k, pos, le, lx, se, sx, size, pending)
+        if at_close:
+            for j in range(n_sym):
+                t = pending[j]
+                if t == t and c[k, j] == c[k, j]:
+                    cash = _target(j, t, c[k, j], k, p, pos, last, cash, fills, n_fills, traded)
+                    pending[j] = np.nan
+        eq = cash
+        held = False
+        for j in range(n_sym):
+            if pos[j] != 0.0:
+                eq += pos[j] * last[j]
+                held = True
+        equity[k] = eq
+        exposed[k] = held
+    return n_fills[0]
+
+
+@njit(cache=True, error_model="numpy")
+def fifo_trades(fills, n_fills, act_step, act_sym, act_kind, act_value, n_sym, last_close):
+    """FIFO lots of the fills, as ``Portfolio`` books them: (pnl, size, entry price) per closed lot,
+    and the P&L of each lot still open, marked at ``last_close`` (per symbol) net of its entry
+    commission, as ``Portfolio.open_trades``.
+
+    Splits (applied before the fills of their step, and after the last fill up to the end) scale the
+    open lots. Lots are a linked list per symbol over one slot per fill (a fill opens at most one lot).
+    """
+    qty = np.zeros(n_fills)
+    price = np.zeros(n_fills)
+    comm_unit = np.zeros(n_fills)
+    side = np.zeros(n_fills)
+    nxt = np.full(n_fills, -1, dtype=np.int64)
+    head = np.full(n_sym, -1, dtype=np.int64)
+    tail = np.full(n_sym, -1, dtype=np.int64)
+    pnl = np.empty(2 * n_fills + 1)
+    size = np.empty(2 * n_fills + 1)
+    entry = np.empty(2 * n_fills + 1)
+    n_out = 0
+    a = 0
+    for f in range(n_fills):
+        step = fills[f, F_STEP]
+        a = _split_lots(a, step, act_step, act_sym, act_kind, act_value, head, nxt, qty, price, comm_unit)
+        j = int(fills[f, F_SYM])
+        q, px = fills[f, F_QTY], fills[f, F_PRICE]
+        s = 1.0 if q > 0 else -1.0
+        cu = fills[f, F_COMM] / abs(q)
+        remaining = abs(q)
+        while remaining > 1e-12 and head[j] >= 0 and side[head[j]] != s:
+            lot = head[j]
+            take = min(qty[lot], remaining)
+            pnl[n_out] = side[lot] * (px - price[lot]) * take - (comm_unit[lot] + cu) * take
+            size[n_out] = take
+            entry[n_out] = price[lot]
+            n_out += 1
+            qty[lot] -= take
+            remaining -= take
+            if qty[lot] <= 1e-12:
+                head[j] = nxt[lot]
+                if head[j] < 0:
+                    tail[j] = -1
+        if remaining > 1e-12:
+            qty[f], price[f], comm_unit[f], side[f] = remaining, px, cu, s
+            if tail[j] >= 0:
+                nxt[tail[j]] = f
+            else:
+                head[j] = f
+            tail[j] = f
+    _split_lots(a, np.inf, act_step, act_sym, act_kind, act_value, head, nxt, qty, price, comm_unit)
+    open_pnl = np.empty(n_fills)
+    n_open = 0
+    for j in range(n_sym):
+        lot = head[j]
+        while lot >= 0:
+            gross = side[lot] * (last_close[j] - price[lot]) * qty[lot]
+            open_pnl[n_open] = gross - comm_unit[lot] * qty[lot]
+            n_open += 1
+            lot = nxt[lot]
+    return pnl[:n_out], size[:n_out], entry[:n_out], open_pnl[:n_open]
+
+
+@njit(cache=True)
+def _split_lots(a, step, act_step, act_sym, act_kind, act_value, head, nxt, qty, price, comm_unit):
+    """Apply the splits of the actions from ``a`` up to ``step`` to the open lots; the next action."""
+    while a < act_step.shape[0] and act_step[a] <= step:
+        if act_kind[a] == ACT_SPLIT and act_value[a] > 0.0 and act_value[a] != 1.0:
+            v = act_value[a]
+            lot = head[act_sym[a]]
+            while lot >= 0:
+                qty[lot] *= v
+                price[lot] /= v
+                comm_unit[lot] /= v
+                lot = nxt[lot]
+        a += 1
+    return a

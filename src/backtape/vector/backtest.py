@@ -1,0 +1,202 @@
+"""``VectorEngine``: ``run_backtest(..., engine="vector")`` for any strategy with a vector form.
+
+It loads the bars the event engine would (same warm-up, same adjustment), asks the strategy's
+vector form for its decisions (``backtape.vector.form``), runs the one-account kernel on raw prices
+with splits and dividends (``backtape.vector.portfolio``) and builds the same ``BacktestResult``:
+fills from the kernel, FIFO trades (with MAE/MFE) by replaying them through the event engine's
+``Portfolio``, metrics from ``backtape.analytics``. Orders are one filled market order per fill.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from .._time import TimeLike, check_range
+from ..errors import ConfigError
+from ..options import TradingOptions, trading_options
+from ..sources.base import DataSource
+from . import _portfolio_kernel as pk
+from .form import decisions, warmup_of
+from .portfolio import PortfolioRun, VectorData, action_arrays, run, vector_data
+
+
+def check_options(options: TradingOptions) -> None:
+    """Raise ``ConfigError`` naming the options only the event engine models."""
+    from .options import unsupported
+
+    missing = unsupported(options)
+    if missing:
+        raise ConfigError(f"the vector engine cannot model {', '.join(missing)}; use engine='event'")
+
+
+class VectorEngine:
+    """The vectorized engine behind ``ENGINES["vector"]`` (same ``run`` as ``BacktestEngine``)."""
+
+    name = "vector"
+
+    def __init__(self, options: TradingOptions | None = None, *, source: DataSource | str = "sample",
+                 **overrides: Any) -> None:
+        self.source = source
+        self.options = trading_options(options, **overrides)
+
+    def run(self, strategy: Any, symbols: Sequence[str] | str, start: TimeLike, end: TimeLike,
+            frequency: str = "1d", *, source: DataSource | str | None = None,
+            options: TradingOptions | None = None, progress: Callable[[int, int], None] | None = None,
+            **overrides: Any) -> Any:
+        """Backtest ``strategy`` on ``symbols`` over ``[start, end)`` (see the module doc)."""
+        from ..engine.engine import resolve_source
+        from ..optimization.data import load_market_data
+
+        names = [s.strip() for s in symbols.split(",")] if isinstance(symbols, str) else list(symbols)
+        s_ns, e_ns = check_range(start, end)
+        src = resolve_source(source if source is not None else self.source)
+        opts = (options or self.options).replace(**overrides)
+        opts = opts.for_symbols({sym: src.calendar_of(sym) for sym in names})
+        check_options(opts)
+        t0 = time.perf_counter()
+        warmup = warmup_of(strategy)
+        market = load_market_data(names, s_ns, e_ns, frequency, src, warmup=warmup,
+                                  adjustment=opts.adjustment)
+        data = vector_data(market, warmup)
+        out = run(data, decisions(strategy, data), opts)
+        if progress is not None:
+            progress(data.n_steps - data.start_row, data.n_steps - data.start_row)
+        return build_result(strategy, data, out, opts, src.name, time.perf_counter() - t0)
+
+
+def build_result(strategy: Any, data: VectorData, out: PortfolioRun, options: TradingOptions,
+                 source: str, duration: float) -> Any:
+    """The ``BacktestResult`` of a kernel run (module doc)."""
+    from ..analytics import (
+        buy_and_hold_return,
+        compute_metrics,
+        drawdown,
+        drawdown_time,
+        held_value,
+        trade_durations,
+    )
+    from ..engine._report import _FILL_SCHEMA, _ORDER_SCHEMA, _rejections
+    from ..engine.result import BacktestResult
+
+    clock = data.ts[data.start_row:]
+    fills, pf = replay(data, out, options)
+    utc = pl.Datetime("ns", "UTC")
+    ts = pl.Series("ts", clock).cast(utc)
+    eq = pl.DataFrame({"ts": ts, "equity": out.equity, "drawdown": drawdown(out.equity)})
+    trades = pf.trades()
+    still_open = pf.open_trades(int(clock[-1]))
+    metrics: dict[str, Any] = compute_metrics(out.equity, trades, periods_per_year=data.periods_per_year,
+                                              positions=out.exposed, traded_value=out.traded,
+                                              open_trades=still_open)
+    metrics["buy_hold_return"] = buy_and_hold_return([_held(data, sym, held_value) for sym in data.symbols])
+    metrics.update(trade_durations(trades))
+    metrics["max_drawdown_time"] = drawdown_time(clock, out.equity)
+    metrics["commission"] = float(pf.commissions)
+    metrics["slippage"] = float(pf.slippage)
+    fill_rows = [(f.order_id, f.symbol, f.ts, f.quantity, f.price, f.reference_price, f.commission, f.spread,
+                  f.slippage, f.impact, f.tag) for f in fills]
+    order_rows = [(f.order_id, f.symbol, "market", f.quantity, f.quantity, None, None, "gtc", "filled",
+                   f.ts, None, "", None) for f in fills]
+    name = getattr(strategy, "name", type(strategy).__name__)
+    orders = pl.DataFrame(order_rows, schema=_ORDER_SCHEMA, orient="row")
+    fill_frame = pl.DataFrame(fill_rows, schema=_FILL_SCHEMA, orient="row")
+    return BacktestResult(
+        strategy=name, parameters=dict(getattr(strategy, "parameters", {})), symbols=list(data.symbols),
+        start=data.start, end=data.end, frequency=data.frequency, source=source, cash=float(options.cash),
+        metrics=metrics, trades=trades,
+        orders=orders.with_columns(pl.col("created_at").cast(utc)),
+        fills=fill_frame.with_columns(pl.col("ts").cast(utc)), equity=eq, open_trades=still_open,
+        rejections=_rejections([]), records=pl.DataFrame(schema={"ts": utc}),
+        duration_s=duration, fingerprint={"engine": "vector", "source": source, "symbols": list(data.symbols),
+                                          "frequency": data.frequency},
+    )
+
+
+def _held(data: VectorData, sym: str, held_value: Callable[..., np.ndarray]) -> np.ndarray:
+    """One share of ``sym`` bought at the run's first close and held, as the event engine's report."""
+    raw, first = data.raw[sym], data.first[sym]
+    last = len(raw["close"]) - 1
+    if last < first:
+        return np.zeros(0)
+    acts = data.actions.filter(pl.col("symbol") == sym)
+    rows = zip(acts["ts"].cast(pl.Int64), acts["action"], acts["value"], strict=True) if acts.height else ()
+    return held_value(raw["close"][first], raw["close"][last], int(raw["ts_end"][first]),
+                      ((int(t), str(a), float(v)) for t, a, v in rows if t <= data.end))
+
+
+def replay(data: VectorData, out: PortfolioRun, options: TradingOptions) -> tuple[list[Any], Any]:
+    """The kernel's fills as ``Fill`` objects, booked with the splits into an event-engine ``Portfolio``.
+
+    Lots see the same bars as in the event engine (highs and lows folded in before each fill and
+    split, and at the end), so trades and their excursions match.
+    """
+    from ..engine.orders import Fill
+    from ..engine.portfolio import Portfolio
+
+    s0, syms = data.start_row, data.symbols
+    at_close = options.fill == "close"
+    pf = Portfolio(None, options.cash)
+    since = [data.first[s] for s in syms]
+    step_rows = [data.rows[s] for s in syms]
+
+    aligned = data.aligned
+
+    def last_row(j: int, step: int) -> int:
+        """Row of symbol ``j``'s newest bar ending at or before run step ``step``."""
+        if aligned:
+            return step + s0
+        return int(np.searchsorted(step_rows[j], step + s0, "right")) - 1
+
+    def flush(j: int, upto: int) -> None:
+        lo = since[j]
+        since[j] = upto + 1
+        sym = syms[j]
+        if upto >= lo and pf._lots.get(sym):
+            raw = data.raw[sym]
+            pf.mark_extremes(sym, float(raw["high"][lo:upto + 1].max()), float(raw["low"][lo:upto + 1].min()))
+
+    slip = options.slippage_bps
+    act_step, act_sym, act_kind, act_value = action_arrays(data)
+    events = sorted([(int(s), 0, a) for a, s in enumerate(act_step) if act_kind[a] == pk.ACT_SPLIT]
+                    + [(int(out.fills[f, pk.F_STEP]), 1, f) for f in range(out.fills.shape[0])])
+    fills: list[Fill] = []
+    for step, kind, idx in events:
+        if kind == 0:
+            j, value = int(act_sym[idx]), float(act_value[idx])
+            if not (value > 0 and value != 1.0):
+                continue
+            flush(j, last_row(j, step - 1))
+            for lot in pf._lots.get(syms[j], ()):
+                lot.quantity *= value
+                lot.entry_price /= value
+                lot.low /= value
+                lot.high /= value
+                lot.entry_commission_per_unit /= value
+                lot.entry_slippage_per_unit /= value
+            if syms[j] in pf.positions:
+                pf.positions[syms[j]] *= value
+            continue
+        rec = out.fills[idx]
+        j = int(rec[pk.F_SYM])
+        sym, raw = syms[j], data.raw[syms[j]]
+        r = last_row(j, step)
+        flush(j, r if at_close else r - 1)
+        qty, ref = float(rec[pk.F_QTY]), float(rec[pk.F_REF])
+        ts = int(raw["ts_end"][r] if at_close else raw["ts"][r])
+        fill = Fill(len(fills) + 1, sym, ts, qty, float(rec[pk.F_PRICE]), ref, float(rec[pk.F_COMM]), 0.0,
+                    abs(qty) * ref * 1e-4 * slip, 0.0)
+        pf.apply_fill(fill, float(raw["high"][r]), float(raw["low"][r]))
+        fills.append(fill)
+    n = out.close.shape[0]  # steps of the run
+    for j, sym in enumerate(syms):
+        r = last_row(j, n - 1)
+        flush(j, r)
+        if r >= 0:
+            pf.prices[sym] = float(data.raw[sym]["close"][r])
+    return fills, pf
+

@@ -1,0 +1,135 @@
+"""The vector form of a strategy: how the vector engine (and the optimizer) runs it without ``on_bar``.
+
+A strategy class has a vector form when it defines one of these methods, each reading a
+``VectorData`` (``data.close``, ``data["high"]``: steps x symbols, adjusted as of the end, NaN where a
+symbol has no bar; ``data.symbols``; ``data.ts``; ``data.rebalance("1mo")``):
+
+* ``target_weights(data)`` -> steps x symbols: the weight of equity each symbol should hold, applied
+  as ``ctx.order_target_percent`` at that step (NaN: no order);
+* ``generate_signals(data)`` -> ``{"entries", "exits", "short_entries", "short_exits"}`` (steps x
+  symbols, booleans) and optionally ``"size"`` (a weight, scalar or steps x symbols; default
+  ``1 / len(symbols)``): an entry targets ``size`` when not already on that side, an exit goes flat;
+* ``vector_signals(bars)`` (the single-symbol built-ins): the same signals for one symbol's own bars.
+
+It reads ``warmup`` (or ``required_history``) bars before the start like the event form and declares
+``params``. ``check_vector_form`` runs both forms and says where they differ; call it in your tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import BacktapeError, ConfigError
+from . import _portfolio_kernel as pk
+from .portfolio import Decisions, VectorData
+
+_SIGNALS = ("entries", "exits", "short_entries", "short_exits")
+_METHODS = ("target_weights", "generate_signals", "vector_signals")
+
+
+class VectorFormMismatch(BacktapeError):
+    """A strategy's vector form trades differently from its event form (``check_vector_form``)."""
+
+
+def has_vector_form(strategy: Any) -> bool:
+    """Whether a strategy (class or instance) defines one of the vector-form methods."""
+    return any(callable(getattr(strategy, m, None)) for m in _METHODS)
+
+
+def warmup_of(strategy: Any) -> int:
+    """Bars of history the strategy reads before its first decision (``warmup`` or ``required_history``)."""
+    return int(max(getattr(strategy, "warmup", 0) or 0, getattr(strategy, "required_history", 0) or 0))
+
+
+def decisions(strategy: Any, data: VectorData) -> Decisions:
+    """The ``Decisions`` of ``strategy``'s vector form over ``data`` (see the module doc)."""
+    shape = (data.n_steps, len(data.symbols))
+    name = type(strategy).__name__
+    if callable(getattr(strategy, "target_weights", None)):
+        w = np.asarray(strategy.target_weights(data), dtype=np.float64)
+        if w.shape != shape:
+            raise ConfigError(f"{name}.target_weights returned shape {w.shape}, expected {shape} "
+                              "(steps x symbols)")
+        return Decisions(pk.MODE_TARGETS, targets=w)
+    if callable(getattr(strategy, "generate_signals", None)):
+        out = dict(strategy.generate_signals(data))
+        size = out.pop("size", None)
+        signals = {}
+        for key, arr in out.items():
+            if key not in _SIGNALS:
+                raise ConfigError(f"{name}.generate_signals returned {key!r}; expected {', '.join(_SIGNALS)}"
+                                  " or size")
+            a = np.asarray(arr, dtype=np.bool_)
+            if a.shape != shape:
+                raise ConfigError(f"{name}.generate_signals: {key} has shape {a.shape}, expected {shape}")
+            signals[key] = a
+        sz = None if size is None else np.asarray(size, dtype=np.float64)
+        if sz is not None and sz.ndim == 2 and sz.shape != shape:
+            raise ConfigError(f"{name}.generate_signals: size has shape {sz.shape}, expected {shape}")
+        return Decisions(pk.MODE_SIGNALS, signals=signals, size=sz)
+    if callable(getattr(strategy, "vector_signals", None)):
+        per: dict[str, dict[str, np.ndarray]] = {k: {} for k in _SIGNALS}
+        for sym in data.symbols:
+            bars = data.series[sym]
+            out = strategy.vector_signals(bars)
+            for key in _SIGNALS:
+                per[key][sym] = np.asarray(out[key], dtype=np.bool_) if key in out else \
+                    np.zeros(len(bars["ts"]), dtype=np.bool_)  # fmt: skip
+        signals = {k: data.per_symbol(v, False) for k, v in per.items()}
+        return Decisions(pk.MODE_SIGNALS, signals=signals)
+    raise ConfigError(f"{name} has no vector form: define target_weights(data) or generate_signals(data) "
+                      "(see backtape.vector.form), or use engine='event'")
+
+
+def check_vector_form(strategy: Any, symbols: Sequence[str] | str, start: Any, end: Any,
+                      frequency: str = "1d", *, source: Any = "sample", rtol: float = 1e-9,
+                      **options: Any) -> tuple[Any, Any]:
+    """Run ``strategy`` on both engines and raise ``VectorFormMismatch`` at the first difference.
+
+    Compares every fill (symbol, time, quantity, price, commission) and the equity at every step to
+    ``rtol`` relative. Returns the (event, vector) results. Use it in your strategy's tests::
+
+        from backtape import check_vector_form
+        check_vector_form(MyStrategy(lookback=20), ["KO", "IBM"], "2015-01-01", "2020-01-01")
+    """
+    from ..engine.run import build_strategy, run_backtest
+
+    results = []
+    for engine in ("event", "vector"):
+        strat = build_strategy(strategy, None) if not isinstance(strategy, str) else strategy
+        if not isinstance(strat, str):
+            strat = type(strat)(**strat.parameters)
+        results.append(run_backtest(strat, symbols, start, end, frequency, source=source, engine=engine,
+                                    **options))
+    event, vector = results
+    ef, vf = event.fills, vector.fills
+    if ef.height != vf.height:
+        raise VectorFormMismatch(f"the event form made {ef.height} fills, the vector form {vf.height}; "
+                                 f"first difference: {_first_fill_difference(ef, vf, rtol)}")
+    diff = _first_fill_difference(ef, vf, rtol)
+    if diff:
+        raise VectorFormMismatch(f"fills differ: {diff}")
+    ee, ve = event.equity["equity"].to_numpy(), vector.equity["equity"].to_numpy()
+    if ee.shape != ve.shape:
+        raise VectorFormMismatch(f"the event run has {len(ee)} steps, the vector run {len(ve)}")
+    bad = np.flatnonzero(~np.isclose(ee, ve, rtol=rtol, atol=0.0))
+    if bad.size:
+        i = int(bad[0])
+        raise VectorFormMismatch(f"equity differs first at step {i} ({event.equity['ts'][i]}): "
+                                 f"event {ee[i]!r}, vector {ve[i]!r}")
+    return event, vector
+
+
+def _first_fill_difference(ef: Any, vf: Any, rtol: float) -> str:
+    """The first fill that differs between two fills tables, described, or ''."""
+    for k in range(min(ef.height, vf.height)):
+        a, b = ef.row(k, named=True), vf.row(k, named=True)
+        same = a["symbol"] == b["symbol"] and a["ts"] == b["ts"] and all(
+            np.isclose(a[c], b[c], rtol=rtol, atol=1e-12) for c in ("quantity", "price", "commission"))
+        if not same:
+            keys = ("symbol", "ts", "quantity", "price", "commission")
+            return f"fill {k}: event {[a[c] for c in keys]}, vector {[b[c] for c in keys]}"
+    return "" if ef.height == vf.height else f"fill {min(ef.height, vf.height)} exists in one engine only"
