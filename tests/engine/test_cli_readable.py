@@ -55,7 +55,7 @@ def test_backtest_prints_readable_statistics_and_the_open_positions(home: dict[s
         assert text in out, text
     assert re.search(r"trades\s+19\n", out) and re.search(r"open trades\s+1\n", out)
     notice = [line for line in out.splitlines() if "still open at the end" in line]
-    assert notice and "1 position(s) still open at the end (AAPL)" in notice[0]
+    assert notice and "1 trade(s) still open at the end (AAPL)" in notice[0]
 
 
 def test_trades_file_holds_closed_and_open_trades(home: dict[str, Any]) -> None:

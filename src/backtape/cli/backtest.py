@@ -215,11 +215,11 @@ def _run_peer(engine: str, reference: str, symbols: str, start: str, end: str, f
 
 
 def open_notice(open_trades: pl.DataFrame) -> str:
-    """One line on the positions still open at the end (counted in equity, not in closed trades)."""
+    """One line on the lots still open at the end (counted in equity, not in closed trades)."""
     syms = sorted(set(open_trades["symbol"].to_list()))
+    names = ", ".join(syms[:3]) + (f" +{len(syms) - 3}" if len(syms) > 3 else "")
     pnl = float(open_trades["pnl"].sum())
-    return (f"{open_trades.height} position(s) still open at the end ({', '.join(syms)}): marked at the "
-            f"last close, open P&L {money(pnl)}, counted in equity (see result.open_trades)")
+    return f"{open_trades.height} trade(s) still open at the end ({names}): P&L {money(pnl)}, in equity"
 
 
 @contextlib.contextmanager

@@ -127,6 +127,10 @@ class DataPortal:
         self._adjusted_symbols = frozenset(s for s in self._series if self._adj.has(s))
         self._range = (min(p.start for p in plans.values()), e)
         self._clock = s
+        if bars_plan is not None:
+            from .spans import series_spans, warn_short
+
+            warn_short(self.calendar, series_spans(self._series.values(), s, e), s, e)
 
     async def _fetch_all(self, plans: dict[str, FetchPlan], symbols: list[str],
                          actions: bool) -> dict[str, pl.DataFrame]:
