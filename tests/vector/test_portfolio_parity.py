@@ -42,6 +42,7 @@ def test_every_builtin_agrees_on_both_engines(name: str, params: dict, symbols: 
     assert event.fills.height >= 4
     assert event.trades.equals(vector.trades) or _close(event.trades, vector.trades)
     assert event.open_trades.equals(vector.open_trades) or _close(event.open_trades, vector.open_trades)
+    assert _close(event.extra["prices"], vector.extra["prices"])  # what the report draws
     for key in ("final_equity", "sharpe", "max_drawdown", "exposure", "turnover", "trades", "commission",
                 "open_trades", "open_pnl", "buy_hold_return", "max_drawdown_time", "avg_trade_duration"):
         assert vector.metrics[key] == pytest.approx(event.metrics[key], rel=1e-9, abs=1e-12), key

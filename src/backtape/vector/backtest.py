@@ -112,9 +112,26 @@ def build_result(strategy: Any, data: VectorData, out: PortfolioRun, options: Tr
         orders=orders.with_columns(pl.col("created_at").cast(utc)),
         fills=fill_frame.with_columns(pl.col("ts").cast(utc)), equity=eq, open_trades=still_open,
         rejections=_rejections([]), records=pl.DataFrame(schema={"ts": utc}),
-        duration_s=duration, fingerprint={"engine": "vector", "source": source, "symbols": list(data.symbols),
-                                          "frequency": data.frequency},
+        duration_s=duration, extra=_prices(data),
+        fingerprint={"engine": "vector", "source": source, "symbols": list(data.symbols),
+                     "frequency": data.frequency},
     )
+
+
+def _prices(data: VectorData) -> dict[str, pl.DataFrame]:
+    """``{"prices": ...}`` as the event engine keeps them for the report: raw OHLC of the run's bars
+    (``ts`` = bar end) and ``adj_close``, the close adjusted as of the end."""
+    parts = []
+    for sym in data.symbols:
+        raw, adj, first = data.raw[sym], data.series[sym], data.first[sym]
+        n = len(raw["close"]) - first
+        parts.append(pl.DataFrame({
+            "symbol": pl.Series([sym]).new_from_index(0, n),
+            "ts": pl.Series(raw["ts_end"][first:]).cast(pl.Datetime("ns", "UTC")),
+            **{f: raw[f][first:] for f in ("open", "high", "low", "close")},
+            "adj_close": adj["close"][first:],
+        }))
+    return {"prices": pl.concat(parts)} if parts else {}
 
 
 def _held(data: VectorData, sym: str, held_value: Callable[..., np.ndarray]) -> np.ndarray:
