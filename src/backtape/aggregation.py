@@ -46,7 +46,7 @@ from ._time import NS_PER_DAY, format_ns
 from .calendars import TradingCalendar, get_calendar
 from .errors import DataValidationError, InvalidRangeError, NoDataError, TimeframeError
 from .schema import BAR_SCHEMA, TS, conform, empty
-from .timeframes import MONTHS, Timeframe
+from .timeframes import Timeframe, calendar_periods
 from .validation import Violation, sort_by_symbol_ts
 
 CalendarLike = str | TradingCalendar | None
@@ -232,13 +232,9 @@ def period_keys(cal: TradingCalendar, tf: Timeframe) -> np.ndarray:
     ``Nd`` counts sessions from the calendar's first; weeks are ISO weeks (1970-01-05, day 4, was a
     Monday); months, quarters and years are calendar ones, all counted from 1970.
     """
-    day = cal.labels // NS_PER_DAY
     if tf.unit == "d":
-        return np.arange(day.size, dtype=np.int64) // tf.n
-    if tf.unit == "w":
-        return (day + 3) // 7 // tf.n
-    month = day.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
-    return month // (MONTHS[tf.unit] * tf.n)
+        return np.arange(cal.labels.size, dtype=np.int64) // tf.n
+    return calendar_periods(cal.labels // NS_PER_DAY, tf)
 
 
 _SMALL = 50_000

@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ._time import NS_PER_DAY, NS_PER_HOUR, NS_PER_MINUTE
 from .errors import TimeframeError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Unit = Literal["min", "h", "d", "w", "mo", "q", "y"]
 
@@ -111,6 +114,20 @@ class Timeframe:
 
     def __str__(self) -> str:
         return f"{self.n}{self.unit}"
+
+
+def calendar_periods(days: np.ndarray, tf: Timeframe) -> np.ndarray:
+    """The number of the ``tf`` period (``Nw``, ``Nmo``, ``Nq``, ``Ny``) holding each day (days since
+    1970-01-01): ISO weeks (1970-01-05 was a Monday) and calendar months, counted from 1970."""
+    import numpy as np
+
+    day = np.asarray(days, dtype=np.int64)
+    if tf.unit == "w":
+        return (day + 3) // 7 // tf.n
+    if tf.unit not in MONTHS:
+        raise TimeframeError(f"{tf} is not a calendar period: use weeks, months, quarters or years")
+    month = day.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    return month // (MONTHS[tf.unit] * tf.n)
 
 
 MINUTE = Timeframe(1, "min")

@@ -103,13 +103,17 @@ def test_hand_computed_portfolio_with_costs_split_and_dividend(engine: str) -> N
 
 
 def test_rebalance_schedules() -> None:
-    days = np.array(["2024-01-30", "2024-01-31", "2024-02-01", "2024-02-05", "2024-03-01"],
-                    dtype="datetime64[ns]").astype(np.int64)
-    assert rebalance_mask(days, "1mo").tolist() == [True, False, True, False, True]
-    assert rebalance_mask(days, "1w").tolist() == [True, False, False, True, True]
-    assert rebalance_mask(days, 2).tolist() == [True, False, True, False, True]
-    with pytest.raises(ConfigError, match="rebalance"):
-        rebalance_mask(days, "2mo")
+    closes = np.array(["2024-01-30T21", "2024-01-31T21", "2024-02-01T21", "2024-02-05T21", "2024-03-01T21",
+                       "2024-04-01T20"], dtype="datetime64[ns]").astype(np.int64)
+    assert rebalance_mask(closes, "1mo").tolist() == [True, False, True, False, True, True]
+    assert rebalance_mask(closes, "2mo").tolist() == [True, False, False, False, True, False]
+    assert rebalance_mask(closes, "1w").tolist() == [True, False, False, True, True, True]
+    assert rebalance_mask(closes, 2).tolist() == [True, False, True, False, True, False]
+    midnight = np.array(["2024-01-31", "2024-02-01", "2024-02-02"], dtype="datetime64[ns]").astype(np.int64)
+    assert rebalance_mask(midnight, "1mo").tolist() == [True, False, True]  # 24/7 bars end at midnight
+    for bad in ("2h", "3d", "soon", 0):
+        with pytest.raises(ConfigError, match="rebalance"):
+            rebalance_mask(closes, bad)
 
 
 class Drifting(Strategy):

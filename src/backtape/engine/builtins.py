@@ -10,7 +10,7 @@ donchian_breakout      long when the close breaks the highest high of the previo
                        bars; flat when it breaks the lowest low of the previous ``exit`` bars
 momentum               each bar, hold (equal weight) the symbols whose return over the last
                        ``lookback`` bars exceeds ``threshold``; read through ``ctx.history``
-equal_weight           on each ``rebalance`` step ("1mo", "1w", "1q", "1y" or every N bars), target
+equal_weight           on each ``rebalance`` step ("1mo", "2w", "1q", "1y"... or every N bars), target
                        ``1 / len(symbols)`` of equity in every symbol
 momentum_rotation      on each ``rebalance`` step, hold the ``top_n`` symbols with the highest
                        return over ``lookback`` bars, ``1 / top_n`` of equity each (ties: symbol order)

@@ -8,9 +8,10 @@ engine's strategies see. The account trades **raw** prices: ``run`` hands the ke
 closes of the steps in ``[start, end)`` with the splits and cash dividends on their ex-dates
 (``_portfolio_kernel``), so both engines book the same shares and cash.
 
-Rebalancing schedules (``rebalance_mask``): ``"1w"`` (ISO week), ``"1mo"``, ``"1q"``, ``"1y"`` (UTC
-calendar period of the bar's end) or a number ``N`` (every N bars). A step is due when it is the first
-step of the run or its period differs from the previous step's; every N bars counts from the first.
+Rebalancing schedules (``rebalance_mask``): ``"Nw"`` (ISO weeks), ``"Nmo"``, ``"Nq"``, ``"Ny"``
+(calendar periods of the bar's last instant, counted from 1970) or a number ``N`` (every N bars). A
+step is due when it is the first step of the run or its period differs from the previous step's;
+every N bars counts from the first.
 """
 
 from __future__ import annotations
@@ -30,15 +31,17 @@ _DAY_NS = 86_400 * 10**9
 
 
 def period_keys(ts: np.ndarray, schedule: str) -> np.ndarray:
-    """An integer per timestamp that changes exactly when the UTC calendar period of ``schedule`` does."""
-    t = np.asarray(ts, dtype=np.int64)
-    if schedule == "1w":
-        return (t // _DAY_NS + 3) // 7  # 1970-01-01 was a Thursday: weeks start on Monday
-    months = t.astype("datetime64[ns]").astype("datetime64[M]").astype(np.int64)
-    sizes = {"1mo": 1, "1q": 3, "1y": 12}
-    if schedule not in sizes:
-        raise ConfigError(f"rebalance must be '1w', '1mo', '1q', '1y' or a number of bars, got {schedule!r}")
-    return months // sizes[schedule]
+    """An integer per bar end that changes exactly when the calendar period of ``schedule`` does
+    (the bar's day is that of its last instant, ``ts_end - 1``, so a bar ending at midnight counts
+    in the day it covers; ``timeframes.calendar_periods``)."""
+    from ..errors import TimeframeError
+    from ..timeframes import Timeframe, calendar_periods
+
+    try:
+        return calendar_periods((np.asarray(ts, dtype=np.int64) - 1) // _DAY_NS, Timeframe.parse(schedule))
+    except TimeframeError:
+        raise ConfigError(f"rebalance must be a period of weeks, months, quarters or years ('1w', '2w', "
+                          f"'1mo', '2mo', '1q', '1y') or a number of bars, got {schedule!r}") from None
 
 
 def every_bars(schedule: object) -> int:
