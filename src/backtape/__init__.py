@@ -112,6 +112,7 @@ def __getattr__(name: str) -> object:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | set(_SUBPACKAGES))
+    """The public API (``__all__``) and the module's dunder attributes, nothing imported in passing."""
+    return sorted({n for n in globals() if n.startswith("__")} | set(__all__))
 
 __all__ = ["__version__", *_LAZY, *_SUBPACKAGES]
