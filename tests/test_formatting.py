@@ -52,6 +52,7 @@ def test_public_api_is_listed() -> None:
     for name in ("Strategy", "run_backtest", "optimize", "walk_forward", "monte_carlo", "DataPortal",
                  "Context", "BacktestResult", "ResultsStore", "TradingOptions", "Workspace"):
         assert name in listed and getattr(backtape, name) is not None, name
+    assert {n for n in listed if not n.startswith("__")} == set(backtape.__all__) - {"__version__"}
 
 
 def test_help_of_context_lists_what_a_strategy_can_use() -> None:
