@@ -63,6 +63,7 @@ _LAZY: dict[str, str] = {
     "Workspace": "workspace",
     "default_workspace": "workspace",
     "TradingOptions": "options",
+    "Instrument": "instruments",
     "BacktapeWarning": "errors",
     "StrategyError": "errors",
     "prepare": "preparation",

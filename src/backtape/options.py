@@ -18,6 +18,8 @@ option                 default            meaning
 ``adjustment``         ``"split"``        prices strategies read: ``raw``, ``split``, ``total_return``
 ``latency``            0                  order latency of quote-filled runs: ns or a ``timedelta``
 ``risk``               ``None``           a ``RiskManager`` (sizing and limits); ``None``: no limits
+``instruments``        ``None``           per-symbol ``Instrument`` (lot size, minimum order value);
+                                          ``None``: the source's rules (CCXT markets), if any
 =====================  =================  ===================================================
 """
 
@@ -31,6 +33,7 @@ from typing import Any, Literal
 
 from .costs import Commission, SlippageModel, TransactionCostEngine
 from .errors import ConfigError
+from .instruments import Instrument
 from .risk import RiskManager
 
 FillMode = Literal["next_open", "close"]
@@ -60,6 +63,7 @@ class TradingOptions:
     adjustment: Adjustment = "split"
     latency: int = 0
     risk: RiskManager | None = field(default=None, compare=True)
+    instruments: Mapping[str, Instrument] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.cash, int | float) and self.cash > 0):
@@ -86,6 +90,10 @@ class TradingOptions:
         if not (isinstance(self.fractional, bool | frozenset) or self.fractional == "auto"):
             raise ConfigError(f"fractional must be true, false, 'auto' or a set of symbols, "
                               f"got {self.fractional!r}")
+        if self.instruments is not None and not (isinstance(self.instruments, Mapping) and all(
+                isinstance(k, str) and isinstance(v, Instrument) for k, v in self.instruments.items())):
+            raise ConfigError(f"instruments must map symbols to backtape.Instrument, "
+                              f"got {self.instruments!r}")
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -112,13 +120,22 @@ class TradingOptions:
             percent=float(self.commission))
         return TransactionCostEngine(commission=comm, slippage=SlippageModel(bps=self.slippage_bps))
 
-    def for_symbols(self, calendars: Mapping[str, str]) -> TradingOptions:
-        """These options with ``fractional="auto"`` resolved for symbols of the given calendars."""
+    def for_symbols(self, calendars: Mapping[str, str],
+                    instruments: Mapping[str, Instrument] | None = None) -> TradingOptions:
+        """These options with ``fractional="auto"`` resolved for symbols of the given calendars, and
+        ``instruments`` (a source's rules) filled in when none were given."""
+        out = self.with_instruments(instruments)
         if self.fractional != "auto":
-            return self
+            return out
         crypto = frozenset(sym for sym, cal in calendars.items() if cal == CRYPTO_CALENDAR)
         fractional: bool | frozenset[str] = True if crypto and crypto == set(calendars) else crypto or False
-        return dataclasses.replace(self, fractional=fractional)
+        return dataclasses.replace(out, fractional=fractional)
+
+    def with_instruments(self, instruments: Mapping[str, Instrument] | None) -> TradingOptions:
+        """These options with a source's ``instruments`` rules when none were given."""
+        if self.instruments is not None or not instruments:
+            return self
+        return dataclasses.replace(self, instruments=dict(instruments))
 
     def describe(self) -> dict[str, Any]:
         """Plain values for storage and fingerprints (objects shown by their repr)."""
@@ -127,6 +144,8 @@ class TradingOptions:
             value = getattr(self, name)
             if isinstance(value, frozenset):
                 value = sorted(value)
+            elif name == "instruments" and value is not None:
+                value = {sym: dataclasses.asdict(rule) for sym, rule in sorted(value.items())}
             elif value is not None and not isinstance(value, int | float | str | bool):
                 value = repr(value)
             out[name] = value

@@ -28,8 +28,10 @@ def _symbol(name: str, base: str, quote: str) -> dict:
             "isMarginTradingAllowed": False,
             "filters": [{"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "1000000.00",
                          "tickSize": "0.01"},
-                        {"filterType": "LOT_SIZE", "minQty": "0.00001", "maxQty": "9000.0",
-                         "stepSize": "0.00001"}],
+                        {"filterType": "LOT_SIZE", "minQty": "0.00010", "maxQty": "9000.0",
+                         "stepSize": "0.00001"},
+                        {"filterType": "NOTIONAL", "minNotional": "5.00000000", "applyMinToMarket": True,
+                         "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5}],
             "permissions": [], "permissionSets": [["SPOT"]], "defaultSelfTradePreventionMode": "NONE",
             "allowedSelfTradePreventionModes": ["NONE"]}
 
@@ -114,6 +116,27 @@ def test_markets_are_loaded_once_per_source(server):
     src.fetch_sync(["BTC/USDT"], "2024-01-01", "2024-01-01T01:00:00Z", "1min")
     src.fetch_sync(["BTC/USDT"], "2024-01-01T01:00:00Z", "2024-01-01T02:00:00Z", "1h")
     assert [r.path for r in server.requests].count("/api/v3/exchangeInfo") == 1
+
+
+def test_instrument_rules_come_from_the_exchange_filters(server):
+    from backtape import Instrument
+
+    rules = make(server).instruments(["BTC/USDT", "DOGE/EUR"])
+    assert rules == {"BTC/USDT": Instrument(lot_size=0.00001, min_notional=5.0, min_quantity=0.0001)}
+
+
+def test_a_cached_backtest_trades_whole_lots_and_asks_for_markets_once(server, tmp_path):
+    from backtape.cache import CachedDataSource
+    from backtape.engine.run import run_backtest
+
+    for _ in range(2):  # the second run: bars and rules both from the cache, no request at all
+        before = len(server.requests)
+        cached = CachedDataSource(make(server, calendar="24/7"), tmp_path)
+        res = run_backtest("equal_weight", "BTC/USDT", "2024-01-01", "2024-01-03", "1h", cached,
+                           params={"rebalance": 6})
+        q = res.fills["quantity"].to_numpy()
+        assert q.size and all(abs(x * 1e5 - round(x * 1e5)) < 1e-6 for x in q)
+    assert len(server.requests) == before
 
 
 def test_unfinished_bar_is_dropped(server):

@@ -19,7 +19,7 @@ import copy
 import dataclasses
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -31,6 +31,7 @@ from .._paths import expand_path
 from .._time import TimeLike, check_range, now_ns
 from ..calendars import TradingCalendar, get_calendar
 from ..errors import BacktapeError, CorruptCacheError, warn_once
+from ..instruments import Instrument
 from ..schema import Kind, empty
 from ..sources.base import DataSource, DataSourceMetadata
 from ..timeframes import Timeframe
@@ -153,6 +154,14 @@ class CachedDataSource(DataSource):
 
     def frequency_of(self, symbol: str) -> Timeframe | None:
         return self.adapter.frequency_of(symbol)
+
+    def instruments(self, symbols: Sequence[str]) -> dict[str, Instrument]:
+        """The adapter's rules; a provider's are asked once per symbol and kept with the cache."""
+        if not self.remote:
+            return self.adapter.instruments(symbols)
+        from .instruments import InstrumentBook
+
+        return InstrumentBook(self.cache_dir, self._identity).get(symbols, self.adapter.instruments)
 
     async def aclose(self) -> None:
         """Persist this process's counters and close the adapter."""

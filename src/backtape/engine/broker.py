@@ -84,7 +84,7 @@ fills (plus the latency). DAY orders expire at their session close.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..costs import MarketState, TransactionCostEngine
@@ -95,6 +95,7 @@ from .orders import Fill, Order, OrderStatus, OrderType, TimeInForce
 from .portfolio import Portfolio
 
 if TYPE_CHECKING:
+    from ..instruments import Instrument
     from ..portal import DataPortal
 
 _INF = math.inf
@@ -129,6 +130,7 @@ class Broker:
         max_participation: float | None = None,
         leverage: float = 1.0,
         fractional: bool | frozenset[str] | set[str] = False,
+        instruments: Mapping[str, Instrument] | None = None,
         on_fill: Callable[[Fill], None] | None = None,
     ) -> None:
         if fill not in ("next_open", "close"):
@@ -145,6 +147,8 @@ class Broker:
         self.max_participation = max_participation
         self.leverage = float(leverage)
         self.fractional = fractional
+        #: per-symbol lot size and minimum order value (``backtape.instruments``)
+        self.instruments: Mapping[str, Instrument] = instruments or {}
         self.on_fill = on_fill
         self.orders: list[Order] = []
         self.fills: list[Fill] = []
@@ -297,18 +301,21 @@ class Broker:
     def _execute(self, order: Order, bar: Bar, ref: float, ts: int, liquidity: bool) -> list[Fill]:
         if order.target_percent is not None:
             return self._execute_target(order, bar, ref, ts, order.target_percent)
-        qty = self._round(order.symbol, abs(order.remaining))
+        sym = order.symbol
+        qty = self._round(sym, abs(order.remaining))
         if qty <= 0 and order.filled == 0:
-            order.reason = (f"quantity {abs(order.remaining):g} is less than one whole unit of "
-                            f"{order.symbol} (set fractional=True to trade fractions)")
+            order.reason = self._below_one_unit(sym, abs(order.remaining))
             self._refuse(order, ts)
             return []
-        qty = min(qty, self._cap(order.symbol, bar))
+        qty = min(qty, self._cap(sym, bar))
         if qty <= 0:
             return []
         wanted = qty * order.side
-        qty = self._leverage_limit(order, self._risk_limit(order, wanted, ref, ts), ref, ts)
-        if qty == 0:
+        qty = self._lots(sym, self._leverage_limit(order, self._risk_limit(order, wanted, ref, ts), ref, ts))
+        small = self._too_small(sym, qty, ref)
+        if small:
+            order.reason = order.reason if qty == 0 else small
+        if qty == 0 or small:
             self._refuse(order, ts)
             return []
         if qty != wanted:  # a resized order is done once its resized quantity is filled
@@ -339,15 +346,21 @@ class Broker:
         held = abs(pos)
         delta = commission.affordable(equity * abs(target), price, frac) - held
         if delta < 0:
-            q = min(-delta, cap)
-            fills.append(self._fill(order, -side * q, ref, bar, ts, True))
+            q = self._lots(sym, min(-delta, cap))
             capped = q < -delta
+            if q > 0 and not self._too_small(sym, q, ref):
+                fills.append(self._fill(order, -side * q, ref, bar, ts, True))
         else:
             room = self.leverage * equity - held * ref - pf.others_gross(sym)
-            delta = min(delta, commission.affordable(room, price, frac))
-            q = min(delta, cap)
+            delta = self._lots(sym, min(delta, commission.affordable(room, price, frac)))
+            q = self._lots(sym, min(delta, cap))
             capped = q < delta
-            if q > 0:
+            small = self._too_small(sym, q, ref) if q > 0 else ""
+            if small and not fills:
+                order.reason = f"{small} ({abs(target):.0%} of equity)"
+                self._refuse(order, ts)
+                return fills
+            if q > 0 and not small:
                 qty = self._risk_limit(order, side * q, ref, ts)
                 if qty:
                     fills.append(self._fill(order, qty, ref, bar, ts, True))
@@ -355,9 +368,11 @@ class Broker:
                     self._refuse(order, ts)
                     return fills
             elif not fills and not held and not capped:
+                lot = self.instruments[sym].lot_size if sym in self.instruments else None
+                unit = f"lot ({lot:g})" if lot else "unit" if frac else "whole unit"
                 order.reason = (f"{equity * abs(target):,.2f} ({abs(target):.0%} of equity) buys no "
-                                f"{'' if frac else 'whole '}unit of {sym} at {price:,.2f}"
-                                f"{'' if frac else ' (set fractional=True to trade fractions)'}")
+                                f"{unit} of {sym} at {price:,.2f}"
+                                f"{'' if frac or lot else ' (set fractional=True to trade fractions)'}")
                 self._refuse(order, ts)
                 return fills
         order.status = OrderStatus.PARTIAL if capped else OrderStatus.FILLED
@@ -436,9 +451,29 @@ class Broker:
         return allowed
 
     def _round(self, symbol: str, qty: float) -> float:
-        if self._is_fractional(symbol):
+        """``qty`` (>= 0) as the symbol trades it: whole units unless fractional, whole lots."""
+        if not self._is_fractional(symbol):
+            qty = float(math.floor(qty + 1e-9))
+        return self._lots(symbol, qty)
+
+    def _lots(self, symbol: str, qty: float) -> float:
+        """Signed ``qty`` rounded toward zero to the symbol's lot size (unchanged without one)."""
+        rule = self.instruments.get(symbol)
+        if rule is None or rule.lot_size is None or qty == 0:
             return qty
-        return float(math.floor(qty + 1e-9))
+        return math.copysign(rule.round_down(abs(qty)), qty)
+
+    def _too_small(self, symbol: str, qty: float, price: float) -> str:
+        """Why ``qty`` at ``price`` is below the symbol's minimum order value ('' when it is not)."""
+        rule = self.instruments.get(symbol)
+        return f"{symbol}: {rule.too_small(qty, price)}" if rule and rule.too_small(qty, price) else ""
+
+    def _below_one_unit(self, symbol: str, qty: float) -> str:
+        rule = self.instruments.get(symbol)
+        if rule is not None and rule.lot_size is not None:
+            return f"quantity {qty:g} is less than one lot ({rule.lot_size:g}) of {symbol}"
+        return (f"quantity {qty:g} is less than one whole unit of {symbol} "
+                f"(set fractional=True to trade fractions)")
 
     def _is_fractional(self, symbol: str) -> bool:
         return self.fractional if isinstance(self.fractional, bool) else symbol in self.fractional

@@ -143,7 +143,8 @@ class _Run:
         self.strategy, self.symbols, self.start, self.end = strategy, symbols, start, end
         self.frequency = frequency
         self.source = source
-        opts = opts.for_symbols({sym: source.calendar_of(sym) for sym in symbols})
+        calendars = {sym: source.calendar_of(sym) for sym in symbols}
+        opts = opts.for_symbols(calendars, source.instruments(symbols))
         self.options = opts
         self.fill_mode = opts.fill
         self.portal = DataPortal(source, adjustment=opts.adjustment)
@@ -159,7 +160,8 @@ class _Run:
             raise AssertionError("fractional='auto' is resolved by for_symbols above")
         self.broker = Broker(self.portal, self.portfolio, costs=opts.cost_engine(), risk=opts.risk,
                              fill=opts.fill, max_participation=opts.max_participation,
-                             leverage=opts.leverage, fractional=fractional, on_fill=self._on_fill)
+                             leverage=opts.leverage, fractional=fractional, instruments=opts.instruments,
+                             on_fill=self._on_fill)
         self._fractional = fractional
         self.costs = self.broker.costs
         self.ctx = Context(self)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ import polars as pl
 
 from .._time import TimeLike, check_range, format_ns
 from ..errors import ConfigError, NoDataError
+from ..instruments import Instrument
 from ..sources.base import DataSource
 from ..timeframes import Timeframe
 
@@ -54,6 +55,8 @@ class MarketData:
     base: dict[str, dict[str, np.ndarray]]
     adjusted: dict[str, dict[str, np.ndarray]]
     actions: pl.DataFrame
+    #: the source's lot sizes and minimum order values (``DataSource.instruments``)
+    instruments: dict[str, Instrument] = field(default_factory=dict)
 
     def span(self, symbol: str) -> tuple[int, int]:
         """Row range ``[first, last)`` of ``symbol``'s run-frequency bars with ``start <= ts < end``."""
@@ -85,7 +88,7 @@ class MarketData:
         bars = pl.concat(frames).with_columns(pl.col("ts", "ts_end").cast(utc))
         return FrameDataSource(bars, actions=self.actions if self.actions.height else None,
                                frequency=self.base_frequency, calendar_name=self.calendar,
-                               name=self.source_name)  # fmt: skip
+                               name=self.source_name, rules=self.instruments)  # fmt: skip
 
     @property
     def nbytes(self) -> int:
@@ -107,7 +110,8 @@ class MarketData:
                     np.save(path, np.ascontiguousarray(arr))
                     layout[group][sym][name] = path.name
         header = {k: getattr(self, k) for k in ("symbols", "start", "end", "frequency", "base_frequency",
-                                                 "calendar", "periods_per_year", "source_name")}  # fmt: skip
+                                                 "calendar", "periods_per_year", "source_name",
+                                                 "instruments")}  # fmt: skip
         manifest = root / "manifest.pkl"
         manifest.write_bytes(pickle.dumps({"header": header, "layout": layout, "actions": self.actions}))
         return manifest
@@ -170,7 +174,7 @@ def load_market_data(
             adjusted[sym] = {k: adj[k] for k in ("ts", "ts_end", *_FIELDS)}
     ppy = periods_per_year(calendar=portal.calendar.name, frequency=frequency)
     return MarketData(names, s_ns, e_ns, frequency, base_tf, portal.calendar.name, ppy, src.name, bars, base,
-                      adjusted, actions)  # fmt: skip
+                      adjusted, actions, src.instruments(names))  # fmt: skip
 
 
 def market_data_from(data: Any) -> MarketData:

@@ -162,7 +162,7 @@ def _portfolio_set(data: MarketData, spec: EvalSpec, params: ParamSet, cache: di
     from ..vector.form import decisions, warmup_of
     from ..vector.portfolio import run, run_metrics, vector_data
 
-    options = spec.options.for_symbols({sym: data.calendar for sym in data.symbols})
+    options = spec.options.for_symbols({sym: data.calendar for sym in data.symbols}, data.instruments)
     check_options(options)
     strat = spec.build(params)
     if strat is None:
@@ -194,10 +194,10 @@ def _portfolio(
 def _vector_options(data: MarketData, spec: EvalSpec) -> dict[str, Any]:
     from ..vector.options import kernel_arguments, unsupported
 
-    missing = unsupported(spec.options)
+    options = spec.options.for_symbols({sym: data.calendar for sym in data.symbols}, data.instruments)
+    missing = unsupported(options)
     if missing:
         raise ConfigError(f"the vector engine cannot model {', '.join(missing)}; use engine='event'")
-    options = spec.options.for_symbols({sym: data.calendar for sym in data.symbols})
     return {"periods_per_year": data.periods_per_year, **kernel_arguments(options)}
 
 

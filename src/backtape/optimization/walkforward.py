@@ -148,6 +148,10 @@ def walk_forward(
     opts = trading_options(options, **overrides)
     grid = {name: list(values) for name, values in grid.items()}
     names = [s.strip() for s in symbols.split(",")] if isinstance(symbols, str) else list(symbols)
+    from ..engine.engine import resolve_source
+
+    source = resolve_source(source)
+    opts = opts.with_instruments(source.instruments(names))
     engine, why = choose_engine(strategy, engine, opts, len(names))
     if why:
         warn_once(f"walk-forward of {strategy_label(strategy)} on the event engine: {why}")

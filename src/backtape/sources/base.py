@@ -9,7 +9,7 @@ notebooks.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ import polars as pl
 from .._async import run_sync
 from .._time import TimeLike, check_range
 from ..errors import SourceNotFoundError, UnsupportedDataError
+from ..instruments import Instrument
 from ..schema import empty
 from ..timeframes import Timeframe
 
@@ -114,6 +115,11 @@ class DataSource(abc.ABC):
     def frequency_of(self, symbol: str) -> Timeframe | None:
         """Native bar size of ``symbol`` when the source knows it per symbol, else ``None``."""
         return None
+
+    def instruments(self, symbols: Sequence[str]) -> dict[str, Instrument]:
+        """Lot size and minimum order value of those ``symbols`` the source knows rules for
+        (``backtape.instruments``); none by default."""
+        return {}
 
     def supports_live(self) -> bool:
         """Whether the source can stream live data (none of the built-ins do yet)."""

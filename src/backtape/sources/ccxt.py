@@ -14,13 +14,14 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import polars as pl
 
 from .. import _secrets
+from .._async import run_sync
 from .._time import TimeLike, check_range, now_ns
 from ..errors import (
     AuthenticationError,
@@ -30,6 +31,7 @@ from ..errors import (
     SymbolNotFoundError,
     UnsupportedDataError,
 )
+from ..instruments import Instrument
 from ..schema import empty
 from ..timeframes import Timeframe
 from ._http import (
@@ -222,6 +224,31 @@ class CCXTDataSource(HttpSource):
         bars = bars_in_range(pl.concat(frames, how="vertical"), s, e)
         return bars.filter(pl.col("ts_end").dt.epoch("ns") <= self.clock())
 
+    def instruments(self, symbols: Sequence[str]) -> dict[str, Instrument]:
+        """Lot size (``precision.amount``), minimum quantity and minimum order value (``limits``) of
+        the exchange's markets (Binance: the LOT_SIZE and NOTIONAL filters of ``exchangeInfo``)."""
+        return run_sync(self._instruments(list(symbols)))
+
+    async def _instruments(self, symbols: list[str]) -> dict[str, Instrument]:
+        from ccxt.base.decimal_to_precision import TICK_SIZE
+
+        out = {}
+        async with self._exchange() as ex:
+            for sym in symbols:
+                market = ex.markets.get(sym)
+                if not market:
+                    continue
+                step = (market.get("precision") or {}).get("amount")
+                if step is not None and ex.precisionMode != TICK_SIZE:
+                    step = 10.0 ** -float(step)  # decimal places
+                limits = market.get("limits") or {}
+                rule = Instrument(lot_size=_positive(step),
+                                  min_notional=_positive((limits.get("cost") or {}).get("min")),
+                                  min_quantity=_positive((limits.get("amount") or {}).get("min")))
+                if rule != Instrument():
+                    out[sym] = rule
+        return out
+
     async def _window(self, ex: Any, symbol: str, code: str, a_ms: int, b_ms: int,
                       step_ms: int) -> pl.DataFrame:
         """Rows with ``a_ms <= t < b_ms``, paging by ``since`` until the window is covered."""
@@ -242,6 +269,11 @@ class CCXTDataSource(HttpSource):
         return frame.select(pl.lit(symbol, dtype=pl.String).alias("symbol"), ts.alias("ts"),
                             (ts + step_ms * 1_000_000).alias("ts_end"),
                             "open", "high", "low", "close", "volume")
+
+
+def _positive(value: Any) -> float | None:
+    """A market limit as a positive float (``None``: absent or zero)."""
+    return float(value) if isinstance(value, int | float) and value > 0 else None
 
 
 def _strict_json(ex: Any) -> None:

@@ -7,6 +7,7 @@ trades and quotes are offered only when given (an empty frame counts as given).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,6 +16,7 @@ import polars as pl
 from .._time import TimeLike, check_range
 from ..calendars import get_calendar
 from ..errors import UnsupportedDataError
+from ..instruments import Instrument
 from ..schema import Kind, conform, empty
 from ..timeframes import Timeframe
 from .base import DataSource, DataSourceMetadata, SourceCapabilities
@@ -32,6 +34,8 @@ class FrameDataSource(DataSource):
     name: str = "memory"
     trades: pl.DataFrame | None = None
     quotes: pl.DataFrame | None = None
+    #: per-symbol lot size and minimum order value (``DataSource.instruments``)
+    rules: Mapping[str, Instrument] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bars", conform(self.bars, "bars"))
@@ -66,6 +70,9 @@ class FrameDataSource(DataSource):
                                       end: TimeLike) -> pl.DataFrame:
         s, e = check_range(start, end)
         return empty("actions") if self.actions is None else _between(self.actions, symbols, s, e)
+
+    def instruments(self, symbols: Sequence[str]) -> dict[str, Instrument]:
+        return {s: self.rules[s] for s in symbols if s in self.rules}
 
     def get_metadata(self) -> DataSourceMetadata:
         return DataSourceMetadata(

@@ -56,7 +56,7 @@ class VectorEngine:
         s_ns, e_ns = check_range(start, end)
         src = resolve_source(source if source is not None else self.source)
         opts = (options or self.options).replace(**overrides)
-        opts = opts.for_symbols({sym: src.calendar_of(sym) for sym in names})
+        opts = opts.for_symbols({sym: src.calendar_of(sym) for sym in names}, src.instruments(names))
         check_options(opts)
         t0 = time.perf_counter()
         warmup = warmup_of(strategy)
