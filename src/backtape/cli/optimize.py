@@ -241,11 +241,15 @@ def montecarlo(
     block: int = typer.Option(20, "--block", help="bootstrap block length, in bars"),
     seed: int = typer.Option(0, "--seed", help="random seed"),
     db: str | None = typer.Option(None, "--db", help=_cfg("results database path or URL", "data.results_db")),
+    executor: str | None = typer.Option(None, "--executor", help=_cfg("local or ray", "optimization.executor")),
+    address: str | None = typer.Option(None, "--address",
+                                       help=_cfg("Ray cluster address", "optimization.ray_address")),
     report_path: str | None = REPORT,
 ) -> None:
     """Percentiles of final equity, max drawdown and Sharpe over resampled paths of a stored run."""
     console = Console()
-    res = state(ctx).workspace().monte_carlo(run_id, n, method, block=block, seed=seed, store=db or True)
+    res = state(ctx).workspace().monte_carlo(run_id, n, method, block=block, seed=seed, store=db or True,
+                                             executor=executor, address=address)  # fmt: skip
     console.print(frame_table(res.table, f"run {run_id}: {method}, {n} simulations, seed {seed}"))
     console.print(frame_table(pl.DataFrame([res.observed]), "the run itself"))
     _report(console, res, report_path)
