@@ -36,6 +36,8 @@ CHUNKS_PER_CPU = 4
 MAX_RETRIES = 3
 
 Progress = Callable[[int, int], None]
+#: receives each chunk's result as it arrives: ``sink(chunk index, result)``
+Sink = Callable[[int, Any], None]
 
 
 def ray_available() -> bool:
@@ -81,11 +83,12 @@ def map_chunks(
     address: str | None = None,
     progress: Progress | None = None,
     max_retries: int = MAX_RETRIES,
+    sink: Sink | None = None,
 ) -> list[Any]:
     """``[func(shared, chunk, *args) for chunk in chunks]`` as Ray tasks, in chunk order.
 
     ``shared`` goes once into the object store; ``progress(items done, items in all)`` follows the
-    results as they arrive.
+    results as they arrive, and ``sink(chunk index, result)`` receives each one then.
     """
     ray = connect(address)
     task = ray.remote(max_retries=max_retries, retry_exceptions=False)(func)
@@ -99,6 +102,8 @@ def map_chunks(
             for r in ready:
                 i = pending.pop(r)
                 parts[i] = ray.get(r)
+                if sink is not None:
+                    sink(i, parts[i])
                 done += len(chunks[i])
                 if progress is not None:
                     progress(done, total)
