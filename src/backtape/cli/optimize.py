@@ -149,6 +149,9 @@ def optimize(
     fill: str | None = typer.Option(None, "--fill", help=_cfg("next_open or close", "backtesting.fill")),
     db: str | None = typer.Option(None, "--db", help=_cfg("results database path or URL", "data.results_db")),
     store: bool = typer.Option(True, "--store/--no-store", help="save the search in the results database"),
+    resume: bool = typer.Option(False, "--resume",
+                                help="continue the newest unfinished (interrupted) search of this command"),
+    resume_id: int | None = typer.Option(None, "--resume-id", help="continue the stored search with this id"),
     report_path: str | None = REPORT,
 ) -> None:
     """Search --grid for STRATEGY's best --metric, print the top sets, DSR and PBO, store the search."""
@@ -160,7 +163,7 @@ def optimize(
             strategy, params, symbols, start, end, frequency, source, metric, engine, executor,
             constraint=constraint, n_jobs=n_jobs, method=method, n_samples=n_samples, address=address,
             progress=report, store=(db or True) if store else None,
-            options=_trading(ctx, cash, commission, fill),
+            options=_trading(ctx, cash, commission, fill), resume=resume_id or resume or None,
         )
     shown = res.table.select(*res.params, *dict.fromkeys((metric, *_SHOWN))).head(top)
     console.print(
@@ -173,7 +176,8 @@ def optimize(
         f"({res.skipped} set(s) skipped, {res.duration_s:.2f} s)"
     )
     if res.optimization_id is not None:
-        console.print(f"stored optimization [bold]{res.optimization_id}[/bold]")
+        console.print(f"stored optimization [bold]{res.optimization_id}[/bold] (search "
+                      f"{res.details['search_id']}, {res.details['sets_reused']} set(s) resumed)")
     _report(console, res, report_path)
 
 
@@ -241,7 +245,8 @@ def montecarlo(
     block: int = typer.Option(20, "--block", help="bootstrap block length, in bars"),
     seed: int = typer.Option(0, "--seed", help="random seed"),
     db: str | None = typer.Option(None, "--db", help=_cfg("results database path or URL", "data.results_db")),
-    executor: str | None = typer.Option(None, "--executor", help=_cfg("local or ray", "optimization.executor")),
+    executor: str | None = typer.Option(None, "--executor",
+                                        help=_cfg("local or ray", "optimization.executor")),
     address: str | None = typer.Option(None, "--address",
                                        help=_cfg("Ray cluster address", "optimization.ray_address")),
     report_path: str | None = REPORT,
