@@ -166,7 +166,7 @@ def test_resume_refuses_another_search_and_a_finished_one(tmp_path: Path) -> Non
     store = ResultsStore(tmp_path / "r.db")
     small = {"fast": [5, 10], "slow": [30, 50]}
     done = optimize("sma_crossover", small, **SYN, store=store)
-    with pytest.raises(BacktapeError, match="completed .*nothing to resume"):
+    with pytest.raises(BacktapeError, match=r"completed .*nothing to resume"):
         optimize("sma_crossover", small, **SYN, store=store, resume=done.details["search_id"])
     _forget(store, done.details["search_id"], 2)
     with pytest.raises(BacktapeError, match="other grid"):
