@@ -1,8 +1,9 @@
 """A real two-node Ray cluster on 127.0.0.1 (``ray start --head`` + a second ``ray start``,
 started as subprocesses and stopped by their session, never by a broad ``ray stop``).
 
-Sweeps and a walk-forward run on it with ``address=``; data is fetched by the driver only; a worker
-process killed mid-sweep leaves the table equal to the single-process result.
+Sweeps, a walk-forward and Monte Carlo run on it with ``address=``; data is fetched by the driver
+only; a worker process killed mid-sweep, or a third node removed mid-sweep, leaves the table equal to
+the single-process result.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from typing import Any
 import polars as pl
 import pytest
 
-from backtape.optimization import optimize, walk_forward
-from backtape.optimization.cluster import local_cluster
+from backtape.cli.optimize import app as optimize_cli
+from backtape.engine import run_backtest
+from backtape.optimization import monte_carlo, optimize, walk_forward
+from backtape.optimization.cluster import add_node, local_cluster
+from backtape.results import ResultsStore
 from backtape.sources import get_source
 from backtape.sources.base import DataSource, DataSourceMetadata
 from engine.test_postgres import postgres_url  # noqa: F401  (the real server fixture)
@@ -185,3 +189,65 @@ def test_ctrl_c_on_the_driver_cancels_its_tasks_and_stores_nothing(cluster: str,
             break
         time.sleep(0.2)
     assert not busy
+
+
+def test_monte_carlo_batches_on_the_cluster_equal_the_local_run(cluster: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    run = run_backtest("sma_crossover", "SYN", "2018-01-01", "2023-01-01", source="synthetic",
+                       params={"fast": 10, "slow": 50}, commission=0.001)  # fmt: skip
+    for method in ("reshuffle", "bootstrap"):
+        local = monte_carlo(run, 4500, method, seed=11)
+        done: list[tuple[int, int]] = []
+        remote = monte_carlo(run, 4500, method, seed=11, executor="ray", address=cluster,
+                             progress=lambda d, t, seen=done: seen.append((d, t)))  # fmt: skip
+        assert remote.simulations.equals(local.simulations), method
+        assert remote.table.equals(local.table) and remote.fan.equals(local.fan)
+        assert done == [(d, 5) for d in range(1, 6)]  # 5 seeded batches (4 x 1,000 + 500), one task each
+    db = tmp_path / "r.db"
+    run_id = run.save(ResultsStore(db))
+    out = CliRunner().invoke(optimize_cli, ["montecarlo", str(run_id), "--n", "2500", "--seed", "11", "--db",
+                                            str(db), "--executor", "ray", "--address", cluster])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    median = monte_carlo(run, 2500, seed=11).table.row(2, named=True)
+    assert f"{median['max_drawdown']:.2%}" in out.output
+
+
+def _when_busy(node: Any, stopped: list[float], stop: threading.Event) -> None:
+    """Remove ``node`` as soon as one of its workers runs a chunk of the sweep."""
+    while not stop.is_set():
+        for pid in node.pids():
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::_ray_eval"):
+                node.stop()
+                stopped.append(time.monotonic())
+                return
+        time.sleep(0.02)
+
+
+def _cpus(target: int) -> None:
+    deadline = time.monotonic() + 90
+    while ray.cluster_resources().get("CPU", 0) != target:
+        assert time.monotonic() < deadline, ray.cluster_resources()
+        time.sleep(0.2)
+
+
+def test_a_node_removed_mid_sweep_leaves_the_table_complete(cluster: str) -> None:
+    grid = {"fast": list(range(3, 43)), "slow": [50, 60, 70, 80]}
+    local = optimize("sma_crossover", grid, **SYN, engine="event", n_jobs=1, commission=0.001)
+    kw: dict[str, Any] = {**SYN, "engine": "event", "commission": 0.001, "executor": "ray",
+                          "address": cluster}  # fmt: skip
+    with add_node(cluster, pythonpath=[str(Path(__file__).parents[1])]) as node:
+        _cpus(3)
+        optimize("sma_crossover", grid, **kw)  # every node starts its worker (a cold start is not the point)
+        stopped: list[float] = []
+        stop = threading.Event()
+        remover = threading.Thread(target=_when_busy, args=(node, stopped, stop))
+        remover.start()
+        try:
+            remote = optimize("sma_crossover", grid, **kw)
+        finally:
+            stop.set()
+            remover.join()
+        assert stopped and not node.pids(), "the node was not removed during the sweep"
+    assert remote.table.equals(local.table)
+    _cpus(2)  # the cluster forgets the node: the other tests see their two CPUs again
