@@ -135,17 +135,26 @@ SYN = {"symbols": "SYN", "start": "2018-01-01", "end": "2022-01-01", "source": "
        "constraint": "fast < slow", "commission": 0.001}  # fmt: skip
 
 
-def _forget(store: ResultsStore, search: int, every: int) -> int:
-    """Drop every ``every``-th stored set of ``search`` and mark it interrupted; how many are left."""
-    with store.engine.begin() as conn:
-        keys = [r[0] for r in conn.execute(sa.text(
-            "SELECT set_key FROM search_trials WHERE search_id = :s ORDER BY set_key"), {"s": search})]
-        conn.execute(sa.text("DELETE FROM search_trials WHERE search_id = :s AND set_key = :k"),
-                     [{"s": search, "k": k} for k in keys[::every]])
-        conn.execute(sa.text("UPDATE searches SET status = 'interrupted' WHERE id = :s"), {"s": search})
-    return len(keys) - len(keys[::every])
+def _interrupted(store: ResultsStore, grid: dict[str, list[int]], after: int, **kw: Any) -> tuple[int, int]:
+    """Ctrl-C in this process once ``after`` sets are done: the search id and the sets it stored."""
+    def stop(done: int, _total: int) -> None:
+        if done >= after:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        optimize("sma_crossover", grid, **kw, store=store, progress=stop)
+    row = searches(store, limit=1)[0]
+    assert row["status"] == "interrupted" and 0 < row["sets_done"] < after + 1
+    return row["id"], row["sets_done"]
 
 
+@pytest.fixture
+def every_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process searches record each set as it finishes (not every ~2 s)."""
+    monkeypatch.setattr("backtape.optimization.executor.CHECKPOINT_S", 0.0)
+
+
+@pytest.mark.usefixtures("every_set")
 @pytest.mark.parametrize("method", ["grid", "random", "tpe"])
 def test_resume_reuses_the_stored_sets_of_every_search_method(tmp_path: Path, method: str) -> None:
     if method == "tpe":
@@ -153,28 +162,32 @@ def test_resume_reuses_the_stored_sets_of_every_search_method(tmp_path: Path, me
     store = ResultsStore(tmp_path / "r.db")
     kw: dict[str, Any] = {**SYN, "method": method, "n_samples": None if method == "grid" else 60, "seed": 3}
     whole = optimize("sma_crossover", GRID, **kw)
-    first = optimize("sma_crossover", GRID, **kw, store=store)
-    assert first.table.equals(whole.table) and first.details["sets_run"] == whole.table.height
-    kept = _forget(store, first.details["search_id"], 3)
-    again = optimize("sma_crossover", GRID, **kw, store=store, resume=first.details["search_id"])
+    search, kept = _interrupted(store, GRID, whole.table.height // 2, **kw)
+    again = optimize("sma_crossover", GRID, **kw, store=store, resume=search)
     assert again.table.equals(whole.table)
     assert (again.details["sets_reused"], again.details["sets_run"]) == (kept, whole.table.height - kept)
-    assert again.details["search_id"] == first.details["search_id"]
+    done = searches(store, limit=1)[0]
+    assert (done["id"], done["status"], done["sets_done"]) == (search, "completed", whole.table.height)
+    assert done["optimization_id"] == again.optimization_id
+    with store.engine.connect() as conn:  # the finished search's per-set records are dropped
+        assert conn.execute(sa.text("SELECT count(*) FROM search_trials")).scalar_one() == 0
 
 
+@pytest.mark.usefixtures("every_set")
 def test_resume_refuses_another_search_and_a_finished_one(tmp_path: Path) -> None:
     store = ResultsStore(tmp_path / "r.db")
-    small = {"fast": [5, 10], "slow": [30, 50]}
+    small = {"fast": [5, 10, 15], "slow": [30, 50]}
     done = optimize("sma_crossover", small, **SYN, store=store)
     with pytest.raises(BacktapeError, match=r"completed .*nothing to resume"):
         optimize("sma_crossover", small, **SYN, store=store, resume=done.details["search_id"])
-    _forget(store, done.details["search_id"], 2)
+    search, _ = _interrupted(store, small, 3, **SYN)
     with pytest.raises(BacktapeError, match="other grid"):
-        optimize("sma_crossover", {**small, "fast": [5, 15]}, **SYN, store=store,
-                 resume=done.details["search_id"])  # fmt: skip
+        optimize("sma_crossover", {**small, "fast": [5, 15]}, **SYN, store=store, resume=search)
     with pytest.raises(BacktapeError, match="no parameter search with id 99"):
         optimize("sma_crossover", small, **SYN, store=store, resume=99)
     with pytest.raises(ConfigError, match="store="):
         optimize("sma_crossover", small, **SYN, resume=True)
     fresh = optimize("sma_crossover", {**small, "slow": [40]}, **SYN, store=store, resume=True)
-    assert fresh.details["sets_reused"] == 0 and fresh.details["search_id"] != done.details["search_id"]
+    assert fresh.details["sets_reused"] == 0 and fresh.details["search_id"] not in (search, 1)
+    resumed = optimize("sma_crossover", small, **SYN, store=store, resume=True)
+    assert resumed.details["search_id"] == search and resumed.details["sets_reused"] > 0

@@ -6,7 +6,7 @@ metrics row and CSCV block sums as float64 bytes, exact to the bit) as chunks fi
 stopped by Ctrl-C (status ``interrupted``) or a killed driver (left ``running``) is continued by
 ``optimize(..., resume=ID)`` (or ``resume=True``: the newest unfinished search of the same
 description): only the sets not stored are evaluated, so the final table equals an uninterrupted
-run's. A finished search links to its ``optimizations`` row.
+run's. A finished search links to its ``optimizations`` row (the whole table) and drops its trials.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ _searches = sa.Table(
     sa.Column("spec", sa.JSON, nullable=False),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("optimization_id", sa.Integer, sa.ForeignKey("optimizations.id", ondelete="SET NULL")),
+    sa.Column("sets", sa.Integer),  # sets evaluated, once completed (its trials are then dropped)
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
@@ -138,17 +139,19 @@ class SearchLog:
         self.recorded += len(rows)
 
     def finish(self, optimization_id: int | None) -> None:
-        """Mark the search completed, linked to its stored optimization."""
-        self._status("completed", optimization_id=optimization_id)
+        """Mark the search completed, linked to its stored optimization (which holds the whole table),
+        and drop its per-set records."""
+        with self.store.engine.begin() as conn:
+            conn.execute(_trials.delete().where(_trials.c.search_id == self.id))
+            conn.execute(_searches.update().where(_searches.c.id == self.id).values(
+                status="completed", optimization_id=optimization_id, sets=len(self._done),
+                updated_at=_now()))  # fmt: skip
 
     def interrupted(self) -> None:
         """Mark the search interrupted (Ctrl-C): ``resume`` continues it."""
-        self._status("interrupted")
-
-    def _status(self, status: str, **values: Any) -> None:
         with self.store.engine.begin() as conn:
             conn.execute(_searches.update().where(_searches.c.id == self.id).values(
-                status=status, updated_at=_now(), **values))  # fmt: skip
+                status="interrupted", updated_at=_now()))  # fmt: skip
 
 
 def _check_resumable(row: Any, search_id: int, digest: str, spec: dict[str, Any], url: str) -> None:
@@ -168,7 +171,7 @@ def searches(store: ResultsStore, limit: int = 50) -> list[dict[str, Any]]:
     """Stored searches, newest first: id, status, sets done, optimization id and description."""
     s, t = _searches.c, _trials.c
     done = sa.select(sa.func.count()).where(t.search_id == s.id).scalar_subquery()
-    q = sa.select(s.id, s.status, done.label("sets_done"), s.optimization_id, s.spec, s.created_at,
-                  s.updated_at).order_by(s.id.desc()).limit(limit)  # fmt: skip
+    q = sa.select(s.id, s.status, sa.func.coalesce(s.sets, done).label("sets_done"), s.optimization_id,
+                  s.spec, s.created_at, s.updated_at).order_by(s.id.desc()).limit(limit)  # fmt: skip
     with store.engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(q)]
