@@ -83,8 +83,8 @@ def run_sets(
     tally = None if progress is None else (lambda d, t: progress(reused + d, reused + t))
     metrics, blocks = _dispatch(data, spec, todo, executor, n_jobs, address, tally, log)
     out_m, out_b = np.empty((len(sets), N_METRICS)), np.empty((len(sets), 2, spec.n_blocks))
-    out_m[[i for i, f in enumerate(found) if f is None]] = metrics
-    out_b[[i for i, f in enumerate(found) if f is None]] = blocks
+    missing = [i for i, f in enumerate(found) if f is None]
+    out_m[missing], out_b[missing] = metrics, blocks
     for i, f in enumerate(found):
         if f is not None:
             out_m[i], out_b[i] = f
