@@ -213,6 +213,24 @@ def test_monte_carlo_batches_on_the_cluster_equal_the_local_run(cluster: str, tm
     assert f"{median['max_drawdown']:.2%}" in out.output
 
 
+def test_a_search_stopped_on_the_cluster_resumes_with_the_missing_chunks(cluster: str,
+                                                                         tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path / "r.db")
+    grid = {"fast": list(range(3, 23)), "slow": [30, 40, 50, 60]}
+    kw: dict[str, Any] = {**SYN, "engine": "event", "commission": 0.001}
+    local = optimize("sma_crossover", grid, **kw, n_jobs=1)
+
+    def ctrl_c(done: int, _total: int) -> None:
+        if done >= 30:  # 3 of the 8 chunks of 10 sets are back
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        optimize("sma_crossover", grid, **kw, executor="ray", address=cluster, store=store, progress=ctrl_c)
+    again = optimize("sma_crossover", grid, **kw, executor="ray", address=cluster, store=store, resume=True)
+    assert again.table.equals(local.table)
+    assert again.details["sets_reused"] == 30 and again.details["sets_run"] == 50
+
+
 def _when_busy(node: Any, stopped: list[float], stop: threading.Event) -> None:
     """Remove ``node`` as soon as one of its workers runs a chunk of the sweep."""
     while not stop.is_set():

@@ -191,3 +191,14 @@ def test_resume_refuses_another_search_and_a_finished_one(tmp_path: Path) -> Non
     assert fresh.details["sets_reused"] == 0 and fresh.details["search_id"] not in (search, 1)
     resumed = optimize("sma_crossover", small, **SYN, store=store, resume=True)
     assert resumed.details["search_id"] == search and resumed.details["sets_reused"] > 0
+
+
+def test_a_process_pool_search_records_its_chunks_and_resumes(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path / "r.db")
+    grid = {"fast": [5, 10, 15, 20], "slow": [30, 40, 50, 60]}
+    kw: dict[str, Any] = {**SYN, "engine": "event", "n_jobs": 2}
+    whole = optimize("sma_crossover", grid, **{**kw, "n_jobs": 1})
+    search, kept = _interrupted(store, grid, 8, **kw)  # 8 chunks of 2 sets: Ctrl-C after 4 of them
+    again = optimize("sma_crossover", grid, **kw, store=store, resume=True)
+    assert again.details["search_id"] == search and again.table.equals(whole.table)
+    assert (again.details["sets_reused"], again.details["sets_run"]) == (kept, 16 - kept)
