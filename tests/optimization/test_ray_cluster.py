@@ -36,8 +36,8 @@ ray = pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
 pytestmark = pytest.mark.slow
 
-GRID = {"fast": [5, 10, 15, 20], "slow": [30, 40, 50]}
-SYN = {"symbols": "SYN", "start": "2021-01-01", "end": "2022-06-01", "source": "synthetic"}
+GRID: dict[str, Any] = {"fast": [5, 10, 15, 20], "slow": [30, 40, 50]}
+SYN: dict[str, Any] = {"symbols": "SYN", "start": "2021-01-01", "end": "2022-06-01", "source": "synthetic"}
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ class _Recording(DataSource):
     def __init__(self, log: Path) -> None:
         self.inner, self.log = get_source("synthetic"), log
 
-    async def fetch(self, symbols: Any, start: Any, end: Any, frequency: str = "1d") -> pl.DataFrame:
+    async def fetch(self, symbols: Any, start: Any, end: Any, frequency: Any = "1d") -> pl.DataFrame:
         with self.log.open("a") as f:
             f.write(f"{os.getpid()}\n")
         return await self.inner.fetch(symbols, start, end, frequency)
@@ -199,8 +199,11 @@ def test_monte_carlo_batches_on_the_cluster_equal_the_local_run(cluster: str, tm
     for method in ("reshuffle", "bootstrap"):
         local = monte_carlo(run, 4500, method, seed=11)
         done: list[tuple[int, int]] = []
-        remote = monte_carlo(run, 4500, method, seed=11, executor="ray", address=cluster,
-                             progress=lambda d, t, seen=done: seen.append((d, t)))  # fmt: skip
+
+        def note(d: int, t: int, seen: list[tuple[int, int]] = done) -> None:
+            seen.append((d, t))
+
+        remote = monte_carlo(run, 4500, method, seed=11, executor="ray", address=cluster, progress=note)
         assert remote.simulations.equals(local.simulations), method
         assert remote.table.equals(local.table) and remote.fan.equals(local.fan)
         assert done == [(d, 5) for d in range(1, 6)]  # 5 seeded batches (4 x 1,000 + 500), one task each

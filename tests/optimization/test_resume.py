@@ -130,8 +130,8 @@ def test_an_interrupted_sweep_resumes_with_only_the_missing_sets(
     assert table.equals(reference)
 
 
-GRID = {"fast": list(range(5, 55, 5)), "slow": list(range(20, 220, 10))}
-SYN = {"symbols": "SYN", "start": "2018-01-01", "end": "2022-01-01", "source": "synthetic",
+GRID: dict[str, Any] = {"fast": list(range(5, 55, 5)), "slow": list(range(20, 220, 10))}
+SYN: dict[str, Any] = {"symbols": "SYN", "start": "2018-01-01", "end": "2022-01-01", "source": "synthetic",
        "constraint": "fast < slow", "commission": 0.001}  # fmt: skip
 
 
