@@ -202,3 +202,22 @@ def test_a_process_pool_search_records_its_chunks_and_resumes(tmp_path: Path) ->
     again = optimize("sma_crossover", grid, **kw, store=store, resume=True)
     assert again.details["search_id"] == search and again.table.equals(whole.table)
     assert (again.details["sets_reused"], again.details["sets_run"]) == (kept, 16 - kept)
+
+
+def test_two_drivers_recording_the_same_sets_store_each_once(tmp_path: Path) -> None:
+    import numpy as np
+
+    from backtape.results import SearchLog
+
+    store = ResultsStore(tmp_path / "r.db")
+    first = SearchLog.open(store, {"what": "a search"})
+    second = SearchLog.open(store, {"what": "a search"}, resume=first.id)
+    sets = [{"fast": f} for f in range(4)]
+    metrics, blocks = np.arange(8.0).reshape(4, 2), np.arange(16.0).reshape(4, 2, 2)
+    first.record(sets[:3], metrics[:3], blocks[:3])
+    second.record(sets, metrics, blocks)  # three of them are stored already
+    again = SearchLog.open(store, {"what": "a search"}, resume=True)
+    found = again.lookup(sets, 2, 2)
+    assert again.id == first.id and again.reused == 4
+    assert all(f is not None and np.array_equal(f[0], metrics[i]) for i, f in enumerate(found))
+    assert searches(store)[0]["sets_done"] == 4

@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from typing import Any
 
 import numpy as np
@@ -133,9 +134,14 @@ class SearchLog:
                          "metrics": pair[0], "blocks": pair[1]})  # fmt: skip
         if not rows:
             return
-        with self.store.engine.begin() as conn:
-            conn.execute(_trials.insert(), rows)
-            conn.execute(_searches.update().where(_searches.c.id == self.id).values(updated_at=_now()))
+        try:
+            with self.store.engine.begin() as conn:
+                conn.execute(_trials.insert(), rows)
+                conn.execute(_searches.update().where(_searches.c.id == self.id).values(updated_at=_now()))
+        except sa.exc.IntegrityError:  # another driver resuming the same search stored some of them
+            for row in rows:
+                with suppress(sa.exc.IntegrityError), self.store.engine.begin() as conn:
+                    conn.execute(_trials.insert(), [row])
         self.recorded += len(rows)
 
     def finish(self, optimization_id: int | None) -> None:
