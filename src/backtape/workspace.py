@@ -265,11 +265,15 @@ class Workspace:
         return address or self.config.optimization.ray_address or os.environ.get("RAY_ADDRESS") or None
 
     def monte_carlo(self, run: Any, n_simulations: int = 1000, method: str = "reshuffle", *,
-                    store: StoreLike = True, **kwargs: Any) -> MonteCarloResult:
-        """``backtape.optimization.monte_carlo`` of a result or a stored run id (in ``ws.results``)."""
+                    store: StoreLike = True, executor: str | None = None, address: str | None = None,
+                    **kwargs: Any) -> MonteCarloResult:
+        """``backtape.optimization.monte_carlo`` of a result or a stored run id (in ``ws.results``),
+        on the configured executor (``optimization``)."""
         from .optimization import monte_carlo
 
-        return monte_carlo(run, n_simulations, method, store=self.store(store), **kwargs)
+        return monte_carlo(run, n_simulations, method, store=self.store(store),
+                           executor=executor or self.config.optimization.executor,
+                           address=self.ray_address(address), **kwargs)  # fmt: skip
 
 
 class Bundles:

@@ -58,3 +58,18 @@ def test_bad_input(run: Any) -> None:
         monte_carlo(run, 10, "jackknife")
     with pytest.raises(ConfigError, match="run result"):
         monte_carlo("nope", 10)
+
+
+def test_batches_make_the_table_independent_of_how_they_are_chunked(run: Any) -> None:
+    from backtape.optimization.montecarlo import BATCH, _resolve, _simulate_batches
+
+    n = 2 * BATCH + 500
+    for method in ("reshuffle", "bootstrap"):
+        whole = monte_carlo(run, n, method, seed=7)
+        r = _resolve(run, None, None)
+        batches = [(0, BATCH), (1, BATCH), (2, 500)]
+        last, first = (_simulate_batches(r, chunk, method, 20, 7) for chunk in ([batches[2]], batches[:2]))
+        sims = np.concatenate([s for s, _ in (*first, *last)])  # the chunks ran in another order
+        assert np.array_equal(sims, whole.simulations.to_numpy(), equal_nan=True), method
+        assert whole.simulations.height == n
+        assert not np.array_equal(sims[:BATCH], sims[BATCH : 2 * BATCH], equal_nan=True)

@@ -1,8 +1,9 @@
 """A real two-node Ray cluster on 127.0.0.1 (``ray start --head`` + a second ``ray start``,
 started as subprocesses and stopped by their session, never by a broad ``ray stop``).
 
-Sweeps and a walk-forward run on it with ``address=``; data is fetched by the driver only; a worker
-process killed mid-sweep leaves the table equal to the single-process result.
+Sweeps, a walk-forward and Monte Carlo run on it with ``address=``; data is fetched by the driver
+only; a worker process killed mid-sweep, or a third node removed mid-sweep, leaves the table equal to
+the single-process result.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from typing import Any
 import polars as pl
 import pytest
 
-from backtape.optimization import optimize, walk_forward
-from backtape.optimization.cluster import local_cluster
+from backtape.cli.optimize import app as optimize_cli
+from backtape.engine import run_backtest
+from backtape.optimization import monte_carlo, optimize, walk_forward
+from backtape.optimization.cluster import add_node, local_cluster
+from backtape.results import ResultsStore
 from backtape.sources import get_source
 from backtape.sources.base import DataSource, DataSourceMetadata
 from engine.test_postgres import postgres_url  # noqa: F401  (the real server fixture)
@@ -32,8 +36,8 @@ ray = pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
 pytestmark = pytest.mark.slow
 
-GRID = {"fast": [5, 10, 15, 20], "slow": [30, 40, 50]}
-SYN = {"symbols": "SYN", "start": "2021-01-01", "end": "2022-06-01", "source": "synthetic"}
+GRID: dict[str, Any] = {"fast": [5, 10, 15, 20], "slow": [30, 40, 50]}
+SYN: dict[str, Any] = {"symbols": "SYN", "start": "2021-01-01", "end": "2022-06-01", "source": "synthetic"}
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +66,7 @@ class _Recording(DataSource):
     def __init__(self, log: Path) -> None:
         self.inner, self.log = get_source("synthetic"), log
 
-    async def fetch(self, symbols: Any, start: Any, end: Any, frequency: str = "1d") -> pl.DataFrame:
+    async def fetch(self, symbols: Any, start: Any, end: Any, frequency: Any = "1d") -> pl.DataFrame:
         with self.log.open("a") as f:
             f.write(f"{os.getpid()}\n")
         return await self.inner.fetch(symbols, start, end, frequency)
@@ -185,3 +189,86 @@ def test_ctrl_c_on_the_driver_cancels_its_tasks_and_stores_nothing(cluster: str,
             break
         time.sleep(0.2)
     assert not busy
+
+
+def test_monte_carlo_batches_on_the_cluster_equal_the_local_run(cluster: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    run = run_backtest("sma_crossover", "SYN", "2018-01-01", "2023-01-01", source="synthetic",
+                       params={"fast": 10, "slow": 50}, commission=0.001)  # fmt: skip
+    for method in ("reshuffle", "bootstrap"):
+        local = monte_carlo(run, 4500, method, seed=11)
+        done: list[tuple[int, int]] = []
+
+        def note(d: int, t: int, seen: list[tuple[int, int]] = done) -> None:
+            seen.append((d, t))
+
+        remote = monte_carlo(run, 4500, method, seed=11, executor="ray", address=cluster, progress=note)
+        assert remote.simulations.equals(local.simulations), method
+        assert remote.table.equals(local.table) and remote.fan.equals(local.fan)
+        assert done == [(d, 5) for d in range(1, 6)]  # 5 seeded batches (4 x 1,000 + 500), one task each
+    db = tmp_path / "r.db"
+    run_id = run.save(ResultsStore(db))
+    out = CliRunner().invoke(optimize_cli, ["montecarlo", str(run_id), "--n", "2500", "--seed", "11", "--db",
+                                            str(db), "--executor", "ray", "--address", cluster])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    median = monte_carlo(run, 2500, seed=11).table.row(2, named=True)
+    assert f"{median['max_drawdown']:.2%}" in out.output
+
+
+def test_a_search_stopped_on_the_cluster_resumes_with_the_missing_chunks(cluster: str,
+                                                                         tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path / "r.db")
+    grid = {"fast": list(range(3, 23)), "slow": [30, 40, 50, 60]}
+    kw: dict[str, Any] = {**SYN, "engine": "event", "commission": 0.001}
+    local = optimize("sma_crossover", grid, **kw, n_jobs=1)
+
+    def ctrl_c(done: int, _total: int) -> None:
+        if done >= 30:  # 3 of the 8 chunks of 10 sets are back
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        optimize("sma_crossover", grid, **kw, executor="ray", address=cluster, store=store, progress=ctrl_c)
+    again = optimize("sma_crossover", grid, **kw, executor="ray", address=cluster, store=store, resume=True)
+    assert again.table.equals(local.table)
+    assert again.details["sets_reused"] == 30 and again.details["sets_run"] == 50
+
+
+def _when_busy(node: Any, stopped: list[float], stop: threading.Event) -> None:
+    """Remove ``node`` as soon as one of its workers runs a chunk of the sweep."""
+    while not stop.is_set():
+        for pid in node.pids():
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::_ray_eval"):
+                node.stop()
+                stopped.append(time.monotonic())
+                return
+        time.sleep(0.02)
+
+
+def _cpus(target: int) -> None:
+    deadline = time.monotonic() + 90
+    while ray.cluster_resources().get("CPU", 0) != target:
+        assert time.monotonic() < deadline, ray.cluster_resources()
+        time.sleep(0.2)
+
+
+def test_a_node_removed_mid_sweep_leaves_the_table_complete(cluster: str) -> None:
+    grid = {"fast": list(range(3, 43)), "slow": [50, 60, 70, 80]}
+    local = optimize("sma_crossover", grid, **SYN, engine="event", n_jobs=1, commission=0.001)
+    kw: dict[str, Any] = {**SYN, "engine": "event", "commission": 0.001, "executor": "ray",
+                          "address": cluster}  # fmt: skip
+    with add_node(cluster, pythonpath=[str(Path(__file__).parents[1])]) as node:
+        _cpus(3)
+        optimize("sma_crossover", grid, **kw)  # every node starts its worker (a cold start is not the point)
+        stopped: list[float] = []
+        stop = threading.Event()
+        remover = threading.Thread(target=_when_busy, args=(node, stopped, stop))
+        remover.start()
+        try:
+            remote = optimize("sma_crossover", grid, **kw)
+        finally:
+            stop.set()
+            remover.join()
+        assert stopped and not node.pids(), "the node was not removed during the sweep"
+    assert remote.table.equals(local.table)
+    _cpus(2)  # the cluster forgets the node: the other tests see their two CPUs again

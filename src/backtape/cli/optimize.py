@@ -134,6 +134,9 @@ def optimize(
     fill: str | None = typer.Option(None, "--fill", help=_cfg("next_open or close", "backtesting.fill")),
     db: str | None = typer.Option(None, "--db", help=_cfg("results database path or URL", "data.results_db")),
     store: bool = typer.Option(True, "--store/--no-store", help="save the search in the results database"),
+    resume: bool = typer.Option(False, "--resume",
+                                help="continue the newest unfinished (interrupted) search of this command"),
+    resume_id: int | None = typer.Option(None, "--resume-id", help="continue the stored search with this id"),
     report_path: str | None = REPORT,
 ) -> None:
     """Search --grid for STRATEGY's best --metric, print the top sets, DSR and PBO, store the search."""
@@ -145,7 +148,7 @@ def optimize(
             strategy, params, symbols, start, end, frequency, source, metric, engine, executor,
             constraint=constraint, n_jobs=n_jobs, method=method, n_samples=n_samples, address=address,
             progress=report, store=(db or True) if store else None,
-            options=_trading(ctx, cash, commission, fill),
+            options=_trading(ctx, cash, commission, fill), resume=resume_id or resume or None,
         )
     shown = res.table.select(*res.params, *dict.fromkeys((metric, *_SHOWN))).head(top)
     console.print(
@@ -158,7 +161,8 @@ def optimize(
         f"({res.skipped} set(s) skipped, {show_metric('duration_s', res.duration_s)})"
     )
     if res.optimization_id is not None:
-        console.print(f"stored optimization [bold]{res.optimization_id}[/bold]")
+        console.print(f"stored optimization [bold]{res.optimization_id}[/bold] (search "
+                      f"{res.details['search_id']}, {res.details['sets_reused']} set(s) resumed)")
     _report(console, res, report_path)
 
 
@@ -230,11 +234,16 @@ def montecarlo(
     block: int = typer.Option(20, "--block", help="bootstrap block length, in bars"),
     seed: int = typer.Option(0, "--seed", help="random seed"),
     db: str | None = typer.Option(None, "--db", help=_cfg("results database path or URL", "data.results_db")),
+    executor: str | None = typer.Option(None, "--executor",
+                                        help=_cfg("local or ray", "optimization.executor")),
+    address: str | None = typer.Option(None, "--address",
+                                       help=_cfg("Ray cluster address", "optimization.ray_address")),
     report_path: str | None = REPORT,
 ) -> None:
     """Percentiles of final equity, max drawdown and Sharpe over resampled paths of a stored run."""
     console = make_console()
-    res = state(ctx).workspace().monte_carlo(run_id, n, method, block=block, seed=seed, store=db or True)
+    res = state(ctx).workspace().monte_carlo(run_id, n, method, block=block, seed=seed, store=db or True,
+                                             executor=executor, address=address)  # fmt: skip
     console.print(frame_table(res.table, f"run {run_id}: {method}, {n} simulations, seed {seed}"))
     console.print(frame_table(pl.DataFrame([res.observed]), "the run itself"))
     _report(console, res, report_path)

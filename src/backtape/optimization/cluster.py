@@ -10,7 +10,8 @@
   retried (``max_retries``) and evaluation is deterministic, so the table equals a local run.
 * Ctrl-C (``KeyboardInterrupt``) on the driver cancels every outstanding task before it propagates.
 * ``local_cluster(nodes=2)`` starts a real multi-node cluster on 127.0.0.1 (``ray start`` processes)
-  for tests and benchmarks, and stops exactly its own processes afterwards.
+  for tests and benchmarks, and stops exactly its own processes afterwards; ``add_node`` joins one
+  more, which ``Node.stop`` removes (all its processes killed at once, as when a machine is lost).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ CHUNKS_PER_CPU = 4
 MAX_RETRIES = 3
 
 Progress = Callable[[int, int], None]
+#: receives each chunk's result as it arrives: ``sink(chunk index, result)``
+Sink = Callable[[int, Any], None]
 
 
 def ray_available() -> bool:
@@ -81,11 +84,12 @@ def map_chunks(
     address: str | None = None,
     progress: Progress | None = None,
     max_retries: int = MAX_RETRIES,
+    sink: Sink | None = None,
 ) -> list[Any]:
     """``[func(shared, chunk, *args) for chunk in chunks]`` as Ray tasks, in chunk order.
 
     ``shared`` goes once into the object store; ``progress(items done, items in all)`` follows the
-    results as they arrive.
+    results as they arrive, and ``sink(chunk index, result)`` receives each one then.
     """
     ray = connect(address)
     task = ray.remote(max_retries=max_retries, retry_exceptions=False)(func)
@@ -99,6 +103,8 @@ def map_chunks(
             for r in ready:
                 i = pending.pop(r)
                 parts[i] = ray.get(r)
+                if sink is not None:
+                    sink(i, parts[i])
                 done += len(chunks[i])
                 if progress is not None:
                     progress(done, total)
@@ -124,33 +130,22 @@ def local_cluster(nodes: int = 2, cpus: int = 1, object_store_bytes: int = 100_0
     Each node runs in its own session; on exit every process of those sessions (GCS, raylets,
     workers) is terminated, so nothing else on the machine is touched (unlike ``ray stop``).
     """
-    ray_bin = str(Path(sys.executable).with_name("ray"))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    path = [str(Path(__file__).resolve().parents[2]), *pythonpath]
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
-           "PYTHONPATH": os.pathsep.join(path)}  # fmt: skip
-    env.pop("RAY_ADDRESS", None)
-    common = [f"--num-cpus={cpus}", f"--object-store-memory={object_store_bytes}", "--disable-usage-stats",
-              "--node-ip-address=127.0.0.1"]  # fmt: skip
     address = f"127.0.0.1:{port}"
     temp = Path(tempfile.mkdtemp(prefix="bt-ray-"))  # its own session files, not /tmp/ray's
-    common.append(f"--temp-dir={temp}")
-
-    def start(*args: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([ray_bin, "start", "--block", *args, *common], env=env,
-                                start_new_session=True, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)  # fmt: skip
-
-    procs = [start("--head", f"--port={port}", "--include-dashboard=false")]
+    head = _ray_start(["--head", f"--port={port}", "--include-dashboard=false"], cpus, object_store_bytes,
+                      pythonpath, temp)  # fmt: skip
+    procs = [head]
     try:
         deadline = time.monotonic() + 60
         while not _listening(port):
-            if time.monotonic() > deadline or procs[0].poll() is not None:
+            if time.monotonic() > deadline or head.poll() is not None:
                 raise RuntimeError(f"the Ray head node did not start on {address}")
             time.sleep(0.2)
-        procs += [start(f"--address={address}") for _ in range(nodes - 1)]
+        procs += [_ray_start([f"--address={address}"], cpus, object_store_bytes, pythonpath, temp)
+                  for _ in range(nodes - 1)]  # fmt: skip
         yield address
     finally:
         _stop_sessions({p.pid for p in procs})
@@ -164,14 +159,60 @@ def local_cluster(nodes: int = 2, cpus: int = 1, object_store_bytes: int = 100_0
         shutil.rmtree(temp, ignore_errors=True)
 
 
+class Node:
+    """One extra ``ray start`` node in its own session (``add_node``); ``stop`` removes it."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+
+    @property
+    def session(self) -> int:
+        """The session id shared by the node's raylet, object store and workers."""
+        return self.proc.pid
+
+    def pids(self) -> list[int]:
+        """Processes of this node running now."""
+        return [pid for pid in _pids() if _sid(pid) == self.session]
+
+    def stop(self, kill: bool = True) -> None:
+        """Remove the node: every process of it SIGKILLed at once (a lost machine), or SIGTERM first."""
+        _stop_sessions({self.session}, (signal.SIGKILL,) if kill else (signal.SIGTERM, signal.SIGKILL))
+        self.proc.wait(timeout=30)
+
+
+@contextmanager
+def add_node(address: str, cpus: int = 1, object_store_bytes: int = 100_000_000,
+             pythonpath: Sequence[str] = ()) -> Iterator[Node]:  # fmt: skip
+    """Another node joining the local cluster at ``address`` (``local_cluster``); stopped on exit."""
+    node = Node(_ray_start([f"--address={address}"], cpus, object_store_bytes, pythonpath, None))
+    try:
+        yield node
+    finally:
+        node.stop(kill=False)
+
+
+def _ray_start(args: list[str], cpus: int, object_store_bytes: int, pythonpath: Sequence[str],
+               temp: Path | None) -> subprocess.Popen[bytes]:  # fmt: skip
+    """``ray start --block`` with ``args`` on 127.0.0.1, in a new session (its processes share its id)."""
+    path = [str(Path(__file__).resolve().parents[2]), *pythonpath]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
+           "PYTHONPATH": os.pathsep.join(path)}  # fmt: skip
+    env.pop("RAY_ADDRESS", None)
+    common = [f"--num-cpus={cpus}", f"--object-store-memory={object_store_bytes}", "--disable-usage-stats",
+              "--node-ip-address=127.0.0.1", *([f"--temp-dir={temp}"] if temp else [])]  # fmt: skip
+    ray_bin = str(Path(sys.executable).with_name("ray"))
+    return subprocess.Popen([ray_bin, "start", "--block", *args, *common], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+
 def _listening(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _stop_sessions(sessions: set[int]) -> None:
-    """SIGTERM, then SIGKILL after 10 s, to every process whose session id is in ``sessions``."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+def _stop_sessions(sessions: set[int], signals: Sequence[int] = (signal.SIGTERM, signal.SIGKILL)) -> None:
+    """``signals`` in turn (the next after 10 s) to every process whose session id is in ``sessions``."""
+    for sig in signals:
         left = [pid for pid in _pids() if _sid(pid) in sessions]
         for pid in left:
             with suppress(ProcessLookupError):

@@ -18,17 +18,23 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..analytics import N_METRICS
 from ..errors import ConfigError
-from .cluster import CHUNKS_PER_CPU, chunked, chunks_for, map_chunks
+from .cluster import CHUNKS_PER_CPU, Sink, chunked, chunks_for, map_chunks
 from .data import MarketData, market_data_from
 from .evaluate import EvalSpec, ParamSet, evaluate
+
+if TYPE_CHECKING:
+    from ..results.searches import SearchLog
 
 Progress = Callable[[int, int], None]
 EXECUTORS = ("local", "ray")
@@ -36,6 +42,8 @@ EXECUTORS = ("local", "ray")
 _WORKER_DATA: dict[str, MarketData] = {}
 #: event-engine searches of at least this many sets use the process pool when n_jobs is not given
 _POOL_MIN_SETS = 8
+#: seconds of work between two records of an in-process search with a search log (what a kill loses)
+CHECKPOINT_S = 2.0
 
 
 def _worker_init(manifest: str) -> None:
@@ -55,23 +63,61 @@ def run_sets(
     n_jobs: int | None = None,
     address: str | None = None,
     progress: Progress | None = None,
+    log: SearchLog | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Metrics and block sums of every set, in the order of ``sets`` (see ``evaluate``).
 
-    ``n_jobs`` ``None`` or ``-1`` means every core.
+    ``n_jobs`` ``None`` or ``-1`` means every core. With a search ``log`` the sets it holds are
+    taken from it and the others are recorded in it as their chunks finish (so a search stopped
+    half-way keeps what it did).
     """
     if n_jobs is not None and n_jobs < 0:
         n_jobs = None
     if executor not in EXECUTORS:
         raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if log is None:
+        return _dispatch(data, spec, sets, executor, n_jobs, address, progress, None)
+    found = log.lookup(sets, N_METRICS, spec.n_blocks)
+    todo = [s for s, f in zip(sets, found, strict=True) if f is None]
+    reused = len(sets) - len(todo)
+    tally = None if progress is None else (lambda d, t: progress(reused + d, reused + t))
+    metrics, blocks = _dispatch(data, spec, todo, executor, n_jobs, address, tally, log)
+    out_m, out_b = np.empty((len(sets), N_METRICS)), np.empty((len(sets), 2, spec.n_blocks))
+    missing = [i for i, f in enumerate(found) if f is None]
+    out_m[missing], out_b[missing] = metrics, blocks
+    for i, f in enumerate(found):
+        if f is not None:
+            out_m[i], out_b[i] = f
+    return out_m, out_b
+
+
+def _dispatch(data: MarketData, spec: EvalSpec, sets: list[ParamSet], executor: str, n_jobs: int | None,
+              address: str | None, progress: Progress | None,
+              log: SearchLog | None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """``sets`` evaluated where ``executor`` and ``n_jobs`` say; each finished chunk goes to ``log``."""
+    if not sets:
+        return np.empty((0, N_METRICS)), np.empty((0, 2, spec.n_blocks))
     jobs = max(1, int(n_jobs or os.cpu_count() or 1))
     if executor == "ray":
-        return _run_ray(data, spec, sets, address, progress)
+        chunks = chunks_for(address, sets)
+        parts = map_chunks(_ray_eval, data, chunks, spec, address=address, progress=progress,
+                           sink=_recorder(log, chunks))  # fmt: skip
+        return _gather(dict(enumerate(parts)))
     # Starting workers costs about a second each: without an explicit n_jobs, small searches stay here.
     enough = len(sets) > 1 if n_jobs else len(sets) >= _POOL_MIN_SETS
     if spec.engine == "event" and jobs > 1 and enough:
-        return _run_pool(data, spec, sets, jobs, progress)
-    return _run_here(data, spec, sets, jobs, progress)
+        chunks = chunked(sets, jobs * CHUNKS_PER_CPU)
+        parts = map_pool(_ray_eval, data, chunks, spec, jobs=jobs, progress=progress,
+                         sink=_recorder(log, chunks))  # fmt: skip
+        return _gather(dict(enumerate(parts)))
+    return _run_here(data, spec, sets, jobs, progress, log)
+
+
+def _recorder(log: SearchLog | None, chunks: list[list[ParamSet]]) -> Sink | None:
+    """A sink writing each finished chunk's sets into ``log``."""
+    if log is None:
+        return None
+    return lambda i, part: log.record(chunks[i], *part)
 
 
 def _gather(parts: dict[int, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -80,30 +126,39 @@ def _gather(parts: dict[int, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray
 
 
 def _run_here(data: MarketData, spec: EvalSpec, sets: list[ParamSet], jobs: int,
-              progress: Progress | None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+              progress: Progress | None, log: SearchLog | None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """In this process; with a ``log``, in chunks of about ``CHECKPOINT_S`` seconds, each recorded."""
     import numba
 
     before = numba.get_num_threads()
     numba.set_num_threads(max(1, min(jobs, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
     try:
-        return evaluate(data, spec, sets, progress)
+        if log is None:
+            return evaluate(data, spec, sets, progress)
+        parts, lo, size = {}, 0, 1
+        while lo < len(sets):
+            chunk, t0 = sets[lo : lo + size], time.perf_counter()
+            tally = None if progress is None else partial(_shifted, progress, lo, len(sets))
+            parts[lo] = evaluate(data, spec, chunk, tally)
+            log.record(chunk, *parts[lo])
+            lo += len(chunk)
+            size = max(1, int(CHECKPOINT_S * len(chunk) / max(time.perf_counter() - t0, 1e-6)))
+        return _gather(parts)
     finally:
         numba.set_num_threads(before)
 
 
-def _run_pool(
-    data: MarketData, spec: EvalSpec, sets: list[ParamSet], jobs: int, progress: Progress | None
-) -> tuple[np.ndarray, np.ndarray]:
-    chunks = chunked(sets, jobs * CHUNKS_PER_CPU)
-    parts = map_pool(_ray_eval, data, chunks, spec, jobs=jobs, progress=progress)
-    return _gather(dict(enumerate(parts)))
+def _shifted(progress: Progress, offset: int, total: int, done: int, _of: int) -> None:
+    progress(offset + done, total)
 
 
 def map_pool(func: Callable[..., Any], data: MarketData, chunks: list[list[Any]], *args: Any, jobs: int,
-             progress: Progress | None = None) -> list[Any]:  # fmt: skip
+             progress: Progress | None = None, sink: Sink | None = None) -> list[Any]:  # fmt: skip
     """``[func(data, chunk, *args) for chunk in chunks]`` on ``jobs`` local processes, in chunk order.
 
     ``data`` is written once as ``.npy`` files that every worker maps; ``func`` must be importable.
+    ``sink(chunk index, result)`` receives each result as it arrives; an exception (Ctrl-C)
+    cancels the chunks not started.
     """
     parts, done, total = {}, 0, sum(len(c) for c in chunks)
     with tempfile.TemporaryDirectory(prefix="backtape-opt-") as tmp:
@@ -113,20 +168,20 @@ def map_pool(func: Callable[..., Any], data: MarketData, chunks: list[list[Any]]
         with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
                                  initargs=(str(manifest),)) as pool:  # fmt: skip
             futures = {pool.submit(_worker_call, func, chunk, args): i for i, chunk in enumerate(chunks)}
-            for fut in as_completed(futures):
-                parts[futures[fut]] = fut.result()
-                done += len(chunks[futures[fut]])
-                if progress is not None:
-                    progress(done, total)
+            try:
+                for fut in as_completed(futures):
+                    i = futures[fut]
+                    parts[i] = fut.result()
+                    if sink is not None:
+                        sink(i, parts[i])
+                    done += len(chunks[i])
+                    if progress is not None:
+                        progress(done, total)
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     return [parts[i] for i in range(len(chunks))]
 
 
 def _ray_eval(data: MarketData, sets: list[ParamSet], spec: EvalSpec) -> tuple[np.ndarray, np.ndarray]:
     return evaluate(data, spec, sets)
-
-
-def _run_ray(
-    data: MarketData, spec: EvalSpec, sets: list[ParamSet], address: str | None, progress: Progress | None
-) -> tuple[np.ndarray, np.ndarray]:
-    parts = map_chunks(_ray_eval, data, chunks_for(address, sets), spec, address=address, progress=progress)
-    return _gather(dict(enumerate(parts)))

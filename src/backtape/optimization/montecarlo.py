@@ -11,7 +11,9 @@
 
 ``observed`` is always the run's own final equity, max drawdown and Sharpe. Both methods are seeded
 (same seed, same table) and report percentiles (5, 25, 50, 75, 95 by default), the figures of each
-simulation (``simulations``) and a fan of equity percentiles along the paths (``fan``).
+simulation (``simulations``) and a fan of equity percentiles along the paths of the first batch
+(``fan``). Simulations run in batches of ``BATCH``, each with its own seed derived from ``seed``,
+so ``executor="ray"`` spreads them over a cluster and returns exactly the local table.
 The run may be an event ``BacktestResult``, a ``VectorResult`` (column 0), an
 ``OptimizationResult`` (its winner), a ``WalkForwardResult`` (its stitched curve, bootstrap only)
 or the id of a run stored in the results database.
@@ -27,6 +29,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import ConfigError, TooFewTradesError
+from .cluster import Progress
 from .stats import bootstrap_index, percentile_table, simulate_paths
 
 METHODS = ("reshuffle", "bootstrap")
@@ -34,6 +37,9 @@ MIN_TRADES = 5
 _PCTS = (5.0, 25.0, 50.0, 75.0, 95.0)
 _FAN_STEPS = 400
 _FAN_PATHS = 200
+#: simulations per seeded batch: batch k draws from its own ``SeedSequence(seed, spawn_key=(k,))``,
+#: so the result is the same whether the batches run here or in any chunks on a cluster
+BATCH = 1000
 
 
 @dataclass
@@ -159,37 +165,87 @@ def monte_carlo(
     store: Any = None,
     cash: float | None = None,
     percentiles: tuple[float, ...] = _PCTS,
+    executor: str = "local",
+    address: str | None = None,
+    progress: Progress | None = None,
 ) -> MonteCarloResult:
     """Percentiles of final equity, max drawdown and Sharpe over ``n_simulations`` resampled paths.
 
     ``store`` (a ``ResultsStore`` or a database path/URL, default ``~/.backtape/results.db``) is
-    where a run id is looked up; ``cash`` overrides the starting capital.
+    where a run id is looked up; ``cash`` overrides the starting capital. ``executor="ray"`` runs
+    the seeded batches as tasks on the Ray cluster at ``address`` (a local one without it); the
+    table is the same as here, bit for bit. ``progress(batches done, batches)`` follows them.
     """
+    from .executor import EXECUTORS
+
     if method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if n_simulations < 1:
         raise ConfigError(f"n_simulations must be >= 1, got {n_simulations}")
+    if executor not in EXECUTORS:
+        raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     r = _resolve(run, store, cash)
-    if method == "reshuffle":
-        sims, fan = _reshuffle(r, n_simulations, seed)
+    _check(r, method)
+    batches = [(k, min(BATCH, n_simulations - lo)) for k, lo in enumerate(range(0, n_simulations, BATCH))]
+    if executor == "ray":
+        from .cluster import chunks_for, map_chunks
+
+        parts = map_chunks(_simulate_batches, r, chunks_for(address, batches), method, block, seed,
+                           address=address, progress=progress)  # fmt: skip
+        done = [b for part in parts for b in part]
     else:
-        sims, fan = _bootstrap(r, n_simulations, block, seed)
+        done = _simulate_batches(r, batches, method, block, seed)
+        if progress is not None:
+            progress(len(batches), len(batches))
+    sims = np.concatenate([s for s, _ in done])
+    fan = _fan(done[0][1], r, method)
     table = percentile_table(sims, percentiles, 1.0)
     simulations = pl.DataFrame({"final_equity": sims[:, 0], "max_drawdown": sims[:, 1], "sharpe": sims[:, 2]})
     return MonteCarloResult(table, dict(r.observed), method, n_simulations, seed, simulations, fan)
 
 
-def _reshuffle(r: _Run, n_simulations: int, seed: int) -> tuple[np.ndarray, pl.DataFrame]:
-    """(final equity, max drawdown, annualized trade Sharpe) of each random trade order, and the fan."""
+def _check(r: _Run, method: str) -> None:
+    """Raise when ``r`` cannot be resampled by ``method`` (too few trades or bars, bad equity)."""
+    if method == "reshuffle":
+        n = r.trade_pnl.size
+        if n < MIN_TRADES:
+            raise TooFewTradesError(
+                f"the run has {n} trade(s), open ones included; reshuffling needs at least {MIN_TRADES} "
+                "(use method='bootstrap', a longer range or more symbols)")
+        return
+    rets = _returns(r.equity)
+    if rets.size < 2:
+        raise TooFewTradesError("the run has fewer than 3 bars of equity; there is nothing to bootstrap")
+    if not np.isfinite(rets).all():
+        bad = int(np.flatnonzero(~np.isfinite(rets))[0])
+        raise ConfigError(f"the equity curve has a non-finite value at bar {bad}")
+
+
+def _simulate_batches(r: _Run, batches: list[tuple[int, int]], method: str, block: int,
+                      seed: int) -> list[tuple[np.ndarray, np.ndarray | None]]:  # fmt: skip
+    """Figures of each ``(k, size)`` batch (its own generator: ``SeedSequence(seed, spawn_key=(k,))``),
+    and for batch 0 the equity paths the fan is drawn from (sampled at the fan's steps)."""
+    out = []
+    for k, size in batches:
+        ss = np.random.SeedSequence(seed, spawn_key=(k,))
+        sims, paths = _reshuffle(r, size, ss) if method == "reshuffle" else _bootstrap(r, size, block, ss)
+        out.append((sims, paths if k == 0 else None))
+    return out
+
+
+def _fan_steps(n_steps: int) -> np.ndarray:
+    """At most ``_FAN_STEPS`` step indices out of ``n_steps``, first and last included."""
+    return np.unique(np.linspace(0, n_steps - 1, min(_FAN_STEPS, n_steps)).astype(np.int64))
+
+
+def _reshuffle(r: _Run, size: int, seed: np.random.SeedSequence) -> tuple[np.ndarray, np.ndarray]:
+    """(final equity, max drawdown, annualized trade Sharpe) of ``size`` random trade orders, and
+    their equity paths at the fan's steps."""
     n = r.trade_pnl.size
-    if n < MIN_TRADES:
-        raise TooFewTradesError(
-            f"the run has {n} trade(s), open ones included; reshuffling needs at least {MIN_TRADES} "
-            "(use method='bootstrap', a longer range or more symbols)")
     pnl = r.trade_pnl + (r.observed["final_equity"] - r.cash - r.trade_pnl.sum()) / n
     rng = np.random.default_rng(seed)
-    index = np.argsort(rng.random((n_simulations, n)), axis=1)
-    steps = np.empty((n_simulations, n + 1))
+    index = np.argsort(rng.random((size, n)), axis=1)
+    steps = np.empty((size, n + 1))
     steps[:, 0] = r.cash
     np.cumsum(pnl[index], axis=1, out=steps[:, 1:])
     steps[:, 1:] += r.cash
@@ -199,34 +255,30 @@ def _reshuffle(r: _Run, n_simulations: int, seed: int) -> tuple[np.ndarray, pl.D
     sd = np.nanstd(rets, axis=1, ddof=1)
     sharpe = np.where(sd > 0, np.nanmean(rets, axis=1) / np.where(sd > 0, sd, 1.0), np.nan)
     sims = np.column_stack([steps[:, -1], mdd, sharpe * math.sqrt(n / r.years)])
-    own = r.cash + np.concatenate(([0.0], np.cumsum(pnl)))
-    return sims, _fan(steps, own)
+    return sims, steps[:, _fan_steps(n + 1)]
 
 
-def _bootstrap(r: _Run, n_simulations: int, block: int, seed: int) -> tuple[np.ndarray, pl.DataFrame]:
-    """Figures of block-bootstrapped return paths (annualized Sharpe) and the fan of their equity."""
+def _bootstrap(r: _Run, size: int, block: int, seed: np.random.SeedSequence) -> tuple[np.ndarray, np.ndarray]:
+    """Figures of ``size`` block-bootstrapped return paths (annualized Sharpe), and the equity of
+    the first ``_FAN_PATHS`` of them at the fan's steps."""
     rets = _returns(r.equity)
-    if rets.size < 2:
-        raise TooFewTradesError("the run has fewer than 3 bars of equity; there is nothing to bootstrap")
-    if not np.isfinite(rets).all():
-        bad = int(np.flatnonzero(~np.isfinite(rets))[0])
-        raise ConfigError(f"the equity curve has a non-finite value at bar {bad}")
-    index = bootstrap_index(rets.size, n_simulations, block, seed)
+    index = bootstrap_index(rets.size, size, block, seed)
     sims = simulate_paths(rets, index, r.cash)
     sims[:, 2] *= math.sqrt(r.periods_per_year)
-    cols = np.unique(np.linspace(0, rets.size, min(_FAN_STEPS, rets.size + 1)).astype(np.int64))
-    sample = index[:_FAN_PATHS]
-    growth = np.cumprod(1.0 + rets[sample], axis=1)
-    paths = r.cash * np.concatenate([np.ones((sample.shape[0], 1)), growth], axis=1)[:, cols]
-    own = r.cash * np.concatenate(([1.0], np.cumprod(1.0 + rets)))[cols]
-    return sims, _fan(paths, own, cols)
+    growth = np.cumprod(1.0 + rets[index[:_FAN_PATHS]], axis=1)
+    paths = r.cash * np.concatenate([np.ones((growth.shape[0], 1)), growth], axis=1)
+    return sims, paths[:, _fan_steps(rets.size + 1)]
 
 
-def _fan(paths: np.ndarray, own: np.ndarray, steps: np.ndarray | None = None) -> pl.DataFrame:
+def _fan(paths: np.ndarray | None, r: _Run, method: str) -> pl.DataFrame:
     """Equity percentiles at each step of the simulated paths, beside the run's own path."""
-    if steps is None and paths.shape[1] > _FAN_STEPS:
-        steps = np.unique(np.linspace(0, paths.shape[1] - 1, _FAN_STEPS).astype(np.int64))
-        paths, own = paths[:, steps], own[steps]
+    assert paths is not None  # batch 0 always carries them
+    if method == "reshuffle":
+        pnl = r.trade_pnl + (r.observed["final_equity"] - r.cash - r.trade_pnl.sum()) / r.trade_pnl.size
+        own = r.cash + np.concatenate(([0.0], np.cumsum(pnl)))
+    else:
+        own = r.cash * np.concatenate(([1.0], np.cumprod(1.0 + _returns(r.equity))))
+    step = _fan_steps(own.size)
     q = np.nanpercentile(paths, _PCTS, axis=0)
-    step = steps if steps is not None else np.arange(paths.shape[1])
-    return pl.DataFrame({"step": step, **{f"p{int(p)}": q[i] for i, p in enumerate(_PCTS)}, "observed": own})
+    return pl.DataFrame({"step": step, **{f"p{int(p)}": q[i] for i, p in enumerate(_PCTS)},
+                         "observed": own[step]})  # fmt: skip

@@ -34,13 +34,14 @@ from ..options import TradingOptions, trading_options
 from .data import MarketData, load_market_data
 from .evaluate import EvalSpec, ParamSet, best_vector_run, choose_engine, event_run, strategy_label
 from .executor import Progress, run_sets
+from .resume import logging_to, open_search
 from .stats import deflated_sharpe_ratio, pbo_from_block_sums
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from ..engine.result import BacktestResult
-    from ..results import ResultsStore
+    from ..results import ResultsStore, SearchLog
     from ..sources.base import DataSource
     from ..vector.engine import VectorResult
 
@@ -160,6 +161,7 @@ class OptimizationEngine:
         self.n_partitions, self.max_splits = n_partitions, max_splits
         self.engine, self.executor, self.address = engine, executor, address
         self.n_jobs = None if n_jobs is not None and n_jobs < 0 else n_jobs  # -1: every core
+        self.log: SearchLog | None = None  # where finished sets are recorded (``resume``)
 
     @property
     def descending(self) -> bool:
@@ -205,7 +207,7 @@ class OptimizationEngine:
         self, data: MarketData, spec: EvalSpec, sets: list[ParamSet], progress: Progress | None
     ) -> tuple[np.ndarray, np.ndarray]:
         return run_sets(data, spec, sets, executor=self.executor, n_jobs=self.n_jobs, address=self.address,
-                        progress=progress)  # fmt: skip
+                        progress=progress, log=self.log)  # fmt: skip
 
     def _tpe(
         self, data: MarketData, spec: EvalSpec, sets: list[ParamSet], progress: Progress | None
@@ -329,6 +331,7 @@ def optimize(
     progress: Progress | None = None,
     warmup: int = 0,
     options: TradingOptions | None = None,
+    resume: int | bool | None = None,
     **overrides: Any,
 ) -> OptimizationResult:
     """Load ``symbols`` once, search ``grid`` for ``strategy`` and (with ``store``) save the result.
@@ -344,7 +347,9 @@ def optimize(
     back to the event engine (saying why, once) for a strategy without a vector form, several
     symbols, or options only the event engine models. The vector engine trades prices adjusted as
     of ``end`` when the range holds corporate actions (the event engine trades raw prices and
-    books splits and dividends, so the two differ only then).
+    books splits and dividends, so the two differ only then). With a ``store`` every finished set is
+    recorded as it finishes; ``resume=ID`` (or ``True``: the newest unfinished search like this one)
+    continues an interrupted search, evaluating only the sets it had not stored.
     """
     opts = trading_options(options, **overrides)
     grid = {name: list(values) for name, values in grid.items()}
@@ -363,10 +368,14 @@ def optimize(
     spec = EvalSpec(strategy)
     need = max(warmup, *(spec.warmup(s) for s in sets))
     data = load_market_data(names, start, end, frequency, source, warmup=need, adjustment=opts.adjustment)
-    result = eng.optimize(strategy, grid, data, constraint=constraint, progress=progress, options=opts)
-    if store is not None:
-        save_optimization(result, store, strategy=strategy_label(strategy), data=data, grid=grid,
+    eng.log = open_search(store, resume, eng, strategy, grid, data, constraint, opts)
+    with logging_to(eng.log):
+        result = eng.optimize(strategy, grid, data, constraint=constraint, progress=progress, options=opts)
+    if eng.log is not None:
+        save_optimization(result, eng.log.store, strategy=strategy_label(strategy), data=data, grid=grid,
                           options=opts.describe())  # fmt: skip
+        eng.log.finish(result.optimization_id)
+        result.details.update(search_id=eng.log.id, sets_reused=eng.log.reused, sets_run=eng.log.recorded)
     return result
 
 

@@ -272,7 +272,8 @@ def bootstrap_returns(
     return percentile_table(simulate_paths(r, index, float(cash)), percentiles, periods_per_year)
 
 
-def bootstrap_index(n: int, n_simulations: int, block_size: int, seed: int) -> np.ndarray:
+def bootstrap_index(n: int, n_simulations: int, block_size: int,
+                    seed: int | np.random.SeedSequence) -> np.ndarray:
     """Row indices of ``n_simulations`` block-bootstrapped paths of ``n`` returns (seeded)."""
     block = max(1, min(int(block_size), n))
     n_blocks = -(-n // block)
