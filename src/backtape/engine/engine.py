@@ -146,7 +146,7 @@ class _Run:
         opts = opts.for_symbols({sym: source.calendar_of(sym) for sym in symbols})
         self.options = opts
         self.fill_mode = opts.fill
-        self.portal = DataPortal(source, adjustment=opts.adjustment)
+        self.portal = DataPortal(source, adjustment=opts.adjustment, dividends=opts.dividends)
         strategy.frequency = frequency
         if strategy.portal is None:
             strategy.portal = self.portal

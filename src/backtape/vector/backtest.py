@@ -61,7 +61,7 @@ class VectorEngine:
         t0 = time.perf_counter()
         warmup = warmup_of(strategy)
         market = load_market_data(names, s_ns, e_ns, frequency, src, warmup=warmup,
-                                  adjustment=opts.adjustment)
+                                  adjustment=opts.adjustment, dividends=opts.dividends)
         data = vector_data(market, warmup)
         out = run(data, decisions(strategy, data), opts)
         if progress is not None:
