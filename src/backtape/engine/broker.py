@@ -130,6 +130,7 @@ class Broker:
         leverage: float = 1.0,
         fractional: bool | frozenset[str] | set[str] = False,
         on_fill: Callable[[Fill], None] | None = None,
+        budget_scale: float = 1.0,
     ) -> None:
         if fill not in ("next_open", "close"):
             raise ValueError(f"fill must be 'next_open' or 'close', got {fill!r}")
@@ -144,6 +145,7 @@ class Broker:
         self.fill_mode = fill
         self.max_participation = max_participation
         self.leverage = float(leverage)
+        self.budget_scale = float(budget_scale)  # TradingOptions.budget_scale: all-in budgets times this
         self.fractional = fractional
         self.on_fill = on_fill
         self.orders: list[Order] = []
@@ -337,7 +339,7 @@ class Broker:
         equity = pf.cash + pos * ref + pf.others_value(sym)
         commission = self.costs.commission
         held = abs(pos)
-        delta = commission.affordable(equity * abs(target), price, frac) - held
+        delta = commission.affordable(equity * abs(target) * self.budget_scale, price, frac) - held
         if delta < 0:
             q = min(-delta, cap)
             fills.append(self._fill(order, -side * q, ref, bar, ts, True))

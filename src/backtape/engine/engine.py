@@ -159,7 +159,8 @@ class _Run:
             raise AssertionError("fractional='auto' is resolved by for_symbols above")
         self.broker = Broker(self.portal, self.portfolio, costs=opts.cost_engine(), risk=opts.risk,
                              fill=opts.fill, max_participation=opts.max_participation,
-                             leverage=opts.leverage, fractional=fractional, on_fill=self._on_fill)
+                             leverage=opts.leverage, fractional=fractional, on_fill=self._on_fill,
+                             budget_scale=opts.budget_scale)
         self._fractional = fractional
         self.costs = self.broker.costs
         self.ctx = Context(self)
