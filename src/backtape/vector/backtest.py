@@ -66,12 +66,14 @@ class VectorEngine:
         out = run(data, decisions(strategy, data), opts)
         if progress is not None:
             progress(data.n_steps - data.start_row, data.n_steps - data.start_row)
-        return build_result(strategy, data, out, opts, src.name, time.perf_counter() - t0)
+        return build_result(strategy, data, out, opts, src.name, time.perf_counter() - t0,
+                            calendar=market.calendar)
 
 
 def build_result(strategy: Any, data: VectorData, out: PortfolioRun, options: TradingOptions,
-                 source: str, duration: float) -> Any:
-    """The ``BacktestResult`` of a kernel run (module doc)."""
+                 source: str, duration: float, *, calendar: str = "XNYS") -> Any:
+    """The ``BacktestResult`` of a kernel run (module doc); ``calendar`` dates it for
+    ``statistics="backtesting.py"`` (``backtape.peer_metrics``)."""
     from ..analytics import (
         buy_and_hold_return,
         compute_metrics,
@@ -80,6 +82,7 @@ def build_result(strategy: Any, data: VectorData, out: PortfolioRun, options: Tr
         held_value,
         trade_durations,
     )
+    from ..peer_metrics import apply_statistics
     from ..engine._report import _FILL_SCHEMA, _ORDER_SCHEMA, _rejections
     from ..engine.result import BacktestResult
 
@@ -93,6 +96,11 @@ def build_result(strategy: Any, data: VectorData, out: PortfolioRun, options: Tr
     metrics: dict[str, Any] = compute_metrics(out.equity, trades, periods_per_year=data.periods_per_year,
                                               positions=out.exposed, traded_value=out.traded,
                                               open_trades=still_open)
+    late = None
+    if options.fill == "close":
+        late = (np.array([f.ts for f in fills], dtype=np.int64), np.array([f.commission for f in fills]))
+    apply_statistics(metrics, options.statistics, ts=clock, equity=out.equity, trades=trades, calendar=calendar,
+                     frequency=data.frequency, close_fills=late)
     metrics["buy_hold_return"] = buy_and_hold_return([_held(data, sym, held_value) for sym in data.symbols])
     metrics.update(trade_durations(trades))
     metrics["max_drawdown_time"] = drawdown_time(clock, out.equity)
