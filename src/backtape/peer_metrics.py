@@ -14,7 +14,9 @@ metric                     backtesting.py's definition
 ``sortino``                ``((1+g)^P - 1) / (sqrt(mean(min(r, 0)^2)) * sqrt(P))``
 ``calmar``                 ``((1+g)^P - 1) / max_drawdown``
 ``cagr``                   ``(E_last / E_first) ** (1 / years) - 1``, years of calendar time / 365.25
-``max_drawdown_duration``  calendar days from a peak until equity regains it (or the last bar)
+``max_drawdown_time``      calendar time (seconds of exchange-local wall clock) from a peak until
+                           equity regains it (or the last bar); ``max_drawdown_duration`` stays
+                           in bars
 ``profit_factor``          sum of winning trade returns / -sum of losing trade returns
 ``avg_trade``              geometric mean of the closed trades' returns
 ``exposure``               bars from each closed trade's entry bar through its exit bar / bars
@@ -71,15 +73,15 @@ def _daily_returns(wall: np.ndarray, equity: np.ndarray, weekly: bool) -> tuple[
     return r[np.isfinite(r)], 365.0 if weekends > 2 / 7 * 0.6 else 252.0
 
 
-def _max_drawdown_days(wall: np.ndarray, equity: np.ndarray) -> float:
-    """Longest peak-to-recovery (or peak-to-end) span in calendar days; NaN without a drawdown."""
+def _max_drawdown_seconds(wall: np.ndarray, equity: np.ndarray) -> float:
+    """Longest peak-to-recovery (or peak-to-end) span of wall-clock time, seconds; NaN without one."""
     dd = 1.0 - equity / np.maximum.accumulate(equity)
     iloc = np.unique(np.r_[np.flatnonzero(dd == 0), dd.size - 1])
     prev, cur = iloc[:-1], iloc[1:]
     keep = cur > prev + 1
     if not keep.any():
         return math.nan
-    return float((wall[cur[keep]] - wall[prev[keep]]).max() / DAY_NS)
+    return float((wall[cur[keep]] - wall[prev[keep]]).max() / 1e9)
 
 
 def backtesting_py_metrics(ts: np.ndarray, equity: np.ndarray, trades: pl.DataFrame, *, calendar: str,
@@ -119,7 +121,7 @@ def backtesting_py_metrics(ts: np.ndarray, equity: np.ndarray, trades: pl.DataFr
             "sortino": annual / downside if downside else (math.inf if annual > 0 else math.nan),
             "calmar": annual / max_drawdown if max_drawdown else math.nan,
             "cagr": (eq[-1] / eq[0]) ** (1.0 / years) - 1.0 if years else math.nan,
-            "max_drawdown_duration": _max_drawdown_days(wall, eq),
+            "max_drawdown_time": _max_drawdown_seconds(wall, eq),
             "profit_factor": float(rets[rets > 0].sum() / losses) if losses else math.nan,
             "avg_trade": geometric_mean(rets) if rets.size else math.nan,
             "exposure": float(exposed.mean()) if eq.size else math.nan,

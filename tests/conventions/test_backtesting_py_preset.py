@@ -54,7 +54,7 @@ def _check(res: Any, stats: Any, opens: np.ndarray, on_close: bool) -> None:
     assert m["closed_trades"] == stats["# Trades"]
     for name, (peer, scale) in STATS.items():
         assert m[name] == pytest.approx(float(stats[peer]) * scale, rel=REL, abs=1e-12), name
-    assert m["max_drawdown_duration"] == stats["Max. Drawdown Duration"].days
+    assert m["max_drawdown_time"] == stats["Max. Drawdown Duration"].total_seconds()
 
 
 @pytest.mark.parametrize("engine", ["event", "vector"])

@@ -35,15 +35,15 @@ def build_result(run: _Run, duration: float) -> BacktestResult:
     ppy = periods_per_year(calendar=run.portal.calendar.name, frequency=run.frequency)
     metrics: dict[str, Any] = compute_metrics(run.equity, trades, periods_per_year=ppy, positions=run.exposed,
                                               traded_value=run.traded, open_trades=still_open)
+    metrics["buy_hold_return"] = buy_and_hold_return([_held_value(run, j) for j in range(len(run.bars))])
+    metrics.update(trade_durations(trades))
+    metrics["max_drawdown_time"] = drawdown_time(run.clock, run.equity)
     late = None
     if run.options.fill == "close":
         late = (np.array([f.ts for f in run.broker.fills], dtype=np.int64),
                 np.array([f.commission for f in run.broker.fills], dtype=np.float64))
     apply_statistics(metrics, run.options.statistics, ts=run.clock, equity=run.equity, trades=trades,
                      calendar=run.portal.calendar.name, frequency=run.frequency, close_fills=late)
-    metrics["buy_hold_return"] = buy_and_hold_return([_held_value(run, j) for j in range(len(run.bars))])
-    metrics.update(trade_durations(trades))
-    metrics["max_drawdown_time"] = drawdown_time(run.clock, run.equity)
     metrics["commission"] = float(pf.commissions)
     metrics["slippage"] = float(pf.slippage)
     orders = pl.DataFrame([o.as_row() for o in run.broker.orders], schema=_ORDER_SCHEMA, orient="row")

@@ -96,14 +96,14 @@ def build_result(strategy: Any, data: VectorData, out: PortfolioRun, options: Tr
     metrics: dict[str, Any] = compute_metrics(out.equity, trades, periods_per_year=data.periods_per_year,
                                               positions=out.exposed, traded_value=out.traded,
                                               open_trades=still_open)
+    metrics["buy_hold_return"] = buy_and_hold_return([_held(data, sym, held_value) for sym in data.symbols])
+    metrics.update(trade_durations(trades))
+    metrics["max_drawdown_time"] = drawdown_time(clock, out.equity)
     late = None
     if options.fill == "close":
         late = (np.array([f.ts for f in fills], dtype=np.int64), np.array([f.commission for f in fills]))
     apply_statistics(metrics, options.statistics, ts=clock, equity=out.equity, trades=trades, calendar=calendar,
                      frequency=data.frequency, close_fills=late)
-    metrics["buy_hold_return"] = buy_and_hold_return([_held(data, sym, held_value) for sym in data.symbols])
-    metrics.update(trade_durations(trades))
-    metrics["max_drawdown_time"] = drawdown_time(clock, out.equity)
     metrics["commission"] = float(pf.commissions)
     metrics["slippage"] = float(pf.slippage)
     fill_rows = [(f.order_id, f.symbol, f.ts, f.quantity, f.price, f.reference_price, f.commission, f.spread,
