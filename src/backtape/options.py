@@ -204,7 +204,8 @@ DEFAULTS = TradingOptions()
 #: (README "Conventions"). Only the values that differ from backtape's defaults are listed; a
 #: preset sets every convention option, so switching presets never leaves one behind.
 CONVENTIONS: dict[str, dict[str, Any]] = {
-    "backtape": {"repeat_signals": "ignore", "budget_scale": 1.0, "statistics": "backtape", "fill": "next_open"},
+    "backtape": {"repeat_signals": "ignore", "budget_scale": 1.0, "statistics": "backtape",
+                 "fill": "next_open"},
     # Backtest(..., exclusive_orders=True) / position.close(); buy(): a repeated signal re-enters;
     # buy() without a size spends (1 - 2**-52) of the margin; _stats.compute_stats definitions
     "backtesting.py": {"repeat_signals": "reenter", "budget_scale": BACKTESTING_PY_BUDGET_SCALE,

@@ -128,7 +128,8 @@ def backtesting_py_metrics(ts: np.ndarray, equity: np.ndarray, trades: pl.DataFr
         }
 
 
-def booked_late(ts: np.ndarray, equity: np.ndarray, fill_ts: np.ndarray, commission: np.ndarray) -> np.ndarray:
+def booked_late(ts: np.ndarray, equity: np.ndarray, fill_ts: np.ndarray,
+                commission: np.ndarray) -> np.ndarray:
     """``equity`` as backtesting.py's ``trade_on_close`` curve shows it: each fill's commission (fills at
     ``fill_ts``) is left out of the bar it filled at and shows from the next bar on."""
     eq = np.array(equity, dtype=np.float64)

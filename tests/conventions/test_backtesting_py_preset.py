@@ -21,7 +21,8 @@ REL = 1e-9
 REPEATED = [(5, 25, 0.002, True, False), (5, 25, 0.0, False, False), (5, 25, 0.001, True, True)]
 #: backtape metric -> (backtesting.py statistic, scale to backtape's units)
 STATS = {
-    "total_return": ("Return [%]", 0.01), "cagr": ("CAGR [%]", 0.01), "volatility": ("Volatility (Ann.) [%]", 0.01),
+    "total_return": ("Return [%]", 0.01), "cagr": ("CAGR [%]", 0.01),
+    "volatility": ("Volatility (Ann.) [%]", 0.01),
     "sharpe": ("Sharpe Ratio", 1.0), "sortino": ("Sortino Ratio", 1.0), "calmar": ("Calmar Ratio", 1.0),
     "max_drawdown": ("Max. Drawdown [%]", -0.01), "win_rate": ("Win Rate [%]", 0.01),
     "best_trade": ("Best Trade [%]", 0.01), "worst_trade": ("Worst Trade [%]", 0.01),
@@ -59,8 +60,9 @@ def _check(res: Any, stats: Any, opens: np.ndarray, on_close: bool) -> None:
 
 @pytest.mark.parametrize("engine", ["event", "vector"])
 @pytest.mark.parametrize(("fast", "slow", "commission", "allow_short", "on_close"), GOOG_CASES + REPEATED)
-def test_engines_reproduce_backtesting_py_under_its_preset(engine: str, fast: int, slow: int, commission: float,
-                                                           allow_short: bool, on_close: bool) -> None:
+def test_engines_reproduce_backtesting_py_under_its_preset(engine: str, fast: int, slow: int,
+                                                           commission: float, allow_short: bool,
+                                                           on_close: bool) -> None:
     stats = _backtesting_py(fast, slow, commission, allow_short, on_close)
     source, opens = goog_source()
     res = run_backtest(sma_crossover(fast, slow, allow_short), "GOOG", int(opens[0]), int(opens[-1]) + 1,

@@ -37,7 +37,8 @@ def test_conventions_flag_applies_the_preset(tmp_path: Path) -> None:
     store = ResultsStore(str(db))
     own, peer = store.get_run(1).metrics, store.get_run(2).metrics
     expected = run_backtest("sma_crossover", "AAPL", "2012-01-01", "2015-01-01", source="sample",
-                            params={"fast": 10, "slow": 30, "allow_short": True}, conventions="backtesting.py")
+                            params={"fast": 10, "slow": 30, "allow_short": True},
+                            conventions="backtesting.py")
     assert peer["sharpe"] == pytest.approx(expected.metrics["sharpe"], rel=1e-12)
     assert peer["volatility"] != pytest.approx(own["volatility"], rel=1e-6)  # geometric vs arithmetic
 

@@ -22,7 +22,8 @@ ACTIONS = pl.DataFrame({"symbol": ["T"], "ts": [EX], "action": ["dividend"], "va
 
 
 def _closes(dividends: str) -> list[float]:
-    portal = DataPortal(FrameDataSource(BARS, actions=ACTIONS), adjustment="total_return", dividends=dividends)
+    portal = DataPortal(FrameDataSource(BARS, actions=ACTIONS), adjustment="total_return",
+                        dividends=dividends)  # type: ignore[arg-type]
     portal.load_data("2024-01-02", "2024-01-10", "T")
     portal.set_clock("2024-01-09T22:00Z")
     return portal.get_history_window("T", None, 6, "1d", "close")[:, 0].tolist()
@@ -35,7 +36,8 @@ def test_crsp_formula_divides_by_the_previous_close() -> None:
 
 def test_ratio_formula_uses_the_ex_date_close() -> None:
     factor = 99 / (99 + 2)  # 0.980198...
-    assert _closes("ratio") == pytest.approx([100 * factor, 103 * factor, 105 * factor, 99, 96, 95], rel=1e-15)
+    expected = [100 * factor, 103 * factor, 105 * factor, 99, 96, 95]
+    assert _closes("ratio") == pytest.approx(expected, rel=1e-15)
     assert _closes("ratio")[2] == pytest.approx(102.9207920792, rel=1e-10)  # 105 * 99 / 101
 
 

@@ -36,7 +36,8 @@ class AllIn(Strategy):
                                                      ("backtesting.py", 127_999)])
 def test_exact_division(engine: str, conventions: str, shares: int) -> None:
     src = FrameDataSource(daily_bars("T", ROWS, FIRST))
-    res = run_backtest(AllIn(), "T", FIRST, END, source=src, cash=100_000, engine=engine, conventions=conventions)
+    res = run_backtest(AllIn(), "T", FIRST, END, source=src, cash=100_000, engine=engine,
+                       conventions=conventions)
     assert res.fills["quantity"][0] == shares
 
 

@@ -37,7 +37,8 @@ def test_engines_reproduce_vectorbt_from_signals(engine: str, fast: int, slow: i
     pf = _vectorbt(fast, slow, commission, allow_short)
     source, opens = goog_source()
     res = run_backtest(sma_crossover(fast, slow, allow_short), "GOOG", int(opens[0]), int(opens[-1]) + 1,
-                       source=source, cash=10_000, commission=commission, engine=engine, conventions="vectorbt")
+                       source=source, cash=10_000, commission=commission, engine=engine,
+                       conventions="vectorbt")
     records = pf.trades.values
     closed = records[records["status"] == 1]
     ours = res.trades

@@ -48,7 +48,8 @@ class Adjustments:
         if mode not in MODES:
             raise ConfigError(f"unknown adjustment mode {mode!r}; use one of {', '.join(MODES)}")
         if dividends not in DIVIDEND_FORMULAS:
-            raise ConfigError(f"unknown dividend formula {dividends!r}; use one of {', '.join(DIVIDEND_FORMULAS)}")
+            raise ConfigError(f"unknown dividend formula {dividends!r}; "
+                              f"use one of {', '.join(DIVIDEND_FORMULAS)}")
         self.mode = mode
         self.dividends = dividends
         self.actions = actions

@@ -81,7 +81,8 @@ def _target(j, target, ref, k, p, pos, last, cash, fills, n_fills, traded, reope
     frac = p[P_FRACTIONAL] != 0.0
     net, gross = _others(j, pos, last)
     equity = cash + held * ref + net
-    delta = affordable_shares(equity * abs(target) * p[P_BUDGET], price, p[P_RATE], p[P_FIXED], frac) - abs(held)
+    budget = equity * abs(target) * p[P_BUDGET]
+    delta = affordable_shares(budget, price, p[P_RATE], p[P_FIXED], frac) - abs(held)
     if delta < 0.0:
         return _book(j, side * delta, ref, k, p, pos, cash, fills, n_fills, traded)
     room = equity - abs(held) * ref - gross

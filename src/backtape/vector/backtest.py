@@ -82,9 +82,9 @@ def build_result(strategy: Any, data: VectorData, out: PortfolioRun, options: Tr
         held_value,
         trade_durations,
     )
-    from ..peer_metrics import apply_statistics
     from ..engine._report import _FILL_SCHEMA, _ORDER_SCHEMA, _rejections
     from ..engine.result import BacktestResult
+    from ..peer_metrics import apply_statistics
 
     clock = data.ts[data.start_row:]
     fills, pf = replay(data, out, options)
@@ -102,8 +102,8 @@ def build_result(strategy: Any, data: VectorData, out: PortfolioRun, options: Tr
     late = None
     if options.fill == "close":
         late = (np.array([f.ts for f in fills], dtype=np.int64), np.array([f.commission for f in fills]))
-    apply_statistics(metrics, options.statistics, ts=clock, equity=out.equity, trades=trades, calendar=calendar,
-                     frequency=data.frequency, close_fills=late)
+    apply_statistics(metrics, options.statistics, ts=clock, equity=out.equity, trades=trades,
+                     calendar=calendar, frequency=data.frequency, close_fills=late)
     metrics["commission"] = float(pf.commissions)
     metrics["slippage"] = float(pf.slippage)
     fill_rows = [(f.order_id, f.symbol, f.ts, f.quantity, f.price, f.reference_price, f.commission, f.spread,
