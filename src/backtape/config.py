@@ -199,6 +199,7 @@ class BacktestingConfig(_Section):
     leverage: PositiveFloat = DEFAULTS.leverage
     max_participation: Fraction | None = DEFAULTS.max_participation
     adjustment: Literal["raw", "split", "total_return"] = DEFAULTS.adjustment
+    dividends: Literal["crsp", "ratio"] = DEFAULTS.dividends
 
 
 class WalkForwardConfig(_Section):

@@ -52,6 +52,8 @@ position completely (paying its exit commission) and then sizes the new one from
 This is the rule backtesting.py applies to ``buy()``/``sell()`` without a size (it divides the
 available margin by the price plus the per-share commission and keeps the integer part; its budget
 is scaled by ``1 - 2**-52``, which only matters when the quotient is an integer to the last bit).
+``TradingOptions.budget_scale`` (``1 - 2**-52`` under ``conventions="backtesting.py"``) multiplies the
+all-in budget before ``affordable_shares`` divides it, in both engines.
 
 Differences from backtesting.py (0.6) worth knowing: with ``fill="close"`` it books the fill one
 bar late in its equity curve (the trades and final equity agree), and an order decided on the

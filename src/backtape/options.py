@@ -18,9 +18,21 @@ option                 default            meaning
 ``adjustment``         ``"split"``        prices strategies read: ``raw``, ``split``, ``total_return``
 ``latency``            0                  order latency of quote-filled runs: ns or a ``timedelta``
 ``risk``               ``None``           a ``RiskManager`` (sizing and limits); ``None``: no limits
+``dividends``          ``"crsp"``         total-return dividend factor: ``"crsp"`` ``1 - d / previous
+                                          close`` or ``"ratio"`` ``close_ex / (close_ex + d)``
+``repeat_signals``     ``"ignore"``       an entry signal in the direction already held is ignored,
+                                          or (``"reenter"``) closes the position and opens it again
+``budget_scale``       1.0                all-in budgets are multiplied by this before dividing by
+                                          the price (backtesting.py: ``1 - 2**-52``)
+``statistics``         ``"backtape"``     metric definitions: backtape's or ``"backtesting.py"``'s
+                                          (docs/metrics.md, ``backtape.peer_metrics``)
 ``instruments``        ``None``           per-symbol ``Instrument`` (lot size, minimum order value);
                                           ``None``: the source's rules (CCXT markets), if any
 =====================  =================  ===================================================
+
+``conventions``: a named preset of these values that makes backtape reproduce a peer
+(``TradingOptions.conventions("backtesting.py")``, ``run_backtest(..., conventions=...)``; the
+``CONVENTIONS`` table). Options given beside a preset win over it.
 """
 
 from __future__ import annotations
@@ -38,10 +50,18 @@ from .risk import RiskManager
 
 FillMode = Literal["next_open", "close"]
 Adjustment = Literal["raw", "split", "total_return"]
+DividendFormula = Literal["crsp", "ratio"]
+RepeatSignals = Literal["ignore", "reenter"]
+Statistics = Literal["backtape", "backtesting.py"]
 #: the default commission, a fraction of traded notional (the config's ``backtesting.commission`` too)
 DEFAULT_COMMISSION = 0.0
 FILL_MODES: tuple[str, ...] = ("next_open", "close")
 ADJUSTMENTS: tuple[str, ...] = ("raw", "split", "total_return")
+DIVIDEND_FORMULAS: tuple[str, ...] = ("crsp", "ratio")
+REPEAT_SIGNALS: tuple[str, ...] = ("ignore", "reenter")
+STATISTICS: tuple[str, ...] = ("backtape", "backtesting.py")
+#: backtesting.py's all-in order size, ``1 - sys.float_info.epsilon``: its budget scale
+BACKTESTING_PY_BUDGET_SCALE = 1.0 - 2.0**-52
 
 
 @dataclass(frozen=True)
@@ -63,6 +83,10 @@ class TradingOptions:
     adjustment: Adjustment = "split"
     latency: int = 0
     risk: RiskManager | None = field(default=None, compare=True)
+    dividends: DividendFormula = "crsp"
+    repeat_signals: RepeatSignals = "ignore"
+    budget_scale: float = 1.0
+    statistics: Statistics = "backtape"
     instruments: Mapping[str, Instrument] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
@@ -85,6 +109,12 @@ class TradingOptions:
             object.__setattr__(self, "latency", self.latency // timedelta(microseconds=1) * 1000)
         if isinstance(self.latency, bool) or not isinstance(self.latency, int) or self.latency < 0:
             raise ConfigError(f"latency must be nanoseconds >= 0 or a timedelta, got {self.latency!r}")
+        for name, allowed in (("dividends", DIVIDEND_FORMULAS), ("repeat_signals", REPEAT_SIGNALS),
+                              ("statistics", STATISTICS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if not (isinstance(self.budget_scale, int | float) and 0 < self.budget_scale <= 1):
+            raise ConfigError(f"budget_scale must be in (0, 1], got {self.budget_scale!r}")
         if isinstance(self.fractional, set | list | tuple):
             object.__setattr__(self, "fractional", frozenset(self.fractional))
         if not (isinstance(self.fractional, bool | frozenset) or self.fractional == "auto"):
@@ -99,6 +129,24 @@ class TradingOptions:
     def field_names(cls) -> tuple[str, ...]:
         """Names of every option, in declaration order."""
         return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def conventions(cls, name: str, **changes: Any) -> TradingOptions:
+        """The options of the preset ``name`` (a key of ``CONVENTIONS``) with ``changes`` on top.
+
+        >>> TradingOptions.conventions("backtesting.py").repeat_signals
+        'reenter'
+        """
+        return cls().with_conventions(name).replace(**changes)
+
+    def with_conventions(self, name: str | None) -> TradingOptions:
+        """These options with the values of the preset ``name`` (``None`` keeps them as they are)."""
+        if name is None:
+            return self
+        preset = CONVENTIONS.get(name)
+        if preset is None:
+            raise ConfigError(f"unknown conventions {name!r}; use one of {', '.join(CONVENTIONS)}")
+        return dataclasses.replace(self, **preset)
 
     def replace(self, **changes: Any) -> TradingOptions:
         """A copy with ``changes``; ``None`` values keep the current one (handy for CLI flags).
@@ -152,9 +200,11 @@ class TradingOptions:
         return out
 
 
-def trading_options(options: TradingOptions | None = None, /, **overrides: Any) -> TradingOptions:
-    """``options`` (default ``TradingOptions()``) with keyword ``overrides`` (``None`` keeps a value)."""
-    return (options or TradingOptions()).replace(**overrides)
+def trading_options(options: TradingOptions | None = None, /, *, conventions: str | None = None,
+                    **overrides: Any) -> TradingOptions:
+    """``options`` (default ``TradingOptions()``), then the preset ``conventions``, then keyword
+    ``overrides`` (``None`` keeps a value)."""
+    return (options or TradingOptions()).with_conventions(conventions).replace(**overrides)
 
 
 def split_options(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -169,10 +219,29 @@ CRYPTO_CALENDAR = "24/7"
 
 DEFAULTS = TradingOptions()
 
+#: named presets: the option values that make backtape's engines reproduce a peer's conventions
+#: (README "Conventions"). Only the values that differ from backtape's defaults are listed; a
+#: preset sets every convention option, so switching presets never leaves one behind.
+CONVENTIONS: dict[str, dict[str, Any]] = {
+    "backtape": {"repeat_signals": "ignore", "budget_scale": 1.0, "statistics": "backtape",
+                 "fill": "next_open"},
+    # Backtest(..., exclusive_orders=True) / position.close(); buy(): a repeated signal re-enters;
+    # buy() without a size spends (1 - 2**-52) of the margin; _stats.compute_stats definitions
+    "backtesting.py": {"repeat_signals": "reenter", "budget_scale": BACKTESTING_PY_BUDGET_SCALE,
+                       "statistics": "backtesting.py", "fill": "next_open"},
+    # Portfolio.from_signals defaults: price=close, accumulate=False (a repeated entry is ignored),
+    # size=inf divided exactly; whole shares are its size_granularity=1
+    "vectorbt": {"repeat_signals": "ignore", "budget_scale": 1.0, "statistics": "backtape", "fill": "close"},
+    # cerebro: market orders fill at the next open; order_target_percent divides exactly
+    "backtrader": {"repeat_signals": "ignore", "budget_scale": 1.0, "statistics": "backtape",
+                   "fill": "next_open"},
+}
+
 #: walk-forward windows, in bars, when none are given: about a year of daily bars to train on and a
 #: quarter to test on. ``config.optimization.walk_forward`` and ``optimization.walk_forward`` share them.
 WALK_FORWARD_TRAIN = 252
 WALK_FORWARD_TEST = 63
 
-__all__ = ["ADJUSTMENTS", "DEFAULTS", "FILL_MODES", "WALK_FORWARD_TEST", "WALK_FORWARD_TRAIN",
+__all__ = ["ADJUSTMENTS", "BACKTESTING_PY_BUDGET_SCALE", "CONVENTIONS", "DEFAULTS", "DIVIDEND_FORMULAS",
+           "FILL_MODES", "REPEAT_SIGNALS", "STATISTICS", "WALK_FORWARD_TEST", "WALK_FORWARD_TRAIN",
            "TradingOptions", "split_options", "trading_options"]

@@ -151,7 +151,7 @@ class Workspace:
         from .portal import DataPortal
 
         return DataPortal(self.source(source), calendar=calendar,
-                          adjustment=adjustment or self.options.adjustment)
+                          adjustment=adjustment or self.options.adjustment, dividends=self.options.dividends)
 
     @property
     def results(self) -> ResultsStore:
@@ -178,16 +178,17 @@ class Workspace:
         return Bundles(self)
 
     # -- runs ------------------------------------------------------------------------------------
-    def trading_options(self, options: TradingOptions | None = None, **overrides: Any) -> TradingOptions:
-        """``options`` (default: the configured ones) with keyword ``overrides``."""
-        return trading_options(options or self.options, **overrides)
+    def trading_options(self, options: TradingOptions | None = None, *, conventions: str | None = None,
+                        **overrides: Any) -> TradingOptions:
+        """``options`` (default: the configured ones), the preset ``conventions``, keyword ``overrides``."""
+        return trading_options(options or self.options, conventions=conventions, **overrides)
 
     def run_backtest(self, strategy: Strategy | type[Strategy] | str, symbols: Sequence[str] | str,
                      start: TimeLike, end: TimeLike, frequency: str = "1d",
                      source: DataSource | str | None = None,
                      options: TradingOptions | None = None, *, params: dict[str, Any] | None = None,
                      engine: str = "event", store: StoreLike = None, progress: Progress | None = None,
-                     **overrides: Any) -> BacktestResult:
+                     conventions: str | None = None, **overrides: Any) -> BacktestResult:
         """Backtest ``strategy`` with this workspace's source, options and (``store=True``) database.
 
         Arguments as ``backtape.engine.run_backtest``; ``source`` defaults to ``data.default_source``.
@@ -195,7 +196,8 @@ class Workspace:
         from .engine.run import run_backtest
 
         return run_backtest(strategy, symbols, start, end, frequency, self.source(source),
-                            self.trading_options(options, **overrides), params=params, engine=engine,
+                            self.trading_options(options, conventions=conventions, **overrides),
+                            params=params, engine=engine,
                             store=self.store(store), progress=progress)
 
     def optimize(self, strategy: Any, grid: Mapping[str, Iterable[Any]], symbols: Sequence[str] | str,
@@ -251,7 +253,8 @@ class Workspace:
         warmup = max(EvalSpec(j.strategy).warmup(dict(j.params)) for j in jobs)
         opts = self.trading_options(options, **overrides)
         data = load_market_data(sorted({j.symbol for j in jobs}), start, end, frequency, self.source(source),
-                                warmup=warmup, adjustment=opts.adjustment)  # fmt: skip
+                                warmup=warmup, adjustment=opts.adjustment,
+                                dividends=opts.dividends)  # fmt: skip
         results = self.store(store)
         opt = self.config.optimization
         return run_many(jobs, data, opts, executor=executor or opt.executor,
@@ -340,6 +343,7 @@ def options_from_config(config: Config) -> TradingOptions:
     return TradingOptions(cash=bt.cash, commission=bt.commission, slippage_bps=bt.slippage_bps,
                           fill=bt.fill, fractional=bt.fractional, leverage=bt.leverage,
                           max_participation=bt.max_participation, adjustment=bt.adjustment,
+                          dividends=bt.dividends,
                           risk=RiskManager(**limits) if limits else None)
 
 

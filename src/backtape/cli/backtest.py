@@ -123,6 +123,10 @@ def backtest(
     engine: str = typer.Option("event", "--engine", help="event or vector (backtape's engines; vector for "
                                "strategies with a vector form), or a peer running path/file.py:Name on "
                                "backtape data: backtrader, backtesting, vectorbt"),
+    conventions: str | None = typer.Option(None, "--conventions", help="a peer's conventions preset: "
+                                           "backtape, backtesting.py, vectorbt or backtrader (README)"),
+    dividends: str | None = typer.Option(None, "--dividends", help=_cfg(
+        "total-return dividend formula: crsp or ratio", "backtesting.dividends")),
     trades_out: Path | None = typer.Option(None, "--trades", help="write the trades (closed, then open at "
                                            "the end, flagged is_open) to this .csv or .parquet file"),
     list_strategies: bool = typer.Option(False, "--list", is_eager=True, callback=_print_strategies,
@@ -144,8 +148,9 @@ def backtest(
         "max_position_pct": max_position_pct, "max_portfolio_heat": max_heat,
         "max_gross_exposure": max_gross, "max_net_exposure": max_net, "max_drawdown_halt": max_drawdown,
         "default_stop_loss_pct": stop_loss_pct})
-    options = ws.trading_options(cash=cash, commission=commission, slippage_bps=slippage_bps, fill=fill,
-                                 latency=_parse_latency(latency))
+    options = ws.trading_options(conventions=conventions, cash=cash, commission=commission,
+                                 slippage_bps=slippage_bps, fill=fill, latency=_parse_latency(latency),
+                                 dividends=dividends)
     options = dataclasses.replace(options, risk=risk)
     if trades_out is not None and trades_out.suffix.lower() not in (".csv", ".parquet"):
         raise typer.BadParameter(f"{trades_out}: write .csv or .parquet", param_hint="'--trades'")

@@ -25,6 +25,7 @@ def build_result(run: _Run, duration: float) -> BacktestResult:
         periods_per_year,
         trade_durations,
     )
+    from ..peer_metrics import apply_statistics
 
     pf = run.portfolio
     ts = pl.Series("ts", run.clock).cast(_UTC)
@@ -37,6 +38,12 @@ def build_result(run: _Run, duration: float) -> BacktestResult:
     metrics["buy_hold_return"] = buy_and_hold_return([_held_value(run, j) for j in range(len(run.bars))])
     metrics.update(trade_durations(trades))
     metrics["max_drawdown_time"] = drawdown_time(run.clock, run.equity)
+    late = None
+    if run.options.fill == "close":
+        late = (np.array([f.ts for f in run.broker.fills], dtype=np.int64),
+                np.array([f.commission for f in run.broker.fills], dtype=np.float64))
+    apply_statistics(metrics, run.options.statistics, ts=run.clock, equity=run.equity, trades=trades,
+                     calendar=run.portal.calendar.name, frequency=run.frequency, close_fills=late)
     metrics["commission"] = float(pf.commissions)
     metrics["slippage"] = float(pf.slippage)
     orders = pl.DataFrame([o.as_row() for o in run.broker.orders], schema=_ORDER_SCHEMA, orient="row")

@@ -132,6 +132,7 @@ class Broker:
         fractional: bool | frozenset[str] | set[str] = False,
         instruments: Mapping[str, Instrument] | None = None,
         on_fill: Callable[[Fill], None] | None = None,
+        budget_scale: float = 1.0,
     ) -> None:
         if fill not in ("next_open", "close"):
             raise ValueError(f"fill must be 'next_open' or 'close', got {fill!r}")
@@ -146,6 +147,7 @@ class Broker:
         self.fill_mode = fill
         self.max_participation = max_participation
         self.leverage = float(leverage)
+        self.budget_scale = float(budget_scale)  # TradingOptions.budget_scale: all-in budgets times this
         self.fractional = fractional
         #: per-symbol lot size and minimum order value (``backtape.instruments``)
         self.instruments: Mapping[str, Instrument] = instruments or {}
@@ -344,7 +346,7 @@ class Broker:
         equity = pf.cash + pos * ref + pf.others_value(sym)
         commission = self.costs.commission
         held = abs(pos)
-        delta = commission.affordable(equity * abs(target), price, frac) - held
+        delta = commission.affordable(equity * abs(target) * self.budget_scale, price, frac) - held
         if delta < 0:
             q = self._lots(sym, min(-delta, cap))
             capped = q < -delta

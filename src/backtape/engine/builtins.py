@@ -16,7 +16,9 @@ momentum_rotation      on each ``rebalance`` step, hold the ``top_n`` symbols wi
                        return over ``lookback`` bars, ``1 / top_n`` of equity each (ties: symbol order)
 =====================  ========================================================================
 
-A cross is strict: ``a[-2] < b[-2]`` and ``a[-1] > b[-1]``.
+A cross is strict: ``a[-2] < b[-2]`` and ``a[-1] > b[-1]``. Entries go through ``ctx.enter``: a
+signal in the direction already held is ignored, or closes and re-opens the position under
+``repeat_signals="reenter"`` (the vector forms' kernel does the same).
 
 Vector forms (``backtape.vector.form``): every built-in also has one, which reproduces ``on_bar``
 exactly (same indicators over the same bars): ``vector_signals(bars)`` per symbol for the signal
@@ -72,15 +74,11 @@ class SmaCrossover(Strategy):
             if v == 0.0:
                 continue
             if v > 0:
-                if ctx.position(symbol) <= 0:
-                    ctx.order_target_percent(symbol, weight)
-            elif v < 0:
-                held = ctx.position(symbol)
-                if self.allow_short:
-                    if held >= 0:
-                        ctx.order_target_percent(symbol, -weight)
-                elif held > 0:
-                    ctx.close(symbol)
+                ctx.enter(symbol, weight)
+            elif self.allow_short:
+                ctx.enter(symbol, -weight)
+            elif ctx.position(symbol) > 0:
+                ctx.close(symbol)
 
     def vector_signals(self, bars: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``simulate`` signals of this rule over one symbol's ``bars`` (arrays close, ...)."""
@@ -109,8 +107,8 @@ class RsiMeanReversion(Strategy):
     def on_bar(self, ctx: Context) -> None:
         for symbol, rsi in self.rsi.items():
             value, held = rsi[-1], ctx.position(symbol)
-            if not held and value < self.lower:
-                ctx.order_target_percent(symbol, 1.0 / len(self.rsi))
+            if value < self.lower:
+                ctx.enter(symbol, 1.0 / len(self.rsi))
             elif held and value > self.exit:
                 ctx.close(symbol)
 
@@ -152,8 +150,8 @@ class DonchianBreakout(Strategy):
     def on_bar(self, ctx: Context) -> None:
         for symbol in ctx.symbols:
             close, held = ctx.spot(symbol), ctx.position(symbol)
-            if not held and close > self.upper[symbol][-1]:
-                ctx.order_target_percent(symbol, 1.0 / len(ctx.symbols))
+            if close > self.upper[symbol][-1]:
+                ctx.enter(symbol, 1.0 / len(ctx.symbols))
             elif held and close < self.lower[symbol][-1]:
                 ctx.close(symbol)
 
@@ -182,8 +180,7 @@ class Momentum(Strategy):
         weight = 1.0 / len(winners) if winners else 0.0
         for symbol in ctx.symbols:
             if symbol in winners:
-                if not ctx.position(symbol):
-                    ctx.order_target_percent(symbol, weight)
+                ctx.enter(symbol, weight)
             elif ctx.position(symbol):
                 ctx.close(symbol)
 

@@ -147,7 +147,7 @@ class _Run:
         opts = opts.for_symbols(calendars, source.instruments(symbols))
         self.options = opts
         self.fill_mode = opts.fill
-        self.portal = DataPortal(source, adjustment=opts.adjustment)
+        self.portal = DataPortal(source, adjustment=opts.adjustment, dividends=opts.dividends)
         strategy.frequency = frequency
         if strategy.portal is None:
             strategy.portal = self.portal
@@ -161,7 +161,7 @@ class _Run:
         self.broker = Broker(self.portal, self.portfolio, costs=opts.cost_engine(), risk=opts.risk,
                              fill=opts.fill, max_participation=opts.max_participation,
                              leverage=opts.leverage, fractional=fractional, instruments=opts.instruments,
-                             on_fill=self._on_fill)
+                             on_fill=self._on_fill, budget_scale=opts.budget_scale)
         self._fractional = fractional
         self.costs = self.broker.costs
         self.ctx = Context(self)

@@ -78,19 +78,22 @@ def run_backtest(
     engine: str = "event",
     store: Any = None,
     progress: Progress | None = None,
+    conventions: str | None = None,
     **overrides: Any,
 ) -> BacktestResult:
     """Backtest ``strategy`` (an instance, a class, or a registered name such as ``"sma_crossover"``).
 
     ``options`` are the ``TradingOptions`` (default ``TradingOptions()``); keyword ``overrides``
-    (``cash=``, ``commission=``, ``fill=``...) change single ones. ``store`` (a ``ResultsStore`` or a
+    (``cash=``, ``commission=``, ``fill=``...) change single ones. ``conventions`` (``"backtape"``,
+    ``"backtesting.py"``, ``"vectorbt"``, ``"backtrader"``) applies a peer's preset
+    (``options.CONVENTIONS``) before the overrides. ``store`` (a ``ResultsStore`` or a
     database path/URL) saves the run and sets ``result.run_id``.
 
     >>> r = run_backtest("sma_crossover", "AAPL", "2012-01-01", "2015-01-01",
     ...                  params={"fast": 10, "slow": 50}, cash=100_000)           # doctest: +SKIP
     >>> r.metrics["final_equity"], r.trades.height                                # doctest: +SKIP
     """
-    opts = trading_options(options, **overrides)
+    opts = trading_options(options, conventions=conventions, **overrides)
     strat = build_strategy(strategy, params)
     result = get_engine(engine).run(strat, symbols, start, end, frequency, source=resolve_source(source),
                                     options=opts, progress=progress)

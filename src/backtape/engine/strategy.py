@@ -336,6 +336,17 @@ class Context:
                 return trade.price
         return self.spot(symbol)
 
+    def enter(self, symbol: str, percent: float, *, tag: str = "") -> Order | None:
+        """Act on an entry signal: move to ``percent`` of equity (negative: short) unless already on
+        that side; there the run's ``repeat_signals`` option decides: ``"ignore"`` (backtape, vectorbt)
+        does nothing, ``"reenter"`` (backtesting.py) closes the position and opens it again."""
+        held = self.position(symbol)
+        if held and (held > 0) == (percent > 0):
+            if self._run.options.repeat_signals != "reenter":
+                return None
+            self.close(symbol, tag=tag)
+        return self.order_target_percent(symbol, percent, tag=tag)
+
     def order_target_percent(self, symbol: str, percent: float, *, tif: str = "gtc", tag: str = "") -> Order:
         """Move the position to ``percent`` of equity, sized at the fill price (whole shares)."""
         order = Order(symbol, 0.0, OrderType.MARKET, tif=TimeInForce(tif), target_percent=float(percent),

@@ -28,7 +28,7 @@ from ..sources.base import DataSource
 from ..timeframes import Timeframe
 
 if TYPE_CHECKING:
-    from ..portal.adjustments import AdjustmentMode
+    from ..portal.adjustments import AdjustmentMode, DividendFormula
 
 _FIELDS = ("open", "high", "low", "close", "volume")
 
@@ -139,8 +139,10 @@ def load_market_data(
     *,
     warmup: int = 0,
     adjustment: AdjustmentMode = "split",
+    dividends: DividendFormula = "crsp",
 ) -> MarketData:
-    """Fetch ``symbols`` over ``[start, end)`` plus ``warmup`` bars before it, once, through the portal."""
+    """Fetch ``symbols`` over ``[start, end)`` plus ``warmup`` bars before it, once, through the portal
+    (prices adjusted by ``adjustment``, dividends by the ``dividends`` formula)."""
     from ..analytics import periods_per_year
     from ..portal import DataPortal, DataRequirement
 
@@ -151,7 +153,7 @@ def load_market_data(
     from ..engine.engine import resolve_source
 
     src = resolve_source(source)
-    portal = DataPortal(src, adjustment=adjustment)
+    portal = DataPortal(src, adjustment=adjustment, dividends=dividends)
     need = DataRequirement("bars", frequency, max(int(warmup), 0))
     portal.load_data(s_ns, e_ns, names, requirements=[need])
     base_tf = str(portal.base_frequency)

@@ -367,7 +367,8 @@ def optimize(
     sets, _ = eng.candidates(strategy, grid, constraint)
     spec = EvalSpec(strategy)
     need = max(warmup, *(spec.warmup(s) for s in sets))
-    data = load_market_data(names, start, end, frequency, source, warmup=need, adjustment=opts.adjustment)
+    data = load_market_data(names, start, end, frequency, source, warmup=need, adjustment=opts.adjustment,
+                            dividends=opts.dividends)
     eng.log = open_search(store, resume, eng, strategy, grid, data, constraint, opts)
     with logging_to(eng.log):
         result = eng.optimize(strategy, grid, data, constraint=constraint, progress=progress, options=opts)

@@ -171,6 +171,7 @@ def walk_forward(
     data = load_market_data(
         names, start, end, frequency, source, warmup=max(EvalSpec(strategy).warmup(s) for s in sets),
         adjustment=opts.adjustment,
+        dividends=opts.dividends,
     )
     sym = data.symbols[0]
     first, last = data.span(sym)

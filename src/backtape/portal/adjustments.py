@@ -9,8 +9,12 @@ mode            split (ratio r) multiplies        dividend (cash d, previous raw
 ==============  ===============================  ==================================================
 ``raw``         nothing                          nothing
 ``split``       prices by 1/r, volume by r       nothing
-``total_return`` prices by 1/r, volume by r       prices by (1 - d/p)
+``total_return`` prices by 1/r, volume by r       prices by (1 - d/p), or with ``dividends="ratio"``
+                                                 by c / (c + d), c the raw close of the ex-date bar
 ==============  ===============================  ==================================================
+
+The dividend formula: ``"crsp"`` (the default, CRSP's) divides by the close before the ex-date;
+``"ratio"`` is the one some vendors use, the ex-date close against itself plus the dividend.
 
 Seen from before the AAPL 7:1 ex-date (2014-06-09) the 2014-06-05 close is 647.35; seen from on or
 after it, 647.35 / 7 = 92.48. Factors are suffix products over the visible actions, cached per
@@ -32,15 +36,22 @@ ADJUSTED_FIELDS: frozenset[str] = frozenset((*PRICE_FIELDS, "volume"))
 
 AdjustmentMode = Literal["raw", "split", "total_return"]
 MODES: tuple[str, ...] = ("raw", "split", "total_return")
+DividendFormula = Literal["crsp", "ratio"]
+DIVIDEND_FORMULAS: tuple[str, ...] = ("crsp", "ratio")
 
 
 class Adjustments:
     """Per-symbol action tables and the factor arrays derived from them for a given clock."""
 
-    def __init__(self, actions: pl.DataFrame, store: BarStore, mode: AdjustmentMode = "split") -> None:
+    def __init__(self, actions: pl.DataFrame, store: BarStore, mode: AdjustmentMode = "split",
+                 dividends: DividendFormula = "crsp") -> None:
         if mode not in MODES:
             raise ConfigError(f"unknown adjustment mode {mode!r}; use one of {', '.join(MODES)}")
+        if dividends not in DIVIDEND_FORMULAS:
+            raise ConfigError(f"unknown dividend formula {dividends!r}; "
+                              f"use one of {', '.join(DIVIDEND_FORMULAS)}")
         self.mode = mode
+        self.dividends = dividends
         self.actions = actions
         self.skipped: list[str] = []
         self._tables: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -66,16 +77,24 @@ class Adjustments:
                     )
                 rows.append((int(t), 1.0 / v, v))
             elif k == "dividend" and self.mode == "total_return":
-                prev = _previous_close(base, int(t)) if base is not None else np.nan
-                if not prev > 0 or not 0 <= v < prev:
+                factor = self._dividend_factor(base, int(t), float(v))
+                if factor is None:
                     when = format_ns(int(t))
-                    self.skipped.append(f"{symbol} dividend {v} on {when}: no usable previous close")
+                    self.skipped.append(f"{symbol} dividend {v} on {when}: no usable {self.dividends} close")
                     continue
-                rows.append((int(t), 1.0 - v / prev, 1.0))
+                rows.append((int(t), factor, 1.0))
         if not rows:
             return None
         arr = np.array(rows, dtype=np.float64)
         return arr[:, 0].astype(np.int64), arr[:, 1].copy(), arr[:, 2].copy()
+
+    def _dividend_factor(self, base: BarSeries | None, ex_ts: int, amount: float) -> float | None:
+        """The price multiplier of a cash dividend ``amount`` going ex at ``ex_ts`` (``None``: unusable)."""
+        if self.dividends == "ratio":
+            close = _ex_close(base, ex_ts) if base is not None else np.nan
+            return close / (close + amount) if close > 0 and amount >= 0 else None
+        prev = _previous_close(base, ex_ts) if base is not None else np.nan
+        return 1.0 - amount / prev if prev > 0 and 0 <= amount < prev else None
 
     def has(self, symbol: str) -> bool:
         """Whether ``symbol`` has any action that can adjust it in this mode."""
@@ -124,6 +143,12 @@ class Adjustments:
 def _suffix_products(mult: np.ndarray) -> np.ndarray:
     """``out[i] = prod(mult[i:])`` with ``out[len] = 1``: e.g. [0.5, 0.9] -> [0.45, 0.9, 1.0]."""
     return np.r_[np.cumprod(mult[::-1])[::-1], 1.0]
+
+
+def _ex_close(base: BarSeries, ex_ts: int) -> float:
+    """Raw close of the first bar starting at or after the ex-date open (the ex-date's bar)."""
+    i = int(base.ts.searchsorted(ex_ts, "left"))
+    return float(base.fields["close"][i]) if i < base.ts.size else np.nan
 
 
 def _previous_close(base, ex_ts: int) -> float:

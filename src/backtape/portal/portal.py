@@ -40,7 +40,7 @@ from ..schema import TS, empty
 from ..sources.base import DataSource
 from ..timeframes import Timeframe
 from ._search import last_at_or_before
-from .adjustments import MODES, AdjustmentMode, Adjustments
+from .adjustments import MODES, AdjustmentMode, Adjustments, DividendFormula
 from .requirements import DataRequirement, FetchPlan, collect_requirements, plan_fetches
 from .store import PRICE_FIELDS, BarSeries, BarStore, TickStore
 from .ticks import TICK_KINDS, TickStream, classified, resolve_end
@@ -55,11 +55,12 @@ class DataPortal:
     ``calendar`` defaults to the calendar of the loaded symbols when the source knows it per symbol
     (``calendar_of(symbol)``, e.g. the sample's crypto on ``24/7``) and they share one, else to the
     source's; ``adjustment`` is ``"raw"``, ``"split"`` (default) or
-    ``"total_return"`` (see ``backtape.portal.adjustments``).
+    ``"total_return"`` (see ``backtape.portal.adjustments``); ``dividends`` is the total-return
+    dividend formula, ``"crsp"`` (default) or ``"ratio"``.
     """
 
     def __init__(self, data_source: DataSource, *, calendar: str | TradingCalendar | None = None,
-                 adjustment: AdjustmentMode = "split") -> None:
+                 adjustment: AdjustmentMode = "split", dividends: DividendFormula = "crsp") -> None:
         self.source = data_source
         self._calendar_given = calendar is not None
         if isinstance(calendar, TradingCalendar):
@@ -69,6 +70,7 @@ class DataPortal:
         if adjustment not in MODES:
             raise ConfigError(f"unknown adjustment mode {adjustment!r}; use one of {', '.join(MODES)}")
         self.adjustment: AdjustmentMode = adjustment
+        self.dividends: DividendFormula = dividends
         self._clock: int | None = None
         self._store: BarStore | None = None
         self._adj: Adjustments | None = None
@@ -118,7 +120,8 @@ class DataPortal:
         default = Timeframe.parse(_default_frequency(self.source, names))
         self._base_tf = bars_plan.frequency if bars_plan else default
         self._store = BarStore(frames.pop("bars", empty("bars")), names)
-        self._adj = Adjustments(frames.pop("actions", empty("actions")), self._store, self.adjustment)
+        self._adj = Adjustments(frames.pop("actions", empty("actions")), self._store, self.adjustment,
+                                self.dividends)
         self._ticks = {kind: TickStore(frame) for kind, frame in frames.items()}
         self._views, self._adj_views, self._adj_bases, self._shared, self._spot = {}, {}, {}, {}, {}
         self._raw_views = {}

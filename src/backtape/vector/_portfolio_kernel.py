@@ -24,8 +24,8 @@ from ..fills import affordable_shares, jit_kernels, slipped
 
 jit_kernels()
 
-P_CASH, P_RATE, P_FIXED, P_SLIP, P_FRACTIONAL, P_FILL_CLOSE = range(6)
-N_PARAMS = 6
+P_CASH, P_RATE, P_FIXED, P_SLIP, P_FRACTIONAL, P_FILL_CLOSE, P_BUDGET, P_REENTER = range(8)
+N_PARAMS = 8
 MODE_TARGETS, MODE_SIGNALS = 0, 1
 ACT_SPLIT, ACT_DIVIDEND = 0, 1
 F_STEP, F_SYM, F_QTY, F_PRICE, F_REF, F_COMM = range(6)
@@ -67,10 +67,11 @@ def _others(j, pos, last):
 
 
 @njit(cache=True, error_model="numpy")
-def _target(j, target, ref, k, p, pos, last, cash, fills, n_fills, traded):
-    """Move ``j`` to ``target`` of equity (``Broker._execute_target`` at leverage 1); returns the cash."""
+def _target(j, target, ref, k, p, pos, last, cash, fills, n_fills, traded, reopen):
+    """Move ``j`` to ``target`` of equity (``Broker._execute_target`` at leverage 1); returns the cash.
+    ``reopen``: close a position on the target's side first (a repeated signal, ``repeat_signals``)."""
     held = pos[j]
-    if held != 0.0 and (target == 0.0 or (held > 0) != (target > 0)):
+    if held != 0.0 and (target == 0.0 or (held > 0) != (target > 0) or reopen):
         cash = _book(j, -held, ref, k, p, pos, cash, fills, n_fills, traded)
         held = pos[j]
     if target == 0.0:
@@ -80,7 +81,8 @@ def _target(j, target, ref, k, p, pos, last, cash, fills, n_fills, traded):
     frac = p[P_FRACTIONAL] != 0.0
     net, gross = _others(j, pos, last)
     equity = cash + held * ref + net
-    delta = affordable_shares(equity * abs(target), price, p[P_RATE], p[P_FIXED], frac) - abs(held)
+    budget = equity * abs(target) * p[P_BUDGET]
+    delta = affordable_shares(budget, price, p[P_RATE], p[P_FIXED], frac) - abs(held)
     if delta < 0.0:
         return _book(j, side * delta, ref, k, p, pos, cash, fills, n_fills, traded)
     room = equity - abs(held) * ref - gross
@@ -91,16 +93,19 @@ def _target(j, target, ref, k, p, pos, last, cash, fills, n_fills, traded):
 
 
 @njit(cache=True, error_model="numpy")
-def _decide_signals(k, pos, le, lx, se, sx, size, pending):
-    """Turn step ``k``'s signals into target weights in ``pending`` (entries win when not on that side)."""
+def _decide_signals(k, pos, le, lx, se, sx, size, pending, reopen, reenter):
+    """Turn step ``k``'s signals into target weights in ``pending`` (entries win when not on that side;
+    on that side, ``reenter`` marks ``reopen``: close and open again, else the signal is ignored)."""
     per_step = size.shape[0] > 1
     for j in range(pos.shape[0]):
         held = pos[j]
         w = size[k, j] if per_step else size[0, j]
-        if le[k, j] and held <= 0:
+        if le[k, j] and (held <= 0 or reenter):
             pending[j] = w
-        elif se[k, j] and held >= 0:
+            reopen[j] = held > 0
+        elif se[k, j] and (held >= 0 or reenter):
             pending[j] = -w
+            reopen[j] = held < 0
         elif (lx[k, j] and held > 0) or (sx[k, j] and held < 0):
             pending[j] = 0.0
 
@@ -113,6 +118,8 @@ def run_portfolio(o, c, mode, tg, le, lx, se, sx, size, act_step, act_sym, act_k
     pos = np.zeros(n_sym)
     last = np.zeros(n_sym)
     pending = np.full(n_sym, np.nan)
+    reopen = np.zeros(n_sym, dtype=np.bool_)
+    reenter = p[P_REENTER] != 0.0
     cash = p[P_CASH]
     at_close = p[P_FILL_CLOSE] != 0.0
     n_fills = np.zeros(1, dtype=np.int64)
@@ -133,8 +140,9 @@ def run_portfolio(o, c, mode, tg, le, lx, se, sx, size, act_step, act_sym, act_k
             for j in range(n_sym):
                 t = pending[j]
                 if t == t and o[k, j] == o[k, j]:
-                    cash = _target(j, t, o[k, j], k, p, pos, last, cash, fills, n_fills, traded)
+                    cash = _target(j, t, o[k, j], k, p, pos, last, cash, fills, n_fills, traded, reopen[j])
                     pending[j] = np.nan
+                    reopen[j] = False
         for j in range(n_sym):
             if c[k, j] == c[k, j]:
                 last[j] = c[k, j]
@@ -144,13 +152,14 @@ def run_portfolio(o, c, mode, tg, le, lx, se, sx, size, act_step, act_sym, act_k
                 if t == t:
                     pending[j] = t
         else:
-            _decide_signals(k, pos, le, lx, se, sx, size, pending)
+            _decide_signals(k, pos, le, lx, se, sx, size, pending, reopen, reenter)
         if at_close:
             for j in range(n_sym):
                 t = pending[j]
                 if t == t and c[k, j] == c[k, j]:
-                    cash = _target(j, t, c[k, j], k, p, pos, last, cash, fills, n_fills, traded)
+                    cash = _target(j, t, c[k, j], k, p, pos, last, cash, fills, n_fills, traded, reopen[j])
                     pending[j] = np.nan
+                    reopen[j] = False
         eq = cash
         held = False
         for j in range(n_sym):

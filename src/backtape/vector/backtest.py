@@ -61,17 +61,19 @@ class VectorEngine:
         t0 = time.perf_counter()
         warmup = warmup_of(strategy)
         market = load_market_data(names, s_ns, e_ns, frequency, src, warmup=warmup,
-                                  adjustment=opts.adjustment)
+                                  adjustment=opts.adjustment, dividends=opts.dividends)
         data = vector_data(market, warmup)
         out = run(data, decisions(strategy, data), opts)
         if progress is not None:
             progress(data.n_steps - data.start_row, data.n_steps - data.start_row)
-        return build_result(strategy, data, out, opts, src.name, time.perf_counter() - t0)
+        return build_result(strategy, data, out, opts, src.name, time.perf_counter() - t0,
+                            calendar=market.calendar)
 
 
 def build_result(strategy: Any, data: VectorData, out: PortfolioRun, options: TradingOptions,
-                 source: str, duration: float) -> Any:
-    """The ``BacktestResult`` of a kernel run (module doc)."""
+                 source: str, duration: float, *, calendar: str = "XNYS") -> Any:
+    """The ``BacktestResult`` of a kernel run (module doc); ``calendar`` dates it for
+    ``statistics="backtesting.py"`` (``backtape.peer_metrics``)."""
     from ..analytics import (
         buy_and_hold_return,
         compute_metrics,
@@ -82,6 +84,7 @@ def build_result(strategy: Any, data: VectorData, out: PortfolioRun, options: Tr
     )
     from ..engine._report import _FILL_SCHEMA, _ORDER_SCHEMA, _rejections
     from ..engine.result import BacktestResult
+    from ..peer_metrics import apply_statistics
 
     clock = data.ts[data.start_row:]
     fills, pf = replay(data, out, options)
@@ -96,6 +99,11 @@ def build_result(strategy: Any, data: VectorData, out: PortfolioRun, options: Tr
     metrics["buy_hold_return"] = buy_and_hold_return([_held(data, sym, held_value) for sym in data.symbols])
     metrics.update(trade_durations(trades))
     metrics["max_drawdown_time"] = drawdown_time(clock, out.equity)
+    late = None
+    if options.fill == "close":
+        late = (np.array([f.ts for f in fills], dtype=np.int64), np.array([f.commission for f in fills]))
+    apply_statistics(metrics, options.statistics, ts=clock, equity=out.equity, trades=trades,
+                     calendar=calendar, frequency=data.frequency, close_fills=late)
     metrics["commission"] = float(pf.commissions)
     metrics["slippage"] = float(pf.slippage)
     fill_rows = [(f.order_id, f.symbol, f.ts, f.quantity, f.price, f.reference_price, f.commission, f.spread,

@@ -240,6 +240,8 @@ def kernel_params(options: TradingOptions) -> np.ndarray:
     p[pk.P_SLIP] = options.slippage_bps
     p[pk.P_FRACTIONAL] = float(bool(options.fractional))
     p[pk.P_FILL_CLOSE] = float(options.fill == "close")
+    p[pk.P_BUDGET] = options.budget_scale
+    p[pk.P_REENTER] = float(options.repeat_signals == "reenter")
     return p
 
 
