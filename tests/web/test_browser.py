@@ -92,7 +92,6 @@ def test_click_from_runs_to_a_run_and_to_a_comparison(watched: Watched, live_ser
 @pytest.mark.parametrize(("path", "charts"), [
     ("/optimizations/{opt}", {"heatmap-chart": 1}),
     ("/data", {"coverage-chart": 3}),  # covered, empty, gaps (local data is never stale)
-    ("/runs/{run}/report", {"equity-chart": 2}),
 ])
 def test_every_chart_renders_without_errors_or_outside_requests(
         watched: Watched, live_server: str, dash_ws: DashWorkspace, tmp_path: Path,
@@ -103,5 +102,28 @@ def test_every_chart_renders_without_errors_or_outside_requests(
     _charts_rendered(watched.page, charts)
     name = path.strip("/").split("/")[0]
     watched.page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+    assert watched.errors == []
+    assert watched.outside() == []
+
+
+@pytest.mark.parametrize("path", ["/runs/{run}/report", "/optimizations/{opt}/report"])
+def test_full_reports_render_from_the_server(watched: Watched, live_server: str, dash_ws: DashWorkspace,
+                                            tmp_path: Path, path: str) -> None:
+    """The reports package's page, served: plotly.js from the server, every figure drawn."""
+    page = watched.page
+    response = page.goto(live_server + path.format(run=dash_ws.run_ids[0], opt=dash_ws.optimization_id))  # type: ignore[attr-defined]
+    assert response.status == 200
+    page.wait_for_selector("body[data-rendered], body[data-error]", timeout=60_000)  # type: ignore[attr-defined]
+    info = page.evaluate("""() => ({
+        error: document.body.dataset.error || null,
+        expected: Number(document.body.dataset.figures), rendered: Number(document.body.dataset.rendered),
+        plotted: [...document.querySelectorAll('div.chart')]
+            .filter((d) => d.classList.contains('js-plotly-plot') && d.querySelector('.main-svg')).length,
+        traces: Math.min(...[...document.querySelectorAll('div.chart')].map((d) => (d.data || []).length)),
+    })""")  # type: ignore[attr-defined]
+    assert info["error"] is None and info["expected"] >= 1
+    assert info["rendered"] == info["expected"] == info["plotted"] and info["traces"] >= 1
+    kind = path.strip("/").split("/")[0]
+    page.screenshot(path=str(tmp_path / f"{kind}-report.png"), full_page=True)  # type: ignore[attr-defined]
     assert watched.errors == []
     assert watched.outside() == []

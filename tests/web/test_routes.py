@@ -78,10 +78,33 @@ def test_run_page_has_statistics_trades_and_chart(client: TestClient, dash_ws: D
     figure = _figure(html, "equity-chart")
     assert [t["name"] for t in figure["data"]] == ["equity", "equity drawdown"]
     assert figure["data"][0]["y"][-1] == pytest.approx(result.equity["equity"][-1])
-    report = client.get(f"/runs/{run_id}/report")
-    assert report.status_code == 200 and report.text.startswith("<!doctype html>")
-    assert "Report: run" in report.text
     assert client.get("/runs/999999").status_code == 404
+
+
+def _without_plotly_and_footer(html: str) -> str:
+    html = re.sub(r'<script id="bt-plotly"[^>]*>[^<]*</script>|<script src="/static/plotly.min.js"></script>',
+                  "", html)
+    return re.sub(r"<footer>.*?</footer>", "", html)
+
+
+def test_run_report_is_the_report_result_report_writes(client: TestClient, dash_ws: DashWorkspace,
+                                                        tmp_path: Path) -> None:
+    """One implementation: the served report is ``result.report()``'s page, loading plotly.js from the
+    server instead of carrying it, under a policy allowing only its own inline script."""
+    run_id = dash_ws.run_ids[0]
+    served = client.get(f"/runs/{run_id}/report")
+    assert served.status_code == 200 and served.text.startswith("<!DOCTYPE html>")
+    written = ResultsStore(dash_ws.db).load_result(run_id).report(tmp_path / "run.html").read_text()
+    assert 'id="bt-plotly"' in written and 'id="bt-plotly"' not in served.text
+    assert '<script src="/static/plotly.min.js"></script>' in served.text
+    assert _without_plotly_and_footer(served.text) == _without_plotly_and_footer(written)
+    assert len(served.content) < len(written) / 5
+    csp = served.headers["content-security-policy"]
+    assert "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0] and "'sha256-" in csp
+    assert client.get(f"/runs/{run_id}/report").content == served.content  # kept, not rebuilt
+    assert client.get("/runs/999999/report").status_code == 404
+    opt = client.get(f"/optimizations/{dash_ws.optimization_id}/report")
+    assert opt.status_code == 200 and 'data-figures="' in opt.text and "PBO" in opt.text
 
 
 def test_compare_overlays_runs_and_lists_statistics_side_by_side(client: TestClient,
