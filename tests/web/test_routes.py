@@ -213,3 +213,22 @@ def test_decimate_keeps_extremes_and_ends() -> None:
     assert len(dv) <= 2000 and dt_[0] == 0 and dt_[-1] == len(v) - 1
     assert dv.max() == v.max() and dv.min() == v.min()
     assert np.all(np.diff(dt_) > 0)
+
+
+def test_secrets_stored_inside_a_run_are_masked_on_every_page(tmp_path: Path) -> None:
+    """A key-bearing source URL, a registered key among the parameters and in the strategy name: the
+    pages that show them (text, links, chart names and the full report) mask them all."""
+    from backtape._secrets import register
+
+    secret = "zzSECRETinRUN98765"
+    register(secret)
+    store = ResultsStore(tmp_path / "leaky.db")
+    ids = [store.save_run(strategy=f"Leaky{secret}", parameters={"token": secret, "n": i}, symbols=["AAA"],
+                          start="2020-01-01", end="2021-01-01", frequency="1d", source=f"http://x/?apikey={secret}",
+                          metrics={"sharpe": 1.0 + i, "total_return": 0.1}) for i in range(2)]
+    client = TestClient(create_app(tmp_path / "leaky.db"))
+    for url in ("/runs", f"/runs/{ids[0]}", f"/compare?ids={ids[0]},{ids[1]}", f"/runs?strategy=Leaky{secret}",
+                f"/runs/{ids[0]}/report"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert secret not in response.text and "***" in response.text, url

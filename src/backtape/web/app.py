@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -73,17 +74,39 @@ class Settings:
 
 @functools.cache
 def _env() -> jinja2.Environment:
-    """The templates, compiled once per process (rendering passes its own ``figure_json``)."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(_HERE / "templates"),
+    """The templates, compiled once per process. Every text a template writes passes ``_redacted``:
+    the page around the values is the templates' own text, so the values are all that can leak."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(_HERE / "templates"), finalize=_redacted,
                              autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
     env.filters.update(pages.FILTERS)
     env.globals["figure_json"] = figure_json
     return env
 
 
-def figure_json(figure: dict[str, Any]) -> str:
-    """A figure as JSON safe inside ``<script type="application/json">`` (no ``</`` sequence)."""
-    return json.dumps(figure, separators=(",", ":"), allow_nan=False, default=str).replace("</", "<\\/")
+def _redacted(value: Any) -> Any:
+    """A template's value with secrets masked; numbers cannot hold one, and markup marked safe is the
+    templates' own (a figure's JSON is redacted where it is built)."""
+    if isinstance(value, str) and value and not isinstance(value, markupsafe.Markup):
+        return redact(value)
+    return value
+
+
+def figure_json(figure: dict[str, Any]) -> markupsafe.Markup:
+    """A figure as JSON safe inside ``<script type="application/json">`` (no ``</`` sequence), every
+    text in it (trace names, labels, titles) redacted."""
+    text = json.dumps(_redact_texts(figure), separators=(",", ":"), allow_nan=False, default=str)
+    return markupsafe.Markup(text.replace("</", "<\\/"))
+
+
+def _redact_texts(value: Any) -> Any:
+    """``value`` with every string redacted; lists of numbers (a series) are passed over whole."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_texts(v) for k, v in value.items()}
+    if isinstance(value, list) and not (value and isinstance(value[0], int | float)):
+        return [_redact_texts(v) for v in value]
+    return value
 
 
 class Dashboard:
@@ -97,18 +120,8 @@ class Dashboard:
         self._plotly: StaticAsset | None = None
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        """The page with every secret-looking value redacted; figure data (numbers, dates and names
-        the page also shows as text) is set in after the redaction pass, which it would only slow."""
-        figures: list[str] = []
-
-        def hold(figure: dict[str, Any]) -> str:
-            figures.append(figure_json(figure))
-            return f"\x00figure{len(figures) - 1}\x00"
-
-        page = self.env.get_template(template).render(db_label=self.db_label, figure_json=hold, **context)
-        html = redact(page)
-        for i, text in enumerate(figures):
-            html = html.replace(f"\x00figure{i}\x00", text, 1)
+        """The page, every value it shows redacted (see ``_env``)."""
+        html = self.env.get_template(template).render(db_label=self.db_label, **context)
         return HTMLResponse(html, status_code=status)
 
     async def index(self, request: Request) -> Response:
