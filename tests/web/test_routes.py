@@ -227,8 +227,8 @@ def test_secrets_stored_inside_a_run_are_masked_on_every_page(tmp_path: Path) ->
                           start="2020-01-01", end="2021-01-01", frequency="1d", source=f"http://x/?apikey={secret}",
                           metrics={"sharpe": 1.0 + i, "total_return": 0.1}) for i in range(2)]
     client = TestClient(create_app(tmp_path / "leaky.db"))
-    for url in ("/runs", f"/runs/{ids[0]}", f"/compare?ids={ids[0]},{ids[1]}", f"/runs?strategy=Leaky{secret}",
-                f"/runs/{ids[0]}/report"):
+    for url in ("/runs", f"/runs/{ids[0]}", f"/compare?ids={ids[0]},{ids[1]}",
+                f"/runs?strategy=Leaky{secret}", f"/runs/{ids[0]}/report"):
         response = client.get(url)
         assert response.status_code == 200, url
         assert secret not in response.text and "***" in response.text, url

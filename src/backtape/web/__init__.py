@@ -7,6 +7,7 @@ app; :func:`serve` runs it with uvicorn on 127.0.0.1 until Ctrl-C.
 from __future__ import annotations
 
 import importlib.util
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,9 +47,19 @@ def serve(results: Any, *, host: str = "127.0.0.1", port: int = 8765, cache_dir:
 
     allowed = LOOPBACK_HOSTS if host in LOOPBACK_HOSTS else None
     app = create_app(results, cache_dir=cache_dir, bundles_dir=bundles_dir, allowed_hosts=allowed)
+    threading.Thread(target=_warm_up, name="backtape-serve-warm-up", daemon=True).start()
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
                             server_header=False, lifespan="off")
     try:
         uvicorn.Server(config).run()
     except KeyboardInterrupt:
         return
+
+
+def _warm_up() -> None:
+    """Import the report builders and plotly while the server already answers, so the first full
+    report costs its own work (~150 ms), not a second of imports."""
+    import plotly.graph_objects
+    import plotly.io  # noqa: F401
+
+    from ..reports import backtest, research  # noqa: F401
