@@ -127,3 +127,63 @@ def test_full_reports_render_from_the_server(watched: Watched, live_server: str,
     page.screenshot(path=str(tmp_path / f"{kind}-report.png"), full_page=True)  # type: ignore[attr-defined]
     assert watched.errors == []
     assert watched.outside() == []
+
+
+def _listed(page: object) -> list[int]:
+    links = page.locator("a.run-link").all_text_contents()  # type: ignore[attr-defined]
+    return [int(x) for x in links]
+
+
+def test_runs_filter_sort_and_page_by_clicking(watched: Watched, live_server: str, dash_ws: DashWorkspace,
+                                               tmp_path: Path) -> None:
+    """A person's use of the runs page: next page, a strategy chosen in the form, a symbol typed, a
+    column header clicked to sort (each a real navigation in the browser)."""
+    from backtape.results import ResultsStore
+
+    page = watched.page
+    page.goto(f"{live_server}/runs?per=2")  # type: ignore[attr-defined]
+    first = _listed(page)
+    page.click('a[rel="next"]')  # type: ignore[attr-defined]
+    page.wait_for_url("**page=2**")  # type: ignore[attr-defined]
+    second = _listed(page)
+    assert len(first) == 2 and second and not set(first) & set(second)
+    assert first + second == sorted(first + second, reverse=True)
+    page.screenshot(path=str(tmp_path / "runs-page-2.png"), full_page=True)  # type: ignore[attr-defined]
+
+    page.goto(f"{live_server}/runs")  # type: ignore[attr-defined]
+    page.select_option('select[name="strategy"]', "DonchianBreakout")  # type: ignore[attr-defined]
+    page.click('form.filters button[type="submit"]')  # type: ignore[attr-defined]
+    page.wait_for_url("**strategy=DonchianBreakout**")  # type: ignore[attr-defined]
+    assert _listed(page) == [dash_ws.run_ids[2]]
+    page.screenshot(path=str(tmp_path / "runs-filtered.png"), full_page=True)  # type: ignore[attr-defined]
+
+    page.click("text=clear")  # type: ignore[attr-defined]
+    page.fill('input[name="symbol"]', "ko")  # type: ignore[attr-defined]
+    page.press('input[name="symbol"]', "Enter")  # type: ignore[attr-defined]
+    page.wait_for_url("**symbol=ko**")  # type: ignore[attr-defined]
+    assert _listed(page) == [dash_ws.run_ids[1]]
+
+    page.goto(f"{live_server}/runs")  # type: ignore[attr-defined]
+    page.click('#runs thead a:text-is("sharpe")')  # type: ignore[attr-defined]
+    page.wait_for_url("**sort=sharpe**")  # type: ignore[attr-defined]
+    stored = ResultsStore(dash_ws.db).list_runs(100).iter_rows(named=True)
+    sharpe = {int(r["id"]): r["sharpe_ratio"] for r in stored}
+    shown = [sharpe[i] for i in _listed(page)]
+    assert shown == sorted(shown, reverse=True) and len(shown) == len(sharpe)
+    page.screenshot(path=str(tmp_path / "runs-by-sharpe.png"), full_page=True)  # type: ignore[attr-defined]
+    assert watched.errors == []
+    assert watched.outside() == []
+
+
+def test_optimization_best_set_links_to_its_run(watched: Watched, live_server: str, dash_ws: DashWorkspace,
+                                                tmp_path: Path) -> None:
+    page = watched.page
+    page.goto(f"{live_server}/optimizations")  # type: ignore[attr-defined]
+    page.click(f'#optimizations a[href="/optimizations/{dash_ws.optimization_id}"]')  # type: ignore[attr-defined]
+    _charts_rendered(page, {"heatmap-chart": 1})
+    page.click(f'#best-sets a[href="/runs/{dash_ws.best_run_id}"]')  # type: ignore[attr-defined]
+    page.wait_for_url(f"**/runs/{dash_ws.best_run_id}")  # type: ignore[attr-defined]
+    _charts_rendered(page, {"equity-chart": 2})
+    page.screenshot(path=str(tmp_path / "best-set-run.png"), full_page=True)  # type: ignore[attr-defined]
+    assert watched.errors == []
+    assert watched.outside() == []
