@@ -57,9 +57,13 @@ def serve(results: Any, *, host: str = "127.0.0.1", port: int = 8765, cache_dir:
 
 
 def _warm_up() -> None:
-    """Import the report builders and plotly while the server already answers, so the first full
-    report costs its own work (~150 ms), not a second of imports."""
+    """Import the report builders and plotly, and compile the templates, while the server already
+    answers, so the first full report costs its own work (~150 ms), not a second of imports."""
     import plotly.graph_objects
     import plotly.io  # noqa: F401
 
     from ..reports import backtest, research  # noqa: F401
+    from .app import _env
+
+    for name in _env().list_templates(extensions=["html"]):
+        _env().get_template(name)

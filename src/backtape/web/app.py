@@ -130,8 +130,9 @@ class Dashboard:
     async def runs(self, request: Request) -> Response:
         flt = pages.run_filter(request.query_params)
         page = queries.query_runs(self.settings.results, flt)
-        return self.render("runs.html", page=page, flt=flt, links=pages.RunLinks(flt),
-                           strategies=queries.strategies(self.settings.results), columns=pages.RUN_COLUMNS)
+        return self.render("runs.html", page=page, rows=pages.run_cells(page), flt=flt,
+                           links=pages.RunLinks(flt), strategies=queries.strategies(self.settings.results),
+                           columns=pages.RUN_COLUMNS)
 
     async def run(self, request: Request) -> Response:
         view = queries.run_view(self.settings.results, int(request.path_params["run_id"]))
