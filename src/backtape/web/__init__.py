@@ -6,6 +6,7 @@ app; :func:`serve` runs it with uvicorn on 127.0.0.1 until Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import threading
 from pathlib import Path
@@ -47,7 +48,7 @@ def serve(results: Any, *, host: str = "127.0.0.1", port: int = 8765, cache_dir:
 
     allowed = LOOPBACK_HOSTS if host in LOOPBACK_HOSTS else None
     app = create_app(results, cache_dir=cache_dir, bundles_dir=bundles_dir, allowed_hosts=allowed)
-    threading.Thread(target=_warm_up, name="backtape-serve-warm-up", daemon=True).start()
+    threading.Thread(target=_warm_up, args=(app,), name="backtape-serve-warm-up", daemon=True).start()
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
                             server_header=False, lifespan="off")
     try:
@@ -56,14 +57,8 @@ def serve(results: Any, *, host: str = "127.0.0.1", port: int = 8765, cache_dir:
         return
 
 
-def _warm_up() -> None:
-    """Import the report builders and plotly, and compile the templates, while the server already
-    answers, so the first full report costs its own work (~150 ms), not a second of imports."""
-    import plotly.graph_objects
-    import plotly.io  # noqa: F401
-
-    from ..reports import backtest, research  # noqa: F401
-    from .app import _env
-
-    for name in _env().list_templates(extensions=["html"]):
-        _env().get_template(name)
+def _warm_up(app: Starlette) -> None:
+    """``Dashboard.warm_up``, where a failure (a database without runs' frames, say) only means the
+    first page a person opens does the same work itself."""
+    with contextlib.suppress(Exception):
+        app.state.dashboard.warm_up()

@@ -139,27 +139,31 @@ class Dashboard:
         return self.render("run.html", **pages.run_context(view))
 
     async def run_report(self, request: Request) -> Response:
-        run_id = int(request.path_params["run_id"])
+        return self._report_response(self.run_report_body(int(request.path_params["run_id"])))
 
+    async def optimization_report(self, request: Request) -> Response:
+        return self._report_response(self.optimization_report_body(int(request.path_params["opt_id"])))
+
+    def run_report_body(self, run_id: int) -> bytes:
+        """The report ``result.report()`` writes for stored run ``run_id`` (see ``_report_body``)."""
         def build() -> Any:
             from ..reports.backtest import backtest_page
 
             return backtest_page(self.settings.results.load_result(run_id))
 
-        return self._report(("run", run_id, queries.stamp(self.settings.results, "run", run_id)), build)
+        return self._report_body(("run", run_id, queries.stamp(self.settings.results, "run", run_id)), build)
 
-    async def optimization_report(self, request: Request) -> Response:
-        opt_id = int(request.path_params["opt_id"])
-
+    def optimization_report_body(self, opt_id: int) -> bytes:
+        """The report of stored optimization ``opt_id`` (``backtape report --optimization``)."""
         def build() -> Any:
             from ..reports import research, stored_optimization
 
             return research.optimization_page(stored_optimization(self.settings.results, opt_id))
 
         key = ("optimization", opt_id, queries.stamp(self.settings.results, "optimization", opt_id))
-        return self._report(key, build)
+        return self._report_body(key, build)
 
-    def _report(self, key: Hashable, build: Callable[[], Any]) -> Response:
+    def _report_body(self, key: Hashable, build: Callable[[], Any]) -> bytes:
         """The report ``build`` makes (a ``backtape.reports`` page), rendered to load plotly.js from
         this server, redacted, and kept: the stored result behind ``key`` never changes."""
         body = self.reports.get(key)
@@ -168,8 +172,22 @@ class Dashboard:
 
             body = redact(render(build(), plotly_src=PLOTLY_URL)).encode()
             self.reports.put(key, body)
+        return body
+
+    @staticmethod
+    def _report_response(body: bytes) -> Response:
         return Response(body, media_type="text/html; charset=utf-8",
                         headers={"Content-Security-Policy": REPORT_CSP})
+
+    def warm_up(self) -> None:
+        """Compile the templates and build the newest run's report (plotly's first figure costs a
+        second of one-time set-up), so that a person's first pages cost only their own work. Meant
+        for a background thread while the server already answers."""
+        for name in self.env.list_templates(extensions=["html"]):
+            self.env.get_template(name)
+        newest = queries.query_runs(self.settings.results, queries.RunFilter(per_page=1)).rows
+        if newest:
+            self.run_report_body(int(newest[0]["id"]))
 
     async def compare(self, request: Request) -> Response:
         ids = pages.run_ids(request.query_params)
@@ -272,4 +290,6 @@ def create_app(results: ResultsStore | str | Path | None, *, cache_dir: Path | N
     if allowed_hosts:
         middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
     handlers: dict[Any, Any] = {BacktapeError: dash.failed, HTTPException: dash.failed}
-    return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
+    app.state.dashboard = dash
+    return app

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -23,21 +24,24 @@ class PageCache:
         self.max_bytes = max_bytes
         self._items: OrderedDict[Hashable, bytes] = OrderedDict()
         self._size = 0
+        self._lock = threading.Lock()  # the start-up warm-up fills it from its own thread
 
     def get(self, key: Hashable) -> bytes | None:
-        body = self._items.get(key)
-        if body is not None:
-            self._items.move_to_end(key)
-        return body
+        with self._lock:
+            body = self._items.get(key)
+            if body is not None:
+                self._items.move_to_end(key)
+            return body
 
     def put(self, key: Hashable, body: bytes) -> None:
-        if key in self._items:
-            self._size -= len(self._items.pop(key))
-        self._items[key] = body
-        self._size += len(body)
-        while self._size > self.max_bytes and len(self._items) > 1:
-            _, dropped = self._items.popitem(last=False)
-            self._size -= len(dropped)
+        with self._lock:
+            if key in self._items:
+                self._size -= len(self._items.pop(key))
+            self._items[key] = body
+            self._size += len(body)
+            while self._size > self.max_bytes and len(self._items) > 1:
+                _, dropped = self._items.popitem(last=False)
+                self._size -= len(dropped)
 
     def __len__(self) -> int:
         return len(self._items)
