@@ -205,7 +205,7 @@ def main() -> None:
                     break
                 except httpx.HTTPError:
                     time.sleep(0.1)
-            time.sleep(3)  # let the server's background warm-up (report imports) finish
+            time.sleep(6)  # let the server's background warm-up (imports, first report) finish
             for name, urls, sql in pages:
                 repeat = len(urls) - 1 if len(urls) > 1 else args.repeat  # several: each one new
                 floor = _raw_floor(db, sql, args.repeat) if sql else {}

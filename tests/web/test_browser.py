@@ -24,6 +24,13 @@ pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None,
                                 reason=f"{CHROMIUM} is missing: .ci/run installs Debian's chromium")
 
 
+#: a script the policy blocks (say, a library's ``new Function``) may fail quietly: say it as an error
+_REPORT_CSP_VIOLATIONS = """document.addEventListener('securitypolicyviolation', (e) =>
+    console.error('Content-Security-Policy violation: ' + e.violatedDirective + ' ' + e.blockedURI));"""
+#: what plotly draws instead of a WebGL chart it cannot draw
+NO_WEBGL = "WebGL is not supported"
+
+
 class Watched:
     """A page with its console errors, uncaught exceptions and every requested URL recorded."""
 
@@ -34,6 +41,7 @@ class Watched:
         page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)  # type: ignore[attr-defined]
         page.on("pageerror", lambda e: self.errors.append(str(e)))  # type: ignore[attr-defined]
         page.on("request", lambda r: self.requests.append(r.url))  # type: ignore[attr-defined]
+        page.add_init_script(_REPORT_CSP_VIOLATIONS)  # type: ignore[attr-defined]
 
     def outside(self) -> list[str]:
         return [u for u in self.requests if urlsplit(u).scheme not in ("data", "blob", "about")
@@ -64,6 +72,7 @@ def _charts_rendered(page: object, expected: dict[str, int]) -> None:
         selector = f"#{chart_id} .main-svg g.trace, #{chart_id} .main-svg g.hm"  # scatter, heatmap
         drawn = page.locator(selector).count()  # type: ignore[attr-defined]
         assert drawn == traces, f"{chart_id}: {drawn} traces drawn, {traces} expected"
+    assert NO_WEBGL not in page.inner_text("body")  # type: ignore[attr-defined]
 
 
 def test_click_from_runs_to_a_run_and_to_a_comparison(watched: Watched, live_server: str,
@@ -91,7 +100,7 @@ def test_click_from_runs_to_a_run_and_to_a_comparison(watched: Watched, live_ser
 
 @pytest.mark.parametrize(("path", "charts"), [
     ("/optimizations/{opt}", {"heatmap-chart": 1}),
-    ("/data", {"coverage-chart": 3}),  # covered, empty, gaps (local data is never stale)
+    ("/data", {"coverage-chart": 4}),  # covered, empty, gaps and the provider key's stale tail
 ])
 def test_every_chart_renders_without_errors_or_outside_requests(
         watched: Watched, live_server: str, dash_ws: DashWorkspace, tmp_path: Path,
@@ -123,6 +132,7 @@ def test_full_reports_render_from_the_server(watched: Watched, live_server: str,
     })""")  # type: ignore[attr-defined]
     assert info["error"] is None and info["expected"] >= 1
     assert info["rendered"] == info["expected"] == info["plotted"] and info["traces"] >= 1
+    assert NO_WEBGL not in page.inner_text("body")  # type: ignore[attr-defined]
     kind = path.strip("/").split("/")[0]
     page.screenshot(path=str(tmp_path / f"{kind}-report.png"), full_page=True)  # type: ignore[attr-defined]
     assert watched.errors == []

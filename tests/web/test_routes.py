@@ -137,7 +137,8 @@ def test_data_page_shows_coverage_gaps_empty_ranges_and_bundle_quality(client: T
     html = client.get("/data").text
     figure = _figure(html, "coverage-chart")
     by_name = {t["name"]: t for t in figure["data"]}
-    assert set(by_name) == {"covered", "empty", "gaps"}  # local sources never go stale
+    assert set(by_name) == {"covered", "empty", "gaps", "stale"}
+    assert set(by_name["stale"]["y"]) - {None} == {"cache · polygon · SPY · 1d"}  # local data never stale
     labels = set(by_name["covered"]["y"]) - {None}
     assert {"cache · sample · AAPL · 1d", "cache · sample · MSFT · 1d",
             "bundle sample-bundle · sample · KO · 1d"} <= labels

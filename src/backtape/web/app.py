@@ -44,8 +44,9 @@ _HERE = Path(__file__).parent
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
        "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; "
        "form-action 'self'; frame-ancestors 'none'")
-#: a full report (``backtape.reports``) loads plotly.js from here and runs its one inline script, by hash
-REPORT_CSP = CSP.replace("script-src 'self'", f"script-src 'self' {script_source()}")
+#: a full report (``backtape.reports``) loads plotly.js from here and runs its one inline script, by hash;
+#: its WebGL traces (long series) draw through regl, which compiles its draw calls with ``new Function``
+REPORT_CSP = CSP.replace("script-src 'self'", f"script-src 'self' 'unsafe-eval' {script_source()}")
 PLOTLY_URL = "/static/plotly.min.js"
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
