@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,40 +137,59 @@ def _where(flt: RunFilter) -> list[sa.ColumnElement[bool]]:
 
 
 def query_runs(store: ResultsStore, flt: RunFilter) -> RunPage:
-    """The page of runs ``flt`` asks for, sorted in SQL (NULL metrics last), with the match count.
+    """The page of runs ``flt`` asks for, sorted (missing metrics last, newest first), with the match
+    count; only the rows shown are read whole.
 
-    The page's ids come first from narrow queries the indexes answer (a metric's index holds the
-    run id, so sorting and skipping pages never touch the wide run rows); only the rows shown are
-    then read whole. Runs whose sort metric is missing follow the others, newest first.
+    Unfiltered, the page's ids come from narrow queries the indexes answer (a metric's index holds
+    the run id), so sorting and skipping pages never touch the wide run rows. A filter has to read
+    the rows it tests anyway, so the matches' ids and sort keys are read in that one pass and the
+    page is cut from them here, rather than scanning once to count and again to order.
     """
-    b, m = _backtests.c, _metrics.c
+    b = _backtests.c
     where = _where(flt)
     key = SORTABLE[flt.sort]
     offset, limit = (flt.page - 1) * flt.per_page, flt.per_page
-
-    def ordered(column: sa.ColumnElement[Any], tie: sa.ColumnElement[Any]) -> list[sa.ColumnElement[Any]]:
-        return [column.desc(), tie.desc()] if flt.descending else [column.asc(), tie.asc()]
-
     with store.engine.connect() as conn:
-        count = sa.select(sa.func.count()).select_from(_backtests).where(*where)
-        total = int(conn.execute(count).scalar_one())
-        if key.table is not _metrics:
-            q = sa.select(b.id).where(*where).order_by(*ordered(key, b.id)).limit(limit).offset(offset)
-            ids = list(conn.execute(q).scalars())
+        if where:
+            matches = conn.execute(sa.select(b.id, key).select_from(_joined()).where(*where)).all()
+            total = len(matches)
+            ids = _in_order(matches, flt.descending)[offset:offset + limit]
         else:
-            joined = _metrics.join(_backtests, b.id == m.backtest_id) if where else _metrics
-            present = sa.select(m.backtest_id).select_from(joined).where(key.is_not(None), *where)
-            ids = list(conn.execute(present.order_by(*ordered(key, m.backtest_id))
-                                    .limit(limit).offset(offset)).scalars())
-            n_present = offset + len(ids) if ids else int(conn.execute(
-                sa.select(sa.func.count()).select_from(present.subquery())).scalar_one())
-            if len(ids) < limit and n_present < total:  # the page reaches the runs without this metric
-                missing = (sa.select(b.id).select_from(_joined()).where(key.is_(None), *where)
-                           .order_by(b.id.desc()).limit(limit - len(ids)).offset(max(0, offset - n_present)))
-                ids += conn.execute(missing).scalars()
+            total = int(conn.execute(sa.select(sa.func.count()).select_from(_backtests)).scalar_one())
+            ids = _indexed_page(conn, key, flt.descending, offset, limit, total)
         q = sa.select(*_run_columns()).select_from(_joined()).where(b.id.in_(ids))
         found = {int(r.id): dict(r._mapping) for r in conn.execute(q)} if ids else {}
     return RunPage([found[i] for i in ids if i in found], total, flt)
+
+
+def _in_order(matches: Sequence[Any], descending: bool) -> list[int]:
+    """Run ids of ``(id, key)`` rows by key then id in the direction asked, missing keys last."""
+    present = sorted(((k, i) for i, k in matches if k is not None), reverse=descending)
+    missing = sorted((i for i, k in matches if k is None), reverse=True)
+    return [i for _, i in present] + missing
+
+
+def _indexed_page(conn: sa.Connection, key: sa.ColumnElement[Any], descending: bool, offset: int,
+                  limit: int, total: int) -> list[int]:
+    """The ids of one page of all runs by ``key``, walked along its index (with the run id as tie)."""
+    b, m = _backtests.c, _metrics.c
+
+    def ordered(column: sa.ColumnElement[Any], tie: sa.ColumnElement[Any]) -> list[sa.ColumnElement[Any]]:
+        return [column.desc(), tie.desc()] if descending else [column.asc(), tie.asc()]
+
+    if key.table is not _metrics:  # run columns: never missing
+        return list(conn.execute(sa.select(b.id).order_by(*ordered(key, b.id)).limit(limit).offset(offset))
+                    .scalars())
+    present = sa.select(m.backtest_id).where(key.is_not(None))
+    ids = list(conn.execute(present.order_by(*ordered(key, m.backtest_id)).limit(limit).offset(offset))
+               .scalars())
+    n_present = offset + len(ids) if ids else int(conn.execute(
+        sa.select(sa.func.count()).select_from(present.subquery())).scalar_one())
+    if len(ids) < limit and n_present < total:  # the page reaches the runs without this metric
+        missing = (sa.select(b.id).select_from(_joined()).where(key.is_(None))
+                   .order_by(b.id.desc()).limit(limit - len(ids)).offset(max(0, offset - n_present)))
+        ids += conn.execute(missing).scalars()
+    return ids
 
 
 #: the stored frames a run's page shows; orders, fills, records and prices stay unread
