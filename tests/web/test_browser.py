@@ -115,6 +115,16 @@ def test_every_chart_renders_without_errors_or_outside_requests(
     assert watched.outside() == []
 
 
+#: what a report page says of itself once drawn (see ``backtape.reports.page``)
+_REPORT_STATE = """() => ({
+    error: document.body.dataset.error || null,
+    expected: Number(document.body.dataset.figures), rendered: Number(document.body.dataset.rendered),
+    plotted: [...document.querySelectorAll('div.chart')]
+        .filter((d) => d.classList.contains('js-plotly-plot') && d.querySelector('.main-svg')).length,
+    traces: Math.min(...[...document.querySelectorAll('div.chart')].map((d) => (d.data || []).length)),
+})"""
+
+
 @pytest.mark.parametrize("path", ["/runs/{run}/report", "/optimizations/{opt}/report"])
 def test_full_reports_render_from_the_server(watched: Watched, live_server: str, dash_ws: DashWorkspace,
                                             tmp_path: Path, path: str) -> None:
@@ -123,13 +133,7 @@ def test_full_reports_render_from_the_server(watched: Watched, live_server: str,
     response = page.goto(live_server + path.format(run=dash_ws.run_ids[0], opt=dash_ws.optimization_id))  # type: ignore[attr-defined]
     assert response.status == 200
     page.wait_for_selector("body[data-rendered], body[data-error]", timeout=60_000)  # type: ignore[attr-defined]
-    info = page.evaluate("""() => ({
-        error: document.body.dataset.error || null,
-        expected: Number(document.body.dataset.figures), rendered: Number(document.body.dataset.rendered),
-        plotted: [...document.querySelectorAll('div.chart')]
-            .filter((d) => d.classList.contains('js-plotly-plot') && d.querySelector('.main-svg')).length,
-        traces: Math.min(...[...document.querySelectorAll('div.chart')].map((d) => (d.data || []).length)),
-    })""")  # type: ignore[attr-defined]
+    info = page.evaluate(_REPORT_STATE)  # type: ignore[attr-defined]
     assert info["error"] is None and info["expected"] >= 1
     assert info["rendered"] == info["expected"] == info["plotted"] and info["traces"] >= 1
     assert NO_WEBGL not in page.inner_text("body")  # type: ignore[attr-defined]
