@@ -60,10 +60,28 @@ def dash_ws(tmp_path_factory: pytest.TempPathFactory) -> DashWorkspace:
     run_sync(cached.fetch(["AAPL"], "2016-01-01", "2016-06-01", "1d"))  # after the data ends: empty
     run_sync(cached.fetch(["MSFT"], "2012-01-01", "2014-12-31", "1d"))
     ws.bundles.ingest("sample-bundle", ["AAPL", "KO"], "2012-01-01", "2014-12-31", source="sample")
+    _remote_key_fetched_a_month_ago(Path(data["cache_dir"]))
     assert opt.optimization_id is not None and opt.best_run is not None
     return DashWorkspace(config, Path(data["results_db"]), Path(data["cache_dir"]), Path(data["bundles_dir"]),
                          [int(r.run_id) for r in runs if r.run_id is not None], int(opt.optimization_id),
                          int(opt.best_run.run_id or 0))
+
+
+def _remote_key_fetched_a_month_ago(cache_dir: Path) -> None:
+    """A provider's key (SPY from polygon) asked up to now but fetched 30 days ago, written through
+    the cache's own index as a fetch writes it: its tail since the fetch is stale (re-fetched on use)."""
+    from backtape._time import NS_PER_DAY
+    from backtape.cache.coverage import Span
+    from backtape.cache.index import CacheKey, Change, CoverageIndex, FileEntry
+
+    now, month = time.time_ns(), 30 * NS_PER_DAY
+    key = CacheKey("polygon:v2", "bars", "SPY", "1d", "raw")
+    fetched = now - month
+    rows = FileEntry("bars/polygon-spy.parquet", key, "month=recent", now - 4 * month, fetched - NS_PER_DAY,
+                     62, 4096, 0)
+    index = CoverageIndex(cache_dir / "index.sqlite")
+    index.commit(Change(spans={key: [Span(now - 4 * month, now, fetched, fetched)]}, added=[rows]))
+    index.close()
 
 
 def free_port() -> int:

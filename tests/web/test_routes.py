@@ -78,10 +78,33 @@ def test_run_page_has_statistics_trades_and_chart(client: TestClient, dash_ws: D
     figure = _figure(html, "equity-chart")
     assert [t["name"] for t in figure["data"]] == ["equity", "equity drawdown"]
     assert figure["data"][0]["y"][-1] == pytest.approx(result.equity["equity"][-1])
-    report = client.get(f"/runs/{run_id}/report")
-    assert report.status_code == 200 and report.text.startswith("<!doctype html>")
-    assert "Report: run" in report.text
     assert client.get("/runs/999999").status_code == 404
+
+
+def _without_plotly_and_footer(html: str) -> str:
+    html = re.sub(r'<script id="bt-plotly"[^>]*>[^<]*</script>|<script src="/static/plotly.min.js"></script>',
+                  "", html)
+    return re.sub(r"<footer>.*?</footer>", "", html)
+
+
+def test_run_report_is_the_report_result_report_writes(client: TestClient, dash_ws: DashWorkspace,
+                                                        tmp_path: Path) -> None:
+    """One implementation: the served report is ``result.report()``'s page, loading plotly.js from the
+    server instead of carrying it, under a policy allowing only its own inline script."""
+    run_id = dash_ws.run_ids[0]
+    served = client.get(f"/runs/{run_id}/report")
+    assert served.status_code == 200 and served.text.startswith("<!DOCTYPE html>")
+    written = ResultsStore(dash_ws.db).load_result(run_id).report(tmp_path / "run.html").read_text()
+    assert 'id="bt-plotly"' in written and 'id="bt-plotly"' not in served.text
+    assert '<script src="/static/plotly.min.js"></script>' in served.text
+    assert _without_plotly_and_footer(served.text) == _without_plotly_and_footer(written)
+    assert len(served.content) < len(written) / 5
+    csp = served.headers["content-security-policy"]
+    assert "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0] and "'sha256-" in csp
+    assert client.get(f"/runs/{run_id}/report").content == served.content  # kept, not rebuilt
+    assert client.get("/runs/999999/report").status_code == 404
+    opt = client.get(f"/optimizations/{dash_ws.optimization_id}/report")
+    assert opt.status_code == 200 and 'data-figures="' in opt.text and "PBO" in opt.text
 
 
 def test_compare_overlays_runs_and_lists_statistics_side_by_side(client: TestClient,
@@ -114,7 +137,8 @@ def test_data_page_shows_coverage_gaps_empty_ranges_and_bundle_quality(client: T
     html = client.get("/data").text
     figure = _figure(html, "coverage-chart")
     by_name = {t["name"]: t for t in figure["data"]}
-    assert set(by_name) == {"covered", "empty", "gaps"}  # local sources never go stale
+    assert set(by_name) == {"covered", "empty", "gaps", "stale"}
+    assert set(by_name["stale"]["y"]) - {None} == {"cache · polygon · SPY · 1d"}  # local data never stale
     labels = set(by_name["covered"]["y"]) - {None}
     assert {"cache · sample · AAPL · 1d", "cache · sample · MSFT · 1d",
             "bundle sample-bundle · sample · KO · 1d"} <= labels
@@ -190,3 +214,22 @@ def test_decimate_keeps_extremes_and_ends() -> None:
     assert len(dv) <= 2000 and dt_[0] == 0 and dt_[-1] == len(v) - 1
     assert dv.max() == v.max() and dv.min() == v.min()
     assert np.all(np.diff(dt_) > 0)
+
+
+def test_secrets_stored_inside_a_run_are_masked_on_every_page(tmp_path: Path) -> None:
+    """A key-bearing source URL, a registered key among the parameters and in the strategy name: the
+    pages that show them (text, links, chart names and the full report) mask them all."""
+    from backtape._secrets import register
+
+    secret = "zzSECRETinRUN98765"
+    register(secret)
+    store = ResultsStore(tmp_path / "leaky.db")
+    ids = [store.save_run(strategy=f"Leaky{secret}", parameters={"token": secret, "n": i}, symbols=["AAA"],
+                          start="2020-01-01", end="2021-01-01", frequency="1d", source=f"http://x/?apikey={secret}",
+                          metrics={"sharpe": 1.0 + i, "total_return": 0.1}) for i in range(2)]
+    client = TestClient(create_app(tmp_path / "leaky.db"))
+    for url in ("/runs", f"/runs/{ids[0]}", f"/compare?ids={ids[0]},{ids[1]}",
+                f"/runs?strategy=Leaky{secret}", f"/runs/{ids[0]}/report"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert secret not in response.text and "***" in response.text, url

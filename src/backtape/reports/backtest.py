@@ -343,7 +343,9 @@ def rolling_figure(result: Any) -> Any:
     r = daily["equity"].pct_change().fill_null(0.0)
     days = max(daily.height, 2)
     span_years = (
-        max((daily["ts"][-1] - daily["ts"][0]).total_seconds() / (365.25 * 86400), 1e-9) if days > 1 else 1
+        max((daily["ts"][-1] - daily["ts"][0]).total_seconds() / (365.25 * 86400), 1e-9)
+        if daily.height > 1
+        else 1
     )
     per_year = days / span_years
     window = 63 if days >= 252 else max(5, days // 4)

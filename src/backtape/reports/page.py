@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import html
 import json
 import math
@@ -128,10 +129,12 @@ def _plotly_js() -> str:
     return base64.b64encode(gzip.compress(get_plotlyjs().encode(), 6, mtime=0)).decode()
 
 
-def render(page: Page) -> str:
-    """The complete HTML document of ``page``."""
+def render(page: Page, plotly_src: str | None = None) -> str:
+    """The complete HTML document of ``page``: self-contained, or loading plotly.js from
+    ``plotly_src`` (a same-origin URL, as ``backtape serve`` does) instead of carrying it."""
     import plotly.io as pio
 
+    started = time.perf_counter()
     body, figs, tables = [], [], []
     for i, sec in enumerate(page.sections):
         parts = [f"<h2>{html.escape(sec.title)}</h2>"]
@@ -149,16 +152,31 @@ def render(page: Page) -> str:
         body.append(f"<section>{''.join(parts)}</section>")
     payload = f'{{"figures":[{",".join(figs)}],"tables":[{",".join(tables)}]}}'
     data = base64.b64encode(gzip.compress(payload.encode(), 6, mtime=0)).decode()
+    if plotly_src is None:
+        plotly = f'<script id="bt-plotly" type="application/octet-stream">{_plotly_js()}</script>'
+        where = "plotly.js embedded, works offline"
+    else:
+        plotly = f'<script src="{html.escape(plotly_src)}"></script>'
+        where = "plotly.js served by backtape serve"
     return _TEMPLATE.format(
         title=html.escape(page.title),
         subtitle=html.escape(page.subtitle),
         body="\n".join(body),
-        plotly=_plotly_js(),
+        plotly=plotly,
         data=data,
         css=_CSS,
         js=_JS,
         n_figures=len(figs),
+        elapsed=f"{time.perf_counter() - started:.2f}",
+        where=where,
     )
+
+
+def script_source() -> str:
+    """The page's one inline script as a Content-Security-Policy source (``'sha256-...'``), so a
+    server that hands out the report (``render(page, plotly_src=...)``) can allow it and nothing else."""
+    digest = base64.b64encode(hashlib.sha256(_JS.encode()).digest()).decode()
+    return f"'sha256-{digest}'"
 
 
 def write_page(path: str | Path, page: Page) -> Path:
@@ -168,9 +186,7 @@ def write_page(path: str | Path, page: Page) -> Path:
     if out.suffix.lower() not in (".html", ".htm"):
         raise ConfigError(f"the report path must end in .html, got {str(path)!r}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    text = render(page)
-    out.write_text(text.replace("__ELAPSED__", f"{time.perf_counter() - started:.2f}"), encoding="utf-8")
+    out.write_text(render(page), encoding="utf-8")
     return out
 
 
@@ -198,9 +214,11 @@ _JS = """
     return await new Response(stream).text();
   };
   const esc = (v) => String(v).replace(/[&<>]/g, (c) => ({'&': '&amp;', '<': '&lt;', '>': '&gt;'})[c]);
-  const lib = document.createElement('script');
-  lib.textContent = await unzip('bt-plotly');
-  document.head.appendChild(lib);
+  if (typeof Plotly === 'undefined') {
+    const lib = document.createElement('script');
+    lib.textContent = await unzip('bt-plotly');
+    document.head.appendChild(lib);
+  }
   const data = JSON.parse(await unzip('bt-data'));
   for (const t of data.tables) {
     const el = document.getElementById(t.id), names = Object.keys(t.cols);
@@ -224,11 +242,12 @@ _JS = """
 
 _TEMPLATE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"><style>{css}</style></head>
+<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">
+<style>{css}</style></head>
 <body data-figures="{n_figures}"><header><h1>{title}</h1><p>{subtitle}</p></header><main>
 {body}
-</main><footer>backtape report · written in __ELAPSED__ s · plotly.js embedded, works offline</footer>
-<script id="bt-plotly" type="application/octet-stream">{plotly}</script>
+</main><footer>backtape report · written in {elapsed} s · {where}</footer>
+{plotly}
 <script id="bt-data" type="application/octet-stream">{data}</script>
 <script>{js}</script></body></html>
 """

@@ -8,15 +8,19 @@ writes: :func:`open_readonly` opens SQLite files with ``mode=ro``.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import sqlalchemy as sa
 
+from .._time import to_ns
 from ..errors import BacktapeError
-from .store import ResultsStore, _backtests, _equity, _metrics, _optimizations, _url
+from .store import ResultsStore, _backtests, _equity, _frames, _metrics, _optimizations, _url
 
 #: columns a runs listing may be sorted by: name shown in the URL -> column
 SORTABLE: dict[str, sa.ColumnElement[Any]] = {
@@ -118,8 +122,7 @@ def _joined() -> sa.FromClause:
     return _backtests.outerjoin(_metrics, _metrics.c.backtest_id == _backtests.c.id)
 
 
-def query_runs(store: ResultsStore, flt: RunFilter) -> RunPage:
-    """The page of runs ``flt`` asks for, sorted in SQL (NULL metrics last), with the match count."""
+def _where(flt: RunFilter) -> list[sa.ColumnElement[bool]]:
     b = _backtests.c
     where: list[sa.ColumnElement[bool]] = []
     if flt.strategy:
@@ -130,19 +133,124 @@ def query_runs(store: ResultsStore, flt: RunFilter) -> RunPage:
         where.append(b.end_date >= flt.date_from[:10])
     if flt.date_to:
         where.append(b.start_date <= f"{flt.date_to[:10]}T99")
+    return where
+
+
+def query_runs(store: ResultsStore, flt: RunFilter) -> RunPage:
+    """The page of runs ``flt`` asks for, sorted (missing metrics last, newest first), with the match
+    count; only the rows shown are read whole.
+
+    Unfiltered, the page's ids come from narrow queries the indexes answer (a metric's index holds
+    the run id), so sorting and skipping pages never touch the wide run rows. A filter has to read
+    the rows it tests anyway, so the matches' ids and sort keys are read in that one pass and the
+    page is cut from them here, rather than scanning once to count and again to order.
+    """
+    b = _backtests.c
+    where = _where(flt)
     key = SORTABLE[flt.sort]
-    order: list[sa.ColumnElement[Any]] = [key.desc() if flt.descending else key.asc()]
-    if key.table is _metrics:  # metrics may be missing: those runs last, whichever the direction
-        order = [key.is_(None), *order]
-    if key is not b.id:
-        order.append(b.id.desc())
-    q = (sa.select(*_run_columns()).select_from(_joined()).where(*where).order_by(*order)
-         .limit(flt.per_page).offset((flt.page - 1) * flt.per_page))
-    count = sa.select(sa.func.count()).select_from(_backtests).where(*where)
+    offset, limit = (flt.page - 1) * flt.per_page, flt.per_page
     with store.engine.connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(q)]
-        total = int(conn.execute(count).scalar_one())
-    return RunPage(rows, total, flt)
+        if where:
+            matches = conn.execute(sa.select(b.id, key).select_from(_joined()).where(*where)).all()
+            total = len(matches)
+            ids = _in_order(matches, flt.descending)[offset:offset + limit]
+        else:
+            total = int(conn.execute(sa.select(sa.func.count()).select_from(_backtests)).scalar_one())
+            ids = _indexed_page(conn, key, flt.descending, offset, limit, total)
+        q = sa.select(*_run_columns()).select_from(_joined()).where(b.id.in_(ids))
+        found = {int(r.id): dict(r._mapping) for r in conn.execute(q)} if ids else {}
+    return RunPage([found[i] for i in ids if i in found], total, flt)
+
+
+def _in_order(matches: Sequence[Any], descending: bool) -> list[int]:
+    """Run ids of ``(id, key)`` rows by key then id in the direction asked, missing keys last."""
+    present = sorted(((k, i) for i, k in matches if k is not None), reverse=descending)
+    missing = sorted((i for i, k in matches if k is None), reverse=True)
+    return [i for _, i in present] + missing
+
+
+def _indexed_page(conn: sa.Connection, key: sa.ColumnElement[Any], descending: bool, offset: int,
+                  limit: int, total: int) -> list[int]:
+    """The ids of one page of all runs by ``key``, walked along its index (with the run id as tie)."""
+    b, m = _backtests.c, _metrics.c
+
+    def ordered(column: sa.ColumnElement[Any], tie: sa.ColumnElement[Any]) -> list[sa.ColumnElement[Any]]:
+        return [column.desc(), tie.desc()] if descending else [column.asc(), tie.asc()]
+
+    if key.table is not _metrics:  # run columns: never missing
+        return list(conn.execute(sa.select(b.id).order_by(*ordered(key, b.id)).limit(limit).offset(offset))
+                    .scalars())
+    present = sa.select(m.backtest_id).where(key.is_not(None))
+    ids = list(conn.execute(present.order_by(*ordered(key, m.backtest_id)).limit(limit).offset(offset))
+               .scalars())
+    n_present = offset + len(ids) if ids else int(conn.execute(
+        sa.select(sa.func.count()).select_from(present.subquery())).scalar_one())
+    if len(ids) < limit and n_present < total:  # the page reaches the runs without this metric
+        missing = (sa.select(b.id).select_from(_joined()).where(key.is_(None))
+                   .order_by(b.id.desc()).limit(limit - len(ids)).offset(max(0, offset - n_present)))
+        ids += conn.execute(missing).scalars()
+    return ids
+
+
+#: the stored frames a run's page shows; orders, fills, records and prices stay unread
+RUN_PAGE_FRAMES = ("trades", "open_trades", "equity")
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A stored run as its page shows it: header, statistics, trades, open positions and equity."""
+
+    run_id: int
+    strategy: str
+    parameters: dict[str, Any]
+    symbols: list[str]
+    start: int
+    end: int
+    frequency: str
+    source: str
+    cash: float
+    duration_s: float
+    metrics: dict[str, Any]
+    trades: pl.DataFrame
+    open_trades: pl.DataFrame
+    equity: pl.DataFrame
+
+
+def run_view(store: ResultsStore, run_id: int) -> RunView:
+    """What the run page needs of ``run_id``, reading only ``RUN_PAGE_FRAMES`` of its stored frames
+    (a run stored without frames is read whole); raises ``BacktapeError`` naming a missing id."""
+    b = _backtests.c
+    with store.engine.connect() as conn:
+        head = conn.execute(sa.select(b.strategy_name, b.parameters, b.symbols, b.start_date, b.end_date,
+                                      b.frequency, b.source, b.cash, b.duration_s)
+                            .where(b.id == run_id)).first()
+        if head is None:
+            raise BacktapeError(f"no backtest run with id {run_id} in {store.url}")
+        metrics = conn.execute(sa.select(_metrics.c.metrics).where(_metrics.c.backtest_id == run_id)
+                               ).scalar_one_or_none() or {}
+        frames = {r.name: pl.read_parquet(io.BytesIO(r.data)) for r in conn.execute(
+            sa.select(_frames.c.name, _frames.c.data)
+            .where(_frames.c.backtest_id == run_id, _frames.c.name.in_(RUN_PAGE_FRAMES)))}
+    if not {"trades", "equity"} <= frames.keys():
+        whole = store.load_result(run_id)
+        frames = {name: getattr(whole, name) for name in RUN_PAGE_FRAMES}
+    return RunView(int(run_id), head.strategy_name, dict(head.parameters or {}), list(head.symbols or []),
+                   to_ns(head.start_date), to_ns(head.end_date), head.frequency, head.source or "",
+                   float(head.cash or 0.0), float(head.duration_s or 0.0), dict(metrics), frames["trades"],
+                   frames.get("open_trades", pl.DataFrame()), frames["equity"])
+
+
+def stamp(store: ResultsStore, kind: str, item_id: int) -> str:
+    """When stored run (``kind`` "run") or optimization ("optimization") ``item_id`` was written: with
+    its id, a key for caching what is built from it (a deleted id may be reused by a later row)."""
+    table = _backtests if kind == "run" else _optimizations
+    with store.engine.connect() as conn:
+        q = sa.select(table.c.created_at).where(table.c.id == item_id)
+        created = conn.execute(q).scalar_one_or_none()
+    if created is None:
+        what = "backtest run" if kind == "run" else "optimization"
+        raise BacktapeError(f"no {what} with id {item_id} in {store.url}")
+    return str(created)
 
 
 def run_rows(store: ResultsStore, run_ids: list[int]) -> list[dict[str, Any]]:

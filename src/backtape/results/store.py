@@ -130,6 +130,16 @@ _optimizations = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+#: indexes for browsing many runs (the dashboard sorts and filters in SQL): each sortable run column
+#: and headline metric (with the run id); added to databases written before them on open
+_BROWSE_INDEXES = [
+    *(sa.Index(f"ix_backtests_{name}", _backtests.c[name])
+      for name in ("strategy_name", "start_date", "end_date", "frequency", "created_at")),
+    *(sa.Index(f"ix_performance_metrics_{name}", _metrics.c[name], _metrics.c.backtest_id)
+      for name in ("total_return", "sharpe_ratio", "max_drawdown", "win_rate", "trades_count",
+                   "final_equity")),
+]
+
 _frames = sa.Table(
     "run_frames", _metadata,
     sa.Column("backtest_id", sa.Integer, sa.ForeignKey("backtests.id", ondelete="CASCADE"),
@@ -213,6 +223,9 @@ class ResultsStore:
             if text.startswith("sqlite"):
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             _metadata.create_all(self.engine)
+            with self.engine.begin() as conn:
+                for index in _BROWSE_INDEXES:
+                    conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
         except sa.exc.SQLAlchemyError as exc:
             raise BacktapeError(f"cannot open results database {self.engine.url!r}: {exc}") from exc
 

@@ -6,7 +6,9 @@ app; :func:`serve` runs it with uvicorn on 127.0.0.1 until Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,9 +48,17 @@ def serve(results: Any, *, host: str = "127.0.0.1", port: int = 8765, cache_dir:
 
     allowed = LOOPBACK_HOSTS if host in LOOPBACK_HOSTS else None
     app = create_app(results, cache_dir=cache_dir, bundles_dir=bundles_dir, allowed_hosts=allowed)
+    threading.Thread(target=_warm_up, args=(app,), name="backtape-serve-warm-up", daemon=True).start()
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
                             server_header=False, lifespan="off")
     try:
         uvicorn.Server(config).run()
     except KeyboardInterrupt:
         return
+
+
+def _warm_up(app: Starlette) -> None:
+    """``Dashboard.warm_up``, where a failure (a database without runs' frames, say) only means the
+    first page a person opens does the same work itself."""
+    with contextlib.suppress(Exception):
+        app.state.dashboard.warm_up()

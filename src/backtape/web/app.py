@@ -1,11 +1,12 @@
 """The dashboard's Starlette application: read-only GET pages over the results database and the data.
 
 Pages: ``/runs`` (sortable, filterable, paged), ``/runs/{id}`` (one run), ``/runs/{id}/report`` (its
-full report), ``/compare?ids=1,2`` (overlaid equity and drawdown, statistics side by side),
-``/optimizations`` and ``/optimizations/{id}`` (table, heatmap over two parameters, best sets linked
-to their runs) and ``/data`` (cache and bundle coverage, freshness and quality). Every script,
-style and the plotly bundle are served by the app itself; the Content-Security-Policy forbids
-anything else, so a page works offline and never calls out.
+full report: the one ``result.report()`` writes, from ``backtape.reports``), ``/compare?ids=1,2``
+(overlaid equity and drawdown, statistics side by side), ``/optimizations`` and
+``/optimizations/{id}`` (table, heatmap over two parameters, best sets linked to their runs; its full
+report at ``/optimizations/{id}/report``) and ``/data`` (cache and bundle coverage, freshness and
+quality). Every script, style and the plotly bundle are served by the app itself; the
+Content-Security-Policy forbids anything else, so a page works offline and never calls out.
 """
 
 from __future__ import annotations
@@ -13,33 +14,40 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._secrets import redact
 from ..errors import BacktapeError
+from ..reports.page import script_source
 from ..results import queries
 from ..results.store import ResultsStore
 from . import charts, pages
+from .cache import PageCache, StaticAsset
 from .coverage import data_overview
 
 _HERE = Path(__file__).parent
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
        "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; "
        "form-action 'self'; frame-ancestors 'none'")
-#: a full report is a self-contained document that may carry its scripts inline; still nothing external
-REPORT_CSP = CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")
+#: a full report (``backtape.reports``) loads plotly.js from here and runs its one inline script, by hash;
+#: its WebGL traces (long series) draw through regl, which compiles its draw calls with ``new Function``
+REPORT_CSP = CSP.replace("script-src 'self'", f"script-src 'self' 'unsafe-eval' {script_source()}")
+PLOTLY_URL = "/static/plotly.min.js"
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
 
@@ -67,17 +75,39 @@ class Settings:
 
 @functools.cache
 def _env() -> jinja2.Environment:
-    """The templates, compiled once per process (rendering passes its own ``figure_json``)."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(_HERE / "templates"),
+    """The templates, compiled once per process. Every text a template writes passes ``_redacted``:
+    the page around the values is the templates' own text, so the values are all that can leak."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(_HERE / "templates"), finalize=_redacted,
                              autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
     env.filters.update(pages.FILTERS)
     env.globals["figure_json"] = figure_json
     return env
 
 
-def figure_json(figure: dict[str, Any]) -> str:
-    """A figure as JSON safe inside ``<script type="application/json">`` (no ``</`` sequence)."""
-    return json.dumps(figure, separators=(",", ":"), allow_nan=False, default=str).replace("</", "<\\/")
+def _redacted(value: Any) -> Any:
+    """A template's value with secrets masked; numbers cannot hold one, and markup marked safe is the
+    templates' own (a figure's JSON is redacted where it is built)."""
+    if isinstance(value, str) and value and not isinstance(value, markupsafe.Markup):
+        return redact(value)
+    return value
+
+
+def figure_json(figure: dict[str, Any]) -> markupsafe.Markup:
+    """A figure as JSON safe inside ``<script type="application/json">`` (no ``</`` sequence), every
+    text in it (trace names, labels, titles) redacted."""
+    text = json.dumps(_redact_texts(figure), separators=(",", ":"), allow_nan=False, default=str)
+    return markupsafe.Markup(text.replace("</", "<\\/"))
+
+
+def _redact_texts(value: Any) -> Any:
+    """``value`` with every string redacted; lists of numbers (a series) are passed over whole."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_texts(v) for k, v in value.items()}
+    if isinstance(value, list) and not (value and isinstance(value[0], int | float)):
+        return [_redact_texts(v) for v in value]
+    return value
 
 
 class Dashboard:
@@ -87,20 +117,12 @@ class Dashboard:
         self.settings = settings
         self.env = _env()
         self.db_label = queries.label(settings.results)
+        self.reports = PageCache()
+        self._plotly: StaticAsset | None = None
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        """The page with every secret-looking value redacted; figure data (numbers, dates and names
-        the page also shows as text) is set in after the redaction pass, which it would only slow."""
-        figures: list[str] = []
-
-        def hold(figure: dict[str, Any]) -> str:
-            figures.append(figure_json(figure))
-            return f"\x00figure{len(figures) - 1}\x00"
-
-        page = self.env.get_template(template).render(db_label=self.db_label, figure_json=hold, **context)
-        html = redact(page)
-        for i, text in enumerate(figures):
-            html = html.replace(f"\x00figure{i}\x00", text, 1)
+        """The page, every value it shows redacted (see ``_env``)."""
+        html = self.env.get_template(template).render(db_label=self.db_label, **context)
         return HTMLResponse(html, status_code=status)
 
     async def index(self, request: Request) -> Response:
@@ -109,16 +131,64 @@ class Dashboard:
     async def runs(self, request: Request) -> Response:
         flt = pages.run_filter(request.query_params)
         page = queries.query_runs(self.settings.results, flt)
-        return self.render("runs.html", page=page, flt=flt, links=pages.RunLinks(flt),
-                           strategies=queries.strategies(self.settings.results), columns=pages.RUN_COLUMNS)
+        return self.render("runs.html", page=page, rows=pages.run_cells(page), flt=flt,
+                           links=pages.RunLinks(flt), strategies=queries.strategies(self.settings.results),
+                           columns=pages.RUN_COLUMNS)
 
     async def run(self, request: Request) -> Response:
-        result = self.settings.results.load_result(int(request.path_params["run_id"]))
-        return self.render("run.html", **pages.run_context(result))
+        view = queries.run_view(self.settings.results, int(request.path_params["run_id"]))
+        return self.render("run.html", **pages.run_context(view))
 
-    async def report(self, request: Request) -> Response:
-        result = self.settings.results.load_result(int(request.path_params["run_id"]))
-        return HTMLResponse(redact(_run_report_html(result)), headers={"Content-Security-Policy": REPORT_CSP})
+    async def run_report(self, request: Request) -> Response:
+        return self._report_response(self.run_report_body(int(request.path_params["run_id"])))
+
+    async def optimization_report(self, request: Request) -> Response:
+        return self._report_response(self.optimization_report_body(int(request.path_params["opt_id"])))
+
+    def run_report_body(self, run_id: int) -> bytes:
+        """The report ``result.report()`` writes for stored run ``run_id`` (see ``_report_body``)."""
+        def build() -> Any:
+            from ..reports.backtest import backtest_page
+
+            return backtest_page(self.settings.results.load_result(run_id))
+
+        return self._report_body(("run", run_id, queries.stamp(self.settings.results, "run", run_id)), build)
+
+    def optimization_report_body(self, opt_id: int) -> bytes:
+        """The report of stored optimization ``opt_id`` (``backtape report --optimization``)."""
+        def build() -> Any:
+            from ..reports import research, stored_optimization
+
+            return research.optimization_page(stored_optimization(self.settings.results, opt_id))
+
+        key = ("optimization", opt_id, queries.stamp(self.settings.results, "optimization", opt_id))
+        return self._report_body(key, build)
+
+    def _report_body(self, key: Hashable, build: Callable[[], Any]) -> bytes:
+        """The report ``build`` makes (a ``backtape.reports`` page), rendered to load plotly.js from
+        this server, redacted, and kept: the stored result behind ``key`` never changes."""
+        body = self.reports.get(key)
+        if body is None:
+            from ..reports.page import render
+
+            body = redact(render(build(), plotly_src=PLOTLY_URL)).encode()
+            self.reports.put(key, body)
+        return body
+
+    @staticmethod
+    def _report_response(body: bytes) -> Response:
+        return Response(body, media_type="text/html; charset=utf-8",
+                        headers={"Content-Security-Policy": REPORT_CSP})
+
+    def warm_up(self) -> None:
+        """Compile the templates and build the newest run's report (plotly's first figure costs a
+        second of one-time set-up), so that a person's first pages cost only their own work. Meant
+        for a background thread while the server already answers."""
+        for name in self.env.list_templates(extensions=["html"]):
+            self.env.get_template(name)
+        newest = queries.query_runs(self.settings.results, queries.RunFilter(per_page=1)).rows
+        if newest:
+            self.run_report_body(int(newest[0]["id"]))
 
     async def compare(self, request: Request) -> Response:
         ids = pages.run_ids(request.query_params)
@@ -145,8 +215,17 @@ class Dashboard:
                            cache_dir=self.settings.cache_dir, bundles_dir=self.settings.bundles_dir)
 
     async def plotly(self, request: Request) -> Response:
-        return FileResponse(plotly_js_path(), media_type="text/javascript",
-                            headers={"Cache-Control": "public, max-age=86400"})
+        """plotly.js from memory: gzip when the browser takes it, ``304`` when it already has it."""
+        if self._plotly is None:
+            self._plotly = StaticAsset.read(plotly_js_path())
+        asset = self._plotly
+        headers = {"Cache-Control": "public, max-age=86400", "ETag": asset.etag, "Vary": "Accept-Encoding"}
+        if request.headers.get("if-none-match") == asset.etag:
+            return Response(status_code=304, headers=headers)
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            return Response(asset.gzipped, media_type="text/javascript",
+                            headers={**headers, "Content-Encoding": "gzip"})
+        return Response(asset.raw, media_type="text/javascript", headers=headers)
 
     async def failed(self, request: Request, exc: Exception) -> Response:
         if isinstance(exc, HTTPException):
@@ -154,24 +233,35 @@ class Dashboard:
         return self.render("error.html", status=404, message=str(exc))
 
 
-def _run_report_html(result: Any) -> str:
-    """The full report of one run as a standalone HTML document (the one call to switch to the
-    reports package's builder when it lands)."""
-    return _env().get_template("report.html").render(**pages.run_context(result))
-
-
-async def _security_headers(request: Request, call_next: Any) -> Response:
+class SecurityHeaders:
     """Lock every response down, and say what it cost: ``Server-Timing`` carries the wall time and the
-    CPU time of the event-loop thread, where pages are built (requests are handled one at a time)."""
-    wall, cpu = time.perf_counter(), time.thread_time()
-    response: Response = await call_next(request)
-    response.headers["Server-Timing"] = (f"app;dur={(time.perf_counter() - wall) * 1000:.1f}, "
-                                         f"cpu;dur={(time.thread_time() - cpu) * 1000:.1f}")
-    response.headers.setdefault("Content-Security-Policy", CSP)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Frame-Options"] = "DENY"
-    return response
+    CPU time of the event-loop thread, where pages are built (requests are handled one at a time).
+    Plain ASGI: it edits the response start message and leaves the body as it streams."""
+
+    _FIXED = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+              (b"x-frame-options", b"DENY")]
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        wall, cpu = time.perf_counter(), time.thread_time()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                timing = (f"app;dur={(time.perf_counter() - wall) * 1000:.1f}, "
+                          f"cpu;dur={(time.thread_time() - cpu) * 1000:.1f}")
+                headers.append((b"server-timing", timing.encode()))
+                if not any(k.lower() == b"content-security-policy" for k, _ in headers):
+                    headers.append((b"content-security-policy", CSP.encode()))
+                message = {**message, "headers": headers + self._FIXED}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(results: ResultsStore | str | Path | None, *, cache_dir: Path | None = None,
@@ -181,8 +271,6 @@ def create_app(results: ResultsStore | str | Path | None, *, cache_dir: Path | N
     ``allowed_hosts`` restricts the ``Host`` header (``serve`` passes the loopback names when bound to
     127.0.0.1, so a page of another site cannot reach the dashboard through DNS rebinding).
     """
-    from starlette.middleware.base import BaseHTTPMiddleware
-
     store = results if isinstance(results, ResultsStore) else queries.open_readonly(results)
     dash = Dashboard(Settings(store, cache_dir, bundles_dir))
     get = ["GET"]
@@ -190,16 +278,19 @@ def create_app(results: ResultsStore | str | Path | None, *, cache_dir: Path | N
         Route("/", dash.index, methods=get),
         Route("/runs", dash.runs, methods=get),
         Route("/runs/{run_id:int}", dash.run, methods=get),
-        Route("/runs/{run_id:int}/report", dash.report, methods=get),
+        Route("/runs/{run_id:int}/report", dash.run_report, methods=get),
         Route("/compare", dash.compare, methods=get),
         Route("/optimizations", dash.optimizations, methods=get),
         Route("/optimizations/{opt_id:int}", dash.optimization, methods=get),
+        Route("/optimizations/{opt_id:int}/report", dash.optimization_report, methods=get),
         Route("/data", dash.data, methods=get),
-        Route("/static/plotly.min.js", dash.plotly, methods=get),
+        Route(PLOTLY_URL, dash.plotly, methods=get),
         Mount("/static", StaticFiles(directory=_HERE / "static"), name="static"),
     ]
-    middleware = [Middleware(BaseHTTPMiddleware, dispatch=_security_headers)]
+    middleware = [Middleware(SecurityHeaders)]
     if allowed_hosts:
         middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
     handlers: dict[Any, Any] = {BacktapeError: dash.failed, HTTPException: dash.failed}
-    return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
+    app.state.dashboard = dash
+    return app
