@@ -26,6 +26,9 @@ option                 default            meaning
                                           the price (backtesting.py: ``1 - 2**-52``)
 ``statistics``         ``"backtape"``     metric definitions: backtape's or ``"backtesting.py"``'s
                                           (docs/metrics.md, ``backtape.peer_metrics``)
+``finalize_trades``    ``False``          close every open position on the last bar as backtesting.py's
+                                          ``finalize_trades=True`` does: at its open (with
+                                          ``fill="close"``, the previous close); event engine only
 ``instruments``        ``None``           per-symbol ``Instrument`` (lot size, minimum order value);
                                           ``None``: the source's rules (CCXT markets), if any
 =====================  =================  ===================================================
@@ -87,6 +90,7 @@ class TradingOptions:
     repeat_signals: RepeatSignals = "ignore"
     budget_scale: float = 1.0
     statistics: Statistics = "backtape"
+    finalize_trades: bool = False
     instruments: Mapping[str, Instrument] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
@@ -224,17 +228,18 @@ DEFAULTS = TradingOptions()
 #: preset sets every convention option, so switching presets never leaves one behind.
 CONVENTIONS: dict[str, dict[str, Any]] = {
     "backtape": {"repeat_signals": "ignore", "budget_scale": 1.0, "statistics": "backtape",
-                 "fill": "next_open"},
+                 "fill": "next_open", "finalize_trades": False},
     # Backtest(..., exclusive_orders=True) / position.close(); buy(): a repeated signal re-enters;
     # buy() without a size spends (1 - 2**-52) of the margin; _stats.compute_stats definitions
     "backtesting.py": {"repeat_signals": "reenter", "budget_scale": BACKTESTING_PY_BUDGET_SCALE,
-                       "statistics": "backtesting.py", "fill": "next_open"},
+                       "statistics": "backtesting.py", "fill": "next_open", "finalize_trades": False},
     # Portfolio.from_signals defaults: price=close, accumulate=False (a repeated entry is ignored),
     # size=inf divided exactly; whole shares are its size_granularity=1
-    "vectorbt": {"repeat_signals": "ignore", "budget_scale": 1.0, "statistics": "backtape", "fill": "close"},
+    "vectorbt": {"repeat_signals": "ignore", "budget_scale": 1.0, "statistics": "backtape", "fill": "close",
+                 "finalize_trades": False},
     # cerebro: market orders fill at the next open; order_target_percent divides exactly
     "backtrader": {"repeat_signals": "ignore", "budget_scale": 1.0, "statistics": "backtape",
-                   "fill": "next_open"},
+                   "fill": "next_open", "finalize_trades": False},
 }
 
 #: walk-forward windows, in bars, when none are given: about a year of daily bars to train on and a

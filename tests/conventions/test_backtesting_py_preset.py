@@ -80,3 +80,26 @@ def test_repeated_signal_differs_from_backtapes_own_convention() -> None:
                        source=source, cash=10_000, commission=commission)
     assert own.metrics["closed_trades"] == stats["# Trades"] - 1
     assert not math.isclose(own.metrics["final_equity"], stats["Equity Final [$]"], rel_tol=1e-6)
+
+
+@pytest.mark.parametrize(("fast", "slow", "commission", "allow_short", "on_close"),
+                         [GOOG_CASES[0], REPEATED[0], REPEATED[2]])
+def test_finalize_trades_closes_the_open_positions_on_the_last_bar(fast: int, slow: int, commission: float,
+                                                                   allow_short: bool, on_close: bool) -> None:
+    from backtesting import Backtest
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stats = Backtest(goog_frame(), backtesting_sma_cross(fast, slow, allow_short), cash=10_000,
+                         commission=commission, trade_on_close=on_close, finalize_trades=True).run()
+    source, opens = goog_source()
+    res = run_backtest(sma_crossover(fast, slow, allow_short), "GOOG", int(opens[0]), int(opens[-1]) + 1,
+                       source=source, cash=10_000, commission=commission, finalize_trades=True,
+                       fill="close" if on_close else "next_open", conventions="backtesting.py")
+    assert res.open_trades.height == 0 and res.fills["tag"][-1] == "finalize"
+    _check(res, stats, opens, on_close)
+    from backtape.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="finalize_trades"):
+        run_backtest(sma_crossover(fast, slow, allow_short), "GOOG", int(opens[0]), int(opens[-1]) + 1,
+                     source=source, engine="vector", finalize_trades=True)

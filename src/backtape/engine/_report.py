@@ -39,9 +39,10 @@ def build_result(run: _Run, duration: float) -> BacktestResult:
     metrics.update(trade_durations(trades))
     metrics["max_drawdown_time"] = drawdown_time(run.clock, run.equity)
     late = None
-    if run.options.fill == "close":
-        late = (np.array([f.ts for f in run.broker.fills], dtype=np.int64),
-                np.array([f.commission for f in run.broker.fills], dtype=np.float64))
+    if run.options.fill == "close":  # a finalize fill is booked at once, as backtesting.py's last re-run
+        booked = [f for f in run.broker.fills if f.tag != "finalize"]
+        late = (np.array([f.ts for f in booked], dtype=np.int64),
+                np.array([f.commission for f in booked], dtype=np.float64))
     apply_statistics(metrics, run.options.statistics, ts=run.clock, equity=run.equity, trades=trades,
                      calendar=run.portal.calendar.name, frequency=run.frequency, close_fills=late)
     metrics["commission"] = float(pf.commissions)

@@ -247,6 +247,15 @@ class Broker:
             if match is not None:
                 fills.extend(self._execute(order, bar, match[0], bar.ts, match[1]))
 
+    def finalize(self, symbol: str, bar: Bar, now: int, price: float, ts: int) -> list[Fill]:
+        """``finalize_trades``: flatten ``symbol`` on the run's last ``bar`` at reference ``price``,
+        booked at ``ts``."""
+        qty = self.portfolio.position(symbol)
+        if not qty:
+            return []
+        order = self.submit(Order(symbol, -qty, tag="finalize"), now)
+        return self._execute(order, bar, price, ts, True)
+
     def fill_at_close(self, symbol: str, bar: Bar, now: int) -> list[Fill]:
         """``fill="close"``: market orders placed at ``now`` execute at this bar's close."""
         fills: list[Fill] = []

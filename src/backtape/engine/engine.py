@@ -347,6 +347,8 @@ class _Run:
         finally:
             gc.unfreeze()
         strategy.on_end(ctx)
+        if self.options.finalize_trades and equity:
+            equity[-1], traded[-1] = self._finalize(rows, traded[-1])
         for j in range(len(self.bars)):
             flush(j, rows[j])
         self.equity = np.array(equity)
@@ -354,6 +356,20 @@ class _Run:
         self.traded = np.array(traded)
         if progress is not None:
             progress(n, n)
+
+    def _finalize(self, rows: list[int], traded: float) -> tuple[float, float]:
+        """``finalize_trades``: every open position closed on its last bar; the last step's equity
+        (now cash) and traded value. As backtesting.py re-runs its broker on the last bar, the fill
+        is at that bar's open, or with ``fill="close"`` at the previous bar's close (and time)."""
+        for j, sym in enumerate(self.symbols[:len(self.bars)]):
+            r, b = rows[j], self.bars[j]
+            if r < b["first"]:
+                continue
+            prev = self.fill_mode == "close" and r > 0
+            price, ts = (b["close"][r - 1], b["ts_end"][r - 1]) if prev else (b["open"][r], b["ts"][r])
+            for fill in self.broker.finalize(sym, self._bar(j, r), self.now, float(price), int(ts)):
+                traded += abs(fill.quantity) * fill.price
+        return self.portfolio.equity, traded
 
     def _halt_keep(self) -> float:
         """``1 - max_drawdown_halt`` of the risk manager, or ``-inf`` when there is no halt."""

@@ -33,6 +33,8 @@ def unsupported(options: TradingOptions) -> list[str]:
         out.append("max_participation")
     if isinstance(options.fractional, frozenset):
         out.append("fractional (per symbol)")
+    if options.finalize_trades:
+        out.append("finalize_trades")
     if options.instruments:
         out.append("instruments (lot sizes and minimum order values)")
     return out
