@@ -303,6 +303,7 @@ class _Run:
                 while a_i < n_actions and actions[a_i][0] <= t:
                     self._apply_action(*actions[a_i])
                     a_i += 1
+                pf.hold_prices()  # prices change only at the marks below
                 for j, sym, row_at, _ in cols:
                     r = row_at[k]
                     if r < 0:
@@ -312,6 +313,7 @@ class _Run:
                         flush(j, r - 1)
                         for fill in broker.process_bar(sym, self._bar(j, r)):
                             traded[k] += abs(fill.quantity) * fill.price
+                pf.release_prices()
                 for _, sym, row_at, closes in cols:  # marks after every fill: no fill sizes with a close
                     r = row_at[k]
                     if r >= 0:
@@ -319,12 +321,14 @@ class _Run:
                 if k >= ready:
                     on_bar(ctx)
                 if close_fill and working:
+                    pf.hold_prices()
                     for j, sym, row_at, _ in cols:
                         r = row_at[k]
                         if r >= 0 and working.get(sym):
                             flush(j, r)
                             for fill in broker.fill_at_close(sym, self._bar(j, r), t):
                                 traded[k] += abs(fill.quantity) * fill.price
+                    pf.release_prices()
                 eq = pf.cash
                 held = False
                 for s, q in positions.items():

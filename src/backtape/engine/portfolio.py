@@ -12,7 +12,9 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import polars as pl
+from numba import njit
 
 from .orders import Fill
 
@@ -58,6 +60,8 @@ class Portfolio:
         self.slippage = 0.0
         self._lots: dict[str, list[_Lot]] = {}
         self._trades: list[tuple] = []
+        self._held = False  # see hold_prices
+        self._snapshot: _Snapshot | None = None
 
     # valuation -------------------------------------------------------------------------------
     @property
@@ -81,25 +85,43 @@ class Portfolio:
 
     def others_value(self, symbol: str) -> float:
         """Net value of every position but ``symbol``'s, at the last prices."""
-        total, prices = 0.0, self.prices
-        for s, q in self.positions.items():
-            if q and s != symbol:
-                total += q * prices[s]
-        return total
+        return self._others(symbol, False)
 
     def others_gross(self, symbol: str) -> float:
         """Gross value of every position but ``symbol``'s, at the last prices."""
-        total, prices = 0.0, self.prices
-        for s, q in self.positions.items():
-            if q and s != symbol:
-                total += abs(q) * prices[s]
-        return total
+        return self._others(symbol, True)
+
+    def hold_prices(self) -> None:
+        """The engine promises that only ``apply_fill`` changes positions or prices until
+        ``release_prices``: sizing may then read a snapshot of them in compiled code (one pass over
+        the positions per fill, not a Python loop), summed in the same order, to the same bits."""
+        self._held = True
+        self._snapshot = None
+
+    def release_prices(self) -> None:
+        self._held = False
+        self._snapshot = None
+
+    def _others(self, symbol: str, gross: bool) -> float:
+        positions, prices = self.positions, self.prices
+        if not self._held or len(positions) < _SNAPSHOT_FROM:
+            total = 0.0
+            for s, q in positions.items():
+                if q and s != symbol:
+                    total += (abs(q) if gross else q) * prices[s]
+            return total
+        snap = self._snapshot
+        if snap is None:
+            snap = self._snapshot = _Snapshot(positions, prices)
+        return float(_others_sum(snap.quantity, snap.price, snap.slot.get(symbol, -1), gross))
 
     def mark_extremes(self, symbol: str, high: float, low: float) -> None:
         """Widen the open lots' excursions by bars they were open through (highest high, lowest low)."""
-        for lot in self._lots.get(symbol, ()):
-            lot.high = max(lot.high, high)
-            lot.low = min(lot.low, low)
+        for lot in self._lots.get(symbol, ()):  # max()/min() without the calls: same result, NaN included
+            if high > lot.high:
+                lot.high = high
+            if low < lot.low:
+                lot.low = low
 
     def update_peak(self) -> float:
         eq = self.equity
@@ -119,6 +141,8 @@ class Portfolio:
         if abs(self.positions[fill.symbol]) < 1e-12:
             self.positions[fill.symbol] = 0.0
         self.prices.setdefault(fill.symbol, price)
+        if self._snapshot is not None:
+            self._snapshot.update(fill.symbol, self.positions[fill.symbol], self)
         comm_unit = fill.commission / abs(qty)
         slip_unit = slip_cost / abs(qty)
         lots = self._lots.setdefault(fill.symbol, [])
@@ -170,6 +194,40 @@ class Portfolio:
     def trades(self) -> pl.DataFrame:
         """Closed round trips, one row per closed lot (timestamps as UTC datetimes)."""
         return _frame(self._trades)
+
+
+#: below this many positions the Python loop is quicker than building a snapshot
+_SNAPSHOT_FROM = 16
+
+
+class _Snapshot:
+    """Positions and their last prices as arrays, in the ``positions`` dict's order."""
+
+    __slots__ = ("price", "quantity", "slot")
+
+    def __init__(self, positions: dict[str, float], prices: dict[str, float]) -> None:
+        self.slot = {s: i for i, s in enumerate(positions)}
+        self.quantity = np.fromiter(positions.values(), np.float64, len(positions))
+        self.price = np.array([prices.get(s, math.nan) for s in positions], dtype=np.float64)
+
+    def update(self, symbol: str, quantity: float, pf: Portfolio) -> None:
+        """``symbol``'s position is now ``quantity``; a symbol new to the book rebuilds the snapshot."""
+        i = self.slot.get(symbol)
+        if i is None:
+            pf._snapshot = None
+        else:
+            self.quantity[i] = quantity
+
+
+@njit(cache=True)
+def _others_sum(quantity: np.ndarray, price: np.ndarray, skip: int, gross: bool) -> float:
+    """``Portfolio._others``' loop over the snapshot: left to right, skipping flat positions."""
+    total = 0.0
+    for i in range(quantity.shape[0]):
+        q = quantity[i]
+        if q != 0.0 and i != skip:
+            total += (abs(q) if gross else q) * price[i]
+    return total
 
 
 def _frame(rows: list[tuple]) -> pl.DataFrame:
