@@ -141,6 +141,7 @@ class _Run:
     def __init__(self, strategy: Strategy, symbols: list[str], start: int, end: int, frequency: str,
                  source: DataSource, opts: TradingOptions) -> None:
         self.strategy, self.symbols, self.start, self.end = strategy, symbols, start, end
+        self._symbol_set = frozenset(symbols)
         self.frequency = frequency
         self.source = source
         opts = opts.for_symbols({sym: source.calendar_of(sym) for sym in symbols})
@@ -303,21 +304,28 @@ class _Run:
                 while a_i < n_actions and actions[a_i][0] <= t:
                     self._apply_action(*actions[a_i])
                     a_i += 1
-                pf.hold_prices()  # prices change only at the marks below
-                for j, sym, row_at, _ in cols:
-                    r = row_at[k]
-                    if r < 0:
-                        continue
-                    rows[j] = r
-                    if working.get(sym):
-                        flush(j, r - 1)
-                        for fill in broker.process_bar(sym, self._bar(j, r)):
-                            traded[k] += abs(fill.quantity) * fill.price
-                pf.release_prices()
-                for _, sym, row_at, closes in cols:  # marks after every fill: no fill sizes with a close
-                    r = row_at[k]
-                    if r >= 0:
-                        prices[sym] = closes[r]
+                if working:  # the broker's book holds only symbols with orders
+                    pf.hold_prices()  # prices change only at the marks below
+                    for j, sym, row_at, _ in cols:
+                        r = row_at[k]
+                        if r < 0:
+                            continue
+                        rows[j] = r
+                        if working.get(sym):
+                            flush(j, r - 1)
+                            for fill in broker.process_bar(sym, self._bar(j, r)):
+                                traded[k] += abs(fill.quantity) * fill.price
+                    pf.release_prices()
+                    for _, sym, row_at, closes in cols:  # marks after every fill: no fill sizes with a close
+                        r = row_at[k]
+                        if r >= 0:
+                            prices[sym] = closes[r]
+                else:  # nothing to fill: advance and mark in one pass
+                    for j, sym, row_at, closes in cols:
+                        r = row_at[k]
+                        if r >= 0:
+                            rows[j] = r
+                            prices[sym] = closes[r]
                 if k >= ready:
                     on_bar(ctx)
                 if close_fill and working:
@@ -421,7 +429,7 @@ class _Run:
 
     # services for the context ---------------------------------------------------------
     def submit(self, order: Order) -> Order:
-        if order.symbol not in self.symbols:
+        if order.symbol not in self._symbol_set:
             raise BacktapeError(f"order for {order.symbol!r}, which is not in this backtest "
                                 f"({', '.join(self.symbols)})")
         session_close = None
