@@ -15,7 +15,10 @@ runs ``equal_weight`` monthly on N symbols x one year of XNYS 1-minute bars (100
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import subprocess
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -76,6 +79,17 @@ def minute_universe(n_symbols: int, seed: int = 7) -> tuple[FrameDataSource, int
     return src, int(ts[0]), int(ts[-1]) + 1
 
 
+def minute_row(n_symbols: int) -> tuple[str, str, str, str, str]:
+    """The event engine's ``equal_weight`` monthly on the 1-minute universe: its row of the table."""
+    src, start, end = minute_universe(n_symbols)
+    names = [f"M{k:03d}" for k in range(n_symbols)]
+    opts = TradingOptions(cash=1_000_000, commission=0.001)
+    _, wall, cpu = timed(lambda: run_backtest("equal_weight", names, start, end, "1min", source=src,
+                                              options=opts, params={"rebalance": "1mo"}))
+    return (f"event {n_symbols} x 1y 1min ({src.bars.height / 1e6:.1f}M)", f"{wall:.1f} s", f"{cpu:.1f} s",
+            f"{peak_rss():.2f} GiB", "report; bounded memory")
+
+
 def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
     """``fn()``, its wall-clock seconds and the process's CPU seconds."""
     t0, c0 = time.perf_counter(), time.process_time()
@@ -94,7 +108,11 @@ def main() -> None:
     ap.add_argument("--years", type=int, default=20)
     ap.add_argument("--no-event", action="store_true")
     ap.add_argument("--minute-symbols", type=int, default=0)
+    ap.add_argument("--minutes-only", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.minutes_only:
+        print(json.dumps(minute_row(args.minutes_only)))
+        return
     src = universe(args.symbols, args.years)
     names = [f"S{k:03d}" for k in range(args.symbols)]
     start, end = "2005-01-01", f"{2004 + args.years}-01-01"
@@ -102,7 +120,7 @@ def main() -> None:
     market = load_market_data(names, start, end, "1d", src, warmup=253)
     n_bars = sum(len(b["ts"]) for b in market.bars.values())
     print(f"loaded {n_bars:,} bars in {time.perf_counter() - t0:.1f} s")
-    opts = TradingOptions(cash=1_000_000, commission=0.001)
+    opts = TradingOptions(cash=1_000_000, commission=0.001).for_symbols({s: "XNYS" for s in names})
     strat = StrategyFactory.create("momentum_rotation", lookback=126, top_n=20, rebalance="1mo")
     equal = StrategyFactory.create("equal_weight", rebalance="1mo")
 
@@ -111,7 +129,7 @@ def main() -> None:
         return float(run(data, decisions(s, data), opts).equity[-1])
 
     vector_once()  # compile
-    final, vec_s, _ = timed(vector_once)
+    final, vec_s, vec_cpu = timed(vector_once)
     tracemalloc.start()
     vector_once()
     vec_peak = tracemalloc.get_traced_memory()[1] / 2**30
@@ -119,24 +137,22 @@ def main() -> None:
     sets = [{"lookback": lb, "top_n": n, "rebalance": "1mo"} for lb in range(21, 252, 23) for n in
             (5, 10, 15, 20, 25, 30, 35, 40, 45, 50)][:100]
     _, sweep_s, _ = timed(lambda: evaluate(market, EvalSpec("momentum_rotation", "vector", opts), sets))
-    eq_final, eq_s, _ = timed(lambda: vector_once(equal))
-    rows = [("vector momentum_rotation 1mo", f"{vec_s:.3f} s", "", f"{vec_peak:.2f} GiB",
+    eq_final, eq_s, eq_cpu = timed(lambda: vector_once(equal))
+    rows = [("vector momentum_rotation 1mo", f"{vec_s:.3f} s", f"{vec_cpu:.3f} s", f"{vec_peak:.2f} GiB",
              "<= 0.5 s, <= 1 GiB"),
             (f"vector sweep {len(sets)} sets", f"{sweep_s:.1f} s", "", "", "<= 20 s"),
-            ("vector equal_weight 1mo (peer)", f"{eq_s:.3f} s", "", "", f"final {eq_final:,.2f}")]
+            ("vector equal_weight 1mo (peer)", f"{eq_s:.3f} s", f"{eq_cpu:.3f} s", "",
+             f"final {eq_final:,.2f}")]
     if not args.no_event:  # timed without tracemalloc (it slows Python code severalfold)
         ev, ev_s, ev_cpu = timed(lambda: run_backtest("equal_weight", names, start, end, source=src,
                                                       options=opts, params={"rebalance": "1mo"}))
         rows.append(("event equal_weight 1mo", f"{ev_s:.1f} s", f"{ev_cpu:.1f} s", f"{peak_rss():.2f} GiB",
                      "<= 15 s, <= 2 GiB"))
         rows.append(("  its final equity", f"{ev.metrics['final_equity']:,.2f}", "", "", ""))
-    if args.minute_symbols:
-        msrc, mstart, mend = minute_universe(args.minute_symbols)
-        mnames = [f"M{k:03d}" for k in range(args.minute_symbols)]
-        _, m_s, m_cpu = timed(lambda: run_backtest("equal_weight", mnames, mstart, mend, "1min",
-                                                   source=msrc, options=opts, params={"rebalance": "1mo"}))
-        rows.append((f"event {args.minute_symbols} x 1y 1min ({msrc.bars.height / 1e6:.1f}M)", f"{m_s:.1f} s",
-                     f"{m_cpu:.1f} s", f"{peak_rss():.2f} GiB", "report; bounded memory"))
+    if args.minute_symbols:  # in a child process, so its peak memory is its own
+        child = subprocess.run([sys.executable, __file__, "--minutes-only", str(args.minute_symbols)],
+                               check=True, capture_output=True, text=True)
+        rows.append(tuple(json.loads(child.stdout.splitlines()[-1])))
     print(f"{args.symbols} symbols x {args.years} years daily; momentum final equity {final:,.0f}")
     print(f"{'case':34} {'wall':>10} {'cpu':>8} {'peak':>9}   goal")
     for r in rows:
