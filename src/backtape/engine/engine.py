@@ -408,6 +408,7 @@ class _Run:
             self._flush_extremes(j, self.rows[j])
             if qty:
                 pf.positions[symbol] = qty * value
+                pf.settle_extremes(symbol)
                 for lot in pf._lots.get(symbol, ()):
                     lot.quantity *= value
                     lot.entry_price /= value

@@ -9,6 +9,7 @@ entry and exit, P&L net of both commissions, and its maximum adverse and favorab
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,7 @@ class _Lot:
     entry_slippage_per_unit: float
     low: float
     high: float
+    mark: int = 0  # the symbol's ``_Extremes.count`` when the lot opened
 
 
 _TRADE_SCHEMA = {
@@ -59,6 +61,7 @@ class Portfolio:
         self.commissions = 0.0
         self.slippage = 0.0
         self._lots: dict[str, list[_Lot]] = {}
+        self._extremes: dict[str, _Extremes] = {}
         self._trades: list[tuple] = []
         self._held = False  # see hold_prices
         self._snapshot: _Snapshot | None = None
@@ -116,12 +119,25 @@ class Portfolio:
         return float(_others_sum(snap.quantity, snap.price, snap.slot.get(symbol, -1), gross))
 
     def mark_extremes(self, symbol: str, high: float, low: float) -> None:
-        """Widen the open lots' excursions by bars they were open through (highest high, lowest low)."""
-        for lot in self._lots.get(symbol, ()):  # max()/min() without the calls: same result, NaN included
-            if high > lot.high:
-                lot.high = high
-            if low < lot.low:
-                lot.low = low
+        """Widen the open lots' excursions by bars they were open through (highest high, lowest low).
+
+        Lazily: the values are logged (``_Extremes``) and folded into a lot when it is read (closed)
+        or changed (``settle_extremes``), so a mark costs the same however many lots are open.
+        """
+        if self._lots.get(symbol):
+            ext = self._extremes.get(symbol)
+            if ext is None:
+                ext = self._extremes[symbol] = _Extremes()
+            ext.add(high, low)
+
+    def settle_extremes(self, symbol: str) -> None:
+        """Fold the logged extremes into every open lot of ``symbol`` (before anything rescales them)."""
+        ext = self._extremes.get(symbol)
+        if ext is not None:
+            for lot in self._lots.get(symbol, ()):
+                ext.settle(lot)
+            ext.highs.clear()
+            ext.lows.clear()
 
     def update_peak(self) -> float:
         eq = self.equity
@@ -149,6 +165,9 @@ class Portfolio:
         remaining = abs(qty)
         while remaining > 1e-12 and lots and lots[0].side != fill.side:
             lot = lots[0]
+            ext = self._extremes.get(fill.symbol)
+            if ext is not None:
+                ext.settle(lot, oldest=True)
             take = min(lot.quantity, remaining)
             self._close(lot, take, fill, price, comm_unit, slip_unit)
             lot.quantity -= take
@@ -156,8 +175,10 @@ class Portfolio:
             if lot.quantity <= 1e-12:
                 lots.pop(0)
         if remaining > 1e-12:
+            ext = self._extremes.get(fill.symbol)
             lots.append(_Lot(fill.symbol, fill.side, remaining, fill.ts, price, comm_unit, slip_unit,
-                             low=min(price, bar_low), high=max(price, bar_high)))
+                             low=min(price, bar_low), high=max(price, bar_high),
+                             mark=ext.count if ext is not None else 0))
 
     def _close(self, lot: _Lot, qty: float, fill: Fill, price: float, comm_unit: float,
                slip_unit: float) -> None:
@@ -194,6 +215,53 @@ class Portfolio:
     def trades(self) -> pl.DataFrame:
         """Closed round trips, one row per closed lot (timestamps as UTC datetimes)."""
         return _frame(self._trades)
+
+
+class _Extremes:
+    """One symbol's bar extremes as they are marked, for its open lots to fold in when read.
+
+    A lot's high is the fold ``if h > high: high = h`` over the marks since it opened (NaN marks
+    change nothing), i.e. their maximum: ``highs`` keeps the marks that are the maximum of some
+    suffix (index, value; values decreasing), so the first entry at or after a lot's ``mark`` is
+    the maximum since it opened. ``lows`` mirrors it. Lots close oldest first, so entries before
+    the oldest open lot's mark are dropped when it is settled.
+    """
+
+    __slots__ = ("count", "highs", "lows")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.highs: deque[tuple[int, float]] = deque()
+        self.lows: deque[tuple[int, float]] = deque()
+
+    def add(self, high: float, low: float) -> None:
+        i = self.count
+        self.count = i + 1
+        highs, lows = self.highs, self.lows
+        if high == high:
+            while highs and highs[-1][1] <= high:
+                highs.pop()
+            highs.append((i, high))
+        if low == low:
+            while lows and lows[-1][1] >= low:
+                lows.pop()
+            lows.append((i, low))
+
+    def settle(self, lot: _Lot, oldest: bool = False) -> None:
+        """Fold the marks since ``lot`` opened into it (``oldest``: no open lot is older)."""
+        mark = lot.mark
+        for side in (self.highs, self.lows):
+            if oldest:
+                while side and side[0][0] < mark:
+                    side.popleft()
+            for i, value in side:
+                if i >= mark:
+                    if side is self.highs:
+                        if value > lot.high:
+                            lot.high = value
+                    elif value < lot.low:
+                        lot.low = value
+                    break
 
 
 #: below this many positions the Python loop is quicker than building a snapshot
