@@ -1,24 +1,33 @@
 """Portfolio benchmark: 500 synthetic symbols x 20 years of daily bars (2.5M bars), one account.
 
 Vector engine: ``momentum_rotation`` monthly (time warm, peak memory of the run), a sweep of 100
-parameter sets over it (``optimization.evaluate``); event engine: ``equal_weight`` monthly on the same
-universe. Goals (issue 14): vector <= 0.5 s and <= 1 GiB, sweep <= 20 s on 2 cores, event <= 15 s and
-<= 2 GiB. The peer figure in the table is the event engine's, from the same run.
+parameter sets over it (``optimization.evaluate``), and ``equal_weight`` monthly; event engine:
+``equal_weight`` monthly on the same universe, the peer of the vector row above it (same fills, same
+final equity). Goals (issue 14): vector <= 0.5 s and <= 1 GiB, sweep <= 20 s on 2 cores, event <= 15 s
+and <= 2 GiB. Times are wall clock and, for the event engine, also the process's CPU time (on a shared
+machine the wall clock includes waiting for a core). With ``--minute-symbols N``, the event engine also
+runs ``equal_weight`` monthly on N symbols x one year of XNYS 1-minute bars (100: 9.8M bar events).
 
     PYTHONPATH=src python benchmarks/bench_portfolio.py [--symbols 500] [--years 20] [--no-event]
+                                                        [--minute-symbols 100]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import subprocess
+import sys
 import time
 import tracemalloc
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from backtape.engine import StrategyFactory, run_backtest
+from backtape.engine import Strategy, StrategyFactory, run_backtest
 from backtape.optimization.data import load_market_data
 from backtape.optimization.evaluate import EvalSpec, evaluate
 from backtape.options import TradingOptions
@@ -50,12 +59,60 @@ def universe(n_symbols: int, years: int, seed: int = 7) -> FrameDataSource:
     return FrameDataSource(bars, name="bench-portfolio")
 
 
+def minute_universe(n_symbols: int, seed: int = 7) -> tuple[FrameDataSource, int, int]:
+    """Random walks on one year of XNYS 1-minute bars (252 sessions x 390 minutes) and its range."""
+    from backtape.sources.synthetic import SyntheticDataSource
+
+    grid = SyntheticDataSource(seed=42, calendar="XNYS").fetch_sync(["SYN"], "2023-01-03", "2024-03-01",
+                                                                     "1min").head(98_280)
+    m, rng = grid.height, np.random.default_rng(seed)
+    frames = []
+    for k in range(n_symbols):
+        close = 50.0 * np.exp(np.cumsum(rng.normal(0.0, 0.0008, m)))
+        open_ = close * np.exp(rng.normal(0, 0.0002, m))
+        frames.append(pl.DataFrame({"symbol": f"M{k:03d}", "ts": grid["ts"], "ts_end": grid["ts_end"],
+                                    "open": open_, "high": np.maximum(open_, close) * 1.0005,
+                                    "low": np.minimum(open_, close) * 0.9995, "close": close,
+                                    "volume": np.full(m, 1e4)}))
+    ts = grid["ts"].cast(pl.Int64)
+    src = FrameDataSource(pl.concat(frames), frequency="1min", name="bench-minutes")
+    return src, int(ts[0]), int(ts[-1]) + 1
+
+
+def minute_row(n_symbols: int) -> tuple[str, str, str, str, str]:
+    """The event engine's ``equal_weight`` monthly on the 1-minute universe: its row of the table."""
+    src, start, end = minute_universe(n_symbols)
+    names = [f"M{k:03d}" for k in range(n_symbols)]
+    opts = TradingOptions(cash=1_000_000, commission=0.001)
+    _, wall, cpu = timed(lambda: run_backtest("equal_weight", names, start, end, "1min", source=src,
+                                              options=opts, params={"rebalance": "1mo"}))
+    return (f"event {n_symbols} x 1y 1min ({src.bars.height / 1e6:.1f}M)", f"{wall:.1f} s", f"{cpu:.1f} s",
+            f"{peak_rss():.2f} GiB", "report; bounded memory")
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+    """``fn()``, its wall-clock seconds and the process's CPU seconds."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - t0, time.process_time() - c0
+
+
+def peak_rss() -> float:
+    """The process's peak resident memory so far, GiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--symbols", type=int, default=500)
     ap.add_argument("--years", type=int, default=20)
     ap.add_argument("--no-event", action="store_true")
+    ap.add_argument("--minute-symbols", type=int, default=0)
+    ap.add_argument("--minutes-only", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.minutes_only:
+        print(json.dumps(minute_row(args.minutes_only)))
+        return
     src = universe(args.symbols, args.years)
     names = [f"S{k:03d}" for k in range(args.symbols)]
     start, end = "2005-01-01", f"{2004 + args.years}-01-01"
@@ -63,41 +120,43 @@ def main() -> None:
     market = load_market_data(names, start, end, "1d", src, warmup=253)
     n_bars = sum(len(b["ts"]) for b in market.bars.values())
     print(f"loaded {n_bars:,} bars in {time.perf_counter() - t0:.1f} s")
-    opts = TradingOptions(cash=1_000_000, commission=0.001)
+    opts = TradingOptions(cash=1_000_000, commission=0.001).for_symbols({s: "XNYS" for s in names})
     strat = StrategyFactory.create("momentum_rotation", lookback=126, top_n=20, rebalance="1mo")
+    equal = StrategyFactory.create("equal_weight", rebalance="1mo")
 
-    def vector_once() -> float:
-        data = vector_data(market, strat.warmup)
-        return float(run(data, decisions(strat, data), opts).equity[-1])
+    def vector_once(s: Strategy = strat) -> float:
+        data = vector_data(market, s.warmup)
+        return float(run(data, decisions(s, data), opts).equity[-1])
 
     vector_once()  # compile
-    t0 = time.perf_counter()
-    final = vector_once()
-    vec_s = time.perf_counter() - t0
+    final, vec_s, vec_cpu = timed(vector_once)
     tracemalloc.start()
     vector_once()
     vec_peak = tracemalloc.get_traced_memory()[1] / 2**30
     tracemalloc.stop()
     sets = [{"lookback": lb, "top_n": n, "rebalance": "1mo"} for lb in range(21, 252, 23) for n in
             (5, 10, 15, 20, 25, 30, 35, 40, 45, 50)][:100]
-    t0 = time.perf_counter()
-    evaluate(market, EvalSpec("momentum_rotation", "vector", opts), sets)
-    sweep_s = time.perf_counter() - t0
-    rows = [("vector momentum_rotation 1mo", f"{vec_s:.3f} s", f"{vec_peak:.2f} GiB", "<= 0.5 s, <= 1 GiB"),
-            (f"vector sweep {len(sets)} sets", f"{sweep_s:.1f} s", "", "<= 20 s")]
-    if not args.no_event:
-        t0 = time.perf_counter()  # timed without tracemalloc (it slows Python code severalfold)
-        ev = run_backtest("equal_weight", names, start, end, source=src, options=opts,
-                          params={"rebalance": "1mo"})
-        ev_s = time.perf_counter() - t0
-        ev_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # process peak RSS
-        rows.append(("event equal_weight 1mo (peer)", f"{ev_s:.1f} s", f"{ev_peak:.2f} GiB",
+    _, sweep_s, _ = timed(lambda: evaluate(market, EvalSpec("momentum_rotation", "vector", opts), sets))
+    eq_final, eq_s, eq_cpu = timed(lambda: vector_once(equal))
+    rows = [("vector momentum_rotation 1mo", f"{vec_s:.3f} s", f"{vec_cpu:.3f} s", f"{vec_peak:.2f} GiB",
+             "<= 0.5 s, <= 1 GiB"),
+            (f"vector sweep {len(sets)} sets", f"{sweep_s:.1f} s", "", "", "<= 20 s"),
+            ("vector equal_weight 1mo (peer)", f"{eq_s:.3f} s", f"{eq_cpu:.3f} s", "",
+             f"final {eq_final:,.2f}")]
+    if not args.no_event:  # timed without tracemalloc (it slows Python code severalfold)
+        ev, ev_s, ev_cpu = timed(lambda: run_backtest("equal_weight", names, start, end, source=src,
+                                                      options=opts, params={"rebalance": "1mo"}))
+        rows.append(("event equal_weight 1mo", f"{ev_s:.1f} s", f"{ev_cpu:.1f} s", f"{peak_rss():.2f} GiB",
                      "<= 15 s, <= 2 GiB"))
-        rows.append(("  its final equity", f"{ev.metrics['final_equity']:,.0f}", "", ""))
+        rows.append(("  its final equity", f"{ev.metrics['final_equity']:,.2f}", "", "", ""))
+    if args.minute_symbols:  # in a child process, so its peak memory is its own
+        child = subprocess.run([sys.executable, __file__, "--minutes-only", str(args.minute_symbols)],
+                               check=True, capture_output=True, text=True)
+        rows.append(tuple(json.loads(child.stdout.splitlines()[-1])))
     print(f"{args.symbols} symbols x {args.years} years daily; momentum final equity {final:,.0f}")
-    print(f"{'case':34} {'time':>10} {'peak':>10}   goal")
+    print(f"{'case':34} {'wall':>10} {'cpu':>8} {'peak':>9}   goal")
     for r in rows:
-        print(f"{r[0]:34} {r[1]:>10} {r[2]:>10}   {r[3]}")
+        print(f"{r[0]:34} {r[1]:>10} {r[2]:>8} {r[3]:>9}   {r[4]}")
 
 
 if __name__ == "__main__":

@@ -234,7 +234,11 @@ class Broker:
                     and order.is_active:
                 order.status = OrderStatus.EXPIRED
                 order.reason = "day order expired at the session close"
-        self._working[symbol] = [o for o in book if o.is_active]
+        still = [o for o in book if o.is_active]
+        if still:
+            self._working[symbol] = still
+        else:  # the book holds only symbols with orders (the engine skips matching when it is empty)
+            del self._working[symbol]
         return fills
 
     def _match_all(self, orders: list[Order], bar: Bar, fills: list[Fill]) -> None:

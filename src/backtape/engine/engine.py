@@ -141,6 +141,7 @@ class _Run:
     def __init__(self, strategy: Strategy, symbols: list[str], start: int, end: int, frequency: str,
                  source: DataSource, opts: TradingOptions) -> None:
         self.strategy, self.symbols, self.start, self.end = strategy, symbols, start, end
+        self._symbol_set = frozenset(symbols)
         self.frequency = frequency
         self.source = source
         calendars = {sym: source.calendar_of(sym) for sym in symbols}
@@ -305,28 +306,39 @@ class _Run:
                 while a_i < n_actions and actions[a_i][0] <= t:
                     self._apply_action(*actions[a_i])
                     a_i += 1
-                for j, sym, row_at, _ in cols:
-                    r = row_at[k]
-                    if r < 0:
-                        continue
-                    rows[j] = r
-                    if working.get(sym):
-                        flush(j, r - 1)
-                        for fill in broker.process_bar(sym, self._bar(j, r)):
-                            traded[k] += abs(fill.quantity) * fill.price
-                for _, sym, row_at, closes in cols:  # marks after every fill: no fill sizes with a close
-                    r = row_at[k]
-                    if r >= 0:
-                        prices[sym] = closes[r]
+                if working:  # the broker's book holds only symbols with orders
+                    pf.hold_prices()  # prices change only at the marks below
+                    for j, sym, row_at, _ in cols:
+                        r = row_at[k]
+                        if r < 0:
+                            continue
+                        rows[j] = r
+                        if working.get(sym):
+                            flush(j, r - 1)
+                            for fill in broker.process_bar(sym, self._bar(j, r)):
+                                traded[k] += abs(fill.quantity) * fill.price
+                    pf.release_prices()
+                    for _, sym, row_at, closes in cols:  # marks after every fill: no fill sizes with a close
+                        r = row_at[k]
+                        if r >= 0:
+                            prices[sym] = closes[r]
+                else:  # nothing to fill: advance and mark in one pass
+                    for j, sym, row_at, closes in cols:
+                        r = row_at[k]
+                        if r >= 0:
+                            rows[j] = r
+                            prices[sym] = closes[r]
                 if k >= ready:
                     on_bar(ctx)
                 if close_fill and working:
+                    pf.hold_prices()
                     for j, sym, row_at, _ in cols:
                         r = row_at[k]
                         if r >= 0 and working.get(sym):
                             flush(j, r)
                             for fill in broker.fill_at_close(sym, self._bar(j, r), t):
                                 traded[k] += abs(fill.quantity) * fill.price
+                    pf.release_prices()
                 eq = pf.cash
                 held = False
                 for s, q in positions.items():
@@ -414,6 +426,7 @@ class _Run:
             self._flush_extremes(j, self.rows[j])
             if qty:
                 pf.positions[symbol] = qty * value
+                pf.settle_extremes(symbol)
                 for lot in pf._lots.get(symbol, ()):
                     lot.quantity *= value
                     lot.entry_price /= value
@@ -435,7 +448,7 @@ class _Run:
 
     # services for the context ---------------------------------------------------------
     def submit(self, order: Order) -> Order:
-        if order.symbol not in self.symbols:
+        if order.symbol not in self._symbol_set:
             raise BacktapeError(f"order for {order.symbol!r}, which is not in this backtest "
                                 f"({', '.join(self.symbols)})")
         session_close = None

@@ -196,6 +196,7 @@ def replay(data: VectorData, out: PortfolioRun, options: TradingOptions) -> tupl
             if not (value > 0 and value != 1.0):
                 continue
             flush(j, last_row(j, step - 1))
+            pf.settle_extremes(syms[j])
             for lot in pf._lots.get(syms[j], ()):
                 lot.quantity *= value
                 lot.entry_price /= value
