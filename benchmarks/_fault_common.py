@@ -88,7 +88,8 @@ def reference(symbols: Sequence[str], start: str, end: str) -> pl.DataFrame:
 
 def cached(cache_dir: Path) -> CachedDataSource:
     """The synthetic source behind a cache in ``cache_dir`` (every range immutable, no memory tier)."""
-    return CachedDataSource(source(), cache_dir=cache_dir, memory_bytes=0, freshness_policy=NeverStalePolicy())
+    return CachedDataSource(source(), cache_dir=cache_dir, memory_bytes=0,
+                            freshness_policy=NeverStalePolicy())
 
 
 def close(src: CachedDataSource) -> None:

@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from _fault_common import FREQ, Tally, cached, close, reference, reference_run, same_run, source
-
 from backtape.cache.bundles import BundleDataSource, BundleMetadata, ingest_to_bundle
 from backtape.cache.maintenance import verify_cache
 from backtape.errors import BacktapeError, BacktapeWarning
@@ -193,7 +192,7 @@ def corrupt(n: int, work: Path, rng: random.Random) -> list[Tally]:
                 damage(rng.choice(target.victims(trial)), how, rng)
                 try:
                     outcome = target.check(trial)
-                except Exception as exc:  # noqa: BLE001 - what the campaign counts
+                except Exception as exc:
                     outcome = "unexpected"
                     tally.note(f"{type(exc).__name__}: {str(exc)[:160]}")
                 tally.add("trials")

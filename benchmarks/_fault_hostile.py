@@ -38,7 +38,8 @@ def _valid(rng: random.Random) -> bytes:
             rows.append(f"{1704204000000 + i * 60_000},{prices}")
         else:
             rows.append(f"2024-01-{2 + i % 27:02d};" + prices.replace(",", ";"))
-    header = "timestamp,open,high,low,close,volume" if shape != "semicolon" else "date;open;high;low;close;volume"
+    header = "timestamp,open,high,low,close,volume"
+    header = header.replace(",", ";") if shape == "semicolon" else header
     return ("\n".join([header, *rows]) + "\n").encode()
 
 
@@ -89,7 +90,8 @@ def _run(folder: Path, work: Path, name: str) -> Tally:
         return tally
     got = json.loads(out.read_text())
     tally.counts.update({"files": got["files"], "seconds": f"{got['seconds']:.1f}",
-                         "peak MiB": f"{got['peak_mib']:.0f}", "over 512 MiB": int(got["peak_mib"] > LIMIT_MIB),
+                         "peak MiB": f"{got['peak_mib']:.0f}",
+                         "over 512 MiB": int(got["peak_mib"] > LIMIT_MIB),
                          "non-BacktapeError": got["read_other"], "unclear": got["validate_other"]})
     for example in [*got["examples"], *got.get("messages", [])]:
         tally.note(example)

@@ -44,7 +44,6 @@ from _fault_common import (
     wait_for,
     worker,
 )
-
 from backtape.cache.bundles import BundleDataSource, BundleMetadata
 from backtape.cache.maintenance import verify_cache
 from backtape.errors import BacktapeError, BacktapeWarning
@@ -90,7 +89,7 @@ def _check_requests(requests: list[list], fetch, tally: Tally) -> None:  # type:
     except BacktapeError as exc:
         tally.add("manual repairs")
         tally.note(f"{type(exc).__name__}: {str(exc)[:200]}")
-    except Exception as exc:  # noqa: BLE001 - what the campaign counts
+    except Exception as exc:
         tally.add("unexpected errors")
         tally.note(f"{type(exc).__name__}: {str(exc)[:200]}")
 
@@ -219,7 +218,7 @@ def kill_results(n: int, work: Path, rng: random.Random) -> Tally:
         except BacktapeError as exc:
             tally.add("manual repairs")
             tally.note(f"{type(exc).__name__}: {str(exc)[:200]}")
-        except Exception as exc:  # noqa: BLE001 - what the campaign counts
+        except Exception as exc:
             tally.add("unexpected errors")
             tally.note(f"{type(exc).__name__}: {str(exc)[:200]}")
     tally.counts["runs stored"] = checked
@@ -256,6 +255,9 @@ def concurrent(rounds: int, work: Path, procs: int = 4) -> Tally:
     return tally
 
 
+KILLS = {"kill-cache": kill_cache, "kill-ingest": kill_ingest, "kill-results": kill_results}
+
+
 # -- driver --------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("campaign", choices=["all", "kill-cache", "kill-ingest", "kill-results", "concurrent",
                                              "corrupt", "hostile"])
     parser.add_argument("--n", type=int, default=100, help="kills per kill campaign, trials per corruption "
-                        "case, rounds of concurrent ingest (default 3 with 'all'), fuzzed CSVs / 10 (hostile)")
+                        "case, rounds of concurrent ingest (3 with 'all'), fuzzed CSVs / 10 (hostile)")
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--bomb-gib", type=float, default=4.0, help="decompressed size of the gzip bomb")
     parser.add_argument("--work", type=Path, help="working folder (default: a temporary one, removed)")
@@ -285,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in chosen:
             t1 = time.perf_counter()
             if name.startswith("kill-"):
-                run = {"kill-cache": kill_cache, "kill-ingest": kill_ingest, "kill-results": kill_results}[name]
+                run = KILLS[name]
                 kills.append(run(args.n, work, rng))
                 kills[-1].counts["seconds"] = round(time.perf_counter() - t1)
                 rows_seen.append(kills[-1])
