@@ -44,6 +44,7 @@ def reading(url: str) -> Iterator[None]:
         yield
     except BacktapeError:
         raise
-    except (sa.exc.SQLAlchemyError, pl.exceptions.PolarsError, ValueError, OSError) as exc:
+    except (sa.exc.SQLAlchemyError, pl.exceptions.PolarsError, pl.exceptions.PanicException, ValueError,
+            OSError) as exc:
         raise BacktapeError(f"results database {url} is damaged or unreadable ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0][:160]}); restore it from a backup") from exc
