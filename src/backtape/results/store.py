@@ -174,6 +174,8 @@ def _url(target: str | Path | None) -> str:
     if target is None:
         target = Path.home() / ".backtape" / "results.db"
     text = str(target)
+    if "\0" in text:
+        raise BacktapeError(f"results database {text!r}: a NUL character cannot be part of a path or URL")
     if "://" in text:
         scheme, sep, rest = text.partition("://")
         if scheme in ("postgresql", "postgres"):
@@ -319,6 +321,8 @@ class ResultsStore:
 
     def list_runs(self, limit: int = 50) -> pl.DataFrame:
         """Most recent runs first: id, strategy, range, frequency, symbols and headline metrics."""
+        if not 0 <= limit < 2**63:
+            raise BacktapeError(f"cannot list {limit} runs: give a limit from 0 to {2**63 - 1}")
         q = (
             sa.select(
                 _backtests.c.id, _backtests.c.strategy_name, _backtests.c.start_date, _backtests.c.end_date,
