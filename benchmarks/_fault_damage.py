@@ -192,7 +192,9 @@ def corrupt(n: int, work: Path, rng: random.Random) -> list[Tally]:
                 damage(rng.choice(target.victims(trial)), how, rng)
                 try:
                     outcome = target.check(trial)
-                except Exception as exc:
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except BaseException as exc:  # Exception and panics of native code (pyo3 PanicException)
                     outcome = "unexpected"
                     tally.note(f"{type(exc).__name__}: {str(exc)[:160]}")
                 tally.add("trials")

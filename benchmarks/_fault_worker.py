@@ -56,7 +56,9 @@ def run_cli(args: list[str]) -> tuple[int, str, str]:
             main(args)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # Exception and panics of native code (pyo3 PanicException)
             code, err = -1, io.StringIO(f"escaped {type(exc).__name__}: {exc}")
     return code, out.getvalue(), err.getvalue()
 
@@ -90,7 +92,9 @@ def _fuzz(out: str, folder: str) -> int:
                 tally["read_backtape_error"] += 1
                 if first:
                     messages.append(f"read_bars: {type(exc).__name__}: {str(exc)[:200]}")
-            except Exception as exc:
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # Exception and panics of native code (pyo3 PanicException)
                 tally["read_other"] += 1
                 examples.append(f"read_bars {path.name}: {type(exc).__name__}: {str(exc)[:160]}")
             code, stdout, stderr = run_cli(["validate", str(path)])

@@ -49,8 +49,9 @@ from backtape.cache.maintenance import verify_cache
 from backtape.errors import BacktapeError, BacktapeWarning
 
 #: counts that must stay 0
-BAD = ("wrong answers", "manual repairs", "unexpected errors", "symbols lost", "quality missing",
-       "failed ingests", "silent wrong", "unexpected", "non-BacktapeError", "over 512 MiB", "unclear")
+BAD = ("wrong answers", "manual repairs", "manual repair", "unexpected errors", "symbols lost",
+       "quality missing", "failed ingests", "silent wrong", "unexpected", "non-BacktapeError", "over 512 MiB",
+       "unclear")
 KILL_COLUMNS = ("kills", "finished before kill", "wrong answers", "manual repairs", "unexpected errors",
                 "auto repairs", "damaged after kill")
 
@@ -89,7 +90,9 @@ def _check_requests(requests: list[list], fetch, tally: Tally) -> None:  # type:
     except BacktapeError as exc:
         tally.add("manual repairs")
         tally.note(f"{type(exc).__name__}: {str(exc)[:200]}")
-    except Exception as exc:
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # Exception and panics of native code (pyo3 PanicException)
         tally.add("unexpected errors")
         tally.note(f"{type(exc).__name__}: {str(exc)[:200]}")
 
@@ -218,7 +221,9 @@ def kill_results(n: int, work: Path, rng: random.Random) -> Tally:
         except BacktapeError as exc:
             tally.add("manual repairs")
             tally.note(f"{type(exc).__name__}: {str(exc)[:200]}")
-        except Exception as exc:
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # Exception and panics of native code (pyo3 PanicException)
             tally.add("unexpected errors")
             tally.note(f"{type(exc).__name__}: {str(exc)[:200]}")
     tally.counts["runs stored"] = checked
