@@ -15,12 +15,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from backtape._async import run_sync
 from backtape.cache import CachedDataSource, NeverStalePolicy
 from backtape.sources.synthetic import SyntheticDataSource
+
+if TYPE_CHECKING:
+    from backtape.engine.result import BacktestResult
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -125,7 +129,7 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Tally]) -> st
     return text
 
 
-def reference_run(work: Path):  # type: ignore[no-untyped-def]
+def reference_run(work: Path) -> tuple[BacktestResult, BacktestResult]:
     """A real backtest on synthetic daily bars, as stored and loaded back (the comparison form)."""
     from backtape import Workspace
     from backtape.config import Config
@@ -139,7 +143,7 @@ def reference_run(work: Path):  # type: ignore[no-untyped-def]
     return result, loaded
 
 
-def same_run(a, b) -> bool:  # type: ignore[no-untyped-def]
+def same_run(a: BacktestResult, b: BacktestResult) -> bool:
     """Two loaded runs hold the same header, metrics and frames."""
     fa, fb = a.frames(), b.frames()
     return ((a.strategy, a.parameters, a.symbols, a.start, a.end, a.frequency, a.metrics)

@@ -123,7 +123,7 @@ def _check_bundle_data(folder: Path) -> str:
 
 
 def _comparable(meta: BundleMetadata) -> BundleMetadata:
-    return replace(meta, ingestion_time=None, path=Path())  # type: ignore[arg-type]
+    return replace(meta, ingestion_time=None, path=Path())
 
 
 def _check_bundle_metadata(folder: Path) -> str:

@@ -15,6 +15,7 @@ import re
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -112,5 +113,5 @@ def _fuzz(out: str, folder: str) -> int:
 
 if __name__ == "__main__":
     mode, *rest = sys.argv[1:]
-    modes = {"cache": _cache, "results": _results, "fuzz": _fuzz}
+    modes: dict[str, Callable[..., int]] = {"cache": _cache, "results": _results, "fuzz": _fuzz}
     sys.exit(modes[mode](*rest))

@@ -26,7 +26,10 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+
+import polars as pl
 
 from _fault_common import (
     FREQ,
@@ -77,7 +80,8 @@ def _cache_plan(rng: random.Random) -> list[list]:
             for _ in range(6)]
 
 
-def _check_requests(requests: list[list], fetch, tally: Tally) -> None:  # type: ignore[no-untyped-def]
+def _check_requests(requests: list[list], fetch: Callable[[list[str], str, str], pl.DataFrame],
+                    tally: Tally) -> None:
     """Every request answered exactly as the reference, without anyone repairing anything."""
     try:
         with warnings.catch_warnings(record=True) as seen:

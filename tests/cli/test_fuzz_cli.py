@@ -104,7 +104,8 @@ def _check(args: list[str], path: tuple[str, ...]) -> None:
 
     with mock.patch.object(cli_app, "_report_error", spy):
         result = CliRunner().invoke(cli_app.app, args)
-    said = f"args {args!r}: exit {result.exit_code}\nstdout: {result.stdout[-800:]}\nstderr: {result.stderr[-800:]}"
+    said = (f"args {args!r}: exit {result.exit_code}\nstdout: {result.stdout[-800:]}\n"
+            f"stderr: {result.stderr[-800:]}")
     assert result.exception is None or isinstance(result.exception, SystemExit), said
     assert "Traceback" not in result.stderr or "--verbose" in args, said
     if result.exit_code == 0 or (result.exit_code == 1 and path in REPORTING and not seen):
@@ -113,7 +114,10 @@ def _check(args: list[str], path: tuple[str, ...]) -> None:
              and '"level": "warning"' not in line]
     if "--verbose" not in args:
         assert len(lines) == 1, said
-        assert json.loads(lines[0])["level"] == "error" if "--log-json" in args else lines[0].startswith("error: ")
+        if "--log-json" in args:
+            assert json.loads(lines[0])["level"] == "error", said
+        else:
+            assert lines[0].startswith("error: "), said
     assert result.exit_code != 0 and "error: unexpected " not in result.stderr, said  # the bug marker
     assert all(exc is None or isinstance(exc, BacktapeError | OSError) for exc in seen), (said, seen)
 

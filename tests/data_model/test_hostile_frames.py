@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
+from collections.abc import Callable
 
 import polars as pl
 import pytest
@@ -54,7 +55,7 @@ def hostile_frames(draw: st.DrawFn) -> pl.DataFrame:
     return frame
 
 
-def _quietly(call, *args, **kwargs):  # type: ignore[no-untyped-def]
+def _quietly(call: Callable[..., object], *args: object, **kwargs: object) -> object:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
