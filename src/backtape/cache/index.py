@@ -112,9 +112,9 @@ class CoverageIndex:
                         if column not in _columns(tx, table):
                             tx.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
             self._check()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # bytes that are not UTF-8 text
             self.close()
-            if not _damaged(exc):
+            if isinstance(exc, sqlite3.DatabaseError) and not _damaged(exc):
                 raise
             raise CorruptCacheError(f"cache index {self.path} is damaged ({exc})", []) from exc
         except CorruptCacheError:
@@ -141,6 +141,8 @@ class CoverageIndex:
                 con.execute("PRAGMA journal_mode=WAL")
                 con.execute("PRAGMA synchronous=FULL")
                 con.execute("PRAGMA busy_timeout=60000")
+            except UnicodeDecodeError as exc:  # a damaged header can garble SQLite's own answer
+                raise CorruptCacheError(f"cache index {self.path} is damaged ({exc})", []) from exc
             except sqlite3.DatabaseError as exc:
                 if _damaged(exc):
                     raise CorruptCacheError(f"cache index {self.path} is damaged ({exc})", []) from exc
