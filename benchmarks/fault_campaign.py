@@ -3,7 +3,7 @@
 Each sub-campaign runs real processes on real files and prints a table; the goal of every count
 named "wrong", "manual", "lost", "silent" or "unexpected" is 0. Rerun it any time::
 
-    python benchmarks/fault_campaign.py all --n 100            # everything (about 30 min on 2 cores)
+    python benchmarks/fault_campaign.py all --n 100            # everything (over an hour on 2 busy cores)
     python benchmarks/fault_campaign.py kill-cache --n 100     # one sub-campaign
     python benchmarks/fault_campaign.py all --n 3 --bomb-gib 0.25 --markdown out.md
 
