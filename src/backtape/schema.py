@@ -155,7 +155,13 @@ def conform(df: pl.DataFrame, kind: Kind, *, sort: bool = True) -> pl.DataFrame:
             exprs.append(col.dt.convert_time_zone("UTC").dt.cast_time_unit("ns").alias(name))
         else:
             exprs.append(pl.col(name).cast(dtype, strict=True).alias(name))
-    out = df.select(exprs)
+    try:
+        out = df.select(exprs)
+    except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
+        wrong = ", ".join(f"{c} ({df.schema[c]})" for c in schema
+                          if c in df.columns and df.schema[c] != schema[c])
+        raise DataFormatError(f"{kind}: column(s) {wrong} cannot be read as {kind} values "
+                              f"({str(exc).splitlines()[0][:120]})") from exc
     if sort and out.height > 1:
         out = _sorted(out)
     return out

@@ -110,8 +110,47 @@ def test_an_index_from_before_checksums_is_upgraded(tmp_path) -> None:
     up = CountingSource()
     truth = cached(up, tmp_path).fetch_sync(SYMBOLS, S, E, "1d")
     with sqlite3.connect(tmp_path / "index.sqlite") as con:
-        con.execute("ALTER TABLE files DROP COLUMN checksum")
-    again = cached(up, tmp_path)
+        for table, column in (("files", "checksum"), ("files", "row_sum"), ("coverage", "row_sum")):
+            con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BacktapeWarning)  # upgraded in place, not reset
+        again = cached(up, tmp_path)
     assert again.fetch_sync(SYMBOLS, S, E, "1d").equals(truth)   # files without checksums still read
     assert verify_cache(tmp_path).checked == 2
     assert to_ns(S) < to_ns(E)
+
+
+@pytest.mark.parametrize("how", ["truncate", "zero", "garbage", "value"])
+def test_a_damaged_index_is_quarantined_and_everything_fetched_again(tmp_path, how) -> None:
+    up = CountingSource()
+    source = cached(up, tmp_path)
+    truth = source.fetch_sync(SYMBOLS, S, E, "1d")
+    source._index.close()
+    path = tmp_path / "index.sqlite"
+    with sqlite3.connect(path) as con:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if how == "value":  # what two flipped bytes can do: a covered range that holds no rows
+            con.execute("UPDATE coverage SET end = end + 86400000000000 * 400 WHERE symbol = 'AAPL'")
+    if how != "value":
+        damage(path, how)
+    with pytest.raises(CorruptCacheError, match=r"cache index .* is damaged .*cache verify --repair"):
+        verify_cache(tmp_path)
+    calls = len(up.calls)
+    with pytest.warns(BacktapeWarning, match=r"index\.sqlite is damaged .* moved to .*quarantine"):
+        again = cached(up, tmp_path)
+    assert again.fetch_sync(SYMBOLS, S, E, "1d").equals(truth)
+    assert len(up.calls) > calls and list((tmp_path / "quarantine").glob("*-index.sqlite"))
+    assert verify_cache(tmp_path).damaged == []
+
+
+def test_verify_repair_resets_a_damaged_index(tmp_path) -> None:
+    up = CountingSource()
+    source = cached(up, tmp_path)
+    truth = source.fetch_sync(SYMBOLS, S, E, "1d")
+    source._index.close()
+    (tmp_path / "index.sqlite-wal").unlink(missing_ok=True)
+    damage(tmp_path / "index.sqlite", "garbage")
+    with pytest.warns(BacktapeWarning, match="an empty index started"):
+        report = verify_cache(tmp_path, repair=True)
+    assert report.damaged == [] and report.checked == 0
+    assert cached(up, tmp_path).fetch_sync(SYMBOLS, S, E, "1d").equals(truth)

@@ -39,6 +39,7 @@ from ..sources.base import DataSource, DataSourceMetadata, SourceCapabilities
 from ..timeframes import Timeframe
 from .coverage import normalize
 from .freshness import NeverStalePolicy
+from .index import CacheKey, CoverageIndex
 from .source import CachedDataSource
 
 SCHEMA_VERSION = "1"
@@ -109,10 +110,12 @@ class BundleMetadata:
                        first["calendar"], first["adjustment"], first["ingestion_time"], first["row_count"],
                        first["size_bytes"], first["quality_score"], first["missing_data_pct"],
                        first["schema_version"], per_symbol, folder)
-        except (pl.exceptions.PolarsError, OSError, KeyError, IndexError, TypeError) as exc:
+        except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError, KeyError, IndexError,
+                TypeError, ValueError) as exc:  # a damaged file can make the Parquet reader panic
             raise CorruptBundleError(
-                f"bundle {name!r}: {path} is unreadable ({type(exc).__name__}: {str(exc)[:120]}); ingest "
-                f"the bundle again into a new name, or delete {folder}") from exc
+                f"bundle {name!r}: {path} is unreadable ({type(exc).__name__}: {str(exc)[:120]}); run the "
+                f"same `backtape ingest` again to rebuild it from the bundle's data, or delete {folder}"
+            ) from exc
 
     def save(self) -> None:
         """Write ``metadata.parquet`` atomically (temp file and rename)."""
@@ -171,12 +174,12 @@ async def _ingest(name: str, symbols: Iterable[str] | str, start: TimeLike, end:
     if not syms:
         raise ConfigError(f"bundle {name!r}: no symbols to ingest")
     folder = _folder(name, bundles_dir)
-    previous = _previous(name, bundles_dir)
-    if previous is not None and (previous.frequency != freq
-                                 or previous.source_identity != source.cache_identity()):
-        raise ConfigError(
-            f"bundle {name!r} holds {previous.frequency} bars from {previous.source_identity!r}; "
-            f"cannot add {freq} bars from {source.cache_identity()!r} (use another bundle name)")
+    previous = _previous(name, bundles_dir, rebuild=True)
+    held = ({(previous.frequency, previous.source_identity)} if previous is not None
+            else {(k.frequency, k.source) for k in _stored_keys(folder)})
+    for have_freq, have_source in held - {(freq, source.cache_identity())}:
+        raise ConfigError(f"bundle {name!r} holds {have_freq} bars from {have_source!r}; cannot add "
+                          f"{freq} bars from {source.cache_identity()!r} (use another bundle name)")
     folder.mkdir(parents=True, exist_ok=True)
     cached = CachedDataSource(source, cache_dir=folder / "data", on_invalid="drop", memory_bytes=0)
     for i, sym in enumerate(syms, 1):
@@ -192,18 +195,21 @@ async def _ingest(name: str, symbols: Iterable[str] | str, start: TimeLike, end:
 def _record(name: str, folder: Path, s: int, e: int, freq: str, syms: list[str], source: DataSource,
             dropped: pl.DataFrame, bundles_dir: str | Path | None) -> BundleMetadata:
     """Merge this ingest into the bundle's metadata (quality of every symbol) and save it."""
-    previous = _previous(name, bundles_dir)
+    previous = _previous(name, bundles_dir, rebuild=True)
     meta = source.get_metadata()
     old = {q.symbol: q for q in (previous.per_symbol if previous else ())}
     new_violations = _ohlc_violations(dropped)
     reader = CachedDataSource(source, cache_dir=folder / "data", freshness_policy=NeverStalePolicy(),
                               memory_bytes=0)
-    all_symbols = sorted(set(old) | set(syms))
+    # every symbol with data in the bundle is listed, even when the metadata was lost or unreadable
+    stored = {k.symbol for k in _stored_keys(folder) if k.kind == "bars" and k.frequency == freq}
+    all_symbols = sorted(set(old) | set(syms) | stored)
+    spans = [sp for sym in stored - set(old) for sp in reader.coverage(sym, frequency=freq)]
     qualities = [_quality(reader, sym, freq, _calendar_name(meta.calendar),
                           (old[sym].ohlc_violations if sym in old else 0) + new_violations.get(sym, 0))
                  for sym in all_symbols]
-    lo = min([s] + ([to_ns(previous.start)] if previous else []))
-    hi = max([e] + ([to_ns(previous.end)] if previous else []))
+    lo = min([s] + ([to_ns(previous.start)] if previous else []) + [sp.start for sp in spans])
+    hi = max([e] + ([to_ns(previous.end)] if previous else []) + [sp.end for sp in spans])
     expected = sum(q.expected_sessions for q in qualities)
     missing = sum(len(q.missing_sessions) for q in qualities)
     rows = sum(q.rows for q in qualities)
@@ -320,11 +326,32 @@ def _folder(name: str, bundles_dir: str | Path | None) -> Path:
     return (Path(bundles_dir) if bundles_dir is not None else default_bundles_dir()) / name
 
 
-def _previous(name: str, bundles_dir: str | Path | None) -> BundleMetadata | None:
+def _previous(name: str, bundles_dir: str | Path | None, *, rebuild: bool = False) -> BundleMetadata | None:
+    """The bundle's metadata; ``None`` for a new bundle or, with ``rebuild``, an unreadable one (the
+    ingest then rebuilds it from the data, which keeps its own checksums)."""
     try:
         return BundleMetadata.load(name, bundles_dir)
     except NoDataError:
         return None
+    except CorruptBundleError:
+        if not rebuild:
+            raise
+        warn_once(f"bundle {name!r}: {_folder(name, bundles_dir) / 'metadata.parquet'} is unreadable; "
+                  "this ingest rebuilds it from the bundle's data (invalid OHLC rows counted before are "
+                  "forgotten)")
+        return None
+
+
+def _stored_keys(folder: Path) -> list[CacheKey]:
+    """Keys with data in the bundle's cache folder (none when it has no index yet)."""
+    path = folder / "data" / "index.sqlite"
+    if not path.exists():
+        return []
+    index = CoverageIndex(path)
+    try:
+        return index.cache_keys()
+    finally:
+        index.close()
 
 
 def _ohlc_violations(dropped: pl.DataFrame) -> dict[str, int]:

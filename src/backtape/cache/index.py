@@ -4,6 +4,11 @@ The index is the manifest of the cache. A Parquet file is part of the cache only
 ``files`` names it, and coverage and file rows change together in one transaction, so a crash
 between writing a file and committing leaves an orphan file that no reader looks at (``gc`` removes
 it), never a covered range without its rows.
+
+Every coverage and file row carries ``row_sum``, an xxh3 of its values, and opening the index checks
+its pages (``PRAGMA integrity_check``) and every row's sum: SQLite keeps no checksums of its own, so two
+flipped bytes could otherwise move a covered range silently. A damaged index raises
+``CorruptCacheError``; ``maintenance.open_or_reset_index`` puts it in quarantine and starts afresh.
 """
 
 from __future__ import annotations
@@ -15,21 +20,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import CacheError
+import xxhash
+
+from ..errors import CacheError, CorruptCacheError
 from .coverage import Span
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS coverage (
     source TEXT NOT NULL, kind TEXT NOT NULL, symbol TEXT NOT NULL, frequency TEXT NOT NULL,
     adjustment TEXT NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL,
-    fetched_at INTEGER NOT NULL, mutable_from INTEGER NOT NULL
+    fetched_at INTEGER NOT NULL, mutable_from INTEGER NOT NULL, row_sum TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS coverage_key ON coverage (source, kind, symbol, frequency, adjustment, end);
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, source TEXT NOT NULL, kind TEXT NOT NULL, symbol TEXT NOT NULL,
     frequency TEXT NOT NULL, adjustment TEXT NOT NULL, partition TEXT NOT NULL,
     min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL, rows INTEGER NOT NULL, bytes INTEGER NOT NULL,
-    created_at INTEGER NOT NULL, checksum TEXT NOT NULL DEFAULT ''
+    created_at INTEGER NOT NULL, checksum TEXT NOT NULL DEFAULT '', row_sum TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS files_key ON files (source, kind, symbol, frequency, adjustment, partition);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -45,6 +52,7 @@ INSERT OR IGNORE INTO meta (k, v) SELECT 'layout', 2 WHERE NOT EXISTS (SELECT 1 
 _FILE_COLUMNS = ("path, source, kind, symbol, frequency, adjustment, partition, min_ts, max_ts, rows, "
                  "bytes, created_at, checksum")
 _KEY_WHERE = "source = ? AND kind = ? AND symbol = ? AND frequency = ? AND adjustment = ?"
+_SPAN_COLUMNS = "source, kind, symbol, frequency, adjustment, start, end, fetched_at, mutable_from"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -95,11 +103,35 @@ class CoverageIndex:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         con = self._con()
-        con.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} {_NEW_LAYOUT} COMMIT;")
-        if "checksum" not in _columns(con):  # an index from before checksums: its files have none ('')
-            with self._tx() as tx:
-                if "checksum" not in _columns(tx):
-                    tx.execute("ALTER TABLE files ADD COLUMN checksum TEXT NOT NULL DEFAULT ''")
+        try:
+            con.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} {_NEW_LAYOUT} COMMIT;")
+            # an index from before checksums: its files and rows have none ('')
+            for table, column in (("files", "checksum"), ("files", "row_sum"), ("coverage", "row_sum")):
+                if column not in _columns(con, table):
+                    with self._tx() as tx:
+                        if column not in _columns(tx, table):
+                            tx.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+            self._check()
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # bytes that are not UTF-8 text
+            self.close()
+            if isinstance(exc, sqlite3.DatabaseError) and not _damaged(exc):
+                raise
+            raise CorruptCacheError(f"cache index {self.path} is damaged ({exc})", []) from exc
+        except CorruptCacheError:
+            self.close()
+            raise
+
+    def _check(self) -> None:
+        """Raise ``CorruptCacheError`` unless every page and every row's sum is intact."""
+        con = self._con()
+        pages = con.execute("PRAGMA integrity_check").fetchone()[0]
+        if pages != "ok":
+            raise CorruptCacheError(f"cache index {self.path} is damaged ({pages})", [])
+        for table, columns in (("coverage", _SPAN_COLUMNS), ("files", _FILE_COLUMNS)):
+            for row in con.execute(f"SELECT row_sum, {columns} FROM {table} WHERE row_sum != ''"):
+                if row[0] != _row_sum(row[1:]):
+                    raise CorruptCacheError(f"cache index {self.path} is damaged (a {table} row does "
+                                            "not match its sum)", [])
 
     def _con(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
@@ -109,7 +141,11 @@ class CoverageIndex:
                 con.execute("PRAGMA journal_mode=WAL")
                 con.execute("PRAGMA synchronous=FULL")
                 con.execute("PRAGMA busy_timeout=60000")
+            except UnicodeDecodeError as exc:  # a damaged header can garble SQLite's own answer
+                raise CorruptCacheError(f"cache index {self.path} is damaged ({exc})", []) from exc
             except sqlite3.DatabaseError as exc:
+                if _damaged(exc):
+                    raise CorruptCacheError(f"cache index {self.path} is damaged ({exc})", []) from exc
                 raise CacheError(f"cache index {self.path} is unusable: {exc}") from exc
             self._local.con = con
         return con
@@ -176,16 +212,14 @@ class CoverageIndex:
         with self._tx() as con:
             for key, spans in change.spans.items():
                 con.execute(f"DELETE FROM coverage WHERE {_KEY_WHERE}", key.as_tuple())
-                con.executemany(
-                    "INSERT INTO coverage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(*key.as_tuple(), s.start, s.end, s.fetched_at, s.mutable_from) for s in spans],
-                )
+                rows = [(*key.as_tuple(), s.start, s.end, s.fetched_at, s.mutable_from) for s in spans]
+                con.executemany(f"INSERT INTO coverage ({_SPAN_COLUMNS}, row_sum) VALUES "
+                                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [(*r, _row_sum(r)) for r in rows])
             con.executemany("DELETE FROM files WHERE path = ?", [(f.path,) for f in change.removed])
-            con.executemany(
-                f"INSERT INTO files ({_FILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(f.path, *f.key.as_tuple(), f.partition, f.min_ts, f.max_ts, f.rows, f.bytes,
-                  f.created_at, f.checksum) for f in change.added],
-            )
+            added = [(f.path, *f.key.as_tuple(), f.partition, f.min_ts, f.max_ts, f.rows, f.bytes,
+                      f.created_at, f.checksum) for f in change.added]
+            con.executemany(f"INSERT INTO files ({_FILE_COLUMNS}, row_sum) VALUES "
+                            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [(*r, _row_sum(r)) for r in added])
             con.executemany(
                 "INSERT INTO counters (name, value) VALUES (?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
@@ -230,5 +264,15 @@ def _entry(row: tuple) -> FileEntry:
                      mn, mx, rows, size, created, check)
 
 
-def _columns(con: sqlite3.Connection) -> set[str]:
-    return {row[1] for row in con.execute("PRAGMA table_info(files)")}
+def _columns(con: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
+
+
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    """Whether ``exc`` says the file's bytes are wrong (not a lock, a permission or a full disk)."""
+    return not isinstance(exc, sqlite3.OperationalError) or "decode" in str(exc)
+
+
+def _row_sum(values: tuple) -> str:
+    """xxh3-64 (hex) of one row's values, as stored."""
+    return xxhash.xxh3_64_hexdigest("\x1f".join(map(str, values)).encode())

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .._async import run_sync
 from .._time import now_ns
-from ..errors import CacheError, CorruptCacheError
+from ..errors import CacheError, CorruptCacheError, warn_once
 from .coverage import cut
 from .index import CacheKey, Change, CoverageIndex, FileEntry
 from .locks import KeyLocks
@@ -33,11 +33,33 @@ class CleanReport:
 
 
 def open_index(cache_dir: str | Path) -> CoverageIndex:
-    """The index of an existing cache folder (raises ``CacheError`` if there is none)."""
+    """The index of an existing cache folder (raises ``CacheError`` if there is none, and
+    ``CorruptCacheError`` naming the repair if it is damaged)."""
     path = Path(cache_dir) / "index.sqlite"
     if not path.exists():
         raise CacheError(f"no cache at {cache_dir}: {path} does not exist")
-    return CoverageIndex(path)
+    try:
+        return CoverageIndex(path)
+    except CorruptCacheError as exc:
+        raise CorruptCacheError(f"{exc}; run `backtape cache verify --repair` (its data is fetched again "
+                                "when next asked for)", []) from exc
+
+
+def open_or_reset_index(cache_dir: Path) -> tuple[CoverageIndex, str | None]:
+    """The cache's index; a damaged one is moved to ``quarantine/`` with its WAL and replaced by an
+    empty index, so every range is fetched again. Returns the index and, after a reset, what was wrong.
+    """
+    path = cache_dir / "index.sqlite"
+    try:
+        return CoverageIndex(path), None
+    except CorruptCacheError as exc:
+        folder = cache_dir / "quarantine"
+        folder.mkdir(exist_ok=True)
+        stamp = uuid.uuid4().hex[:8]
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(cache_dir / f"index.sqlite{suffix}", folder / f"{stamp}-index.sqlite{suffix}")
+        return CoverageIndex(path), f"{exc}: moved to {folder}, an empty index started"
 
 
 def cache_summary(cache_dir: str | Path) -> tuple[list[dict], dict[str, int]]:
@@ -189,6 +211,11 @@ def verify_cache(cache_dir: str | Path, *, repair: bool = False) -> VerifyReport
 
 
 async def _verify(root: Path, repair: bool) -> VerifyReport:
+    if repair and (root / "index.sqlite").exists():
+        index, reset = open_or_reset_index(root)
+        index.close()
+        if reset is not None:
+            warn_once(f"{reset}; the cached data is fetched again when next asked for")
     index = open_index(root)
     store = PartitionStore(root)
     try:

@@ -39,9 +39,9 @@ from ..validation import VIOLATION_SCHEMA
 from ._validate import check_upstream
 from .coverage import Interval, Span, covered_intervals, make_span, missing, record
 from .freshness import CacheFreshnessPolicy, FreshnessPolicyFactory, immutable_before
-from .index import CacheKey, Change, CoverageIndex, FileEntry
+from .index import CacheKey, Change, FileEntry
 from .locks import KeyLocks
-from .maintenance import quarantine
+from .maintenance import open_or_reset_index, quarantine
 from .memory import MemoryLRU
 from .stats import CacheStats
 from .store import LAYOUT, PartitionStore, partitions, to_file_frame
@@ -101,7 +101,9 @@ class CachedDataSource(DataSource):
         self._policies: dict[str, CacheFreshnessPolicy] = {}
         self._clock = clock or now_ns
         self._hook = write_hook or (lambda stage: None)
-        self._index = CoverageIndex(self.cache_dir / "index.sqlite")
+        self._index, reset = open_or_reset_index(self.cache_dir)
+        if reset is not None:
+            warn_once(f"{reset}; fetching the cached data again from {adapter.name}")
         self._store = PartitionStore(self.cache_dir, pause=self._hook)
         self._memory: MemoryLRU[tuple[CacheKey, str]] = MemoryLRU(memory_bytes)
         self._locks = KeyLocks(self.cache_dir / "locks")

@@ -212,7 +212,7 @@ class PartitionStore:
                     ok = file_checksum(data) == e.checksum
                 else:
                     ok = pl.read_parquet(path).height == e.rows
-            except (OSError, pl.exceptions.PolarsError):
+            except (OSError, pl.exceptions.PolarsError, pl.exceptions.PanicException):
                 ok = False
             if not ok:
                 bad.append(e)

@@ -12,6 +12,7 @@ from rich.table import Table
 from ..cache import CachedDataSource
 from ..calculations import CALCULATIONS
 from ..calculations.runner import run_calculations
+from ..errors import DataFormatError
 from ._common import state
 
 
@@ -45,6 +46,13 @@ def calc(
 
 
 def _read_entries(path: Path) -> list[str]:
-    frame = pl.read_csv(path, infer_schema=False)
+    """Entry times of the CSV file at ``path``: its ``entry`` column, else its first."""
+    try:
+        frame = pl.read_csv(path, infer_schema=False) if path.is_file() else None
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise DataFormatError(f"--entries {path}: not a readable CSV file ({str(exc).splitlines()[0][:120]})"
+                              ) from exc
+    if frame is None or not frame.columns:
+        raise DataFormatError(f"--entries {str(path)!r}: give a CSV file with an 'entry' column of times")
     column = "entry" if "entry" in frame.columns else frame.columns[0]
     return [v for v in frame[column].to_list() if v]

@@ -13,7 +13,8 @@ from ..sources import DataSource, registry
 from ..workspace import Workspace
 from ._common import console, state
 
-_MISSING_ARGS = re.compile(r"missing \d+ required (?:positional |keyword-only )?arguments?: (.+)$")
+_MISSING_ARGS = re.compile(r"missing (?:\d+|a) required (?:positional |keyword-only )?arguments?: "
+                           r"('[^']+'(?:(?:, | and )'[^']+')*)")
 
 
 def _describe(source: DataSource) -> tuple[str, str, str, str]:
@@ -27,14 +28,13 @@ def _probe(name: str, ws: Workspace) -> tuple[str, str, str, str]:
     """Capabilities of source ``name`` built from the configuration alone, or why it cannot be."""
     try:
         source = ws.source(name, cache=False)
-    except TypeError as exc:
+    except (TypeError, ConfigError) as exc:  # a missing option, or a setting the configuration lacks
         missing = _MISSING_ARGS.search(str(exc))
-        needs = missing.group(1).replace("'", "") if missing else str(exc)
-        return "", "", "", f"needs options: {needs}"
+        if missing or isinstance(exc, TypeError):
+            return "", "", "", f"needs options: {missing.group(1).replace(chr(39), '') if missing else exc}"
+        return "", "", "", f"needs settings: {exc}"
     except ImportError as exc:
         return "", "", "", f"unavailable: {exc}"
-    except ConfigError as exc:
-        return "", "", "", f"needs settings: {exc}"
     except Exception as exc:  # a broken provider must not hide the others
         return "", "", "", f"unavailable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
     try:

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from .._time import to_ns
 from ..errors import BacktapeError
+from .integrity import damaged_run, reading, run_digest
 
 if TYPE_CHECKING:
     from ..engine.result import BacktestResult
@@ -149,6 +150,13 @@ _frames = sa.Table(
     sa.UniqueConstraint("backtest_id", "name"),
 )
 
+#: xxh3 of every row of a run, written in the run's transaction and checked by ``get_run``
+_checksums = sa.Table(
+    "run_checksums", _metadata,
+    sa.Column("backtest_id", sa.Integer, sa.ForeignKey("backtests.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("checksum", sa.String(32), nullable=False),
+)
+
 _TRADE_COLUMNS = [c.name for c in _trades.columns if c.name not in ("id", "backtest_id")]
 _HEADLINE = {
     "total_return": "total_return", "sharpe_ratio": "sharpe", "max_drawdown": "max_drawdown",
@@ -176,6 +184,8 @@ def _url(target: str | Path | None) -> str:
     if target is None:
         target = Path.home() / ".backtape" / "results.db"
     text = str(target)
+    if "\0" in text:
+        raise BacktapeError(f"results database {text!r}: a NUL character cannot be part of a path or URL")
     if "://" in text:
         scheme, sep, rest = text.partition("://")
         if scheme in ("postgresql", "postgres"):
@@ -318,10 +328,14 @@ class ResultsStore:
                     {"backtest_id": run_id, "name": name, "data": _parquet_bytes(df)}
                     for name, df in frames.items()
                 ])
+            rows = _run_rows(conn, run_id)
+            conn.execute(_checksums.insert().values(backtest_id=run_id, checksum=run_digest(rows)))
         return run_id
 
     def list_runs(self, limit: int = 50) -> pl.DataFrame:
         """Most recent runs first: id, strategy, range, frequency, symbols and headline metrics."""
+        if not 0 <= limit < 2**63:
+            raise BacktapeError(f"cannot list {limit} runs: give a limit from 0 to {2**63 - 1}")
         q = (
             sa.select(
                 _backtests.c.id, _backtests.c.strategy_name, _backtests.c.start_date, _backtests.c.end_date,
@@ -335,11 +349,11 @@ class ResultsStore:
             .order_by(_backtests.c.id.desc())
             .limit(limit)
         )
-        with self.engine.connect() as conn:
+        with reading(self.url), self.engine.connect() as conn:  # headline figures: not checksummed
             rows = [dict(r._mapping) for r in conn.execute(q)]
-        for r in rows:
-            r["symbols"] = ",".join(r["symbols"] or [])
-            r["created_at"] = r["created_at"].isoformat(timespec="seconds") if r["created_at"] else None
+            for r in rows:
+                r["symbols"] = ",".join(r["symbols"] or [])
+                r["created_at"] = r["created_at"].isoformat(timespec="seconds") if r["created_at"] else None
         schema = {"id": pl.Int64, "strategy_name": pl.String, "start_date": pl.String,
                   "end_date": pl.String, "frequency": pl.String, "symbols": pl.String,
                   "created_at": pl.String, "total_return": pl.Float64, "sharpe_ratio": pl.Float64,
@@ -350,21 +364,19 @@ class ResultsStore:
         """The whole stored run; raises ``BacktapeError`` naming the id when it does not exist."""
         if not 0 < run_id < 2**63:
             raise BacktapeError(f"no backtest run with id {run_id} in {self.url}")
-        with self.engine.connect() as conn:
-            head = conn.execute(sa.select(_backtests).where(_backtests.c.id == run_id)).first()
-            if head is None:
+        with reading(self.url), self.engine.connect() as conn:
+            rows = _run_rows(conn, run_id)
+            if not rows["backtests"]:
                 raise BacktapeError(f"no backtest run with id {run_id} in {self.url}")
-            metrics = conn.execute(
-                sa.select(_metrics.c.metrics).where(_metrics.c.backtest_id == run_id)
-            ).scalar_one_or_none() or {}
-            trade_rows = [dict(r._mapping) for r in conn.execute(
-                sa.select(*[_trades.c[c] for c in _TRADE_COLUMNS])
-                .where(_trades.c.backtest_id == run_id).order_by(_trades.c.id))]
-            eq_rows = conn.execute(
-                sa.select(_equity.c.ts, _equity.c.equity, _equity.c.drawdown)
-                .where(_equity.c.backtest_id == run_id).order_by(_equity.c.ts)).all()
-            frames = {r.name: pl.read_parquet(io.BytesIO(r.data)) for r in conn.execute(
-                sa.select(_frames.c.name, _frames.c.data).where(_frames.c.backtest_id == run_id))}
+            saved = conn.execute(sa.select(_checksums.c.checksum)
+                                 .where(_checksums.c.backtest_id == run_id)).scalar_one_or_none()
+            if saved is not None and saved != run_digest(rows):  # runs saved before checksums have none
+                raise damaged_run(self.url, run_id)
+            head = rows["backtests"][0]
+            metrics = rows["performance_metrics"][0].metrics if rows["performance_metrics"] else {}
+            trade_rows = [{c: r._mapping[c] for c in _TRADE_COLUMNS} for r in rows["trades"]]
+            eq_rows = [(r.ts, r.equity, r.drawdown) for r in rows["equity_curve"]]
+            frames = {r.name: pl.read_parquet(io.BytesIO(r.data)) for r in rows["run_frames"]}
         trade_df = pl.DataFrame(trade_rows, schema=_trade_schema()).with_columns(
             pl.col("entry_time").cast(pl.Datetime("ns", "UTC")),
             pl.col("exit_time").cast(pl.Datetime("ns", "UTC")),
@@ -373,7 +385,7 @@ class ResultsStore:
             [tuple(r) for r in eq_rows], orient="row",
             schema={"ts": pl.Int64, "equity": pl.Float64, "drawdown": pl.Float64},
         ).with_columns(pl.col("ts").cast(pl.Datetime("ns", "UTC")))
-        return RunRecord(int(run_id), dict(head._mapping), dict(metrics), trade_df, eq, frames)
+        return RunRecord(int(run_id), dict(head._mapping), dict(metrics or {}), trade_df, eq, frames)
 
     def load_result(self, run_id: int) -> BacktestResult:
         """Rebuild a stored run as a ``BacktestResult`` (stored frames are used whole when present)."""
@@ -445,12 +457,24 @@ class ResultsStore:
     def delete_run(self, run_id: int) -> None:
         """Remove a run and everything stored with it."""
         with self.engine.begin() as conn:
-            for table in (_run_keys, _frames, _equity, _trades, _params, _metrics):
+            for table in (_checksums, _run_keys, _frames, _equity, _trades, _params, _metrics):
                 conn.execute(table.delete().where(table.c.backtest_id == run_id))
             conn.execute(_backtests.delete().where(_backtests.c.id == run_id))
 
 
 _RESULT_FRAMES = ("trades", "orders", "fills", "equity", "open_trades", "rejections", "records")
+
+
+def _run_rows(conn: sa.Connection, run_id: int) -> dict[str, list[sa.Row[Any]]]:
+    """Every row stored for a run, table by table, in a fixed order (what its checksum covers)."""
+    def rows(table: sa.Table, *order: sa.ColumnElement[Any]) -> list[sa.Row[Any]]:
+        key = table.c.id if table is _backtests else table.c.backtest_id
+        return list(conn.execute(sa.select(table).where(key == run_id).order_by(*order)))
+
+    return {"backtests": rows(_backtests), "performance_metrics": rows(_metrics, _metrics.c.id),
+            "parameters": rows(_params, _params.c.name), "trades": rows(_trades, _trades.c.id),
+            "equity_curve": rows(_equity, _equity.c.ts, _equity.c.equity, _equity.c.drawdown),
+            "run_frames": rows(_frames, _frames.c.name)}
 
 
 def _parquet_bytes(df: pl.DataFrame) -> bytes:

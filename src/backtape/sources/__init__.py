@@ -10,7 +10,14 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from .base import DataSource, DataSourceMetadata, DataSourceRegistry, SourceCapabilities, SourceSpec
+from .base import (
+    DataSource,
+    DataSourceMetadata,
+    DataSourceRegistry,
+    SourceCapabilities,
+    SourceSpec,
+    check_options,
+)
 
 #: What each provider's keyword arguments may be filled from, first variable winning; the
 #: configuration reads these (``config.ALIAS_ENV`` is built from them), adapters never do.
@@ -52,7 +59,9 @@ _BUILTINS: dict[str, tuple[str, str, str, bool]] = {
 
 def _lazy_factory(class_name: str) -> Callable[..., DataSource]:
     def factory(**options: Any) -> DataSource:
-        source: DataSource = __getattr__(class_name)(**options)
+        cls = __getattr__(class_name)
+        check_options(_BUILTINS[class_name][1], cls, options)
+        source: DataSource = cls(**options)
         return source
 
     return factory

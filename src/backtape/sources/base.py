@@ -17,7 +17,7 @@ import polars as pl
 
 from .._async import run_sync
 from .._time import TimeLike, check_range
-from ..errors import SourceNotFoundError, UnsupportedDataError
+from ..errors import ConfigError, SourceNotFoundError, UnsupportedDataError
 from ..instruments import Instrument
 from ..schema import empty
 from ..timeframes import Timeframe
@@ -191,6 +191,18 @@ class SourceSpec:
     credentials: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
+def check_options(name: str, factory: Callable[..., Any], options: Mapping[str, Any]) -> None:
+    """Raise ``ConfigError`` when ``options`` miss an argument ``factory`` needs or name one it lacks
+    (the user's mistake; a ``TypeError`` raised inside a source is a bug and passes through)."""
+    import inspect
+
+    try:
+        inspect.signature(factory).bind(**options)
+    except TypeError as exc:
+        raise ConfigError(f"source {name!r}: {exc} (options are given as --option NAME=VALUE or keyword "
+                          "arguments, e.g. path=...)") from exc
+
+
 class DataSourceRegistry:
     """Names to source specs. ``get_source(name, **options)`` builds a source from explicit options.
 
@@ -224,7 +236,9 @@ class DataSourceRegistry:
 
     def get_source(self, name: str, **options: Any) -> DataSource:
         """Build the source registered as ``name`` with ``options`` as keyword arguments."""
-        return self.spec(name).factory(**options)
+        spec = self.spec(name)
+        check_options(spec.name, spec.factory, options)
+        return spec.factory(**options)
 
     def providers(self) -> list[str]:
         """Names of the registered network providers (remote sources), sorted."""
