@@ -20,6 +20,8 @@ rule                       meaning                                              
 ``unsorted``               the row sorts before the previous one by (symbol, ts)      all
 ``crossed_quote``          bid > ask (a locked quote, bid == ask, is allowed)         quotes
 ``timestamp_not_utc``      a timestamp column is naive or in another time zone        all
+``outside_session``        an intraday bar overlapping no session of ``calendar``     bars, with
+                           (checked only when a calendar is given)                    ``calendar``
 =========================  =========================================================  ===============
 
 Trades and quotes may share a timestamp (several events in one nanosecond), so ``duplicate`` applies
@@ -51,9 +53,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 import polars as pl
 
-from ._time import format_ns
+from ._time import NS_PER_DAY, format_ns
+from .calendars import get_calendar
 from .errors import DataFormatError, DataValidationError
 from .schema import OPTIONAL_COLUMNS, SCHEMAS, TS
 
@@ -170,9 +174,11 @@ class QualityReport:
         return self.summary()
 
 
-def validate_bars(df: pl.DataFrame, on_invalid: OnInvalid = "raise") -> QualityReport:
-    """Check bars: OHLC consistency, positive prices, volume, ts_end after ts, duplicates, order, UTC."""
-    return _validate(df, "bars", on_invalid)
+def validate_bars(df: pl.DataFrame, on_invalid: OnInvalid = "raise", *,
+                  calendar: str | None = None) -> QualityReport:
+    """Check bars: OHLC consistency, positive prices, volume, ts_end after ts, duplicates, order, UTC;
+    with ``calendar`` (``"XNYS"``...) also that intraday bars fall in its sessions."""
+    return _validate(df, "bars", on_invalid, calendar)
 
 
 def validate_trades(df: pl.DataFrame, on_invalid: OnInvalid = "raise") -> QualityReport:
@@ -202,7 +208,8 @@ class _Rule:
         return cls(name, mask, pl.format(f"{REFERENCE_PHRASES[name]} row {{}}", ref), ref)
 
 
-def _validate(df: pl.DataFrame, kind: str, on_invalid: OnInvalid) -> QualityReport:
+def _validate(df: pl.DataFrame, kind: str, on_invalid: OnInvalid,
+              calendar: str | None = None) -> QualityReport:
     """Run every rule of ``kind`` over ``df`` and act on the result as ``on_invalid`` says."""
     if on_invalid not in ("raise", "drop", "warn"):
         raise ValueError(f"on_invalid must be 'raise', 'drop' or 'warn', got {on_invalid!r}")
@@ -212,6 +219,10 @@ def _validate(df: pl.DataFrame, kind: str, on_invalid: OnInvalid) -> QualityRepo
         pl.col(_ROW).cast(pl.Int64), pl.col("symbol").cast(pl.String), *(_to_utc(df, c) for c in ts_columns)
     )
     rules = _row_rules(kind, df.schema)
+    if calendar is not None and kind == "bars":
+        session_rule, outside = _session_rule(df, calendar)
+        lf = lf.with_columns(*outside)
+        rules.append(session_rule)
     counts = _count(lf, rules)
     if kind == "bars":
         dup = _duplicate_rule(already_sorted=counts["unsorted"] == 0)
@@ -338,6 +349,28 @@ def _row_rules(kind: str, schema: pl.Schema) -> list[_Rule]:
                            pl.format("bid {} > ask {}", "bid", "ask")))
     rules.append(_Rule.referring("unsorted", _out_of_order(), pl.col(_ROW) - 1))
     return rules
+
+
+def _session_rule(df: pl.DataFrame, calendar: str) -> tuple[_Rule, list[pl.Series]]:
+    """``outside_session``: intraday bars (shorter than a day) overlapping no session of ``calendar``.
+
+    Returns the rule and the columns it reads (computed here with the calendar's session arrays).
+    """
+    cal = get_calendar(calendar)
+    bounds = df.select(_to_utc(df, "ts").dt.epoch("ns"), _to_utc(df, "ts_end").dt.epoch("ns"))
+    known = bounds.select(pl.all_horizontal(pl.all().is_not_null())).to_series()
+    ts = bounds.get_column("ts").fill_null(0).to_numpy()
+    ts_end = bounds.get_column("ts_end").fill_null(0).to_numpy()
+    intraday = known.to_numpy() & (ts_end - ts < NS_PER_DAY)
+    if not cal.is_24_7:
+        intraday &= cal.outside_sessions(ts, ts_end)
+    outside = pl.Series("__outside", intraday if not cal.is_24_7 else np.zeros(len(ts), dtype=bool))
+    local = pl.col("ts").dt.convert_time_zone(cal.tz).dt.strftime("%Y-%m-%d %H:%M")
+    detail = pl.format(f"starts {{}} {cal.tz}, outside every session of calendar {cal.name}", local)
+    # eager (the streaming engine panics on this text in polars 2.1), and only for flagged rows
+    details = df.select(_to_utc(df, "ts"), outside).select(
+        pl.when(pl.col("__outside")).then(detail).alias("__outside_detail")).to_series()
+    return _Rule("outside_session", pl.col("__outside"), pl.col("__outside_detail")), [outside, details]
 
 
 def _list_values(columns: tuple[str, ...], test: Callable[[str], pl.Expr]) -> pl.Expr:

@@ -34,7 +34,7 @@ from .layout import (
 from .options import DataKind, FileOptions
 from .reading import is_parquet, read_csv_raw, read_parquet_raw
 from .screen import Origin, screen
-from .timestamps import KEPT_ROW, bar_times, parse_ts, to_utc
+from .timestamps import KEPT_ROW, bar_times, naive_zone, parse_ts, to_utc
 
 
 @dataclass
@@ -138,7 +138,7 @@ def parse_frame(df: pl.DataFrame, path: Path, opts: FileOptions, *, first_line: 
     if kind == "bars":
         cols, frequency = bar_times(cols, parsed_ts, path, opts, timezone, first_line, ts_col)
     else:
-        cols["ts"] = to_utc(parsed_ts, path, timezone)
+        cols["ts"] = to_utc(parsed_ts, path, naive_zone(timezone, opts.calendar, ts_col))
     out = pl.DataFrame(cols)
     actions = actions_of(out)
     if kind == "bars" and opts.adjusted == "splits":
@@ -150,5 +150,5 @@ def parse_frame(df: pl.DataFrame, path: Path, opts: FileOptions, *, first_line: 
     data = conform(out, kind, sort=False)
     if extra:
         data = data.with_columns(extra)
-    data, report = screen(data, kind, Origin(path, first_line, kept_rows), opts.on_invalid)
+    data, report = screen(data, kind, Origin(path, first_line, kept_rows), opts.on_invalid, opts.calendar)
     return ParsedFile(path, kind, data, actions, frequency, report)

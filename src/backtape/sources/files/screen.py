@@ -81,22 +81,27 @@ class Origin:
         return f"{word} {shown}" + (f" and {more:,} more" if more > 0 else "")
 
 
-def quality(frame: pl.DataFrame, kind: str, on_invalid: OnInvalid = "warn") -> QualityReport:
-    """Validation report of ``frame`` without raising or warning (the caller decides)."""
+def quality(frame: pl.DataFrame, kind: str, on_invalid: OnInvalid = "warn",
+            calendar: str | None = None) -> QualityReport:
+    """Validation report of ``frame`` without raising or warning (the caller decides); bars are
+    checked against ``calendar``'s sessions when one is given."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
+        if kind == "bars":
+            return validation.validate_bars(frame, on_invalid, calendar=calendar)
         report: QualityReport = getattr(validation, f"validate_{kind}")(frame, on_invalid=on_invalid)
         return report
 
 
-def _file_quality(frame: pl.DataFrame, kind: str) -> tuple[pl.DataFrame, dict[str, int]]:
+def _file_quality(frame: pl.DataFrame, kind: str,
+                  calendar: str | None) -> tuple[pl.DataFrame, dict[str, int]]:
     """Violations of ``frame`` (rows in file order) and counts per rule, ``unsorted`` judged per symbol.
 
     A file may interleave symbols by time (one row per instrument and minute); that order loses
     nothing, so a row is ``unsorted`` only when it is earlier than the previous row of its symbol,
     and its ``ref`` is that row.
     """
-    found = quality(frame, kind)
+    found = quality(frame, kind, calendar=calendar)
     counts = {rule: n for rule, n in found.counts.items() if rule != "unsorted"}
     others = found.violations.filter(pl.col("rule") != "unsorted")
     if found.counts.get("unsorted", 0) == 0:
@@ -154,16 +159,17 @@ def _rule_counts(problems: pl.DataFrame) -> str:
     return ", ".join(f"{rule}: {n:,}" for rule, n in counts.iter_rows())
 
 
-def screen(data: pl.DataFrame, kind: str, origin: Origin,
-           on_invalid: OnInvalid) -> tuple[pl.DataFrame, QualityReport]:
-    """Validate ``data`` in file order, act as ``on_invalid`` says, return it sorted with its report.
+def screen(data: pl.DataFrame, kind: str, origin: Origin, on_invalid: OnInvalid,
+           calendar: str | None = None) -> tuple[pl.DataFrame, QualityReport]:
+    """Validate ``data`` in file order, act as ``on_invalid`` says, return it sorted with its report
+    (bars against ``calendar``'s sessions when one is given).
 
     Out-of-order rows and exact repeats of bar rows are repaired without loss (and only logged);
     every other violation is a problem that raises, is dropped or is warned about.
     """
     file_rows = origin.file_rows(data.height)
     frame = data.with_columns(file_rows)
-    found, counts = _file_quality(frame, kind)
+    found, counts = _file_quality(frame, kind, calendar)
     violations = _locate(found, file_rows, origin)
     if not counts:
         served = sort_by_symbol_ts(data)  # symbols may be interleaved by time

@@ -1,13 +1,16 @@
 """Timestamps of a file mapped to UTC: text or epoch parsing, time zones, bar size and bar bounds.
 
-Naive times are wall-clock times in the ``timezone`` option (default UTC); integer epochs are read
-in ``timestamp_unit`` or a unit guessed from their magnitude. Daily rows become bars of their
+Naive times are wall-clock times in the ``timezone`` option, else in the zone of the ``calendar``
+option when one is given (``2024-01-02 09:30`` with ``calendar="XNYS"`` is 14:30 UTC), else UTC; a
+column named as UTC (``timestamp_utc``, ``gmt_time``) is always UTC. Integer epochs are read in
+``timestamp_unit`` or a unit guessed from their magnitude. Daily rows become bars of their
 calendar session (``ts`` = session open, ``ts_end`` = close); intraday bars get
 ``ts_end = ts + frequency`` (or ``ts = ts_end - frequency`` when stamped at their end).
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -20,10 +23,11 @@ from ...errors import DataFormatError, UnsupportedDataError
 from ...schema import TS
 from ...timeframes import Timeframe
 from ...validation import time_zone
-from .layout import first_bad, where
+from .layout import first_bad, norm, where
 from .options import EPOCH_UNITS, FileOptions
 
 _INT64_MAX = 2**63 - 1
+_NAMED_UTC = re.compile(r"(^|_)(utc|gmt)($|_)")
 _UNIT_NAMES = {ns: name for name, ns in EPOCH_UNITS.items()}
 #: column of parsed rows naming their file row once non-session rows were left out
 KEPT_ROW = "_row"
@@ -101,6 +105,14 @@ def parse_ts(raw: pl.Series, col: str, path: Path, first_line: int, opts: FileOp
     return parsed
 
 
+def naive_zone(timezone: str | None, calendar: str | None, ts_col: str) -> str | None:
+    """Zone of naive times: ``timezone`` (option or layout default), else the given calendar's zone
+    unless the column is named as UTC, else None (UTC)."""
+    if timezone or calendar is None or _NAMED_UTC.search(norm(ts_col)):
+        return timezone
+    return get_calendar(calendar).tz
+
+
 def to_utc(ts: pl.Series, path: Path, timezone: str | None) -> pl.Series:
     """Naive wall-clock times in ``timezone`` (default UTC) -> UTC; aware ones are converted."""
     if time_zone(ts.dtype) is not None:
@@ -110,7 +122,7 @@ def to_utc(ts: pl.Series, path: Path, timezone: str | None) -> pl.Series:
             .dt.convert_time_zone("UTC")
     except pl.exceptions.PolarsError as exc:
         raise DataFormatError(f"{path}: timestamps are not valid in time zone {timezone!r} "
-                              f"({str(exc).splitlines()[0]})") from exc
+                              f"({str(exc).splitlines()[0]}); pass timezone=... (e.g. 'UTC')") from exc
 
 
 def infer_frequency(ts_ns: np.ndarray, symbols: pl.Series, path: Path) -> Timeframe:
@@ -132,11 +144,13 @@ def infer_frequency(ts_ns: np.ndarray, symbols: pl.Series, path: Path) -> Timefr
 def bar_times(cols: dict[str, pl.Series], parsed_ts: pl.Series, path: Path, opts: FileOptions,
               timezone: str | None, first_line: int, ts_col: str
               ) -> tuple[dict[str, pl.Series], Timeframe]:
-    """Set ``ts``/``ts_end`` of bars: calendar sessions for daily rows, ``ts + frequency`` intraday.
+    """Set ``ts``/``ts_end`` of bars: calendar sessions for daily rows, ``ts + frequency`` intraday
+    (naive intraday times read in ``naive_zone``: the calendar's zone when one is given).
 
     Daily rows on dates that are not sessions raise, or with ``on_non_session="drop"`` are left out
     with a warning; the kept rows' file rows are then given in column ``KEPT_ROW``.
     """
+    zone = naive_zone(timezone, opts.calendar, ts_col)
     naive_midnight = time_zone(parsed_ts.dtype) is None and bool(
         (parsed_ts.dt.truncate("1d") == parsed_ts).all())
     if opts.frequency is not None:
@@ -146,13 +160,13 @@ def bar_times(cols: dict[str, pl.Series], parsed_ts: pl.Series, path: Path, opts
         frequency = infer_frequency(as_utc, cols["symbol"], path) if parsed_ts.len() > 1 \
             else Timeframe.parse("1d")
     else:
-        frequency = infer_frequency(to_utc(parsed_ts, path, timezone).dt.epoch("ns").to_numpy(),
+        frequency = infer_frequency(to_utc(parsed_ts, path, zone).dt.epoch("ns").to_numpy(),
                                     cols["symbol"], path)
     if frequency.unit == "w":
         raise UnsupportedDataError(f"{path}: weekly bar files are not supported; load daily bars")
     if frequency.unit == "d":
         return _session_times(cols, parsed_ts, opts, timezone, path, ts_col, first_line), frequency
-    stamped = to_utc(parsed_ts, path, timezone)
+    stamped = to_utc(parsed_ts, path, zone)
     step = pl.duration(nanoseconds=frequency.nanos)
     frame = pl.DataFrame({"t": stamped})
     if opts.stamp == "end":
@@ -169,7 +183,7 @@ def _session_times(cols: dict[str, pl.Series], parsed_ts: pl.Series, opts: FileO
     local = parsed_ts if time_zone(parsed_ts.dtype) is None \
         else parsed_ts.dt.convert_time_zone(timezone or "UTC")
     labels = local.dt.date().cast(pl.Datetime("ns")).dt.epoch("ns").to_numpy()
-    cal = get_calendar(opts.calendar)
+    cal = get_calendar(opts.session_calendar)
     idx = np.searchsorted(cal.labels, labels)
     found = (idx < len(cal.labels)) & (cal.labels[np.clip(idx, 0, len(cal.labels) - 1)] == labels)
     if not found.all():
