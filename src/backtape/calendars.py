@@ -172,7 +172,8 @@ def _load(path: Path, key: str) -> TradingCalendar | None:
         return None
     if len({len(a) for a in arrays}) != 1 or not len(arrays[0]):
         return None
-    return TradingCalendar(key, *arrays, tz=tz)
+    labels, opens, closes, break_starts, break_ends = arrays
+    return TradingCalendar(key, labels, opens, closes, break_starts, break_ends, tz)
 
 
 def _save(path: Path, calendar: TradingCalendar) -> None:
