@@ -8,7 +8,8 @@ the canonical schema and return a ``QualityReport``. Every check is a vectorized
 rule                       meaning                                                    kinds
 =========================  =========================================================  ===============
 ``missing_value``          null in a required column, NaN or infinity in a number     all
-                           (quote sizes may be null: many venues, e.g. FX, omit them)
+                           (quote sizes may be null: many venues, e.g. FX, omit them;
+                           so may a bar volume when the symbol has no volume at all)
 ``non_positive_price``     a price (open/high/low/close, price, bid/ask) <= 0         all
 ``negative_volume``        volume < 0                                                 bars
 ``negative_size``          size, bid_size or ask_size < 0                             trades, quotes
@@ -218,7 +219,7 @@ def _validate(df: pl.DataFrame, kind: str, on_invalid: OnInvalid,
     lf = df.lazy().with_row_index(_ROW).with_columns(
         pl.col(_ROW).cast(pl.Int64), pl.col("symbol").cast(pl.String), *(_to_utc(df, c) for c in ts_columns)
     )
-    rules = _row_rules(kind, df.schema)
+    rules = _row_rules(kind, df.schema, volume_nulls=kind == "bars" and df.get_column("volume").has_nulls())
     if calendar is not None and kind == "bars":
         session_rule, outside = _session_rule(df, calendar)
         lf = lf.with_columns(*outside)
@@ -304,14 +305,13 @@ def _is_bad(name: str, dtype: pl.DataType) -> pl.Expr:
     return expr
 
 
-def _row_rules(kind: str, schema: pl.Schema) -> list[_Rule]:
+def _row_rules(kind: str, schema: pl.Schema, *, volume_nulls: bool = False) -> list[_Rule]:
     """Per-row rules of ``kind`` except ``duplicate`` (which depends on the frame's order)."""
-    # quote sizes are unknown for many venues (FX): null is allowed there, NaN is not
-    sizes_optional = kind == "quotes"
-    numeric = [*_PRICE_COLUMNS[kind], *([] if sizes_optional else _SIZE_COLUMNS[kind])]
-    bad = {c: _is_bad(c, schema[c]) for c in ["symbol", "ts", *numeric]}
-    if sizes_optional:
-        bad.update({c: _is_bad(c, schema[c]) & pl.col(c).is_not_null() for c in _SIZE_COLUMNS[kind]})
+    bad = {c: _is_bad(c, schema[c]) for c in ["symbol", "ts", *_PRICE_COLUMNS[kind], *_SIZE_COLUMNS[kind]]}
+    if kind == "quotes":  # quote sizes are unknown for many venues (FX): null is allowed, NaN is not
+        bad.update({c: bad[c] & pl.col(c).is_not_null() for c in _SIZE_COLUMNS[kind]})
+    elif volume_nulls:  # a symbol without any volume (FX, indices) is fine; a hole in its volumes is not
+        bad["volume"] = bad["volume"] & pl.col("volume").is_not_null().any().over("symbol")
     missing = pl.any_horizontal(*bad.values())
     valid = missing.not_()
     rules = [

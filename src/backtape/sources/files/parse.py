@@ -96,7 +96,8 @@ def _check_required(df: pl.DataFrame, roles: dict[str, str], kind: DataKind, pat
 
 def _values(df: pl.DataFrame, roles: dict[str, str], kind: DataKind, path: Path,
             first_line: int, opts: FileOptions) -> dict[str, pl.Series]:
-    """The canonical value columns of ``kind`` that the file has, typed.
+    """The canonical value columns of ``kind`` that the file has, typed (a bar file without volume
+    gets a null volume; a quote file without sizes null sizes).
 
     A missing required value (a truncated row) stops ``on_invalid="raise"`` here, naming its line;
     with ``"drop"``/``"warn"`` it goes on as null so that screening reports (or drops) every one.
@@ -114,8 +115,8 @@ def _values(df: pl.DataFrame, roles: dict[str, str], kind: DataKind, path: Path,
             cols[role] = to_float(df, src, path, first_line, required=False).cast(pl.Int64)
         else:
             cols[role] = df.get_column(src).cast(pl.String)
-    if kind == "bars" and "volume" not in cols:
-        raise DataFormatError(f"{path}: missing column volume for bars; got {', '.join(df.columns)}")
+    if kind == "bars":  # FX and index files often have no volume: null, not zero
+        cols.setdefault("volume", pl.Series("volume", [None] * df.height, pl.Float64))
     if kind == "quotes":
         for side in ("bid_size", "ask_size"):
             cols.setdefault(side, pl.Series(side, [None] * df.height, pl.Float64))
