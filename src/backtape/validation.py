@@ -54,7 +54,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-import numpy as np
 import polars as pl
 
 from ._time import NS_PER_DAY, format_ns
@@ -220,10 +219,10 @@ def _validate(df: pl.DataFrame, kind: str, on_invalid: OnInvalid,
         pl.col(_ROW).cast(pl.Int64), pl.col("symbol").cast(pl.String), *(_to_utc(df, c) for c in ts_columns)
     )
     rules = _row_rules(kind, df.schema, volume_nulls=kind == "bars" and df.get_column("volume").has_nulls())
-    if calendar is not None and kind == "bars":
-        session_rule, outside = _session_rule(df, calendar)
-        lf = lf.with_columns(*outside)
-        rules.append(session_rule)
+    session = _session_rule(df, calendar) if calendar is not None and kind == "bars" else None
+    if session is not None:
+        lf = lf.with_columns(*session[1])
+        rules.append(session[0])
     counts = _count(lf, rules)
     if kind == "bars":
         dup = _duplicate_rule(already_sorted=counts["unsorted"] == 0)
@@ -351,20 +350,20 @@ def _row_rules(kind: str, schema: pl.Schema, *, volume_nulls: bool = False) -> l
     return rules
 
 
-def _session_rule(df: pl.DataFrame, calendar: str) -> tuple[_Rule, list[pl.Series]]:
-    """``outside_session``: intraday bars (shorter than a day) overlapping no session of ``calendar``.
+def _session_rule(df: pl.DataFrame, calendar: str) -> tuple[_Rule, list[pl.Series]] | None:
+    """``outside_session``: intraday bars (shorter than a day) overlapping no session of ``calendar``
+    (a 24/7 calendar has no outside: no rule).
 
     Returns the rule and the columns it reads (computed here with the calendar's session arrays).
     """
     cal = get_calendar(calendar)
-    bounds = df.select(_to_utc(df, "ts").dt.epoch("ns"), _to_utc(df, "ts_end").dt.epoch("ns"))
-    known = bounds.select(pl.all_horizontal(pl.all().is_not_null())).to_series()
-    ts = bounds.get_column("ts").fill_null(0).to_numpy()
-    ts_end = bounds.get_column("ts_end").fill_null(0).to_numpy()
-    intraday = known.to_numpy() & (ts_end - ts < NS_PER_DAY)
-    if not cal.is_24_7:
-        intraday &= cal.outside_sessions(ts, ts_end)
-    outside = pl.Series("__outside", intraday if not cal.is_24_7 else np.zeros(len(ts), dtype=bool))
+    if cal.is_24_7:
+        return None
+    ts, ts_end = (df.get_column(c).dt.cast_time_unit("ns").to_physical()  # UTC ns whatever the zone
+                  for c in ("ts", "ts_end"))
+    intraday = (ts_end - ts < NS_PER_DAY).fill_null(False).to_numpy()
+    outside = pl.Series("__outside", intraday & cal.outside_sessions(ts.fill_null(0).to_numpy(),
+                                                                     ts_end.fill_null(0).to_numpy()))
     local = pl.col("ts").dt.convert_time_zone(cal.tz).dt.strftime("%Y-%m-%d %H:%M")
     detail = pl.format(f"starts {{}} {cal.tz}, outside every session of calendar {cal.name}", local)
     # eager (the streaming engine panics on this text in polars 2.1), and only for flagged rows
@@ -434,7 +433,13 @@ def sort_by_symbol_ts(df: pl.DataFrame) -> pl.DataFrame:
     Two stable single-key sorts of the keys and one gather: in Polars this is several times faster
     than a multi-column sort of the whole frame.
     """
-    if df.height < 2 or not df.select(_out_of_order().any()).item():
+    if df.height < 2:
+        return df
+    symbol = df.get_column("symbol")
+    if symbol.null_count() == 0 and (symbol == symbol[0]).all():  # one symbol: no string shifts
+        if df.get_column("ts").is_sorted():
+            return df
+    elif not df.select(_out_of_order().any()).item():
         return df
     keys = df.select(pl.col("symbol").cast(pl.String), "ts").with_row_index(_ROW)
     order = keys.sort("ts", maintain_order=True).sort("symbol", maintain_order=True)

@@ -25,6 +25,7 @@ violation refers to are mapped as numbers; the text is written from them, never 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import warnings
 from dataclasses import dataclass
@@ -57,10 +58,14 @@ class Origin:
     first_line: int  # file line of the first data row (header counted); 0 for Parquet
     rows: pl.Series | None = None  # file row of each parsed row when some rows were left out
 
-    def file_rows(self, height: int) -> pl.Series:
-        """The 0-based file row of each of ``height`` parsed rows."""
+    def file_rows(self, like: pl.Series) -> pl.Series:
+        """The 0-based file row of each parsed row, chunked like the column ``like`` (so that adding
+        it to a frame read in blocks does not copy the frame into one chunk)."""
         if self.rows is None:
-            return pl.Series(FILE_ROW, np.arange(height, dtype=np.int64))
+            bounds = np.cumsum([0, *(c.len() for c in like.get_chunks())])
+            parts = [pl.Series(FILE_ROW, np.arange(a, b, dtype=np.int64))
+                     for a, b in itertools.pairwise(bounds)]
+            return pl.concat(parts, rechunk=False) if parts else pl.Series(FILE_ROW, [], pl.Int64)
         return self.rows.cast(pl.Int64).alias(FILE_ROW)
 
     def line(self, file_row: pl.Expr) -> pl.Expr:
@@ -167,7 +172,7 @@ def screen(data: pl.DataFrame, kind: str, origin: Origin, on_invalid: OnInvalid,
     Out-of-order rows and exact repeats of bar rows are repaired without loss (and only logged);
     every other violation is a problem that raises, is dropped or is warned about.
     """
-    file_rows = origin.file_rows(data.height)
+    file_rows = origin.file_rows(data.get_column("ts"))
     frame = data.with_columns(file_rows)
     found, counts = _file_quality(frame, kind, calendar)
     violations = _locate(found, file_rows, origin)

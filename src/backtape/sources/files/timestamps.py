@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -125,14 +126,21 @@ def to_utc(ts: pl.Series, path: Path, timezone: str | None) -> pl.Series:
                               f"({str(exc).splitlines()[0]}); pass timezone=... (e.g. 'UTC')") from exc
 
 
-def infer_frequency(ts_ns: np.ndarray, symbols: pl.Series, path: Path) -> Timeframe:
-    """Bar size from the median spacing of consecutive bars of each symbol."""
-    frame = pl.DataFrame({"symbol": symbols, "t": ts_ns}).sort("symbol", "t")
-    diffs = frame.select(pl.col("t").diff().over("symbol").alias("d")).get_column("d")
-    diffs = diffs.filter(diffs > 0)
-    if diffs.len() == 0:
+def infer_frequency(ts: pl.Series, symbols: pl.Series, path: Path) -> Timeframe:
+    """Bar size from the median spacing of consecutive bars of each symbol (``ts``: UTC times).
+
+    A file of one symbol in time order (the usual case) is measured in place, without a sort.
+    """
+    t = ts.to_physical()
+    if symbols.n_unique() == 1 and t.is_sorted():
+        diffs = t.diff()
+    else:
+        frame = pl.DataFrame({"symbol": symbols, "t": t}).sort("symbol", "t")
+        diffs = frame.select(pl.col("t").diff().over("symbol")).to_series()
+    median = diffs.filter(diffs > 0).median()
+    if median is None:
         raise DataFormatError(f"{path}: cannot infer the bar frequency from one bar; pass frequency=...")
-    median = int(diffs.median())  # type: ignore[arg-type]
+    median = int(median)  # type: ignore[arg-type]
     if median >= 20 * 3_600_000_000_000 and median <= 4 * NS_PER_DAY:
         return Timeframe.parse("1d")
     if median % NS_PER_MINUTE or median > 4 * NS_PER_DAY:
@@ -150,30 +158,29 @@ def bar_times(cols: dict[str, pl.Series], parsed_ts: pl.Series, path: Path, opts
     Daily rows on dates that are not sessions raise, or with ``on_non_session="drop"`` are left out
     with a warning; the kept rows' file rows are then given in column ``KEPT_ROW``.
     """
-    zone = naive_zone(timezone, opts.calendar, ts_col)
     naive_midnight = time_zone(parsed_ts.dtype) is None and bool(
-        (parsed_ts.dt.truncate("1d") == parsed_ts).all())
+        (parsed_ts.to_physical() % NS_PER_DAY == 0).all())
+    if naive_midnight:  # dates: daily unless the option or the spacing says otherwise
+        stamped = parsed_ts.dt.replace_time_zone("UTC")
+    else:
+        stamped = to_utc(parsed_ts, path, naive_zone(timezone, opts.calendar, ts_col))
     if opts.frequency is not None:
         frequency = Timeframe.parse(opts.frequency)
-    elif naive_midnight:
-        as_utc = parsed_ts.dt.replace_time_zone("UTC").dt.epoch("ns").to_numpy()
-        frequency = infer_frequency(as_utc, cols["symbol"], path) if parsed_ts.len() > 1 \
-            else Timeframe.parse("1d")
+    elif naive_midnight and parsed_ts.len() == 1:
+        frequency = Timeframe.parse("1d")
     else:
-        frequency = infer_frequency(to_utc(parsed_ts, path, zone).dt.epoch("ns").to_numpy(),
-                                    cols["symbol"], path)
+        frequency = infer_frequency(stamped, cols["symbol"], path)
     if frequency.unit == "w":
         raise UnsupportedDataError(f"{path}: weekly bar files are not supported; load daily bars")
     if frequency.unit == "d":
         return _session_times(cols, parsed_ts, opts, timezone, path, ts_col, first_line), frequency
-    stamped = to_utc(parsed_ts, path, zone)
-    step = pl.duration(nanoseconds=frequency.nanos)
-    frame = pl.DataFrame({"t": stamped})
+    if naive_midnight:
+        stamped = to_utc(parsed_ts, path, naive_zone(timezone, opts.calendar, ts_col))
+    step = timedelta(microseconds=frequency.nanos // 1000)
     if opts.stamp == "end":
-        frame = frame.select((pl.col("t") - step).alias("ts"), pl.col("t").alias("ts_end"))
+        cols["ts"], cols["ts_end"] = (stamped - step).alias("ts"), stamped.alias("ts_end")
     else:
-        frame = frame.select(pl.col("t").alias("ts"), (pl.col("t") + step).alias("ts_end"))
-    cols["ts"], cols["ts_end"] = frame.get_column("ts"), frame.get_column("ts_end")
+        cols["ts"], cols["ts_end"] = stamped.alias("ts"), (stamped + step).alias("ts_end")
     return cols, frequency
 
 
