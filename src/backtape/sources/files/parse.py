@@ -65,14 +65,14 @@ def parse_file(path: str | Path, opts: FileOptions | None = None) -> ParsedFile:
     for table in csv.tables:
         typed.append(layout.typed(table, csv.first_line + rows))
         rows += table.height
-    return layout.finish(pl.concat(typed, how="vertical_relaxed"), csv.first_line)
+    return layout.finish(typed, csv.first_line)
 
 
 def parse_frame(df: pl.DataFrame, path: Path, opts: FileOptions, *, first_line: int = 0,
                 defaults: Mapping[str, Any] | None = None) -> ParsedFile:
     """Normalise one raw table (strings or typed) into canonical rows, actions and bar size."""
     layout = _Layout.of(df.columns, path, opts, defaults or {})
-    return layout.finish(layout.typed(df, first_line), first_line)
+    return layout.finish([layout.typed(df, first_line)], first_line)
 
 
 #: column of typed rows holding the parsed (naive or aware) timestamp
@@ -114,9 +114,14 @@ class _Layout:
         # one chunk per block, the same for every column: later steps then never rechunk the whole file
         return pl.DataFrame(cols).with_columns(extra).rechunk()
 
-    def finish(self, typed: pl.DataFrame, first_line: int) -> ParsedFile:
-        """Typed rows of the whole file -> canonical rows, corporate actions, bar size and quality."""
+    def finish(self, blocks: list[pl.DataFrame], first_line: int) -> ParsedFile:
+        """Typed blocks of the whole file -> canonical rows, corporate actions, bar size and quality.
+
+        ``blocks`` is emptied, so that columns replaced on the way (the parsed timestamp) are freed.
+        """
         path, opts, kind = self.path, self.opts, self.kind
+        typed = pl.concat(blocks, how="vertical_relaxed")
+        blocks.clear()
         parsed_ts = typed.get_column(_PARSED_TS)
         value_names = typed.columns[:typed.columns.index(_PARSED_TS)]
         cols = {name: typed.get_column(name) for name in value_names}

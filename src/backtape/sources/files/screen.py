@@ -4,7 +4,8 @@ Every file is checked by ``backtape.validation`` on its rows **in file order, be
 so each problem is named by file and place: the file line for CSV (header counted, as an editor
 shows it) or the 0-based row index for Parquet, with the symbol, timestamp and rule. Impossible
 bars (high < low, high below open/close, low above them), non-positive prices, negative volumes or
-sizes, NaN or missing values, crossed quotes and duplicate bars with different values are problems:
+sizes, NaN or missing values, crossed quotes, duplicate bars with different values and, when a
+calendar is given, intraday bars outside its sessions (``outside_session``) are problems:
 
 * ``on_invalid="raise"`` (default): ``DataValidationError`` listing the first ten problems and the
   total (``.violations`` holds them as ``Violation`` records, ``.report`` the file's full report);
