@@ -27,7 +27,8 @@ Rules
   is finer than the output and aligned to it (1min -> 5min, 5min -> 15min, 1h -> 1d); otherwise
   ``TimeframeError`` names the first bar that does not fit.
 
-Values: ``open`` first, ``high`` max, ``low`` min, ``close`` last, ``volume`` sum, ``transactions``
+Values: ``open`` first, ``high`` max, ``low`` min, ``close`` last, ``volume`` sum (null when an input
+bar's volume is null: FX and index bars have none), ``transactions``
 sum (null when all inputs are null), ``vwap`` = sum(p * volume) / sum(volume) where p is the input
 bar's ``vwap``, or its ``close`` when the vwap is null (an approximation); null when volume is 0.
 From trades: ``vwap`` = sum(price * size) / sum(size), ``transactions`` = number of trades.
@@ -147,11 +148,16 @@ def _binned(
 
 
 def _check_nulls(df: pl.DataFrame) -> None:
-    """Raise ``DataValidationError`` for a null or NaN in a required column (one cheap pass)."""
+    """Raise ``DataValidationError`` for a null or NaN in a required column (one cheap pass); bar
+    volume may be null for a symbol without any (FX, indices), whose output volume is then null."""
     optional = {"vwap", "transactions", "exchange", "conditions", "id"}
     required = [c for c in df.columns if c not in optional]
     missing = [pl.col(c).is_null() | (pl.col(c).is_nan() if df.schema[c].is_float() else False)
                for c in required]
+    if "volume" in required and df.get_column("volume").has_nulls():
+        volume = pl.col("volume")
+        missing[required.index("volume")] = volume.is_nan().fill_null(False) | (
+            volume.is_null() & volume.is_not_null().any().over("symbol"))
     counts = df.select(m.sum().alias(c) for c, m in zip(required, missing, strict=True)).row(0, named=True)
     bad = [name for name, n in counts.items() if n]
     if bad:
@@ -308,9 +314,11 @@ def _frame(
             "transactions": transactions,
         }
     )
+    unknown = pl.col("volume").is_nan()  # inputs without volume (FX, indices): null, not 0 or NaN
     return out.with_columns(
         pl.col("ts", "ts_end").cast(TS),
-        pl.when(pl.col("volume") != 0).then(pl.col("vwap")).alias("vwap"),
+        pl.when(unknown.not_()).then(pl.col("volume")).alias("volume"),
+        pl.when(unknown.not_() & (pl.col("volume") != 0)).then(pl.col("vwap")).alias("vwap"),
     ).cast(BAR_SCHEMA)
 
 

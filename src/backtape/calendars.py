@@ -29,6 +29,7 @@ from .errors import BacktapeError
 ALIASES = {"NYSE": "XNYS", "NASDAQ": "XNAS", "CME": "CMES", "247": "24/7", "CRYPTO": "24/7",
            "FOREX": "FX"}
 _FIRST_YEAR, _LAST_YEAR = 1990, 2035
+_SLICE = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ class TradingCalendar:
 
     ``labels`` are the session dates (midnight UTC of the session's local date), ``opens`` and
     ``closes`` its first and last instants, ``break_starts``/``break_ends`` the intraday break
-    (equal to the close when there is none).
+    (equal to the close when there is none); ``tz`` is the exchange's time zone, in which its
+    files' naive wall-clock times are read.
     """
 
     name: str
@@ -46,6 +48,7 @@ class TradingCalendar:
     closes: np.ndarray
     break_starts: np.ndarray
     break_ends: np.ndarray
+    tz: str = "UTC"
 
     @property
     def is_24_7(self) -> bool:
@@ -74,6 +77,24 @@ class TradingCalendar:
         idx = np.searchsorted(self.opens, ts_ns, side="right") - 1
         ok = (idx >= 0) & (ts_ns < self.closes[np.clip(idx, 0, None)])
         return np.where(ok, idx, -1)
+
+    def outside_sessions(self, ts_ns: np.ndarray, ts_end_ns: np.ndarray) -> np.ndarray:
+        """True for each interval ``[ts, ts_end)`` that overlaps no session (or lies in its break).
+
+        Worked through in slices so the temporaries stay small for tens of millions of bars.
+        """
+        ts_ns, ts_end_ns = np.asarray(ts_ns, dtype=np.int64), np.asarray(ts_end_ns, dtype=np.int64)
+        out = np.empty(len(ts_ns), dtype=bool)
+        last = len(self.closes) - 1
+        for lo in range(0, len(ts_ns), _SLICE):
+            ts, te = ts_ns[lo:lo + _SLICE], ts_end_ns[lo:lo + _SLICE]
+            idx = np.searchsorted(self.closes, ts, side="right")  # first session closing after ts
+            i = np.minimum(idx, last)
+            overlaps = (idx <= last) & (self.opens[i] < te)
+            in_break = (self.break_starts[i] < self.break_ends[i]) & (self.break_starts[i] <= ts) \
+                & (te <= self.break_ends[i])
+            out[lo:lo + _SLICE] = ~overlaps | in_break
+        return out
 
     def session_for_label(self, label_ns: int) -> int:
         """Index of the session whose date label is ``label_ns`` (midnight UTC), or -1."""
@@ -104,7 +125,7 @@ def get_calendar(name: str = "XNYS") -> TradingCalendar:
         start = to_ns(f"{_FIRST_YEAR}-01-01")
         labels = np.arange(start, to_ns(f"{_LAST_YEAR + 1}-01-01"), NS_PER_DAY, dtype=np.int64)
         closes = labels + NS_PER_DAY
-        return TradingCalendar("24/7", labels, labels.copy(), closes, closes.copy(), closes.copy())
+        return TradingCalendar("24/7", labels, labels.copy(), closes, closes.copy(), closes.copy(), "UTC")
     if key == "FX":
         return _fx_calendar()
     path = _cache_file(key)
@@ -128,7 +149,7 @@ def _fx_calendar() -> TradingCalendar:
 
     labels = days.cast(pl.Datetime("ns")).dt.epoch("ns").to_numpy().astype(np.int64)
     opens, closes = at_five(days - timedelta(days=1)), at_five(days)
-    return TradingCalendar("FX", labels, opens, closes, closes.copy(), closes.copy())
+    return TradingCalendar("FX", labels, opens, closes, closes.copy(), closes.copy(), "America/New_York")
 
 
 def _cache_file(key: str) -> Path | None:
@@ -146,11 +167,13 @@ def _load(path: Path, key: str) -> TradingCalendar | None:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = [np.asarray(data[f], dtype=np.int64) for f in _FIELDS]
+            tz = str(data["tz"])  # files written before zones were kept lack it: rebuilt
     except (OSError, KeyError, ValueError, EOFError):
         return None
     if len({len(a) for a in arrays}) != 1 or not len(arrays[0]):
         return None
-    return TradingCalendar(key, *arrays)
+    labels, opens, closes, break_starts, break_ends = arrays
+    return TradingCalendar(key, labels, opens, closes, break_starts, break_ends, tz)
 
 
 def _save(path: Path, calendar: TradingCalendar) -> None:
@@ -158,7 +181,7 @@ def _save(path: Path, calendar: TradingCalendar) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as fh:
-            np.savez(fh, **{f: getattr(calendar, f) for f in _FIELDS})
+            np.savez(fh, tz=np.array(calendar.tz), **{f: getattr(calendar, f) for f in _FIELDS})
         os.replace(fh.name, path)
     except OSError:
         return
@@ -191,4 +214,4 @@ def _build(name: str, key: str) -> TradingCalendar:
     bs, be = column("break_start"), column("break_end")
     break_starts = np.where(np.isnat(bs), closes, bs.astype(np.int64))
     break_ends = np.where(np.isnat(be), closes, be.astype(np.int64))
-    return TradingCalendar(key, labels, opens, closes, break_starts, break_ends)
+    return TradingCalendar(key, labels, opens, closes, break_starts, break_ends, str(cal.tz))

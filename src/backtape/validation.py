@@ -8,7 +8,8 @@ the canonical schema and return a ``QualityReport``. Every check is a vectorized
 rule                       meaning                                                    kinds
 =========================  =========================================================  ===============
 ``missing_value``          null in a required column, NaN or infinity in a number     all
-                           (quote sizes may be null: many venues, e.g. FX, omit them)
+                           (quote sizes may be null: many venues, e.g. FX, omit them;
+                           so may a bar volume when the symbol has no volume at all)
 ``non_positive_price``     a price (open/high/low/close, price, bid/ask) <= 0         all
 ``negative_volume``        volume < 0                                                 bars
 ``negative_size``          size, bid_size or ask_size < 0                             trades, quotes
@@ -20,6 +21,8 @@ rule                       meaning                                              
 ``unsorted``               the row sorts before the previous one by (symbol, ts)      all
 ``crossed_quote``          bid > ask (a locked quote, bid == ask, is allowed)         quotes
 ``timestamp_not_utc``      a timestamp column is naive or in another time zone        all
+``outside_session``        an intraday bar overlapping no session of ``calendar``     bars, with
+                           (checked only when a calendar is given)                    ``calendar``
 =========================  =========================================================  ===============
 
 Trades and quotes may share a timestamp (several events in one nanosecond), so ``duplicate`` applies
@@ -53,7 +56,8 @@ from typing import Literal
 
 import polars as pl
 
-from ._time import format_ns
+from ._time import NS_PER_DAY, format_ns
+from .calendars import get_calendar
 from .errors import DataFormatError, DataValidationError
 from .schema import OPTIONAL_COLUMNS, SCHEMAS, TS
 
@@ -170,9 +174,11 @@ class QualityReport:
         return self.summary()
 
 
-def validate_bars(df: pl.DataFrame, on_invalid: OnInvalid = "raise") -> QualityReport:
-    """Check bars: OHLC consistency, positive prices, volume, ts_end after ts, duplicates, order, UTC."""
-    return _validate(df, "bars", on_invalid)
+def validate_bars(df: pl.DataFrame, on_invalid: OnInvalid = "raise", *,
+                  calendar: str | None = None) -> QualityReport:
+    """Check bars: OHLC consistency, positive prices, volume, ts_end after ts, duplicates, order, UTC;
+    with ``calendar`` (``"XNYS"``...) also that intraday bars fall in its sessions."""
+    return _validate(df, "bars", on_invalid, calendar)
 
 
 def validate_trades(df: pl.DataFrame, on_invalid: OnInvalid = "raise") -> QualityReport:
@@ -202,7 +208,8 @@ class _Rule:
         return cls(name, mask, pl.format(f"{REFERENCE_PHRASES[name]} row {{}}", ref), ref)
 
 
-def _validate(df: pl.DataFrame, kind: str, on_invalid: OnInvalid) -> QualityReport:
+def _validate(df: pl.DataFrame, kind: str, on_invalid: OnInvalid,
+              calendar: str | None = None) -> QualityReport:
     """Run every rule of ``kind`` over ``df`` and act on the result as ``on_invalid`` says."""
     if on_invalid not in ("raise", "drop", "warn"):
         raise ValueError(f"on_invalid must be 'raise', 'drop' or 'warn', got {on_invalid!r}")
@@ -211,7 +218,11 @@ def _validate(df: pl.DataFrame, kind: str, on_invalid: OnInvalid) -> QualityRepo
     lf = df.lazy().with_row_index(_ROW).with_columns(
         pl.col(_ROW).cast(pl.Int64), pl.col("symbol").cast(pl.String), *(_to_utc(df, c) for c in ts_columns)
     )
-    rules = _row_rules(kind, df.schema)
+    rules = _row_rules(kind, df.schema, volume_nulls=kind == "bars" and df.get_column("volume").has_nulls())
+    session = _session_rule(df, calendar) if calendar is not None and kind == "bars" else None
+    if session is not None:
+        lf = lf.with_columns(*session[1])
+        rules.append(session[0])
     counts = _count(lf, rules)
     if kind == "bars":
         dup = _duplicate_rule(already_sorted=counts["unsorted"] == 0)
@@ -293,14 +304,13 @@ def _is_bad(name: str, dtype: pl.DataType) -> pl.Expr:
     return expr
 
 
-def _row_rules(kind: str, schema: pl.Schema) -> list[_Rule]:
+def _row_rules(kind: str, schema: pl.Schema, *, volume_nulls: bool = False) -> list[_Rule]:
     """Per-row rules of ``kind`` except ``duplicate`` (which depends on the frame's order)."""
-    # quote sizes are unknown for many venues (FX): null is allowed there, NaN is not
-    sizes_optional = kind == "quotes"
-    numeric = [*_PRICE_COLUMNS[kind], *([] if sizes_optional else _SIZE_COLUMNS[kind])]
-    bad = {c: _is_bad(c, schema[c]) for c in ["symbol", "ts", *numeric]}
-    if sizes_optional:
-        bad.update({c: _is_bad(c, schema[c]) & pl.col(c).is_not_null() for c in _SIZE_COLUMNS[kind]})
+    bad = {c: _is_bad(c, schema[c]) for c in ["symbol", "ts", *_PRICE_COLUMNS[kind], *_SIZE_COLUMNS[kind]]}
+    if kind == "quotes":  # quote sizes are unknown for many venues (FX): null is allowed, NaN is not
+        bad.update({c: bad[c] & pl.col(c).is_not_null() for c in _SIZE_COLUMNS[kind]})
+    elif volume_nulls:  # a symbol without any volume (FX, indices) is fine; a hole in its volumes is not
+        bad["volume"] = bad["volume"] & pl.col("volume").is_not_null().any().over("symbol")
     missing = pl.any_horizontal(*bad.values())
     valid = missing.not_()
     rules = [
@@ -338,6 +348,28 @@ def _row_rules(kind: str, schema: pl.Schema) -> list[_Rule]:
                            pl.format("bid {} > ask {}", "bid", "ask")))
     rules.append(_Rule.referring("unsorted", _out_of_order(), pl.col(_ROW) - 1))
     return rules
+
+
+def _session_rule(df: pl.DataFrame, calendar: str) -> tuple[_Rule, list[pl.Series]] | None:
+    """``outside_session``: intraday bars (shorter than a day) overlapping no session of ``calendar``
+    (a 24/7 calendar has no outside: no rule).
+
+    Returns the rule and the columns it reads (computed here with the calendar's session arrays).
+    """
+    cal = get_calendar(calendar)
+    if cal.is_24_7:
+        return None
+    ts, ts_end = (df.get_column(c).dt.cast_time_unit("ns").to_physical()  # UTC ns whatever the zone
+                  for c in ("ts", "ts_end"))
+    intraday = (ts_end - ts < NS_PER_DAY).fill_null(False).to_numpy()
+    outside = pl.Series("__outside", intraday & cal.outside_sessions(ts.fill_null(0).to_numpy(),
+                                                                     ts_end.fill_null(0).to_numpy()))
+    local = pl.col("ts").dt.convert_time_zone(cal.tz).dt.strftime("%Y-%m-%d %H:%M")
+    detail = pl.format(f"starts {{}} {cal.tz}, outside every session of calendar {cal.name}", local)
+    # eager (the streaming engine panics on this text in polars 2.1), and only for flagged rows
+    details = df.select(_to_utc(df, "ts"), outside).select(
+        pl.when(pl.col("__outside")).then(detail).alias("__outside_detail")).to_series()
+    return _Rule("outside_session", pl.col("__outside"), pl.col("__outside_detail")), [outside, details]
 
 
 def _list_values(columns: tuple[str, ...], test: Callable[[str], pl.Expr]) -> pl.Expr:
@@ -401,7 +433,13 @@ def sort_by_symbol_ts(df: pl.DataFrame) -> pl.DataFrame:
     Two stable single-key sorts of the keys and one gather: in Polars this is several times faster
     than a multi-column sort of the whole frame.
     """
-    if df.height < 2 or not df.select(_out_of_order().any()).item():
+    if df.height < 2:
+        return df
+    symbol = df.get_column("symbol")
+    if symbol.null_count() == 0 and (symbol == symbol[0]).all():  # one symbol: no string shifts
+        if df.get_column("ts").is_sorted():
+            return df
+    elif not df.select(_out_of_order().any()).item():
         return df
     keys = df.select(pl.col("symbol").cast(pl.String), "ts").with_row_index(_ROW)
     order = keys.sort("ts", maintain_order=True).sort("symbol", maintain_order=True)

@@ -174,7 +174,7 @@ def test_validate_tick_files(tmp_path: Path) -> None:
     ("content", "message"),
     [
         (None, "no such file"),
-        ("date,open,high,low,close\n2024-01-02,1,2,0.5,1.5\n", "volume"),
+        ("date,open,high,low,volume\n2024-01-02,1,2,0.5,15\n", "cannot tell bars, trades or quotes"),
         ("date,open,high,low,close,volume\nnot-a-date,1,2,0.5,1.5,10\n", "not-a-date"),
     ],
 )

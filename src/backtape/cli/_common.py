@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -100,18 +99,3 @@ def frame_table(df: pl.DataFrame, *, title: str | None = None, max_rows: int = 2
     table.caption = (caption or f"{df.height:,} rows · times in UTC") + note
     table.caption_justify = "left"
     return table
-
-
-def write_frame(df: pl.DataFrame, path: Path) -> None:
-    """Write ``df`` as Parquet or CSV, chosen by the file extension."""
-    suffix = path.suffix.lower()
-    if suffix not in (".parquet", ".csv"):
-        raise typer.BadParameter(
-            f"{path}: unsupported extension {suffix or '(none)'!r}; use .parquet or .csv",
-            param_hint="'--output'",
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".parquet":
-        df.write_parquet(path)
-    else:
-        df.write_csv(path)

@@ -1,15 +1,17 @@
 """Local files as a data source: CSV (plain or gzip) and Parquet, one file or a folder of files.
 
-A file is read once, normalised at the edge into the canonical schemas of ``backtape.schema`` and
-kept in memory. The work is split by job, each module doing one:
+A file is read once (a CSV block by block, so memory is the typed result plus a few blocks),
+normalised at the edge into the canonical schemas of ``backtape.schema`` and kept in memory. The
+work is split by job, each module doing one:
 
 =============  ===================================================================================
 module         job
 =============  ===================================================================================
 ``options``    the reading options (``FileOptions``; every option and its meaning)
-``reading``    bytes and sniffing: gzip, separator, header or headerless layout; CSV and Parquet
+``reading``    bytes in blocks and sniffing: gzip, separator, header or headerless layout; CSV, Parquet
 ``layout``     vendor columns mapped to canonical roles, the kind guessed, numbers read
-``timestamps`` text/epoch timestamps, time zones, bar size, calendar sessions of daily rows
+``timestamps`` text/epoch timestamps, time zones (the calendar's for naive intraday times), bar
+               size, calendar sessions of daily rows
 ``actions``    dividends and splits in bar files; raw prices restored from split-adjusted ones
 ``screen``     validation on load in file order, with structured file rows and lines
 ``parse``      the pipeline of one file (``parse_file``)

@@ -142,10 +142,15 @@ def to_float(df: pl.DataFrame, col: str, path: Path, first_line: int, required: 
     elif s.dtype == pl.Boolean:
         raise DataFormatError(f"{path}, column {col!r}: boolean values where numbers are expected")
     else:
-        out = s.str.strip_chars().cast(pl.Float64, strict=False)
-        bad = first_bad(out.is_null() & s.is_not_null() & (s.str.strip_chars() != ""))
-        if bad is not None:
-            raise DataFormatError(f"{where(path, col, bad, first_line)}: {s[bad]!r} is not a number")
+        try:  # clean numbers (nearly every file): one strict cast, no copies of the text
+            out = s.cast(pl.Float64)
+        except pl.exceptions.InvalidOperationError:
+            stripped = s.str.strip_chars()
+            out = stripped.cast(pl.Float64, strict=False)
+            bad = first_bad(out.is_null() & s.is_not_null() & (stripped != ""))
+            if bad is not None:
+                raise DataFormatError(f"{where(path, col, bad, first_line)}: {s[bad]!r} is not a number") \
+                    from None
     if required:
         bad = first_bad(out.is_null())
         if bad is not None:

@@ -7,13 +7,17 @@ option              meaning
 ``symbol_pattern``  regex applied to the file name; group ``symbol`` (or group 1) is the symbol
 ``columns``         mapping vendor column -> canonical name (``ts``, ``date``, ``time``, ``open``...)
 ``kind``            ``bars`` | ``trades`` | ``quotes`` (default: guessed from the columns)
-``timezone``        zone of naive timestamps (``America/New_York``, ``Etc/GMT+5``...; default UTC)
+``timezone``        zone of naive timestamps (``America/New_York``, ``Etc/GMT+5``...; default: the
+                    ``calendar``'s zone when one is given, else UTC; a column named ``*_utc`` or
+                    ``gmt_*`` is UTC)
 ``ts_format``       strptime format of the timestamp (of ``date + " " + time`` for split columns)
 ``date_column``     column holding the date; ``time_column`` the time of day, when split
 ``ts_column``       column holding the timestamp, when the guess is wrong
 ``timestamp_unit``  unit of integer epochs: ``s`` ``ms`` ``us`` ``ns`` (default: by magnitude)
 ``frequency``       bar size of the file (default: median spacing; date-only rows are ``1d``)
-``calendar``        exchange calendar for daily sessions (default ``XNYS``; ``24/7`` for crypto)
+``calendar``        exchange calendar (``XNYS``, ``CMES``, ``FX``, ``24/7``...): the sessions of daily
+                    rows (``XNYS`` when not given); when given, also the zone of naive intraday
+                    times and the sessions intraday bars must fall in (``outside_session``)
 ``stamp``           ``start`` | ``end``: whether intraday bars are stamped at their start or end
 ``has_header``      ``True``/``False``; default: detected from the first line
 ``names``           column names for a headerless file
@@ -43,6 +47,8 @@ from ...validation import OnInvalid
 DataKind = Literal["bars", "trades", "quotes"]
 #: nanoseconds per unit of an integer epoch
 EPOCH_UNITS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+#: sessions of daily rows when no calendar is given
+DEFAULT_CALENDAR = "XNYS"
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,7 @@ class FileOptions:
     ts_column: str | None = None
     timestamp_unit: str | None = None
     frequency: str | None = None
-    calendar: str = "XNYS"
+    calendar: str | None = None
     stamp: Literal["start", "end"] = "start"
     has_header: bool | None = None
     names: tuple[str, ...] | None = None
@@ -91,6 +97,11 @@ class FileOptions:
         if out.frequency is not None:
             Timeframe.parse(out.frequency)
         return out
+
+    @property
+    def session_calendar(self) -> str:
+        """The calendar of daily sessions and aggregation: the option, else ``XNYS``."""
+        return self.calendar or DEFAULT_CALENDAR
 
     def identity(self) -> str:
         """Stable text of the options, for cache identities."""

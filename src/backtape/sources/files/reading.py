@@ -1,16 +1,20 @@
 """Reading files as raw tables: gzip detection, separator and header sniffing, CSV and Parquet.
 
 CSV is read as text (every column a string) so that layout mapping decides each column's type
-and can name the file line of a bad value; Parquet keeps its own types.
+and can name the file line of a bad value, in blocks of ``BLOCK_BYTES`` so that memory is bounded
+by the typed result, not by the text; Parquet keeps its own types.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import os
 import re
 import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -27,6 +31,8 @@ _HISTDATA_TS = re.compile(r"^\d{8} \d{9}$")
 _VISIBLE = re.compile(rb"\S")
 _EOL = re.compile(rb"\r\n|\r|\n")
 _CHUNK = 1 << 20
+#: bytes of text parsed at a time: the string table of a block is a few times this
+BLOCK_BYTES = 8 << 20
 #: bytes looked at to tell text from binary before reading on
 SNIFF_BYTES = 1 << 16
 #: how many times its size a gzip file may expand (beyond ``GZIP_FREE_BYTES``)
@@ -39,8 +45,9 @@ def is_parquet(path: Path) -> bool:
     return path.name.lower().endswith(PARQUET_SUFFIXES)
 
 
-def read_bytes(path: Path) -> bytes | bytearray:
-    """The file's bytes, gunzipped when they start with the gzip magic number.
+def _blocks(path: Path) -> Iterator[bytes]:
+    """The file's bytes (gunzipped when they start with the gzip magic number) in blocks of about
+    ``BLOCK_BYTES`` that end at a line end, so no more than a block or two is ever held.
 
     Binary content (NUL bytes in the first ``SNIFF_BYTES``) is refused before the rest is read, and
     a gzip file may expand to at most ``MAX_GZIP_RATIO`` times its size (beyond ``GZIP_FREE_BYTES``),
@@ -50,12 +57,19 @@ def read_bytes(path: Path) -> bytes | bytearray:
         with path.open("rb") as fh:
             gzipped = fh.read(2) == b"\x1f\x8b"
             fh.seek(0)
-            data = _gunzip(fh, path) if gzipped else _plain(fh, path)
+            ready, tail = b"", b""  # a last line without its line end stays with the block before it
+            for piece in _gunzip(fh, path) if gzipped else _plain(fh, path):
+                data = tail + piece
+                cut = data.rfind(b"\n") + 1
+                if cut:
+                    if ready:
+                        yield ready
+                    ready, tail = data[:cut], data[cut:]
+                else:
+                    tail = data
+            yield ready + tail
     except (OSError, EOFError, zlib.error) as exc:
         raise DataFormatError(f"{path}: cannot read file ({exc}); is it truncated or corrupt?") from exc
-    if not _VISIBLE.search(data):
-        raise DataFormatError(f"{path}: file is empty")
-    return data
 
 
 def _sniff(path: Path, head: bytes) -> None:
@@ -66,25 +80,32 @@ def _sniff(path: Path, head: bytes) -> None:
                               "is it the right file (UTF-16 text must be saved as UTF-8)?")
 
 
-def _plain(fh: BinaryIO, path: Path) -> bytes:
+def _plain(fh: BinaryIO, path: Path) -> Iterator[bytes]:
     head = fh.read(SNIFF_BYTES)
     _sniff(path, head)
-    return head + fh.read()
+    yield head
+    while block := fh.read(BLOCK_BYTES):
+        yield block
 
 
-def _gunzip(fh: BinaryIO, path: Path) -> bytearray:
-    """Stream-decompress ``fh``, refusing output beyond the ratio guard."""
+def _gunzip(fh: BinaryIO, path: Path) -> Iterator[bytes]:
+    """Stream-decompress ``fh`` in blocks, refusing output beyond the ratio guard."""
     limit = max(GZIP_FREE_BYTES, MAX_GZIP_RATIO * os.fstat(fh.fileno()).st_size)
+    total = 0
     out = bytearray()
     with gzip.GzipFile(fileobj=fh) as gz:
         while chunk := gz.read(_CHUNK):
-            if not out:
+            if not total:
                 _sniff(path, chunk)
-            out += chunk
-            if len(out) > limit:
+            total += len(chunk)
+            if total > limit:
                 raise DataFormatError(f"{path}: decompresses to more than {limit:,} bytes ({MAX_GZIP_RATIO}x "
                                       "its size), a decompression bomb? gunzip it yourself if it is genuine")
-    return out
+            out += chunk
+            if len(out) >= BLOCK_BYTES:
+                yield bytes(out)
+                out = bytearray()
+    yield bytes(out)
 
 
 def _split(line: str, sep: str) -> list[str]:
@@ -104,22 +125,39 @@ def looks_like_header(fields_: list[str]) -> bool:
     return False
 
 
-def read_csv_raw(path: Path, opts: FileOptions) -> tuple[pl.DataFrame, int, dict[str, Any]]:
-    """Read a CSV as strings. Returns the frame, the file line of its first row, layout defaults."""
-    data = read_bytes(path)
-    first_raw, after_first = _line(data, 0)
-    second_raw, _ = _line(data, after_first)
+@dataclass
+class CsvChunks:
+    """A CSV read as text, block by block: column names, the file line of the first data row, layout
+    defaults of a known headerless layout, and the tables of its blocks (every column a string)."""
+
+    names: list[str]
+    first_line: int
+    defaults: dict[str, Any]
+    tables: Iterator[pl.DataFrame]
+
+
+def read_csv_chunks(path: Path, opts: FileOptions) -> CsvChunks:
+    """Sniff a CSV from its first block (separator, header, layout) and parse it block by block.
+
+    Rows are parsed ``BLOCK_BYTES`` of text at a time, so the text and its string table never exist
+    whole; the tables raise ``DataFormatError`` for ragged or malformed rows, and for a file without
+    data rows once they are exhausted. A quoted field may not span lines (market data never does).
+    """
+    blocks = _blocks(path)
+    first_block = next(blocks, b"")
+    if not _VISIBLE.search(first_block):
+        raise DataFormatError(f"{path}: file is empty")
+    first_raw, after_first = _line(first_block, 0)
+    second_raw, _ = _line(first_block, after_first)
     first = first_raw.decode("utf-8-sig", errors="replace")
     sep = opts.separator or max((",", ";", "\t"), key=first.count)
     head = _split(first, sep)
     has_header = looks_like_header(head) if opts.has_header is None else opts.has_header
     defaults: dict[str, Any] = {}
     names: list[str] | None = list(opts.names) if opts.names else None
-    skip = 0
     if has_header:
-        skip = 1
         names = names or head
-        if after_first < len(data):
+        if after_first < len(first_block):
             row = _split(second_raw.decode("utf-8", errors="replace"), sep)
             if len(row) == len(names) + 1 and len(row) > 1 and _TIME_OF_DAY.match(row[1]) \
                     and not any(norm(n) in ALIASES["time"] for n in names):
@@ -127,27 +165,40 @@ def read_csv_raw(path: Path, opts: FileOptions) -> tuple[pl.DataFrame, int, dict
     elif names is None:
         names, defaults = _headerless_layout(path, head)
     names = [n if n else "unnamed_0" for n in names]
-    if not _VISIBLE.search(data, after_first if skip else 0):
-        raise DataFormatError(f"{path}: no data rows")
-    try:
-        df = pl.read_csv(
-            io.BytesIO(data), has_header=False, skip_rows=skip, new_columns=names, separator=sep,
-            infer_schema=False, truncate_ragged_lines=False, quote_char='"',
-        )
-    except pl.exceptions.SchemaError as exc:
-        raise DataFormatError(f"{path}: rows do not have the {len(names)} columns of the header "
-                              f"({', '.join(names)}); is the file ragged or not CSV? "
-                              f"({str(exc).splitlines()[0]})") from exc
-    except pl.exceptions.PolarsError as exc:
-        raise DataFormatError(f"{path}: malformed CSV ({str(exc).splitlines()[0]})") from exc
-    if df.width != len(names):
-        raise DataFormatError(f"{path}: expected {len(names)} columns ({', '.join(names)}), found {df.width}")
-    if df.height == 0:
-        raise DataFormatError(f"{path}: no data rows")
-    return df, skip + 1, defaults
+    rest = memoryview(first_block)[after_first if has_header else 0:]
+    return CsvChunks(names, 2 if has_header else 1, defaults,
+                     _tables(itertools.chain([rest], blocks), names, sep, path))
 
 
-def _line(data: bytes | bytearray, start: int) -> tuple[bytes, int]:
+def _tables(blocks: Iterable[bytes | memoryview], names: list[str], sep: str,
+            path: Path) -> Iterator[pl.DataFrame]:
+    """The string table of each block of text that has rows; ``no data rows`` when none has."""
+    rows = 0
+    for block in blocks:
+        if not _VISIBLE.search(block):
+            continue
+        try:
+            df = pl.read_csv(
+                io.BytesIO(block), has_header=False, new_columns=names, separator=sep,
+                infer_schema=False, truncate_ragged_lines=False, quote_char='"',
+            )
+        except pl.exceptions.SchemaError as exc:
+            raise DataFormatError(f"{path}: rows do not have the {len(names)} columns of the header "
+                                  f"({', '.join(names)}); is the file ragged or not CSV? "
+                                  f"({str(exc).splitlines()[0]})") from exc
+        except pl.exceptions.PolarsError as exc:
+            raise DataFormatError(f"{path}: malformed CSV ({str(exc).splitlines()[0]})") from exc
+        if df.width != len(names):
+            raise DataFormatError(f"{path}: expected {len(names)} columns ({', '.join(names)}), "
+                                  f"found {df.width}")
+        rows += df.height
+        if df.height:
+            yield df
+    if rows == 0:
+        raise DataFormatError(f"{path}: no data rows")
+
+
+def _line(data: bytes, start: int) -> tuple[bytes, int]:
     """The line of ``data`` starting at ``start`` (without its end) and where the next one starts."""
     end = _EOL.search(data, start)
     if end is None:

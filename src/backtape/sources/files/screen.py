@@ -4,7 +4,8 @@ Every file is checked by ``backtape.validation`` on its rows **in file order, be
 so each problem is named by file and place: the file line for CSV (header counted, as an editor
 shows it) or the 0-based row index for Parquet, with the symbol, timestamp and rule. Impossible
 bars (high < low, high below open/close, low above them), non-positive prices, negative volumes or
-sizes, NaN or missing values, crossed quotes and duplicate bars with different values are problems:
+sizes, NaN or missing values, crossed quotes, duplicate bars with different values and, when a
+calendar is given, intraday bars outside its sessions (``outside_session``) are problems:
 
 * ``on_invalid="raise"`` (default): ``DataValidationError`` listing the first ten problems and the
   total (``.violations`` holds them as ``Violation`` records, ``.report`` the file's full report);
@@ -25,6 +26,7 @@ violation refers to are mapped as numbers; the text is written from them, never 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import warnings
 from dataclasses import dataclass
@@ -57,10 +59,14 @@ class Origin:
     first_line: int  # file line of the first data row (header counted); 0 for Parquet
     rows: pl.Series | None = None  # file row of each parsed row when some rows were left out
 
-    def file_rows(self, height: int) -> pl.Series:
-        """The 0-based file row of each of ``height`` parsed rows."""
+    def file_rows(self, like: pl.Series) -> pl.Series:
+        """The 0-based file row of each parsed row, chunked like the column ``like`` (so that adding
+        it to a frame read in blocks does not copy the frame into one chunk)."""
         if self.rows is None:
-            return pl.Series(FILE_ROW, np.arange(height, dtype=np.int64))
+            bounds = np.cumsum([0, *(c.len() for c in like.get_chunks())])
+            parts = [pl.Series(FILE_ROW, np.arange(a, b, dtype=np.int64))
+                     for a, b in itertools.pairwise(bounds)]
+            return pl.concat(parts, rechunk=False) if parts else pl.Series(FILE_ROW, [], pl.Int64)
         return self.rows.cast(pl.Int64).alias(FILE_ROW)
 
     def line(self, file_row: pl.Expr) -> pl.Expr:
@@ -81,22 +87,27 @@ class Origin:
         return f"{word} {shown}" + (f" and {more:,} more" if more > 0 else "")
 
 
-def quality(frame: pl.DataFrame, kind: str, on_invalid: OnInvalid = "warn") -> QualityReport:
-    """Validation report of ``frame`` without raising or warning (the caller decides)."""
+def quality(frame: pl.DataFrame, kind: str, on_invalid: OnInvalid = "warn",
+            calendar: str | None = None) -> QualityReport:
+    """Validation report of ``frame`` without raising or warning (the caller decides); bars are
+    checked against ``calendar``'s sessions when one is given."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
+        if kind == "bars":
+            return validation.validate_bars(frame, on_invalid, calendar=calendar)
         report: QualityReport = getattr(validation, f"validate_{kind}")(frame, on_invalid=on_invalid)
         return report
 
 
-def _file_quality(frame: pl.DataFrame, kind: str) -> tuple[pl.DataFrame, dict[str, int]]:
+def _file_quality(frame: pl.DataFrame, kind: str,
+                  calendar: str | None) -> tuple[pl.DataFrame, dict[str, int]]:
     """Violations of ``frame`` (rows in file order) and counts per rule, ``unsorted`` judged per symbol.
 
     A file may interleave symbols by time (one row per instrument and minute); that order loses
     nothing, so a row is ``unsorted`` only when it is earlier than the previous row of its symbol,
     and its ``ref`` is that row.
     """
-    found = quality(frame, kind)
+    found = quality(frame, kind, calendar=calendar)
     counts = {rule: n for rule, n in found.counts.items() if rule != "unsorted"}
     others = found.violations.filter(pl.col("rule") != "unsorted")
     if found.counts.get("unsorted", 0) == 0:
@@ -154,16 +165,17 @@ def _rule_counts(problems: pl.DataFrame) -> str:
     return ", ".join(f"{rule}: {n:,}" for rule, n in counts.iter_rows())
 
 
-def screen(data: pl.DataFrame, kind: str, origin: Origin,
-           on_invalid: OnInvalid) -> tuple[pl.DataFrame, QualityReport]:
-    """Validate ``data`` in file order, act as ``on_invalid`` says, return it sorted with its report.
+def screen(data: pl.DataFrame, kind: str, origin: Origin, on_invalid: OnInvalid,
+           calendar: str | None = None) -> tuple[pl.DataFrame, QualityReport]:
+    """Validate ``data`` in file order, act as ``on_invalid`` says, return it sorted with its report
+    (bars against ``calendar``'s sessions when one is given).
 
     Out-of-order rows and exact repeats of bar rows are repaired without loss (and only logged);
     every other violation is a problem that raises, is dropped or is warned about.
     """
-    file_rows = origin.file_rows(data.height)
+    file_rows = origin.file_rows(data.get_column("ts"))
     frame = data.with_columns(file_rows)
-    found, counts = _file_quality(frame, kind)
+    found, counts = _file_quality(frame, kind, calendar)
     violations = _locate(found, file_rows, origin)
     if not counts:
         served = sort_by_symbol_ts(data)  # symbols may be interleaved by time

@@ -137,7 +137,7 @@ class FileDataSource(DataSource):
         if key not in self._aggregated:
             self._aggregated[key] = aggregate_to(
                 self.frame("bars").filter(pl.col("symbol") == symbol), native, tf,
-                self.options.calendar, f"{self.path} symbol {symbol!r}")
+                self.options.session_calendar, f"{self.path} symbol {symbol!r}")
         return self._aggregated[key]
 
     async def fetch_trades(self, symbols: list[str], start: TimeLike, end: TimeLike) -> pl.DataFrame:
@@ -163,7 +163,7 @@ class FileDataSource(DataSource):
             name=self.name,
             source_type="local",
             description=f"{type(self).__name__} reading {self.path}",
-            calendar=self.options.calendar,
+            calendar=self.options.session_calendar,
             capabilities=SourceCapabilities(
                 kinds=frozenset(loaded),
                 frequencies=tuple(freqs),
