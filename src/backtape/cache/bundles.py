@@ -99,6 +99,11 @@ class BundleMetadata:
             raise NoDataError(f"no bundle named {name!r} in {folder.parent} (no {path.name})")
         try:
             df = pl.read_parquet(path)
+            if "checksum" in df.columns:  # files written before checksums have none
+                stored = df.get_column("checksum").unique().to_list()
+                df = df.drop("checksum")
+                if stored != [metadata_digest(df)]:
+                    raise ValueError("checksum mismatch: the file's bytes changed after it was written")
             first = df.row(0, named=True)
             per_symbol = tuple(
                 SymbolQuality(r["symbol"], r["rows"], r["expected_sessions"], tuple(r["missing_sessions"]),
@@ -136,7 +141,9 @@ class BundleMetadata:
                                          delete=False) as fh:  # a unique name for every writer
             tmp = Path(fh.name)
         try:
-            df.write_parquet(tmp)
+            df.write_parquet(tmp)  # the digest is of the values as read back (Parquet's own types)
+            stored = pl.read_parquet(tmp)
+            stored.with_columns(pl.lit(metadata_digest(stored)).alias("checksum")).write_parquet(tmp)
             os.replace(tmp, self.path / "metadata.parquet")
         finally:
             tmp.unlink(missing_ok=True)
@@ -385,3 +392,13 @@ def _quality(reader: CachedDataSource, symbol: str, freq: str, calendar: str,
 
 def _size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*.parquet"))
+
+
+def metadata_digest(df: pl.DataFrame) -> str:
+    """xxh3 of the metadata's values in a canonical text form (stable across library versions)."""
+    import json
+
+    import xxhash
+
+    text = json.dumps(df.to_dicts(), default=str, sort_keys=True)
+    return xxhash.xxh3_64_hexdigest(text.encode())

@@ -30,7 +30,7 @@ from .._time import TimeLike
 from ..errors import BacktapeError, ConfigError, CorruptCacheError, NoDataError
 from ..sources.base import DataSource, DataSourceMetadata
 from ..timeframes import Timeframe
-from .bundles import BundleDataSource, BundleMetadata, _folder
+from .bundles import BundleDataSource, BundleMetadata, _folder, metadata_digest
 from .index import CoverageIndex
 from .store import file_checksum
 
@@ -244,7 +244,9 @@ def pull_bundle(url: str, *, bundles_dir: str | Path | None = None, name: str | 
         _parallel(lambda f: _fetch(remote, f, staging), list(manifest.files), progress)
         if target_name != manifest.name:
             path = staging / "metadata.parquet"
-            pl.read_parquet(path).with_columns(name=pl.lit(target_name)).write_parquet(path)
+            renamed = pl.read_parquet(path).drop("checksum", strict=False)
+            renamed = renamed.with_columns(name=pl.lit(target_name))
+            renamed.with_columns(pl.lit(metadata_digest(renamed)).alias("checksum")).write_parquet(path)
         staging.rename(target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
