@@ -7,12 +7,13 @@ symbol and time always give the same bars, so a reference frame needs no stored 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -114,6 +115,23 @@ class Tally:
     def note(self, text: str) -> None:
         if len(self.notes) < 5 and text not in self.notes:
             self.notes.append(text)
+
+    @contextlib.contextmanager
+    def outcomes(self) -> Iterator[None]:
+        """Count what escapes the block: a ``BacktapeError`` is a manual repair, anything else
+        (panics of native code included) an unexpected error; Ctrl-C and exits pass through."""
+        from backtape.errors import BacktapeError
+
+        try:
+            yield
+        except BacktapeError as exc:
+            self.add("manual repairs")
+            self.note(f"{type(exc).__name__}: {str(exc)[:200]}")
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # Exception and panics of native code (pyo3 PanicException)
+            self.add("unexpected errors")
+            self.note(f"{type(exc).__name__}: {str(exc)[:200]}")
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Tally]) -> str:

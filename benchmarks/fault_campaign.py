@@ -83,7 +83,7 @@ def _cache_plan(rng: random.Random) -> list[list]:
 def _check_requests(requests: list[list], fetch: Callable[[list[str], str, str], pl.DataFrame],
                     tally: Tally) -> None:
     """Every request answered exactly as the reference, without anyone repairing anything."""
-    try:
+    with tally.outcomes():
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
             for symbols, start, end in requests:
@@ -91,14 +91,6 @@ def _check_requests(requests: list[list], fetch: Callable[[list[str], str, str],
                     tally.add("wrong answers")
                     tally.note(f"wrong answer for {symbols} {start}..{end}")
         tally.add("auto repairs", sum(issubclass(w.category, BacktapeWarning) for w in seen))
-    except BacktapeError as exc:
-        tally.add("manual repairs")
-        tally.note(f"{type(exc).__name__}: {str(exc)[:200]}")
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as exc:  # Exception and panics of native code (pyo3 PanicException)
-        tally.add("unexpected errors")
-        tally.note(f"{type(exc).__name__}: {str(exc)[:200]}")
 
 
 def kill_cache(n: int, work: Path, rng: random.Random) -> Tally:
@@ -208,7 +200,7 @@ def kill_results(n: int, work: Path, rng: random.Random) -> Tally:
         tally.add("kills" if kill_after(proc, rng.uniform(0, 0.8)) else "finished before kill")
         with sqlite3.connect(db) as con:
             tally.add("damaged after kill", con.execute("PRAGMA integrity_check").fetchone()[0] != "ok")
-        try:
+        with tally.outcomes():
             store = ResultsStore(db)
             ids = store.list_runs(limit=1 << 40)["id"].to_list()
             fresh = [i for i in ids if i > checked]
@@ -222,14 +214,6 @@ def kill_results(n: int, work: Path, rng: random.Random) -> Tally:
                 tally.add("wrong answers")
             checked = again
             store.engine.dispose()
-        except BacktapeError as exc:
-            tally.add("manual repairs")
-            tally.note(f"{type(exc).__name__}: {str(exc)[:200]}")
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:  # Exception and panics of native code (pyo3 PanicException)
-            tally.add("unexpected errors")
-            tally.note(f"{type(exc).__name__}: {str(exc)[:200]}")
     tally.counts["runs stored"] = checked
     return tally
 

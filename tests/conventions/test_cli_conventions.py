@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from _isolation import isolate
 from backtape.cli.backtest import app as backtest_app
 from backtape.engine import run_backtest
 from backtape.results import ResultsStore
@@ -19,14 +19,7 @@ ARGS = ["sma_crossover", "-s", "AAPL", "--start", "2012-01-01", "--end", "2015-0
 
 @pytest.fixture(autouse=True)
 def _no_user_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from backtape.config import ALIAS_ENV, CONFIG_ENV, ENV_PREFIX
-
-    for name in list(os.environ):
-        if name.startswith(ENV_PREFIX) or name in ALIAS_ENV or name == CONFIG_ENV:
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.chdir(tmp_path)
+    isolate(monkeypatch, tmp_path)
 
 
 def test_conventions_flag_applies_the_preset(tmp_path: Path) -> None:

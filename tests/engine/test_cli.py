@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from _isolation import isolate
 from backtape.cli.backtest import app as backtest_app
 from backtape.cli.runs import app as runs_app
 from backtape.engine import StrategyFactory
@@ -22,14 +22,7 @@ runner = CliRunner(env={"COLUMNS": "250"})
 @pytest.fixture(autouse=True)
 def _no_user_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Defaults come from the configuration: keep the machine's own files and variables out."""
-    from backtape.config import ALIAS_ENV, CONFIG_ENV, ENV_PREFIX
-
-    for name in list(os.environ):
-        if name.startswith(ENV_PREFIX) or name in ALIAS_ENV or name == CONFIG_ENV:
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.chdir(tmp_path)
+    isolate(monkeypatch, tmp_path)
 
 USER_STRATEGY = '''
 from backtape.engine import Strategy

@@ -14,9 +14,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from _peers import GOOG_CASES
+from _peers import GOOG_CASES, goog_source
 from backtape.analytics import periods_per_year
-from backtape.calendars import get_calendar
 from backtape.engine import run_backtest, sma_crossover
 from backtape.sources import get_source
 from backtape.sources.memory import FrameDataSource
@@ -26,21 +25,10 @@ REL = 1e-9
 
 
 def _goog_source() -> tuple[FrameDataSource, np.ndarray]:
+    """backtesting.py's own GOOG frame as a backtape source (``_peers.goog_source``)."""
     from backtesting.test import GOOG
 
-    cal = get_calendar("XNYS")
-    days = GOOG.index.to_numpy().astype("datetime64[D]")
-    labels = cal.labels.astype("datetime64[ns]").astype("datetime64[D]")
-    idx = np.searchsorted(labels, days)
-    assert (labels[idx] == days).all(), "GOOG has a day that is not an XNYS session"
-    utc = pl.Datetime("ns", "UTC")
-    bars = pl.DataFrame({
-        "symbol": "GOOG", "ts": pl.Series(cal.opens[idx]).cast(utc),
-        "ts_end": pl.Series(cal.closes[idx]).cast(utc),
-        "open": GOOG.Open.to_numpy(float), "high": GOOG.High.to_numpy(float), "low": GOOG.Low.to_numpy(float),
-        "close": GOOG.Close.to_numpy(float), "volume": GOOG.Volume.to_numpy(float),
-    })
-    return FrameDataSource(bars, name="goog"), cal.opens[idx]
+    return goog_source(GOOG)
 
 
 @pytest.mark.parametrize(("fast", "slow", "commission", "allow_short", "on_close"), GOOG_CASES)
