@@ -240,3 +240,14 @@ def test_cli_report_of_a_stored_optimization(tmp_path: Path) -> None:
                           capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert f"optimization {opt.optimization_id} · 4 sets" in out.read_text()
+
+
+@pytest.mark.parametrize("engine", ["event", "vector"])
+def test_exposure_is_the_held_value_over_equity_through_splits(engine: str) -> None:
+    """Equal weights in AAPL (7:1 in 2014) and KO (2:1 in 2012): about 100% invested all along."""
+    from backtape.reports.backtest import _ns, gross_exposure
+
+    res = run_backtest("equal_weight", ["AAPL", "KO"], "2012-01-01", "2015-01-01", engine=engine)
+    ts, equity = _ns(res.equity["ts"]), res.equity["equity"].to_numpy()
+    held = gross_exposure(res, ts, equity)[1:]  # the first fills are at the second bar's open
+    assert held.max() <= 1.0 + 1e-9 and np.median(held) > 0.97 and held.min() > 0.9

@@ -99,28 +99,24 @@ def _factor(result: Any, sym: str, ts: np.ndarray) -> np.ndarray:
     return np.where((adj > 0) & np.isfinite(raw), raw / np.where(adj > 0, adj, 1.0), 1.0)
 
 
-def gross_exposure(result: Any, ts: np.ndarray, equity: np.ndarray, trades: pl.DataFrame) -> np.ndarray:
-    """Market value of the open positions over equity, per bar: each trade's notional at entry moved
-    with the symbol's adjusted close (so a split inside a trade changes nothing)."""
+def gross_exposure(result: Any, ts: np.ndarray, equity: np.ndarray) -> np.ndarray:
+    """Market value of the open positions over equity at each bar end ``ts``, from the fills: each
+    fill's quantity in shares of the adjusted series (times raw/adjusted close of its bar), so the
+    splits a position is held through change nothing."""
     adj = aligned_closes(result, ts, "adj_close")
     value = np.zeros(ts.size)
-    if not trades.height or not adj:
+    fills = result.fills
+    if not fills.height or not adj or not ts.size:
         return value
-    entry_price = trades["entry_traded"].to_numpy()
-    for sym in trades["symbol"].unique(maintain_order=True).to_list():
+    for sym in fills["symbol"].unique(maintain_order=True).to_list():
         if sym not in adj:
             continue
-        rows = (trades["symbol"] == sym).to_numpy()
-        part = trades.filter(rows)
-        t_in = _ns(part["entry_time"])
-        at_entry = aligned_closes(result, t_in, "adj_close")[sym]
-        units = part["side"].cast(pl.Float64).to_numpy() * part["size"].to_numpy() * entry_price[rows]
-        units = np.nan_to_num(units / np.where(at_entry > 0, at_entry, np.nan))
-        held = np.zeros(ts.size + 1)
-        np.add.at(held, np.searchsorted(ts, t_in, "left"), units)
-        closed = ~part["is_open"].to_numpy()
-        np.add.at(held, np.searchsorted(ts, _ns(part["exit_time"].filter(closed)), "left"), -units[closed])
-        value += np.abs(np.cumsum(held)[:-1] * np.nan_to_num(adj[sym]))
+        part = fills.filter(pl.col("symbol") == sym)
+        at = np.minimum(np.searchsorted(ts, _ns(part["ts"]), "left"), ts.size - 1)  # the fill's bar
+        units = np.nan_to_num(part["quantity"].to_numpy() * _factor(result, sym, ts[at]))
+        held = np.zeros(ts.size)
+        np.add.at(held, at, units)
+        value += np.abs(np.cumsum(held) * np.nan_to_num(adj[sym]))
     return np.divide(value, equity, out=np.zeros_like(value), where=equity > 0)
 
 
@@ -240,7 +236,7 @@ def main_figure(result: Any) -> Any:
     fig.add_trace(_line(go, eq_ts, dd, "drawdown", _RED, fill="tozeroy"), row=r + 1, col=1)
     fig.add_trace(
         _line(
-            go, eq_ts, gross_exposure(result, eq_ts, equity, trades), "exposure", "#7b3294", fill="tozeroy"
+            go, eq_ts, gross_exposure(result, eq_ts, equity), "exposure", "#7b3294", fill="tozeroy"
         ),
         row=r + 2,
         col=1,

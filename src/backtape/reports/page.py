@@ -21,28 +21,6 @@ from typing import Any
 
 from ..errors import ConfigError, ReportDependencyError
 
-#: metric names shown as percentages
-PERCENT = frozenset(
-    {
-        "total_return",
-        "cagr",
-        "volatility",
-        "max_drawdown",
-        "win_rate",
-        "exposure",
-        "avg_trade",
-        "best_trade",
-        "worst_trade",
-        "buy_and_hold_return",
-        "open_pnl_pct",
-        "oos_return",
-        "is_cagr",
-        "oos_cagr",
-        "expectancy_pct",
-        "turnover",
-    }
-)
-
 
 def plotly_modules() -> tuple[Any, Any]:
     """``(plotly.graph_objects, plotly.subplots)``, or a one-line ``ReportDependencyError``."""
@@ -87,24 +65,20 @@ class Page:
 
 
 def fmt(name: str, value: Any) -> str:
-    """A metric as text: percentages, thousands separators, integers as integers, no ``nan``."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return str(value)
-    if name in PERCENT:
-        return f"{value:.2%}"
-    if isinstance(value, int) or (float(value).is_integer() and abs(value) < 1e15):
-        return f"{int(value):,}"
-    return f"{value:,.4f}" if abs(value) < 100 else f"{value:,.2f}"
+    """A metric as text, as every command shows it (``backtape.formatting.metric``)."""
+    from ..formatting import metric
+
+    return metric(name, value)
 
 
 def stats_table(metrics: dict[str, Any], names: list[str] | None = None) -> str:
-    """An HTML two-column table of ``metrics`` (all of them, or ``names`` in that order)."""
-    keys = [k for k in (names or list(metrics)) if k in metrics]
-    rows = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(fmt(k, metrics[k]))}</td></tr>" for k in keys
-    )
+    """An HTML two-column table of ``metrics`` (all of them in the commands' order, or ``names`` in
+    that order), labelled and formatted as every command shows them (``backtape.formatting``)."""
+    from ..formatting import label, metric_rows
+
+    pairs = metric_rows(metrics) if names is None else [
+        (label(k), fmt(k, metrics[k])) for k in names if k in metrics]
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in pairs)
     return f'<table class="stats">{rows}</table>'
 
 
