@@ -1,4 +1,4 @@
-"""Hostile-files sub-campaign: a sparse zero-filled file, a gzip bomb and fuzzed CSVs, each read by
+"""Hostile-files sub-campaign: a sparse zero-filled file, gzip and Parquet bombs and fuzzed CSVs, each read by
 ``read_bars`` and checked by ``backtape validate`` in a fresh process whose peak memory is measured.
 
 The fuzzed CSVs start from valid files of several shapes (daily, intraday, epoch milliseconds,
@@ -78,6 +78,23 @@ def gzip_bomb(path: Path, gib: float) -> Path:
     return path
 
 
+def parquet_bomb(path: Path, rows: int) -> Path:
+    """A Parquet file of ``rows`` identical bars (48 bytes each decoded) that run-length encoding keeps
+    small."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if path.exists():
+        return path
+    group = min(rows, 2_000_000)
+    table = pa.table({"ts": pa.array([1_704_204_000_000_000_000] * group, pa.timestamp("ns", "UTC")),
+                      **{c: pa.array([10.0] * group) for c in ("open", "high", "low", "close", "volume")}})
+    with pq.ParquetWriter(path, table.schema) as writer:
+        for _ in range(rows // group):
+            writer.write_table(table)
+    return path
+
+
 def _run(folder: Path, work: Path, name: str) -> Tally:
     """read_bars and validate of every file in ``folder``, in one fresh process."""
     out = work / "fuzz.json"
@@ -100,9 +117,12 @@ def _run(folder: Path, work: Path, name: str) -> Tally:
 
 def hostile(n_fuzz: int, work: Path, rng: random.Random, *, bomb_gib: float = 4.0) -> list[Tally]:
     base = work / "hostile"
+    bomb_rows = int(bomb_gib * 50_000_000)  # as many decoded bytes as the gzip bomb's, about
     rows = []
     for name, make in (("2 GiB sparse file", lambda p: sparse_file(p / "sparse.csv")),
-                       (f"{bomb_gib:g} GiB gzip bomb", lambda p: gzip_bomb(p / "bomb.csv.gz", bomb_gib))):
+                       (f"{bomb_gib:g} GiB gzip bomb", lambda p: gzip_bomb(p / "bomb.csv.gz", bomb_gib)),
+                       (f"{bomb_rows // 1_000_000}M-row Parquet bomb",
+                        lambda p: parquet_bomb(p / "bomb.parquet", bomb_rows))):
         folder = base / name.replace(" ", "-")
         folder.mkdir(parents=True, exist_ok=True)
         make(folder)

@@ -11,6 +11,8 @@ import warnings
 import zlib
 from pathlib import Path
 
+import numpy as np
+import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -74,6 +76,64 @@ def test_gzip_bomb_is_refused_by_the_ratio_guard(tmp_path: Path) -> None:
     """)
     assert "decompression bomb" in out
     assert peak < 512
+
+
+def test_a_bomb_far_larger_than_the_ratio_of_its_size_stops_after_the_free_bytes(tmp_path: Path) -> None:
+    # 32 GiB in 128 gzip members of 256 MiB (~32 MB on disk): 40x its size would let 1.3 GB of text
+    # through; measured against the bytes consumed, the guard stops it after GZIP_FREE_BYTES
+    path = tmp_path / "bomb.csv.gz"
+    member = zlib.compressobj(9, zlib.DEFLATED, 31)
+    member_bytes = member.compress(b"2024-01-02,10,11,9,10.5,100\n" * ((256 << 20) // 28)) + member.flush()
+    with path.open("wb") as fh:
+        fh.write(gzip.compress(HEADER.encode()))
+        for _ in range(128):
+            fh.write(member_bytes)
+    assert path.stat().st_size * 40 > 1 << 30
+    peak, out = peak_rss_mib(f"""
+        import time
+        from backtape.errors import DataFormatError
+        from backtape.sources.files import read_bars
+        t = time.perf_counter()
+        try:
+            read_bars({str(path)!r})
+        except DataFormatError as exc:
+            print("ERROR", exc)
+        print("SECONDS", time.perf_counter() - t)
+    """)
+    assert "decompression bomb" in out
+    assert float(out.split("SECONDS")[1].split()[0]) < 10
+    assert peak < 256
+
+
+def test_a_parquet_file_claiming_too_many_rows_is_refused_from_its_footer(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "bomb.parquet"
+    n = 2_000_000
+    table = pa.table({"ts": pa.array(np.full(n, 1_704_204_000_000_000_000), pa.timestamp("ns", "UTC")),
+                      **{c: np.full(n, 10.0) for c in ("open", "high", "low", "close", "volume")}})
+    with pq.ParquetWriter(path, table.schema) as writer:
+        for _ in range(10):  # 20M rows, about 1 GB decoded, a few hundred KB on disk
+            writer.write_table(table)
+    assert path.stat().st_size < 2 << 20
+    peak, out = peak_rss_mib(f"""
+        from backtape.errors import DataFormatError
+        from backtape.sources.files import read_bars
+        try:
+            read_bars({str(path)!r})
+        except DataFormatError as exc:
+            print("ERROR", exc)
+    """)
+    assert "claim 20,000,000 rows" in out and "decompression bomb" in out
+    assert peak < 256
+
+
+def test_a_genuine_parquet_file_still_reads(tmp_path: Path) -> None:
+    path = tmp_path / "X.parquet"
+    pl.DataFrame({"date": [f"2024-01-{d:02d}" for d in range(2, 12)], "open": 10.0, "high": 11.0,
+                  "low": 9.0, "close": 10.5, "volume": 100}).write_parquet(path)
+    assert read_bars(path, calendar="24/7").height == 10
 
 
 def test_a_genuine_gzip_file_still_reads(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ import polars as pl
 from filelock import FileLock
 
 from .._async import run_sync
+from .._panics import quiet_panics
 from .._time import TimeLike, check_range, from_ns, now_ns, to_ns
 from ..calendars import get_calendar
 from ..errors import (
@@ -98,7 +99,8 @@ class BundleMetadata:
         if not path.exists():
             raise NoDataError(f"no bundle named {name!r} in {folder.parent} (no {path.name})")
         try:
-            df = pl.read_parquet(path)
+            with quiet_panics():
+                df = pl.read_parquet(path)
             if "checksum" in df.columns:  # files written before checksums have none
                 stored = df.get_column("checksum").unique().to_list()
                 df = df.drop("checksum")

@@ -33,6 +33,7 @@ from typing import Literal
 import polars as pl
 import xxhash
 
+from .._panics import quiet_panics
 from .._time import NS_PER_DAY, NS_PER_HOUR, now_ns
 from ..errors import CacheError, CorruptCacheError
 from ..schema import SCHEMAS, Kind, conform
@@ -211,7 +212,8 @@ class PartitionStore:
                 if e.checksum:
                     ok = file_checksum(data) == e.checksum
                 else:
-                    ok = pl.read_parquet(path).height == e.rows
+                    with quiet_panics():
+                        ok = pl.read_parquet(path).height == e.rows
             except (OSError, pl.exceptions.PolarsError, pl.exceptions.PanicException):
                 ok = False
             if not ok:

@@ -13,6 +13,7 @@ from typing import Any
 
 import xxhash
 
+from .._panics import quiet_panics
 from ..errors import BacktapeError
 
 
@@ -41,7 +42,8 @@ def reading(url: str) -> Iterator[None]:
     import sqlalchemy as sa
 
     try:
-        yield
+        with quiet_panics():
+            yield
     except BacktapeError:
         raise
     except (sa.exc.SQLAlchemyError, pl.exceptions.PolarsError, pl.exceptions.PanicException, ValueError,

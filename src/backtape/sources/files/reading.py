@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import io
 import itertools
-import os
 import re
 import zlib
 from collections.abc import Iterable, Iterator
@@ -20,6 +19,7 @@ from typing import Any, BinaryIO
 
 import polars as pl
 
+from ..._panics import quiet_panics
 from ...errors import DataFormatError
 from .layout import ALIASES, norm
 from .options import FileOptions
@@ -37,7 +37,7 @@ BLOCK_BYTES = 8 << 20
 SNIFF_BYTES = 1 << 16
 #: how many times its size a gzip file may expand (beyond ``GZIP_FREE_BYTES``)
 MAX_GZIP_RATIO = 40  # real market-data CSV compresses about 3-8x
-GZIP_FREE_BYTES = 64 << 20
+GZIP_FREE_BYTES = 16 << 20
 
 
 def is_parquet(path: Path) -> bool:
@@ -50,8 +50,9 @@ def _blocks(path: Path) -> Iterator[bytes]:
     ``BLOCK_BYTES`` that end at a line end, so no more than a block or two is ever held.
 
     Binary content (NUL bytes in the first ``SNIFF_BYTES``) is refused before the rest is read, and
-    a gzip file may expand to at most ``MAX_GZIP_RATIO`` times its size (beyond ``GZIP_FREE_BYTES``),
-    so a zero-filled file or a decompression bomb gives a clear error in seconds.
+    gzip output may outgrow the compressed bytes read so far at most ``MAX_GZIP_RATIO`` times (beyond
+    ``GZIP_FREE_BYTES``), so a zero-filled file or a decompression bomb of any size gives a clear
+    error in seconds, after at most ``GZIP_FREE_BYTES`` of text.
     """
     try:
         with path.open("rb") as fh:
@@ -89,8 +90,12 @@ def _plain(fh: BinaryIO, path: Path) -> Iterator[bytes]:
 
 
 def _gunzip(fh: BinaryIO, path: Path) -> Iterator[bytes]:
-    """Stream-decompress ``fh`` in blocks, refusing output beyond the ratio guard."""
-    limit = max(GZIP_FREE_BYTES, MAX_GZIP_RATIO * os.fstat(fh.fileno()).st_size)
+    """Stream-decompress ``fh`` in blocks, refusing output that outgrows the input by the ratio guard.
+
+    The ratio is measured against the compressed bytes consumed so far, not the file's size, so a
+    bomb is stopped once ``GZIP_FREE_BYTES`` are out whatever its size (each member of a multi-member
+    file included), and what is held is bounded by that, not by the file.
+    """
     total = 0
     out = bytearray()
     with gzip.GzipFile(fileobj=fh) as gz:
@@ -98,9 +103,10 @@ def _gunzip(fh: BinaryIO, path: Path) -> Iterator[bytes]:
             if not total:
                 _sniff(path, chunk)
             total += len(chunk)
-            if total > limit:
-                raise DataFormatError(f"{path}: decompresses to more than {limit:,} bytes ({MAX_GZIP_RATIO}x "
-                                      "its size), a decompression bomb? gunzip it yourself if it is genuine")
+            if total > GZIP_FREE_BYTES and total > MAX_GZIP_RATIO * fh.tell():
+                raise DataFormatError(
+                    f"{path}: {fh.tell():,} compressed bytes expand to more than {total:,} (over "
+                    f"{MAX_GZIP_RATIO}x), a decompression bomb? gunzip it yourself if it is genuine")
             out += chunk
             if len(out) >= BLOCK_BYTES:
                 yield bytes(out)
@@ -218,11 +224,32 @@ def _headerless_layout(path: Path, head: list[str]) -> tuple[list[str], dict[str
 
 
 def read_parquet_raw(path: Path) -> pl.DataFrame:
-    """A Parquet file as it is typed."""
+    """A Parquet file as it is typed, after its footer shows it fits the same ratio guard as gzip.
+
+    The decoded size (rows x column widths, from the footer) may be at most ``MAX_GZIP_RATIO`` times
+    the file's size beyond ``GZIP_FREE_BYTES``: run-length and dictionary encoding let a small file
+    claim billions of rows, which would otherwise be decoded before any check.
+    """
+    import pyarrow as pa  # only Parquet reads pay for importing it
+    import pyarrow.parquet as pq
+
     try:
-        df = pl.scan_parquet(path).collect()
-    except (OSError, pl.exceptions.ComputeError) as exc:
+        meta = pq.read_metadata(path)
+        width = sum(_decoded_width(meta.schema.column(i).physical_type) for i in range(meta.num_columns))
+        decoded, size = meta.num_rows * width, path.stat().st_size
+        if decoded > max(GZIP_FREE_BYTES, MAX_GZIP_RATIO * size):
+            raise DataFormatError(f"{path}: {size:,} bytes claim {meta.num_rows:,} rows (about {decoded:,} "
+                                  f"bytes decoded, over {MAX_GZIP_RATIO}x), a decompression bomb? split "
+                                  "it into smaller files if it is genuine")
+        with quiet_panics():
+            df = pl.scan_parquet(path).collect()
+    except (OSError, pa.ArrowException, pl.exceptions.ComputeError, pl.exceptions.PanicException) as exc:
         raise DataFormatError(f"{path}: cannot read Parquet ({str(exc).splitlines()[0]})") from exc
     if df.height == 0:
         raise DataFormatError(f"{path}: no data rows")
     return df
+
+
+def _decoded_width(physical_type: str) -> int:
+    """Bytes a value of a Parquet physical type takes once decoded (strings counted at 8)."""
+    return {"BOOLEAN": 1, "INT32": 4, "FLOAT": 4, "INT96": 12}.get(physical_type, 8)
