@@ -312,7 +312,11 @@ def _row_rules(kind: str, schema: pl.Schema, *, volume_nulls: bool = False) -> l
     elif volume_nulls:  # a symbol without any volume (FX, indices) is fine; a hole in its volumes is not
         bad["volume"] = bad["volume"] & pl.col("volume").is_not_null().any().over("symbol")
     missing = pl.any_horizontal(*bad.values())
-    valid = missing.not_()
+
+    def valid(*columns: str) -> pl.Expr:
+        """The row's ``columns`` all hold values, so a rule reading only them can be checked."""
+        return pl.all_horizontal(*(bad[c].not_() for c in columns))
+
     rules = [
         _Rule(
             "missing_value",
@@ -323,28 +327,28 @@ def _row_rules(kind: str, schema: pl.Schema, *, volume_nulls: bool = False) -> l
         )
     ]
     prices = _PRICE_COLUMNS[kind]
-    non_pos = pl.any_horizontal(*(pl.col(c) <= 0 for c in prices))
-    rules.append(_Rule("non_positive_price", valid & non_pos, _list_values(prices, lambda c: pl.col(c) <= 0)))
+    non_pos = pl.any_horizontal(*(valid(c) & (pl.col(c) <= 0) for c in prices))
+    rules.append(_Rule("non_positive_price", non_pos, _list_values(prices, lambda c: pl.col(c) <= 0)))
     sizes = _SIZE_COLUMNS[kind]
     rules.append(
-        _Rule(_SIZE_RULE[kind], valid & pl.any_horizontal(*(pl.col(c) < 0 for c in sizes)),
+        _Rule(_SIZE_RULE[kind], pl.any_horizontal(*(valid(c) & (pl.col(c) < 0) for c in sizes)),
               _list_values(sizes, lambda c: pl.col(c) < 0))
     )
     if kind == "bars":
         oc_max = pl.max_horizontal("open", "close")
         oc_min = pl.min_horizontal("open", "close")
         rules += [
-            _Rule("high_below_low", valid & (pl.col("high") < pl.col("low")),
+            _Rule("high_below_low", valid("high", "low") & (pl.col("high") < pl.col("low")),
                   pl.format("high {} < low {}", "high", "low")),
-            _Rule("high_below_open_close", valid & (pl.col("high") < oc_max),
+            _Rule("high_below_open_close", valid("open", "high", "close") & (pl.col("high") < oc_max),
                   pl.format("high {} < max(open, close) {}", "high", oc_max)),
-            _Rule("low_above_open_close", valid & (pl.col("low") > oc_min),
+            _Rule("low_above_open_close", valid("open", "low", "close") & (pl.col("low") > oc_min),
                   pl.format("low {} > min(open, close) {}", "low", oc_min)),
             _Rule("ts_end_not_after_ts", (pl.col("ts_end") <= pl.col("ts")).fill_null(False),
                   pl.format("ts_end {} <= ts", pl.col("ts_end").dt.to_string("%Y-%m-%dT%H:%M:%S%.fZ"))),
         ]
     if kind == "quotes":
-        rules.append(_Rule("crossed_quote", valid & (pl.col("bid") > pl.col("ask")),
+        rules.append(_Rule("crossed_quote", valid("bid", "ask") & (pl.col("bid") > pl.col("ask")),
                            pl.format("bid {} > ask {}", "bid", "ask")))
     rules.append(_Rule.referring("unsorted", _out_of_order(), pl.col(_ROW) - 1))
     return rules

@@ -82,6 +82,17 @@ def test_each_bar_rule_names_row_and_symbol(column: str, value: object, rules: s
     assert report.score == pytest.approx(7 / 8)
 
 
+def test_a_missing_value_does_not_hide_the_rules_of_the_columns_that_are_there() -> None:
+    df = set_value(set_value(set_value(bars(), 5, "close", None), 5, "high", 90.0), 5, "low", 95.0)
+    df = set_value(set_value(df, 6, "open", float("nan")), 6, "volume", -5.0)
+    report = validate_bars(df, on_invalid="drop")
+    assert report.violations.select("rule", "row").rows() == [
+        ("missing_value", 5), ("high_below_low", 5), ("missing_value", 6), ("negative_volume", 6)]
+    quotes_report = validate_quotes(set_value(set_value(quotes(), 1, "bid", None), 1, "ask", -1.0),
+                                    on_invalid="drop")
+    assert quotes_report.counts == {"missing_value": 1, "non_positive_price": 1}
+
+
 def test_duplicates_and_unsorted_rows() -> None:
     df = bars()
     shuffled = pl.concat([df[0:2], df[3:4], df[2:3], df[4:], df[6:7]])  # rows 2/3 swapped + a dup
