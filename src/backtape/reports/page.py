@@ -125,7 +125,7 @@ def render(page: Page, plotly_src: str | None = None) -> str:
         parts.append(sec.html)
         body.append(f"<section>{''.join(parts)}</section>")
     payload = b'{"figures":[%s],"tables":[%s]}' % (b",".join(figs), b",".join(tables))
-    data = base64.b64encode(gzip.compress(payload, 6, mtime=0)).decode()
+    data = base64.b64encode(gzip.compress(payload, 3, mtime=0)).decode()  # 3: a third of 6's time, 10% larger
     if plotly_src is None:
         plotly = f'<script id="bt-plotly" type="application/octet-stream">{_plotly_js()}</script>'
         where = "plotly.js embedded, works offline"

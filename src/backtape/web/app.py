@@ -168,11 +168,16 @@ class Dashboard:
                         headers={"Content-Security-Policy": REPORT_CSP})
 
     def warm_up(self) -> None:
-        """Compile the templates and build the newest run's report (plotly's first figure costs a
-        second of one-time set-up), so that a person's first pages cost only their own work. Meant
-        for a background thread while the server already answers."""
+        """Compile the templates, import what the optimization pages use and build the newest run's
+        report (the first one imports and initializes what every report uses), so that a person's
+        first pages cost only their own work. Meant for a background thread while the server already
+        answers."""
+        import importlib
+
         for name in self.env.list_templates(extensions=["html"]):
             self.env.get_template(name)
+        for module in ("backtape.optimization.search", "backtape.reports.research"):
+            importlib.import_module(module)
         newest = queries.query_runs(self.settings.results, queries.RunFilter(per_page=1)).rows
         if newest:
             self.run_report_body(int(newest[0]["id"]))
