@@ -21,7 +21,7 @@ from backtape.optimization import monte_carlo, optimize, walk_forward
 from backtape.reports import write_report
 from backtape.reports.backtest import all_trades, backtest_page, main_figure, main_spec
 from backtape.reports.decimate import minmax_indices
-from backtape.reports.figure import Figure, dumps
+from backtape.reports.figure import Figure, Grid, dumps
 from backtape.results import ResultsStore
 
 
@@ -303,3 +303,25 @@ def test_exposure_is_the_held_value_over_equity_through_splits(engine: str) -> N
     ts, equity = ns(res.equity["ts"]), res.equity["equity"].to_numpy()
     held = gross_exposure(res, ts, equity)[1:]  # the first fills are at the second bar's open
     assert held.max() <= 1.0 + 1e-9 and np.median(held) > 0.97 and held.min() > 0.9
+
+
+@pytest.mark.parametrize(("rows", "cols", "heights", "widths"), [
+    (5, 1, [3.0, 3.0, 2.5, 1.2, 1.0], None), (1, 2, None, [0.62, 0.38]), (2, 2, None, None)])
+def test_grid_lays_cells_out_as_make_subplots(rows: int, cols: int, heights: Any, widths: Any) -> None:
+    """The figure specs' subplots sit where plotly's ``make_subplots`` puts them, titles included."""
+    from plotly.subplots import make_subplots
+
+    titles = [f"cell {k}" for k in range(rows * cols)]
+    ref = make_subplots(rows=rows, cols=cols, shared_xaxes=True, vertical_spacing=0.03,
+                        horizontal_spacing=0.08, row_heights=heights, column_widths=widths,
+                        subplot_titles=titles).to_plotly_json()["layout"]
+    grid = Grid(rows, cols, heights=heights, widths=widths, titles=titles, vspace=0.03, hspace=0.08,
+                shared_x=True).layout  # fmt: skip
+    for k in range(1, rows * cols + 1):
+        for axis in (f"xaxis{k if k > 1 else ''}", f"yaxis{k if k > 1 else ''}"):
+            assert grid[axis]["domain"] == pytest.approx(ref[axis]["domain"], abs=1e-6), axis
+            assert grid[axis]["anchor"] == ref[axis]["anchor"]
+            assert grid[axis].get("matches") == ref[axis].get("matches"), axis
+    for mine, theirs in zip(grid["annotations"], ref["annotations"], strict=True):
+        assert mine["text"] == theirs["text"] and mine["yanchor"] == theirs["yanchor"]
+        assert (mine["x"], mine["y"]) == pytest.approx((theirs["x"], theirs["y"]), abs=1e-6)

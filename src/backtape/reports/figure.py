@@ -155,8 +155,9 @@ def _ref(which: str, k: int) -> str:
 
 
 def _title(text: str, x: float, y: float) -> dict[str, Any]:
+    """A cell's title above it, as ``make_subplots`` writes one."""
     return {"text": text, "x": x, "y": y, "xref": "paper", "yref": "paper", "xanchor": "center",
-            "yanchor": "bottom", "showarrow": False, "font": {"size": 12}}  # fmt: skip
+            "yanchor": "bottom", "showarrow": False, "font": {"size": 16}}  # fmt: skip
 
 
 def dumps(value: Any) -> bytes:
