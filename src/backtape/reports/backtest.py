@@ -28,31 +28,36 @@ _GREEN, _RED, _BLUE, _GREY = "#1a9850", "#d73027", "#3366cc", "#8a93a3"
 _MARGIN = {"l": 60, "r": 20, "t": 30, "b": 30}
 
 
-def _markers(trades: pl.DataFrame, sym: str) -> list[dict[str, Any]]:
-    """Entry (long, short) and exit markers of ``sym``'s trades, each at its own time and price,
-    their P&L in ``customdata``."""
-    t = trades.filter(pl.col("symbol") == sym)
+def _markers(trades: dict[str, np.ndarray], sym: str) -> list[dict[str, Any]]:
+    """Entry (long, short) and exit markers of ``sym``'s trades (``_trade_columns``), each at its own
+    time and price, their P&L in ``customdata``."""
+    mine = trades["symbol"] == sym
     out = []
     for side, shape, color in ((1, "triangle-up", _GREEN), (-1, "triangle-down", _RED)):
-        part = t.filter(pl.col("side") * side > 0)
-        if part.height:
+        rows = mine & (trades["side"] * side > 0)
+        if rows.any():
             marker = {"symbol": shape, "size": 9, "color": color, "line": {"width": 0.5, "color": "#000"}}
             name = f"{sym} {'long' if side > 0 else 'short'} entries"
-            out.append(_points(name, part["entry_time"], part["entry_traded"], part["pnl"], "entry", marker))
-    closed = t.filter(~pl.col("is_open"))
-    if closed.height:
+            out.append(_points(name, trades, rows, "entry_time", "entry_traded", "entry", marker))
+    closed = mine & ~trades["is_open"]
+    if closed.any():
         marker = {"symbol": "x", "size": 8, "color": "#222"}
-        exits = closed["exit_time"], closed["exit_price"], closed["pnl"]
-        out.append(_points(f"{sym} exits", *exits, "exit", marker))
+        out.append(_points(f"{sym} exits", trades, closed, "exit_time", "exit_price", "exit", marker))
     return out
 
 
-def _points(name: str, ts: pl.Series, price: pl.Series, pnl: pl.Series, what: str, marker: dict[str, Any]
-            ) -> dict[str, Any]:
+def _trade_columns(trades: pl.DataFrame) -> dict[str, np.ndarray]:
+    """The columns the trade markers use, as numpy arrays (times in ns)."""
+    cols = ("symbol", "side", "is_open", "entry_time", "entry_traded", "exit_time", "exit_price", "pnl")
+    return {c: ns(trades[c]) if c.endswith("_time") else trades[c].to_numpy() for c in cols}
+
+
+def _points(name: str, trades: dict[str, np.ndarray], rows: np.ndarray, time: str, price: str, what: str,
+            marker: dict[str, Any]) -> dict[str, Any]:
     """A trace of trade markers (every one, never decimated), with its P&L on hover."""
-    return {"type": "scatter", "mode": "markers", "name": name, "x": ms(ns(ts)), "y": price.to_numpy(),
-            "customdata": pnl.to_numpy(), "hovertemplate": what + " %{y:,.4g}<br>P&L %{customdata:,.2f}",
-            "marker": marker}
+    return {"type": "scatter", "mode": "markers", "name": name, "x": ms(trades[time][rows]),
+            "y": trades[price][rows], "customdata": trades["pnl"][rows], "marker": marker,
+            "hovertemplate": what + " %{y:,.4g}<br>P&L %{customdata:,.2f}"}
 
 
 def _recorded(result: Any) -> pl.DataFrame:
@@ -75,7 +80,8 @@ def main_spec(result: Any, trades: pl.DataFrame | None = None, px: Prices | None
     titles = [*symbols, "equity vs buy and hold", "drawdown", "exposure"]
     grid = Grid(len(titles), heights=[3.0] * len(symbols) + [2.5, 1.2, 1.0], titles=titles, vspace=0.025,
                 shared_x=True, dates=True)  # fmt: skip
-    trade_ns = np.concatenate([ns(trades["entry_time"]), ns(trades["exit_time"])]) if trades.height else None
+    columns = _trade_columns(trades) if trades.height else None
+    trade_ns = np.concatenate([columns["entry_time"], columns["exit_time"]]) if columns else None
     for r, sym in enumerate(symbols, start=1):
         p, pts, close = px.frames[sym], px.times[sym], px.columns[sym]["close"]
         if p.height <= CANDLES and {"open", "high", "low"} <= set(p.columns):
@@ -86,7 +92,7 @@ def main_spec(result: Any, trades: pl.DataFrame | None = None, px: Prices | None
         else:
             keep = np.searchsorted(pts, trade_ns) if trade_ns is not None else None
             grid.add(line(pts, close, f"{sym} close", _BLUE, keep), r)
-        for trace in _markers(trades, sym):
+        for trace in _markers(columns, sym) if columns else []:
             grid.add(trace, r)
         for trace in _overlay(rec, close):
             grid.add(trace, r)
@@ -135,22 +141,29 @@ def recorded_spec(result: Any) -> Figure | None:
     return grid.figure(height=260, margin={**_MARGIN, "t": 20})
 
 
-def period_returns(result: Any, every: str) -> pl.DataFrame:
-    """Equity return per calendar period (``"1mo"``, ``"1y"``): ``start``, ``ret``."""
-    eq = result.equity.select(pl.col("ts").cast(pl.Datetime("ns", "UTC")), "equity").sort("ts")
-    last = eq.group_by_dynamic("ts", every=every).agg(pl.col("equity").last())
-    prev = last["equity"].shift(1).fill_null(result.cash)
-    return pl.DataFrame({"start": last["ts"], "ret": last["equity"] / prev - 1.0})
+def period_returns(result: Any, unit: str) -> tuple[np.ndarray, np.ndarray]:
+    """Equity return per calendar period of UTC (``unit``: a numpy date unit, ``"D"``, ``"M"`` or
+    ``"Y"``): each period's start (``datetime64``) and the return from the previous period's last
+    equity (the starting cash for the first) to its own last."""
+    ts, equity = ns(result.equity["ts"]), result.equity["equity"].to_numpy().astype(np.float64)
+    if ts.size and (np.diff(ts) < 0).any():
+        order = np.argsort(ts, kind="stable")
+        ts, equity = ts[order], equity[order]
+    period = ts.astype("datetime64[ns]").astype(f"datetime64[{unit}]")
+    last = np.flatnonzero(np.append(period[1:] != period[:-1], True)) if ts.size else np.zeros(0, np.int64)
+    values = equity[last]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return period[last], values / np.append(result.cash, values[:-1]) - 1.0
 
 
 def heatmap_spec(result: Any) -> Figure:
     """Monthly returns by year (rows) and month (columns), with the year's return last."""
-    monthly, yearly = period_returns(result, "1mo"), period_returns(result, "1y")
-    years = sorted(set(monthly["start"].dt.year().to_list()))
+    (month_start, monthly), (year_start, yearly) = period_returns(result, "M"), period_returns(result, "Y")
+    years = (year_start.astype(np.int64) + 1970).tolist()
     z = np.full((len(years), 13), np.nan)
-    month = monthly["start"].dt
-    z[np.searchsorted(years, month.year().to_numpy()), month.month().to_numpy() - 1] = monthly["ret"]
-    z[np.searchsorted(years, yearly["start"].dt.year().to_numpy()), 12] = yearly["ret"].to_numpy()
+    month = month_start.astype(np.int64)  # months since 1970-01
+    z[np.searchsorted(years, month // 12 + 1970), month % 12] = monthly
+    z[:, 12] = yearly
     months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec", "Year"]
     text = [["" if not math.isfinite(v) else f"{v:.1%}" for v in row] for row in z.tolist()]
     lim = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 0.01
@@ -165,18 +178,21 @@ def heatmap_spec(result: Any) -> Figure:
 
 def rolling_spec(result: Any) -> Figure:
     """Rolling Sharpe ratio and volatility of daily returns (window: 63 days, or a quarter of the run)."""
-    eq = result.equity.select(pl.col("ts").cast(pl.Datetime("ns", "UTC")), "equity").sort("ts")
-    daily = eq.group_by_dynamic("ts", every="1d").agg(pl.col("equity").last())
-    r = daily["equity"].pct_change().fill_null(0.0)
-    days = max(daily.height, 2)
-    ts = ns(daily["ts"])
-    span_years = max((ts[-1] - ts[0]) / (365.25 * 86400e9), 1e-9) if daily.height > 1 else 1
+    day, r = period_returns(result, "D")
+    if r.size:
+        r[0] = 0.0  # no return before the first day
+    days = max(r.size, 2)
+    ts = day.astype("datetime64[ns]").astype(np.int64)
+    span_years = max((ts[-1] - ts[0]) / (365.25 * 86400e9), 1e-9) if r.size > 1 else 1
     per_year = days / span_years
     window = 63 if days >= 252 else max(5, days // 4)
-    mean, sd = r.rolling_mean(window), r.rolling_std(window)
-    vol = (sd * math.sqrt(per_year)).to_numpy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sharpe = (mean / sd * math.sqrt(per_year)).to_numpy()
+    sharpe, vol = np.full(r.size, np.nan), np.full(r.size, np.nan)
+    if r.size >= window:
+        windows = np.lib.stride_tricks.sliding_window_view(r, window)
+        mean, sd = windows.mean(axis=1), windows.std(axis=1, ddof=1)
+        vol[window - 1:] = sd * math.sqrt(per_year)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sharpe[window - 1:] = mean / sd * math.sqrt(per_year)
     grid = Grid(2, titles=[f"rolling Sharpe ({window} days)", f"rolling volatility ({window} days)"],
                 shared_x=True, dates=True)  # fmt: skip
     grid.add(line(ts, np.where(np.isfinite(sharpe), sharpe, np.nan), "Sharpe", _BLUE), 1)
@@ -206,7 +222,7 @@ def cost_breakdown(result: Any) -> dict[str, float]:
     kinds = ("commission", "spread", "slippage", "impact")
     fills = result.fills
     if fills is not None and fills.height and "commission" in fills.columns:
-        return {k: float(fills[k].fill_nan(0.0).sum()) if k in fills.columns else 0.0 for k in kinds}
+        return {k: float(np.nansum(fills[k].to_numpy())) if k in fills.columns else 0.0 for k in kinds}
     return {k: float(result.metrics.get(k, 0.0) or 0.0) for k in kinds}
 
 
