@@ -52,20 +52,13 @@ class Page:
     sections: list[Section] = field(default_factory=list)
 
 
-def fmt(name: str, value: Any) -> str:
-    """A metric as text, as every command shows it (``backtape.formatting.metric``)."""
-    from ..formatting import metric
-
-    return metric(name, value)
-
-
 def stats_table(metrics: dict[str, Any], names: list[str] | None = None) -> str:
     """An HTML two-column table of ``metrics`` (all of them in the commands' order, or ``names`` in
     that order), labelled and formatted as every command shows them (``backtape.formatting``)."""
-    from ..formatting import label, metric_rows
+    from ..formatting import label, metric, metric_rows
 
     pairs = metric_rows(metrics) if names is None else [
-        (label(k), fmt(k, metrics[k])) for k in names if k in metrics]
+        (label(k), metric(k, metrics[k])) for k in names if k in metrics]
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in pairs)
     return f'<table class="stats">{rows}</table>'
 

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from .. import formatting
 from .figure import Figure, Grid, as_plotly, line
-from .page import Page, Section, columns, fmt, stats_table
+from .page import Page, Section, columns, stats_table
 from .prices import ns
 
 _MARGIN = {"l": 60, "r": 20, "t": 30, "b": 40}
@@ -141,7 +142,7 @@ def walk_forward_page(wf: Any) -> Page:
     page = Page(
         f"walk-forward of {wf.metric}",
         f"{wf.windows.height} {'anchored' if wf.anchored else 'rolling'} windows · "
-        f"efficiency {fmt('efficiency', wf.efficiency)}",
+        f"efficiency {formatting.metric('efficiency', wf.efficiency)}",
     )
     info = {"efficiency": wf.efficiency, **wf.metrics}
     page.sections.append(
