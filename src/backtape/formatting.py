@@ -1,14 +1,16 @@
 """One way to show numbers: percentages, counts, money, ratios, durations and sides, as text.
 
 Every command (``backtest``, ``runs show/list/compare``, ``optimize``, ``walkforward``,
-``montecarlo``) and ``BacktestResult``'s summary format values through here, so a figure looks the
-same wherever it appears: returns as ``+48.01%``, counts as ``7``, money as ``14,709.00``, ratios
-as ``1.14``, durations as ``63d 21h``, sides as ``long``/``short``; a missing or undefined value
-(``None``, NaN) is ``–``, never ``nan``. Light: no polars, numpy or rich.
+``montecarlo``), ``BacktestResult``'s summary, the reports and the dashboard (``backtape serve``)
+format values through here, so a figure looks the same wherever it appears: returns as ``+48.01%``,
+counts as ``7``, money as ``14,709.00``, ratios as ``1.14``, durations as ``63d 21h``, sides as
+``long``/``short``; a missing or undefined value (``None``, NaN) is ``–``, never ``nan``. Light: no
+polars, numpy or rich.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Any
 
@@ -21,10 +23,11 @@ KINDS: dict[str, str] = {
                      "oos_return", "is_cagr", "oos_cagr"), "signed_percent"),
     **dict.fromkeys(("volatility", "max_drawdown", "win_rate", "exposure", "drawdown"), "percent"),
     **dict.fromkeys(("sharpe", "sortino", "calmar", "profit_factor", "sqn", "turnover", "deflated_sharpe",
-                     "pbo", "efficiency"), "ratio"),
+                     "pbo", "efficiency", "sharpe_ratio"), "ratio"),
     **dict.fromkeys(("final_equity", "expectancy", "open_pnl", "commission", "slippage", "cash", "pnl",
                      "equity"), "money"),
-    **dict.fromkeys(("trades", "closed_trades", "open_trades", "rejections"), "count"),
+    **dict.fromkeys(("trades", "closed_trades", "open_trades", "rejections", "trades_count", "n_sets"),
+                    "count"),
     **dict.fromkeys(("price", "entry_price", "exit_price", "limit_price", "stop_price", "reference_price"),
                     "price"),
     "max_drawdown_duration": "bars",
@@ -107,6 +110,18 @@ def duration(seconds: Any) -> str:
     return " ".join(p for p in parts if not p.startswith("0")) or "0s"
 
 
+def data_size(n: Any) -> str:
+    """Bytes in a readable unit: ``1536`` -> ``1.5 KiB``."""
+    if missing(n):
+        return DASH
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
 def bars(value: Any) -> str:
     """A length in bars: ``145`` -> ``145 bars``."""
     if missing(value):
@@ -162,12 +177,54 @@ def metric(name: str, value: Any) -> str:
     return fmt(value) if fmt is not None and not isinstance(value, str) else number(value)
 
 
+def when(value: Any, dates: bool = False) -> str:
+    """A time as ``2014-03-07 15:30`` (UTC, as stored), or only its date when ``dates`` (daily bars)."""
+    if missing(value):
+        return DASH
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d") if dates else value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def cell(column: str, value: Any, *, dates: bool = False) -> str:
+    """A value of a result frame's ``column`` as every table shows it: times (``when``), sides as
+    words, a trade's return as a signed percentage, sizes as plain numbers, the rest as the metric
+    the column names (``metric``)."""
+    if isinstance(value, dt.date):
+        return when(value, dates)
+    if column == "return":
+        return metric("avg_trade", value)
+    if column in ("size", "quantity"):
+        return number(value)
+    return metric(column, value)
+
+
+def parameters(params: dict[str, Any] | None) -> str:
+    """A parameter set as ``fast=10, slow=50`` (empty for none)."""
+    return ", ".join(f"{k}={v}" for k, v in (params or {}).items())
+
+
 def label(name: str) -> str:
     """The readable label of a metric (its name when it has none)."""
     return LABELS.get(name, name.replace("_", " "))
 
 
+def ordered(*metrics: dict[str, Any]) -> list[str]:
+    """The names of every metric of ``metrics``, the known ones in ``LABELS`` order, then the others
+    in the order first seen."""
+    seen = list(dict.fromkeys(n for m in metrics for n in m))
+    return [n for n in LABELS if n in seen] + [n for n in seen if n not in LABELS]
+
+
 def metric_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
     """``(label, text)`` of every metric, the known ones in ``LABELS`` order, then the others."""
-    names = [n for n in LABELS if n in metrics] + [n for n in metrics if n not in LABELS]
-    return [(label(n), metric(n, metrics[n])) for n in names]
+    return [(label(n), metric(n, metrics[n])) for n in ordered(metrics)]
+
+
+def daily(frequency: str) -> bool:
+    """True for bar sizes of a day or more (their times are shown as dates)."""
+    from .timeframes import Timeframe
+
+    return Timeframe.parse(frequency).unit in ("d", "w")

@@ -3,6 +3,7 @@ Monte Carlo "observed" figures are the run's own."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -18,8 +19,9 @@ from backtape.engine.result import BacktestResult
 from backtape.errors import NoDataError, ReportDependencyError, TooFewTradesError
 from backtape.optimization import monte_carlo, optimize, walk_forward
 from backtape.reports import write_report
-from backtape.reports.backtest import all_trades, backtest_page, main_figure
+from backtape.reports.backtest import all_trades, backtest_page, main_figure, main_spec
 from backtape.reports.decimate import minmax_indices
+from backtape.reports.figure import Figure, Grid, dumps
 from backtape.results import ResultsStore
 
 
@@ -39,17 +41,48 @@ def test_decimation_keeps_bucket_extremes_and_kept_points() -> None:
     assert minmax_indices(y[:800], buckets=500).size == 800
 
 
+def _traces(fig: Figure) -> dict[str, dict[str, Any]]:
+    return {t.get("name", t["type"]): t for t in fig["data"]}
+
+
 def test_main_figure_has_every_panel_and_every_trade(run: Any) -> None:
-    fig = main_figure(run)
-    names = [t.name for t in fig.data]
-    assert {"AAPL", "MSFT", "equity", "buy and hold", "drawdown", "exposure"} <= set(names)
+    fig = main_spec(run)
+    traces = _traces(fig)
+    assert {"AAPL", "MSFT", "equity", "buy and hold", "drawdown", "exposure"} <= set(traces)
     trades = all_trades(run)
     assert trades["is_open"].sum() == run.open_trades.height >= 1
-    entries = sum(len(t.x) for t in fig.data if t.name.endswith(" entries"))
-    exits = sum(len(t.x) for t in fig.data if t.name.endswith("exits"))
+    entries = sum(len(t["x"]) for n, t in traces.items() if n.endswith(" entries"))
+    exits = sum(len(t["x"]) for n, t in traces.items() if n.endswith("exits"))
     assert entries == trades.height and exits == run.trades.height
-    bh = next(t for t in fig.data if t.name == "buy and hold")
-    assert np.all(np.abs(np.diff(np.asarray(bh.y, dtype=float)) / np.asarray(bh.y, dtype=float)[:-1]) < 0.2)
+    bh = np.asarray(traces["buy and hold"]["y"], dtype=float)
+    assert np.all(np.abs(np.diff(bh) / bh[:-1]) < 0.2)
+    # one panel per symbol, then equity, drawdown, exposure: five cells sharing the bottom time axis
+    layout = fig["layout"]
+    titles = [a["text"] for a in layout["annotations"]]
+    assert titles == ["AAPL", "MSFT", "equity vs buy and hold", "drawdown", "exposure"]
+    assert {t["yaxis"] for t in fig["data"]} == {"y", "y2", "y3", "y4", "y5"}
+    assert all(layout[k]["matches"] == "x5" for k in ("xaxis", "xaxis2", "xaxis3", "xaxis4"))
+    assert all(layout[k]["type"] == "date" for k in ("xaxis", "xaxis2", "xaxis5"))
+    assert traces["AAPL"]["type"] == "candlestick" and traces["AAPL"]["xaxis"] == "x"
+    assert traces["MSFT long entries"]["yaxis"] == "y2" and traces["exposure"]["yaxis"] == "y5"
+    plotted = main_figure(run)  # .plot(): the same figure as an object to style
+    assert [t.name for t in plotted.data] == [t.get("name") for t in fig["data"]]
+
+
+def test_every_section_of_the_report_is_a_figure_spec_with_its_traces(run: Any) -> None:
+    page = backtest_page(run)
+    figures = {s.title: s.figure for s in page.sections if s.figure is not None}
+    assert list(figures) == ["prices, trades, equity, drawdown and exposure", "monthly and yearly returns",
+                             "rolling Sharpe and volatility", "trade returns and costs"]  # fmt: skip
+    heat = figures["monthly and yearly returns"]["data"][0]
+    assert heat["type"] == "heatmap" and np.shape(heat["z"]) == (3, 13)
+    assert heat["y"] == ["2012", "2013", "2014"]
+    end_2012 = run.equity["equity"].filter(run.equity["ts"].dt.year() == 2012)[-1]
+    assert heat["z"][0][12] == pytest.approx(end_2012 / run.cash - 1)
+    assert set(_traces(figures["rolling Sharpe and volatility"])) == {"Sharpe", "volatility"}
+    assert set(_traces(figures["trade returns and costs"])) == {"closed", "open", "costs"}
+    for fig in figures.values():  # plain JSON: numbers, texts, no NaN (null instead)
+        assert json.loads(dumps(fig))["data"]
 
 
 def _long_result(n: int) -> BacktestResult:
@@ -109,9 +142,17 @@ def test_a_525600_bar_report_is_small_fast_and_marks_every_trade(tmp_path: Path)
     path = res.report(tmp_path / "long.html")
     assert time.process_time() - t0 < 4.0  # the 2 s wall-clock budget: benchmarks/bench_report.py
     assert path == tmp_path / "long.html" and path.stat().st_size <= 5_000_000
-    fig = res.plot()
-    assert sum(len(t.x) for t in fig.data if t.name == "SYN long entries") == 2000
-    assert max(len(t.x) for t in fig.data if t.name in ("SYN close", "equity")) <= 2 * 1500 + 4000 + 2
+    traces = _traces(main_spec(res))
+    assert len(traces["SYN long entries"]["x"]) == len(traces["SYN exits"]["x"]) == 2000
+    assert max(len(traces[n]["x"]) for n in ("SYN close", "equity")) <= 2 * 1500 + 4000 + 2
+    # the decimated close keeps the bar of every entry and exit, so each marker sits on the line
+    close = traces["SYN close"]
+    drawn = dict(zip(close["x"].tolist(), close["y"].tolist(), strict=True))
+    for name, column in (("SYN long entries", "entry_time"), ("SYN exits", "exit_time")):
+        times = (res.trades[column].dt.epoch("ns").to_numpy() // 1_000_000).tolist()
+        assert traces[name]["x"].tolist() == times and all(t in drawn for t in times)
+        assert [drawn[t] for t in traces[name]["x"].tolist()] == pytest.approx(traces[name]["y"].tolist())
+    assert len(res.plot().data) == len(traces)
 
 
 def test_monte_carlo_observed_is_the_run_and_counts_open_positions(run: Any) -> None:
@@ -160,7 +201,18 @@ def test_research_reports_and_notebook_html(run: Any, tmp_path: Path) -> None:
 def test_missing_plotly_is_one_clear_error(run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "plotly.graph_objects", None)
     with pytest.raises(ReportDependencyError, match=r"backtape\[report\]"):
+        run.plot()
+    monkeypatch.setitem(sys.modules, "plotly", None)
+    with pytest.raises(ReportDependencyError, match=r"backtape\[report\]"):
         write_report(run, tmp_path / "x.html")
+
+
+def test_figures_are_the_same_json_without_orjson(run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    fig = main_spec(run)
+    fast = json.loads(dumps(fig))
+    monkeypatch.setitem(sys.modules, "orjson", None)
+    assert json.loads(dumps(fig)) == fast
+    assert dumps({"a": np.array([1.5, np.nan]), "b": float("inf")}) == b'{"a":[1.5,null],"b":null}'
 
 
 def test_cli_backtest_report_and_stored_report(tmp_path: Path) -> None:
@@ -227,7 +279,7 @@ def test_recorded_values_are_overlaid_or_drawn_apart() -> None:
     assert len(mean.x) == res.records.height and "zscore" not in {t.name for t in fig.data}
     page = backtest_page(res)
     apart = next(s for s in page.sections if s.title.startswith("recorded"))
-    assert {t.name for t in apart.figure.data} == {"mean20", "zscore"}
+    assert apart.figure is not None and set(_traces(apart.figure)) == {"mean20", "zscore"}
 
 
 def test_cli_report_of_a_stored_optimization(tmp_path: Path) -> None:
@@ -245,9 +297,31 @@ def test_cli_report_of_a_stored_optimization(tmp_path: Path) -> None:
 @pytest.mark.parametrize("engine", ["event", "vector"])
 def test_exposure_is_the_held_value_over_equity_through_splits(engine: str) -> None:
     """Equal weights in AAPL (7:1 in 2014) and KO (2:1 in 2012): about 100% invested all along."""
-    from backtape.reports.backtest import _ns, gross_exposure
+    from backtape.reports.prices import gross_exposure, ns
 
     res = run_backtest("equal_weight", ["AAPL", "KO"], "2012-01-01", "2015-01-01", engine=engine)
-    ts, equity = _ns(res.equity["ts"]), res.equity["equity"].to_numpy()
+    ts, equity = ns(res.equity["ts"]), res.equity["equity"].to_numpy()
     held = gross_exposure(res, ts, equity)[1:]  # the first fills are at the second bar's open
     assert held.max() <= 1.0 + 1e-9 and np.median(held) > 0.97 and held.min() > 0.9
+
+
+@pytest.mark.parametrize(("rows", "cols", "heights", "widths"), [
+    (5, 1, [3.0, 3.0, 2.5, 1.2, 1.0], None), (1, 2, None, [0.62, 0.38]), (2, 2, None, None)])
+def test_grid_lays_cells_out_as_make_subplots(rows: int, cols: int, heights: Any, widths: Any) -> None:
+    """The figure specs' subplots sit where plotly's ``make_subplots`` puts them, titles included."""
+    from plotly.subplots import make_subplots
+
+    titles = [f"cell {k}" for k in range(rows * cols)]
+    ref = make_subplots(rows=rows, cols=cols, shared_xaxes=True, vertical_spacing=0.03,
+                        horizontal_spacing=0.08, row_heights=heights, column_widths=widths,
+                        subplot_titles=titles).to_plotly_json()["layout"]
+    grid = Grid(rows, cols, heights=heights, widths=widths, titles=titles, vspace=0.03, hspace=0.08,
+                shared_x=True).layout  # fmt: skip
+    for k in range(1, rows * cols + 1):
+        for axis in (f"xaxis{k if k > 1 else ''}", f"yaxis{k if k > 1 else ''}"):
+            assert grid[axis]["domain"] == pytest.approx(ref[axis]["domain"], abs=1e-6), axis
+            assert grid[axis]["anchor"] == ref[axis]["anchor"]
+            assert grid[axis].get("matches") == ref[axis].get("matches"), axis
+    for mine, theirs in zip(grid["annotations"], ref["annotations"], strict=True):
+        assert mine["text"] == theirs["text"] and mine["yanchor"] == theirs["yanchor"]
+        assert (mine["x"], mine["y"]) == pytest.approx((theirs["x"], theirs["y"]), abs=1e-6)

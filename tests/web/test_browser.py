@@ -99,7 +99,7 @@ def test_click_from_runs_to_a_run_and_to_a_comparison(watched: Watched, live_ser
 
 
 @pytest.mark.parametrize(("path", "charts"), [
-    ("/optimizations/{opt}", {"heatmap-chart": 1}),
+    ("/optimizations/{opt}", {"heatmap-chart": 2}),  # the heatmap and the best set's star
     ("/data", {"coverage-chart": 4}),  # covered, empty, gaps and the provider key's stale tail
 ])
 def test_every_chart_renders_without_errors_or_outside_requests(
@@ -194,7 +194,7 @@ def test_optimization_best_set_links_to_its_run(watched: Watched, live_server: s
     page = watched.page
     page.goto(f"{live_server}/optimizations")  # type: ignore[attr-defined]
     page.click(f'#optimizations a[href="/optimizations/{dash_ws.optimization_id}"]')  # type: ignore[attr-defined]
-    _charts_rendered(page, {"heatmap-chart": 1})
+    _charts_rendered(page, {"heatmap-chart": 2})
     page.click(f'#best-sets a[href="/runs/{dash_ws.best_run_id}"]')  # type: ignore[attr-defined]
     page.wait_for_url(f"**/runs/{dash_ws.best_run_id}")  # type: ignore[attr-defined]
     _charts_rendered(page, {"equity-chart": 2})

@@ -13,11 +13,12 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from backtape.errors import BacktapeError
+from backtape.formatting import metric
 from backtape.results import ResultsStore
 from backtape.results.queries import RunFilter, open_readonly, query_runs
 from backtape.results.store import _url
 from backtape.web import create_app
-from backtape.web.charts import decimate
+from backtape.web.charts import equity_figure
 
 from .conftest import FAKE_SECRETS, DashWorkspace
 
@@ -73,7 +74,8 @@ def test_run_page_has_statistics_trades_and_chart(client: TestClient, dash_ws: D
     run_id = dash_ws.run_ids[0]
     html = client.get(f"/runs/{run_id}").text
     result = ResultsStore(dash_ws.db).load_result(run_id)
-    assert "SmaCrossover" in html and "sharpe" in html and f"{result.metrics['sharpe']:.4g}" in html
+    sharpe = metric("sharpe", result.metrics["sharpe"])
+    assert "SmaCrossover" in html and f'<th>Sharpe</th><td class="num">{sharpe}</td>' in html
     assert f"Trades ({result.trades.height}" in html and "Open positions at the end" in html
     figure = _figure(html, "equity-chart")
     assert [t["name"] for t in figure["data"]] == ["equity", "equity drawdown"]
@@ -206,14 +208,17 @@ def test_a_large_database_pages_quickly(tmp_path: Path) -> None:
     assert sharpes == sorted(sharpes) and all(r["strategy_name"] == "s1" for r in page.rows)
 
 
-def test_decimate_keeps_extremes_and_ends() -> None:
+def test_long_equity_curves_are_decimated_keeping_extremes_and_ends() -> None:
+    """The dashboard's charts thin long curves as the reports do (``reports.decimate``), drawn as SVG
+    (its pages allow no ``eval``, which WebGL traces need)."""
     rng = np.random.default_rng(3)
-    v = np.cumsum(rng.normal(size=100_000))
-    t = np.arange(len(v), dtype=np.int64)
-    dt_, dv = decimate(t, v, buckets=500)
-    assert len(dv) <= 2000 and dt_[0] == 0 and dt_[-1] == len(v) - 1
-    assert dv.max() == v.max() and dv.min() == v.min()
-    assert np.all(np.diff(dt_) > 0)
+    v = 10_000 + np.cumsum(rng.normal(size=100_000))
+    t = np.arange(len(v), dtype=np.int64) * 60_000_000_000
+    equity, under = equity_figure({"run": (t, v)})["data"]
+    assert equity["type"] == under["type"] == "scatter" and len(equity["y"]) <= 2 * 1500 + 2
+    assert equity["x"][0] == 0 and equity["x"][-1] == t[-1] // 1_000_000 and np.all(np.diff(equity["x"]) > 0)
+    assert equity["y"].max() == v.max() and equity["y"].min() == v.min()
+    assert under["y"].min() == pytest.approx(100 * (v / np.maximum.accumulate(v) - 1).min())
 
 
 def test_secrets_stored_inside_a_run_are_masked_on_every_page(tmp_path: Path) -> None:

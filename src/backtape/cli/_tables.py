@@ -6,14 +6,13 @@ metric reads the same in each (``+48.01%``, ``7``, ``14,709.00``, ``–`` for un
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import polars as pl
 from rich import box
 from rich.table import Table
 
-from ..formatting import DASH, LABELS, label, metric, metric_rows, number, side
+from ..formatting import LABELS, cell, label, metric, metric_rows, ordered
 
 #: the trade columns ``runs show`` and ``backtest`` list (the export holds every column)
 TRADE_COLUMNS = ("symbol", "side", "entry_time", "exit_time", "size", "quantity", "entry_price", "exit_price",
@@ -37,23 +36,6 @@ def metrics_table(metrics: dict[str, Any], title: str) -> Table:
     return table
 
 
-def _when(value: Any, dates: bool) -> str:
-    if value is None:
-        return DASH
-    if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d") if dates else value.strftime("%Y-%m-%d %H:%M")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return str(value)
-
-
-def daily(frequency: str) -> bool:
-    """True for bar sizes of a day or more (their times are shown as dates)."""
-    from ..timeframes import Timeframe
-
-    return Timeframe.parse(frequency).unit in ("d", "w")
-
-
 def whole_days(frame: pl.DataFrame) -> bool:
     """True when the datetimes of ``frame`` can be shown as dates: no two differ within one UTC day."""
     for name, dtype in frame.schema.items():
@@ -75,19 +57,7 @@ def frame_table(frame: pl.DataFrame, title: str | None = None, *, names: dict[st
         header = ((names or {}).get(col) or (label(col) if col in LABELS else col)).replace(" ", "\n")
         table.add_column(header, justify="right" if right else "left", no_wrap=True)
     for row in frame.iter_rows():
-        cells = []
-        for col, value in zip(frame.columns, row, strict=True):
-            if isinstance(value, dt.date):
-                cells.append(_when(value, dates))
-            elif col == "side":
-                cells.append(side(value))
-            elif col == "return":
-                cells.append(metric("avg_trade", value))
-            elif col in ("size", "quantity"):
-                cells.append(number(value))
-            else:
-                cells.append(metric(col, value))
-        table.add_row(*cells)
+        table.add_row(*(cell(col, value, dates=dates) for col, value in zip(frame.columns, row, strict=True)))
     return table
 
 
@@ -111,13 +81,9 @@ def compare_table(metrics: dict[str, dict[str, Any]], title: str) -> Table:
     """Several runs' metrics side by side: one row per metric (readable label), one column per run."""
     table = new_table(title)
     table.add_column("metric")
-    names: list[str] = []
-    for m in metrics.values():
-        names.extend(n for n in m if n not in names)
-    ordered = [n for n in LABELS if n in names] + [n for n in names if n not in LABELS]
     for run in metrics:
         table.add_column(run, justify="right")
-    for n in ordered:
+    for n in ordered(*metrics.values()):
         table.add_row(label(n), *(metric(n, m.get(n)) for m in metrics.values()))
     return table
 

@@ -40,15 +40,3 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * _SIZE[unit])
 
 
-def format_size(n: int) -> str:
-    """Bytes in a readable unit.
-
-    >>> format_size(1536)
-    '1.5 KiB'
-    """
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GiB"

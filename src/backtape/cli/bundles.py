@@ -10,9 +10,9 @@ from rich.table import Table
 
 from .._paths import expand_path
 from ..cache.bundles import BundleMetadata, ingest_to_bundle, list_bundles
+from ..formatting import data_size
 from ._common import parse_options, state
 from ._progress import FetchProgress, reports_progress
-from ._units import format_size
 from .data import OPTION_HELP
 
 app = typer.Typer(help="List and inspect data bundles.", no_args_is_help=True)
@@ -50,7 +50,7 @@ def ingest(
                                 bundles_dir=_folder(ctx, bundles_dir),
                                 progress=progress.on_symbol)
     Console().print(f"bundle {meta.name}: {len(meta.symbols)} symbol(s), {meta.row_count:,} rows, "
-                    f"{format_size(meta.size_bytes)}, quality {meta.quality_score:.3f}, "
+                    f"{data_size(meta.size_bytes)}, quality {meta.quality_score:.3f}, "
                     f"missing {meta.missing_data_pct:.2f}% -> {meta.path}")
 
 
@@ -76,7 +76,7 @@ def list_(ctx: typer.Context, bundles_dir: Path | None = BUNDLES_DIR) -> None:
         table.add_column(col)
     for m in bundles:
         table.add_row(m.name, m.source_type, m.frequency, str(len(m.symbols)), f"{m.start:%Y-%m-%d}",
-                      f"{m.end:%Y-%m-%d}", f"{m.row_count:,}", format_size(m.size_bytes),
+                      f"{m.end:%Y-%m-%d}", f"{m.row_count:,}", data_size(m.size_bytes),
                       f"{m.quality_score:.3f}")
     console.print(table)
 
@@ -93,7 +93,7 @@ def show(ctx: typer.Context, name: str = typer.Argument(..., help="bundle name")
                          ("range", f"{m.start:%Y-%m-%d %H:%M} .. {m.end:%Y-%m-%d %H:%M} UTC"),
                          ("ingested", f"{m.ingestion_time:%Y-%m-%d %H:%M:%S} UTC"),
                          ("rows", f"{m.row_count:,}"),
-                         ("size", format_size(m.size_bytes)), ("quality score", f"{m.quality_score:.4f}"),
+                         ("size", data_size(m.size_bytes)), ("quality score", f"{m.quality_score:.4f}"),
                          ("missing data", f"{m.missing_data_pct:.2f}%"), ("schema", m.schema_version)):
         facts.add_row(label, value)
     console.print(facts)
@@ -139,7 +139,7 @@ def push(ctx: typer.Context, name: str = typer.Argument(..., help="bundle name")
     manifest = push_bundle(name, url, bundles_dir=_folder(ctx, bundles_dir), replace=replace,
                            storage_options=ws.storage_options())
     size = sum(f.size for f in manifest.files)
-    Console(soft_wrap=True).print(f"bundle {name}: {len(manifest.files)} file(s), {format_size(size)} -> "
+    Console(soft_wrap=True).print(f"bundle {name}: {len(manifest.files)} file(s), {data_size(size)} -> "
                                   f"{url.rstrip('/')}/{name}")
 
 
@@ -154,4 +154,4 @@ def pull(ctx: typer.Context, url: str = typer.Argument(..., help="remote bundle,
     meta = pull_bundle(url, bundles_dir=_folder(ctx, bundles_dir), name=name,
                        storage_options=ws.storage_options())
     Console(soft_wrap=True).print(f"bundle {meta.name}: {len(meta.symbols)} symbol(s), {meta.row_count:,} "
-                                  f"rows, {format_size(meta.size_bytes)} <- {url} -> {meta.path}")
+                                  f"rows, {data_size(meta.size_bytes)} <- {url} -> {meta.path}")

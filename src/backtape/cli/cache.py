@@ -12,9 +12,10 @@ from .._paths import expand_path
 from .._time import format_ns
 from ..cache import CachedDataSource
 from ..cache.maintenance import cache_summary, clean_cache, verify_cache
+from ..formatting import data_size
 from ..schema import parse_kind
 from ._common import state
-from ._units import format_size, parse_duration, parse_size
+from ._units import parse_duration, parse_size
 
 app = typer.Typer(help="Inspect and maintain the local data cache.", no_args_is_help=True)
 
@@ -39,7 +40,7 @@ def stats(ctx: typer.Context, cache_dir: Path | None = CACHE_DIR) -> None:
     for r in rows:
         newest = format_ns(r["newest_fetch"]) if r["newest_fetch"] else "-"
         table.add_row(r["source"], r["kind"], str(r["entries"]), str(r["spans"]), str(r["files"]),
-                      f"{r['rows']:,}", format_size(r["bytes"]), newest)
+                      f"{r['rows']:,}", data_size(r["bytes"]), newest)
     console.print(table)
     if counters:
         console.print("  ".join(f"{k.replace('_', ' ')}: {v:,}" for k, v in counters.items()))
@@ -60,7 +61,7 @@ def clean(
                          older_than_ns=parse_duration(older_than) if older_than else None,
                          max_bytes=parse_size(max_size) if max_size else None)
     console.print(f"removed {report.spans} span(s), {report.files} file(s), {report.rows:,} row(s), "
-                  f"{format_size(report.bytes)}; {report.orphans} orphan file(s)")
+                  f"{data_size(report.bytes)}; {report.orphans} orphan file(s)")
 
 
 @app.command("refresh")

@@ -8,10 +8,10 @@ import polars as pl
 import typer
 from rich.table import Table
 
-from ..formatting import DASH, count, duration, metric, money
+from ..formatting import DASH, daily, duration, metric, money, parameters
 from ..results import ResultsStore
 from ._common import console, state
-from ._tables import compare_table, daily, metrics_table, new_table, trades_table
+from ._tables import compare_table, metrics_table, new_table, trades_table
 
 app = typer.Typer(help="Stored backtest runs: list, show, compare, export.", no_args_is_help=True)
 
@@ -42,9 +42,9 @@ def list_runs(ctx: typer.Context, limit: int = LIMIT, db: str | None = DB) -> No
         table.add_column(name, justify="right", no_wrap=True)
     for r in frame.iter_rows(named=True):
         table.add_row(str(r["id"]), f"{r['strategy_name']} {r['symbols']} {r['frequency']}",
-                      r["start_date"][:10], r["end_date"][:10], metric("total_return", r["total_return"]),
-                      metric("sharpe", r["sharpe_ratio"]), metric("max_drawdown", r["max_drawdown"]),
-                      count(r["trades_count"]))
+                      r["start_date"][:10], r["end_date"][:10],
+                      *(metric(name, r[name]) for name in ("total_return", "sharpe_ratio", "max_drawdown",
+                                                           "trades_count")))
     console().print(table)
 
 
@@ -56,7 +56,7 @@ def show(ctx: typer.Context, run_id: int = RUN_ID, db: str | None = DB) -> None:
     rec = store.get_run(run_id)
     still_open = rec.frames.get("open_trades", pl.DataFrame())
     h = rec.header
-    params = ", ".join(f"{k}={v}" for k, v in (h.get("parameters") or {}).items())
+    params = parameters(h.get("parameters"))
     created = h.get("created_at")
     head = Table(title=f"run {rec.id}", title_justify="left", show_header=False, box=None, padding=(0, 1))
     for key, value in (

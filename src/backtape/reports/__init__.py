@@ -1,4 +1,4 @@
-"""Interactive, self-contained HTML reports of backtests and research results (plotly, offline).
+"""Interactive, self-contained HTML reports of backtests and research results (plotly.js, offline).
 
 ``write_report(result, path)`` writes the report of a ``BacktestResult``, ``OptimizationResult``,
 ``WalkForwardResult`` or ``MonteCarloResult``; the results' own ``report(path)`` methods call it.

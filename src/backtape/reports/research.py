@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from .decimate import minmax_indices
-from .page import TEMPLATE as _TEMPLATE
-from .page import Page, Section, columns, fmt, plotly_modules, stats_table
+from .. import formatting
+from .figure import Figure, Grid, as_plotly, line
+from .page import Page, Section, columns, stats_table
+from .prices import ns
 
-_LAYOUT = {"margin": {"l": 60, "r": 20, "t": 30, "b": 40}, "template": _TEMPLATE}
+_MARGIN = {"l": 60, "r": 20, "t": 30, "b": 40}
 
 DSR_NOTE = (
     "Deflated Sharpe ratio: the probability that the winner's Sharpe ratio is above zero after "
@@ -25,39 +26,56 @@ DSR_NOTE = (
 )
 
 
-def optimization_figure(opt: Any) -> Any:
-    """The metric over the first two parameters (best over the others), or over the one parameter."""
-    go, _ = plotly_modules()
-    t, m = opt.table, opt.metric
-    if len(opt.params) == 1:
-        p = t.sort(opt.params[0])
-        fig = go.Figure(go.Scatter(x=p[opt.params[0]].to_list(), y=p[m].to_list(), mode="lines+markers"))
-        fig.update_layout(height=360, xaxis_title=opt.params[0], yaxis_title=m, **_LAYOUT)
-        return fig
-    a, b = opt.params[:2]
-    agg = pl.col(m).min() if not opt_descending(opt) else pl.col(m).max()
-    grid = t.group_by(a, b).agg(agg).sort(a, b)
-    xs, ys = sorted(grid[a].unique().to_list()), sorted(grid[b].unique().to_list())
+def metric_grid(table: pl.DataFrame, x: str, y: str, metric: str, descending: bool = True
+                ) -> tuple[list[Any], list[Any], np.ndarray]:
+    """The best ``metric`` (highest, or lowest unless ``descending``) over any other parameters for
+    each pair of values of ``x`` and ``y``: the sorted values of each and ``z`` (rows: ``y``; NaN for
+    a pair never tried)."""
+    agg = pl.col(metric).max() if descending else pl.col(metric).min()
+    best = table.group_by(x, y).agg(agg)
+    xs, ys = sorted(best[x].unique().to_list()), sorted(best[y].unique().to_list())
     z = np.full((len(ys), len(xs)), np.nan)
-    for x, y, v in grid.iter_rows():
-        z[ys.index(y), xs.index(x)] = np.nan if v is None else v
-    fig = go.Figure(
-        go.Heatmap(
-            z=z, x=[str(x) for x in xs], y=[str(y) for y in ys], colorscale="Viridis", colorbar={"title": m}
-        )
-    )
-    best = opt.best
-    fig.add_trace(
-        go.Scatter(
-            x=[str(best[a])],
-            y=[str(best[b])],
-            mode="markers",
-            name="best",
-            marker={"symbol": "star", "size": 16, "color": "#d73027"},
-        )
-    )
-    fig.update_layout(height=460, xaxis_title=a, yaxis_title=b, **_LAYOUT)
-    return fig
+    rows = np.searchsorted(np.asarray(ys), best[y].to_numpy())
+    cols = np.searchsorted(np.asarray(xs), best[x].to_numpy())
+    z[rows, cols] = best[metric].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    return xs, ys, z
+
+
+def parameter_heatmap(table: pl.DataFrame, x: str, y: str, metric: str, descending: bool = True,
+                      best: dict[str, Any] | None = None) -> Figure:
+    """``metric`` over parameters ``x`` and ``y`` (``metric_grid``) with the ``best`` set starred: the
+    optimization's report and the dashboard's optimization page draw the same figure."""
+    xs, ys, z = metric_grid(table, x, y, metric, descending)
+    grid = Grid()
+    grid.add({"type": "heatmap", "z": z, "x": [str(v) for v in xs], "y": [str(v) for v in ys],
+              "colorscale": "Viridis", "colorbar": {"title": {"text": metric}},
+              "hovertemplate": f"{x}=%{{x}}<br>{y}=%{{y}}<br>{metric}=%{{z:.4g}}<extra></extra>"})
+    if best is not None and x in best and y in best:
+        grid.add({"type": "scatter", "mode": "markers", "name": "best", "x": [str(best[x])],
+                  "y": [str(best[y])], "marker": {"symbol": "star", "size": 16, "color": "#d73027"}})
+    grid.axis("x", title={"text": x}, type="category")
+    grid.axis("y", title={"text": y}, type="category")
+    return grid.figure(height=460, margin=_MARGIN)
+
+
+def optimization_spec(opt: Any) -> Figure:
+    """The metric over the first two parameters (best over the others), or over the one parameter."""
+    t, m = opt.table, opt.metric
+    if len(opt.params) >= 2:
+        a, b = opt.params[:2]
+        return parameter_heatmap(t, a, b, m, opt_descending(opt), opt.best)
+    p = t.sort(opt.params[0])
+    grid = Grid()
+    grid.add({"type": "scatter", "mode": "lines+markers", "x": p[opt.params[0]].to_numpy(),
+              "y": p[m].to_numpy(), "name": m})
+    grid.axis("x", title={"text": opt.params[0]})
+    grid.axis("y", title={"text": m})
+    return grid.figure(height=360, margin=_MARGIN)
+
+
+def optimization_figure(opt: Any) -> Any:
+    """``optimization_spec`` as a ``plotly.graph_objects.Figure`` (``.plot()``)."""
+    return as_plotly(optimization_spec(opt))
 
 
 def opt_descending(opt: Any) -> bool:
@@ -66,24 +84,16 @@ def opt_descending(opt: Any) -> bool:
     return opt.metric not in LOWER_IS_BETTER
 
 
-def parallel_figure(opt: Any) -> Any:
+def parallel_spec(opt: Any) -> Figure:
     """Parallel coordinates of every parameter and the metric (one line per set)."""
-    go, _ = plotly_modules()
     t = opt.table.filter(pl.col(opt.metric).is_not_null() & pl.col(opt.metric).is_finite())
-    dims = [
-        {"label": p, "values": t[p].cast(pl.Float64).to_list()}
-        for p in opt.params
-        if t.schema[p].is_numeric()
-    ]
-    dims.append({"label": opt.metric, "values": t[opt.metric].to_list()})
-    fig = go.Figure(
-        go.Parcoords(
-            line={"color": t[opt.metric].to_list(), "colorscale": "Viridis", "showscale": True},
-            dimensions=dims,
-        )
-    )
-    fig.update_layout(height=380, **_LAYOUT)
-    return fig
+    numeric = [p for p in opt.params if t.schema[p].is_numeric()]
+    dims = [{"label": p, "values": t[p].cast(pl.Float64).to_numpy()} for p in numeric]
+    dims.append({"label": opt.metric, "values": t[opt.metric].to_numpy()})
+    grid = Grid()
+    grid.add({"type": "parcoords", "dimensions": dims,
+              "line": {"color": t[opt.metric].to_numpy(), "colorscale": "Viridis", "showscale": True}})
+    return grid.figure(height=380, margin=_MARGIN)
 
 
 def optimization_page(opt: Any) -> Page:
@@ -101,46 +111,38 @@ def optimization_page(opt: Any) -> Page:
         "pbo": opt.pbo,
     }
     page.sections.append(Section("overfitting statistics", html=stats_table(info), note=DSR_NOTE))
-    page.sections.append(Section(f"{opt.metric} over the parameters", optimization_figure(opt)))
+    page.sections.append(Section(f"{opt.metric} over the parameters", optimization_spec(opt)))
     if len(opt.params) >= 2:
-        page.sections.append(Section("every set (parallel coordinates)", parallel_figure(opt)))
+        page.sections.append(Section("every set (parallel coordinates)", parallel_spec(opt)))
     page.sections.append(Section("the 200 best sets", table=columns(opt.table, 200)))
     return page
 
 
-def walk_forward_figure(wf: Any) -> Any:
+def walk_forward_spec(wf: Any) -> Figure:
     """In- and out-of-sample metric per window above the stitched out-of-sample equity."""
-    go, make_subplots = plotly_modules()
     w, m = wf.windows, wf.metric
-    fig = make_subplots(
-        rows=2,
-        cols=1,
-        vertical_spacing=0.12,
-        subplot_titles=[f"{m} per window", "stitched out-of-sample equity"],
-    )
+    grid = Grid(2, titles=[f"{m} per window", "stitched out-of-sample equity"], vspace=0.12)
     labels = [f"{k} ({t:%Y-%m-%d})" for k, t in zip(w["window"], w["test_start"], strict=True)]
-    fig.add_trace(go.Bar(x=labels, y=w[f"is_{m}"].to_list(), name="in sample", marker_color="#8a93a3"), 1, 1)
-    fig.add_trace(
-        go.Bar(x=labels, y=w[f"oos_{m}"].to_list(), name="out of sample", marker_color="#3366cc"), 1, 1
-    )
-    eq = wf.equity["equity"].to_numpy()
-    idx = minmax_indices(eq)
-    fig.add_trace(
-        go.Scattergl(
-            x=wf.equity["ts"].to_numpy()[idx], y=eq[idx], name="OOS equity", line={"color": "#1a9850"}
-        ),
-        2,
-        1,
-    )
-    fig.update_layout(height=620, barmode="group", **_LAYOUT)
-    return fig
+    for name, col, color in (("in sample", f"is_{m}", "#8a93a3"), ("out of sample", f"oos_{m}", "#3366cc")):
+        grid.add({"type": "bar", "x": labels, "y": w[col].to_numpy(), "name": name,
+                  "marker": {"color": color}})
+    if wf.equity.height:
+        eq = wf.equity
+        grid.add(line(ns(eq["ts"]), eq["equity"].to_numpy(), "OOS equity", "#1a9850"), 2)
+    grid.axis("x", 2, type="date")
+    return grid.figure(height=620, barmode="group", margin=_MARGIN)
+
+
+def walk_forward_figure(wf: Any) -> Any:
+    """``walk_forward_spec`` as a ``plotly.graph_objects.Figure`` (``.plot()``)."""
+    return as_plotly(walk_forward_spec(wf))
 
 
 def walk_forward_page(wf: Any) -> Page:
     page = Page(
         f"walk-forward of {wf.metric}",
         f"{wf.windows.height} {'anchored' if wf.anchored else 'rolling'} windows · "
-        f"efficiency {fmt('efficiency', wf.efficiency)}",
+        f"efficiency {formatting.metric('efficiency', wf.efficiency)}",
     )
     info = {"efficiency": wf.efficiency, **wf.metrics}
     page.sections.append(
@@ -151,60 +153,54 @@ def walk_forward_page(wf: Any) -> Page:
             "of the windows' winners; near 1 the optimization's edge held out of sample.",
         )
     )
-    page.sections.append(Section("windows", walk_forward_figure(wf)))
+    page.sections.append(Section("windows", walk_forward_spec(wf)))
     page.sections.append(Section("windows (table)", table=columns(wf.windows)))
     return page
 
 
-def monte_carlo_figure(mc: Any) -> Any:
+def monte_carlo_spec(mc: Any) -> Figure:
     """Fan of the simulated equity paths (5-95 and 25-75 percentile bands, median) and the run."""
-    go, _ = plotly_modules()
     f = mc.fan
-    x = f["step"].to_list()
-    fig = go.Figure()
+    x = f["step"].to_numpy()
+    grid = Grid()
     for lo, hi, color in (("p5", "p95", "rgba(51,102,204,0.15)"), ("p25", "p75", "rgba(51,102,204,0.3)")):
-        fig.add_trace(
-            go.Scatter(x=x, y=f[lo].to_list(), line={"width": 0}, showlegend=False, hoverinfo="skip")
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=f[hi].to_list(),
-                fill="tonexty",
-                fillcolor=color,
-                line={"width": 0},
-                name=f"{lo[1:]}-{hi[1:]}th percentile",
-            )
-        )
-    fig.add_trace(go.Scatter(x=x, y=f["p50"].to_list(), name="median", line={"color": "#3366cc"}))
-    fig.add_trace(go.Scatter(x=x, y=f["observed"].to_list(), name="the run", line={"color": "#d73027"}))
-    unit = "trade" if mc.method == "reshuffle" else "bar"
-    fig.update_layout(height=420, xaxis_title=unit, yaxis_title="equity", **_LAYOUT)
-    return fig
+        grid.add({"type": "scatter", "x": x, "y": f[lo].to_numpy(), "line": {"width": 0}, "showlegend": False,
+                  "hoverinfo": "skip"})
+        grid.add({"type": "scatter", "x": x, "y": f[hi].to_numpy(), "fill": "tonexty", "fillcolor": color,
+                  "line": {"width": 0}, "name": f"{lo[1:]}-{hi[1:]}th percentile"})
+    for column, name, color in (("p50", "median", "#3366cc"), ("observed", "the run", "#d73027")):
+        grid.add({"type": "scatter", "x": x, "y": f[column].to_numpy(), "name": name,
+                  "line": {"color": color}})
+    grid.axis("x", title={"text": "trade" if mc.method == "reshuffle" else "bar"})
+    grid.axis("y", title={"text": "equity"})
+    return grid.figure(height=420, margin=_MARGIN)
 
 
-def distribution_figure(mc: Any) -> Any:
+def monte_carlo_figure(mc: Any) -> Any:
+    """``monte_carlo_spec`` as a ``plotly.graph_objects.Figure`` (``.plot()``)."""
+    return as_plotly(monte_carlo_spec(mc))
+
+
+def distribution_spec(mc: Any) -> Figure:
     """Histograms of the simulations' figures with the run's own marked: final equity and max
     drawdown (bootstrap), max drawdown and Sharpe (reshuffle, where every path ends alike)."""
-    go, make_subplots = plotly_modules()
     names = ("max_drawdown", "sharpe") if mc.method == "reshuffle" else ("final_equity", "max_drawdown")
-    fig = make_subplots(rows=1, cols=2, subplot_titles=[n.replace("_", " ") for n in names])
+    grid = Grid(1, 2, titles=[n.replace("_", " ") for n in names])
+    marks: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = list(grid.layout.get("annotations", []))
     for col, name in enumerate(names, start=1):
-        fig.add_trace(
-            go.Histogram(
-                x=mc.simulations[name].to_list(), nbinsx=50, marker_color="#3366cc", showlegend=False
-            ),
-            1,
-            col,
-        )
+        grid.add({"type": "histogram", "x": mc.simulations[name].to_numpy(), "nbinsx": 50,
+                  "marker": {"color": "#3366cc"}, "showlegend": False}, 1, col)
         obs = mc.observed.get(name, math.nan)
+        xref, yref = ("x", "y") if col == 1 else (f"x{col}", f"y{col}")
         if math.isfinite(obs):
-            fig.add_vline(x=obs, line_color="#d73027", line_dash="dash", row=1, col=col,
-                          annotation_text="the run", annotation_position="top right")  # fmt: skip
+            marks.append({"type": "line", "xref": xref, "yref": f"{yref} domain", "x0": obs, "x1": obs,
+                          "y0": 0, "y1": 1, "line": {"color": "#d73027", "dash": "dash"}})
+            notes.append({"text": "the run", "xref": xref, "yref": f"{yref} domain", "x": obs, "y": 1,
+                          "xanchor": "left", "yanchor": "top", "showarrow": False})
         if name == "max_drawdown":
-            fig.update_xaxes(tickformat=".0%", row=1, col=col)
-    fig.update_layout(height=340, **_LAYOUT)
-    return fig
+            grid.axis("x", 1, col, tickformat=".0%")
+    return grid.figure(height=340, margin=_MARGIN, shapes=marks, annotations=notes)
 
 
 def monte_carlo_page(mc: Any) -> Page:
@@ -218,6 +214,6 @@ def monte_carlo_page(mc: Any) -> Page:
     )
     page.sections.append(Section("the run itself", html=stats_table(mc.observed), note=how))
     page.sections.append(Section("percentiles", table=columns(mc.table)))
-    page.sections.append(Section("equity paths", monte_carlo_figure(mc)))
-    page.sections.append(Section("distributions", distribution_figure(mc)))
+    page.sections.append(Section("equity paths", monte_carlo_spec(mc)))
+    page.sections.append(Section("distributions", distribution_spec(mc)))
     return page

@@ -12,7 +12,6 @@ Content-Security-Policy forbids anything else, so a page works offline and never
 from __future__ import annotations
 
 import functools
-import json
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -33,7 +32,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._secrets import redact
 from ..errors import BacktapeError
-from ..reports.page import script_source
+from ..reports.figure import dumps
+from ..reports.page import plotly_js_path, script_source
 from ..results import queries
 from ..results.store import ResultsStore
 from . import charts, pages
@@ -49,19 +49,6 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline';
 REPORT_CSP = CSP.replace("script-src 'self'", f"script-src 'self' 'unsafe-eval' {script_source()}")
 PLOTLY_URL = "/static/plotly.min.js"
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
-
-
-def plotly_js_path() -> Path:
-    """The minified plotly.js shipped inside the ``plotly`` package (served at /static/plotly.min.js)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("plotly")
-    if spec is None or spec.origin is None:
-        raise BacktapeError("backtape serve needs plotly: pip install 'backtape[serve]'")
-    path = Path(spec.origin).parent / "package_data" / "plotly.min.js"
-    if not path.exists():
-        raise BacktapeError(f"plotly is installed without its JavaScript bundle ({path}): reinstall plotly")
-    return path
 
 
 @dataclass
@@ -95,12 +82,12 @@ def _redacted(value: Any) -> Any:
 def figure_json(figure: dict[str, Any]) -> markupsafe.Markup:
     """A figure as JSON safe inside ``<script type="application/json">`` (no ``</`` sequence), every
     text in it (trace names, labels, titles) redacted."""
-    text = json.dumps(_redact_texts(figure), separators=(",", ":"), allow_nan=False, default=str)
+    text = dumps(_redact_texts(figure)).decode()
     return markupsafe.Markup(text.replace("</", "<\\/"))
 
 
 def _redact_texts(value: Any) -> Any:
-    """``value`` with every string redacted; lists of numbers (a series) are passed over whole."""
+    """``value`` with every string redacted; arrays and lists of numbers (a series) are passed over whole."""
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
@@ -181,11 +168,16 @@ class Dashboard:
                         headers={"Content-Security-Policy": REPORT_CSP})
 
     def warm_up(self) -> None:
-        """Compile the templates and build the newest run's report (plotly's first figure costs a
-        second of one-time set-up), so that a person's first pages cost only their own work. Meant
-        for a background thread while the server already answers."""
+        """Compile the templates, import what the optimization pages use and build the newest run's
+        report (the first one imports and initializes what every report uses), so that a person's
+        first pages cost only their own work. Meant for a background thread while the server already
+        answers."""
+        import importlib
+
         for name in self.env.list_templates(extensions=["html"]):
             self.env.get_template(name)
+        for module in ("backtape.optimization.search", "backtape.reports.research"):
+            importlib.import_module(module)
         newest = queries.query_runs(self.settings.results, queries.RunFilter(per_page=1)).rows
         if newest:
             self.run_report_body(int(newest[0]["id"]))

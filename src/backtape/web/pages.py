@@ -1,28 +1,25 @@
-"""What each dashboard page shows, as plain data for its template, and how values are written.
+"""What each dashboard page shows, as plain data for its template.
 
-Kept apart from the routes so the formatting rules (percentages, counts, dates, no ``nan``) and the
-query-string parsing have one home and can be tested without a server.
+Kept apart from the routes so what a page shows and the query-string parsing can be tested without a
+server. Values are written by ``backtape.formatting``, as every command writes them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
 import markupsafe
 
+from .. import formatting
 from .._time import format_ns
 from ..errors import BacktapeError
 from ..results import queries
 from ..results.store import ResultsStore
 from . import charts
 
-#: metrics that are fractions, shown as percentages
-PERCENT = {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "exposure", "avg_trade",
-           "buy_and_hold_return", "best_trade", "worst_trade", "drawdown", "return"}
 #: the runs table: (sort key in ``queries.SORTABLE`` or "", header, row field)
 RUN_COLUMNS = [("id", "id", "id"), ("strategy", "strategy", "strategy_name"), ("", "symbols", "symbols"),
                ("start", "start", "start_date"), ("end", "end", "end_date"),
@@ -35,27 +32,14 @@ TOP_SETS = 20
 
 
 def fmt(value: Any, name: str = "") -> str:
-    """A value as the dashboard writes it: fractions of ``PERCENT`` metrics as percentages, counts
-    without decimals, other numbers with four significant digits, missing or NaN as an en dash."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if name in PERCENT:
-            return f"{value * 100:,.2f}%"
-        if value.is_integer() and abs(value) < 1e15:
-            return f"{int(value):,}"
-        return f"{value:,.2f}" if abs(value) >= 1000 else f"{value:.4g}"
-    if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
+    """A value as the dashboard writes it, which is how the commands write it (``backtape.formatting``):
+    ``name``, a metric or a result column, picks the format; lists are joined, parameter sets written
+    ``k=v``, missing or NaN values an en dash."""
     if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value)
     if isinstance(value, dict):
-        return ", ".join(f"{k}={fmt(v)}" for k, v in value.items())
-    return str(value)
+        return formatting.parameters(value) or formatting.DASH
+    return formatting.cell(name, value)
 
 
 def fmt_ns(value: int | None) -> str:
@@ -74,16 +58,7 @@ def fmt_age(value: int | None, now: int) -> str:
     return f"{seconds:.0f} s ago"
 
 
-def fmt_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
-
-
-FILTERS = {"fmt": fmt, "fmt_ns": fmt_ns, "fmt_age": fmt_age, "fmt_bytes": fmt_bytes}
+FILTERS = {"fmt": fmt, "fmt_ns": fmt_ns, "fmt_age": fmt_age, "fmt_bytes": formatting.data_size}
 
 
 def cell(value: Any, name: str = "") -> tuple[str, bool]:
@@ -98,7 +73,7 @@ def cell(value: Any, name: str = "") -> tuple[str, bool]:
 
 def run_cells(page: queries.RunPage) -> list[tuple[int, list[tuple[str, bool]]]]:
     """The runs table: each run's id and its cells in ``RUN_COLUMNS`` order after the id."""
-    return [(r["id"], [cell(r[field], key) for key, _, field in RUN_COLUMNS[1:]]) for r in page.rows]
+    return [(r["id"], [cell(r[field], field) for _, _, field in RUN_COLUMNS[1:]]) for r in page.rows]
 
 
 def _int(params: Mapping[str, str], name: str, default: int) -> int:
@@ -161,18 +136,14 @@ def run_ids(params: Any) -> list[int]:
     return out
 
 
-def _frame_rows(frame: Any, limit: int) -> tuple[list[str], list[list[str]]]:
+def _frame_rows(frame: Any, limit: int, dates: bool) -> tuple[list[str], list[list[str]]]:
+    """Headers and cells of a result frame, as ``runs show`` writes them (dates for daily bars)."""
     if frame is None or not getattr(frame, "height", 0):
         return [], []
     cols = list(frame.columns)
-    rows = [[_cell(c, v) for c, v in zip(cols, row, strict=True)] for row in frame.head(limit).iter_rows()]
+    rows = [[formatting.cell(c, v, dates=dates) for c, v in zip(cols, row, strict=True)]
+            for row in frame.head(limit).iter_rows()]
     return cols, rows
-
-
-def _cell(column: str, value: Any) -> str:
-    if column == "side" and isinstance(value, int):
-        return {1: "long", -1: "short"}.get(value, str(value))
-    return fmt(value, column)
 
 
 def run_context(result: Any) -> dict[str, Any]:
@@ -181,24 +152,26 @@ def run_context(result: Any) -> dict[str, Any]:
     ts = eq["ts"].dt.cast_time_unit("ns").cast(int).to_numpy() if eq.height else []
     values = eq["equity"].to_numpy() if eq.height else []
     figure = charts.equity_figure({"equity": (ts, values)})
-    trade_cols, trades = _frame_rows(result.trades, MAX_TRADES_SHOWN)
-    open_cols, open_rows = _frame_rows(result.open_trades, MAX_TRADES_SHOWN)
+    dates = formatting.daily(result.frequency)
+    trade_cols, trades = _frame_rows(result.trades, MAX_TRADES_SHOWN, dates)
+    open_cols, open_rows = _frame_rows(result.open_trades, MAX_TRADES_SHOWN, dates)
     header = [("strategy", result.strategy), ("symbols", ", ".join(result.symbols)),
               ("range", f"{format_ns(result.start)} → {format_ns(result.end)}"),
-              ("frequency", result.frequency), ("source", result.source), ("cash", fmt(result.cash)),
-              ("parameters", fmt(result.parameters) or "–"), ("duration", f"{result.duration_s:.2f} s")]
+              ("frequency", result.frequency), ("source", result.source),
+              ("cash", formatting.money(result.cash)), ("parameters", fmt(result.parameters)),
+              ("took", formatting.duration(result.duration_s))]
     return {"result": result, "run_id": result.run_id, "header": header,
-            "metrics": [(k, fmt(v, k)) for k, v in result.metrics.items()], "figure": figure,
+            "metrics": formatting.metric_rows(result.metrics), "figure": figure,
             "trade_cols": trade_cols, "trades": trades, "n_trades": result.trades.height,
             "open_cols": open_cols, "open_rows": open_rows}
 
 
 def compare_table(rows: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
-    """One line per metric (the union over the runs, first-seen order), one cell per run."""
-    names: list[str] = []
-    for r in rows:
-        names += [k for k in (r["metrics"] or {}) if k not in names]
-    return [(n, [cell((r["metrics"] or {}).get(n), n)[0] for r in rows]) for n in names]
+    """One line per metric (the union over the runs, in ``runs compare``'s order and labels), one cell
+    per run."""
+    metrics = [r["metrics"] or {} for r in rows]
+    names = formatting.ordered(*metrics)
+    return [(formatting.label(n), [cell(m.get(n), n)[0] for m in metrics]) for n in names]
 
 
 def optimization_context(store: ResultsStore, opt: dict[str, Any],
@@ -217,7 +190,11 @@ def optimization_context(store: ResultsStore, opt: dict[str, Any],
                                 f"use one of {', '.join(grid)}")
     figure = None
     if metric and x and y and x != y and table.height:
-        figure = _heatmap(table, x, y, metric)
+        from ..optimization.search import LOWER_IS_BETTER
+        from ..reports.research import parameter_heatmap
+
+        first = table.row(0, named=True)
+        figure = parameter_heatmap(table, x, y, metric, metric not in LOWER_IS_BETTER, first)
     linked = queries.runs_with_parameters(store, opt["strategy_name"], opt["start_date"], opt["end_date"],
                                           list(opt["symbols"] or []))
     best = []
@@ -230,19 +207,3 @@ def optimization_context(store: ResultsStore, opt: dict[str, Any],
         best[0]["run_id"] = opt["best_run_id"]
     return {"opt": opt, "columns": list(table.columns), "best": best, "figure": figure, "x": x, "y": y,
             "params": list(grid), "metric": metric, "n_rows": table.height}
-
-
-def _heatmap(table: Any, x: str, y: str, metric: str) -> dict[str, Any]:
-    import polars as pl
-
-    best = table.group_by([x, y]).agg(pl.col(metric).max())
-    xs = sorted(best[x].unique().to_list())
-    ys = sorted(best[y].unique().to_list())
-    cell = {(r[0], r[1]): r[2] for r in best.iter_rows()}
-    z = [[_finite(cell.get((a, b))) for a in xs] for b in ys]
-    return charts.heatmap_figure(x, y, xs, ys, z, metric)
-
-
-def _finite(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
-
