@@ -7,6 +7,7 @@ costs the raw column bytes and nothing more. Lookups are ``searchsorted`` on ``t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,8 +59,7 @@ class BarStore:
     def __init__(self, bars: pl.DataFrame, symbols: list[str] | None = None) -> None:
         if bars.height and bars["symbol"].rle().len() != bars["symbol"].n_unique():
             bars = bars.sort(["symbol", "ts"], maintain_order=True)
-        has_vwap = "vwap" in bars.columns and bars["vwap"].null_count() < bars.height
-        names = [f for f in BAR_FIELDS if f != "vwap" or has_vwap] + _extra_fields(bars)
+        names = _fields_of(bars)
         self._columns: dict[str, np.ndarray] = {
             "ts": _int_ns(bars["ts"]),
             "ts_end": _int_ns(bars["ts_end"]),
@@ -104,6 +104,33 @@ class BarStore:
                     f"(row {i} of the symbol; duplicate or overlapping bars)",
                     [{"rule": "increasing", "symbol": s.symbol, "row": i}],
                 )
+
+    def rolled(self, keep: Mapping[str, int], new: pl.DataFrame) -> BarStore:
+        """A store of each symbol's rows from ``keep[symbol]`` on followed by its bars in ``new``
+        (which all start after the kept ones): the next window of a streamed run. Symbols keep their
+        order; a field either part lacks is NaN in it."""
+        names = [f for f in (*self.fields, *(c for c in _fields_of(new) if c not in self.fields))]
+        parts = [self._series[s] for s in self._series]
+        cut = [min(max(int(keep.get(s.symbol, 0)), 0), len(s)) for s in parts]
+        counts = np.array([len(s) - k for s, k in zip(parts, cut, strict=True)], dtype=np.int64)
+        order = {s: i for i, s in enumerate(self._series)}
+        kept = list(zip(parts, cut, strict=True))
+        tail = pl.DataFrame({
+            "symbol": pl.Series(list(self._series), dtype=pl.String).gather(
+                np.repeat(np.arange(len(parts)), counts)),
+            "ts": np.concatenate([s.ts[k:] for s, k in kept] or [np.empty(0, np.int64)]),
+            "ts_end": np.concatenate([s.ts_end[k:] for s, k in kept] or [np.empty(0, np.int64)]),
+            **{f: np.concatenate([s.fields[f][k:] if f in s.fields else np.full(len(s) - k, np.nan)
+                                  for s, k in kept] or [np.empty(0)]) for f in names},
+        })
+        head = new.select(pl.col("symbol").cast(pl.String), pl.col("ts").cast(pl.Int64),
+                          pl.col("ts_end").cast(pl.Int64),
+                          *(pl.col(f).cast(pl.Float64).fill_null(np.nan) if f in new.columns
+                            else pl.lit(np.nan, pl.Float64).alias(f) for f in names))
+        both = pl.concat([tail, head]).with_columns(
+            pl.col("symbol").replace_strict(order, default=len(order), return_dtype=pl.Int64).alias("_rank"))
+        both = both.sort("_rank", "symbol", maintain_order=True).drop("_rank")
+        return BarStore(both, list(self._series))
 
     @property
     def symbols(self) -> list[str]:
@@ -167,6 +194,12 @@ class TickStore:
 
 
 _KNOWN = frozenset(("symbol", "ts", "ts_end", "transactions", *BAR_FIELDS))
+
+
+def _fields_of(bars: pl.DataFrame) -> list[str]:
+    """The fields a store built from ``bars`` has (``vwap`` only when some row has one)."""
+    has_vwap = "vwap" in bars.columns and bars["vwap"].null_count() < bars.height
+    return [f for f in BAR_FIELDS if f != "vwap" or has_vwap] + _extra_fields(bars)
 
 
 def _extra_fields(bars: pl.DataFrame) -> list[str]:
