@@ -80,6 +80,11 @@ def plan_windows(calendar: TradingCalendar, frequency: str, n_symbols: int, star
         if per_day * (i1 - i0) <= STREAM_ABOVE:
             return []
         sessions = max(int(WINDOW_BARS // per_day), 1)
+        if sessions >= 15:  # whole calendar months: a cache's monthly files are each read once
+            months = opens[i0:i1].astype("datetime64[ns]").astype("datetime64[M]").astype(np.int64)
+            firsts = np.flatnonzero(np.diff(months)) + 1
+            step = max(round(sessions / 21), 1)
+            return [int(t) for t in opens[i0 + firsts[step - 1::step]] if start < t < end]
     return [int(t) for t in opens[i0 + sessions:i1:sessions] if start < t < end]
 
 

@@ -60,24 +60,27 @@ class BarStore:
         if bars.height and bars["symbol"].rle().len() != bars["symbol"].n_unique():
             bars = bars.sort(["symbol", "ts"], maintain_order=True)
         names = _fields_of(bars)
-        self._columns: dict[str, np.ndarray] = {
-            "ts": _int_ns(bars["ts"]),
-            "ts_end": _int_ns(bars["ts_end"]),
-            **{f: _floats(bars[f]) for f in names},
-        }
-        self.fields: tuple[str, ...] = tuple(names)
-        sym = bars["symbol"]
-        runs = sym.rle() if bars.height else None
+        columns = {"ts": _int_ns(bars["ts"]), "ts_end": _int_ns(bars["ts_end"]),
+                   **{f: _floats(bars[f]) for f in names}}
+        runs: list[tuple[str, int]] = []
+        if bars.height:
+            rle = bars["symbol"].rle()
+            runs = list(zip(rle.struct.field("value").to_list(), rle.struct.field("len").to_list(),
+                            strict=True))
+        seen = {name for name, _ in runs}
+        runs += [(name, 0) for name in symbols or () if name not in seen]
+        self._setup(columns, tuple(names), runs)
+
+    def _setup(self, columns: dict[str, np.ndarray], fields: tuple[str, ...],
+               runs: list[tuple[str, int]]) -> None:
+        """Hold ``columns``; symbol ``runs`` (name, row count) follow one another in them. Checked."""
+        self._columns = columns
+        self.fields: tuple[str, ...] = fields
         self._series: dict[str, BarSeries] = {}
         offset = 0
-        if runs is not None:
-            for length, name in zip(runs.struct.field("len").to_list(),
-                                    runs.struct.field("value").to_list(), strict=True):
-                self._series[name] = self._view(name, offset, offset + length)
-                offset += length
-        for name in symbols or ():
-            if name not in self._series:
-                self._series[name] = self._view(name, 0, 0)
+        for name, length in runs:
+            self._series[name] = self._view(name, offset, offset + length)
+            offset += length
         self._check()
 
     def _view(self, symbol: str, lo: int, hi: int) -> BarSeries:
@@ -108,29 +111,29 @@ class BarStore:
     def rolled(self, keep: Mapping[str, int], new: pl.DataFrame) -> BarStore:
         """A store of each symbol's rows from ``keep[symbol]`` on followed by its bars in ``new``
         (which all start after the kept ones): the next window of a streamed run. Symbols keep their
-        order; a field either part lacks is NaN in it."""
-        names = [f for f in (*self.fields, *(c for c in _fields_of(new) if c not in self.fields))]
-        parts = [self._series[s] for s in self._series]
-        cut = [min(max(int(keep.get(s.symbol, 0)), 0), len(s)) for s in parts]
-        counts = np.array([len(s) - k for s, k in zip(parts, cut, strict=True)], dtype=np.int64)
-        order = {s: i for i, s in enumerate(self._series)}
-        kept = list(zip(parts, cut, strict=True))
-        tail = pl.DataFrame({
-            "symbol": pl.Series(list(self._series), dtype=pl.String).gather(
-                np.repeat(np.arange(len(parts)), counts)),
-            "ts": np.concatenate([s.ts[k:] for s, k in kept] or [np.empty(0, np.int64)]),
-            "ts_end": np.concatenate([s.ts_end[k:] for s, k in kept] or [np.empty(0, np.int64)]),
-            **{f: np.concatenate([s.fields[f][k:] if f in s.fields else np.full(len(s) - k, np.nan)
-                                  for s, k in kept] or [np.empty(0)]) for f in names},
-        })
-        head = new.select(pl.col("symbol").cast(pl.String), pl.col("ts").cast(pl.Int64),
-                          pl.col("ts_end").cast(pl.Int64),
-                          *(pl.col(f).cast(pl.Float64).fill_null(np.nan) if f in new.columns
-                            else pl.lit(np.nan, pl.Float64).alias(f) for f in names))
-        both = pl.concat([tail, head]).with_columns(
-            pl.col("symbol").replace_strict(order, default=len(order), return_dtype=pl.Int64).alias("_rank"))
-        both = both.sort("_rank", "symbol", maintain_order=True).drop("_rank")
-        return BarStore(both, list(self._series))
+        order; a field either part lacks is NaN in it. Columns are joined in numpy, never re-sorted."""
+        fresh = BarStore(new)
+        names = [*self.fields, *(f for f in fresh.fields if f not in self.fields)]
+        pieces: dict[str, list[np.ndarray]] = {c: [] for c in ("ts", "ts_end", *names)}
+        runs = []
+        for sym in [*self._series, *(s for s in fresh._series if s not in self._series)]:
+            count = 0
+            for series, lo in ((self._series.get(sym), int(keep.get(sym, 0))), (fresh._series.get(sym), 0)):
+                if series is None or lo >= len(series):
+                    continue
+                lo = max(lo, 0)
+                pieces["ts"].append(series.ts[lo:])
+                pieces["ts_end"].append(series.ts_end[lo:])
+                for f in names:
+                    values = series.fields.get(f)
+                    pieces[f].append(values[lo:] if values is not None else np.full(len(series) - lo, np.nan))
+                count += len(series) - lo
+            runs.append((sym, count))
+        columns = {c: np.concatenate(v) if v else np.empty(0, np.int64 if c in ("ts", "ts_end") else float)
+                   for c, v in pieces.items()}
+        store = BarStore.__new__(BarStore)
+        store._setup(columns, tuple(names), runs)
+        return store
 
     @property
     def symbols(self) -> list[str]:
