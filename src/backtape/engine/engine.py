@@ -36,7 +36,8 @@ from ..errors import BacktapeError, NoDataError, warn_once
 from ..options import TradingOptions, trading_options
 from ..portal import DataPortal
 from ..sources.base import DataSource
-from ._indicators import check_causal, point_in_time
+from ._actions import apply_action, scheduled_actions
+from ._indicators import make_indicator
 from ._report import build_result
 from ._user_code import strategy_error
 from .broker import Bar, Broker
@@ -45,7 +46,7 @@ from .portfolio import Portfolio
 from .result import BacktestResult
 from .strategy import Context, Indicator, Strategy
 from .ticks import TickFeed, subscriptions, tick_clock
-from .windows import PriceLog, SymbolBars, indicator_portal, keep_rows, plan_windows, window_bars
+from .windows import PriceLog, SymbolBars, keep_rows, plan_windows, window_bars
 
 log = logging.getLogger("backtape.backtest")
 
@@ -149,6 +150,7 @@ class _Run:
         self.bounds = [] if kinds else plan_windows(self.portal.calendar, frequency, len(symbols), start, end,
                                                     window_sessions)
         self.offsets = [0] * len(symbols)
+        self._all_actions: list[tuple[int, str, str, float]] = []  # the run's, from _actions
         self.history_counts: dict[str, int] = {}
         self.indicator_data: tuple[str, DataPortal] | None = None
         self._indicators: list[Indicator] = []
@@ -221,7 +223,7 @@ class _Run:
             self.rows = [b["first"] - 1 for b in self.bars]
             self._since = [b["first"] for b in self.bars]
         self.vol = [self._volatility(b) if self._needs_volatility() else None for b in self.bars]
-        self._actions = self._scheduled_actions()
+        self._actions = scheduled_actions(self)
         self._sessions = self.portal.calendar.closes
         if self.prices is not None:
             self.prices.add(self, t_lo, t_hi)
@@ -276,19 +278,6 @@ class _Run:
             windows = np.lib.stride_tricks.sliding_window_view(ret[1:], window)
             out[window:] = windows.std(axis=1, ddof=1)
         return out
-
-    def _scheduled_actions(self) -> list[tuple[int, str, str, float]]:
-        """Splits and dividends inside the run, sorted by ex-date (known to the engine, not the strategy)."""
-        clock = self.portal.clock_ns
-        self.portal.set_clock(self.end)
-        actions = self.portal.get_corporate_actions()
-        if clock is not None:
-            self.portal.set_clock(clock)
-        actions = actions.filter(pl.col("symbol").is_in(self.symbols)).with_columns(
-            pl.col("ts").cast(pl.Int64))
-        rows = sorted(zip(actions["ts"], actions["symbol"], actions["action"], actions["value"], strict=True))
-        self._all_actions = rows
-        return [a for a in rows if self.start < a[0] <= self.end]
 
     # the loop --------------------------------------------------------------------------
     def execute(self, progress: Callable[[int, int], None] | None) -> None:
@@ -375,7 +364,7 @@ class _Run:
                 self.step = k0 + k
                 portal._clock = t  # DataPortal.set_clock without the call: once per step
                 while a_i < n_actions and actions[a_i][0] <= t:
-                    self._apply_action(*actions[a_i])
+                    apply_action(self, *actions[a_i])
                     a_i += 1
                 if working:  # the broker's book holds only symbols with orders
                     pf.hold_prices()  # prices change only at the marks below
@@ -483,34 +472,6 @@ class _Run:
         return Bar(int(b["ts"][r]), int(b["ts_end"][r]), b["open"][r], b["high"][r], b["low"][r],
                    b["close"][r], b["volume"][r], math.nan if vol is None else vol[r])
 
-    def _apply_action(self, ts: int, symbol: str, action: str, value: float) -> None:
-        pf = self.portfolio
-        qty = pf.positions.get(symbol, 0.0)
-        if action == "split" and value > 0 and value != 1.0:
-            j = self.symbols.index(symbol)
-            self._flush_extremes(j, self.rows[j])
-            if qty:
-                pf.positions[symbol] = qty * value
-                pf.settle_extremes(symbol)
-                for lot in pf._lots.get(symbol, ()):
-                    lot.quantity *= value
-                    lot.entry_price /= value
-                    lot.low /= value
-                    lot.high /= value
-                    lot.entry_commission_per_unit /= value
-                    lot.entry_slippage_per_unit /= value
-            if symbol in pf.prices:
-                pf.prices[symbol] /= value
-            for order in self.broker.working(symbol):
-                order.quantity *= value
-                order.filled *= value
-                if order.limit_price is not None:
-                    order.limit_price /= value
-                if order.stop_price is not None:
-                    order.stop_price /= value
-        elif action == "dividend" and qty:
-            pf.cash += qty * value
-
     # services for the context ---------------------------------------------------------
     def submit(self, order: Order) -> Order:
         if order.symbol not in self._symbol_set:
@@ -537,32 +498,8 @@ class _Run:
 
     def make_indicator(self, fn: Callable[..., np.ndarray], args: tuple, kwargs: dict, symbol: str,
                        field: str, name: str | None) -> Indicator:
-        """``fn`` over the run's bars of ``symbol``, point in time (``_indicators``), look-ahead checked;
-        a streamed run computes it on a one-symbol portal over the whole run (``windows``)."""
-        if symbol not in self.symbols:
-            raise BacktapeError(f"indicator for {symbol!r}, which is not in this backtest")
-        if self.tick_only:
-            raise BacktapeError("indicators need bars; this run has a tick-only clock (no bars declared)")
-        j = self.symbols.index(symbol)
-        label = name if name else str(getattr(fn, "__name__", "indicator"))
-        portal = indicator_portal(self, symbol) if self.bounds else self.portal
-        actions = [int(t) for t in portal.get_corporate_actions(symbol)["ts"].cast(pl.Int64)] \
-            if self.bounds else [a[0] for a in self._all_actions if a[1] == symbol]
-        full = point_in_time(portal, fn, args, kwargs, symbol, field, self.frequency, actions, label)
-        saved = portal.clock_ns
-        portal.set_clock(self.end)
-        series = portal.bars(symbol, self.frequency)
-        values = portal.get_bars(symbol, int(series.ts[0]) if len(series) else self.start, self.end,
-                                 self.frequency, fields=(field,))[field]
-        portal.set_clock(self.now if saved is None else saved)
-        last = full if not actions else point_in_time(portal, fn, args, kwargs, symbol, field,
-                                                       self.frequency, [], label)
-        check_causal(fn, args, kwargs, values, last, label, int(series.ts.searchsorted(self.start, "left")))
-        indicator = Indicator(self, j, full, label)
-        if self.bounds:
-            indicator.rebase(self.offsets[j], len(self.bars[j]["ts"]))
-            self._indicators.append(indicator)
-        return indicator
+        """``fn`` over the run's bars of ``symbol`` (``_indicators.make_indicator``)."""
+        return make_indicator(self, fn, args, kwargs, symbol, field, name)
 
     def _on_fill(self, fill: Fill) -> None:
         self.strategy.on_fill(self.ctx, fill)
