@@ -194,3 +194,29 @@ def test_undeclared_history_in_a_later_window_says_to_declare_warmup() -> None:
     assert run(LateHistory(), ["AAPL"], "2012-03-01", "2012-06-01", windows=0).equity.height
     with pytest.raises(Exception, match="warmup = 30"):
         run(LateHistory(), ["AAPL"], "2012-03-01", "2012-06-01", windows=2)
+
+
+def test_warmup_the_data_lacks_loads_the_run_whole() -> None:
+    """``ready`` (first step with ``warmup`` bars for every symbol) is past the first window: the
+    run cannot know it while streaming, so it is loaded whole, with the same results."""
+    make = lambda: build_strategy("sma_crossover", {"fast": 10, "slow": 30})  # noqa: E731
+    whole = run(make(), ["AAPL", "KO"], "2012-01-01", "2013-01-01", windows=0)
+    streamed = run(make(), ["AAPL", "KO"], "2012-01-01", "2013-01-01", windows=3)
+    assert bar_fetches(streamed) == 2 and whole.trades.equals(streamed.trades)  # window, then whole
+    assert whole.equity.equals(streamed.equity)
+
+
+def test_window_plan() -> None:
+    from backtape.calendars import get_calendar
+    from backtape.engine.windows import plan_windows
+
+    xnys = get_calendar("XNYS")
+    s, e = int(np.datetime64("2023-01-01", "ns").astype(np.int64)), int(np.datetime64("2024-01-01", "ns")
+                                                                         .astype(np.int64))
+    months = plan_windows(xnys, "1min", 100, s, e, None)  # 9.8M bars: whole months (the cache's files)
+    assert [str(np.datetime64(t, "ns"))[:10] for t in months[:2]] == ["2023-02-01", "2023-03-01"]
+    assert len(months) == 11
+    assert plan_windows(xnys, "1min", 5, s, e, None) == []  # 0.5M bars: one window
+    assert plan_windows(xnys, "1d", 5000, s, e, None) == []  # daily streams only when forced
+    assert len(plan_windows(xnys, "1d", 5, s, e, 50)) == 4  # 250 sessions: five windows
+    assert plan_windows(xnys, "1w", 5, s, e, 5) == [] and plan_windows(xnys, "1min", 100, s, e, 0) == []
