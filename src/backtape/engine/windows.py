@@ -1,7 +1,8 @@
 """Streaming a long run through the event engine in windows of sessions (bounded memory).
 
 A run whose bars would not fit comfortably in memory (more than ``STREAM_ABOVE`` estimated bars, an
-intraday frequency) is cut at session opens into windows of about ``WINDOW_BARS`` bars. The portal
+intraday frequency) is cut at session opens into windows of about ``WINDOW_BARS`` bars, whole calendar
+months when that is a month or more (100 symbols x 390 minutes: one month per window). The portal
 loads the first window (``load_data(..., until=)``) and, window by window, the next one
 (``DataPortal.advance``), keeping of the previous bars only what the strategy can still read:
 
