@@ -6,7 +6,9 @@ parameter sets over it (``optimization.evaluate``), and ``equal_weight`` monthly
 final equity). Goals (issue 14): vector <= 0.5 s and <= 1 GiB, sweep <= 20 s on 2 cores, event <= 15 s
 and <= 2 GiB. Times are wall clock and, for the event engine, also the process's CPU time (on a shared
 machine the wall clock includes waiting for a core). With ``--minute-symbols N``, the event engine also
-runs ``equal_weight`` monthly on N symbols x one year of XNYS 1-minute bars (100: 9.8M bar events).
+runs ``equal_weight`` monthly on N symbols x one year of XNYS 1-minute bars (100: 9.8M bar events),
+each case in its own process: from memory and from a Parquet cache (``CachedDataSource`` without a
+memory tier, so the source holds nothing), with every bar held at once and streamed in windows.
 
     PYTHONPATH=src python benchmarks/bench_portfolio.py [--symbols 500] [--years 20] [--no-event]
                                                         [--minute-symbols 100]
@@ -22,15 +24,18 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from backtape.engine import Strategy, StrategyFactory, run_backtest
+from backtape.engine import BacktestEngine, Strategy, StrategyFactory, run_backtest
 from backtape.optimization.data import load_market_data
 from backtape.optimization.evaluate import EvalSpec, evaluate
 from backtape.options import TradingOptions
+from backtape.schema import SCHEMAS
+from backtape.sources.base import DataSource
 from backtape.sources.memory import FrameDataSource
 from backtape.vector.form import decisions
 from backtape.vector.portfolio import run, vector_data
@@ -79,15 +84,78 @@ def minute_universe(n_symbols: int, seed: int = 7) -> tuple[FrameDataSource, int
     return src, int(ts[0]), int(ts[-1]) + 1
 
 
-def minute_row(n_symbols: int) -> tuple[str, str, str, str, str]:
-    """The event engine's ``equal_weight`` monthly on the 1-minute universe: its row of the table."""
+@dataclass(frozen=True)
+class _CachedOnly(FrameDataSource):
+    """The minute universe's identity without its rows: a cache over it serves only what it holds."""
+
+    identity: str = ""
+
+    def cache_identity(self) -> str:
+        return self.identity
+
+    async def fetch(self, symbols: list[str], start: Any, end: Any, frequency: Any = "1d") -> pl.DataFrame:
+        raise RuntimeError(f"{symbols[:3]}... {start}..{end} is not in the benchmark's cache")
+
+
+def minute_cache(n_symbols: int, folder: str) -> tuple[str, int, int]:
+    """Write the 1-minute universe to a Parquet cache in ``folder`` (one file per symbol and month):
+    the cache identity and the run's range."""
+    from backtape.cache import CachedDataSource
+
     src, start, end = minute_universe(n_symbols)
+    cached = CachedDataSource(src, folder, memory_bytes=0)
+    names = [f"M{k:03d}" for k in range(n_symbols)]
+    for lo in range(0, n_symbols, 10):
+        cached.fetch_sync(names[lo:lo + 10], start, end, "1min")
+    return src.cache_identity(), start, end
+
+
+def minute_row(n_symbols: int, folder: str | None, windows: int | None) -> tuple[str, str, str, str, str]:
+    """The event engine's ``equal_weight`` monthly on the 1-minute universe: its row of the table.
+
+    ``folder``: read the universe from the Parquet cache there (nothing held by the source), else
+    from memory (a ``FrameDataSource`` holds every row, ~0.8 GiB for 100 symbols). ``windows``: 0
+    holds all bars in the engine at once, ``None`` lets it stream by size (25 sessions per window).
+    """
+    from backtape.cache import CachedDataSource
+
+    if folder is not None:
+        identity, start, end = json.loads(sys.stdin.read())
+        stub = _CachedOnly(pl.DataFrame(schema=SCHEMAS["bars"]), frequency="1min", name="bench-minutes",
+                           identity=identity)
+        src: DataSource = CachedDataSource(stub, folder, memory_bytes=0)
+        what = "Parquet cache"
+    else:
+        src, start, end = minute_universe(n_symbols)
+        what = "in memory"
     names = [f"M{k:03d}" for k in range(n_symbols)]
     opts = TradingOptions(cash=1_000_000, commission=0.001)
-    _, wall, cpu = timed(lambda: run_backtest("equal_weight", names, start, end, "1min", source=src,
-                                              options=opts, params={"rebalance": "1mo"}))
-    return (f"event {n_symbols} x 1y 1min ({src.bars.height / 1e6:.1f}M)", f"{wall:.1f} s", f"{cpu:.1f} s",
-            f"{peak_rss():.2f} GiB", "report; bounded memory")
+    engine = BacktestEngine(opts, source=src, window_sessions=windows)
+    result, wall, cpu = timed(lambda: engine.run(StrategyFactory.create("equal_weight", rebalance="1mo"),
+                                                 names, start, end, "1min"))
+    mode = "whole" if windows == 0 else "streamed"
+    label = f"event {n_symbols} x 1y 1min, {what}, {mode}"
+    final = result.metrics["final_equity"]
+    return (label, f"{wall:.1f} s", f"{cpu:.1f} s", f"{peak_rss():.2f} GiB",
+            f"{result.equity.height * n_symbols / 1e6:.1f}M bars, final {final:,.0f}")
+
+
+def minute_rows(n_symbols: int) -> list[tuple[str, ...]]:
+    """Each minute case in its own child process, so each peak memory is its own."""
+    import tempfile
+
+    def child(*extra: str, feed: str = "") -> tuple[str, ...]:
+        out = subprocess.run([sys.executable, __file__, "--minutes-only", str(n_symbols), *extra],
+                             input=feed, check=True, capture_output=True, text=True)
+        return tuple(json.loads(out.stdout.splitlines()[-1]))
+
+    rows = [child("--windows", "0"), child()]
+    with tempfile.TemporaryDirectory() as folder:
+        out = subprocess.run([sys.executable, __file__, "--minutes-only", str(n_symbols), "--write", folder],
+                             check=True, capture_output=True, text=True)
+        feed = out.stdout.splitlines()[-1]
+        rows += [child("--cache", folder, "--windows", "0", feed=feed), child("--cache", folder, feed=feed)]
+    return rows
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
@@ -98,8 +166,14 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
 
 
 def peak_rss() -> float:
-    """The process's peak resident memory so far, GiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    """The process's peak resident memory so far, GiB: ``VmHWM`` on Linux (``ru_maxrss`` would carry
+    the parent's peak across the child's exec), else ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status") as status:
+            kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kib / 2**20
 
 
 def main() -> None:
@@ -109,9 +183,15 @@ def main() -> None:
     ap.add_argument("--no-event", action="store_true")
     ap.add_argument("--minute-symbols", type=int, default=0)
     ap.add_argument("--minutes-only", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--windows", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--cache", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--write", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.minutes_only and args.write:
+        print(json.dumps(minute_cache(args.minutes_only, args.write)))
+        return
     if args.minutes_only:
-        print(json.dumps(minute_row(args.minutes_only)))
+        print(json.dumps(minute_row(args.minutes_only, args.cache, args.windows)))
         return
     src = universe(args.symbols, args.years)
     names = [f"S{k:03d}" for k in range(args.symbols)]
@@ -149,14 +229,13 @@ def main() -> None:
         rows.append(("event equal_weight 1mo", f"{ev_s:.1f} s", f"{ev_cpu:.1f} s", f"{peak_rss():.2f} GiB",
                      "<= 15 s, <= 2 GiB"))
         rows.append(("  its final equity", f"{ev.metrics['final_equity']:,.2f}", "", "", ""))
-    if args.minute_symbols:  # in a child process, so its peak memory is its own
-        child = subprocess.run([sys.executable, __file__, "--minutes-only", str(args.minute_symbols)],
-                               check=True, capture_output=True, text=True)
-        rows.append(tuple(json.loads(child.stdout.splitlines()[-1])))
+    if args.minute_symbols:
+        rows += minute_rows(args.minute_symbols)
     print(f"{args.symbols} symbols x {args.years} years daily; momentum final equity {final:,.0f}")
-    print(f"{'case':34} {'wall':>10} {'cpu':>8} {'peak':>9}   goal")
+    width = max(len(r[0]) for r in rows)
+    print(f"{'case':{width}} {'wall':>10} {'cpu':>8} {'peak':>9}   goal")
     for r in rows:
-        print(f"{r[0]:34} {r[1]:>10} {r[2]:>8} {r[3]:>9}   {r[4]}")
+        print(f"{r[0]:{width}} {r[1]:>10} {r[2]:>8} {r[3]:>9}   {r[4]}")
 
 
 if __name__ == "__main__":

@@ -15,11 +15,17 @@ bars, which raises ``LookAheadError``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import polars as pl
 
 from ..errors import BacktapeError, LookAheadError
+from .strategy import Indicator
+from .windows import indicator_portal
+
+if TYPE_CHECKING:
+    from .engine import _Run
 
 
 def point_in_time(portal: Any, fn: Callable[..., np.ndarray], args: tuple, kwargs: dict, symbol: str,
@@ -75,3 +81,33 @@ def check_causal(fn: Callable[..., np.ndarray], args: tuple, kwargs: dict, value
             raise LookAheadError(
                 f"indicator {label} uses data after its bar: its value at bar {bad} changes when the bars "
                 f"from {cut} on are removed")
+
+
+def make_indicator(run: _Run, fn: Callable[..., np.ndarray], args: tuple, kwargs: dict, symbol: str,
+                   field: str, name: str | None) -> Indicator:
+    """``fn`` over the run's bars of ``symbol``, point in time (``_indicators``), look-ahead checked;
+    a streamed run computes it on a one-symbol portal over the whole run (``windows``)."""
+    if symbol not in run.symbols:
+        raise BacktapeError(f"indicator for {symbol!r}, which is not in this backtest")
+    if run.tick_only:
+        raise BacktapeError("indicators need bars; this run has a tick-only clock (no bars declared)")
+    j = run.symbols.index(symbol)
+    label = name if name else str(getattr(fn, "__name__", "indicator"))
+    portal = indicator_portal(run, symbol) if run.bounds else run.portal
+    actions = [int(t) for t in portal.get_corporate_actions(symbol)["ts"].cast(pl.Int64)] \
+        if run.bounds else [a[0] for a in run._all_actions if a[1] == symbol]
+    full = point_in_time(portal, fn, args, kwargs, symbol, field, run.frequency, actions, label)
+    saved = portal.clock_ns
+    portal.set_clock(run.end)
+    series = portal.bars(symbol, run.frequency)
+    values = portal.get_bars(symbol, int(series.ts[0]) if len(series) else run.start, run.end,
+                             run.frequency, fields=(field,))[field]
+    portal.set_clock(run.now if saved is None else saved)
+    last = full if not actions else point_in_time(portal, fn, args, kwargs, symbol, field,
+                                                   run.frequency, [], label)
+    check_causal(fn, args, kwargs, values, last, label, int(series.ts.searchsorted(run.start, "left")))
+    indicator = Indicator(run, j, full, label)
+    if run.bounds:
+        indicator.rebase(run.offsets[j], len(run.bars[j]["ts"]))
+        run._indicators.append(indicator)
+    return indicator

@@ -83,11 +83,10 @@ def _held_value(run: _Run, j: int) -> np.ndarray:
     """One share of symbol ``j`` bought at the run's first close and held (``analytics.held_value``)."""
     from ..analytics import held_value
 
-    b, sym = run.bars[j], run.symbols[j]
-    first, last = b["first"], b["last"]
-    if last <= first:
+    held, sym = run.held[j], run.symbols[j]
+    if held is None:
         return np.zeros(0)
-    return held_value(b["close"][first], b["close"][last - 1], int(b["ts_end"][first]),
+    return held_value(held[0], held[2], held[1],
                       ((ts, action, value) for ts, s, action, value in run._actions if s == sym))
 
 
@@ -103,7 +102,11 @@ _REJECTION_SCHEMA = {"ts": pl.Int64, "order_id": pl.Int64, "symbol": pl.String, 
 
 def _prices(run: _Run) -> dict[str, pl.DataFrame]:
     """``{"prices": ...}``: the raw bars the run traded (``symbol``, ``ts`` = bar end, OHLC) for its
-    report, stored with the run so a stored run's report needs no data source; empty without bars."""
+    report, stored with the run so a stored run's report needs no data source; empty without bars.
+    A streamed run logged them window by window (``windows.PriceLog``)."""
+    if run.prices is not None:
+        logged = run.prices.frame(run)
+        return {"prices": logged} if logged is not None else {}
     parts = []
     for sym in () if run.tick_only else run.symbols:
         bars = run.portal.bars(sym, run.frequency)

@@ -26,7 +26,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypedDict
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -36,7 +36,8 @@ from ..errors import BacktapeError, NoDataError, warn_once
 from ..options import TradingOptions, trading_options
 from ..portal import DataPortal
 from ..sources.base import DataSource
-from ._indicators import check_causal, point_in_time
+from ._actions import apply_action, scheduled_actions
+from ._indicators import make_indicator
 from ._report import build_result
 from ._user_code import strategy_error
 from .broker import Bar, Broker
@@ -45,6 +46,7 @@ from .portfolio import Portfolio
 from .result import BacktestResult
 from .strategy import Context, Indicator, Strategy
 from .ticks import TickFeed, subscriptions, tick_clock
+from .windows import PriceLog, SymbolBars, keep_rows, plan_windows, window_bars
 
 log = logging.getLogger("backtape.backtest")
 
@@ -62,20 +64,6 @@ def resolve_source(source: DataSource | str, **options: Any) -> DataSource:
     return get_source(source, **options)
 
 
-class _SymbolBars(TypedDict):
-    """One symbol's raw bars at the run frequency and the rows ``[first, last)`` inside the run."""
-
-    ts: np.ndarray
-    ts_end: np.ndarray
-    first: int
-    last: int
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
-
-
 class BacktestEngine:
     """The event-driven engine: ``options`` (``TradingOptions``) are the defaults of every ``run``.
 
@@ -86,9 +74,11 @@ class BacktestEngine:
     name = "event"
 
     def __init__(self, options: TradingOptions | None = None, *, source: DataSource | str = "sample",
-                 **overrides: Any) -> None:
+                 window_sessions: int | None = None, **overrides: Any) -> None:
         self.source = source
         self.options = trading_options(options, **overrides)
+        #: sessions per streamed window: ``None`` by size (``backtape.engine.windows``), 0 never
+        self.window_sessions = window_sessions
 
     def run(self, strategy: Strategy, symbols: Sequence[str] | str, start: TimeLike, end: TimeLike,
             frequency: str = "1d", *, source: DataSource | str | None = None,
@@ -108,7 +98,7 @@ class BacktestEngine:
                                           "start": format_ns(s_ns), "end": format_ns(e_ns),
                                           "frequency": frequency})
         try:
-            run = _Run(strategy, names, s_ns, e_ns, frequency, src, opts)
+            run = _Run(strategy, names, s_ns, e_ns, frequency, src, opts, self.window_sessions)
             run.execute(progress)
             result = run.result(time.perf_counter() - t0)
         except Exception as exc:
@@ -139,7 +129,7 @@ class _Run:
     """The state of one backtest while it runs (engine internals)."""
 
     def __init__(self, strategy: Strategy, symbols: list[str], start: int, end: int, frequency: str,
-                 source: DataSource, opts: TradingOptions) -> None:
+                 source: DataSource, opts: TradingOptions, window_sessions: int | None = 0) -> None:
         self.strategy, self.symbols, self.start, self.end = strategy, symbols, start, end
         self._symbol_set = frozenset(symbols)
         self.frequency = frequency
@@ -148,13 +138,25 @@ class _Run:
         opts = opts.for_symbols(calendars, source.instruments(symbols))
         self.options = opts
         self.fill_mode = opts.fill
-        self.portal = DataPortal(source, adjustment=opts.adjustment, dividends=opts.dividends)
+        shared = set(calendars.values())
+        self.portal = DataPortal(source, calendar=shared.pop() if len(shared) == 1 else None,
+                                 adjustment=opts.adjustment, dividends=opts.dividends)
         strategy.frequency = frequency
         if strategy.portal is None:
             strategy.portal = self.portal
         kinds, wants_bars = subscriptions(list(strategy.get_data_requirements()))
         self.tick_only = bool(kinds) and not wants_bars
-        self.portal.load_data(start, end, symbols, requirements=[strategy])
+        # streamed windows (backtape.engine.windows): boundaries, and per symbol the rows released
+        self.bounds = [] if kinds else plan_windows(self.portal.calendar, frequency, len(symbols), start, end,
+                                                    window_sessions)
+        self.offsets = [0] * len(symbols)
+        self._all_actions: list[tuple[int, str, str, float]] = []  # the run's, from _actions
+        self.history_counts: dict[str, int] = {}
+        self.indicator_data: tuple[str, DataPortal] | None = None
+        self._indicators: list[Indicator] = []
+        self.prices = PriceLog(frequency) if self.bounds else None
+        self.portal.load_data(start, end, symbols, requirements=[strategy],
+                              until=self.bounds[0] if self.bounds else None)
         self.portfolio = Portfolio(self.portal, opts.cash)
         fractional = opts.fractional
         if isinstance(fractional, str):
@@ -176,54 +178,84 @@ class _Run:
             self.broker.desk = self.feed.desk
         self._records: dict[str, dict[int, Any]] = {}  # name -> {clock step: value}
         self._fills_this_step: list[Fill] = []
-        self._build_timeline()
+        self.first_row = [int(self.portal.bars(sym, frequency).ts.searchsorted(start, "left"))
+                          for sym in ([] if self.tick_only else symbols)]
+        self.held: list[tuple[float, int, float, int, int] | None] = [None] * len(self.first_row)
+        self._window(-1)
+        if self.bounds and self._ready_step() == -1:  # ready only known from later windows: load whole
+            self.bounds, self.prices = [], None
+            self.portal.load_data(start, end, symbols, requirements=[strategy])
+            self._window(-1)
 
     # timeline --------------------------------------------------------------------------
-    def _build_timeline(self) -> None:
-        """Arrays per symbol (raw bars at the run frequency inside the range) and the clock steps."""
-        self.bars: list[_SymbolBars] = []
-        ends = []
-        for sym in () if self.tick_only else self.symbols:
-            series = self.portal.bars(sym, self.frequency)
-            first = int(np.searchsorted(series.ts, self.start, "left"))
-            last = int(np.searchsorted(series.ts, self.end, "left"))
-            f = series.fields
-            self.bars.append(_SymbolBars(ts=series.ts, ts_end=series.ts_end, first=first, last=last,
-                                         open=f["open"], high=f["high"], low=f["low"], close=f["close"],
-                                         volume=f["volume"]))
-            ends.append(series.ts_end[first:last])
+    def _window(self, w: int) -> None:
+        """Arrays per symbol (raw bars at the run frequency) and the clock steps of window ``w + 1``
+        (``-1``: the first; one window holds the whole run when there are no ``bounds``)."""
+        t_lo = self.bounds[w] if w >= 0 else -(2**62)
+        self.t_hi = t_hi = self.bounds[w + 1] if w + 1 < len(self.bounds) else 2**62
+        self.bars: list[SymbolBars] = [window_bars(self, j, t_lo, t_hi) for j in range(len(self.first_row))]
+        ends = [b["ts_end"][b["lo"]:b["hi"]] for b in self.bars]
         if self.tick_only:
             self.clock = tick_clock(self.portal.calendar, self.frequency, self.start, self.end)
-        elif not any(len(e) for e in ends):
+        elif len(ends) == 1:
+            self.clock = ends[0]
+        else:
+            self.clock = np.unique(np.concatenate(ends))
+        if w < 0 and not self.tick_only and not self.bounds and not len(self.clock):
             raise NoDataError(f"no {self.frequency} bars for {', '.join(self.symbols)} between "
                               f"{format_ns(self.start)} and {format_ns(self.end)}")
-        else:
-            self.clock = ends[0] if len(ends) == 1 else np.unique(np.concatenate(ends))
         n = len(self.clock)
         # row of each symbol's bar ending at each step (-1 when it has none), and its last visible row
         self.row_at = []
-        for b in self.bars:
+        for j, b in enumerate(self.bars):
             row = np.full(n, -1, dtype=np.int64)
-            own = np.arange(b["first"], b["last"])
-            row[np.searchsorted(self.clock, b["ts_end"][b["first"]:b["last"]])] = own
+            own = np.arange(b["lo"], b["hi"])
+            row[np.searchsorted(self.clock, b["ts_end"][b["lo"]:b["hi"]])] = own
             self.row_at.append(row)
-        self.rows = [b["first"] - 1 for b in self.bars]
-        self._since = [b["first"] for b in self.bars]
+            lo, hi = b["lo"], b["hi"]
+            if hi > lo:  # first close, its end, last close, first start, last end: buy and hold, spans
+                held = self.held[j]
+                first = held if held is not None else (float(b["close"][lo]), int(b["ts_end"][lo]), 0.0,
+                                                       int(b["ts"][lo]), 0)
+                last = float(b["close"][hi - 1]), int(b["ts_end"][hi - 1])
+                self.held[j] = (first[0], first[1], last[0], first[3], last[1])
+        if w < 0:
+            self.rows = [b["first"] - 1 for b in self.bars]
+            self._since = [b["first"] for b in self.bars]
         self.vol = [self._volatility(b) if self._needs_volatility() else None for b in self.bars]
-        self._actions = self._scheduled_actions()
+        self._actions = scheduled_actions(self)
         self._sessions = self.portal.calendar.closes
+        if self.prices is not None:
+            self.prices.add(self, t_lo, t_hi)
+
+    def _advance(self, w: int) -> None:
+        """Release what window ``w`` no longer needs, load window ``w + 1`` (``windows.keep_rows``)."""
+        for j in range(len(self.bars)):
+            self._flush_extremes(j, self.rows[j])
+        keep, dropped = keep_rows(self, self.bounds[w])
+        self.portal.advance(self.bounds[w + 1] if w + 1 < len(self.bounds) else self.end, keep)
+        for j, d in enumerate(dropped):
+            self.offsets[j] += d
+            self.rows[j] -= d
+            self._since[j] -= d
+        self._window(w)
+        for ind in self._indicators:
+            ind.rebase(self.offsets[ind._slot], len(self.bars[ind._slot]["ts"]))
 
     def _ready_step(self) -> int:
         """First clock step with ``strategy.warmup`` bars of history for every symbol that has bars.
 
-        The portal loads that history before ``start`` when the data has it; when it does not, the
-        strategy is first called once it exists (said once), so strategies never guard on it.
+        The portal loads that history before ``start`` when the data has them; when it does not, the
+        strategy is first called once it exists (said once), so strategies never guard on it. A
+        streamed run gets ``-1`` when the first window does not settle it (it is then loaded whole).
         """
         need, n = int(self.strategy.warmup), len(self.clock)
         if need <= 1 or self.tick_only:
             return 0
         firsts = [int(np.argmax(row >= need - 1)) if (row >= need - 1).any() else n
                   for row in self.row_at if (row >= 0).any()]
+        if self.bounds and (len(firsts) < len(self.row_at) or max(firsts, default=n) >= n):
+            return -1
         ready = max(firsts, default=0)
         if ready:
             when = f"from {format_ns(int(self.clock[ready]))} on" if ready < n else "at no step of the run"
@@ -235,7 +267,7 @@ class _Run:
         return self.costs.needs_volatility
 
     @staticmethod
-    def _volatility(b: _SymbolBars, window: int = 20) -> np.ndarray:
+    def _volatility(b: SymbolBars, window: int = 20) -> np.ndarray:
         """Std of the previous ``window`` close-to-close returns, known at each bar's close."""
         close = b["close"]
         ret = np.empty_like(close)
@@ -246,19 +278,6 @@ class _Run:
             windows = np.lib.stride_tricks.sliding_window_view(ret[1:], window)
             out[window:] = windows.std(axis=1, ddof=1)
         return out
-
-    def _scheduled_actions(self) -> list[tuple[int, str, str, float]]:
-        """Splits and dividends inside the run, sorted by ex-date (known to the engine, not the strategy)."""
-        clock = self.portal.clock_ns
-        self.portal.set_clock(self.end)
-        actions = self.portal.get_corporate_actions()
-        if clock is not None:
-            self.portal.set_clock(clock)
-        actions = actions.filter(pl.col("symbol").is_in(self.symbols)).with_columns(
-            pl.col("ts").cast(pl.Int64))
-        rows = sorted(zip(actions["ts"], actions["symbol"], actions["action"], actions["value"], strict=True))
-        self._all_actions = rows
-        return [a for a in rows if self.start < a[0] <= self.end]
 
     # the loop --------------------------------------------------------------------------
     def execute(self, progress: Callable[[int, int], None] | None) -> None:
@@ -272,16 +291,57 @@ class _Run:
             raise error from exc
 
     def _execute(self, progress: Callable[[int, int], None] | None) -> None:
-        """The clock loop (module docstring, steps 1-5). Hot: Python lists, no per-bar allocation."""
-        strategy, ctx, portal, pf, broker = self.strategy, self.ctx, self.portal, self.portfolio, self.broker
+        """Initialize, the clock loop over each window (``_steps``), then the end of the run."""
+        strategy, ctx = self.strategy, self.ctx
+        self.portal.set_clock(self.start)
+        strategy.initialize(ctx)
+        ready = self._ready_step()
+        n0 = len(self.clock)
+        span = (self.end - self.start) / (self.bounds[0] - self.start) if self.bounds else 1.0
+        total = max(int(n0 * span), 1)  # steps, estimated from the first window when streamed
+        self._a_i, self._tick, self._every = 0, 0 if progress is not None else total, max(total // 100, 1)
+        equity: list[float] = []
+        exposed: list[bool] = []
+        traded: list[float] = []
+        clocks = []
+        for w in range(-1, len(self.bounds)):
+            if w >= 0:
+                self._advance(w)
+            clocks.append(self.clock)
+            self._steps(len(equity), ready, equity, exposed, traded, progress, total)
+        n = len(equity)
+        self.clock = clocks[0] if len(clocks) == 1 else np.concatenate(clocks)
+        if not n and not self.tick_only:
+            raise NoDataError(f"no {self.frequency} bars for {', '.join(self.symbols)} between "
+                              f"{format_ns(self.start)} and {format_ns(self.end)}")
+        if self.bounds:
+            from ..portal.spans import warn_short
+
+            warn_short(self.portal.calendar, [(s, h[3], h[4]) if h else (s, -1, -1)
+                                              for s, h in zip(self.symbols, self.held, strict=True)],
+                       self.start, self.end)
+        strategy.on_end(ctx)
+        if self.options.finalize_trades and equity:
+            equity[-1], traded[-1] = self._finalize(self.rows, traded[-1])
+        for j in range(len(self.bars)):
+            self._flush_extremes(j, self.rows[j])
+        self.equity = np.array(equity)
+        self.exposed = np.array(exposed, dtype=np.bool_)
+        self.traded = np.array(traded)
+        if progress is not None:
+            progress(n, n)
+
+    def _steps(self, k0: int, ready: int, equity_out: list[float], exposed_out: list[bool],
+               traded_out: list[float], progress: Callable[[int, int], None] | None, total: int) -> None:
+        """The clock loop of one window, steps ``k0...`` (module docstring, steps 1-5). Hot: Python
+        lists, no per-bar allocation."""
+        ctx, portal, pf, broker = self.ctx, self.portal, self.portfolio, self.broker
         n = len(self.clock)
         clock = self.clock.tolist()
         equity, exposed, traded = [0.0] * n, [False] * n, [0.0] * n
-        portal.set_clock(self.start)
-        strategy.initialize(ctx)
-        on_bar = strategy.on_bar
-        ready = self._ready_step()
-        actions, a_i, n_actions = self._actions, 0, len(self._actions)
+        on_bar = self.strategy.on_bar
+        ready -= k0
+        actions, a_i, n_actions = self._actions, self._a_i, len(self._actions)
         syms, rows = self.symbols, self.rows
         cols = [(j, syms[j], self.row_at[j].tolist(), self.bars[j]["close"].tolist())
                 for j in range(len(self.bars))]
@@ -292,8 +352,8 @@ class _Run:
         peak = pf.peak_equity
         keep = self._halt_keep()  # the drawdown halt trips when equity <= peak * keep
         floor = peak * keep
-        every = max(n // 100, 1)
-        tick = 0 if progress is not None else n
+        every = self._every
+        tick = self._tick - k0
         gc.freeze()  # the heap and the run's big lists as they are now are never rescanned by the
         try:  # collections the loop's allocations trigger (a full one measured 0.14 s mid-run)
             for k in range(n):
@@ -301,10 +361,10 @@ class _Run:
                 if feed is not None:
                     traded[k] += feed.advance(t)
                 self.now = t
-                self.step = k
+                self.step = k0 + k
                 portal._clock = t  # DataPortal.set_clock without the call: once per step
                 while a_i < n_actions and actions[a_i][0] <= t:
-                    self._apply_action(*actions[a_i])
+                    apply_action(self, *actions[a_i])
                     a_i += 1
                 if working:  # the broker's book holds only symbols with orders
                     pf.hold_prices()  # prices change only at the marks below
@@ -354,20 +414,14 @@ class _Run:
                     broker.halted = True
                     floor = -math.inf
                 if k == tick and progress is not None:
-                    progress(k, n)
+                    progress(k0 + k, max(total, k0 + k + 1))
                     tick += every
         finally:
             gc.unfreeze()
-        strategy.on_end(ctx)
-        if self.options.finalize_trades and equity:
-            equity[-1], traded[-1] = self._finalize(rows, traded[-1])
-        for j in range(len(self.bars)):
-            flush(j, rows[j])
-        self.equity = np.array(equity)
-        self.exposed = np.array(exposed, dtype=np.bool_)
-        self.traded = np.array(traded)
-        if progress is not None:
-            progress(n, n)
+        self._a_i, self._tick = a_i, tick + k0
+        equity_out += equity
+        exposed_out += exposed
+        traded_out += traded
 
     def _finalize(self, rows: list[int], traded: float) -> tuple[float, float]:
         """``finalize_trades``: every open position closed on its last bar; the last step's equity
@@ -418,34 +472,6 @@ class _Run:
         return Bar(int(b["ts"][r]), int(b["ts_end"][r]), b["open"][r], b["high"][r], b["low"][r],
                    b["close"][r], b["volume"][r], math.nan if vol is None else vol[r])
 
-    def _apply_action(self, ts: int, symbol: str, action: str, value: float) -> None:
-        pf = self.portfolio
-        qty = pf.positions.get(symbol, 0.0)
-        if action == "split" and value > 0 and value != 1.0:
-            j = self.symbols.index(symbol)
-            self._flush_extremes(j, self.rows[j])
-            if qty:
-                pf.positions[symbol] = qty * value
-                pf.settle_extremes(symbol)
-                for lot in pf._lots.get(symbol, ()):
-                    lot.quantity *= value
-                    lot.entry_price /= value
-                    lot.low /= value
-                    lot.high /= value
-                    lot.entry_commission_per_unit /= value
-                    lot.entry_slippage_per_unit /= value
-            if symbol in pf.prices:
-                pf.prices[symbol] /= value
-            for order in self.broker.working(symbol):
-                order.quantity *= value
-                order.filled *= value
-                if order.limit_price is not None:
-                    order.limit_price /= value
-                if order.stop_price is not None:
-                    order.stop_price /= value
-        elif action == "dividend" and qty:
-            pf.cash += qty * value
-
     # services for the context ---------------------------------------------------------
     def submit(self, order: Order) -> Order:
         if order.symbol not in self._symbol_set:
@@ -472,23 +498,8 @@ class _Run:
 
     def make_indicator(self, fn: Callable[..., np.ndarray], args: tuple, kwargs: dict, symbol: str,
                        field: str, name: str | None) -> Indicator:
-        """``fn`` over the loaded bars of ``symbol``, point in time (``_indicators``), look-ahead checked."""
-        if symbol not in self.symbols:
-            raise BacktapeError(f"indicator for {symbol!r}, which is not in this backtest")
-        if self.tick_only:
-            raise BacktapeError("indicators need bars; this run has a tick-only clock (no bars declared)")
-        j = self.symbols.index(symbol)
-        label = name if name else str(getattr(fn, "__name__", "indicator"))
-        actions = [a[0] for a in self._all_actions if a[1] == symbol]
-        full = point_in_time(self.portal, fn, args, kwargs, symbol, field, self.frequency, actions, label)
-        self.portal.set_clock(self.end)
-        values = self.portal.get_bars(symbol, int(self.bars[j]["ts"][0]), self.end, self.frequency,
-                                       fields=(field,))[field]
-        self.portal.set_clock(self.now)
-        last = full if not actions else point_in_time(self.portal, fn, args, kwargs, symbol, field,
-                                                       self.frequency, [], label)
-        check_causal(fn, args, kwargs, values, last, label, self.bars[j]["first"])
-        return Indicator(self, j, full, label)
+        """``fn`` over the run's bars of ``symbol`` (``_indicators.make_indicator``)."""
+        return make_indicator(self, fn, args, kwargs, symbol, field, name)
 
     def _on_fill(self, fill: Fill) -> None:
         self.strategy.on_fill(self.ctx, fill)

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, Unpack
 
 import numpy as np
 
-from ..errors import BacktapeError, LookAheadError, OrderError, ParameterError
+from ..errors import BacktapeError, HistoryWindowStartsBeforeData, LookAheadError, OrderError, ParameterError
 from ..portal.requirements import DataRequirement
 from ..schema import TickKind
 from .orders import Fill, Order, OrderType, TimeInForce
@@ -111,29 +111,40 @@ class Strategy:
 
 
 class Indicator:
-    """A precomputed series revealed up to the current bar: ``ind[-1]`` now, ``ind[-k]`` k-1 bars ago."""
+    """A precomputed series revealed up to the current bar: ``ind[-1]`` now, ``ind[-k]`` k-1 bars ago.
 
-    __slots__ = ("_items", "_rows", "_run", "_slot", "name", "values")
+    ``_offset`` is the run's row of the engine's row 0 (non-zero once a streamed run released bars);
+    ``_items`` holds the values from there as Python floats, cheaper to index one at a time.
+    """
+
+    __slots__ = ("_items", "_offset", "_rows", "_run", "_slot", "name", "values")
 
     def __init__(self, run: _Run, slot: int, values: np.ndarray, name: str) -> None:
         self._run, self._slot, self.values, self.name = run, slot, values, name
         self._rows = run.rows  # the engine updates this list in place, bar by bar
-        self._items = values.tolist()  # Python floats: cheaper to index one at a time than numpy
+        self._offset = 0
+        self._items = values.tolist()
+
+    def rebase(self, offset: int, count: int) -> None:
+        """The engine's rows now start at the run's row ``offset`` and number ``count``."""
+        self._offset = offset
+        self._items = self.values[offset:offset + count].tolist()
 
     def __getitem__(self, key: int) -> float:
         if type(key) is int and key < 0:
             i = self._rows[self._slot] + 1 + key
             if i >= 0:
                 return self._items[i]
-            return math.nan
+            i += self._offset
+            return float(self.values[i]) if i >= 0 else math.nan
         raise LookAheadError(f"indicator {self.name}: use negative indices (ind[-1] is the current bar)")
 
     def __len__(self) -> int:
-        return int(self._run.rows[self._slot]) + 1
+        return int(self._run.rows[self._slot]) + 1 + self._offset
 
     def to_numpy(self) -> np.ndarray:
         """The values up to and including the current bar (a view)."""
-        return self.values[: self._run.rows[self._slot] + 1]
+        return self.values[: self._run.rows[self._slot] + 1 + self._offset]
 
 
 class OrderOptions(TypedDict, total=False):
@@ -193,8 +204,20 @@ class Context:
                 frequency: str | None = None) -> np.ndarray:
         """The last ``bar_count`` complete bars' ``field`` (1-D for one symbol, bars x symbols else)."""
         names = [symbols] if isinstance(symbols, str) else list(symbols)
-        out = self.portal.get_history_window(names, self._run.now, bar_count, frequency or self.frequency,
-                                             field)
+        freq = frequency or self.frequency
+        seen = self._run.history_counts  # a streamed run keeps this many bars of look-back
+        if seen.get(freq, 0) < bar_count:
+            seen[freq] = bar_count
+        try:
+            out = self.portal.get_history_window(names, self._run.now, bar_count, freq, field)
+        except HistoryWindowStartsBeforeData as exc:
+            if not self._run.bounds:
+                raise
+            raise HistoryWindowStartsBeforeData(
+                f"{exc}; this run is streamed in windows and keeps before each one only the declared "
+                f"look-back and the largest history asked so far: declare warmup = {bar_count} on the "
+                "strategy (or run with BacktestEngine(window_sessions=0))",
+                first_valid_end=exc.first_valid_end) from None
         return out[:, 0] if isinstance(symbols, str) else out
 
     def spot(self, symbol: str, field: str = "close") -> float:

@@ -19,7 +19,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, overload
 
 import numpy as np
@@ -90,10 +90,12 @@ class DataPortal:
         self._hints: dict[tuple[str, str], int] = {}
         self._adjusted_symbols: frozenset[str] = frozenset()
         self._range: tuple[int, int] | None = None
+        self._names: list[str] = []
+        self._loaded_to = 0
 
     # ------------------------------------------------------------------ loading
     def load_data(self, start: TimeLike, end: TimeLike, symbols: Sequence[str] | str,
-                  requirements: Iterable[object] = ()) -> None:
+                  requirements: Iterable[object] = (), *, until: TimeLike | None = None) -> None:
         """Fetch everything ``requirements`` need for ``symbols`` over ``[start, end)``, once.
 
         ``requirements`` holds ``DataRequirement`` objects and/or objects with
@@ -101,8 +103,12 @@ class DataPortal:
         call for all symbols at its base frequency, reaching back by the largest lookback counted on
         the calendar. Without any requirement, bars at the source's finest of 1min/1d are loaded;
         requirements for ticks only load no bars (tick-only symbols). The clock is set to ``start``.
+
+        ``until`` streams a long run (the engine's windows): only bars starting before it are loaded
+        now, ``advance`` loads the rest window by window, and the coverage check is the caller's.
         """
         s, e = check_range(start, end)
+        stop = e if until is None else min(max(to_ns(until, name="until"), s + 1), e)
         names = [x.strip() for x in symbols.split(",")] if isinstance(symbols, str) else list(symbols)
         if not names:
             raise NoDataError("load_data: no symbols given")
@@ -112,28 +118,60 @@ class DataPortal:
         if not self._calendar_given:
             self.calendar = _symbols_calendar(self.source, names) or self.calendar
         caps = self.source.capabilities
-        plans = plan_fetches(reqs, self.calendar, s, e, caps, self.source.name)
+        plans = plan_fetches(reqs, self.calendar, s, stop, caps, self.source.name)
+        if until is not None and set(plans) != {"bars"}:
+            raise UnsupportedDataError("a streamed load (until=) takes bars only; load ticks whole")
         frames = run_sync(self._fetch_all(plans, names, caps.corporate_actions and "bars" in plans))
         self._plans = plans
         self._rows = {kind: frame.height for kind, frame in frames.items()}
         bars_plan = plans.get("bars")
         default = Timeframe.parse(_default_frequency(self.source, names))
         self._base_tf = bars_plan.frequency if bars_plan else default
-        self._store = BarStore(frames.pop("bars", empty("bars")), names)
-        self._adj = Adjustments(frames.pop("actions", empty("actions")), self._store, self.adjustment,
-                                self.dividends)
+        bars, actions = frames.pop("bars", empty("bars")), frames.pop("actions", empty("actions"))
         self._ticks = {kind: TickStore(frame) for kind, frame in frames.items()}
-        self._views, self._adj_views, self._adj_bases, self._shared, self._spot = {}, {}, {}, {}, {}
-        self._raw_views = {}
-        self._series = {s: self._store.series(s) for s in self._store.symbols}
-        self._hints = {}
-        self._adjusted_symbols = frozenset(s for s in self._series if self._adj.has(s))
+        self._install(BarStore(bars, names), actions)
+        self._names, self._loaded_to = names, stop
         self._range = (min(p.start for p in plans.values()), e)
         self._clock = s
-        if bars_plan is not None:
+        if bars_plan is not None and until is None:
             from .spans import series_spans, warn_short
 
             warn_short(self.calendar, series_spans(self._series.values(), s, e), s, e)
+
+    def advance(self, until: TimeLike, keep: Mapping[str, int]) -> None:
+        """Stream on (after ``load_data(..., until=)``): load the bars and actions starting between the
+        last ``until`` and this one, and release each symbol's rows before index ``keep[symbol]``.
+
+        The engine keeps what its strategy can still read (its look-back) and the bars it holds
+        positions on; row indices of the kept bars shift down by ``keep[symbol]``.
+        """
+        t = to_ns(until, name="until")
+        plan = self._plans.get("bars")
+        if plan is None or self._store is None or self._adj is None:
+            raise BacktapeError("advance() continues a streamed load: call load_data(..., until=) first")
+        lo = self._loaded_to
+        if t <= lo:
+            return
+        step = {"bars": dataclasses.replace(plan, start=lo, end=t, owners=[])}
+        frames = run_sync(self._fetch_all(step, self._names, self.source.capabilities.corporate_actions))
+        new = frames["bars"]
+        self._rows["bars"] = self._rows.get("bars", 0) + new.height
+        actions = frames.get("actions")
+        old = self._adj.actions
+        merged = old if actions is None or not actions.height else \
+            pl.concat([old, actions], how="vertical_relaxed").unique(maintain_order=True)
+        self._install(self._store.rolled(keep, new), merged)
+        self._loaded_to = t
+
+    def _install(self, store: BarStore, actions: pl.DataFrame) -> None:
+        """Make ``store`` and ``actions`` the loaded data and drop everything derived from the old ones."""
+        self._store = store
+        self._adj = Adjustments(actions, store, self.adjustment, self.dividends)
+        self._views, self._adj_views, self._adj_bases, self._shared, self._spot = {}, {}, {}, {}, {}
+        self._raw_views = {}
+        self._series = {s: store.series(s) for s in store.symbols}
+        self._hints = {}
+        self._adjusted_symbols = frozenset(s for s in self._series if self._adj.has(s))
 
     async def _fetch_all(self, plans: dict[str, FetchPlan], symbols: list[str],
                          actions: bool) -> dict[str, pl.DataFrame]:

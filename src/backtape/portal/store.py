@@ -7,6 +7,7 @@ costs the raw column bytes and nothing more. Lookups are ``searchsorted`` on ``t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,26 +59,28 @@ class BarStore:
     def __init__(self, bars: pl.DataFrame, symbols: list[str] | None = None) -> None:
         if bars.height and bars["symbol"].rle().len() != bars["symbol"].n_unique():
             bars = bars.sort(["symbol", "ts"], maintain_order=True)
-        has_vwap = "vwap" in bars.columns and bars["vwap"].null_count() < bars.height
-        names = [f for f in BAR_FIELDS if f != "vwap" or has_vwap] + _extra_fields(bars)
-        self._columns: dict[str, np.ndarray] = {
-            "ts": _int_ns(bars["ts"]),
-            "ts_end": _int_ns(bars["ts_end"]),
-            **{f: _floats(bars[f]) for f in names},
-        }
-        self.fields: tuple[str, ...] = tuple(names)
-        sym = bars["symbol"]
-        runs = sym.rle() if bars.height else None
+        names = _fields_of(bars)
+        columns = {"ts": _int_ns(bars["ts"]), "ts_end": _int_ns(bars["ts_end"]),
+                   **{f: _floats(bars[f]) for f in names}}
+        runs: list[tuple[str, int]] = []
+        if bars.height:
+            rle = bars["symbol"].rle()
+            runs = list(zip(rle.struct.field("value").to_list(), rle.struct.field("len").to_list(),
+                            strict=True))
+        seen = {name for name, _ in runs}
+        runs += [(name, 0) for name in symbols or () if name not in seen]
+        self._setup(columns, tuple(names), runs)
+
+    def _setup(self, columns: dict[str, np.ndarray], fields: tuple[str, ...],
+               runs: list[tuple[str, int]]) -> None:
+        """Hold ``columns``; symbol ``runs`` (name, row count) follow one another in them. Checked."""
+        self._columns = columns
+        self.fields: tuple[str, ...] = fields
         self._series: dict[str, BarSeries] = {}
         offset = 0
-        if runs is not None:
-            for length, name in zip(runs.struct.field("len").to_list(),
-                                    runs.struct.field("value").to_list(), strict=True):
-                self._series[name] = self._view(name, offset, offset + length)
-                offset += length
-        for name in symbols or ():
-            if name not in self._series:
-                self._series[name] = self._view(name, 0, 0)
+        for name, length in runs:
+            self._series[name] = self._view(name, offset, offset + length)
+            offset += length
         self._check()
 
     def _view(self, symbol: str, lo: int, hi: int) -> BarSeries:
@@ -104,6 +107,33 @@ class BarStore:
                     f"(row {i} of the symbol; duplicate or overlapping bars)",
                     [{"rule": "increasing", "symbol": s.symbol, "row": i}],
                 )
+
+    def rolled(self, keep: Mapping[str, int], new: pl.DataFrame) -> BarStore:
+        """A store of each symbol's rows from ``keep[symbol]`` on followed by its bars in ``new``
+        (which all start after the kept ones): the next window of a streamed run. Symbols keep their
+        order; a field either part lacks is NaN in it. Columns are joined in numpy, never re-sorted."""
+        fresh = BarStore(new)
+        names = [*self.fields, *(f for f in fresh.fields if f not in self.fields)]
+        pieces: dict[str, list[np.ndarray]] = {c: [] for c in ("ts", "ts_end", *names)}
+        runs = []
+        for sym in [*self._series, *(s for s in fresh._series if s not in self._series)]:
+            count = 0
+            for series, lo in ((self._series.get(sym), int(keep.get(sym, 0))), (fresh._series.get(sym), 0)):
+                if series is None or lo >= len(series):
+                    continue
+                lo = max(lo, 0)
+                pieces["ts"].append(series.ts[lo:])
+                pieces["ts_end"].append(series.ts_end[lo:])
+                for f in names:
+                    values = series.fields.get(f)
+                    pieces[f].append(values[lo:] if values is not None else np.full(len(series) - lo, np.nan))
+                count += len(series) - lo
+            runs.append((sym, count))
+        columns = {c: np.concatenate(v) if v else np.empty(0, np.int64 if c in ("ts", "ts_end") else float)
+                   for c, v in pieces.items()}
+        store = BarStore.__new__(BarStore)
+        store._setup(columns, tuple(names), runs)
+        return store
 
     @property
     def symbols(self) -> list[str]:
@@ -167,6 +197,12 @@ class TickStore:
 
 
 _KNOWN = frozenset(("symbol", "ts", "ts_end", "transactions", *BAR_FIELDS))
+
+
+def _fields_of(bars: pl.DataFrame) -> list[str]:
+    """The fields a store built from ``bars`` has (``vwap`` only when some row has one)."""
+    has_vwap = "vwap" in bars.columns and bars["vwap"].null_count() < bars.height
+    return [f for f in BAR_FIELDS if f != "vwap" or has_vwap] + _extra_fields(bars)
 
 
 def _extra_fields(bars: pl.DataFrame) -> list[str]:

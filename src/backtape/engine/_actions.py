@@ -1,0 +1,58 @@
+"""Corporate actions in a run: which fall inside it, and what each does to the account.
+
+The engine applies an action at the first clock step at or after its ex-date open, before the
+bars ending there are matched (``engine`` module docstring, step 2).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+if TYPE_CHECKING:
+    from .engine import _Run
+
+
+def scheduled_actions(run: _Run) -> list[tuple[int, str, str, float]]:
+    """Splits and dividends inside the run, sorted by ex-date (known to the engine, not the strategy)."""
+    clock = run.portal.clock_ns
+    run.portal.set_clock(run.end)
+    actions = run.portal.get_corporate_actions()
+    if clock is not None:
+        run.portal.set_clock(clock)
+    actions = actions.filter(pl.col("symbol").is_in(run.symbols)).with_columns(
+        pl.col("ts").cast(pl.Int64))
+    rows = sorted(zip(actions["ts"], actions["symbol"], actions["action"], actions["value"], strict=True))
+    run._all_actions = rows
+    return [a for a in rows if run.start < a[0] <= run.end]
+
+
+def apply_action(run: _Run, ts: int, symbol: str, action: str, value: float) -> None:
+    """A split scales the position, its lots, its price and working orders; a dividend pays cash."""
+    pf = run.portfolio
+    qty = pf.positions.get(symbol, 0.0)
+    if action == "split" and value > 0 and value != 1.0:
+        j = run.symbols.index(symbol)
+        run._flush_extremes(j, run.rows[j])
+        if qty:
+            pf.positions[symbol] = qty * value
+            pf.settle_extremes(symbol)
+            for lot in pf._lots.get(symbol, ()):
+                lot.quantity *= value
+                lot.entry_price /= value
+                lot.low /= value
+                lot.high /= value
+                lot.entry_commission_per_unit /= value
+                lot.entry_slippage_per_unit /= value
+        if symbol in pf.prices:
+            pf.prices[symbol] /= value
+        for order in run.broker.working(symbol):
+            order.quantity *= value
+            order.filled *= value
+            if order.limit_price is not None:
+                order.limit_price /= value
+            if order.stop_price is not None:
+                order.stop_price /= value
+    elif action == "dividend" and qty:
+        pf.cash += qty * value
