@@ -192,7 +192,7 @@ class BacktestingConfig(_Section):
     """
 
     cash: PositiveFloat = DEFAULTS.cash
-    commission: float = Field(default=DEFAULT_COMMISSION, ge=0)
+    commission: float = Field(default=DEFAULT_COMMISSION, ge=0, lt=1)
     slippage_bps: float = Field(default=DEFAULTS.slippage_bps, ge=0)
     fill: Literal["next_open", "close"] = DEFAULTS.fill
     fractional: bool | Literal["auto"] = DEFAULTS.fractional  # type: ignore[assignment]
