@@ -18,6 +18,9 @@ BACKTEST = ["backtest", "sma_crossover", "--symbols", "AAPL", "--start", "2012-0
     (["runs", "show", "99999999999999999999999"], "no backtest run with id 99999999999999999999999"),
     (["runs", "list", "--db", "mysql://u@h/db"], "mysql://... is not supported"),
     (["runs", "list", "--db", "file:/tmp/x.db"], "without 'file:'"),
+    ([*BACKTEST[:-1], "--db", "."], "is a folder; give a file path such as"),
+    (["runs", "list", "--db", "."], "is a folder; give a file path such as"),
+    ([*BACKTEST[:-1], "--db", "/dev/null/x.db"], "cannot create its folder"),
     ([*BACKTEST, "--commission", "2"], "commission must be a fraction of traded notional in [0, 1)"),
 ])
 def test_one_clear_line(tmp_path, monkeypatch, args, message) -> None:

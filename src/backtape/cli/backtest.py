@@ -157,6 +157,7 @@ def backtest(
     console = make_console()
     params = _parse_params(param)
     strat = StrategyFactory.create(strategy, **params)
+    results = ws.store(db or True) if store else None  # a bad --db fails before the run, not after it
     data = ws.source(source)
     columns = (TextColumn("{task.description}"), BarColumn(),
                TextColumn("{task.completed:,}/{task.total:,}"), TimeRemainingColumn())
@@ -187,9 +188,7 @@ def backtest(
     resized = result.rejections.filter(result.rejections["action"] == "resize")
     if resized.height:
         console.print(f"{resized.height} order(s) resized by the limits (first: {resized['reason'][0]})")
-    if store:
-        results = ws.store(db or True)
-        assert results is not None
+    if results is not None:
         run_id = result.save(results)
         console.print(f"stored run [bold]{run_id}[/bold] in {results.url}")
     if report_path:

@@ -198,7 +198,14 @@ def _url(target: str | Path | None) -> str:
         raise BacktapeError(f"results database {text!r}: give a plain file path (without 'file:') or a "
                             "postgresql:// URL")
     path = Path(text).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise BacktapeError(f"results database {path} is a folder; give a file path such as "
+                            f"{path / 'results.db'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BacktapeError(f"results database {path}: cannot create its folder ({exc.strerror}); "
+                            "give a path in a writable folder") from exc
     return f"sqlite:///{path}"
 
 
