@@ -175,14 +175,17 @@ class OptimizationEngine:
         sets = parameter_sets(grid, constraint)
         spec = EvalSpec(strategy)
         valid = []
+        first: Exception | None = None
         for s in sets:
             try:
                 spec.build(s)
-            except (ValueError, TypeError, ConfigError):
+            except (ValueError, TypeError, ConfigError) as exc:
+                first = first or exc
                 continue
             valid.append(s)
         if not valid:
-            raise ConfigError(f"the strategy rejects every parameter set of the grid (e.g. {sets[0]})")
+            why = f": {first}" if first is not None else ""
+            raise ConfigError(f"the strategy rejects every parameter set of the grid (e.g. {sets[0]}{why})")
         return valid, total - len(valid)
 
     def optimize(self, strategy: Any, grid: Mapping[str, Iterable[Any]], data: MarketData, *,

@@ -1,0 +1,51 @@
+"""Mistakes found by using backtape as a new user would, run as real ``backtape`` processes: the
+output off a terminal (a pipe, a CI log) holds the answer and nothing else, and an error is one line
+saying what was wrong with which input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import backtape
+
+SRC = Path(backtape.__file__).parents[1]
+
+
+def backtape_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m backtape ARGS`` with stdout and stderr captured (pipes, not a terminal)."""
+    env = {**os.environ, "PYTHONPATH": str(SRC), "COLUMNS": "80"}
+    return subprocess.run([sys.executable, "-m", "backtape", *args], capture_output=True, text=True,
+                          env=env, timeout=300, check=False)
+
+
+SEARCH = ["sma_crossover", "-s", "AAPL", "--start", "2012-01-01", "--end", "2015-01-01", "--no-store"]
+
+
+def test_a_grid_the_strategy_refuses_says_why_on_one_line_and_prints_nothing_else() -> None:
+    proc = backtape_cli("optimize", *SEARCH, "-g", "nosuch=1,2")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "error: the strategy rejects every parameter set of the grid (e.g. {'nosuch': 1}: SmaCrossover: "
+        "unknown parameter(s) nosuch; known: allow_short, fast, slow)"]
+    proc = backtape_cli("optimize", *SEARCH, "-g", "fast=60,70")
+    assert proc.stderr.splitlines() == [
+        "error: the strategy rejects every parameter set of the grid (e.g. {'fast': 60}: sma_crossover "
+        "needs 0 < fast < slow, got fast=60, slow=50)"]
+
+
+def test_search_and_ingest_output_off_a_terminal_has_no_stray_blank_lines(tmp_path: Path) -> None:
+    proc = backtape_cli("optimize", *SEARCH, "-g", "fast=60,70")
+    assert proc.returncode == 2 and proc.stdout == ""  # the transient progress bar left a blank line
+    proc = backtape_cli("optimize", *SEARCH, "-g", "fast=5,10", "-g", "slow=20,50")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("sma_crossover on AAPL"), proc.stdout
+    proc = backtape_cli("walkforward", *SEARCH[:-1], "-g", "fast=5,10", "-g", "slow=20,50")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("sma_crossover: "), proc.stdout
+    proc = backtape_cli("ingest", "synthetic", "--symbols", "ACME", "--start", "2024-01-02", "--end",
+                        "2024-02-01", "--bundle", "demo", "--bundles-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "" and proc.stdout.startswith("bundle demo: 1 symbol(s), 21 rows"), proc
