@@ -71,8 +71,9 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
 
 
 @contextmanager
-def progress_bar(console: Console, label: str) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar with ETA; yields the ``progress(done, total)`` callback."""
+def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar with ETA on stderr when it is a terminal (elsewhere a transient bar only
+    leaves a blank line in the output); yields the ``progress(done, total)`` callback."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -80,7 +81,8 @@ def progress_bar(console: Console, label: str) -> Iterator[Callable[[int, int], 
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=True) as bar:
+    err = Console(stderr=True)
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
         task = None
 
         def report(done: int, total: int) -> None:
@@ -143,7 +145,7 @@ def optimize(
     console = make_console()
     params = parse_grid(grid)
     ws = state(ctx).workspace()
-    with progress_bar(console, f"{strategy} ({engine})") as report:
+    with progress_bar(f"{strategy} ({engine})") as report:
         res = ws.optimize(
             strategy, params, symbols, start, end, frequency, source, metric, engine, executor,
             constraint=constraint, n_jobs=n_jobs, method=method, n_samples=n_samples, address=address,
@@ -206,7 +208,7 @@ def walkforward(
     console = make_console()
     params = parse_grid(grid)
     ws = state(ctx).workspace()
-    with progress_bar(console, f"{strategy} walk-forward") as report:
+    with progress_bar(f"{strategy} walk-forward") as report:
         res = ws.walk_forward(
             strategy, params, symbols, start, end, train, test, step, anchored, metric,
             frequency=frequency, source=source, engine=engine, constraint=constraint, progress=report,
