@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from ._paths import expand_path
+from ._symbols import symbol_list
 from ._time import TimeLike
 from .config import Config, ProvidersConfig, load_config, provider_credentials
 from .options import Adjustment, TradingOptions, trading_options
@@ -195,7 +196,7 @@ class Workspace:
         """
         from .engine.run import run_backtest
 
-        return run_backtest(strategy, symbols, start, end, frequency, self.source(source),
+        return run_backtest(strategy, symbol_list(symbols), start, end, frequency, self.source(source),
                             self.trading_options(options, conventions=conventions, **overrides),
                             params=params, engine=engine,
                             store=self.store(store), progress=progress)

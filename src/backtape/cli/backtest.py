@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from .._symbols import symbol_list
 from ..config import RiskConfig
 from ..engine import StrategyFactory
 from ..engine.run import run_backtest
@@ -156,6 +157,7 @@ def backtest(
         raise typer.BadParameter(f"{trades_out}: write .csv or .parquet", param_hint="'--trades'")
     console = make_console()
     params = _parse_params(param)
+    names = symbol_list(symbols)
     strat = StrategyFactory.create(strategy, **params)
     results = ws.store(db or True) if store else None  # a bad --db fails before the run, not after it
     data = ws.source(source)
@@ -174,7 +176,7 @@ def backtest(
                 task = progress.add_task(f"{strat.name}", total=total)
             progress.update(task, completed=done)
 
-        result = run_backtest(strat, symbols, start, end, frequency, data, options, engine=engine,
+        result = run_backtest(strat, names, start, end, frequency, data, options, engine=engine,
                               progress=report)
     console.print(metrics_table(result.metrics, f"{strat!r} on {','.join(result.symbols)} {frequency}"))
     if result.open_trades.height:

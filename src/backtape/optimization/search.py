@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from .._symbols import symbol_list
 from .._time import TimeLike
 from ..analytics import METRIC_NAMES, metrics_frame
 from ..errors import ConfigError, warn_once
@@ -356,7 +357,7 @@ def optimize(
     """
     opts = trading_options(options, **overrides)
     grid = {name: list(values) for name, values in grid.items()}
-    names = [s.strip() for s in symbols.split(",")] if isinstance(symbols, str) else list(symbols)
+    names = symbol_list(symbols)
     from ..engine.engine import resolve_source
 
     source = resolve_source(source)

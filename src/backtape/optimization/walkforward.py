@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from .._symbols import symbol_list
 from .._time import TimeLike
 from ..analytics import compute_metrics
 from ..errors import ConfigError, warn_once
@@ -147,7 +148,7 @@ def walk_forward(
     """
     opts = trading_options(options, **overrides)
     grid = {name: list(values) for name, values in grid.items()}
-    names = [s.strip() for s in symbols.split(",")] if isinstance(symbols, str) else list(symbols)
+    names = symbol_list(symbols)
     from ..engine.engine import resolve_source
 
     source = resolve_source(source)
