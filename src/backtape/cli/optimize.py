@@ -247,7 +247,13 @@ def montecarlo(
     res = state(ctx).workspace().monte_carlo(run_id, n, method, block=block, seed=seed, store=db or True,
                                              executor=executor, address=address)  # fmt: skip
     console.print(frame_table(res.table, f"run {run_id}: {method}, {n} simulations, seed {seed}"))
-    console.print(frame_table(pl.DataFrame([res.observed]), "the run itself"))
+    if res.observed_trades:
+        rows = pl.DataFrame([{"measured": "bar by bar", **res.observed},
+                             {"measured": "trade by trade", **res.observed_trades}])
+        console.print(frame_table(rows, "the run itself: its metrics (bar by bar) and its trades in their "
+                                        "order measured as the simulations are (trade by trade)"))
+    else:
+        console.print(frame_table(pl.DataFrame([res.observed]), "the run itself"))
     _report(console, res, report_path)
 
 
