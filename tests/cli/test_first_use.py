@@ -49,3 +49,24 @@ def test_search_and_ingest_output_off_a_terminal_has_no_stray_blank_lines(tmp_pa
                         "2024-02-01", "--bundle", "demo", "--bundles-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == "" and proc.stdout.startswith("bundle demo: 1 symbol(s), 21 rows"), proc
+
+
+def test_bundles_list_and_cache_stats_fit_80_columns_without_cutting_values(tmp_path: Path) -> None:
+    bundles = str(tmp_path / "bundles")
+    assert backtape_cli("ingest", "synthetic", "--symbols", "ACME", "--start", "2024-01-02", "--end",
+                        "2024-02-01", "--bundle", "demo", "--bundles-dir", bundles).returncode == 0
+    proc = backtape_cli("bundles", "list", "--bundles-dir", bundles)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80 and "…" not in proc.stdout, proc.stdout
+    row = next(line for line in lines if line.startswith("demo"))
+    assert row.split() == ["demo", "synthetic", "1d", "1", "2024-01-02", "2024-02-01", "21", "3.9", "KiB",
+                           "1.000"], row
+    cache = str(tmp_path / "cache")
+    code = ("from backtape import CachedDataSource, get_source; CachedDataSource(get_source('synthetic', "
+            f"seed=3), cache_dir={cache!r}).fetch_sync('ACME', '2024-01-02', '2024-01-10', '1d')")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(SRC)})
+    proc = backtape_cli("cache", "stats", "--cache-dir", cache)
+    assert proc.returncode == 0, proc.stderr
+    assert max(len(line.rstrip()) for line in proc.stdout.splitlines()) <= 80 and "…" not in proc.stdout
+    assert "seed=3" in proc.stdout.replace("\n", "").replace(" ", ""), proc.stdout  # which synthetic source

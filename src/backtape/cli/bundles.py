@@ -12,6 +12,7 @@ from .._paths import expand_path
 from ..cache.bundles import BundleMetadata, ingest_to_bundle, list_bundles
 from ._common import parse_options, state
 from ._progress import FetchProgress, reports_progress
+from ._tables import new_table
 from ._units import format_size
 from .data import OPTION_HELP
 
@@ -71,9 +72,11 @@ def list_(ctx: typer.Context, bundles_dir: Path | None = BUNDLES_DIR) -> None:
     if not bundles:
         console.print(f"no bundles in {folder}")
         return
-    table = Table()
-    for col in ("name", "source", "frequency", "symbols", "start", "end", "rows", "size", "quality"):
-        table.add_column(col)
+    table = new_table(f"bundles in {folder}")
+    table.add_column("name", ratio=1, overflow="fold", min_width=8)
+    table.add_column("source", ratio=1, overflow="fold", min_width=6)
+    for col in ("bars", "symbols", "start", "end", "rows", "size", "quality"):
+        table.add_column(col, no_wrap=True, justify="left" if col in ("bars", "start", "end") else "right")
     for m in bundles:
         table.add_row(m.name, m.source_type, m.frequency, str(len(m.symbols)), f"{m.start:%Y-%m-%d}",
                       f"{m.end:%Y-%m-%d}", f"{m.row_count:,}", format_size(m.size_bytes),
