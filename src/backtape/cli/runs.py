@@ -10,6 +10,7 @@ from rich.table import Table
 
 from ..formatting import DASH, count, duration, metric, money
 from ..results import ResultsStore
+from ..results.export import DEFAULT_FRAMES
 from ._common import console, state
 from ._tables import compare_table, daily, metrics_table, new_table, trades_table
 
@@ -91,15 +92,16 @@ def compare(ctx: typer.Context, run_ids: list[int] = RUN_IDS, db: str | None = D
 def export(
     ctx: typer.Context,
     run_id: int = RUN_ID,
-    what: str = typer.Option("trades,orders,fills,equity", "--what", "-w",
-                             help="comma-separated frames: trades, orders, fills, equity, open_trades, "
-                                  "records, rejections"),
+    what: str = typer.Option(",".join(DEFAULT_FRAMES), "--what", "-w",
+                             help="comma-separated frames: trades (closed), open_trades, orders, fills, "
+                                  "equity, records, rejections"),
     output: Path = typer.Option(..., "--output", "-o",
                                 help="a folder (one file per frame), or a .csv/.parquet file for one frame"),
     fmt: str = typer.Option("csv", "--format", help="csv or parquet, for files written into a folder"),
     db: str | None = DB,
 ) -> None:
-    """Write a stored run's trades, orders, fills and equity (or other frames) as CSV or Parquet."""
+    """Write a stored run's trades (closed and still open), orders, fills and equity (or other frames)
+    as CSV or Parquet."""
     from ..results.export import export_frames
 
     names = [w.strip() for w in what.split(",") if w.strip()]

@@ -16,8 +16,9 @@ import polars as pl
 
 from ..errors import BacktapeError
 
-#: what ``backtape runs export`` writes when ``--what`` is not given
-DEFAULT_FRAMES = ("trades", "orders", "fills", "equity")
+#: what ``backtape runs export`` writes when ``--what`` is not given: the positions still open at
+#: the end too, so the trades written add up to the run's trade count and final equity
+DEFAULT_FRAMES = ("trades", "open_trades", "orders", "fills", "equity")
 FORMATS = (".csv", ".parquet")
 _CSV_TIME = "%Y-%m-%dT%H:%M:%S%.fZ"
 _ISO = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$"
