@@ -33,7 +33,7 @@ from ..options import WALK_FORWARD_TEST, WALK_FORWARD_TRAIN, TradingOptions, tra
 from .data import MarketData, load_market_data
 from .evaluate import EvalSpec, best_vector_run, choose_engine, event_run, strategy_label
 from .executor import Progress
-from .search import Constraint, OptimizationEngine
+from .search import Constraint, OptimizationEngine, grid_lists
 
 if TYPE_CHECKING:
     from ..sources.base import DataSource
@@ -147,7 +147,7 @@ def walk_forward(
     ``progress(done, total)`` counts windows.
     """
     opts = trading_options(options, **overrides)
-    grid = {name: list(values) for name, values in grid.items()}
+    grid = grid_lists(grid)
     names = symbol_list(symbols)
     from ..engine.engine import resolve_source
 
