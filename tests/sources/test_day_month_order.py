@@ -56,3 +56,12 @@ def test_both_orders_in_one_column_name_the_line(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError, match=r"line 3: date '13/02/2024' has the day and month in the "
                                               r"other order than '01/31/2024'"):
         read_bars(path)
+
+
+def test_an_unusual_spacing_is_said_in_days(tmp_path: Path) -> None:
+    """A typo year (2099) made the median spacing '2.3671e+09 s'; it reads in days now."""
+    path = _csv(tmp_path, "2024-01-02", "2099-01-05")
+    message = (r"rows are 27,397\.0 days apart \(the median spacing\), not a bar size backtape infers; "
+               r"pass frequency=\.\.\. \(e\.g\. 1w, 1mo\)")
+    with pytest.raises(DataFormatError, match=message):
+        read_bars(path)

@@ -197,8 +197,10 @@ def infer_frequency(ts: pl.Series, symbols: pl.Series, path: Path) -> Timeframe:
     if median >= 20 * 3_600_000_000_000 and median <= 4 * NS_PER_DAY:
         return Timeframe.parse("1d")
     if median % NS_PER_MINUTE or median > 4 * NS_PER_DAY:
-        raise DataFormatError(f"{path}: bars are {median / 1e9:g} s apart, not a supported bar size; "
-                              "pass frequency=...")
+        apart = (f"{median / NS_PER_DAY:,.1f} days" if median >= NS_PER_DAY
+                 else f"{median / 1e9:,g} seconds")
+        raise DataFormatError(f"{path}: rows are {apart} apart (the median spacing), not a bar size "
+                              "backtape infers; pass frequency=... (e.g. 1w, 1mo) or check the dates")
     return Timeframe.parse(f"{median // NS_PER_MINUTE}min")
 
 
