@@ -49,6 +49,7 @@ def test_search_and_ingest_output_off_a_terminal_has_no_stray_blank_lines(tmp_pa
                         "2024-02-01", "--bundle", "demo", "--bundles-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == "" and proc.stdout.startswith("bundle demo: 1 symbol(s), 21 rows"), proc
+    assert proc.stdout.rstrip().endswith(f"-> {tmp_path / 'demo'}") and proc.stdout.count("\n") == 1, proc
 
 
 def test_bundles_list_and_cache_stats_fit_80_columns_without_cutting_values(tmp_path: Path) -> None:

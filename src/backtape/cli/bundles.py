@@ -50,9 +50,10 @@ def ingest(
         meta = ingest_to_bundle(bundle, names, start, end, frequency, source=src,
                                 bundles_dir=_folder(ctx, bundles_dir),
                                 progress=progress.on_symbol)
-    Console().print(f"bundle {meta.name}: {len(meta.symbols)} symbol(s), {meta.row_count:,} rows, "
-                    f"{format_size(meta.size_bytes)}, quality {meta.quality_score:.3f}, "
-                    f"missing {meta.missing_data_pct:.2f}% -> {meta.path}")
+    Console(soft_wrap=True).print(  # one line: a wrapped path cannot be pasted
+        f"bundle {meta.name}: {len(meta.symbols)} symbol(s), {meta.row_count:,} rows, "
+        f"{format_size(meta.size_bytes)}, quality {meta.quality_score:.3f}, "
+        f"missing {meta.missing_data_pct:.2f}% -> {meta.path}")
 
 
 app.command("ingest")(ingest)
