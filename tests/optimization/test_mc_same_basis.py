@@ -35,3 +35,18 @@ def test_the_runs_own_trade_order_is_measured_as_the_paths_are() -> None:
 def test_bootstrap_is_on_the_runs_own_bars_and_needs_no_second_figure() -> None:
     res = bt.run_backtest("sma_crossover", ["AAPL"], "2012-01-01", "2015-01-01", source="sample")
     assert monte_carlo(res, 50, method="bootstrap").observed_trades == {}
+
+
+def test_a_bootstrap_block_that_cannot_resample_is_refused() -> None:
+    """Block 0 was read as 1 and a block as long as the run gave every path equal to the run (every
+    percentile the same) without a word."""
+    import pytest
+
+    from backtape.errors import ConfigError
+
+    res = bt.run_backtest("sma_crossover", ["AAPL"], "2012-01-01", "2015-01-01", source="sample")
+    with pytest.raises(ConfigError, match=r"block must be a whole number of bars >= 1, got 0"):
+        monte_carlo(res, 50, method="bootstrap", block=0)
+    with pytest.raises(ConfigError, match=r"block 753 is not shorter than the run's 753 bar returns"):
+        monte_carlo(res, 50, method="bootstrap", block=753)
+    assert monte_carlo(res, 50, method="bootstrap", block=752).table.height == 5

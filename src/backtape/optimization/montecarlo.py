@@ -193,8 +193,11 @@ def monte_carlo(
         raise ConfigError(f"n_simulations must be >= 1, got {n_simulations}")
     if executor not in EXECUTORS:
         raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if method == "bootstrap" and (isinstance(block, bool) or not isinstance(block, int | np.integer)
+                                  or block < 1):
+        raise ConfigError(f"block must be a whole number of bars >= 1, got {block!r}")
     r = _resolve(run, store, cash)
-    _check(r, method)
+    _check(r, method, block)
     batches = [(k, min(BATCH, n_simulations - lo)) for k, lo in enumerate(range(0, n_simulations, BATCH))]
     if executor == "ray":
         from .cluster import chunks_for, map_chunks
@@ -219,7 +222,7 @@ def monte_carlo(
                             as_simulated)
 
 
-def _check(r: _Run, method: str) -> None:
+def _check(r: _Run, method: str, block: int = 1) -> None:
     """Raise when ``r`` cannot be resampled by ``method`` (too few trades or bars, bad equity)."""
     if method == "reshuffle":
         n = r.trade_pnl.size
@@ -231,6 +234,9 @@ def _check(r: _Run, method: str) -> None:
     rets = _returns(r.equity)
     if rets.size < 2:
         raise TooFewTradesError("the run has fewer than 3 bars of equity; there is nothing to bootstrap")
+    if block >= rets.size:
+        raise ConfigError(f"block {block} is not shorter than the run's {rets.size:,} bar returns: every "
+                          "path would be the run itself; use a block well below it (default 20)")
     if not np.isfinite(rets).all():
         bad = int(np.flatnonzero(~np.isfinite(rets))[0])
         raise ConfigError(f"the equity curve has a non-finite value at bar {bad}")
