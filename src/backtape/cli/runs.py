@@ -83,6 +83,10 @@ def compare(ctx: typer.Context, run_ids: list[int] = RUN_IDS, db: str | None = D
     """Statistics of several runs side by side."""
     if len(run_ids) < 2:
         raise typer.BadParameter("compare needs at least two run ids")
+    twice = sorted({i for i in run_ids if run_ids.count(i) > 1})
+    if twice:
+        raise typer.BadParameter(f"run id(s) {', '.join(map(str, twice))} given more than once; "
+                                 "name each run once")
     store = _store(ctx, db)
     records = [store.get_run(i) for i in run_ids]
     console().print(compare_table({f"run {r.id}": r.metrics for r in records}, "compare runs"))
