@@ -21,3 +21,10 @@ def test_a_source_of_the_wrong_type_is_named() -> None:
     with pytest.raises(ConfigError, match=r"source must be a registered name such as 'sample' or a "
                                           r"DataSource, got 42 \(int\)"):
         bt.run_backtest("sma_crossover", "AAPL", "2012-01-01", "2013-01-01", source=42)
+
+
+def test_a_workspace_config_that_is_a_folder_or_not_a_path_is_named(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"is a folder; give the path of its backtape\.yaml file"):
+        bt.Workspace(tmp_path)
+    with pytest.raises(ConfigError, match=r"must be the path of a backtape\.yaml file, got 42 \(int\)"):
+        bt.Workspace(42)  # type: ignore[arg-type]
