@@ -209,6 +209,18 @@ def _url(target: str | Path | None) -> str:
     return f"sqlite:///{path}"
 
 
+def _open_error(url: str, exc: Exception) -> str:
+    """One line on why the database at ``url`` cannot be opened and what to do (password hidden)."""
+    shown = repr(sa.engine.make_url(url))
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    if "file is not a database" in reason:
+        reason += "; the file is not a SQLite database: give a new path or a results database"
+    elif "unable to open database file" in reason:
+        reason += ("; check that its folder exists and is writable (sqlite:/// then a relative path "
+                   "is relative to the current folder; sqlite:////abs/path or a plain path)")
+    return f"cannot open results database {shown}: {reason}"
+
+
 def _clean(value: Any) -> Any:
     """JSON-safe value: NaN/inf become None, numpy scalars become Python numbers."""
     if hasattr(value, "item") and not isinstance(value, list | dict | str):
@@ -244,7 +256,7 @@ class ResultsStore:
                 for index in _BROWSE_INDEXES:
                     conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
         except sa.exc.SQLAlchemyError as exc:
-            raise BacktapeError(f"cannot open results database {self.engine.url!r}: {exc}") from exc
+            raise BacktapeError(_open_error(text, exc)) from exc
 
     @property
     def url(self) -> str:
