@@ -26,6 +26,8 @@ BACKTEST = ["backtest", "sma_crossover", "--symbols", "AAPL", "--start", "2012-0
     ([*BACKTEST[:3], "AAPL,,MSFT", *BACKTEST[4:]], "empty symbol name in 'AAPL,,MSFT'"),
     (["optimize", *BACKTEST[1:3], " ", *BACKTEST[4:], "-g", "fast=5,10"], "no symbols given"),
     (["optimize", *BACKTEST[1:3], "KO,KO", *BACKTEST[4:], "-g", "fast=5,10"], "KO given more than once"),
+    ([*BACKTEST[:-1], "--report", "run.txt"], "the report path must end in .html, got 'run.txt'"),
+    (["optimize", *BACKTEST[1:], "-g", "fast=5,10", "--report", "opt"], "the report path must end in .html"),
     (["runs", "compare", "3", "3"], "run id(s) 3 given more than once"),
     ([*BACKTEST, "--commission", "2"], "commission must be a fraction of traded notional in [0, 1)"),
 ])

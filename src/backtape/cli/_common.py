@@ -99,3 +99,11 @@ def frame_table(df: pl.DataFrame, *, title: str | None = None, max_rows: int = 2
     table.caption = (caption or f"{df.height:,} rows · times in UTC") + note
     table.caption_justify = "left"
     return table
+
+
+def html_path(value: str | None) -> str | None:
+    """``--report`` callback: the path must name a .html file, checked before the work is done (the
+    report is written last, after a run is stored or a search has finished)."""
+    if value is not None and not value.lower().endswith((".html", ".htm")):
+        raise typer.BadParameter(f"the report path must end in .html, got {value!r}")
+    return value

@@ -24,7 +24,7 @@ from ..engine.run import run_backtest
 from ..formatting import money
 from ..risk import RiskManager
 from ._common import console as make_console
-from ._common import state
+from ._common import html_path, state
 from ._tables import metrics_table
 from ._units import parse_duration
 
@@ -120,7 +120,8 @@ def backtest(
     db: str | None = typer.Option(None, "--db", help=_cfg("results database path or SQLAlchemy URL",
                                                           "data.results_db")),
     store: bool = typer.Option(True, "--store/--no-store", help="save the run in the results database"),
-    report_path: str | None = typer.Option(None, "--report", help="also write the run's HTML report here"),
+    report_path: str | None = typer.Option(None, "--report", callback=html_path,
+                                           help="also write the run's HTML report here (a .html file)"),
     engine: str = typer.Option("event", "--engine", help="event or vector (backtape's engines; vector for "
                                "strategies with a vector form), or a peer running path/file.py:Name on "
                                "backtape data: backtrader, backtesting, vectorbt"),

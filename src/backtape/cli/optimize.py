@@ -27,7 +27,7 @@ from rich.progress import (
 from ..formatting import metric as show_metric
 from ..formatting import ratio
 from ._common import console as make_console
-from ._common import state
+from ._common import html_path, state
 from ._tables import frame_table
 
 if TYPE_CHECKING:
@@ -104,7 +104,8 @@ def _trading(ctx: typer.Context, cash: float | None, commission: float | None,
     return state(ctx).workspace().trading_options(cash=cash, commission=commission, fill=fill)
 
 
-REPORT = typer.Option(None, "--report", help="also write the HTML report here (a .html file)")
+REPORT = typer.Option(None, "--report", callback=html_path,
+                      help="also write the HTML report here (a .html file)")
 _SHOWN = ("final_equity", "total_return", "sharpe", "max_drawdown", "trades")
 
 
