@@ -71,3 +71,24 @@ def test_bundles_list_and_cache_stats_fit_80_columns_without_cutting_values(tmp_
     assert proc.returncode == 0, proc.stderr
     assert max(len(line.rstrip()) for line in proc.stdout.splitlines()) <= 80 and "…" not in proc.stdout
     assert "seed=3" in proc.stdout.replace("\n", "").replace(" ", ""), proc.stdout  # which synthetic source
+
+
+def test_your_own_csv_is_backtested_and_searched_from_the_command_line(tmp_path: Path) -> None:
+    """``--source csv`` said "options are given as --option NAME=VALUE", which backtest, optimize and
+    walkforward did not have: a file of one's own could not be used from the command line."""
+    rows = ["Date,Open,High,Low,Close,Volume"]
+    price = 100.0
+    for day in range(1, 29):  # February 2024 sessions with a rise then a fall: one crossover each way
+        price *= 1.01 if day < 15 else 0.99
+        rows.append(f"2024-02-{day:02d},{price:.4f},{price * 1.01:.4f},{price * 0.99:.4f},{price:.4f},1000")
+    path = tmp_path / "SPY.csv"
+    path.write_text("\n".join(rows) + "\n")
+    run = ["-s", "SPY", "--source", "csv", "-o", f"path={path}", "-o", "on_non_session=drop",
+           "--start", "2024-02-01", "--end", "2024-03-01", "--no-store"]
+    proc = backtape_cli("backtest", "sma_crossover", *run, "-p", "fast=2", "-p", "slow=4")
+    assert proc.returncode == 0, proc.stderr
+    assert "SmaCrossover(fast=2, slow=4, allow_short=False) on SPY 1d" in proc.stdout
+    proc = backtape_cli("optimize", "sma_crossover", *run, "-g", "fast=2,3", "-g", "slow=4,5")
+    assert proc.returncode == 0 and "top 4 of 4" in proc.stdout, proc.stderr
+    proc = backtape_cli("backtest", "sma_crossover", *run, "-o", "nosuch=1")
+    assert proc.returncode == 2 and proc.stderr.startswith("error: unknown option(s) nosuch; known:"), proc

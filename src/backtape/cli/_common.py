@@ -107,3 +107,12 @@ def html_path(value: str | None) -> str | None:
     if value is not None and not value.lower().endswith((".html", ".htm")):
         raise typer.BadParameter(f"the report path must end in .html, got {value!r}")
     return value
+
+
+OPTION_HELP = "Source option NAME=VALUE, repeatable (values parse as JSON when they can)."
+
+
+def source_option() -> Any:
+    """``--option/-o NAME=VALUE`` of the commands that read a source (e.g. ``-o path=data/SPY.csv``)."""
+    return typer.Option([], "--option", "-o",
+                        help=f"{OPTION_HELP} E.g. -o path=data/SPY.csv with --source csv.")

@@ -24,7 +24,7 @@ from ..engine.run import run_backtest
 from ..formatting import money
 from ..risk import RiskManager
 from ._common import console as make_console
-from ._common import html_path, state
+from ._common import html_path, parse_options, source_option, state
 from ._tables import metrics_table
 from ._units import parse_duration
 
@@ -103,6 +103,7 @@ def backtest(
     frequency: str = typer.Option("1d", "--frequency", "-f", help="bar size: 1min, 5min, 1h, 1d, 1w"),
     param: list[str] = typer.Option([], "--param", "-p", help="strategy parameter name=value (repeatable)"),
     source: str | None = typer.Option(None, "--source", help=_cfg("data source name", "data.default_source")),
+    option: list[str] = source_option(),
     cash: float | None = typer.Option(None, "--cash", help=_cfg("starting cash", "backtesting.cash")),
     commission: float | None = typer.Option(
         None, "--commission", help=_cfg("commission, fraction of notional", "backtesting.commission")),
@@ -161,7 +162,7 @@ def backtest(
     names = symbol_list(symbols)
     strat = StrategyFactory.create(strategy, **params)
     results = ws.store(db or True) if store else None  # a bad --db fails before the run, not after it
-    data = ws.source(source)
+    data = ws.source(source, **parse_options(option))
     columns = (TextColumn("{task.description}"), BarColumn(),
                TextColumn("{task.completed:,}/{task.total:,}"), TimeRemainingColumn())
     err = Console(stderr=True)

@@ -10,11 +10,10 @@ from rich.table import Table
 
 from .._paths import expand_path
 from ..cache.bundles import BundleMetadata, ingest_to_bundle, list_bundles
-from ._common import parse_options, state
+from ._common import OPTION_HELP, parse_options, state
 from ._progress import FetchProgress, reports_progress
 from ._tables import new_table
 from ._units import format_size
-from .data import OPTION_HELP
 
 app = typer.Typer(help="List and inspect data bundles.", no_args_is_help=True)
 

@@ -27,7 +27,7 @@ from rich.progress import (
 from ..formatting import metric as show_metric
 from ..formatting import ratio
 from ._common import console as make_console
-from ._common import html_path, state
+from ._common import html_path, parse_options, source_option, state
 from ._tables import frame_table
 
 if TYPE_CHECKING:
@@ -119,6 +119,7 @@ def optimize(
     metric: str = typer.Option("sharpe", "--metric", "-m", help="objective (any metric name)"),
     frequency: str = typer.Option("1d", "--frequency", "-f", help="bar size"),
     source: str | None = typer.Option(None, "--source", help=_cfg("data source name", "data.default_source")),
+    option: list[str] = source_option(),
     engine: str = typer.Option("vector", "--engine", help="vector or event"),
     executor: str | None = typer.Option(None, "--executor",
                                         help=_cfg("local or ray", "optimization.executor")),
@@ -148,7 +149,8 @@ def optimize(
     ws = state(ctx).workspace()
     with progress_bar(f"{strategy} ({engine})") as report:
         res = ws.optimize(
-            strategy, params, symbols, start, end, frequency, source, metric, engine, executor,
+            strategy, params, symbols, start, end, frequency, _source(ws, source, option), metric, engine,
+            executor,
             constraint=constraint, n_jobs=n_jobs, method=method, n_samples=n_samples, address=address,
             progress=report, store=(db or True) if store else None,
             options=_trading(ctx, cash, commission, fill), resume=resume_id or resume or None,
@@ -167,6 +169,11 @@ def optimize(
         console.print(f"stored optimization [bold]{res.optimization_id}[/bold] (search "
                       f"{res.details['search_id']}, {res.details['sets_reused']} set(s) resumed)")
     _report(console, res, report_path)
+
+
+def _source(ws: Any, name: str | None, option: list[str]) -> Any:
+    """``--source`` as given (a name, stored with the search), or built with its ``--option``s."""
+    return ws.source(name, **parse_options(option)) if option else name
 
 
 def _report(console: Console, result: Any, path: str | None) -> None:
@@ -196,6 +203,7 @@ def walkforward(
     metric: str = typer.Option("sharpe", "--metric", "-m", help="objective (any metric name)"),
     frequency: str = typer.Option("1d", "--frequency", "-f", help="bar size"),
     source: str | None = typer.Option(None, "--source", help=_cfg("data source name", "data.default_source")),
+    option: list[str] = source_option(),
     engine: str = typer.Option("vector", "--engine", help="vector or event"),
     constraint: str | None = typer.Option(None, "--constraint", help='e.g. "fast < slow"'),
     cash: float | None = typer.Option(None, "--cash", help=_cfg("starting cash", "backtesting.cash")),
@@ -212,7 +220,8 @@ def walkforward(
     with progress_bar(f"{strategy} walk-forward") as report:
         res = ws.walk_forward(
             strategy, params, symbols, start, end, train, test, step, anchored, metric,
-            frequency=frequency, source=source, engine=engine, constraint=constraint, progress=report,
+            frequency=frequency, source=_source(ws, source, option), engine=engine,
+            constraint=constraint, progress=report,
             options=_trading(ctx, cash, commission, None),
         )
     windows = res.windows.with_columns(pl.col("train_start", "test_start", "test_end").dt.date())
