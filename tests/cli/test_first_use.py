@@ -92,3 +92,21 @@ def test_your_own_csv_is_backtested_and_searched_from_the_command_line(tmp_path:
     assert proc.returncode == 0 and "top 4 of 4" in proc.stdout, proc.stderr
     proc = backtape_cli("backtest", "sma_crossover", *run, "-o", "nosuch=1")
     assert proc.returncode == 2 and proc.stderr.startswith("error: unknown option(s) nosuch; known:"), proc
+
+
+def test_an_output_file_that_is_a_folder_is_refused_before_the_work(tmp_path: Path) -> None:
+    """``--trades x.csv`` and ``--report x.html`` naming folders failed after the run (stored and
+    printed) with the writer's message; ``data show --output`` left a ``.partial`` file behind."""
+    for name in ("dir.csv", "dir.html"):
+        (tmp_path / name).mkdir()
+    run = ["backtest", "sma_crossover", "-s", "AAPL", "--start", "2012-01-01", "--end", "2013-01-01",
+           "--db", str(tmp_path / "r.db")]
+    for flag, name in (("--trades", "dir.csv"), ("--report", "dir.html")):
+        proc = backtape_cli(*run, flag, str(tmp_path / name))
+        assert proc.returncode == 2 and proc.stdout == "", proc
+        assert f"Invalid value for '{flag}': {tmp_path / name} is a folder; give a file name" in proc.stderr
+    assert not (tmp_path / "r.db").exists()  # nothing was run or stored
+    proc = backtape_cli("data", "show", "AAPL", "--source", "sample", "--start", "2014-01-01", "--end",
+                        "2014-02-01", "--output", str(tmp_path / "dir.csv"))
+    assert proc.returncode == 2 and "is a folder" in proc.stderr
+    assert not list(tmp_path.glob(".*partial")) and not list((tmp_path / "dir.csv").iterdir())

@@ -24,7 +24,7 @@ from ..engine.run import run_backtest
 from ..formatting import money
 from ..risk import RiskManager
 from ._common import console as make_console
-from ._common import html_path, parse_options, source_option, state
+from ._common import html_path, not_a_folder, parse_options, source_option, state
 from ._tables import metrics_table
 from ._units import parse_duration
 
@@ -157,6 +157,8 @@ def backtest(
     options = dataclasses.replace(options, risk=risk)
     if trades_out is not None and trades_out.suffix.lower() not in (".csv", ".parquet"):
         raise typer.BadParameter(f"{trades_out}: write .csv or .parquet", param_hint="'--trades'")
+    if trades_out is not None:
+        not_a_folder(trades_out, "'--trades'")
     console = make_console()
     params = _parse_params(param)
     names = symbol_list(symbols)

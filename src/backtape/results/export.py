@@ -41,6 +41,9 @@ def export_frames(frames: Mapping[str, pl.DataFrame], what: Sequence[str], targe
     path = Path(target)
     suffix = path.suffix.lower()
     if suffix:
+        if path.is_dir():
+            raise ExportError(f"{path} is a folder; give a file name such as {path / ('trades' + suffix)}, "
+                              "or name the folder without an extension")
         if suffix not in FORMATS:
             raise ExportError(f"{path}: write .csv or .parquet (or give a folder), got {suffix!r}")
         if len(what) != 1:
