@@ -77,3 +77,17 @@ def test_registry_names_unknown_sources() -> None:
     with pytest.raises(ValueError, match="already registered"):
         reg.register("x", lambda **kw: None)  # type: ignore[arg-type,return-value]
     assert ("x", "test") in reg.list()
+
+
+def test_a_date_written_as_a_number_is_not_read_as_nanoseconds() -> None:
+    """``start=20120101`` was 20 ms after 1970: the run silently began at the data's first bar."""
+    from backtape._time import check_range
+    from backtape.errors import InvalidRangeError
+
+    with pytest.raises(InvalidRangeError, match=r"start: 20120101 reads as 20120101 ns after 1970; write "
+                                                r"the date as '2012-01-01'"):
+        check_range(20120101, "2013-01-01")
+    with pytest.raises(InvalidRangeError, match=r"end: .* '2013-06-30'"):
+        check_range("2012-01-01", 20130630)
+    assert check_range(0, 10) == (0, 10)  # nanoseconds remain nanoseconds
+    assert check_range(1_325_376_000_000_000_000, "2013-01-01")[0] == 1_325_376_000_000_000_000

@@ -64,12 +64,28 @@ def from_ns(ns: int) -> dt.datetime:
 
 def check_range(start: TimeLike, end: TimeLike) -> tuple[int, int]:
     """Validate a half-open ``[start, end)`` range and return it in nanoseconds."""
+    for name, value in (("start", start), ("end", end)):
+        _not_a_date_number(value, name)
     s, e = to_ns(start, name="start"), to_ns(end, name="end")
     if s >= e:
         raise InvalidRangeError(
             f"impossible range: start {format_ns(s)} is not before end {format_ns(e)}"
         )
     return s, e
+
+
+def _not_a_date_number(value: TimeLike, name: str) -> None:
+    """An integer such as ``20120101`` is a date written as a number, not the nanoseconds since 1970
+    it would otherwise be read as (20 ms after the epoch: a range silently starting in 1970)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not 10**7 <= value < 10**8:
+        return
+    text = str(int(value))
+    try:
+        day = dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return
+    raise InvalidRangeError(f"{name}: {text} reads as {text} ns after 1970; write the date as "
+                            f"'{day.isoformat()}' (an integer time is nanoseconds since the epoch)")
 
 
 def format_ns(ns: int) -> str:

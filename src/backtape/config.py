@@ -192,7 +192,7 @@ class BacktestingConfig(_Section):
     """
 
     cash: PositiveFloat = DEFAULTS.cash
-    commission: float = Field(default=DEFAULT_COMMISSION, ge=0)
+    commission: float = Field(default=DEFAULT_COMMISSION, ge=0, lt=1)
     slippage_bps: float = Field(default=DEFAULTS.slippage_bps, ge=0)
     fill: Literal["next_open", "close"] = DEFAULTS.fill
     fractional: bool | Literal["auto"] = DEFAULTS.fractional  # type: ignore[assignment]
@@ -294,7 +294,13 @@ def _user_config_file() -> Path:
 def locate_config(path: str | os.PathLike[str] | None = None) -> Path | None:
     """The configuration file that :func:`load_config` would read, or ``None`` for defaults."""
     if path is not None:
+        if not isinstance(path, str | os.PathLike):
+            raise ConfigError(f"config must be the path of a backtape.yaml file, got {path!r} "
+                              f"({type(path).__name__})")
         explicit = Path(path).expanduser()
+        if explicit.is_dir():
+            raise ConfigError(f"config {explicit} is a folder; give the path of its backtape.yaml file "
+                              f"(e.g. {explicit / FILE_NAME})")
         if not explicit.is_file():
             raise ConfigError(f"config file not found: {explicit}")
         return explicit

@@ -97,8 +97,9 @@ class TradingOptions:
         if not (isinstance(self.cash, int | float) and self.cash > 0):
             raise ConfigError(f"cash must be a positive number, got {self.cash!r}")
         if not isinstance(self.commission, Commission) and not (
-                isinstance(self.commission, int | float) and self.commission >= 0):
-            raise ConfigError(f"commission must be a fraction >= 0 or a Commission, got {self.commission!r}")
+                isinstance(self.commission, int | float) and 0 <= self.commission < 1):
+            raise ConfigError(f"commission must be a fraction of traded notional in [0, 1) (0.001 is 0.1%) "
+                              f"or a Commission (per share, per order), got {self.commission!r}")
         if not (isinstance(self.slippage_bps, int | float) and self.slippage_bps >= 0):
             raise ConfigError(f"slippage_bps must be >= 0, got {self.slippage_bps!r}")
         if self.fill not in FILL_MODES:

@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from ._paths import expand_path
+from ._symbols import symbol_list
 from ._time import TimeLike
 from .config import Config, ProvidersConfig, load_config, provider_credentials
+from .errors import ConfigError
 from .options import Adjustment, TradingOptions, trading_options
 from .sources import get_source, registry
 from .sources.base import DataSource
@@ -112,6 +114,9 @@ class Workspace:
         """
         if isinstance(source, DataSource):
             return self._behind_cache(source) if (cache if cache is not None else source.remote) else source
+        if source is not None and not isinstance(source, str):
+            raise ConfigError(f"source must be a registered name such as 'sample' or a DataSource, got "
+                              f"{source!r} ({type(source).__name__})")
         name = (source or self.config.data.default_source).strip()
         if name.lower().startswith("bundle:"):
             return self.bundles.source(name.split(":", 1)[1])
@@ -195,7 +200,7 @@ class Workspace:
         """
         from .engine.run import run_backtest
 
-        return run_backtest(strategy, symbols, start, end, frequency, self.source(source),
+        return run_backtest(strategy, symbol_list(symbols), start, end, frequency, self.source(source),
                             self.trading_options(options, conventions=conventions, **overrides),
                             params=params, engine=engine,
                             store=self.store(store), progress=progress)
@@ -231,8 +236,11 @@ class Workspace:
         rest.setdefault("executor", opt.executor)
         rest.setdefault("n_jobs", opt.n_jobs)
         rest["address"] = self.ray_address(rest.get("address"))
-        return walk_forward(strategy, grid, symbols, start, end, train_periods or wf.train_periods,
-                            test_periods or wf.test_periods, step_size or wf.step_size, anchored, metric,
+        # None takes the configured window; 0 is the caller's own value (refused), not "default"
+        train = wf.train_periods if train_periods is None else train_periods
+        test = wf.test_periods if test_periods is None else test_periods
+        step = wf.step_size if step_size is None else step_size
+        return walk_forward(strategy, grid, symbols, start, end, train, test, step, anchored, metric,
                             source=self.source(source), options=self.trading_options(options, **trading),
                             **rest)
 

@@ -80,6 +80,10 @@ def test_sma_cross_on_goog_daily(ws, goog, fast: int, slow: int, short: bool, op
     _same(res, stats, on_close=options.get("trade_on_close", False))
     if not options.get("finalize_trades"):
         assert res.open_trades.height == len(stats._strategy.trades)
+    # the statistics count the positions still open, as backtape's engines do (they said "0 open")
+    assert res.metrics["open_trades"] == res.open_trades.height
+    assert res.metrics["trades"] == res.trades.height + res.open_trades.height
+    assert res.metrics["open_pnl"] == pytest.approx(float(res.open_trades["pnl"].sum()), abs=1e-9)
 
 
 @pytest.mark.parametrize(("lookback", "stop", "commission"), [(30, 0.004, 0.0005), (60, 0.01, 0.0)])

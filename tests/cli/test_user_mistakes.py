@@ -18,6 +18,18 @@ BACKTEST = ["backtest", "sma_crossover", "--symbols", "AAPL", "--start", "2012-0
     (["runs", "show", "99999999999999999999999"], "no backtest run with id 99999999999999999999999"),
     (["runs", "list", "--db", "mysql://u@h/db"], "mysql://... is not supported"),
     (["runs", "list", "--db", "file:/tmp/x.db"], "without 'file:'"),
+    ([*BACKTEST[:-1], "--db", "."], "is a folder; give a file path such as"),
+    (["runs", "list", "--db", "."], "is a folder; give a file path such as"),
+    ([*BACKTEST[:-1], "--db", "/dev/null/x.db"], "cannot create its folder"),
+    ([*BACKTEST[:3], "AAPL,MSFT,AAPL", *BACKTEST[4:]], "symbol(s) AAPL given more than once"),
+    ([*BACKTEST[:3], "", *BACKTEST[4:]], "no symbols given"),
+    ([*BACKTEST[:3], "AAPL,,MSFT", *BACKTEST[4:]], "empty symbol name in 'AAPL,,MSFT'"),
+    (["optimize", *BACKTEST[1:3], " ", *BACKTEST[4:], "-g", "fast=5,10"], "no symbols given"),
+    (["optimize", *BACKTEST[1:3], "KO,KO", *BACKTEST[4:], "-g", "fast=5,10"], "KO given more than once"),
+    ([*BACKTEST[:-1], "--report", "run.txt"], "the report path must end in .html, got 'run.txt'"),
+    (["optimize", *BACKTEST[1:], "-g", "fast=5,10", "--report", "opt"], "the report path must end in .html"),
+    (["runs", "compare", "3", "3"], "run id(s) 3 given more than once"),
+    ([*BACKTEST, "--commission", "2"], "commission must be a fraction of traded notional in [0, 1)"),
 ])
 def test_one_clear_line(tmp_path, monkeypatch, args, message) -> None:
     monkeypatch.setenv("BACKTAPE_RESULTS_DB", str(tmp_path / "r.db"))

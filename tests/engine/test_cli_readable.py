@@ -86,8 +86,9 @@ def test_runs_export_round_trip(home: dict[str, Any], tmp_path: Path) -> None:
     cli, db = home["cli"], home["db"]
     stored = ResultsStore(db).load_result(1).frames()
     out = cli("runs", "export", "1", "-o", str(tmp_path / "csv"), "--db", db)
-    assert out.count("wrote") == 4
-    for name in ("trades", "orders", "fills", "equity"):
+    assert out.count("wrote") == 5
+    assert stored["open_trades"].height == 1  # the 19th trade of the run: exported by default too
+    for name in ("trades", "open_trades", "orders", "fills", "equity"):
         back = read_frame(tmp_path / "csv" / f"{name}.csv", stored[name].schema)
         assert back.equals(stored[name]), name
     cli("runs", "export", "1", "--what", "fills,records", "-o", str(tmp_path / "pq"), "--format", "parquet",

@@ -235,6 +235,10 @@ def test_trading_options_are_typed_validated_and_mirrored_by_the_config(tmp_path
         opts.replace(cahs=1)
     with pytest.raises(ConfigError, match="cash"):
         TradingOptions(cash=0)
+    with pytest.raises(ConfigError, match=r"commission must be a fraction of traded notional in \[0, 1\)"):
+        TradingOptions(commission=2)  # 200% of every fill: a fee meant in cash or basis points
+    with pytest.raises(ConfigError, match=r"backtesting\.commission"):
+        _ = Workspace(_config(tmp_path, backtesting={"commission": 5})).options
     cfg = _config(tmp_path, backtesting={"cash": 25_000, "commission": 0.002, "fill": "close"},
                   risk={"max_position_pct": 0.2})
     ws = Workspace(cfg)

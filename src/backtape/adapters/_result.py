@@ -77,9 +77,10 @@ def build_result(run: PeerRun, data: PeerData) -> BacktestResult:
 
     equity = np.asarray(run.equity, dtype=np.float64)
     trades = _frame(run.trades, TRADE_SCHEMA, ("entry_time", "exit_time"))
+    still_open = _frame(run.open_trades, TRADE_SCHEMA, ("entry_time", "exit_time"))
     ppy = periods_per_year(calendar=data.calendar, frequency=data.frequency)
     metrics: dict[str, Any] = compute_metrics(equity, trades, periods_per_year=ppy, positions=run.exposed,
-                                              traded_value=run.traded)
+                                              traded_value=run.traded, open_trades=still_open)
     fills = _frame(run.fills, FILL_SCHEMA, ("ts",))
     metrics["commission"] = float(fills["commission"].sum()) if fills.height else float(
         trades["commission"].sum())
@@ -91,7 +92,7 @@ def build_result(run: PeerRun, data: PeerData) -> BacktestResult:
         strategy=run.strategy, parameters=dict(run.parameters), symbols=data.symbols, start=data.start,
         end=data.end, frequency=data.frequency, source=data.source, cash=float(run.cash), metrics=metrics,
         trades=trades, orders=_frame(run.orders, ORDER_SCHEMA, ("created_at",)), fills=fills, equity=eq,
-        open_trades=_frame(run.open_trades, TRADE_SCHEMA, ("entry_time", "exit_time")),
+        open_trades=still_open,
         rejections=pl.DataFrame(), records=pl.DataFrame(), duration_s=run.duration_s,
         fingerprint=fingerprint,
     )

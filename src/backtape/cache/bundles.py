@@ -26,6 +26,7 @@ from filelock import FileLock
 
 from .._async import run_sync
 from .._panics import quiet_panics
+from .._paths import make_folder
 from .._time import TimeLike, check_range, from_ns, now_ns, to_ns
 from ..calendars import get_calendar
 from ..errors import (
@@ -189,7 +190,7 @@ async def _ingest(name: str, symbols: Iterable[str] | str, start: TimeLike, end:
     for have_freq, have_source in held - {(freq, source.cache_identity())}:
         raise ConfigError(f"bundle {name!r} holds {have_freq} bars from {have_source!r}; cannot add "
                           f"{freq} bars from {source.cache_identity()!r} (use another bundle name)")
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder, "bundle folder")
     cached = CachedDataSource(source, cache_dir=folder / "data", on_invalid="drop", memory_bytes=0)
     for i, sym in enumerate(syms, 1):
         await cached.fetch([sym], s, e, freq)

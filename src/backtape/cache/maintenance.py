@@ -36,6 +36,8 @@ def open_index(cache_dir: str | Path) -> CoverageIndex:
     """The index of an existing cache folder (raises ``CacheError`` if there is none, and
     ``CorruptCacheError`` naming the repair if it is damaged)."""
     path = Path(cache_dir) / "index.sqlite"
+    if Path(cache_dir).exists() and not Path(cache_dir).is_dir():
+        raise CacheError(f"cache folder {cache_dir} is a file, not a folder; give a folder path")
     if not path.exists():
         raise CacheError(f"no cache at {cache_dir}: {path} does not exist")
     try:

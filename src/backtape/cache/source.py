@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from .._async import run_sync
-from .._paths import expand_path
+from .._paths import expand_path, make_folder
 from .._time import TimeLike, check_range, now_ns
 from ..calendars import TradingCalendar, get_calendar
 from ..errors import BacktapeError, CorruptCacheError, warn_once
@@ -90,7 +90,7 @@ class CachedDataSource(DataSource):
         self.name = adapter.name
         self.remote = adapter.remote
         self.cache_dir = expand_path(cache_dir) if cache_dir is not None else default_cache_dir()
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        make_folder(self.cache_dir, "cache folder")
         self.max_concurrency = max_concurrency
         self.read_ahead_bars = read_ahead_bars
         self.on_invalid = on_invalid

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -99,3 +100,29 @@ def frame_table(df: pl.DataFrame, *, title: str | None = None, max_rows: int = 2
     table.caption = (caption or f"{df.height:,} rows · times in UTC") + note
     table.caption_justify = "left"
     return table
+
+
+def not_a_folder(path: str | Path, option: str) -> None:
+    """Refuse an output file name that is an existing folder, before any work is done."""
+    if Path(path).is_dir():
+        raise typer.BadParameter(f"{path} is a folder; give a file name (in it, e.g. "
+                                 f"{Path(path) / ('out' + Path(path).suffix)})", param_hint=option)
+
+
+def html_path(param: typer.CallbackParam, value: str | None) -> str | None:
+    """Callback of report options: the path must name a .html file, checked before the work is done
+    (the report is written last, after a run is stored or a search has finished)."""
+    if value is not None and not value.lower().endswith((".html", ".htm")):
+        raise typer.BadParameter(f"the report path must end in .html, got {value!r}")
+    if value is not None:
+        not_a_folder(value, f"'{param.opts[0]}'")
+    return value
+
+
+OPTION_HELP = "Source option NAME=VALUE, repeatable (values parse as JSON when they can)."
+
+
+def source_option() -> Any:
+    """``--option/-o NAME=VALUE`` of the commands that read a source (e.g. ``-o path=data/SPY.csv``)."""
+    return typer.Option([], "--option", "-o",
+                        help=f"{OPTION_HELP} E.g. -o path=data/SPY.csv with --source csv.")

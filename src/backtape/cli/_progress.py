@@ -39,8 +39,10 @@ class FetchProgress:
         self._lock = threading.Lock()
         columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("chunks" if chunks else "symbols"), TimeElapsedColumn())
-        self._bar = Progress(*columns, console=console or Console(stderr=True), transient=True,
-                             disable=not enabled)
+        console = console or Console(stderr=True)
+        # off a terminal a transient bar only leaves a blank line behind
+        self._bar = Progress(*columns, console=console, transient=True,
+                             disable=not (enabled and console.is_terminal))
         self._task: TaskID | None = None
 
     def __enter__(self) -> FetchProgress:

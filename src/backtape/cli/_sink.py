@@ -14,6 +14,8 @@ from typing import IO, Any
 import polars as pl
 import typer
 
+from ._common import not_a_folder
+
 SUFFIXES = (".parquet", ".csv")
 
 
@@ -24,6 +26,7 @@ def check_output(path: Path) -> None:
             f"{path}: unsupported extension {path.suffix or '(none)'!r}; use .parquet or .csv",
             param_hint="'--output'",
         )
+    not_a_folder(path, "'--output'")
 
 
 class FrameSink:
@@ -64,7 +67,8 @@ class FrameSink:
         for handle in (self._writer, self._csv):
             if handle is not None:
                 handle.close()
-        if exc_type is None and self.rows:
-            os.replace(self._tmp, self.path)
-        else:
-            self._tmp.unlink(missing_ok=True)
+        try:
+            if exc_type is None and self.rows:
+                os.replace(self._tmp, self.path)
+        finally:
+            self._tmp.unlink(missing_ok=True)  # nothing half-made is left behind

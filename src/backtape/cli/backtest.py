@@ -17,13 +17,14 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from .._symbols import symbol_list
 from ..config import RiskConfig
 from ..engine import StrategyFactory
 from ..engine.run import run_backtest
 from ..formatting import money
 from ..risk import RiskManager
 from ._common import console as make_console
-from ._common import state
+from ._common import html_path, not_a_folder, parse_options, source_option, state
 from ._tables import metrics_table
 from ._units import parse_duration
 
@@ -102,6 +103,7 @@ def backtest(
     frequency: str = typer.Option("1d", "--frequency", "-f", help="bar size: 1min, 5min, 1h, 1d, 1w"),
     param: list[str] = typer.Option([], "--param", "-p", help="strategy parameter name=value (repeatable)"),
     source: str | None = typer.Option(None, "--source", help=_cfg("data source name", "data.default_source")),
+    option: list[str] = source_option(),
     cash: float | None = typer.Option(None, "--cash", help=_cfg("starting cash", "backtesting.cash")),
     commission: float | None = typer.Option(
         None, "--commission", help=_cfg("commission, fraction of notional", "backtesting.commission")),
@@ -119,7 +121,8 @@ def backtest(
     db: str | None = typer.Option(None, "--db", help=_cfg("results database path or SQLAlchemy URL",
                                                           "data.results_db")),
     store: bool = typer.Option(True, "--store/--no-store", help="save the run in the results database"),
-    report_path: str | None = typer.Option(None, "--report", help="also write the run's HTML report here"),
+    report_path: str | None = typer.Option(None, "--report", callback=html_path,
+                                           help="also write the run's HTML report here (a .html file)"),
     engine: str = typer.Option("event", "--engine", help="event or vector (backtape's engines; vector for "
                                "strategies with a vector form), or a peer running path/file.py:Name on "
                                "backtape data: backtrader, backtesting, vectorbt"),
@@ -154,10 +157,14 @@ def backtest(
     options = dataclasses.replace(options, risk=risk)
     if trades_out is not None and trades_out.suffix.lower() not in (".csv", ".parquet"):
         raise typer.BadParameter(f"{trades_out}: write .csv or .parquet", param_hint="'--trades'")
+    if trades_out is not None:
+        not_a_folder(trades_out, "'--trades'")
     console = make_console()
     params = _parse_params(param)
+    names = symbol_list(symbols)
     strat = StrategyFactory.create(strategy, **params)
-    data = ws.source(source)
+    results = ws.store(db or True) if store else None  # a bad --db fails before the run, not after it
+    data = ws.source(source, **parse_options(option))
     columns = (TextColumn("{task.description}"), BarColumn(),
                TextColumn("{task.completed:,}/{task.total:,}"), TimeRemainingColumn())
     err = Console(stderr=True)
@@ -173,7 +180,7 @@ def backtest(
                 task = progress.add_task(f"{strat.name}", total=total)
             progress.update(task, completed=done)
 
-        result = run_backtest(strat, symbols, start, end, frequency, data, options, engine=engine,
+        result = run_backtest(strat, names, start, end, frequency, data, options, engine=engine,
                               progress=report)
     console.print(metrics_table(result.metrics, f"{strat!r} on {','.join(result.symbols)} {frequency}"))
     if result.open_trades.height:
@@ -187,9 +194,7 @@ def backtest(
     resized = result.rejections.filter(result.rejections["action"] == "resize")
     if resized.height:
         console.print(f"{resized.height} order(s) resized by the limits (first: {resized['reason'][0]})")
-    if store:
-        results = ws.store(db or True)
-        assert results is not None
+    if results is not None:
         run_id = result.save(results)
         console.print(f"stored run [bold]{run_id}[/bold] in {results.url}")
     if report_path:

@@ -11,9 +11,9 @@ from rich.table import Table
 from .._paths import expand_path
 from ..cache.bundles import BundleMetadata, ingest_to_bundle, list_bundles
 from ..formatting import data_size
-from ._common import parse_options, state
+from ._common import OPTION_HELP, parse_options, state
 from ._progress import FetchProgress, reports_progress
-from .data import OPTION_HELP
+from ._tables import new_table
 
 app = typer.Typer(help="List and inspect data bundles.", no_args_is_help=True)
 
@@ -49,9 +49,10 @@ def ingest(
         meta = ingest_to_bundle(bundle, names, start, end, frequency, source=src,
                                 bundles_dir=_folder(ctx, bundles_dir),
                                 progress=progress.on_symbol)
-    Console().print(f"bundle {meta.name}: {len(meta.symbols)} symbol(s), {meta.row_count:,} rows, "
-                    f"{data_size(meta.size_bytes)}, quality {meta.quality_score:.3f}, "
-                    f"missing {meta.missing_data_pct:.2f}% -> {meta.path}")
+    Console(soft_wrap=True).print(  # one line: a wrapped path cannot be pasted
+        f"bundle {meta.name}: {len(meta.symbols)} symbol(s), {meta.row_count:,} rows, "
+        f"{data_size(meta.size_bytes)}, quality {meta.quality_score:.3f}, "
+        f"missing {meta.missing_data_pct:.2f}% -> {meta.path}")
 
 
 app.command("ingest")(ingest)
@@ -71,9 +72,11 @@ def list_(ctx: typer.Context, bundles_dir: Path | None = BUNDLES_DIR) -> None:
     if not bundles:
         console.print(f"no bundles in {folder}")
         return
-    table = Table()
-    for col in ("name", "source", "frequency", "symbols", "start", "end", "rows", "size", "quality"):
-        table.add_column(col)
+    table = new_table(f"bundles in {folder}")
+    table.add_column("name", ratio=1, overflow="fold", min_width=8)
+    table.add_column("source", ratio=1, overflow="fold", min_width=6)
+    for col in ("bars", "symbols", "start", "end", "rows", "size", "quality"):
+        table.add_column(col, no_wrap=True, justify="left" if col in ("bars", "start", "end") else "right")
     for m in bundles:
         table.add_row(m.name, m.source_type, m.frequency, str(len(m.symbols)), f"{m.start:%Y-%m-%d}",
                       f"{m.end:%Y-%m-%d}", f"{m.row_count:,}", data_size(m.size_bytes),

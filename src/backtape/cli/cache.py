@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from .._paths import expand_path
 from .._time import format_ns
@@ -15,6 +14,7 @@ from ..cache.maintenance import cache_summary, clean_cache, verify_cache
 from ..formatting import data_size
 from ..schema import parse_kind
 from ._common import state
+from ._tables import new_table
 from ._units import parse_duration, parse_size
 
 app = typer.Typer(help="Inspect and maintain the local data cache.", no_args_is_help=True)
@@ -34,11 +34,12 @@ def stats(ctx: typer.Context, cache_dir: Path | None = CACHE_DIR) -> None:
     console = Console()
     folder = _folder(ctx, cache_dir)
     rows, counters = cache_summary(folder)
-    table = Table(title=f"cache {folder}")
-    for col in ("source", "kind", "entries", "spans", "files", "rows", "size", "newest fetch"):
-        table.add_column(col, justify="left" if col in ("source", "kind") else "right")
+    table = new_table(f"cache {folder}")
+    table.add_column("source", ratio=1, overflow="fold", min_width=8)
+    for col in ("kind", "entries", "spans", "files", "rows", "size", "newest fetch (UTC)"):
+        table.add_column(col, no_wrap=True, justify="left" if col == "kind" else "right")
     for r in rows:
-        newest = format_ns(r["newest_fetch"]) if r["newest_fetch"] else "-"
+        newest = format_ns(r["newest_fetch"])[:16].replace("T", " ") if r["newest_fetch"] else "-"
         table.add_row(r["source"], r["kind"], str(r["entries"]), str(r["spans"]), str(r["files"]),
                       f"{r['rows']:,}", data_size(r["bytes"]), newest)
     console.print(table)

@@ -22,7 +22,7 @@ from .._async import run_sync
 from .._time import NS_PER_DAY, check_range, format_ns
 from ..errors import NoDataError
 from ..timeframes import Timeframe
-from ._common import console, frame_table, parse_options, state
+from ._common import OPTION_HELP, console, frame_table, parse_options, state
 from ._progress import FetchProgress, reports_progress
 from ._sink import FrameSink, check_output
 
@@ -39,7 +39,6 @@ class Kind(StrEnum):
     actions = "actions"
 
 
-OPTION_HELP = "Source option NAME=VALUE, repeatable (values parse as JSON when they can)."
 
 
 @app.command("show")

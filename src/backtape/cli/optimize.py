@@ -27,7 +27,7 @@ from rich.progress import (
 from ..formatting import metric as show_metric
 from ..formatting import ratio
 from ._common import console as make_console
-from ._common import state
+from ._common import html_path, parse_options, source_option, state
 from ._tables import frame_table
 
 if TYPE_CHECKING:
@@ -71,8 +71,9 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
 
 
 @contextmanager
-def progress_bar(console: Console, label: str) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar with ETA; yields the ``progress(done, total)`` callback."""
+def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar with ETA on stderr when it is a terminal (elsewhere a transient bar only
+    leaves a blank line in the output); yields the ``progress(done, total)`` callback."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -80,7 +81,8 @@ def progress_bar(console: Console, label: str) -> Iterator[Callable[[int, int], 
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=True) as bar:
+    err = Console(stderr=True)
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
         task = None
 
         def report(done: int, total: int) -> None:
@@ -102,7 +104,8 @@ def _trading(ctx: typer.Context, cash: float | None, commission: float | None,
     return state(ctx).workspace().trading_options(cash=cash, commission=commission, fill=fill)
 
 
-REPORT = typer.Option(None, "--report", help="also write the HTML report here (a .html file)")
+REPORT = typer.Option(None, "--report", callback=html_path,
+                      help="also write the HTML report here (a .html file)")
 _SHOWN = ("final_equity", "total_return", "sharpe", "max_drawdown", "trades")
 
 
@@ -116,6 +119,7 @@ def optimize(
     metric: str = typer.Option("sharpe", "--metric", "-m", help="objective (any metric name)"),
     frequency: str = typer.Option("1d", "--frequency", "-f", help="bar size"),
     source: str | None = typer.Option(None, "--source", help=_cfg("data source name", "data.default_source")),
+    option: list[str] = source_option(),
     engine: str = typer.Option("vector", "--engine", help="vector or event"),
     executor: str | None = typer.Option(None, "--executor",
                                         help=_cfg("local or ray", "optimization.executor")),
@@ -143,9 +147,10 @@ def optimize(
     console = make_console()
     params = parse_grid(grid)
     ws = state(ctx).workspace()
-    with progress_bar(console, f"{strategy} ({engine})") as report:
+    with progress_bar(f"{strategy} ({engine})") as report:
         res = ws.optimize(
-            strategy, params, symbols, start, end, frequency, source, metric, engine, executor,
+            strategy, params, symbols, start, end, frequency, _source(ws, source, option), metric, engine,
+            executor,
             constraint=constraint, n_jobs=n_jobs, method=method, n_samples=n_samples, address=address,
             progress=report, store=(db or True) if store else None,
             options=_trading(ctx, cash, commission, fill), resume=resume_id or resume or None,
@@ -164,6 +169,11 @@ def optimize(
         console.print(f"stored optimization [bold]{res.optimization_id}[/bold] (search "
                       f"{res.details['search_id']}, {res.details['sets_reused']} set(s) resumed)")
     _report(console, res, report_path)
+
+
+def _source(ws: Any, name: str | None, option: list[str]) -> Any:
+    """``--source`` as given (a name, stored with the search), or built with its ``--option``s."""
+    return ws.source(name, **parse_options(option)) if option else name
 
 
 def _report(console: Console, result: Any, path: str | None) -> None:
@@ -193,6 +203,7 @@ def walkforward(
     metric: str = typer.Option("sharpe", "--metric", "-m", help="objective (any metric name)"),
     frequency: str = typer.Option("1d", "--frequency", "-f", help="bar size"),
     source: str | None = typer.Option(None, "--source", help=_cfg("data source name", "data.default_source")),
+    option: list[str] = source_option(),
     engine: str = typer.Option("vector", "--engine", help="vector or event"),
     constraint: str | None = typer.Option(None, "--constraint", help='e.g. "fast < slow"'),
     cash: float | None = typer.Option(None, "--cash", help=_cfg("starting cash", "backtesting.cash")),
@@ -206,10 +217,11 @@ def walkforward(
     console = make_console()
     params = parse_grid(grid)
     ws = state(ctx).workspace()
-    with progress_bar(console, f"{strategy} walk-forward") as report:
+    with progress_bar(f"{strategy} walk-forward") as report:
         res = ws.walk_forward(
             strategy, params, symbols, start, end, train, test, step, anchored, metric,
-            frequency=frequency, source=source, engine=engine, constraint=constraint, progress=report,
+            frequency=frequency, source=_source(ws, source, option), engine=engine,
+            constraint=constraint, progress=report,
             options=_trading(ctx, cash, commission, None),
         )
     windows = res.windows.with_columns(pl.col("train_start", "test_start", "test_end").dt.date())
@@ -245,7 +257,13 @@ def montecarlo(
     res = state(ctx).workspace().monte_carlo(run_id, n, method, block=block, seed=seed, store=db or True,
                                              executor=executor, address=address)  # fmt: skip
     console.print(frame_table(res.table, f"run {run_id}: {method}, {n} simulations, seed {seed}"))
-    console.print(frame_table(pl.DataFrame([res.observed]), "the run itself"))
+    if res.observed_trades:
+        rows = pl.DataFrame([{"measured": "bar by bar", **res.observed},
+                             {"measured": "trade by trade", **res.observed_trades}])
+        console.print(frame_table(rows, "the run itself: its metrics (bar by bar) and its trades in their "
+                                        "order measured as the simulations are (trade by trade)"))
+    else:
+        console.print(frame_table(pl.DataFrame([res.observed]), "the run itself"))
     _report(console, res, report_path)
 
 

@@ -10,13 +10,13 @@ import typer
 from rich.console import Console
 
 from ..errors import ConfigError
-from ._common import state
+from ._common import html_path, state
 
 
 def report(
     ctx: typer.Context,
     run_id: int | None = typer.Argument(None, help="id of a stored backtest run (backtape runs list)"),
-    output: str = typer.Option(..., "--output", "-o", help="the .html file to write"),
+    output: str = typer.Option(..., "--output", "-o", callback=html_path, help="the .html file to write"),
     optimization: int | None = typer.Option(None, "--optimization", help="report this stored optimization"),
     db: str | None = typer.Option(
         None, "--db", help="results database path or SQLAlchemy URL (default: data.results_db in the config)"

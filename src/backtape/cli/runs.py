@@ -10,6 +10,7 @@ from rich.table import Table
 
 from ..formatting import DASH, daily, duration, metric, money, parameters
 from ..results import ResultsStore
+from ..results.export import DEFAULT_FRAMES
 from ._common import console, state
 from ._tables import compare_table, metrics_table, new_table, trades_table
 
@@ -82,6 +83,10 @@ def compare(ctx: typer.Context, run_ids: list[int] = RUN_IDS, db: str | None = D
     """Statistics of several runs side by side."""
     if len(run_ids) < 2:
         raise typer.BadParameter("compare needs at least two run ids")
+    twice = sorted({i for i in run_ids if run_ids.count(i) > 1})
+    if twice:
+        raise typer.BadParameter(f"run id(s) {', '.join(map(str, twice))} given more than once; "
+                                 "name each run once")
     store = _store(ctx, db)
     records = [store.get_run(i) for i in run_ids]
     console().print(compare_table({f"run {r.id}": r.metrics for r in records}, "compare runs"))
@@ -91,15 +96,16 @@ def compare(ctx: typer.Context, run_ids: list[int] = RUN_IDS, db: str | None = D
 def export(
     ctx: typer.Context,
     run_id: int = RUN_ID,
-    what: str = typer.Option("trades,orders,fills,equity", "--what", "-w",
-                             help="comma-separated frames: trades, orders, fills, equity, open_trades, "
-                                  "records, rejections"),
+    what: str = typer.Option(",".join(DEFAULT_FRAMES), "--what", "-w",
+                             help="comma-separated frames: trades (closed), open_trades, orders, fills, "
+                                  "equity, records, rejections"),
     output: Path = typer.Option(..., "--output", "-o",
                                 help="a folder (one file per frame), or a .csv/.parquet file for one frame"),
     fmt: str = typer.Option("csv", "--format", help="csv or parquet, for files written into a folder"),
     db: str | None = DB,
 ) -> None:
-    """Write a stored run's trades, orders, fills and equity (or other frames) as CSV or Parquet."""
+    """Write a stored run's trades (closed and still open), orders, fills and equity (or other frames)
+    as CSV or Parquet."""
     from ..results.export import export_frames
 
     names = [w.strip() for w in what.split(",") if w.strip()]

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from .._symbols import symbol_list
 from .._time import TimeLike, check_range, format_ns
-from ..errors import ConfigError, NoDataError
+from ..errors import NoDataError
 from ..instruments import Instrument
 from ..sources.base import DataSource
 from ..timeframes import Timeframe
@@ -146,9 +147,7 @@ def load_market_data(
     from ..analytics import periods_per_year
     from ..portal import DataPortal, DataRequirement
 
-    names = [s.strip() for s in symbols.split(",")] if isinstance(symbols, str) else list(symbols)
-    if not names:
-        raise ConfigError("no symbols given")
+    names = symbol_list(symbols)
     s_ns, e_ns = check_range(start, end)
     from ..engine.engine import resolve_source
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import polars as pl
 
+from .._symbols import symbol_list
 from ..errors import ConfigError
 from ..options import TradingOptions
 from .cluster import CHUNKS_PER_CPU, Progress, chunked, chunks_for, map_chunks
@@ -49,7 +50,7 @@ def jobs_of(
 ) -> list[Job]:
     """Every strategy x symbol x parameter set; ``params`` is a grid (name -> values) or a list of sets."""
     strategies = list(strategies) if isinstance(strategies, list | tuple) else [strategies]
-    names = [s.strip() for s in symbols.split(",")] if isinstance(symbols, str) else list(symbols)
+    names = symbol_list(symbols)
     if params is None:
         sets: list[dict[str, Any]] = [{}]
     elif isinstance(params, Mapping):

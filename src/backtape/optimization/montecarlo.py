@@ -22,7 +22,7 @@ or the id of a run stored in the results database.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -56,6 +56,9 @@ class MonteCarloResult:
     seed: int
     simulations: pl.DataFrame = field(default_factory=pl.DataFrame)
     fan: pl.DataFrame = field(default_factory=pl.DataFrame)
+    #: reshuffle: the run's own trades in the order they closed, measured as every path is (drawdown
+    #: at trade closes, Sharpe of trade returns): the figures to place among the simulations
+    observed_trades: dict[str, float] = field(default_factory=dict)
 
     def report(self, path: Any) -> Any:
         """Write a self-contained interactive HTML report to ``path``; returns the path."""
@@ -86,6 +89,7 @@ class _Run:
     periods_per_year: float
     years: float
     observed: dict[str, float]
+    closed_order: np.ndarray | None = None  # trade_pnl's indices in the order the trades closed
 
 
 def _periods_per_year(equity: np.ndarray, metrics: dict[str, Any]) -> float:
@@ -127,7 +131,12 @@ def _from_result(res: Any, cash: float | None) -> _Run:
     if res.open_trades.height and "pnl" in res.open_trades.columns:
         pnl.append(res.open_trades["pnl"].to_numpy())
     eq = res.equity["equity"].to_numpy()
-    return _make_run(eq, np.concatenate(pnl) if pnl else np.zeros(0), float(cash or res.cash), res.metrics)
+    run = _make_run(eq, np.concatenate(pnl) if pnl else np.zeros(0), float(cash or res.cash), res.metrics)
+    if res.trades.height and "exit_time" in res.trades.columns:  # open trades close last, at the end
+        exits = res.trades["exit_time"].to_physical().to_numpy()
+        run = replace(run, closed_order=np.concatenate([np.argsort(exits, kind="stable"),
+                                                       np.arange(exits.size, run.trade_pnl.size)]))
+    return run
 
 
 def _resolve(run: Any, store: Any, cash: float | None) -> _Run:
@@ -184,8 +193,11 @@ def monte_carlo(
         raise ConfigError(f"n_simulations must be >= 1, got {n_simulations}")
     if executor not in EXECUTORS:
         raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if method == "bootstrap" and (isinstance(block, bool) or not isinstance(block, int | np.integer)
+                                  or block < 1):
+        raise ConfigError(f"block must be a whole number of bars >= 1, got {block!r}")
     r = _resolve(run, store, cash)
-    _check(r, method)
+    _check(r, method, block)
     batches = [(k, min(BATCH, n_simulations - lo)) for k, lo in enumerate(range(0, n_simulations, BATCH))]
     if executor == "ray":
         from .cluster import chunks_for, map_chunks
@@ -201,10 +213,16 @@ def monte_carlo(
     fan = _fan(done[0][1], r, method)
     table = percentile_table(sims, percentiles, 1.0)
     simulations = pl.DataFrame({"final_equity": sims[:, 0], "max_drawdown": sims[:, 1], "sharpe": sims[:, 2]})
-    return MonteCarloResult(table, dict(r.observed), method, n_simulations, seed, simulations, fan)
+    as_simulated: dict[str, float] = {}
+    if method == "reshuffle":
+        order = r.closed_order if r.closed_order is not None else np.arange(r.trade_pnl.size)
+        own = _trade_paths(r, order[None, :])[0][0]
+        as_simulated = dict(zip(("final_equity", "max_drawdown", "sharpe"), map(float, own), strict=True))
+    return MonteCarloResult(table, dict(r.observed), method, n_simulations, seed, simulations, fan,
+                            as_simulated)
 
 
-def _check(r: _Run, method: str) -> None:
+def _check(r: _Run, method: str, block: int = 1) -> None:
     """Raise when ``r`` cannot be resampled by ``method`` (too few trades or bars, bad equity)."""
     if method == "reshuffle":
         n = r.trade_pnl.size
@@ -216,6 +234,9 @@ def _check(r: _Run, method: str) -> None:
     rets = _returns(r.equity)
     if rets.size < 2:
         raise TooFewTradesError("the run has fewer than 3 bars of equity; there is nothing to bootstrap")
+    if block >= rets.size:
+        raise ConfigError(f"block {block} is not shorter than the run's {rets.size:,} bar returns: every "
+                          "path would be the run itself; use a block well below it (default 20)")
     if not np.isfinite(rets).all():
         bad = int(np.flatnonzero(~np.isfinite(rets))[0])
         raise ConfigError(f"the equity curve has a non-finite value at bar {bad}")
@@ -241,10 +262,15 @@ def _fan_steps(n_steps: int) -> np.ndarray:
 def _reshuffle(r: _Run, size: int, seed: np.random.SeedSequence) -> tuple[np.ndarray, np.ndarray]:
     """(final equity, max drawdown, annualized trade Sharpe) of ``size`` random trade orders, and
     their equity paths at the fan's steps."""
-    n = r.trade_pnl.size
-    pnl = r.trade_pnl + (r.observed["final_equity"] - r.cash - r.trade_pnl.sum()) / n
     rng = np.random.default_rng(seed)
-    index = np.argsort(rng.random((size, n)), axis=1)
+    return _trade_paths(r, np.argsort(rng.random((size, r.trade_pnl.size)), axis=1))
+
+
+def _trade_paths(r: _Run, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(final equity, max drawdown, annualized trade Sharpe) of the run's trades taken in each row's
+    order of ``index`` (paths x trades), and the equity paths at the fan's steps."""
+    size, n = index.shape
+    pnl = r.trade_pnl + (r.observed["final_equity"] - r.cash - r.trade_pnl.sum()) / n
     steps = np.empty((size, n + 1))
     steps[:, 0] = r.cash
     np.cumsum(pnl[index], axis=1, out=steps[:, 1:])

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from .._symbols import symbol_list
 from .._time import TimeLike
 from ..analytics import METRIC_NAMES, metrics_frame
 from ..errors import ConfigError, warn_once
@@ -120,12 +121,28 @@ def _constraint_fn(constraint: Constraint | None) -> Callable[[dict[str, Any]], 
     return check
 
 
+def grid_lists(grid: Mapping[str, Iterable[Any]]) -> dict[str, list[Any]]:
+    """``grid`` with each parameter's values as a list; a single value or a string (which would be
+    iterated into characters: ``"5,10"`` -> ``'5'``, ``','``...) is a ``ConfigError``."""
+    if not isinstance(grid, Mapping):
+        raise ConfigError(f"the parameter grid must map names to lists of values, e.g. {{'fast': [5, 10]}}, "
+                          f"got {grid!r}")
+    out = {}
+    for name, values in grid.items():
+        if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+            raise ConfigError(f"grid parameter {name!r} must be a list or range of values, e.g. "
+                              f"{{{name!r}: [5, 10]}} or range(5, 55, 5), got {values!r}")
+        out[name] = list(values)
+    return out
+
+
 def parameter_sets(grid: Mapping[str, Iterable[Any]], constraint: Constraint | None = None) -> list[ParamSet]:
     """Every combination of the grid's values (first key varies slowest) that passes ``constraint``."""
     if not grid:
         raise ConfigError("the parameter grid is empty")
+    grid = grid_lists(grid)
     names = list(grid)
-    values = [list(grid[n]) for n in names]
+    values = [grid[n] for n in names]
     for name, vals in zip(names, values, strict=True):
         if not vals:
             raise ConfigError(f"grid parameter {name!r} has no values")
@@ -175,14 +192,17 @@ class OptimizationEngine:
         sets = parameter_sets(grid, constraint)
         spec = EvalSpec(strategy)
         valid = []
+        first: Exception | None = None
         for s in sets:
             try:
                 spec.build(s)
-            except (ValueError, TypeError, ConfigError):
+            except (ValueError, TypeError, ConfigError) as exc:
+                first = first or exc
                 continue
             valid.append(s)
         if not valid:
-            raise ConfigError(f"the strategy rejects every parameter set of the grid (e.g. {sets[0]})")
+            why = f": {first}" if first is not None else ""
+            raise ConfigError(f"the strategy rejects every parameter set of the grid (e.g. {sets[0]}{why})")
         return valid, total - len(valid)
 
     def optimize(self, strategy: Any, grid: Mapping[str, Iterable[Any]], data: MarketData, *,
@@ -190,7 +210,7 @@ class OptimizationEngine:
                  options: TradingOptions | None = None) -> OptimizationResult:  # fmt: skip
         """Search ``grid`` for ``strategy`` on ``data`` trading with ``options``."""
         t0 = time.perf_counter()
-        grid = {name: list(values) for name, values in grid.items()}
+        grid = grid_lists(grid)
         sets, skipped = self.candidates(strategy, grid, constraint)
         spec = EvalSpec(strategy, self.engine, options or TradingOptions(), self.n_partitions)
         if self.method == "random" and self.n_samples is not None and self.n_samples < len(sets):
@@ -352,8 +372,8 @@ def optimize(
     continues an interrupted search, evaluating only the sets it had not stored.
     """
     opts = trading_options(options, **overrides)
-    grid = {name: list(values) for name, values in grid.items()}
-    names = [s.strip() for s in symbols.split(",")] if isinstance(symbols, str) else list(symbols)
+    grid = grid_lists(grid)
+    names = symbol_list(symbols)
     from ..engine.engine import resolve_source
 
     source = resolve_source(source)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from .._symbols import symbol_list
 from .._time import TimeLike
 from ..analytics import compute_metrics
 from ..errors import ConfigError, warn_once
@@ -32,7 +33,7 @@ from ..options import WALK_FORWARD_TEST, WALK_FORWARD_TRAIN, TradingOptions, tra
 from .data import MarketData, load_market_data
 from .evaluate import EvalSpec, best_vector_run, choose_engine, event_run, strategy_label
 from .executor import Progress
-from .search import Constraint, OptimizationEngine
+from .search import Constraint, OptimizationEngine, grid_lists
 
 if TYPE_CHECKING:
     from ..sources.base import DataSource
@@ -146,8 +147,8 @@ def walk_forward(
     ``progress(done, total)`` counts windows.
     """
     opts = trading_options(options, **overrides)
-    grid = {name: list(values) for name, values in grid.items()}
-    names = [s.strip() for s in symbols.split(",")] if isinstance(symbols, str) else list(symbols)
+    grid = grid_lists(grid)
+    names = symbol_list(symbols)
     from ..engine.engine import resolve_source
 
     source = resolve_source(source)

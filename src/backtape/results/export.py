@@ -16,8 +16,9 @@ import polars as pl
 
 from ..errors import BacktapeError
 
-#: what ``backtape runs export`` writes when ``--what`` is not given
-DEFAULT_FRAMES = ("trades", "orders", "fills", "equity")
+#: what ``backtape runs export`` writes when ``--what`` is not given: the positions still open at
+#: the end too, so the trades written add up to the run's trade count and final equity
+DEFAULT_FRAMES = ("trades", "open_trades", "orders", "fills", "equity")
 FORMATS = (".csv", ".parquet")
 _CSV_TIME = "%Y-%m-%dT%H:%M:%S%.fZ"
 _ISO = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$"
@@ -40,6 +41,9 @@ def export_frames(frames: Mapping[str, pl.DataFrame], what: Sequence[str], targe
     path = Path(target)
     suffix = path.suffix.lower()
     if suffix:
+        if path.is_dir():
+            raise ExportError(f"{path} is a folder; give a file name such as {path / ('trades' + suffix)}, "
+                              "or name the folder without an extension")
         if suffix not in FORMATS:
             raise ExportError(f"{path}: write .csv or .parquet (or give a folder), got {suffix!r}")
         if len(what) != 1:

@@ -198,8 +198,27 @@ def _url(target: str | Path | None) -> str:
         raise BacktapeError(f"results database {text!r}: give a plain file path (without 'file:') or a "
                             "postgresql:// URL")
     path = Path(text).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise BacktapeError(f"results database {path} is a folder; give a file path such as "
+                            f"{path / 'results.db'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BacktapeError(f"results database {path}: cannot create its folder ({exc.strerror}); "
+                            "give a path in a writable folder") from exc
     return f"sqlite:///{path}"
+
+
+def _open_error(url: str, exc: Exception) -> str:
+    """One line on why the database at ``url`` cannot be opened and what to do (password hidden)."""
+    shown = repr(sa.engine.make_url(url))
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    if "file is not a database" in reason:
+        reason += "; the file is not a SQLite database: give a new path or a results database"
+    elif "unable to open database file" in reason:
+        reason += ("; check that its folder exists and is writable (sqlite:/// then a relative path "
+                   "is relative to the current folder; sqlite:////abs/path or a plain path)")
+    return f"cannot open results database {shown}: {reason}"
 
 
 def _clean(value: Any) -> Any:
@@ -237,7 +256,7 @@ class ResultsStore:
                 for index in _BROWSE_INDEXES:
                     conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
         except sa.exc.SQLAlchemyError as exc:
-            raise BacktapeError(f"cannot open results database {self.engine.url!r}: {exc}") from exc
+            raise BacktapeError(_open_error(text, exc)) from exc
 
     @property
     def url(self) -> str:

@@ -130,10 +130,23 @@ class VectorData:
         return len(self.ts)
 
     def rebalance(self, schedule: object) -> np.ndarray:
-        """``rebalance_mask`` over the steps of the run (False on warm-up steps)."""
+        """``rebalance_mask`` over the steps of the run from its first ready step (False before)."""
         due = np.zeros(self.n_steps, dtype=np.bool_)
-        due[self.start_row:] = rebalance_mask(self.ts[self.start_row:], schedule)
+        ready = self.ready_row
+        due[ready:] = rebalance_mask(self.ts[ready:], schedule)
         return due
+
+    @property
+    def ready_row(self) -> int:
+        """First step of the run at which every symbol has its ``warmup`` bars, as the event engine
+        first calls ``on_bar`` there: ``start_row`` when the data holds the warm-up before ``start``,
+        later in a run from the first date of the data (a schedule starts counting there in both)."""
+        need = int(self.extra.get("warmup", 0))
+        if need <= 1:
+            return self.start_row
+        have = [int(self.rows[s][need - 1]) if len(self.rows[s]) >= need else self.n_steps
+                for s in self.symbols if len(self.rows[s])]
+        return max([self.start_row, *have])
 
     def per_symbol(self, values: dict[str, np.ndarray], fill: Any) -> np.ndarray:
         """Per-symbol arrays (one value per own bar) as steps x symbols, carried forward between bars."""
@@ -200,7 +213,7 @@ def vector_data(market: Any, warmup: int = 0) -> VectorData:
                 fields[f][rows[sym], j] = series[sym][f]
     return VectorData(names, clock, start_row, fields, series, rows, raw, first, market.actions,
                       market.periods_per_year, market.frequency, market.start, market.end,
-                      extra={"aligned": aligned})
+                      extra={"aligned": aligned, "warmup": int(warmup)})
 
 
 @dataclass

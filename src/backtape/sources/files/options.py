@@ -85,9 +85,14 @@ class FileOptions:
         if unknown:
             raise ConfigError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         opts = dict(options)
+        if isinstance(opts.get("names"), str):  # names=Date,Open,... from the command line
+            opts["names"] = opts["names"].split(",")
         if opts.get("names") is not None:
             opts["names"] = tuple(opts["names"])
+        if opts.get("separator") == "\\t":  # separator=\t as typed in a shell
+            opts["separator"] = "\t"
         out = cls(**opts)
+        _check_types(out)
         _check_choice("kind", out.kind, (None, "bars", "trades", "quotes"))
         _check_choice("stamp", out.stamp, ("start", "end"))
         _check_choice("on_non_session", out.on_non_session, ("raise", "drop"))
@@ -108,6 +113,31 @@ class FileOptions:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values["columns"] = dict(sorted(dict(self.columns).items()))
         return json.dumps(values, sort_keys=True, default=str)
+
+
+def _check_types(out: FileOptions) -> None:
+    """Options of the wrong shape fail here, naming the option, not later inside the reader."""
+    if not isinstance(out.columns, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in out.columns.items()):
+        raise ConfigError(f"option columns must map file column names to canonical names, e.g. "
+                          f"columns='{{\"Date\": \"ts\"}}', got {out.columns!r}")
+    if out.names is not None and not all(isinstance(n, str) and n for n in out.names):
+        raise ConfigError(f"option names must be column names, e.g. names=Date,Open,High,Low,Close,Volume, "
+                          f"got {out.names!r}")
+    if out.separator is not None and not (isinstance(out.separator, str) and len(out.separator) == 1):
+        raise ConfigError(f"option separator must be one character such as ',' or ';', got {out.separator!r}")
+    for name in ("has_header", "keep_extra"):
+        value = getattr(out, name)
+        if value is not None and not isinstance(value, bool):
+            raise ConfigError(f"option {name} must be true or false, got {value!r}")
+    if out.timezone is not None:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(str(out.timezone))
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ConfigError(f"option timezone={out.timezone!r} is not a time zone; use an IANA name "
+                              "such as 'America/New_York' or 'UTC'") from exc
 
 
 def _check_choice(name: str, value: object, allowed: tuple[object, ...]) -> None:

@@ -32,6 +32,9 @@ _NAMED_UTC = re.compile(r"(^|_)(utc|gmt)($|_)")
 #: naive layouts tried before polars' inference (exact: a value must match the whole format)
 _COMMON_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 _UNIT_NAMES = {ns: name for name, ns in EPOCH_UNITS.items()}
+#: a day and month in either order before a 4-digit year, e.g. 02/01/2024 or 1.2.2024 9:30
+_NUMERIC_DATE = (r"^(?<day_or_month>\d{1,2})(?<sep>[/.-])(?<month_or_day>\d{1,2})[/.-](?<year>\d{4})"
+                 r"(?<rest>(?:[ T].*)?)$")
 #: column of parsed rows naming their file row once non-session rows were left out
 KEPT_ROW = "_row"
 
@@ -97,6 +100,9 @@ def parse_ts(raw: pl.Series, col: str, path: Path, first_line: int, opts: FileOp
             parsed = text.str.to_datetime(ts_format, time_unit="ns", strict=False)
         else:
             known = _common_layout(text)
+            if known is None:
+                iso = _numeric_dates_as_iso(text, col, path, first_line)
+                known = _common_layout(iso) if iso is not None else None
             parsed = known if known is not None else text.str.to_datetime(time_unit="ns", strict=False)
     except pl.exceptions.PolarsError as exc:
         raise DataFormatError(f"{path}, column {col!r}: cannot parse timestamps like {text[0]!r} "
@@ -124,6 +130,33 @@ def _common_layout(text: pl.Series) -> pl.Series | None:
         parsed = text.str.to_datetime(fmt, time_unit="ns", strict=False)
         return parsed if parsed.null_count() == 0 else None
     return None
+
+
+def _numeric_dates_as_iso(text: pl.Series, col: str, path: Path, first_line: int) -> pl.Series | None:
+    """``dd/mm/yyyy`` or ``mm/dd/yyyy`` dates (``/``, ``.`` or ``-``; a time may follow) as ISO text,
+    in the order a field above 12 shows; None for other layouts.
+
+    A column in which every date reads both ways (no field above 12: ``02/01/2024`` is 2 January or
+    1 February) raises instead of picking one, and so does one that has both orders.
+    """
+    parts = text.str.extract_groups(_NUMERIC_DATE)
+    if parts.struct.field("day_or_month").null_count():
+        return None
+    first = parts.struct.field("day_or_month").cast(pl.Int32)
+    second = parts.struct.field("month_or_day").cast(pl.Int32)
+    day_first, month_first = first_bad(first > 12), first_bad(second > 12)
+    sep = parts.struct.field("sep")[0]
+    formats = f"ts_format='%d{sep}%m{sep}%Y' (day first) or ts_format='%m{sep}%d{sep}%Y' (month first)"
+    if day_first is not None and month_first is not None:
+        raise DataFormatError(f"{where(path, col, max(day_first, month_first), first_line)}: date "
+                              f"{text[max(day_first, month_first)]!r} has the day and month in the other "
+                              f"order than {text[min(day_first, month_first)]!r}; pass {formats}")
+    if day_first is None and month_first is None:
+        raise DataFormatError(f"{path}, column {col!r}: dates like {text[0]!r} read as day/month and as "
+                              f"month/day (no day above 12 tells which); pass {formats}")
+    order = "${year}-${month_or_day}-${day_or_month}" if day_first is not None else \
+        "${year}-${day_or_month}-${month_or_day}"
+    return text.str.replace(_NUMERIC_DATE, order + "${rest}")
 
 
 def naive_zone(timezone: str | None, calendar: str | None, ts_col: str) -> str | None:
@@ -164,8 +197,10 @@ def infer_frequency(ts: pl.Series, symbols: pl.Series, path: Path) -> Timeframe:
     if median >= 20 * 3_600_000_000_000 and median <= 4 * NS_PER_DAY:
         return Timeframe.parse("1d")
     if median % NS_PER_MINUTE or median > 4 * NS_PER_DAY:
-        raise DataFormatError(f"{path}: bars are {median / 1e9:g} s apart, not a supported bar size; "
-                              "pass frequency=...")
+        apart = (f"{median / NS_PER_DAY:,.1f} days" if median >= NS_PER_DAY
+                 else f"{median / 1e9:,g} seconds")
+        raise DataFormatError(f"{path}: rows are {apart} apart (the median spacing), not a bar size "
+                              "backtape infers; pass frequency=... (e.g. 1w, 1mo) or check the dates")
     return Timeframe.parse(f"{median // NS_PER_MINUTE}min")
 
 
