@@ -36,17 +36,18 @@ from ..errors import BacktapeError, NoDataError, warn_once
 from ..options import TradingOptions, trading_options
 from ..portal import DataPortal
 from ..sources.base import DataSource
-from ._actions import apply_action, scheduled_actions
+from ._actions import apply_action
 from ._indicators import make_indicator
 from ._report import build_result
+from ._timeline import advance_window, open_window, ready_step
 from ._user_code import strategy_error
 from .broker import Bar, Broker
 from .orders import Fill, Order, TimeInForce
 from .portfolio import Portfolio
 from .result import BacktestResult
 from .strategy import Context, Indicator, Strategy
-from .ticks import TickFeed, subscriptions, tick_clock
-from .windows import PriceLog, SymbolBars, keep_rows, plan_windows, window_bars
+from .ticks import TickFeed, subscriptions
+from .windows import PriceLog, SymbolBars, plan_windows
 
 log = logging.getLogger("backtape.backtest")
 
@@ -128,6 +129,17 @@ def _warn_refused(result: BacktestResult) -> None:
 class _Run:
     """The state of one backtest while it runs (engine internals)."""
 
+    # the current window's, set by ``_timeline.open_window``
+    t_hi: int
+    bars: list[SymbolBars]  # per symbol, its raw bars at the run frequency
+    clock: np.ndarray  # the window's clock steps (bar ends); the whole run's after the loop
+    row_at: list[np.ndarray]  # per symbol, the row of its bar ending at each step (-1: none)
+    rows: list[int]  # per symbol, its last visible row
+    vol: list[np.ndarray | None]  # per symbol, the cost model's rolling volatility when it needs one
+    _since: list[int]  # per symbol, the first row not yet folded into the lots' excursions
+    _actions: list[tuple[int, str, str, float]]  # the window's corporate actions (``_actions``)
+    _sessions: np.ndarray  # session closes (DAY orders expire at them)
+
     def __init__(self, strategy: Strategy, symbols: list[str], start: int, end: int, frequency: str,
                  source: DataSource, opts: TradingOptions, window_sessions: int | None = 0) -> None:
         self.strategy, self.symbols, self.start, self.end = strategy, symbols, start, end
@@ -181,103 +193,11 @@ class _Run:
         self.first_row = [int(self.portal.bars(sym, frequency).ts.searchsorted(start, "left"))
                           for sym in ([] if self.tick_only else symbols)]
         self.held: list[tuple[float, int, float, int, int] | None] = [None] * len(self.first_row)
-        self._window(-1)
-        if self.bounds and self._ready_step() == -1:  # ready only known from later windows: load whole
+        open_window(self, -1)
+        if self.bounds and ready_step(self) == -1:  # ready only known from later windows: load whole
             self.bounds, self.prices = [], None
             self.portal.load_data(start, end, symbols, requirements=[strategy])
-            self._window(-1)
-
-    # timeline --------------------------------------------------------------------------
-    def _window(self, w: int) -> None:
-        """Arrays per symbol (raw bars at the run frequency) and the clock steps of window ``w + 1``
-        (``-1``: the first; one window holds the whole run when there are no ``bounds``)."""
-        t_lo = self.bounds[w] if w >= 0 else -(2**62)
-        self.t_hi = t_hi = self.bounds[w + 1] if w + 1 < len(self.bounds) else 2**62
-        self.bars: list[SymbolBars] = [window_bars(self, j, t_lo, t_hi) for j in range(len(self.first_row))]
-        ends = [b["ts_end"][b["lo"]:b["hi"]] for b in self.bars]
-        if self.tick_only:
-            self.clock = tick_clock(self.portal.calendar, self.frequency, self.start, self.end)
-        elif len(ends) == 1:
-            self.clock = ends[0]
-        else:
-            self.clock = np.unique(np.concatenate(ends))
-        if w < 0 and not self.tick_only and not self.bounds and not len(self.clock):
-            raise NoDataError(f"no {self.frequency} bars for {', '.join(self.symbols)} between "
-                              f"{format_ns(self.start)} and {format_ns(self.end)}")
-        n = len(self.clock)
-        # row of each symbol's bar ending at each step (-1 when it has none), and its last visible row
-        self.row_at = []
-        for j, b in enumerate(self.bars):
-            row = np.full(n, -1, dtype=np.int64)
-            own = np.arange(b["lo"], b["hi"])
-            row[np.searchsorted(self.clock, b["ts_end"][b["lo"]:b["hi"]])] = own
-            self.row_at.append(row)
-            lo, hi = b["lo"], b["hi"]
-            if hi > lo:  # first close, its end, last close, first start, last end: buy and hold, spans
-                held = self.held[j]
-                first = held if held is not None else (float(b["close"][lo]), int(b["ts_end"][lo]), 0.0,
-                                                       int(b["ts"][lo]), 0)
-                last = float(b["close"][hi - 1]), int(b["ts_end"][hi - 1])
-                self.held[j] = (first[0], first[1], last[0], first[3], last[1])
-        if w < 0:
-            self.rows = [b["first"] - 1 for b in self.bars]
-            self._since = [b["first"] for b in self.bars]
-        self.vol = [self._volatility(b) if self._needs_volatility() else None for b in self.bars]
-        self._actions = scheduled_actions(self)
-        self._sessions = self.portal.calendar.closes
-        if self.prices is not None:
-            self.prices.add(self, t_lo, t_hi)
-
-    def _advance(self, w: int) -> None:
-        """Release what window ``w`` no longer needs, load window ``w + 1`` (``windows.keep_rows``)."""
-        for j in range(len(self.bars)):
-            self._flush_extremes(j, self.rows[j])
-        keep, dropped = keep_rows(self, self.bounds[w])
-        self.portal.advance(self.bounds[w + 1] if w + 1 < len(self.bounds) else self.end, keep)
-        for j, d in enumerate(dropped):
-            self.offsets[j] += d
-            self.rows[j] -= d
-            self._since[j] -= d
-        self._window(w)
-        for ind in self._indicators:
-            ind.rebase(self.offsets[ind._slot], len(self.bars[ind._slot]["ts"]))
-
-    def _ready_step(self) -> int:
-        """First clock step with ``strategy.warmup`` bars of history for every symbol that has bars.
-
-        The portal loads that history before ``start`` when the data has them; when it does not, the
-        strategy is first called once it exists (said once), so strategies never guard on it. A
-        streamed run gets ``-1`` when the first window does not settle it (it is then loaded whole).
-        """
-        need, n = int(self.strategy.warmup), len(self.clock)
-        if need <= 1 or self.tick_only:
-            return 0
-        firsts = [int(np.argmax(row >= need - 1)) if (row >= need - 1).any() else n
-                  for row in self.row_at if (row >= 0).any()]
-        if self.bounds and (len(firsts) < len(self.row_at) or max(firsts, default=n) >= n):
-            return -1
-        ready = max(firsts, default=0)
-        if ready:
-            when = f"from {format_ns(int(self.clock[ready]))} on" if ready < n else "at no step of the run"
-            warn_once(f"{self.strategy.name} needs {need} bars of {self.frequency} history; the data has "
-                      f"them {when}, so on_bar is first called then")
-        return ready
-
-    def _needs_volatility(self) -> bool:
-        return self.costs.needs_volatility
-
-    @staticmethod
-    def _volatility(b: SymbolBars, window: int = 20) -> np.ndarray:
-        """Std of the previous ``window`` close-to-close returns, known at each bar's close."""
-        close = b["close"]
-        ret = np.empty_like(close)
-        ret[0] = np.nan
-        ret[1:] = close[1:] / close[:-1] - 1.0
-        out = np.full_like(close, np.nan)
-        if len(close) > window:
-            windows = np.lib.stride_tricks.sliding_window_view(ret[1:], window)
-            out[window:] = windows.std(axis=1, ddof=1)
-        return out
+            open_window(self, -1)
 
     # the loop --------------------------------------------------------------------------
     def execute(self, progress: Callable[[int, int], None] | None) -> None:
@@ -295,7 +215,7 @@ class _Run:
         strategy, ctx = self.strategy, self.ctx
         self.portal.set_clock(self.start)
         strategy.initialize(ctx)
-        ready = self._ready_step()
+        ready = ready_step(self)
         n0 = len(self.clock)
         span = (self.end - self.start) / (self.bounds[0] - self.start) if self.bounds else 1.0
         total = max(int(n0 * span), 1)  # steps, estimated from the first window when streamed
@@ -306,7 +226,7 @@ class _Run:
         clocks = []
         for w in range(-1, len(self.bounds)):
             if w >= 0:
-                self._advance(w)
+                advance_window(self, w)
             clocks.append(self.clock)
             self._steps(len(equity), ready, equity, exposed, traded, progress, total)
         n = len(equity)

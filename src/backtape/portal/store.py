@@ -208,3 +208,18 @@ def _fields_of(bars: pl.DataFrame) -> list[str]:
 def _extra_fields(bars: pl.DataFrame) -> list[str]:
     """Further numeric or boolean columns (``backtape.prepare`` features, flags) kept as float fields."""
     return [c for c, t in bars.schema.items() if c not in _KNOWN and (t.is_numeric() or t == pl.Boolean)]
+
+
+class SpotIndex:
+    """One symbol's base bars for ``DataPortal.get_spot_value``: its ``ts_end`` array, zero-copy
+    memoryviews of the fields (reading one element from Python costs a fraction of indexing numpy)
+    and the last answer ``i`` for clock ``t``."""
+
+    __slots__ = ("adjusted", "array", "fields", "i", "t")
+
+    def __init__(self, series: BarSeries, adjusted: bool) -> None:
+        self.array = series.ts_end
+        self.fields = {f: a.data for f, a in series.fields.items()}
+        self.adjusted = adjusted
+        self.i = -1
+        self.t: int | None = None
