@@ -10,7 +10,14 @@ Fetch once, use many; point in time, always; every resolution from 1-minute bars
 
 from __future__ import annotations
 
+import logging
+
 __version__ = "0.1.0"
+
+# backtape's loggers stay silent until the application configures logging (the standard library's
+# advice for libraries): a failing run is an exception, not also an "ERROR" line on stderr
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+del logging
 
 # Every name imports its module on first use: `backtape.run_backtest` works, but `import backtape`
 # loads nothing heavy (no polars, numpy, numba or SQLAlchemy until something needs them).

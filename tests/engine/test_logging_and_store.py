@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -37,3 +41,13 @@ def test_results_schema_compiles_for_postgresql() -> None:
     assert all("AUTOINCREMENT" not in d for d in ddl)  # SQLite-only keyword never emitted
     q = sa.select(store_module._backtests.c.id).order_by(store_module._backtests.c.id.desc()).limit(5)
     assert "LIMIT" in str(q.compile(dialect=dialect))
+
+
+def test_a_failing_run_in_python_is_an_exception_and_no_log_line_on_stderr(tmp_path: Path) -> None:
+    code = ("import backtape as bt\n"
+            "try:\n"
+            "    bt.run_backtest('sma_crossover', 'ZZZZ', '2012-01-01', '2013-01-01', source='sample')\n"
+            "except bt.BacktapeError:\n    print('raised')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "HOME": str(tmp_path)})
+    assert proc.stdout.strip() == "raised" and proc.stderr == ""

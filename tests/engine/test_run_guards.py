@@ -94,3 +94,33 @@ def bt_datetime():
     import polars as pl
 
     return pl.Datetime("ns", "UTC")
+
+
+def test_target_orders_that_need_no_trade_are_cancelled_not_filled_at_zero() -> None:
+    result = bt.run_backtest("momentum_rotation", ["AAPL", "KO", "IBM", "MSFT"], "2012-01-01", "2015-01-01",
+                             source="sample")
+    orders = result.orders
+    assert orders.filter((orders["status"] == "filled") & (orders["filled"] == 0)).height == 0
+    unchanged = orders.filter(orders["status"] == "cancelled")
+    assert unchanged.height > 0
+    assert all(r.startswith(("already at the target (", "no ")) for r in unchanged["reason"])
+    assert orders.filter(orders["status"] == "filled").height == result.fills["order_id"].n_unique()
+
+
+class _Leveraged(bt.Strategy):
+    """All in KO, then 200% of equity in MSFT with no margin left."""
+
+    def on_bar(self, ctx: bt.Context) -> None:
+        if ctx.bar_index == 0:
+            ctx.order_target_percent("KO", 1.0)
+        if ctx.bar_index == 5:
+            ctx.order_target_percent("MSFT", 2.0)
+
+
+def test_a_target_order_refused_for_margin_says_so_with_the_quantity_it_wanted() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BacktapeWarning)
+        result = bt.run_backtest(_Leveraged(), ["KO", "MSFT"], "2013-01-01", "2013-03-01", source="sample")
+    refused = result.rejections.row(0, named=True)
+    assert refused["symbol"] == "MSFT" and refused["requested"] > 700
+    assert refused["reason"].startswith(f"no margin left for {refused['requested']:g} MSFT (200% of equity)")

@@ -235,11 +235,12 @@ class OrderBook:
                 other.status = OrderStatus.CANCELLED
                 other.reason = f"one-cancels-other: order {order.id} filled"
 
-    def _refuse(self, order: Order, ts: int) -> None:
+    def _refuse(self, order: Order, ts: int, requested: float | None = None) -> None:
+        """Reject ``order`` at fill time; ``requested`` is what a target order was sized to."""
         order.status = OrderStatus.REJECTED
         for child in order.children:
             child.status = OrderStatus.CANCELLED
-        self._record(order, ts, "reject", order.quantity, 0.0)
+        self._record(order, ts, "reject", order.quantity if requested is None else requested, 0.0)
 
     def _reject(self, order: Order, now: int, reason: str) -> Order:
         order.created_at = now

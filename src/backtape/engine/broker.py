@@ -25,7 +25,9 @@ take-profit was gapped through at the open (the conservative reading of an unkno
 Target orders (``order_target_percent``) are sized when they fill, all-in style: a reversal first
 closes the old position (paying its commission), then the new position is the largest whole
 number of shares (fractions when the asset allows) whose slipped price and commission fit in
-``percent * equity``, and in the margin left (``leverage * equity - gross exposure``).
+``percent * equity``, and in the margin left (``leverage * equity - gross exposure``). One that
+needs no trade (the position is already at the target, or there is none to close) is cancelled
+with that reason: no order is recorded as filled without a fill.
 
 Default stop-loss
 -----------------
@@ -262,7 +264,7 @@ class Broker(OrderBook):
             pos = pf.position(sym)
         if target == 0 or (pos and (pos > 0) != (target > 0)):
             order.status = OrderStatus.PARTIAL if pos else OrderStatus.FILLED
-            return fills
+            return fills or _unchanged(order, f"no {sym} position to close")
         side = 1.0 if target > 0 else -1.0
         market = _market(ref, bar)
         price = slipped(ref, side, self.costs.price_bps(int(side), 0.0, market))
@@ -278,6 +280,7 @@ class Broker(OrderBook):
                 fills.append(self._fill(order, -side * q, ref, bar, ts, True))
         else:
             room = self.leverage * equity - held * ref - pf.others_gross(sym)
+            wanted = self._lots(sym, delta)
             delta = self._lots(sym, min(delta, commission.affordable(room, price, frac)))
             q = self._lots(sym, min(delta, cap))
             capped = q < delta
@@ -296,13 +299,20 @@ class Broker(OrderBook):
             elif not fills and not held and not capped:
                 lot = self.instruments[sym].lot_size if sym in self.instruments else None
                 unit = f"lot ({lot:g})" if lot else "unit" if frac else "whole unit"
-                order.reason = (f"{equity * abs(target):,.2f} ({abs(target):.0%} of equity) buys no "
-                                f"{unit} of {sym} at {price:,.2f}"
-                                f"{'' if frac or lot else ' (set fractional=True to trade fractions)'}")
-                self._refuse(order, ts)
+                if wanted > 0:  # the budget buys some: the margin left does not
+                    order.reason = (f"no margin left for {wanted:g} {sym} ({abs(target):.0%} of equity): "
+                                    f"{self.leverage:g}x equity {equity:,.2f} less "
+                                    f"{self.leverage * equity - room:,.2f} held leaves {max(room, 0.0):,.2f}")
+                else:
+                    order.reason = (f"{equity * abs(target):,.2f} ({abs(target):.0%} of equity) buys no "
+                                    f"{unit} of {sym} at {price:,.2f}"
+                                    f"{'' if frac or lot else ' (set fractional=True to trade fractions)'}")
+                self._refuse(order, ts, side * wanted)
                 return fills
         order.status = OrderStatus.PARTIAL if capped else OrderStatus.FILLED
-        return fills
+        if fills or capped:
+            return fills
+        return _unchanged(order, f"already at the target ({held:g} {sym}, {abs(target):.0%} of equity)")
 
     def _fill(self, order: Order, qty: float, ref: float, bar: Bar, ts: int, liquidity: bool) -> Fill:
         """Book one execution of ``qty`` (signed) at reference price ``ref`` with its costs."""
@@ -354,3 +364,11 @@ def _priority(order: Order) -> tuple[int, int]:
         return (order.created_at, 0)
     return (order.created_at, 0 if order.type != OrderType.LIMIT else 1)
 
+
+
+def _unchanged(order: Order, reason: str) -> list[Fill]:
+    """A target order that found the position already at its target: cancelled with the reason, so
+    no order is recorded as filled without a fill."""
+    order.status = OrderStatus.CANCELLED
+    order.reason = reason
+    return []
