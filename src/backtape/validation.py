@@ -321,7 +321,7 @@ def _row_rules(kind: str, schema: pl.Schema, *, volume_nulls: bool = False) -> l
         _Rule(
             "missing_value",
             missing,
-            pl.format("null or NaN in {}", pl.concat_str(
+            pl.format("null, NaN or infinite in {}", pl.concat_str(
                 [pl.when(e).then(pl.lit(c)) for c, e in bad.items()], separator=", ", ignore_nulls=True
             )),
         )

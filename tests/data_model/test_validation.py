@@ -218,4 +218,4 @@ def test_quote_sizes_may_be_unknown_but_not_nan() -> None:
     assert validate_quotes(fx).ok
     report = validate_quotes(set_value(quotes(), 2, "bid_size", float("nan")), on_invalid="drop")
     assert report.counts == {"missing_value": 1}
-    assert report.violations.get_column("detail").to_list() == ["null or NaN in bid_size"]
+    assert report.violations.get_column("detail").to_list() == ["null, NaN or infinite in bid_size"]

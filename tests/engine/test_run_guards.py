@@ -124,3 +124,22 @@ def test_a_target_order_refused_for_margin_says_so_with_the_quantity_it_wanted()
     refused = result.rejections.row(0, named=True)
     assert refused["symbol"] == "MSFT" and refused["requested"] > 700
     assert refused["reason"].startswith(f"no margin left for {refused['requested']:g} MSFT (200% of equity)")
+
+
+class _ReadsHistoryWithoutWarmup(bt.Strategy):
+    def on_bar(self, ctx: bt.Context) -> None:
+        ctx.history("AAPL", 5)
+
+
+def test_history_before_the_data_names_the_strategy_line_and_asks_for_warmup() -> None:
+    with pytest.raises(StrategyError, match=r"HistoryWindowStartsBeforeData in _ReadsHistoryWithoutWarmup"
+                                            r"\.on_bar \(.*test_run_guards\.py:\d+\) at 2012-01-03.*"
+                                            r"declare `warmup = N`"):
+        _run(_ReadsHistoryWithoutWarmup())
+
+
+def test_a_range_without_any_bar_is_one_error_without_a_coverage_warning() -> None:
+    with warnings.catch_warnings(record=True) as seen, pytest.raises(bt.BacktapeError, match="no 1d bars"):
+        warnings.simplefilter("always")
+        bt.run_backtest("sma_crossover", "AAPL", "2014-01-04", "2014-01-05", source="sample", store=False)
+    assert not [w for w in seen if "cover less" in str(w.message)]

@@ -197,7 +197,15 @@ def test_validate_reports_every_missing_value_with_its_line(tmp_path: Path) -> N
     with pytest.warns(UserWarning, match="line 3"):
         report = CSVDataSource(path, on_invalid="warn").file_reports()[path]
     assert [(v.line, v.detail) for v in report.records()] == [
-        (3, "null or NaN in low, close, volume"), (5, "null or NaN in high")]
+        (3, "null, NaN or infinite in low, close, volume"), (5, "null, NaN or infinite in high")]
     result = CliRunner().invoke(app, ["validate", str(path)])
     assert result.exit_code == 1
     assert "missing_value 2" in result.stdout
+
+
+def test_a_latin1_file_is_refused_with_advice_to_save_it_as_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "X.csv"
+    path.write_bytes(("date,open,high,low,close,volume,note\n2024-01-02,10,11,9,10.5,100,Société\n")
+                     .encode("latin-1"))
+    with pytest.raises(DataFormatError, match=r"utf-8.*save it as UTF-8"):
+        read_bars(path, calendar="24/7")

@@ -65,7 +65,8 @@ def test_a_real_fx_file_without_volume_reads_validates_and_aggregates(fx_hourly:
 def test_a_hole_in_a_symbols_volumes_is_still_missing(tmp_path: Path) -> None:
     path = tmp_path / "X.csv"
     path.write_text("date,open,high,low,close,volume\n2024-01-02,1,2,0.5,1.5,10\n2024-01-03,1,2,0.5,1.5,\n")
-    with pytest.raises(DataValidationError, match=r"line 3 .*missing_value \(null or NaN in volume\)"):
+    with pytest.raises(DataValidationError,
+                       match=r"line 3 .*missing_value \(null, NaN or infinite in volume\)"):
         read_bars(path)
 
 

@@ -6,7 +6,7 @@ import inspect
 import traceback
 
 from .._time import format_ns
-from ..errors import BacktapeError, StrategyError
+from ..errors import BacktapeError, HistoryWindowStartsBeforeData, StrategyError
 from .strategy import Strategy
 
 
@@ -14,9 +14,11 @@ def strategy_error(exc: BaseException, strategy: Strategy, now: int) -> Strategy
     """``exc`` as a ``StrategyError`` when it passed through the strategy's own source file.
 
     ``None`` when it did not (a fault of backtape itself, left as it is) or when it already is a
-    ``BacktapeError`` (its message names the input).
+    ``BacktapeError`` (its message names the input), except a history window reaching before the
+    data, which is the strategy's to fix by declaring its warm-up.
     """
-    if isinstance(exc, BacktapeError | KeyboardInterrupt):
+    history = isinstance(exc, HistoryWindowStartsBeforeData)
+    if isinstance(exc, BacktapeError | KeyboardInterrupt) and not history:
         return None
     try:
         source = inspect.getsourcefile(type(strategy))
@@ -27,5 +29,7 @@ def strategy_error(exc: BaseException, strategy: Strategy, now: int) -> Strategy
         return None
     at = frames[-1]
     name = type(strategy).__name__
+    hint = (f"; declare `warmup = N` on {name} (the bars of history it reads) so that they are "
+            "loaded before the start, or on_bar waits for them") if history else ""
     return StrategyError(f"{type(exc).__name__} in {name}.{at.name} ({at.filename}:{at.lineno}) at "
-                         f"{format_ns(now)}: {exc}")
+                         f"{format_ns(now)}: {exc}{hint}")

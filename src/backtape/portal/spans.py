@@ -55,7 +55,11 @@ def short_spans(calendar: TradingCalendar, spans: Iterable[tuple[str, int, int]]
 
 def warn_short(calendar: TradingCalendar, spans: Iterable[tuple[str, int, int]], start: int,
                end: int) -> None:
-    """One warning naming every symbol whose bars cover less than ``[start, end)`` (module doc)."""
+    """One warning naming every symbol whose bars cover less than ``[start, end)`` (module doc); none
+    when no symbol has a bar in the range, which the caller reports as its one error."""
+    spans = list(spans)
+    if all(first < 0 for _, first, _ in spans):
+        return
     short = short_spans(calendar, spans, start, end)
     if short:
         warn_once(f"bars cover less than the requested {format_ns(start)[:10]} to {format_ns(end)[:10]}: "

@@ -193,7 +193,9 @@ def _tables(blocks: Iterable[bytes | memoryview], names: list[str], sep: str,
                                   f"({', '.join(names)}); is the file ragged or not CSV? "
                                   f"({str(exc).splitlines()[0]})") from exc
         except pl.exceptions.PolarsError as exc:
-            raise DataFormatError(f"{path}: malformed CSV ({str(exc).splitlines()[0]})") from exc
+            first = str(exc).splitlines()[0]
+            advice = "; save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)" if "utf-8" in first.lower() else ""
+            raise DataFormatError(f"{path}: malformed CSV ({first}){advice}") from exc
         if df.width != len(names):
             raise DataFormatError(f"{path}: expected {len(names)} columns ({', '.join(names)}), "
                                   f"found {df.width}")
