@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from backtape.optimization import monte_carlo
-from backtape.reports.research import distribution_spec, monte_carlo_page
+from backtape.reports.research import distribution_spec, monte_carlo_page, monte_carlo_spec
 
 _MONEY, _PERCENT, _RATIO = r"-?\d{1,3}(,\d{3})*\.\d{2}", r"-?\d+\.\d{2}%", r"-?\d+\.\d{2}"
 
@@ -35,6 +35,7 @@ def test_reshuffle_marks_the_runs_trades_measured_as_the_paths(run: Any) -> None
     drawdowns = [f"{mc.observed['max_drawdown']:.2%}", f"{own['max_drawdown']:.2%}"]
     assert itself.table["max drawdown"] == drawdowns
     assert "trade by trade" in itself.note and "bar by bar" in itself.note
+    assert "the run (trade by trade)" in [t.get("name") for t in monte_carlo_spec(mc)["data"]]
 
 
 def test_bootstrap_marks_the_runs_bar_by_bar_figures(run: Any) -> None:
@@ -44,6 +45,7 @@ def test_bootstrap_marks_the_runs_bar_by_bar_figures(run: Any) -> None:
     assert all("bar by bar" in t for t in texts)
     itself = next(s for s in monte_carlo_page(mc).sections if s.title == "the run itself")
     assert itself.table is not None and itself.table["measured"] == ["bar by bar"]
+    assert "the run (bar by bar)" in [t.get("name") for t in monte_carlo_spec(mc)["data"]]
 
 
 @pytest.mark.parametrize("method", ["reshuffle", "bootstrap"])

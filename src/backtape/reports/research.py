@@ -168,7 +168,8 @@ def monte_carlo_spec(mc: Any) -> Figure:
                   "hoverinfo": "skip"})
         grid.add({"type": "scatter", "x": x, "y": f[hi].to_numpy(), "fill": "tonexty", "fillcolor": color,
                   "line": {"width": 0}, "name": f"{lo[1:]}-{hi[1:]}th percentile"})
-    for column, name, color in (("p50", "median", "#3366cc"), ("observed", "the run", "#d73027")):
+    basis = TRADE_BY_TRADE if mc.method == "reshuffle" else BAR_BY_BAR
+    for column, name, color in (("p50", "median", "#3366cc"), ("observed", f"the run ({basis})", "#d73027")):
         grid.add({"type": "scatter", "x": x, "y": f[column].to_numpy(), "name": name,
                   "line": {"color": color}})
     grid.axis("x", title={"text": "trade" if mc.method == "reshuffle" else "bar"})
