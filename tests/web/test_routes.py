@@ -63,11 +63,39 @@ def test_runs_page_lists_sorts_filters_and_pages(client: TestClient, dash_ws: Da
     assert not set(_run_ids_listed(first)) & set(_run_ids_listed(second))
 
 
-def test_bad_query_is_a_page_naming_the_input(client: TestClient) -> None:
-    for url, word in (("/runs?sort=nonsense", "nonsense"), ("/runs?from=yesterday", "yesterday"),
-                      ("/runs?page=x", "page")):
-        response = client.get(url)
-        assert response.status_code == 404 and word in response.text
+def _message(html: str) -> str:
+    match = re.search(r'<p class="error">(.*?)</p>', html, re.S)
+    assert match, "no error message"
+    return match.group(1)
+
+
+@pytest.mark.parametrize(("url", "words"), [
+    ("/runs?start=notadate", ["&#39;start&#39;", "from=", "YYYY-MM-DD"]),  # not a parameter: not ignored
+    ("/runs?from=yesterday", ["from=", "yesterday", "YYYY-MM-DD"]),
+    ("/runs?to=2014-13-01", ["to=", "2014-13-01", "YYYY-MM-DD"]),
+    ("/runs?from=2014-06-01garbage", ["from=", "garbage", "YYYY-MM-DD"]),
+    ("/runs?from=2015-01-01&to=2014-01-01", ["from=2015-01-01", "to=2014-01-01"]),
+    ("/runs?sort=nonsense", ["sort=", "nonsense", "sharpe"]),
+    ("/runs?dir=up", ["dir=", "up", "asc or desc"]),
+    ("/runs?page=x", ["page=", "x", "whole number"]),
+    ("/runs?page=0", ["page=", "whole number from 1"]),
+    ("/runs?per=10000", ["per=", "10000", "1 to 500"]),
+    ("/compare?ids=1,x", ["run id", "x", "ids=1,2"]),
+])
+def test_bad_query_is_a_400_page_naming_the_parameter_and_its_form(client: TestClient, url: str,
+                                                                    words: list[str]) -> None:
+    response = client.get(url)
+    assert response.status_code == 400 and "Cannot show this page" in response.text
+    message = _message(response.text)
+    assert all(w in message for w in words), message
+
+
+def test_good_queries_and_missing_things_are_not_400(client: TestClient) -> None:
+    ok = "/runs?strategy=&symbol=&from=&to=&sort=sharpe&dir=asc&page=1&per=50"
+    assert client.get(ok).status_code == 200  # the filter form's empty fields are no filter
+    assert client.get("/runs?page=99").status_code == 200  # past the last page: an empty page
+    missing = client.get("/runs/999999")
+    assert missing.status_code == 404 and "Not available" in missing.text
 
 
 def test_run_page_has_statistics_trades_and_chart(client: TestClient, dash_ws: DashWorkspace) -> None:
@@ -118,7 +146,7 @@ def test_compare_overlays_runs_and_lists_statistics_side_by_side(client: TestCli
     assert f"#{a} SmaCrossover" in html and f"#{b} SmaCrossover" in html
     assert client.get(f"/compare?ids={a},{b}").text == html
     alone = client.get(f"/compare?ids={a}")
-    assert alone.status_code == 404 and "two or more" in alone.text
+    assert alone.status_code == 400 and "two or more" in alone.text
     assert "999999" in client.get(f"/compare?ids={a},999999").text
 
 
@@ -132,7 +160,7 @@ def test_optimization_pages_heatmap_and_best_sets_link_runs(client: TestClient,
     assert heat["type"] == "heatmap" and heat["x"] == ["5", "10"] and heat["y"] == ["20", "40"]
     best_row = html.split('id="best-sets"')[1].split("<tr>")[2]
     assert f'href="/runs/{dash_ws.best_run_id}"' in best_row
-    assert client.get(f"/optimizations/{dash_ws.optimization_id}?x=nope").status_code == 404
+    assert client.get(f"/optimizations/{dash_ws.optimization_id}?x=nope").status_code == 400
 
 
 def test_data_page_shows_coverage_gaps_empty_ranges_and_bundle_quality(client: TestClient) -> None:
@@ -188,7 +216,7 @@ def test_no_secrets_in_any_page(dash_ws: DashWorkspace, postgres_url: str,
             "/runs/999999", "/runs?sort=bad"]
     for page in urls:
         response = client.get(page)
-        assert response.status_code in (200, 404), page
+        assert response.status_code in (200, 400, 404), page
         assert password not in response.text, page
         for value in FAKE_SECRETS.values():
             assert value not in response.text, page

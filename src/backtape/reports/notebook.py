@@ -86,10 +86,18 @@ def walk_forward_html(wf: Any) -> str:
     )
 
 
+def _text_table(cols: dict[str, list[str]]) -> str:
+    """An HTML table of columns of text (``research.text_columns``)."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    rows = "".join("<tr>" + "".join(f'<td style="text-align:right">{html.escape(v)}</td>' for v in row)
+                   + "</tr>" for row in zip(*cols.values(), strict=True))  # fmt: skip
+    return f"<table><tr>{head}</tr>{rows}</table>"
+
+
 def monte_carlo_html(mc: Any) -> str:
-    rows = "".join("<tr>" + "".join(f"<td>{v:,.4g}</td>" for v in row) + "</tr>" for row in mc.table.rows())
-    head = "".join(f"<th>{c}</th>" for c in mc.table.columns)
-    obs = stats_table(mc.observed)
-    table = f"<table><tr>{head}</tr>{rows}</table><b>the run itself</b>{obs}"
+    from .research import observed_columns, text_columns
+
+    table = (f"{_text_table(text_columns(mc.table))}<b>the run itself</b>"
+             f"{_text_table(observed_columns(mc))}")  # fmt: skip
     chart = sparkline(mc.fan["p50"].to_numpy()) if mc.fan.height else ""
     return _box(f"Monte Carlo ({mc.method}, {mc.n_simulations} simulations, seed {mc.seed})", table, chart)

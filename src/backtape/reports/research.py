@@ -168,7 +168,8 @@ def monte_carlo_spec(mc: Any) -> Figure:
                   "hoverinfo": "skip"})
         grid.add({"type": "scatter", "x": x, "y": f[hi].to_numpy(), "fill": "tonexty", "fillcolor": color,
                   "line": {"width": 0}, "name": f"{lo[1:]}-{hi[1:]}th percentile"})
-    for column, name, color in (("p50", "median", "#3366cc"), ("observed", "the run", "#d73027")):
+    basis = TRADE_BY_TRADE if mc.method == "reshuffle" else BAR_BY_BAR
+    for column, name, color in (("p50", "median", "#3366cc"), ("observed", f"the run ({basis})", "#d73027")):
         grid.add({"type": "scatter", "x": x, "y": f[column].to_numpy(), "name": name,
                   "line": {"color": color}})
     grid.axis("x", title={"text": "trade" if mc.method == "reshuffle" else "bar"})
@@ -181,23 +182,55 @@ def monte_carlo_figure(mc: Any) -> Any:
     return as_plotly(monte_carlo_spec(mc))
 
 
+#: the two ways the run's own figures are measured, named as ``backtape montecarlo`` prints them
+BAR_BY_BAR, TRADE_BY_TRADE = "bar by bar", "trade by trade"
+
+
+def observed_basis(mc: Any) -> tuple[dict[str, float], str]:
+    """The run's own figures measured as its simulated paths are, and that basis' name: a reshuffle's
+    paths are trades (drawdown at trade closes, Sharpe of trade returns), so the run's trades in the
+    order they closed; a bootstrap's paths are bars, so the run's bar-by-bar figures."""
+    if mc.method == "reshuffle":
+        return mc.observed_trades, TRADE_BY_TRADE
+    return mc.observed, BAR_BY_BAR
+
+
+def text_columns(frame: pl.DataFrame) -> dict[str, list[str]]:
+    """``frame`` as columns of text, headed and formatted as the commands' tables show it (money with
+    two decimals, percentages as %, ratios with two): the report's and the notebook's tables."""
+    return {formatting.label(c) if c in formatting.LABELS else c:
+            [formatting.cell(c, v) for v in frame[c].to_list()] for c in frame.columns}  # fmt: skip
+
+
+def observed_columns(mc: Any) -> dict[str, list[str]]:
+    """The run's own figures, one row per basis named in a ``measured`` column: bar by bar (its
+    metrics) and, for a reshuffle, trade by trade (what its distributions mark)."""
+    rows = [{"measured": BAR_BY_BAR, **mc.observed}]
+    if mc.observed_trades:
+        rows.append({"measured": TRADE_BY_TRADE, **mc.observed_trades})
+    return text_columns(pl.DataFrame(rows))
+
+
 def distribution_spec(mc: Any) -> Figure:
-    """Histograms of the simulations' figures with the run's own marked: final equity and max
-    drawdown (bootstrap), max drawdown and Sharpe (reshuffle, where every path ends alike)."""
+    """Histograms of the simulations' figures with the run's own marked, measured as the paths are
+    (``observed_basis``): final equity and max drawdown (bootstrap), max drawdown and Sharpe
+    (reshuffle, where every path ends alike)."""
     names = ("max_drawdown", "sharpe") if mc.method == "reshuffle" else ("final_equity", "max_drawdown")
-    grid = Grid(1, 2, titles=[n.replace("_", " ") for n in names])
+    own, basis = observed_basis(mc)
+    grid = Grid(1, 2, titles=[f"{formatting.label(n)}, measured {basis}" for n in names])
     marks: list[dict[str, Any]] = []
     notes: list[dict[str, Any]] = list(grid.layout.get("annotations", []))
     for col, name in enumerate(names, start=1):
         grid.add({"type": "histogram", "x": mc.simulations[name].to_numpy(), "nbinsx": 50,
                   "marker": {"color": "#3366cc"}, "showlegend": False}, 1, col)
-        obs = mc.observed.get(name, math.nan)
+        obs = own.get(name, math.nan)
         xref, yref = ("x", "y") if col == 1 else (f"x{col}", f"y{col}")
         if math.isfinite(obs):
             marks.append({"type": "line", "xref": xref, "yref": f"{yref} domain", "x0": obs, "x1": obs,
                           "y0": 0, "y1": 1, "line": {"color": "#d73027", "dash": "dash"}})
-            notes.append({"text": "the run", "xref": xref, "yref": f"{yref} domain", "x": obs, "y": 1,
-                          "xanchor": "left", "yanchor": "top", "showarrow": False})
+            notes.append({"text": f"the run ({basis}): {formatting.metric(name, obs)}", "xref": xref,
+                          "yref": f"{yref} domain", "x": obs, "y": 1, "xanchor": "left", "yanchor": "top",
+                          "showarrow": False})
         if name == "max_drawdown":
             grid.axis("x", 1, col, tickformat=".0%")
     return grid.figure(height=340, margin=_MARGIN, shapes=marks, annotations=notes)
@@ -208,12 +241,15 @@ def monte_carlo_page(mc: Any) -> Page:
     how = (
         "Reshuffle: the run's trades (open positions marked at the end) in random orders; every path ends "
         "at the run's final equity, drawdown and Sharpe depend on the order. The paths' drawdowns are "
-        "measured at trade closes and their Sharpe on trade returns; the run's own figures are on every bar."
+        "measured at trade closes and their Sharpe on trade returns: the run's own trades in the order "
+        f"they closed, measured the same way ({TRADE_BY_TRADE}), are what the distributions mark; its "
+        f"metrics ({BAR_BY_BAR}) are measured on every bar."
         if mc.method == "reshuffle"
-        else "Bootstrap: blocks of the run's per-bar returns drawn at random into new paths."
+        else "Bootstrap: blocks of the run's per-bar returns drawn at random into new paths, measured on "
+        f"every bar as the run's own metrics are ({BAR_BY_BAR}), which the distributions mark."
     )
-    page.sections.append(Section("the run itself", html=stats_table(mc.observed), note=how))
-    page.sections.append(Section("percentiles", table=columns(mc.table)))
+    page.sections.append(Section("the run itself", table=observed_columns(mc), note=how))
+    page.sections.append(Section("percentiles", table=text_columns(mc.table)))
     page.sections.append(Section("equity paths", monte_carlo_spec(mc)))
     page.sections.append(Section("distributions", distribution_spec(mc)))
     return page

@@ -220,9 +220,12 @@ class Dashboard:
         return Response(asset.raw, media_type="text/javascript", headers=headers)
 
     async def failed(self, request: Request, exc: Exception) -> Response:
+        """The error page: ``400`` for a query it cannot use (``pages.BadQuery``), ``404`` for anything
+        else the store does not hold."""
         if isinstance(exc, HTTPException):
-            return self.render("error.html", status=exc.status_code, message=exc.detail)
-        return self.render("error.html", status=404, message=str(exc))
+            return self.render("error.html", exc.status_code, code=exc.status_code, message=exc.detail)
+        status = 400 if isinstance(exc, pages.BadQuery) else 404
+        return self.render("error.html", status, code=status, message=str(exc))
 
 
 class SecurityHeaders:

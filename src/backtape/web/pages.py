@@ -76,21 +76,65 @@ def run_cells(page: queries.RunPage) -> list[tuple[int, list[tuple[str, bool]]]]
     return [(r["id"], [cell(r[field], field) for _, _, field in RUN_COLUMNS[1:]]) for r in page.rows]
 
 
-def _int(params: Mapping[str, str], name: str, default: int) -> int:
-    text = params.get(name, "") or str(default)
+class BadQuery(BacktapeError):
+    """A query-string value a page cannot use: answered ``400``, naming the parameter and its form."""
+
+
+#: the runs page's parameters and the form each takes (what a ``BadQuery`` tells the reader)
+RUN_PARAMETERS = {"strategy": "a strategy name", "symbol": "a symbol, e.g. AAPL",
+                  "from": "a date, YYYY-MM-DD", "to": "a date, YYYY-MM-DD",
+                  "sort": f"one of {', '.join(queries.SORTABLE)}", "dir": "asc or desc",
+                  "page": "a whole number from 1", "per": "a whole number from 1 to 500"}  # fmt: skip
+
+
+#: a good use of each parameter, shown with its error
+_EXAMPLES = {"from": "from=2014-06-01", "to": "to=2014-12-31", "sort": "sort=sharpe&dir=asc",
+             "dir": "sort=sharpe&dir=asc", "page": "page=2", "per": "per=100"}
+
+
+def _bad(name: str, text: str) -> BadQuery:
+    return BadQuery(f"{name}={text!r} is not {RUN_PARAMETERS[name]}: e.g. /runs?{_EXAMPLES[name]}")
+
+
+def _int(params: Mapping[str, str], name: str, default: int, top: int = 10**9) -> int:
+    text = params.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or not 1 <= int(text) <= top:
+        raise _bad(name, text)
+    return int(text)
+
+
+def _date(params: Mapping[str, str], name: str) -> str:
+    text = params.get(name, "").strip()
+    if not text:
+        return ""
     try:
-        return int(text)
+        return dt.date.fromisoformat(text).isoformat()
     except ValueError:
-        raise BacktapeError(f"{name} must be a whole number, got {text!r}") from None
+        raise _bad(name, text) from None
 
 
 def run_filter(params: Mapping[str, str]) -> queries.RunFilter:
-    """The runs listing asked for in a query string (``strategy symbol from to sort dir page per``)."""
+    """The runs listing asked for in a query string (``RUN_PARAMETERS``). Nothing is ignored: an
+    unknown parameter or a value out of its form is a ``BadQuery`` naming it and the form it takes."""
+    unknown = [k for k in params if k not in RUN_PARAMETERS]
+    if unknown:
+        takes = "; ".join(f"{k}: {form}" for k, form in RUN_PARAMETERS.items())
+        raise BadQuery(f"the runs page has no parameter {unknown[0]!r} (runs whose range meets a period are "
+                       f"filtered with from= and to=); it takes {takes}")
+    sort, direction = params.get("sort", "").strip() or "id", params.get("dir", "").strip() or "desc"
+    if sort not in queries.SORTABLE:
+        raise _bad("sort", sort)
+    if direction not in ("asc", "desc"):
+        raise _bad("dir", direction)
+    date_from, date_to = _date(params, "from"), _date(params, "to")
+    if date_from and date_to and date_from > date_to:
+        raise BadQuery(f"from={date_from} is after to={date_to}: give the earlier date as from")
     return queries.RunFilter(
         strategy=params.get("strategy", "").strip(), symbol=params.get("symbol", "").strip(),
-        date_from=params.get("from", "").strip(), date_to=params.get("to", "").strip(),
-        sort=params.get("sort", "id") or "id", descending=params.get("dir", "desc") != "asc",
-        page=_int(params, "page", 1), per_page=_int(params, "per", 50))
+        date_from=date_from, date_to=date_to, sort=sort, descending=direction == "desc",
+        page=_int(params, "page", 1), per_page=_int(params, "per", 50, 500))
 
 
 class RunLinks:
@@ -127,11 +171,11 @@ def run_ids(params: Any) -> list[int]:
             try:
                 value = int(text)
             except ValueError:
-                raise BacktapeError(f"run id {text!r} is not a number") from None
+                raise BadQuery(f"run id {text!r} is not a number: e.g. /compare?ids=1,2") from None
             if value not in out:
                 out.append(value)
     if len(out) < 2:
-        raise BacktapeError("compare needs two or more run ids: tick them on the runs page "
+        raise BadQuery("compare needs two or more run ids: tick them on the runs page "
                             "or open /compare?ids=1,2")
     return out
 
@@ -186,7 +230,7 @@ def optimization_context(store: ResultsStore, opt: dict[str, Any],
     y = params.get("y") or (next((k for k in varied if k != x), ""))
     for name in (x, y):
         if name and name not in grid:
-            raise BacktapeError(f"optimization {opt['id']} has no parameter {name!r}: "
+            raise BadQuery(f"optimization {opt['id']} has no parameter {name!r}: "
                                 f"use one of {', '.join(grid)}")
     figure = None
     if metric and x and y and x != y and table.height:
