@@ -35,16 +35,7 @@ def apply_action(run: _Run, ts: int, symbol: str, action: str, value: float) -> 
     if action == "split" and value > 0 and value != 1.0:
         j = run.symbols.index(symbol)
         run._flush_extremes(j, run.rows[j])
-        if qty:
-            pf.positions[symbol] = qty * value
-            pf.settle_extremes(symbol)
-            for lot in pf._lots.get(symbol, ()):
-                lot.quantity *= value
-                lot.entry_price /= value
-                lot.low /= value
-                lot.high /= value
-                lot.entry_commission_per_unit /= value
-                lot.entry_slippage_per_unit /= value
+        pf.split(symbol, value)
         if symbol in pf.prices:
             pf.prices[symbol] /= value
         for order in run.broker.working(symbol):

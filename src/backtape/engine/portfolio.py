@@ -139,6 +139,21 @@ class Portfolio:
             ext.highs.clear()
             ext.lows.clear()
 
+    def split(self, symbol: str, ratio: float) -> None:
+        """Apply a ``ratio``:1 split to the position in ``symbol`` and its open lots (more shares at a
+        lower price: quantities times ``ratio``, per-unit prices and costs divided by it)."""
+        if not self.positions.get(symbol):
+            return
+        self.positions[symbol] *= ratio
+        self.settle_extremes(symbol)
+        for lot in self._lots.get(symbol, ()):
+            lot.quantity *= ratio
+            lot.entry_price /= ratio
+            lot.low /= ratio
+            lot.high /= ratio
+            lot.entry_commission_per_unit /= ratio
+            lot.entry_slippage_per_unit /= ratio
+
     def update_peak(self) -> float:
         eq = self.equity
         if eq > self.peak_equity:

@@ -196,16 +196,7 @@ def replay(data: VectorData, out: PortfolioRun, options: TradingOptions) -> tupl
             if not (value > 0 and value != 1.0):
                 continue
             flush(j, last_row(j, step - 1))
-            pf.settle_extremes(syms[j])
-            for lot in pf._lots.get(syms[j], ()):
-                lot.quantity *= value
-                lot.entry_price /= value
-                lot.low /= value
-                lot.high /= value
-                lot.entry_commission_per_unit /= value
-                lot.entry_slippage_per_unit /= value
-            if syms[j] in pf.positions:
-                pf.positions[syms[j]] *= value
+            pf.split(syms[j], value)
             continue
         rec = out.fills[idx]
         j = int(rec[pk.F_SYM])
