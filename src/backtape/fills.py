@@ -107,6 +107,22 @@ def affordable_shares(budget: float, price: float, rate: float, fixed: float, fr
     return available // unit
 
 
+def target_refusal(symbol: str, target: float, wanted: float, equity: float, room: float, price: float,
+                   *, leverage: float = 1.0, fractional: bool = False, lot: float | None = None) -> str:
+    """Why a target order (``target`` of ``equity``) bought nothing; both engines word it alike.
+
+    ``wanted`` is what the budget alone buys (units): when positive, the margin ``room`` left is what
+    refused it; otherwise the budget buys less than one unit (or lot) at the slipped ``price``.
+    """
+    weight = f"{abs(target):.0%} of equity"
+    if wanted > 0:
+        return (f"no margin left for {wanted:g} {symbol} ({weight}): {leverage:g}x equity {equity:,.2f} "
+                f"less {leverage * equity - room:,.2f} held leaves {max(room, 0.0):,.2f}")
+    unit = f"lot ({lot:g})" if lot else "unit" if fractional else "whole unit"
+    hint = "" if fractional or lot else " (set fractional=True to trade fractions)"
+    return f"{equity * abs(target):,.2f} ({weight}) buys no {unit} of {symbol} at {price:,.2f}{hint}"
+
+
 def _touch(open_: float, high: float, low: float, level: float, rising: bool) -> float:
     """Price at which a bar first reaches ``level`` from below (rising) or above, or NaN."""
     if rising:

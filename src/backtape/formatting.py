@@ -26,7 +26,8 @@ KINDS: dict[str, str] = {
                      "pbo", "efficiency", "sharpe_ratio"), "ratio"),
     **dict.fromkeys(("final_equity", "expectancy", "open_pnl", "commission", "slippage", "cash", "pnl",
                      "equity"), "money"),
-    **dict.fromkeys(("trades", "closed_trades", "open_trades", "rejections", "trades_count", "n_sets"),
+    **dict.fromkeys(("trades", "closed_trades", "open_trades", "rejections", "trades_count", "n_sets",
+                     "orders_refused"),
                     "count"),
     **dict.fromkeys(("price", "entry_price", "exit_price", "limit_price", "stop_price", "reference_price"),
                     "price"),
@@ -46,6 +47,7 @@ LABELS: dict[str, str] = {
     "expectancy": "expectancy (per trade)", "sqn": "SQN", "avg_trade": "average trade",
     "best_trade": "best trade", "worst_trade": "worst trade", "avg_trade_duration": "average trade duration",
     "max_trade_duration": "max trade duration", "commission": "commission", "slippage": "slippage and spread",
+    "orders_refused": "orders refused",
 }  # fmt: skip
 
 

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from .._time import format_ns
+from .._time import format_ns, to_ns
+from ..errors import warn_once
 from .orders import Fill
 from .result import BacktestResult
 
@@ -47,6 +48,7 @@ def build_result(run: _Run, duration: float) -> BacktestResult:
                      calendar=run.portal.calendar.name, frequency=run.frequency, close_fills=late)
     metrics["commission"] = float(pf.commissions)
     metrics["slippage"] = float(pf.slippage)
+    metrics["orders_refused"] = sum(1 for r in run.broker.rejections if r["action"] == "reject")
     orders = pl.DataFrame([o.as_row() for o in run.broker.orders], schema=_ORDER_SCHEMA, orient="row")
     fills = pl.DataFrame([_fill_row(f) for f in run.broker.fills], schema=_FILL_SCHEMA, orient="row")
     return BacktestResult(
@@ -88,6 +90,16 @@ def _held_value(run: _Run, j: int) -> np.ndarray:
         return np.zeros(0)
     return held_value(held[0], held[2], held[1],
                       ((ts, action, value) for ts, s, action, value in run._actions if s == sym))
+
+
+def warn_refused(result: BacktestResult) -> None:
+    """One line when orders were refused (they are in ``result.rejections``, never "filled" at 0)."""
+    refused = result.rejections.filter(pl.col("action") == "reject")
+    if refused.height:
+        first = refused.row(0, named=True)
+        reason = first["reason"] or "by the risk limits"
+        warn_once(f"{refused.height:,} order(s) of {result.strategy} refused, first at "
+                  f"{format_ns(to_ns(first['ts']))}: {reason}; see result.rejections")
 
 
 def _rejections(rows: list[dict[str, Any]]) -> pl.DataFrame:

@@ -89,7 +89,7 @@ import math
 from typing import NamedTuple
 
 from ..costs import MarketState
-from ..fills import limit_fill_price, slipped, stop_fill_price
+from ..fills import limit_fill_price, slipped, stop_fill_price, target_refusal
 from ._book import OrderBook, live
 from ._quotes import quote_match
 from .orders import Fill, Order, OrderStatus, OrderType, TimeInForce
@@ -298,15 +298,8 @@ class Broker(OrderBook):
                     return fills
             elif not fills and not held and not capped:
                 lot = self.instruments[sym].lot_size if sym in self.instruments else None
-                unit = f"lot ({lot:g})" if lot else "unit" if frac else "whole unit"
-                if wanted > 0:  # the budget buys some: the margin left does not
-                    order.reason = (f"no margin left for {wanted:g} {sym} ({abs(target):.0%} of equity): "
-                                    f"{self.leverage:g}x equity {equity:,.2f} less "
-                                    f"{self.leverage * equity - room:,.2f} held leaves {max(room, 0.0):,.2f}")
-                else:
-                    order.reason = (f"{equity * abs(target):,.2f} ({abs(target):.0%} of equity) buys no "
-                                    f"{unit} of {sym} at {price:,.2f}"
-                                    f"{'' if frac or lot else ' (set fractional=True to trade fractions)'}")
+                order.reason = target_refusal(sym, target, wanted, equity, room, price,
+                                              leverage=self.leverage, fractional=bool(frac), lot=lot)
                 self._refuse(order, ts, side * wanted)
                 return fills
         order.status = OrderStatus.PARTIAL if capped else OrderStatus.FILLED

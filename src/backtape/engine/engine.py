@@ -29,16 +29,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import polars as pl
 
-from .._time import TimeLike, check_range, format_ns, to_ns
-from ..errors import BacktapeError, NoDataError, warn_once
+from .._time import TimeLike, check_range, format_ns
+from ..errors import BacktapeError, NoDataError
 from ..options import TradingOptions, trading_options
 from ..portal import DataPortal
 from ..sources.base import DataSource
 from ._actions import apply_action
 from ._indicators import make_indicator
-from ._report import build_result
+from ._report import build_result, warn_refused
 from ._timeline import advance_window, open_window, ready_step
 from ._user_code import strategy_error
 from .broker import Bar, Broker
@@ -106,7 +105,7 @@ class BacktestEngine:
             log.error("backtest error", extra={"event": "backtest.error", "strategy": strategy.name,
                                                "error": str(exc)})
             raise
-        _warn_refused(result)
+        warn_refused(result)
         log.info("backtest complete", extra={
             "event": "backtest.complete", "strategy": strategy.name, "parameters": strategy.parameters,
             "symbols": names, "start": format_ns(s_ns), "end": format_ns(e_ns), "frequency": frequency,
@@ -114,16 +113,6 @@ class BacktestEngine:
             **{k: result.metrics.get(k) for k in ("final_equity", "total_return", "sharpe", "max_drawdown",
                                                    "trades")}})
         return result
-
-
-def _warn_refused(result: BacktestResult) -> None:
-    """One line when orders were refused (they are in ``result.rejections``, never "filled" at 0)."""
-    refused = result.rejections.filter(pl.col("action") == "reject")
-    if refused.height:
-        first = refused.row(0, named=True)
-        reason = first["reason"] or "by the risk limits"
-        warn_once(f"{refused.height:,} order(s) of {result.strategy} refused, first at "
-                  f"{format_ns(to_ns(first['ts']))}: {reason}; see result.rejections")
 
 
 class _Run:

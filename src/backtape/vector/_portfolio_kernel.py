@@ -12,7 +12,9 @@ Per clock step ``k`` (the same steps, in the same order, as ``backtape.engine.en
 
 Arrays are C-ordered **steps x symbols** (the loop walks a step's symbols); a NaN open means the
 symbol has no bar at that step (its order keeps waiting). Fill records: step, symbol, signed
-quantity, price, reference, commission.
+quantity, price, reference, commission. Refusal records (a target order that buys nothing, as the
+broker's ``rejections``): step, symbol, signed units the budget alone buys, target, equity, margin room
+left and the slipped price, from which ``fills.target_refusal`` words the reason.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ MODE_TARGETS, MODE_SIGNALS = 0, 1
 ACT_SPLIT, ACT_DIVIDEND = 0, 1
 F_STEP, F_SYM, F_QTY, F_PRICE, F_REF, F_COMM = range(6)
 N_FILL_FIELDS = 6
+R_STEP, R_SYM, R_WANTED, R_TARGET, R_EQUITY, R_ROOM, R_PRICE = range(7)
+N_REFUSAL_FIELDS = 7
 
 
 @njit(cache=True, error_model="numpy")
@@ -67,13 +71,16 @@ def _others(j, pos, last):
 
 
 @njit(cache=True, error_model="numpy")
-def _target(j, target, ref, k, p, pos, last, cash, fills, n_fills, traded, reopen):
+def _target(j, target, ref, k, p, pos, last, cash, fills, n_fills, traded, reopen, refusals, n_refused):
     """Move ``j`` to ``target`` of equity (``Broker._execute_target`` at leverage 1); returns the cash.
-    ``reopen``: close a position on the target's side first (a repeated signal, ``repeat_signals``)."""
+    ``reopen``: close a position on the target's side first (a repeated signal, ``repeat_signals``).
+    An order that neither closes nor buys anything from flat is refused (a record in ``refusals``)."""
     held = pos[j]
+    closed = False
     if held != 0.0 and (target == 0.0 or (held > 0) != (target > 0) or reopen):
         cash = _book(j, -held, ref, k, p, pos, cash, fills, n_fills, traded)
         held = pos[j]
+        closed = True
     if target == 0.0:
         return cash
     side = 1.0 if target > 0 else -1.0
@@ -86,9 +93,21 @@ def _target(j, target, ref, k, p, pos, last, cash, fills, n_fills, traded, reope
     if delta < 0.0:
         return _book(j, side * delta, ref, k, p, pos, cash, fills, n_fills, traded)
     room = equity - abs(held) * ref - gross
+    wanted = delta
     delta = min(delta, affordable_shares(room, price, p[P_RATE], p[P_FIXED], frac))
     if delta > 0.0:
         cash = _book(j, side * delta, ref, k, p, pos, cash, fills, n_fills, traded)
+    elif not closed and held == 0.0:
+        if refusals.shape[0] > 0:
+            r = n_refused[0]
+            refusals[r, R_STEP] = k
+            refusals[r, R_SYM] = j
+            refusals[r, R_WANTED] = side * wanted
+            refusals[r, R_TARGET] = target
+            refusals[r, R_EQUITY] = equity
+            refusals[r, R_ROOM] = room
+            refusals[r, R_PRICE] = price
+        n_refused[0] += 1
     return cash
 
 
@@ -112,8 +131,8 @@ def _decide_signals(k, pos, le, lx, se, sx, size, pending, reopen, reenter):
 
 @njit(cache=True, error_model="numpy")
 def run_portfolio(o, c, mode, tg, le, lx, se, sx, size, act_step, act_sym, act_kind, act_value, p,
-                  equity, exposed, traded, fills):  # fmt: skip
-    """Simulate the account over every step; returns the number of fills (see the module doc)."""
+                  equity, exposed, traded, fills, refusals):  # fmt: skip
+    """Simulate the account over every step; returns the numbers of fills and of refusals (module doc)."""
     n, n_sym = c.shape
     pos = np.zeros(n_sym)
     last = np.zeros(n_sym)
@@ -123,6 +142,7 @@ def run_portfolio(o, c, mode, tg, le, lx, se, sx, size, act_step, act_sym, act_k
     cash = p[P_CASH]
     at_close = p[P_FILL_CLOSE] != 0.0
     n_fills = np.zeros(1, dtype=np.int64)
+    n_refused = np.zeros(1, dtype=np.int64)
     a = 0
     n_act = act_step.shape[0]
     for k in range(n):
@@ -140,7 +160,8 @@ def run_portfolio(o, c, mode, tg, le, lx, se, sx, size, act_step, act_sym, act_k
             for j in range(n_sym):
                 t = pending[j]
                 if t == t and o[k, j] == o[k, j]:
-                    cash = _target(j, t, o[k, j], k, p, pos, last, cash, fills, n_fills, traded, reopen[j])
+                    cash = _target(j, t, o[k, j], k, p, pos, last, cash, fills, n_fills, traded, reopen[j],
+                                   refusals, n_refused)
                     pending[j] = np.nan
                     reopen[j] = False
         for j in range(n_sym):
@@ -157,7 +178,8 @@ def run_portfolio(o, c, mode, tg, le, lx, se, sx, size, act_step, act_sym, act_k
             for j in range(n_sym):
                 t = pending[j]
                 if t == t and c[k, j] == c[k, j]:
-                    cash = _target(j, t, c[k, j], k, p, pos, last, cash, fills, n_fills, traded, reopen[j])
+                    cash = _target(j, t, c[k, j], k, p, pos, last, cash, fills, n_fills, traded, reopen[j],
+                                   refusals, n_refused)
                     pending[j] = np.nan
                     reopen[j] = False
         eq = cash
@@ -168,7 +190,7 @@ def run_portfolio(o, c, mode, tg, le, lx, se, sx, size, act_step, act_sym, act_k
                 held = True
         equity[k] = eq
         exposed[k] = held
-    return n_fills[0]
+    return n_fills[0], n_refused[0]
 
 
 @njit(cache=True, error_model="numpy")

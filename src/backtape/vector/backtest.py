@@ -4,7 +4,8 @@ It loads the bars the event engine would (same warm-up, same adjustment), asks t
 vector form for its decisions (``backtape.vector.form``), runs the one-account kernel on raw prices
 with splits and dividends (``backtape.vector.portfolio``) and builds the same ``BacktestResult``:
 fills from the kernel, FIFO trades (with MAE/MFE) by replaying them through the event engine's
-``Portfolio``, metrics from ``backtape.analytics``. Orders are one filled market order per fill.
+``Portfolio``, metrics from ``backtape.analytics``. Orders are one filled market order per fill, and
+one rejected order per refusal (worded as the event engine's broker words it, ``fills.target_refusal``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class VectorEngine:
             options: TradingOptions | None = None, progress: Callable[[int, int], None] | None = None,
             **overrides: Any) -> Any:
         """Backtest ``strategy`` on ``symbols`` over ``[start, end)`` (see the module doc)."""
+        from ..engine._report import warn_refused
         from ..engine.engine import resolve_source
         from ..optimization.data import load_market_data
 
@@ -66,8 +68,10 @@ class VectorEngine:
         out = run(data, decisions(strategy, data), opts)
         if progress is not None:
             progress(data.n_steps - data.start_row, data.n_steps - data.start_row)
-        return build_result(strategy, data, out, opts, src.name, time.perf_counter() - t0,
-                            calendar=market.calendar)
+        result = build_result(strategy, data, out, opts, src.name, time.perf_counter() - t0,
+                              calendar=market.calendar)
+        warn_refused(result)
+        return result
 
 
 def build_result(strategy: Any, data: VectorData, out: PortfolioRun, options: TradingOptions,
@@ -87,7 +91,7 @@ def build_result(strategy: Any, data: VectorData, out: PortfolioRun, options: Tr
     from ..peer_metrics import apply_statistics
 
     clock = data.ts[data.start_row:]
-    fills, pf = replay(data, out, options)
+    fills, refused, pf = replay(data, out, options)
     utc = pl.Datetime("ns", "UTC")
     ts = pl.Series("ts", clock).cast(utc)
     eq = pl.DataFrame({"ts": ts, "equity": out.equity, "drawdown": drawdown(out.equity)})
@@ -106,10 +110,14 @@ def build_result(strategy: Any, data: VectorData, out: PortfolioRun, options: Tr
                      calendar=calendar, frequency=data.frequency, close_fills=late)
     metrics["commission"] = float(pf.commissions)
     metrics["slippage"] = float(pf.slippage)
+    metrics["orders_refused"] = len(refused)
     fill_rows = [(f.order_id, f.symbol, f.ts, f.quantity, f.price, f.reference_price, f.commission, f.spread,
                   f.slippage, f.impact, f.tag) for f in fills]
     order_rows = [(f.order_id, f.symbol, "market", f.quantity, f.quantity, None, None, "gtc", "filled",
                    f.ts, None, "", None) for f in fills]
+    order_rows += [(r["order_id"], r["symbol"], "market", r["requested"], 0.0, None, None, "gtc", "rejected",
+                    r["ts"], None, "", r["reason"]) for r in refused]
+    order_rows.sort(key=lambda row: row[0])
     name = getattr(strategy, "name", type(strategy).__name__)
     orders = pl.DataFrame(order_rows, schema=_ORDER_SCHEMA, orient="row")
     fill_frame = pl.DataFrame(fill_rows, schema=_FILL_SCHEMA, orient="row")
@@ -119,7 +127,7 @@ def build_result(strategy: Any, data: VectorData, out: PortfolioRun, options: Tr
         metrics=metrics, trades=trades,
         orders=orders.with_columns(pl.col("created_at").cast(utc)),
         fills=fill_frame.with_columns(pl.col("ts").cast(utc)), equity=eq, open_trades=still_open,
-        rejections=_rejections([]), records=pl.DataFrame(schema={"ts": utc}),
+        rejections=_rejections(refused), records=pl.DataFrame(schema={"ts": utc}),
         duration_s=duration, extra=_prices(data),
         fingerprint={"engine": "vector", "source": source, "symbols": list(data.symbols),
                      "frequency": data.frequency},
@@ -154,8 +162,10 @@ def _held(data: VectorData, sym: str, held_value: Callable[..., np.ndarray]) -> 
                       ((int(t), str(a), float(v)) for t, a, v in rows if t <= data.end))
 
 
-def replay(data: VectorData, out: PortfolioRun, options: TradingOptions) -> tuple[list[Any], Any]:
-    """The kernel's fills as ``Fill`` objects, booked with the splits into an event-engine ``Portfolio``.
+def replay(data: VectorData, out: PortfolioRun,
+           options: TradingOptions) -> tuple[list[Any], list[dict[str, Any]], Any]:
+    """The kernel's fills as ``Fill`` objects, booked with the splits into an event-engine ``Portfolio``,
+    and its refusals as the broker's ``rejections`` rows; order ids count both in the order they happen.
 
     Lots see the same bars as in the event engine (highs and lows folded in before each fill and
     split, and at the end), so trades and their excursions match.
@@ -187,10 +197,14 @@ def replay(data: VectorData, out: PortfolioRun, options: TradingOptions) -> tupl
 
     slip = options.slippage_bps
     act_step, act_sym, act_kind, act_value = action_arrays(data)
-    events = sorted([(int(s), 0, a) for a, s in enumerate(act_step) if act_kind[a] == pk.ACT_SPLIT]
-                    + [(int(out.fills[f, pk.F_STEP]), 1, f) for f in range(out.fills.shape[0])])
+    events = sorted([(int(s), 0, 0, a) for a, s in enumerate(act_step) if act_kind[a] == pk.ACT_SPLIT]
+                    + [(int(out.fills[f, pk.F_STEP]), 1, int(out.fills[f, pk.F_SYM]), f)
+                       for f in range(out.fills.shape[0])]
+                    + [(int(out.refusals[r, pk.R_STEP]), 1, int(out.refusals[r, pk.R_SYM]), -1 - r)
+                       for r in range(out.refusals.shape[0])])
     fills: list[Fill] = []
-    for step, kind, idx in events:
+    refused: list[dict[str, Any]] = []
+    for step, kind, j, idx in events:
         if kind == 0:
             j, value = int(act_sym[idx]), float(act_value[idx])
             if not (value > 0 and value != 1.0):
@@ -198,15 +212,17 @@ def replay(data: VectorData, out: PortfolioRun, options: TradingOptions) -> tupl
             flush(j, last_row(j, step - 1))
             pf.split(syms[j], value)
             continue
-        rec = out.fills[idx]
-        j = int(rec[pk.F_SYM])
         sym, raw = syms[j], data.raw[syms[j]]
         r = last_row(j, step)
+        ts = int(raw["ts_end"][r] if at_close else raw["ts"][r])
+        if idx < 0:
+            refused.append(_refusal(out.refusals[-1 - idx], sym, ts, len(fills) + len(refused) + 1, options))
+            continue
+        rec = out.fills[idx]
         flush(j, r if at_close else r - 1)
         qty, ref = float(rec[pk.F_QTY]), float(rec[pk.F_REF])
-        ts = int(raw["ts_end"][r] if at_close else raw["ts"][r])
-        fill = Fill(len(fills) + 1, sym, ts, qty, float(rec[pk.F_PRICE]), ref, float(rec[pk.F_COMM]), 0.0,
-                    abs(qty) * ref * 1e-4 * slip, 0.0)
+        fill = Fill(len(fills) + len(refused) + 1, sym, ts, qty, float(rec[pk.F_PRICE]), ref,
+                    float(rec[pk.F_COMM]), 0.0, abs(qty) * ref * 1e-4 * slip, 0.0)
         pf.apply_fill(fill, float(raw["high"][r]), float(raw["low"][r]))
         fills.append(fill)
     n = out.close.shape[0]  # steps of the run
@@ -215,5 +231,17 @@ def replay(data: VectorData, out: PortfolioRun, options: TradingOptions) -> tupl
         flush(j, r)
         if r >= 0:
             pf.prices[sym] = float(data.raw[sym]["close"][r])
-    return fills, pf
+    return fills, refused, pf
+
+
+def _refusal(rec: np.ndarray, symbol: str, ts: int, order_id: int, options: TradingOptions) -> dict[str, Any]:
+    """A kernel refusal record as a row of the broker's ``rejections``."""
+    from ..fills import target_refusal
+
+    wanted = float(rec[pk.R_WANTED])
+    target, equity, room, price = (float(rec[f]) for f in (pk.R_TARGET, pk.R_EQUITY, pk.R_ROOM, pk.R_PRICE))
+    reason = target_refusal(symbol, target, abs(wanted), equity, room, price,
+                            fractional=bool(options.fractional))
+    return {"ts": ts, "order_id": order_id, "symbol": symbol, "action": "reject", "requested": wanted,
+            "approved": 0.0, "reason": reason}
 

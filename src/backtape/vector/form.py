@@ -89,8 +89,9 @@ def check_vector_form(strategy: Any, symbols: Sequence[str] | str, start: Any, e
                       **options: Any) -> tuple[Any, Any]:
     """Run ``strategy`` on both engines and raise ``VectorFormMismatch`` at the first difference.
 
-    Compares every fill (symbol, time, quantity, price, commission) and the equity at every step to
-    ``rtol`` relative. Returns the (event, vector) results. Use it in your strategy's tests::
+    Compares every fill (symbol, time, quantity, price, commission), every refused order (symbol,
+    time, requested quantity) and the equity at every step to ``rtol`` relative. Returns the (event,
+    vector) results. Use it in your strategy's tests::
 
         from backtape import check_vector_form
         check_vector_form(MyStrategy(lookback=20), ["KO", "IBM"], "2015-01-01", "2020-01-01")
@@ -112,6 +113,9 @@ def check_vector_form(strategy: Any, symbols: Sequence[str] | str, start: Any, e
     diff = _first_fill_difference(ef, vf, rtol)
     if diff:
         raise VectorFormMismatch(f"fills differ: {diff}")
+    diff = _first_refusal_difference(event.rejections, vector.rejections, rtol)
+    if diff:
+        raise VectorFormMismatch(f"refused orders differ: {diff}")
     ee, ve = event.equity["equity"].to_numpy(), vector.equity["equity"].to_numpy()
     if ee.shape != ve.shape:
         raise VectorFormMismatch(f"the event run has {len(ee)} steps, the vector run {len(ve)}")
@@ -133,3 +137,17 @@ def _first_fill_difference(ef: Any, vf: Any, rtol: float) -> str:
             keys = ("symbol", "ts", "quantity", "price", "commission")
             return f"fill {k}: event {[a[c] for c in keys]}, vector {[b[c] for c in keys]}"
     return "" if ef.height == vf.height else f"fill {min(ef.height, vf.height)} exists in one engine only"
+
+
+def _first_refusal_difference(er: Any, vr: Any, rtol: float) -> str:
+    """The first refused order that differs between two ``rejections`` tables, described, or ''."""
+    keys = ("symbol", "ts", "requested")
+    for k in range(max(er.height, vr.height)):
+        if k >= min(er.height, vr.height):
+            side, row = ("event", er) if er.height > vr.height else ("vector", vr)
+            return f"only the {side} engine refused {[row[c][k] for c in keys]} ({row['reason'][k]})"
+        a, b = er.row(k, named=True), vr.row(k, named=True)
+        if a["symbol"] != b["symbol"] or a["ts"] != b["ts"] or not np.isclose(a["requested"], b["requested"],
+                                                                              rtol=rtol, atol=1e-12):
+            return f"refusal {k}: event {[a[c] for c in keys]}, vector {[b[c] for c in keys]}"
+    return ""

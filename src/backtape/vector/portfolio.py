@@ -228,7 +228,8 @@ class Decisions:
 
 @dataclass
 class PortfolioRun:
-    """The kernel's output over the steps of ``[start, end)``: equity, exposure, turnover and fills."""
+    """The kernel's output over the steps of ``[start, end)``: equity, exposure, turnover, fills and
+    refused orders (``_portfolio_kernel`` records; empty when run without ``fills``)."""
 
     equity: np.ndarray
     exposed: np.ndarray
@@ -236,6 +237,7 @@ class PortfolioRun:
     fills: np.ndarray
     open: np.ndarray
     close: np.ndarray
+    refusals: np.ndarray
 
 
 def kernel_params(options: TradingOptions) -> np.ndarray:
@@ -318,10 +320,13 @@ def run(data: VectorData, decisions: Decisions, options: TradingOptions, *,
             np.full((1, n_sym), 1.0 / n_sym if sz is None else float(sz))  # fmt: skip
         bound = int(sig[0].sum() + sig[1].sum() + sig[2].sum() + sig[3].sum())
     records = np.empty((2 * bound + 1 if fills else 0, pk.N_FILL_FIELDS))
+    refusals = np.empty((bound + 1 if fills else 0, pk.N_REFUSAL_FIELDS))
     equity, exposed, traded = np.empty(n), np.zeros(n, dtype=np.bool_), np.zeros(n)
-    count = pk.run_portfolio(o, c, decisions.mode, tg, *sig, size, *action_arrays(data),  # type: ignore[call-arg]
-                             kernel_params(options), equity, exposed, traded, records)
-    return PortfolioRun(equity, exposed, traded, records[:count] if fills else records, o, c)
+    count, refused = pk.run_portfolio(o, c, decisions.mode, tg, *sig, size, *action_arrays(data),  # type: ignore[call-arg]
+                                      kernel_params(options), equity, exposed, traded, records, refusals)
+    if fills:
+        records, refusals = records[:count], refusals[:refused]
+    return PortfolioRun(equity, exposed, traded, records, o, c, refusals)
 
 
 def run_metrics(data: VectorData, out: PortfolioRun) -> dict[str, float]:
