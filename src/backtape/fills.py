@@ -13,6 +13,11 @@ When orders fill (per bar, in this order)
 3. The account is marked to market at the close.
 4. The strategy sees the completed bar and decides; its market orders go to step 1.
 
+Across symbols, the market orders of a step fill symbol by symbol in the run's symbol order, except
+that symbols whose orders **reduce** their position (to flat, to the other side, or to a smaller
+target weight; ``reduces``, judged before any of the step's fills) go first. A rebalance thus sells
+before it buys, and its buys are sized with the cash the sells freed, whatever the symbol order.
+
 Price of a resting order against a bar ``(open, high, low)``
 ------------------------------------------------------------
 ===============  ===============================  ===========================================
@@ -107,6 +112,17 @@ def affordable_shares(budget: float, price: float, rate: float, fixed: float, fr
     return available // unit
 
 
+def reduces(held: float, target: float, equity: float, price: float, budget_scale: float) -> bool:
+    """Whether a target order (``target`` of ``equity``) makes the position ``held`` smaller: to flat,
+    to the other side, or to fewer units worth than ``held`` at ``price``. At each step both engines
+    fill the orders that reduce a position first, so a rebalance frees cash before it spends it."""
+    if held == 0.0:
+        return False
+    if target == 0.0 or (held > 0.0) != (target > 0.0):
+        return True
+    return abs(target) * equity * budget_scale < abs(held) * price
+
+
 def target_refusal(symbol: str, target: float, wanted: float, equity: float, room: float, price: float,
                    *, leverage: float = 1.0, fractional: bool = False, lot: float | None = None) -> str:
     """Why a target order (``target`` of ``equity``) bought nothing; both engines word it alike.
@@ -144,7 +160,7 @@ def stop_fill_price(open_: float, high: float, low: float, level: float, side: f
     return _touch(open_, high, low, level, side > 0)
 
 
-KERNELS = (slipped, commission, affordable_shares, _touch, limit_fill_price, stop_fill_price)
+KERNELS = (slipped, commission, affordable_shares, reduces, _touch, limit_fill_price, stop_fill_price)
 """Plain Python for the event engine (no numba start-up); ``jit_kernels()`` makes them callable
 from numba code too (``register_jitable``), so both engines run the same source."""
 

@@ -95,8 +95,9 @@ def test_a_budget_below_one_whole_unit_is_refused_with_the_fractional_hint() -> 
     _, vector, _ = _both("sma_crossover", {}, ["BTC-PERP"], "2022-01-01", "2022-02-01", "1h",
                          {"fractional": False})
     assert vector.metrics["trades"] == 0 and vector.fills.height == 0
+    reasons = vector.rejections["reason"]
     assert all(r.startswith("10,000.00 (100% of equity) buys no whole unit of BTC-PERP at ")
-               and r.endswith("(set fractional=True to trade fractions)") for r in vector.rejections["reason"])
+               and r.endswith("(set fractional=True to trade fractions)") for r in reasons)
 
 
 def test_runs_without_records_keep_the_same_equity() -> None:

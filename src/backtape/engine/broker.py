@@ -89,7 +89,7 @@ import math
 from typing import NamedTuple
 
 from ..costs import MarketState
-from ..fills import limit_fill_price, slipped, stop_fill_price, target_refusal
+from ..fills import limit_fill_price, reduces, slipped, stop_fill_price, target_refusal
 from ._book import OrderBook, live
 from ._quotes import quote_match
 from .orders import Fill, Order, OrderStatus, OrderType, TimeInForce
@@ -153,6 +153,32 @@ class Broker(OrderBook):
         else:  # the book holds only symbols with orders (the engine skips matching when it is empty)
             del self._working[symbol]
         return fills
+
+    def fill_order(self, due: list[tuple[str, Bar]], now: int, *, at_close: bool) -> list[tuple[str, Bar]]:
+        """The symbols with orders at this step, in the order they fill: those whose market orders
+        reduce their position first (``fills.reduces``, judged before any fills), then the others."""
+        if len(due) < 2:
+            return due
+        first = [self._reduces(sym, bar.close if at_close else bar.open, now) for sym, bar in due]
+        return [d for d, f in zip(due, first, strict=True) if f] + \
+            [d for d, f in zip(due, first, strict=True) if not f]
+
+    def _reduces(self, symbol: str, ref: float, now: int) -> bool:
+        pf = self.portfolio
+        held = pf.position(symbol)
+        if not held:
+            return False
+        for order in live(self._working.get(symbol, [])):
+            if order.type != OrderType.MARKET or order.created_at > now:
+                continue
+            target = order.target_percent
+            if target is None:
+                if order.side * held < 0:
+                    return True
+            elif reduces(held, target, pf.cash + held * ref + pf.others_value(symbol), ref,
+                         self.budget_scale):
+                return True
+        return False
 
     def _match_all(self, orders: list[Order], bar: Bar, fills: list[Fill]) -> None:
         for order in orders:

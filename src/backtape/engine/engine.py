@@ -277,6 +277,7 @@ class _Run:
                     a_i += 1
                 if working:  # the broker's book holds only symbols with orders
                     pf.hold_prices()  # prices change only at the marks below
+                    due = []
                     for j, sym, row_at, _ in cols:
                         r = row_at[k]
                         if r < 0:
@@ -284,8 +285,10 @@ class _Run:
                         rows[j] = r
                         if working.get(sym):
                             flush(j, r - 1)
-                            for fill in broker.process_bar(sym, self._bar(j, r)):
-                                traded[k] += abs(fill.quantity) * fill.price
+                            due.append((sym, self._bar(j, r)))
+                    for sym, bar in broker.fill_order(due, t, at_close=False):
+                        for fill in broker.process_bar(sym, bar):
+                            traded[k] += abs(fill.quantity) * fill.price
                     pf.release_prices()
                     for _, sym, row_at, closes in cols:  # marks after every fill: no fill sizes with a close
                         r = row_at[k]
@@ -301,12 +304,15 @@ class _Run:
                     on_bar(ctx)
                 if close_fill and working:
                     pf.hold_prices()
+                    due = []
                     for j, sym, row_at, _ in cols:
                         r = row_at[k]
                         if r >= 0 and working.get(sym):
                             flush(j, r)
-                            for fill in broker.fill_at_close(sym, self._bar(j, r), t):
-                                traded[k] += abs(fill.quantity) * fill.price
+                            due.append((sym, self._bar(j, r)))
+                    for sym, bar in broker.fill_order(due, t, at_close=True):
+                        for fill in broker.fill_at_close(sym, bar, t):
+                            traded[k] += abs(fill.quantity) * fill.price
                     pf.release_prices()
                 eq = pf.cash
                 held = False

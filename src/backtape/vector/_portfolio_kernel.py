@@ -5,16 +5,17 @@ Per clock step ``k`` (the same steps, in the same order, as ``backtape.engine.en
 1. corporate actions with ``act_step == k`` apply (splits scale the share count and the last
    price, cash dividends credit ``shares * amount``);
 2. with ``fill="next_open"``, the orders decided at an earlier step fill at the open of each
-   symbol's bar, symbols in column order, sized like ``Broker._execute_target``;
+   symbol's bar, sized like ``Broker._execute_target``: first the orders that reduce a position, then
+   the others, each group in column order (``fills.reduces``: a rebalance sells before it buys);
 3. every symbol with a bar is marked at its close;
 4. the decision of the step (a target weight, or signals turned into one) is taken; with
-   ``fill="close"`` it fills at once at the close, symbols in column order.
+   ``fill="close"`` it fills at once at the close, in the same order.
 
 Arrays are C-ordered **steps x symbols** (the loop walks a step's symbols); a NaN open means the
 symbol has no bar at that step (its order keeps waiting). Fill records: step, symbol, signed
 quantity, price, reference, commission. Refusal records (a target order that buys nothing, as the
-broker's ``rejections``): step, symbol, signed units the budget alone buys, target, equity, margin room
-left and the slipped price, from which ``fills.target_refusal`` words the reason.
+broker's ``rejections``): step, symbol, signed units the budget alone buys, target, equity, margin
+room left, the slipped price and the number of fills before it (``fills.target_refusal`` words it).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..fills import affordable_shares, jit_kernels, slipped
+from ..fills import affordable_shares, jit_kernels, reduces, slipped
 
 jit_kernels()
 
@@ -32,8 +33,8 @@ MODE_TARGETS, MODE_SIGNALS = 0, 1
 ACT_SPLIT, ACT_DIVIDEND = 0, 1
 F_STEP, F_SYM, F_QTY, F_PRICE, F_REF, F_COMM = range(6)
 N_FILL_FIELDS = 6
-R_STEP, R_SYM, R_WANTED, R_TARGET, R_EQUITY, R_ROOM, R_PRICE = range(7)
-N_REFUSAL_FIELDS = 7
+R_STEP, R_SYM, R_WANTED, R_TARGET, R_EQUITY, R_ROOM, R_PRICE, R_AFTER = range(8)
+N_REFUSAL_FIELDS = 8
 
 
 @njit(cache=True, error_model="numpy")
@@ -107,7 +108,33 @@ def _target(j, target, ref, k, p, pos, last, cash, fills, n_fills, traded, reope
             refusals[r, R_EQUITY] = equity
             refusals[r, R_ROOM] = room
             refusals[r, R_PRICE] = price
+            refusals[r, R_AFTER] = n_fills[0]
         n_refused[0] += 1
+    return cash
+
+
+@njit(cache=True, error_model="numpy")
+def _fill_step(px, k, p, pos, last, cash, pending, reopen, first, fills, n_fills, traded, refusals,
+               n_refused):  # fmt: skip
+    """Fill the pending orders of the symbols with a price at step ``k`` (``px``: opens or closes):
+    those that reduce a position (judged before any of them fills) first; returns the cash."""
+    n_sym = pos.shape[0]
+    budget = p[P_BUDGET]
+    for j in range(n_sym):
+        t = pending[j]
+        first[j] = False
+        if t == t and px[k, j] == px[k, j] and pos[j] != 0.0:
+            net, _ = _others(j, pos, last)
+            held = pos[j]
+            first[j] = reopen[j] or reduces(held, t, cash + held * px[k, j] + net, px[k, j], budget)
+    for phase in range(2):
+        for j in range(n_sym):
+            t = pending[j]
+            if t == t and px[k, j] == px[k, j] and first[j] == (phase == 0):
+                cash = _target(j, t, px[k, j], k, p, pos, last, cash, fills, n_fills, traded, reopen[j],
+                               refusals, n_refused)
+                pending[j] = np.nan
+                reopen[j] = False
     return cash
 
 
@@ -138,6 +165,7 @@ def run_portfolio(o, c, mode, tg, le, lx, se, sx, size, act_step, act_sym, act_k
     last = np.zeros(n_sym)
     pending = np.full(n_sym, np.nan)
     reopen = np.zeros(n_sym, dtype=np.bool_)
+    first = np.zeros(n_sym, dtype=np.bool_)
     reenter = p[P_REENTER] != 0.0
     cash = p[P_CASH]
     at_close = p[P_FILL_CLOSE] != 0.0
@@ -157,13 +185,8 @@ def run_portfolio(o, c, mode, tg, le, lx, se, sx, size, act_step, act_sym, act_k
                 cash += pos[j] * act_value[a]
             a += 1
         if not at_close:
-            for j in range(n_sym):
-                t = pending[j]
-                if t == t and o[k, j] == o[k, j]:
-                    cash = _target(j, t, o[k, j], k, p, pos, last, cash, fills, n_fills, traded, reopen[j],
-                                   refusals, n_refused)
-                    pending[j] = np.nan
-                    reopen[j] = False
+            cash = _fill_step(o, k, p, pos, last, cash, pending, reopen, first, fills, n_fills, traded,
+                              refusals, n_refused)
         for j in range(n_sym):
             if c[k, j] == c[k, j]:
                 last[j] = c[k, j]
@@ -175,13 +198,8 @@ def run_portfolio(o, c, mode, tg, le, lx, se, sx, size, act_step, act_sym, act_k
         else:
             _decide_signals(k, pos, le, lx, se, sx, size, pending, reopen, reenter)
         if at_close:
-            for j in range(n_sym):
-                t = pending[j]
-                if t == t and c[k, j] == c[k, j]:
-                    cash = _target(j, t, c[k, j], k, p, pos, last, cash, fills, n_fills, traded, reopen[j],
-                                   refusals, n_refused)
-                    pending[j] = np.nan
-                    reopen[j] = False
+            cash = _fill_step(c, k, p, pos, last, cash, pending, reopen, first, fills, n_fills, traded,
+                              refusals, n_refused)
         eq = cash
         held = False
         for j in range(n_sym):

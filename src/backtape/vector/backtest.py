@@ -197,14 +197,15 @@ def replay(data: VectorData, out: PortfolioRun,
 
     slip = options.slippage_bps
     act_step, act_sym, act_kind, act_value = action_arrays(data)
-    events = sorted([(int(s), 0, 0, a) for a, s in enumerate(act_step) if act_kind[a] == pk.ACT_SPLIT]
-                    + [(int(out.fills[f, pk.F_STEP]), 1, int(out.fills[f, pk.F_SYM]), f)
-                       for f in range(out.fills.shape[0])]
-                    + [(int(out.refusals[r, pk.R_STEP]), 1, int(out.refusals[r, pk.R_SYM]), -1 - r)
+    # (step, kind, position in the kernel's order, index): splits first, then fills and refusals as
+    # the kernel made them (a refusal after the fills counted before it)
+    events = sorted([(int(s), 0, 0, 0, a) for a, s in enumerate(act_step) if act_kind[a] == pk.ACT_SPLIT]
+                    + [(int(out.fills[f, pk.F_STEP]), 1, 2 * f + 1, 0, f) for f in range(out.fills.shape[0])]
+                    + [(int(out.refusals[r, pk.R_STEP]), 1, 2 * int(out.refusals[r, pk.R_AFTER]), r, -1 - r)
                        for r in range(out.refusals.shape[0])])
     fills: list[Fill] = []
     refused: list[dict[str, Any]] = []
-    for step, kind, j, idx in events:
+    for step, kind, _, _, idx in events:
         if kind == 0:
             j, value = int(act_sym[idx]), float(act_value[idx])
             if not (value > 0 and value != 1.0):
@@ -212,6 +213,7 @@ def replay(data: VectorData, out: PortfolioRun,
             flush(j, last_row(j, step - 1))
             pf.split(syms[j], value)
             continue
+        j = int(out.fills[idx, pk.F_SYM] if idx >= 0 else out.refusals[-1 - idx, pk.R_SYM])
         sym, raw = syms[j], data.raw[syms[j]]
         r = last_row(j, step)
         ts = int(raw["ts_end"][r] if at_close else raw["ts"][r])
