@@ -97,6 +97,23 @@ def test_partial_fills_under_volume_participation(run) -> None:
     assert res.orders.row(0, named=True)["status"] == "filled"
 
 
+def test_participation_cap_on_bars_without_volume_fills_whole_and_says_so(run) -> None:
+    import warnings
+
+    from backtape.errors import _SAID, BacktapeWarning
+
+    rows = [(*r, float("nan")) for r in [(100, 101, 99, 100), (102, 104, 101, 103), (104, 106, 103, 105),
+                                         (103, 107, 98, 99), (97, 100, 95, 96), (96, 97, 94, 95)]]
+    _SAID.clear()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        res, _ = run({0: lambda c: c.order("T", 250)}, rows=rows, max_participation=0.1, cash=100_000)
+    assert fills(res) == [(250, 102.0)]
+    said = [str(w.message) for w in seen if issubclass(w.category, BacktapeWarning)]
+    assert said == ["max_participation cannot limit T: its bars have no volume, so its orders fill "
+                    "without the cap"]
+
+
 def test_short_round_trip(run) -> None:
     res, _ = run({0: lambda c: c.sell("T", 10), 3: lambda c: c.buy("T", 10)}, commission=0.001)
     assert fills(res) == [(-10, 102.0), (10, 97.0)]

@@ -89,6 +89,7 @@ import math
 from typing import NamedTuple
 
 from ..costs import MarketState
+from ..errors import warn_once
 from ..fills import limit_fill_price, reduces, slipped, stop_fill_price, target_refusal
 from ._book import OrderBook, live
 from ._quotes import quote_match
@@ -360,7 +361,12 @@ class Broker(OrderBook):
 
     def _cap(self, symbol: str, bar: Bar) -> float:
         """Most shares one fill may trade on ``bar`` under ``max_participation`` (inf without it)."""
-        if self.max_participation is None or not bar.volume >= 0:
+        if self.max_participation is None:
+            return _INF
+        if not bar.volume >= 0:  # no volume: nothing to take a share of (quotes never have one)
+            if symbol not in self.by_quote:
+                warn_once(f"max_participation cannot limit {symbol}: its bars have no volume, so its "
+                          "orders fill without the cap")
             return _INF
         return self._round(symbol, self.max_participation * bar.volume)
 
