@@ -123,6 +123,16 @@ def reduces(held: float, target: float, equity: float, price: float, budget_scal
     return abs(target) * equity * budget_scale < abs(held) * price
 
 
+#: how a user turns fractional trading on, from Python or the CLI's config
+FRACTIONAL_HINT = " (set fractional=True, or backtesting.fractional in the config, to trade fractions)"
+
+
+def wanted_units(wanted: float, equity: float, target: float, price: float, budget_scale: float) -> float:
+    """Units a refused target order asked for (unsigned): what its budget buys whole, or, when that is
+    none, the fraction of a unit it buys (0.21 of a bitcoin)."""
+    return wanted if wanted > 0 else equity * abs(target) * budget_scale / price
+
+
 def target_refusal(symbol: str, target: float, wanted: float, equity: float, room: float, price: float,
                    *, leverage: float = 1.0, fractional: bool = False, lot: float | None = None) -> str:
     """Why a target order (``target`` of ``equity``) bought nothing; both engines word it alike.
@@ -135,7 +145,7 @@ def target_refusal(symbol: str, target: float, wanted: float, equity: float, roo
         return (f"no margin left for {wanted:g} {symbol} ({weight}): {leverage:g}x equity {equity:,.2f} "
                 f"less {leverage * equity - room:,.2f} held leaves {max(room, 0.0):,.2f}")
     unit = f"lot ({lot:g})" if lot else "unit" if fractional else "whole unit"
-    hint = "" if fractional or lot else " (set fractional=True to trade fractions)"
+    hint = "" if fractional or lot else FRACTIONAL_HINT
     return f"{equity * abs(target):,.2f} ({weight}) buys no {unit} of {symbol} at {price:,.2f}{hint}"
 
 

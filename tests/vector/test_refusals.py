@@ -14,6 +14,7 @@ import backtape as bt
 from backtape import check_vector_form
 from backtape.engine import Strategy, StrategyFactory
 from backtape.errors import _SAID, BacktapeWarning
+from backtape.fills import FRACTIONAL_HINT
 
 
 class AllIn(Strategy):
@@ -97,7 +98,7 @@ def test_a_budget_below_one_whole_unit_is_refused_with_the_fractional_hint() -> 
     assert vector.metrics["trades"] == 0 and vector.fills.height == 0
     reasons = vector.rejections["reason"]
     assert all(r.startswith("10,000.00 (100% of equity) buys no whole unit of BTC-PERP at ")
-               and r.endswith("(set fractional=True to trade fractions)") for r in reasons)
+               and r.endswith(FRACTIONAL_HINT) for r in reasons)
 
 
 def test_runs_without_records_keep_the_same_equity() -> None:

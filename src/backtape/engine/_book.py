@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from ..costs import TransactionCostEngine
+from ..fills import FRACTIONAL_HINT
 from ..risk import PortfolioSnapshot, RiskManager
 from .orders import Fill, Order, OrderStatus, OrderType, TimeInForce
 from .portfolio import Portfolio
@@ -85,6 +86,11 @@ class OrderBook:
         if order.tif == TimeInForce.DAY:
             order.session_close = session_close
         book = self._working.setdefault(order.symbol, [])
+        if order.target_percent is not None:  # the newest target wins, as in the vector engine
+            for old in live(book):
+                if old.target_percent is not None and old.filled == 0:
+                    old.status = OrderStatus.CANCELLED
+                    old.reason = f"replaced by target order {order.id}"
         for leg in (order, *order.children):
             self.orders.append(leg)
             book.append(leg)
@@ -175,8 +181,7 @@ class OrderBook:
         rule = self.instruments.get(symbol)
         if rule is not None and rule.lot_size is not None:
             return f"quantity {qty:g} is less than one lot ({rule.lot_size:g}) of {symbol}"
-        return (f"quantity {qty:g} is less than one whole unit of {symbol} "
-                f"(set fractional=True to trade fractions)")
+        return f"quantity {qty:g} is less than one whole unit of {symbol}{FRACTIONAL_HINT}"
 
     def _is_fractional(self, symbol: str) -> bool:
         return self.fractional if isinstance(self.fractional, bool) else symbol in self.fractional

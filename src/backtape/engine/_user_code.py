@@ -10,8 +10,9 @@ from ..errors import BacktapeError, HistoryWindowStartsBeforeData, StrategyError
 from .strategy import Strategy
 
 
-def strategy_error(exc: BaseException, strategy: Strategy, now: int) -> StrategyError | None:
-    """``exc`` as a ``StrategyError`` when it passed through the strategy's own source file.
+def strategy_error(exc: BaseException, strategy: Strategy, now: int | None) -> StrategyError | None:
+    """``exc`` as a ``StrategyError`` when it passed through the strategy's own source file (``now``:
+    the bar's time; ``None`` for a vector form, which sees every bar at once).
 
     ``None`` when it did not (a fault of backtape itself, left as it is) or when it already is a
     ``BacktapeError`` (its message names the input), except a history window reaching before the
@@ -31,5 +32,6 @@ def strategy_error(exc: BaseException, strategy: Strategy, now: int) -> Strategy
     name = type(strategy).__name__
     hint = (f"; declare `warmup = N` on {name} (the bars of history it reads) so that they are "
             "loaded before the start, or on_bar waits for them") if history else ""
-    return StrategyError(f"{type(exc).__name__} in {name}.{at.name} ({at.filename}:{at.lineno}) at "
-                         f"{format_ns(now)}: {exc}{hint}")
+    when = "" if now is None else f" at {format_ns(now)}"
+    return StrategyError(f"{type(exc).__name__} in {name}.{at.name} ({at.filename}:{at.lineno}){when}: "
+                         f"{exc}{hint}")

@@ -90,7 +90,7 @@ from typing import NamedTuple
 
 from ..costs import MarketState
 from ..errors import warn_once
-from ..fills import limit_fill_price, reduces, slipped, stop_fill_price, target_refusal
+from ..fills import limit_fill_price, reduces, slipped, stop_fill_price, target_refusal, wanted_units
 from ._book import OrderBook, live
 from ._quotes import quote_match
 from .orders import Fill, Order, OrderStatus, OrderType, TimeInForce
@@ -327,7 +327,7 @@ class Broker(OrderBook):
                 lot = self.instruments[sym].lot_size if sym in self.instruments else None
                 order.reason = target_refusal(sym, target, wanted, equity, room, price,
                                               leverage=self.leverage, fractional=bool(frac), lot=lot)
-                self._refuse(order, ts, side * wanted)
+                self._refuse(order, ts, side * wanted_units(wanted, equity, target, price, self.budget_scale))
                 return fills
         order.status = OrderStatus.PARTIAL if capped else OrderStatus.FILLED
         if fills or capped:

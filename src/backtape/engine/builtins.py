@@ -246,7 +246,8 @@ class EqualWeight(Strategy):
 
 
 class MomentumRotation(Strategy):
-    """Cross-sectional momentum: the ``top_n`` best performers over ``lookback`` bars, equal weight."""
+    """Cross-sectional momentum: the ``top_n`` best performers over ``lookback`` bars, equal weight
+    (``1 / top_n`` each, or ``1 / len(symbols)`` when there are fewer symbols than ``top_n``)."""
 
     params: ClassVar[dict[str, Any]] = {"lookback": 126, "top_n": 10, "rebalance": "1mo"}
     lookback: int
@@ -270,7 +271,7 @@ class MomentumRotation(Strategy):
         if not self.due(ctx.now):
             return
         chosen = _top(np.array([r[-1] for r in self.roc]), int(self.top_n))
-        weight = 1.0 / int(self.top_n)
+        weight = 1.0 / min(int(self.top_n), len(ctx.symbols))
         for symbol, keep in zip(ctx.symbols, chosen, strict=True):
             if keep:
                 ctx.order_target_percent(symbol, weight)
@@ -283,7 +284,8 @@ class MomentumRotation(Strategy):
         roc = data.per_symbol({s: _rate_of_change(data.series[s]["close"], n) for s in data.symbols}, np.nan)
         due = data.rebalance(self.rebalance)
         weights = np.full(roc.shape, np.nan)
-        weights[due] = np.where(_top(roc[due], int(self.top_n)), 1.0 / int(self.top_n), 0.0)
+        weight = 1.0 / min(int(self.top_n), len(data.symbols))
+        weights[due] = np.where(_top(roc[due], int(self.top_n)), weight, 0.0)
         return weights
 
 

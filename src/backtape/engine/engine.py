@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .._time import TimeLike, check_range, format_ns
-from ..errors import BacktapeError, NoDataError
+from ..errors import BacktapeError, ConfigError, NoDataError
 from ..options import TradingOptions, trading_options
 from ..portal import DataPortal
 from ..sources.base import DataSource
@@ -49,6 +49,20 @@ from .ticks import TickFeed, subscriptions
 from .windows import PriceLog, SymbolBars, plan_windows
 
 log = logging.getLogger("backtape.backtest")
+
+
+def one_calendar(calendars: dict[str, str]) -> str | None:
+    """The one calendar every symbol of a run trades on (``None``: no symbols). Bars are built from
+    that calendar's sessions, so symbols of two calendars (a stock and a 24/7 coin) are refused
+    with a ``ConfigError`` naming them, never run with one of them silently dropped."""
+    first: dict[str, str] = {}
+    for sym, name in calendars.items():
+        first.setdefault(name, sym)
+    if len(first) > 1:
+        (a, ca), (b, cb) = ((sym, name) for name, sym in list(first.items())[:2])
+        raise ConfigError(f"{a} trades on the {ca} calendar and {b} on {cb}: a run takes symbols of one "
+                          "calendar (its bars are built from that calendar's sessions); run them separately")
+    return next(iter(first), None)
 
 
 def resolve_source(source: DataSource | str, **options: Any) -> DataSource:
@@ -139,9 +153,8 @@ class _Run:
         opts = opts.for_symbols(calendars, source.instruments(symbols))
         self.options = opts
         self.fill_mode = opts.fill
-        shared = set(calendars.values())
-        self.portal = DataPortal(source, calendar=shared.pop() if len(shared) == 1 else None,
-                                 adjustment=opts.adjustment, dividends=opts.dividends)
+        self.portal = DataPortal(source, calendar=one_calendar(calendars), adjustment=opts.adjustment,
+                                 dividends=opts.dividends)
         strategy.frequency = frequency
         if strategy.portal is None:
             strategy.portal = self.portal

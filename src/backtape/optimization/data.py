@@ -149,10 +149,11 @@ def load_market_data(
 
     names = symbol_list(symbols)
     s_ns, e_ns = check_range(start, end)
-    from ..engine.engine import resolve_source
+    from ..engine.engine import one_calendar, resolve_source
 
     src = resolve_source(source)
-    portal = DataPortal(src, adjustment=adjustment, dividends=dividends)
+    calendar = one_calendar({sym: src.calendar_of(sym) for sym in names})
+    portal = DataPortal(src, calendar=calendar, adjustment=adjustment, dividends=dividends)
     need = DataRequirement("bars", frequency, max(int(warmup), 0))
     portal.load_data(s_ns, e_ns, names, requirements=[need])
     base_tf = str(portal.base_frequency)

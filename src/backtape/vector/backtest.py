@@ -51,14 +51,16 @@ class VectorEngine:
             **overrides: Any) -> Any:
         """Backtest ``strategy`` on ``symbols`` over ``[start, end)`` (see the module doc)."""
         from ..engine._report import warn_refused
-        from ..engine.engine import resolve_source
+        from ..engine.engine import one_calendar, resolve_source
         from ..optimization.data import load_market_data
 
         names = [s.strip() for s in symbols.split(",")] if isinstance(symbols, str) else list(symbols)
         s_ns, e_ns = check_range(start, end)
         src = resolve_source(source if source is not None else self.source)
         opts = (options or self.options).replace(**overrides)
-        opts = opts.for_symbols({sym: src.calendar_of(sym) for sym in names}, src.instruments(names))
+        calendars = {sym: src.calendar_of(sym) for sym in names}
+        one_calendar(calendars)
+        opts = opts.for_symbols(calendars, src.instruments(names))
         check_options(opts)
         t0 = time.perf_counter()
         warmup = warmup_of(strategy)
@@ -238,12 +240,13 @@ def replay(data: VectorData, out: PortfolioRun,
 
 def _refusal(rec: np.ndarray, symbol: str, ts: int, order_id: int, options: TradingOptions) -> dict[str, Any]:
     """A kernel refusal record as a row of the broker's ``rejections``."""
-    from ..fills import target_refusal
+    from ..fills import target_refusal, wanted_units
 
     wanted = float(rec[pk.R_WANTED])
     target, equity, room, price = (float(rec[f]) for f in (pk.R_TARGET, pk.R_EQUITY, pk.R_ROOM, pk.R_PRICE))
     reason = target_refusal(symbol, target, abs(wanted), equity, room, price,
                             fractional=bool(options.fractional))
-    return {"ts": ts, "order_id": order_id, "symbol": symbol, "action": "reject", "requested": wanted,
-            "approved": 0.0, "reason": reason}
+    units = wanted_units(abs(wanted), equity, target, price, options.budget_scale)
+    return {"ts": ts, "order_id": order_id, "symbol": symbol, "action": "reject",
+            "requested": units if target > 0 else -units, "approved": 0.0, "reason": reason}
 

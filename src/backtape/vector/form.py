@@ -12,16 +12,19 @@ symbol has no bar; ``data.symbols``; ``data.ts``; ``data.rebalance("1mo")``):
 * ``vector_signals(bars)`` (the single-symbol built-ins): the same signals for one symbol's own bars.
 
 It reads ``warmup`` (or ``required_history``) bars before the start like the event form and declares
-``params``. ``check_vector_form`` runs both forms and says where they differ; call it in your tests.
+``params``. Decisions at steps before ``data.ready_row`` (every symbol has its warm-up there; the
+event engine first calls ``on_bar`` then) are ignored. ``check_vector_form`` runs both forms and
+says where they differ; call it in your tests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from .._time import format_ns
 from ..errors import BacktapeError, ConfigError
 from . import _portfolio_kernel as pk
 from .portfolio import Decisions, VectorData
@@ -49,13 +52,22 @@ def decisions(strategy: Any, data: VectorData) -> Decisions:
     shape = (data.n_steps, len(data.symbols))
     name = type(strategy).__name__
     if callable(getattr(strategy, "target_weights", None)):
-        w = np.asarray(strategy.target_weights(data), dtype=np.float64)
+        w = np.asarray(_call(strategy, "target_weights", data), dtype=np.float64)
         if w.shape != shape:
             raise ConfigError(f"{name}.target_weights returned shape {w.shape}, expected {shape} "
                               "(steps x symbols)")
+        bad = np.argwhere(np.isinf(w))
+        if bad.size:
+            k, j = (int(x) for x in bad[0])
+            raise ConfigError(f"{name}.target_weights: weight {w[k, j]} for {data.symbols[j]} at step {k} "
+                              f"({format_ns(int(data.ts[k]))}); weights must be finite or NaN (no order)")
         return Decisions(pk.MODE_TARGETS, targets=w)
     if callable(getattr(strategy, "generate_signals", None)):
-        out = dict(strategy.generate_signals(data))
+        returned = _call(strategy, "generate_signals", data)
+        if not isinstance(returned, Mapping):
+            raise ConfigError(f"{name}.generate_signals must return a dict of steps x symbols arrays "
+                              f"({', '.join(_SIGNALS)}, optionally size), got {type(returned).__name__}")
+        out = dict(returned)
         size = out.pop("size", None)
         signals = {}
         for key, arr in out.items():
@@ -67,6 +79,9 @@ def decisions(strategy: Any, data: VectorData) -> Decisions:
                 raise ConfigError(f"{name}.generate_signals: {key} has shape {a.shape}, expected {shape}")
             signals[key] = a
         sz = None if size is None else np.asarray(size, dtype=np.float64)
+        if sz is not None and not (np.isfinite(sz).all() and (sz >= 0).all()):
+            raise ConfigError(f"{name}.generate_signals: size must be finite weights >= 0 (a fraction of "
+                              "equity; the signal gives the side)")
         if sz is not None and sz.ndim == 2 and sz.shape != shape:
             raise ConfigError(f"{name}.generate_signals: size has shape {sz.shape}, expected {shape}")
         return Decisions(pk.MODE_SIGNALS, signals=signals, size=sz)
@@ -74,7 +89,7 @@ def decisions(strategy: Any, data: VectorData) -> Decisions:
         per: dict[str, dict[str, np.ndarray]] = {k: {} for k in _SIGNALS}
         for sym in data.symbols:
             bars = data.series[sym]
-            out = strategy.vector_signals(bars)
+            out = _call(strategy, "vector_signals", bars)
             for key in _SIGNALS:
                 per[key][sym] = np.asarray(out[key], dtype=np.bool_) if key in out else \
                     np.zeros(len(bars["ts"]), dtype=np.bool_)  # fmt: skip
@@ -82,6 +97,20 @@ def decisions(strategy: Any, data: VectorData) -> Decisions:
         return Decisions(pk.MODE_SIGNALS, signals=signals)
     raise ConfigError(f"{name} has no vector form: define target_weights(data) or generate_signals(data) "
                       "(see backtape.vector.form), or use engine='event'")
+
+
+def _call(strategy: Any, method: str, data: Any) -> Any:
+    """``strategy.method(data)``; an exception raised in the strategy's own code becomes a
+    ``StrategyError`` naming its file and line, as one raised in ``on_bar`` does."""
+    from ..engine._user_code import strategy_error
+
+    try:
+        return getattr(strategy, method)(data)
+    except Exception as exc:
+        error = strategy_error(exc, strategy, None)
+        if error is None:
+            raise
+        raise error from exc
 
 
 def check_vector_form(strategy: Any, symbols: Sequence[str] | str, start: Any, end: Any,

@@ -302,9 +302,11 @@ def run(data: VectorData, decisions: Decisions, options: TradingOptions, *,
     o, c = _raw_prices(data)
     n, n_sym = c.shape
     s0 = data.start_row
+    idle = data.ready_row - s0  # steps before every symbol has its warm-up: no decision, as on_bar
     no_bool = np.zeros((1, n_sym), dtype=np.bool_)
     if decisions.mode == pk.MODE_TARGETS:
-        tg = np.ascontiguousarray(decisions.targets[s0:], dtype=np.float64)  # type: ignore[index]
+        tg = np.array(decisions.targets[s0:], dtype=np.float64)  # type: ignore[index]
+        tg[:idle] = np.nan
         if np.isinf(tg).any():
             raise ConfigError("target weights must be finite or NaN (NaN places no order)")
         sig = [no_bool] * 4
@@ -313,8 +315,10 @@ def run(data: VectorData, decisions: Decisions, options: TradingOptions, *,
     else:
         tg = np.zeros((1, n_sym))
         names = ("entries", "exits", "short_entries", "short_exits")
-        sig = [np.ascontiguousarray(decisions.signals[k][s0:]) if k in decisions.signals
+        sig = [np.array(decisions.signals[k][s0:], dtype=np.bool_) if k in decisions.signals
                else np.zeros((n, n_sym), dtype=np.bool_) for k in names]
+        for a in sig:
+            a[:idle] = False
         sz = decisions.size
         size = np.ascontiguousarray(sz[s0:], dtype=np.float64) if sz is not None and sz.ndim == 2 else \
             np.full((1, n_sym), 1.0 / n_sym if sz is None else float(sz))  # fmt: skip

@@ -1,0 +1,119 @@
+"""Portfolios at their edges, on both engines: symbols whose data starts on different dates, a symbol
+with no bar yet, fewer symbols than ``top_n``, two calendars in one run, and vector forms that fail."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+import backtape as bt
+from backtape import check_vector_form
+from backtape.engine import StrategyFactory
+from backtape.errors import ConfigError, StrategyError
+
+
+@pytest.mark.parametrize(("name", "params", "symbols", "options"), [
+    ("sma_crossover", {"fast": 5, "slow": 20}, ["ZEN", "KO"], {}),
+    ("donchian_breakout", {}, ["ZEN", "KO"], {}),
+    ("rsi_mean_reversion", {}, ["ZEN", "IBM"], {}),
+    ("momentum", {"lookback": 20}, ["BRK_A", "KO"], {"fractional": True}),
+])
+def test_symbols_starting_on_different_dates_trade_alike_on_both_engines(name: str, params: dict,
+                                                                         symbols: list[str],
+                                                                         options: dict) -> None:
+    """ZEN's data starts in 2014: both engines wait for its warm-up (the event engine's on_bar does)."""
+    event, _ = check_vector_form(StrategyFactory.create(name, **params), symbols, "2012-01-01",
+                                 "2015-01-01", **options)
+    assert event.fills.height > 0
+    ready = datetime(2014, 1, 1, tzinfo=UTC)
+    assert event.fills["ts"].min() > ready  # nothing before every symbol has its warm-up
+
+
+def test_a_symbol_without_bars_yet_gets_one_waiting_order_not_a_pile() -> None:
+    """BRK_A's sample data starts in 2014: equal_weight's orders for it replace each other until then."""
+    event, vector = check_vector_form(StrategyFactory.create("equal_weight", rebalance="2w"),
+                                      ["AAPL", "BRK_A", "KO"], "2012-01-01", "2015-01-01")
+    assert event.metrics["orders_refused"] == vector.metrics["orders_refused"] == event.rejections.height
+    first_bar = event.rejections.filter(event.rejections["symbol"] == "BRK_A")["ts"].min()
+    assert event.rejections.filter(event.rejections["ts"] == first_bar).height == 1
+    replaced = event.orders.filter(event.orders["reason"].str.starts_with("replaced by target order"))
+    assert replaced.height > 10 and (replaced["status"] == "cancelled").all()
+
+
+def test_momentum_rotation_with_fewer_symbols_than_top_n_invests_everything() -> None:
+    event, _ = check_vector_form(StrategyFactory.create("momentum_rotation", lookback=20),
+                                 ["AAPL", "KO", "IBM", "MSFT"], "2013-01-01", "2014-01-01")
+    first = event.fills.filter(event.fills["ts"] == event.fills["ts"].min())
+    assert first.height == 4
+    spent = (first["quantity"] * first["price"]).sum()
+    assert spent > 0.9 * 10_000  # 25% each, whole shares (top_n=10 would have left 60% in cash)
+
+
+@pytest.mark.parametrize("engine", ["event", "vector"])
+def test_symbols_of_two_calendars_are_refused_by_name(engine: str) -> None:
+    with pytest.raises(ConfigError, match=r"AAPL trades on the XNYS calendar and BTC-PERP on 24/7: .*"
+                                          r"run them separately"):
+        bt.run_backtest("equal_weight", ["AAPL", "BTC-PERP"], "2021-06-01", "2022-02-01", engine=engine,
+                        source="sample", store=False)
+
+
+def test_optimize_refuses_two_calendars_too() -> None:
+    with pytest.raises(ConfigError, match="BTC-PERP trades on the 24/7 calendar and KO on XNYS"):
+        bt.optimize("equal_weight", {"rebalance": ["1mo", "1w"]}, ["BTC-PERP", "KO"], "2021-06-01",
+                    "2022-02-01", source="sample", store=False)
+
+
+class _Raises(bt.Strategy):
+    def on_bar(self, ctx: bt.Context) -> None:
+        pass
+
+    def target_weights(self, data) -> np.ndarray:  # type: ignore[no-untyped-def]
+        return np.full((data.n_steps, len(data.symbols)), np.nan)[[1.5]]
+
+
+class _Infinite(bt.Strategy):
+    def on_bar(self, ctx: bt.Context) -> None:
+        pass
+
+    def target_weights(self, data) -> np.ndarray:  # type: ignore[no-untyped-def]
+        w = np.full((data.n_steps, len(data.symbols)), np.nan)
+        w[5, 1] = np.inf
+        return w
+
+
+class _NoSignals(bt.Strategy):
+    def on_bar(self, ctx: bt.Context) -> None:
+        pass
+
+    def generate_signals(self, data):  # type: ignore[no-untyped-def]
+        return None
+
+
+class _InfiniteSize(bt.Strategy):
+    def on_bar(self, ctx: bt.Context) -> None:
+        pass
+
+    def generate_signals(self, data):  # type: ignore[no-untyped-def]
+        return {"entries": np.zeros((data.n_steps, len(data.symbols)), dtype=bool), "size": np.inf}
+
+
+@pytest.mark.parametrize(("strategy", "error", "match"), [
+    (_Raises, StrategyError, r"IndexError in _Raises\.target_weights \(.*test_portfolio_edges\.py:\d+\): "),
+    (_Infinite, ConfigError, r"_Infinite\.target_weights: weight inf for IBM at step 5 \(2013-01-09"),
+    (_NoSignals, ConfigError, r"_NoSignals\.generate_signals must return a dict .* got NoneType"),
+    (_InfiniteSize, ConfigError, r"_InfiniteSize\.generate_signals: size must be finite weights >= 0"),
+])
+def test_a_failing_vector_form_is_named(strategy: type, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        bt.run_backtest(strategy(), ["KO", "IBM"], "2013-01-01", "2014-01-01", engine="vector",
+                        source="sample", store=False)
+
+
+def test_a_refused_order_below_one_unit_reports_the_fraction_it_wanted() -> None:
+    _, vector = check_vector_form("sma_crossover", ["BTC-PERP"], "2022-01-01", "2022-02-01", "1h",
+                                  fractional=False)
+    row = vector.rejections.row(0, named=True)
+    price = float(row["reason"].split(" at ")[1].split(" ")[0].replace(",", ""))
+    assert row["requested"] == pytest.approx(10_000 / price, rel=1e-9)
