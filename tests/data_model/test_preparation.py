@@ -109,11 +109,17 @@ def test_bad_steps_are_config_errors() -> None:
 
 def test_vector_strategies_find_features_in_their_arrays() -> None:
     from backtape.optimization.data import load_market_data
+    from backtape.vector.portfolio import vector_data
 
     source = bt.PreparedSource(bt.Workspace().source("sample", cache=False), features=bt.Features(sma=(10,)))
-    data = load_market_data(["KO"], "2013-01-01", "2014-01-01", "1d", source)  # no split in 2013
+    data = load_market_data(["KO", "IBM"], "2013-01-01", "2014-01-01", "1d", source)  # no split in 2013
     arrays = data.bars["KO"]
     np.testing.assert_array_equal(arrays["sma_10"], ind.sma(arrays["close"], 10))
+    vd = vector_data(data, warmup=10)  # steps x symbols, like the prices
+    assert vd["sma_10"].shape == vd.close.shape == (vd.n_steps, 2)
+    for j, sym in enumerate(vd.symbols):
+        np.testing.assert_array_equal(vd["sma_10"][vd.rows[sym], j], vd.series[sym]["sma_10"])
+        np.testing.assert_array_equal(vd.series[sym]["sma_10"], data.bars[sym]["sma_10"][-len(vd.rows[sym]):])
 
 
 # missing bars: inferred grid, point-in-time drop, volume --------------------------------------
@@ -143,16 +149,18 @@ def test_missing_bars_read_the_frequency_and_refuse_a_grid_the_bars_are_not_on(b
         assert same.height == daily.height and not same["filled"].any()
 
 
+@pytest.mark.parametrize("policy", ["drop", "ffill"])
 @pytest.mark.parametrize("removed", [300, 1439, 1500])
-def test_drop_is_point_in_time(btc: pl.DataFrame, removed: int) -> None:
-    """Removing a later bar never changes the rows before it (the whole-session rule did)."""
-    spec = bt.MissingBars("drop", calendar="24/7")
+def test_missing_bars_are_point_in_time(btc: pl.DataFrame, removed: int, policy: str) -> None:
+    """Removing a later bar never changes the rows before it (dropping whole sessions did)."""
+    spec = bt.MissingBars(policy, calendar="24/7")  # type: ignore[arg-type]
     holes = btc.filter(~pl.int_range(pl.len()).is_in([100, 1800]))
     later = holes.filter(pl.col("ts") != btc["ts"][removed])
     a, b = bt.prepare(holes, missing=spec), bt.prepare(later, missing=spec)
     cut = btc["ts"][removed]
     assert a.filter(pl.col("ts") < cut).equals(b.filter(pl.col("ts") < cut))
     assert a.filter(pl.col("ts") < btc["ts"][100]).height == 100  # the day is kept up to its first hole
+    assert a.height == (100 + (1800 - 1440) if policy == "drop" else btc.height)  # two days, 1440 bars each
 
 
 def test_ffill_keeps_null_volume_on_real_bars(btc: pl.DataFrame) -> None:

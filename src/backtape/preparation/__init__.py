@@ -82,6 +82,10 @@ def _prepare(bars: pl.DataFrame, outliers: Outliers | None, missing: MissingBars
         raise ConfigError(f"prepare needs bars with columns {', '.join(_NEEDED)}; "
                           f"missing {', '.join(absent)}")
     check_choice("prepare adjust", adjust, ADJUSTMENTS)
+    if actions is not None and not (isinstance(actions, pl.DataFrame)
+                                    and {"symbol", "ts", "action", "value"} <= set(actions.columns)):
+        raise ConfigError("prepare actions must be a corporate actions frame (symbol, ts, action, value), "
+                          "such as a source's fetch_corporate_actions")
     out = bars.sort("symbol", "ts")
     if missing is not None:
         out = handle_missing(out, missing, calendar_of)
