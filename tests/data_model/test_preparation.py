@@ -249,6 +249,11 @@ def test_features_see_prices_adjusted_as_of_each_bar() -> None:
     raw_source = bt.PreparedSource(sample, features=spec, adjust="raw")
     raw = raw_source.fetch_sync("AAPL", "2014-04-01", "2014-08-01")
     assert raw["returns"][ex] < -0.85
+    total = bt.PreparedSource(sample, features=spec, adjust="total_return")
+    aug = total.fetch_sync("AAPL", "2014-08-01", "2014-08-15")  # 0.47 goes ex on 2014-08-07
+    div = aug["ts"].dt.date().to_list().index(datetime.date(2014, 8, 7))
+    c = aug["close"].to_numpy()
+    assert aug["returns"][div] == pytest.approx(c[div] / (c[div - 1] - 0.47) - 1)  # CRSP: p (1 - d / p)
 
 
 def test_vector_engine_and_optimize_read_features() -> None:

@@ -10,7 +10,8 @@ step                   what it does
 ``MissingBars``        the bars the calendar expected but the data lacks, between a symbol's
                        first and last bar: ``"leave"`` them out, ``"ffill"`` them (OHLC =
                        previous close, volume 0 or null like that bar's, column ``filled``),
-                       or ``"drop"`` each session's bars from its first absent bar on.
+                       or ``"drop"`` each session's bars from its first absent bar on (known
+                       at each bar; with 1d bars nothing is left to drop, as ``"leave"``).
                        Calendar and frequency are the bars' own unless given (see below)
 ``Outliers``           flags (column ``outlier``) or drops bars whose log return or log range
                        is beyond ``threshold`` spreads of the ``window`` bars before it:

@@ -42,9 +42,9 @@ class Outliers:
 class MissingBars:
     """What to do with the bars the calendar expected that are absent.
 
-    ``calendar`` and ``frequency`` default to the bars' own: the frequency is read from the bars'
-    ``ts_end - ts`` and the calendar from the source (``PreparedSource``) or ``prepare(calendar=)``.
-    Given ones must match the bars, or ``prepare`` raises ``ConfigError``.
+    ``frequency`` defaults to the bars' own, read from ``ts_end - ts``, and ``calendar`` to the
+    source's (``PreparedSource``; ``prepare`` on a frame needs it given). Bars that are not on the
+    grid of the calendar and frequency are a ``ConfigError`` rather than rows lost.
     """
 
     policy: Literal["leave", "ffill", "drop"] = "leave"

@@ -63,18 +63,16 @@ def outlier_flags(bars: pl.DataFrame, spec: Outliers) -> np.ndarray:
         with np.errstate(invalid="ignore"):
             far_ret = np.abs(ret - ret_c) > spec.threshold * ret_s
             far_rng = np.abs(rng - rng_c) > spec.threshold * rng_s
-        out = flags[part]
-        for t in np.flatnonzero(far_ret | far_rng):
-            if far_rng[t] or t == 0 or not out[t - 1]:
+        out = flags[part]  # a view: written in place
+        good = -1  # the last unflagged bar before t
+        for t in np.flatnonzero(far_ret | far_rng).tolist():
+            if t > 0 and not out[t - 1]:
+                good = t - 1
+            if far_rng[t] or good == t - 1:  # the return from an ordinary bar counts as it is
                 out[t] = True
-                continue
-            good = t - 1
-            while good >= 0 and out[good]:
-                good -= 1
-            if good >= 0:
+            elif good >= 0:  # after a flagged bar: far from the last good bar too
                 back = np.log(close[t] / close[good])
                 out[t] = bool(abs(back - ret_c[t]) > spec.threshold * ret_s[t])
-        flags[part] = out
     return flags
 
 
