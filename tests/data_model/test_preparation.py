@@ -218,6 +218,7 @@ def test_bad_parameters_are_one_config_error_each(daily: pl.DataFrame) -> None:
            lambda: bt.Outliers(threshold=float("nan")), lambda: bt.Features(sma="20"),
            lambda: bt.Features(rsi=[14.0]), lambda: bt.Features(returns="yes"),
            lambda: bt.MissingBars(frequency="1mo"), lambda: bt.MissingBars(frequency="fortnightly"),
+           lambda: bt.prepare(daily, missing=bt.MissingBars("ffill", calendar="NOPE")),
            lambda: bt.prepare(daily, outliers="mad"), lambda: bt.prepare(daily, missing="fill"),
            lambda: bt.prepare(daily.to_pandas()), lambda: bt.prepare(daily.drop("symbol")),
            lambda: bt.PreparedSource(source, features={"rsi": (14,)}),

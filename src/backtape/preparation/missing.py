@@ -11,14 +11,13 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 
-from .._time import format_ns
+from .._time import NS_PER_MINUTE, format_ns
 from ..calendars import TradingCalendar, get_calendar
-from ..errors import ConfigError
+from ..errors import BacktapeError, ConfigError
 from ..timeframes import Timeframe
 from .specs import MissingBars
 
 _DAILY = Timeframe(1, "d")
-_NS_PER_MINUTE = 60_000_000_000
 
 
 def handle_missing(bars: pl.DataFrame, spec: MissingBars,
@@ -34,7 +33,10 @@ def handle_missing(bars: pl.DataFrame, spec: MissingBars,
             raise ConfigError(f"MissingBars({spec.policy!r}) needs the calendar of {symbol}'s bars: give "
                               "MissingBars(..., calendar='XNYS') (or '24/7', 'FX'...) or use PreparedSource, "
                               "which asks the source")
-        cal = get_calendar(name)
+        try:
+            cal = get_calendar(name)
+        except BacktapeError as e:
+            raise ConfigError(f"MissingBars calendar of {symbol}: {e}") from None
         ts = part["ts"].dt.epoch("ns").to_numpy()
         ts_end = part["ts_end"].dt.epoch("ns").to_numpy()
         tf = Timeframe.parse(spec.frequency) if spec.frequency else _infer(symbol, cal, ts, ts_end)
@@ -51,10 +53,10 @@ def _infer(symbol: str, cal: TradingCalendar, ts: np.ndarray, ts_end: np.ndarray
         return _DAILY
     lengths, counts = np.unique(ts_end - ts, return_counts=True)
     step = int(lengths[np.argmax(counts)])
-    if step <= 0 or step % _NS_PER_MINUTE:
+    if step <= 0 or step % NS_PER_MINUTE:
         raise ConfigError(f"cannot read {symbol}'s bar frequency from ts_end - ts ({step} ns); give "
                           "MissingBars(..., frequency='1min') or the bars' own")
-    return Timeframe.parse(f"{step // _NS_PER_MINUTE}min")
+    return Timeframe.parse(f"{step // NS_PER_MINUTE}min")
 
 
 def _check_grid(symbol: str, spec: MissingBars, cal: TradingCalendar, tf: Timeframe, ts: np.ndarray,
