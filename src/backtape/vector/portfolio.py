@@ -6,7 +6,8 @@ adjusted as of the end (NaN where a symbol has no bar), which is what a strategy
 ratios, crossings and rankings of such prices equal those of the point-in-time prices the event
 engine's strategies see. The account trades **raw** prices: ``run`` hands the kernel the raw opens and
 closes of the steps in ``[start, end)`` with the splits and cash dividends on their ex-dates
-(``_portfolio_kernel``), so both engines book the same shares and cash.
+(``_portfolio_kernel``), so both engines book the same shares and cash. Numeric columns beyond the
+bar schema (``PreparedSource`` features: ``data["rsi_14"]``) are fields too, as the source served them.
 
 Rebalancing schedules (``rebalance_mask``): ``"Nw"`` (ISO weeks), ``"Nmo"``, ``"Nq"``, ``"Ny"``
 (calendar periods of the bar's last instant, counted from 1970) or a number ``N`` (every N bars). A
@@ -175,6 +176,19 @@ def _clock(ends: list[np.ndarray]) -> np.ndarray:
     return np.unique(np.concatenate(ends))
 
 
+def _extra_fields(bars: dict[str, dict[str, np.ndarray]], names: list[str]) -> tuple[str, ...]:
+    """Numeric columns beyond the canonical bar schema (``prepare``'s features, ``outlier``, ``filled``),
+    as served: they are not price-adjusted by the portal. NaN for a symbol that lacks one."""
+    from ..schema import BAR_SCHEMA
+
+    found: dict[str, None] = {}
+    for sym in names:
+        for k, a in bars[sym].items():
+            if k not in BAR_SCHEMA and np.asarray(a).dtype.kind in "biuf":
+                found[k] = None
+    return tuple(found)
+
+
 def vector_data(market: Any, warmup: int = 0) -> VectorData:
     """``VectorData`` of a ``MarketData`` (``optimization.data``) for a strategy with ``warmup`` bars.
 
@@ -196,20 +210,25 @@ def vector_data(market: Any, warmup: int = 0) -> VectorData:
     start_row = int(min(np.searchsorted(clock, market.bars[s]["ts_end"][first[s]]) for s in names))
     series, raw, rows = {}, {}, {}
     keys = ("ts", "ts_end", *_FIELDS)
+    extras = _extra_fields(market.bars, names)
     steps = np.arange(len(clock))
     for sym in names:
         b, e = begin[sym], last[sym]
         src = market.prices(sym)
         series[sym] = {k: np.asarray(src[k][b:e]) for k in keys}
-        raw[sym] = {k: np.asarray(market.bars[sym][k][b:e]) for k in keys}
+        own = market.bars[sym]
+        series[sym].update({k: np.asarray(own[k][b:e], dtype=np.float64) if k in own
+                            else np.full(e - b, np.nan) for k in extras})
+        raw[sym] = {k: np.asarray(own[k][b:e]) for k in keys}
         rows[sym] = steps if aligned else np.searchsorted(clock, series[sym]["ts_end"])
         first[sym] -= b
+    every = (*_FIELDS, *extras)
     if aligned:
-        fields = {f: np.column_stack([series[s][f] for s in names]).astype(np.float64) for f in _FIELDS}
+        fields = {f: np.column_stack([series[s][f] for s in names]).astype(np.float64) for f in every}
     else:
-        fields = {f: np.full((len(clock), len(names)), np.nan) for f in _FIELDS}
+        fields = {f: np.full((len(clock), len(names)), np.nan) for f in every}
         for j, sym in enumerate(names):
-            for f in _FIELDS:
+            for f in every:
                 fields[f][rows[sym], j] = series[sym][f]
     return VectorData(names, clock, start_row, fields, series, rows, raw, first, market.actions,
                       market.periods_per_year, market.frequency, market.start, market.end,
