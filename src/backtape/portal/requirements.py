@@ -14,7 +14,6 @@ from typing import Literal
 
 import numpy as np
 
-from .._time import NS_PER_DAY
 from ..calendars import TradingCalendar
 from ..errors import ConfigError, UnsupportedDataError
 from ..sources.base import SourceCapabilities
@@ -99,19 +98,23 @@ def base_frequency(frequencies: Iterable[Timeframe], caps: SourceCapabilities, s
 def lookback_start(calendar: TradingCalendar, start: int, tf: Timeframe, bars: int) -> int:
     """Earliest instant such that ``bars`` bars of ``tf`` lie between it and ``start`` on the calendar.
 
+    Above the intraday, the answer is the first open of the period ``bars`` whole periods before the
+    one not complete at ``start`` (``Nd`` counts N sessions, ``Nw``/``Nmo``/``Nq``/``Ny`` calendar
+    periods, as ``aggregation.period_keys`` numbers them), so the first loaded bar is a whole one.
+
     Example (XNYS): 60 one-minute bars before 2024-01-03 14:40 UTC (10 minutes after the open) are
     10 bars that day plus the last 50 minutes of 2024-01-02, so the answer is 2024-01-02 20:10 UTC.
     """
     if bars <= 0:
         return start
     opens, closes = calendar.opens, calendar.closes
-    if not tf.is_intraday:
+    if not tf.is_intraday:  # whole periods, numbered as the aggregation numbers them
+        from ..aggregation import period_keys
+
+        key = period_keys(calendar, tf)
         i = int(closes.searchsorted(start, "right"))  # sessions complete at start
-        if tf.unit == "d":
-            return int(opens[max(i - bars, 0)])
-        weeks = (calendar.labels // NS_PER_DAY + 3) // 7
-        wk = weeks[min(i, len(weeks) - 1)] - bars
-        return int(opens[int(weeks.searchsorted(wk, "left"))])
+        current = int(key[i]) if i < key.size else int(key[-1]) + 1  # the first period not complete
+        return int(opens[int(key.searchsorted(current - bars, "left"))])
     i = int(opens.searchsorted(start, "right")) - 1
     remaining = bars
     while i >= 0:
