@@ -130,6 +130,19 @@ def calendar_periods(days: np.ndarray, tf: Timeframe) -> np.ndarray:
     return month // (MONTHS[tf.unit] * tf.n)
 
 
+def builds(base: Timeframe, tf: Timeframe) -> bool:
+    """Whether bars of ``base`` aggregate into whole ``tf`` bars: intraday ones need an intraday base
+    dividing them; longer ones an intraday or one-session base, or one of their unit dividing them
+    (``2w`` from ``1w``, ``1y`` from ``1q`` or ``1mo``, ``4d`` from ``2d``)."""
+    if tf.is_intraday:
+        return base.is_intraday and tf.nanos % base.nanos == 0
+    if base.is_intraday or base == DAILY:
+        return True
+    if base.unit in MONTHS and tf.unit in MONTHS:
+        return (MONTHS[tf.unit] * tf.n) % (MONTHS[base.unit] * base.n) == 0
+    return base.unit == tf.unit and tf.n % base.n == 0
+
+
 MINUTE = Timeframe(1, "min")
 DAILY = Timeframe(1, "d")
 

@@ -16,8 +16,8 @@ import numpy as np
 
 from ..calendars import TradingCalendar
 from ..errors import ConfigError, UnsupportedDataError
-from ..sources.base import SourceCapabilities
-from ..timeframes import DAILY, MINUTE, Timeframe
+from ..sources.base import ANY_FREQUENCY, SourceCapabilities
+from ..timeframes import DAILY, MINUTE, Timeframe, builds
 
 DataKind = Literal["bars", "trades", "quotes"]
 KINDS: tuple[str, ...] = ("bars", "trades", "quotes")
@@ -81,17 +81,24 @@ def collect_requirements(items: Iterable[object]) -> list[tuple[str, DataRequire
 
 
 def base_frequency(frequencies: Iterable[Timeframe], caps: SourceCapabilities, source: str) -> Timeframe:
-    """The one bar frequency fetched upstream: daily when every need is daily or weekly, else 1-minute."""
-    tfs = list(frequencies)
-    if tfs and all(not tf.is_intraday for tf in tfs) and caps.supports_frequency(DAILY):
-        return DAILY
-    if caps.supports_frequency(MINUTE):
-        return MINUTE
-    if caps.supports_frequency(DAILY) and all(not tf.is_intraday for tf in tfs):
-        return DAILY
-    need = ", ".join(sorted({str(t) for t in tfs})) or "1min"
+    """The one bar frequency fetched upstream: the coarsest the source serves that aggregates into
+    every needed one (an hourly file serves 1h, 1d, 1w, 1mo... from its 1h bars).
+
+    A source serving any size natively is asked for daily bars when every need is daily or longer,
+    else 1-minute ones.
+    """
+    tfs = list(frequencies) or [MINUTE]
+    if caps.frequencies == ANY_FREQUENCY:
+        return DAILY if all(not tf.is_intraday for tf in tfs) else MINUTE
+    served = sorted({Timeframe.parse(f) for f in caps.frequencies}, key=lambda tf: tf.nanos)
+    fitting = [b for b in served if all(builds(b, tf) for tf in tfs)]
+    if fitting:
+        return fitting[-1]
+    need = ", ".join(sorted({str(t) for t in tfs}))
+    have = " or ".join(str(b) for b in served) or "no"
     raise UnsupportedDataError(
-        f"source {source!r} serves {', '.join(caps.frequencies)} bars; {need} bars need a 1-minute base"
+        f"source {source!r} serves {have} bars; cannot make {need} bars from {have} bars: use a finer "
+        "source or a timeframe that is a whole multiple of the served one"
     )
 
 
