@@ -40,3 +40,18 @@ def test_lookback_start_lands_on_period_boundaries() -> None:
     assert lookback_start(cal, at, Timeframe.parse("1q"), 2) == to_ns("2012-10-01 13:30")
     assert lookback_start(cal, at, Timeframe.parse("1y"), 1) == to_ns("2012-01-03 14:30")
     assert lookback_start(cal, to_ns("2013-06-17"), Timeframe.parse("2w"), 1) < to_ns("2013-06-03 14:00")
+
+
+@pytest.mark.parametrize(("tf", "end", "last_end"), [("1w", "2014-09-17", "2014-09-12 20:00"),
+                                                     ("1mo", "2014-09-15", "2014-08-29 20:00"),
+                                                     ("1q", "2014-09-15", "2014-06-30 20:00")])
+def test_a_bar_running_past_end_is_left_out(tf: str, end: str, last_end: str) -> None:
+    """Fetches and both engines agree: the bar whose period runs past ``end`` is not served, not run."""
+    from backtape import run_backtest
+
+    bars = get_source("sample").fetch_sync("KO", "2014-01-01", end, tf)
+    assert int(bars["ts_end"].dt.epoch("ns").max()) == to_ns(last_end)
+    for engine in ("event", "vector"):
+        result = run_backtest("sma_crossover", "KO", "2014-01-01", end, tf, params={"fast": 1, "slow": 2},
+                              engine=engine)
+        assert int(result.equity["ts"].dt.epoch("ns").max()) == to_ns(last_end), engine

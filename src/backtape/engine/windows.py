@@ -94,7 +94,8 @@ def window_bars(run: _Run, j: int, t_lo: int, t_hi: int) -> SymbolBars:
     series = run.portal.bars(run.symbols[j], run.frequency)
     first = run.first_row[j] - run.offsets[j]
     lo = max(first, int(series.ts_end.searchsorted(t_lo, "left")))
-    hi = min(int(series.ts.searchsorted(run.end, "left")), int(series.ts_end.searchsorted(t_hi, "left")))
+    # a bar is in the run when it ends by ``end`` (a week or month running past it is not)
+    hi = min(int(series.ts_end.searchsorted(run.end, "right")), int(series.ts_end.searchsorted(t_hi, "left")))
     f = series.fields
     return SymbolBars(ts=series.ts, ts_end=series.ts_end, first=first, lo=lo, hi=max(hi, lo),
                       open=f["open"], high=f["high"], low=f["low"], close=f["close"], volume=f["volume"])

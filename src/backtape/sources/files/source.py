@@ -1,7 +1,9 @@
 """Files as a ``DataSource``: one file or a folder of files, read once and served from memory.
 
 Each file is parsed (``parse.parse_file``) on first use; two files may not give the same symbol
-over overlapping times. Bars coarser than a symbol's native size are aggregated by session.
+over overlapping times. Bars coarser than a symbol's native size are aggregated by session, and
+served only when whole inside ``[start, end)``: a week or month running past ``end`` is left out
+rather than built from rows after ``end`` (the engines leave such a bar out of a run the same way).
 """
 
 from __future__ import annotations
@@ -127,7 +129,8 @@ class FileDataSource(DataSource):
             if native == tf:
                 parts.append(bars.filter(pl.col("symbol") == sym))
             else:
-                parts.append(_slice(self._coarser(sym, native, tf), [sym], s, e))
+                coarser = _slice(self._coarser(sym, native, tf), [sym], s, e)
+                parts.append(coarser.filter(pl.col("ts_end") <= pl.lit(e).cast(TS)))
         if not parts:
             return empty("bars")
         return pl.concat(parts, how="diagonal_relaxed").sort(["symbol", "ts"], maintain_order=True)
