@@ -30,6 +30,8 @@ from .errors import TimeframeError
 if TYPE_CHECKING:
     import numpy as np
 
+    from .calendars import TradingCalendar
+
 Unit = Literal["min", "h", "d", "w", "mo", "q", "y"]
 
 _ALIASES: dict[str, Unit] = {
@@ -141,6 +143,20 @@ def builds(base: Timeframe, tf: Timeframe) -> bool:
     if base.unit in MONTHS and tf.unit in MONTHS:
         return (MONTHS[tf.unit] * tf.n) % (MONTHS[base.unit] * base.n) == 0
     return base.unit == tf.unit and tf.n % base.n == 0
+
+
+def last_bar_end(calendar: TradingCalendar, tf: Timeframe, end: int) -> int | None:
+    """The latest ``ts_end`` of a ``tf`` bar in a range ending at ``end``, or ``None`` when starting
+    before ``end`` is enough (intraday and one-session bars).
+
+    A bar of several sessions (``5d``, ``1w``, ``1mo``...) is in the range when its last session
+    opens before ``end``, as a ``1d`` bar is when its session does: a week or month running past
+    ``end`` is left out rather than built from sessions after it.
+    """
+    if tf.is_intraday or tf == DAILY:
+        return None
+    k = int(calendar.opens.searchsorted(end, "left")) - 1
+    return int(calendar.closes[k]) if k >= 0 else int(calendar.opens[0])
 
 
 MINUTE = Timeframe(1, "min")

@@ -55,3 +55,15 @@ def test_a_bar_running_past_end_is_left_out(tf: str, end: str, last_end: str) ->
         result = run_backtest("sma_crossover", "KO", "2014-01-01", end, tf, params={"fast": 1, "slow": 2},
                               engine=engine)
         assert int(result.equity["ts"].dt.epoch("ns").max()) == to_ns(last_end), engine
+
+
+def test_a_week_whose_last_session_opens_before_end_is_in_like_a_day() -> None:
+    from backtape.timeframes import last_bar_end
+
+    cal = get_calendar("XNYS")
+    friday_close = to_ns("2014-09-19 20:00")
+    assert last_bar_end(cal, Timeframe.parse("1w"), to_ns("2014-09-19 15:00")) == friday_close
+    assert last_bar_end(cal, Timeframe.parse("1w"), to_ns("2014-09-19 13:30")) == to_ns("2014-09-18 20:00")
+    assert last_bar_end(cal, Timeframe.parse("1d"), friday_close) is None
+    bars = get_source("sample").fetch_sync("KO", "2014-09-01", "2014-09-19 15:00", "1w")
+    assert int(bars["ts_end"].dt.epoch("ns").max()) == friday_close

@@ -60,10 +60,18 @@ class MarketData:
     instruments: dict[str, Instrument] = field(default_factory=dict)
 
     def span(self, symbol: str) -> tuple[int, int]:
-        """Row range ``[first, last)`` of ``symbol``'s run-frequency bars with ``start <= ts`` and
-        ``ts_end <= end`` (a week or month running past ``end`` is not in the run, as in the event engine)."""
+        """Row range ``[first, last)`` of ``symbol``'s run-frequency bars with ``start <= ts < end``,
+        less a week or month running past ``end`` (``timeframes.last_bar_end``), as the
+        event engine runs them."""
+        from ..calendars import get_calendar
+        from ..timeframes import last_bar_end
+
         ts, ts_end = self.bars[symbol]["ts"], self.bars[symbol]["ts_end"]
-        return int(np.searchsorted(ts, self.start, "left")), int(np.searchsorted(ts_end, self.end, "right"))
+        last = int(np.searchsorted(ts, self.end, "left"))
+        limit = last_bar_end(get_calendar(self.calendar), Timeframe.parse(self.frequency), self.end)
+        if limit is not None:
+            last = min(last, int(np.searchsorted(ts_end, limit, "right")))
+        return int(np.searchsorted(ts, self.start, "left")), last
 
     def warmup_offset(self, symbol: str, warmup: int) -> int:
         """First row the event engine would load for a strategy with ``warmup`` bars of lookback."""
@@ -165,7 +173,7 @@ def load_market_data(
         bars[sym] = {"ts": view.ts, "ts_end": view.ts_end, **view.fields}  # prepared features too
         raw = portal.store.series(sym)
         base[sym] = {"ts": raw.ts, "ts_end": raw.ts_end, **raw.fields}
-        in_range = (view.ts >= s_ns) & (view.ts_end <= e_ns)
+        in_range = (view.ts >= s_ns) & (view.ts < e_ns)
         if not in_range.any():
             raise NoDataError(f"no {frequency} bars for {sym} in [{format_ns(s_ns)}, {format_ns(e_ns)})")
         if actions.filter(pl.col("symbol") == sym).height:
