@@ -13,6 +13,8 @@ written    meaning                                       kind
 ``Ny``     the sessions of N calendar years (``1y``)       sessions
 =========  ===========================================  ==========================
 
+Months, quarters and years must divide a year or a decade (``1mo 2mo 3mo 4mo 6mo 12mo``, ``1q 2q 4q``,
+``1y 2y 5y 10y``), so every period starts at a calendar boundary (``10y`` bars are decades, 2010-2019).
 Above the day, bars are calendar-true: a month bar holds that month's sessions, opens at its first
 session's open and ends (``ts_end``) at its last session's close. ``1m`` and ``1M`` are rejected:
 they mean minute to some users and month to others.
@@ -50,6 +52,10 @@ _UNIT_NS = {"min": NS_PER_MINUTE, "h": NS_PER_HOUR, "d": NS_PER_DAY, "w": 7 * NS
 _LONGEST = 100 * _YEAR_NS
 _PER_YEAR = {"w": 52.0, "mo": 12.0, "q": 4.0, "y": 1.0}
 MONTHS = {"mo": 1, "q": 3, "y": 12}
+_WHOLE = {"mo": (1, 2, 3, 4, 6, 12), "q": (1, 2, 4), "y": (1, 2, 5, 10)}
+_WHOLE_TEXT = {"mo": "months must divide a year (1mo 2mo 3mo 4mo 6mo 12mo)",
+               "q": "quarters must divide a year (1q 2q 4q)",
+               "y": "years must divide a decade (1y 2y 5y 10y)"}
 """Calendar months in one unit of the month-based timeframes."""
 
 
@@ -89,6 +95,11 @@ class Timeframe:
             raise TimeframeError(f"timeframe {value!r}: the count must be positive")
         if n * _UNIT_NS[unit] > _LONGEST:
             raise TimeframeError(f"timeframe {value!r} is longer than 100 years; use a shorter one")
+        if unit in _WHOLE and n not in _WHOLE[unit]:
+            raise TimeframeError(
+                f"timeframe {value!r} is not supported: {_WHOLE_TEXT[unit]} (longer periods would be "
+                "anchored at an arbitrary year); use one of those or a shorter timeframe"
+            )
         if unit == "min" and n % 60 == 0:
             unit, n = "h", n // 60
         return cls(n, unit)
