@@ -117,10 +117,19 @@ CACHE_DIR = Path.home() / ".cache" / "backtape" / "calendars"
 _FIELDS = ("labels", "opens", "closes", "break_starts", "break_ends")
 
 
-@functools.cache
 def get_calendar(name: str = "XNYS") -> TradingCalendar:
-    """The calendar named ``name`` (``XNYS``, ``CMES``, ``24/7``... aliases ``NYSE``, ``CRYPTO``)."""
+    """The calendar named ``name``, in any case (``XNYS``, ``cmes``, ``24/7``, ``fx``... aliases ``NYSE``,
+    ``crypto``); one object per calendar whatever the spelling."""
+    calendar = _calendar(name)
+    return calendar if calendar.name == name else _calendar(calendar.name)
+
+
+@functools.cache
+def _calendar(name: str) -> TradingCalendar:
+    """``get_calendar`` for one spelling of a name."""
     key = ALIASES.get(name.upper(), name) if isinstance(name, str) else name
+    if isinstance(key, str) and key.upper() == "FX":
+        key = "FX"
     if key == "24/7":
         start = to_ns(f"{_FIRST_YEAR}-01-01")
         labels = np.arange(start, to_ns(f"{_LAST_YEAR + 1}-01-01"), NS_PER_DAY, dtype=np.int64)
@@ -128,11 +137,13 @@ def get_calendar(name: str = "XNYS") -> TradingCalendar:
         return TradingCalendar("24/7", labels, labels.copy(), closes, closes.copy(), closes.copy(), "UTC")
     if key == "FX":
         return _fx_calendar()
-    path = _cache_file(key)
-    cached = _load(path, key) if path is not None else None
-    if cached is not None:
-        return cached
+    for guess in dict.fromkeys((key, key.upper())):  # exchange-calendars' names are mostly upper case
+        path = _cache_file(guess)
+        cached = _load(path, guess) if path is not None else None
+        if cached is not None:
+            return cached
     calendar = _build(name, key)
+    path = _cache_file(calendar.name)
     if path is not None:
         _save(path, calendar)
     return calendar
@@ -188,10 +199,13 @@ def _save(path: Path, calendar: TradingCalendar) -> None:
 
 
 def _build(name: str, key: str) -> TradingCalendar:
-    """Sessions of ``key`` from exchange-calendars (imports pandas: about a second)."""
+    """Sessions of ``key`` (matched without regard to case) from exchange-calendars (imports pandas:
+    about a second)."""
     import exchange_calendars as xcals
 
-    if key not in xcals.get_calendar_names(include_aliases=True):
+    known = xcals.get_calendar_names(include_aliases=True)
+    key = key if key in known else {k.upper(): k for k in known}.get(key.upper(), key)
+    if key not in known:
         raise BacktapeError(
             f"unknown exchange calendar {name!r}; use an exchange-calendars name such as "
             "'XNYS', 'XNAS', 'CMES', 'XLON', or 'FX' or '24/7'"

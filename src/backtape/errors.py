@@ -169,8 +169,9 @@ def warn_once(message: str, category: type[Warning] = BacktapeWarning) -> None:
 
 def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                       line: str | None = None) -> str:
-    if issubclass(category, BacktapeWarning):
-        return f"warning: {message}\n"
+    if issubclass(category, BacktapeWarning):  # one line: a multi-line message's lines joined by "; "
+        parts = (part.strip() for part in str(message).splitlines())
+        return "warning: " + "; ".join(p for p in parts if p) + "\n"
     return _format_warning(message, category, filename, lineno, line)
 
 

@@ -13,6 +13,8 @@ written    meaning                                       kind
 ``Ny``     the sessions of N calendar years (``1y``)       sessions
 =========  ===========================================  ==========================
 
+Months, quarters and years must divide a year or a decade (``1mo 2mo 3mo 4mo 6mo 12mo``, ``1q 2q 4q``,
+``1y 2y 5y 10y``), so every period starts at a calendar boundary (``10y`` bars are decades, 2010-2019).
 Above the day, bars are calendar-true: a month bar holds that month's sessions, opens at its first
 session's open and ends (``ts_end``) at its last session's close. ``1m`` and ``1M`` are rejected:
 they mean minute to some users and month to others.
@@ -29,6 +31,8 @@ from .errors import TimeframeError
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from .calendars import TradingCalendar
 
 Unit = Literal["min", "h", "d", "w", "mo", "q", "y"]
 
@@ -48,6 +52,10 @@ _UNIT_NS = {"min": NS_PER_MINUTE, "h": NS_PER_HOUR, "d": NS_PER_DAY, "w": 7 * NS
 _LONGEST = 100 * _YEAR_NS
 _PER_YEAR = {"w": 52.0, "mo": 12.0, "q": 4.0, "y": 1.0}
 MONTHS = {"mo": 1, "q": 3, "y": 12}
+_WHOLE = {"mo": (1, 2, 3, 4, 6, 12), "q": (1, 2, 4), "y": (1, 2, 5, 10)}
+_WHOLE_TEXT = {"mo": "months must divide a year (1mo 2mo 3mo 4mo 6mo 12mo)",
+               "q": "quarters must divide a year (1q 2q 4q)",
+               "y": "years must divide a decade (1y 2y 5y 10y)"}
 """Calendar months in one unit of the month-based timeframes."""
 
 
@@ -87,6 +95,11 @@ class Timeframe:
             raise TimeframeError(f"timeframe {value!r}: the count must be positive")
         if n * _UNIT_NS[unit] > _LONGEST:
             raise TimeframeError(f"timeframe {value!r} is longer than 100 years; use a shorter one")
+        if unit in _WHOLE and n not in _WHOLE[unit]:
+            raise TimeframeError(
+                f"timeframe {value!r} is not supported: {_WHOLE_TEXT[unit]} (longer periods would be "
+                "anchored at an arbitrary year); use one of those or a shorter timeframe"
+            )
         if unit == "min" and n % 60 == 0:
             unit, n = "h", n // 60
         return cls(n, unit)
@@ -128,6 +141,33 @@ def calendar_periods(days: np.ndarray, tf: Timeframe) -> np.ndarray:
         raise TimeframeError(f"{tf} is not a calendar period: use weeks, months, quarters or years")
     month = day.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
     return month // (MONTHS[tf.unit] * tf.n)
+
+
+def builds(base: Timeframe, tf: Timeframe) -> bool:
+    """Whether bars of ``base`` aggregate into whole ``tf`` bars: intraday ones need an intraday base
+    dividing them; longer ones an intraday or one-session base, or one of their unit dividing them
+    (``2w`` from ``1w``, ``1y`` from ``1q`` or ``1mo``, ``4d`` from ``2d``)."""
+    if tf.is_intraday:
+        return base.is_intraday and tf.nanos % base.nanos == 0
+    if base.is_intraday or base == DAILY:
+        return True
+    if base.unit in MONTHS and tf.unit in MONTHS:
+        return (MONTHS[tf.unit] * tf.n) % (MONTHS[base.unit] * base.n) == 0
+    return base.unit == tf.unit and tf.n % base.n == 0
+
+
+def last_bar_end(calendar: TradingCalendar, tf: Timeframe, end: int) -> int | None:
+    """The latest ``ts_end`` of a ``tf`` bar in a range ending at ``end``, or ``None`` when starting
+    before ``end`` is enough (intraday and one-session bars).
+
+    A bar of several sessions (``5d``, ``1w``, ``1mo``...) is in the range when its last session
+    opens before ``end``, as a ``1d`` bar is when its session does: a week or month running past
+    ``end`` is left out rather than built from sessions after it.
+    """
+    if tf.is_intraday or tf == DAILY:
+        return None
+    k = int(calendar.opens.searchsorted(end, "left")) - 1
+    return int(calendar.closes[k]) if k >= 0 else int(calendar.opens[0])
 
 
 MINUTE = Timeframe(1, "min")

@@ -58,7 +58,7 @@ import polars as pl
 
 from ._time import NS_PER_DAY, format_ns
 from .calendars import get_calendar
-from .errors import DataFormatError, DataValidationError
+from .errors import BacktapeWarning, DataFormatError, DataValidationError
 from .schema import OPTIONAL_COLUMNS, SCHEMAS, TS
 
 OnInvalid = Literal["raise", "drop", "warn"]
@@ -81,8 +81,9 @@ _SIZE_RULE = {"bars": "negative_volume", "trades": "negative_size", "quotes": "n
 _ROW = "__row"
 
 
-class DataQualityWarning(UserWarning):
-    """Market data broke a validation rule and ``on_invalid="warn"`` let it through."""
+class DataQualityWarning(BacktapeWarning):
+    """Market data broke a validation rule and ``on_invalid="warn"`` let it through (or ``"drop"``
+    removed the rows); printed as one ``warning: ...`` line like every backtape warning."""
 
 
 @dataclass(frozen=True)

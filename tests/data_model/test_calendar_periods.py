@@ -89,3 +89,14 @@ def test_a_monthly_backtest_runs() -> None:
                              store=False, params={"fast": 2, "slow": 6})
     assert result.equity.height == 36
     assert str(result.equity["ts"][0]) == "2012-01-31 21:00:00+00:00"
+
+
+@pytest.mark.parametrize("text", ["13mo", "1200mo", "5mo", "3q", "50y", "3y", "11y"])
+def test_periods_that_do_not_divide_a_year_or_decade_are_refused(text: str) -> None:
+    with pytest.raises(TimeframeError, match=f"timeframe '{text}' is not supported"):
+        Timeframe.parse(text)
+
+
+@pytest.mark.parametrize("text", ["2mo", "6mo", "12mo", "2q", "4q", "2y", "5y", "10y"])
+def test_periods_dividing_a_year_or_decade_parse(text: str) -> None:
+    assert str(Timeframe.parse(text)) == text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pytest
 
 from backtape._time import NS_PER_MINUTE, to_ns
 from backtape.portal import DataPortal, DataRequirement
@@ -82,3 +83,13 @@ def test_sample_symbols_bring_their_own_calendar() -> None:
     pinned = DataPortal(source, calendar="XNYS")
     pinned.load_data("2022-01-10", "2022-01-11", ["BTC-PERP"])
     assert pinned.calendar.name == "XNYS"  # an explicit calendar is never replaced
+
+
+@pytest.mark.parametrize(("spelling", "name"), [
+    ("fx", "FX"), ("Forex", "FX"), ("xnys", "XNYS"), ("nyse", "XNYS"), ("cmes", "CMES"), ("Crypto", "24/7"),
+    ("US_FUTURES", "us_futures")])
+def test_calendar_names_are_case_insensitive(spelling: str, name: str) -> None:
+    from backtape.calendars import get_calendar
+
+    assert get_calendar(spelling) is get_calendar(name)
+    assert get_calendar(spelling).name == name

@@ -187,5 +187,5 @@ def test_daily_only_needs_fetch_daily_bars(memory_source) -> None:
     # a weekly bar runs from Monday's open to Friday's close
     fridays = ["2024-01-26T21:00Z", "2024-02-02T21:00Z", "2024-02-09T21:00Z"]
     assert weekly["ts_end"].cast(pl.Int64).to_list() == [to_ns(f) for f in fridays]
-    with pytest.raises(Exception, match="1-minute base"):
+    with pytest.raises(Exception, match="cannot make 5min bars from 1d bars"):
         portal.load_data("2024-02-01", "2024-03-01", ["A"], requirements=[DataRequirement("bars", "5min", 2)])

@@ -93,9 +93,13 @@ def ready_step(run: _Run) -> int:
         return -1
     ready = max(firsts, default=0)
     if ready:
-        when = f"from {format_ns(int(run.clock[ready]))} on" if ready < n else "at no step of the run"
-        warn_once(f"{run.strategy.name} needs {need} bars of {run.frequency} history; the data has "
-                  f"them {when}, so on_bar is first called then")
+        what = f"{run.strategy.name} needs {need} bars of {run.frequency} history; the data"
+        if ready < n:
+            warn_once(f"{what} has them from {format_ns(int(run.clock[ready]))} on, so on_bar is first "
+                      "called then")
+        else:
+            warn_once(f"{what} never has them in the run, so on_bar is never called: start earlier or "
+                      "shorten the look-back")
     return ready
 
 

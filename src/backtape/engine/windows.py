@@ -30,7 +30,7 @@ from ..portal import DataPortal
 from ..portal.adjustments import Adjustments
 from ..portal.requirements import DataRequirement, plan_fetches
 from ..portal.store import BarStore
-from ..timeframes import Timeframe
+from ..timeframes import Timeframe, last_bar_end
 
 if TYPE_CHECKING:
     from .engine import _Run
@@ -95,6 +95,9 @@ def window_bars(run: _Run, j: int, t_lo: int, t_hi: int) -> SymbolBars:
     first = run.first_row[j] - run.offsets[j]
     lo = max(first, int(series.ts_end.searchsorted(t_lo, "left")))
     hi = min(int(series.ts.searchsorted(run.end, "left")), int(series.ts_end.searchsorted(t_hi, "left")))
+    limit = last_bar_end(run.portal.calendar, Timeframe.parse(run.frequency), run.end)
+    if limit is not None:  # a week or month running past end is not in the run
+        hi = min(hi, int(series.ts_end.searchsorted(limit, "right")))
     f = series.fields
     return SymbolBars(ts=series.ts, ts_end=series.ts_end, first=first, lo=lo, hi=max(hi, lo),
                       open=f["open"], high=f["high"], low=f["low"], close=f["close"], volume=f["volume"])

@@ -60,9 +60,18 @@ class MarketData:
     instruments: dict[str, Instrument] = field(default_factory=dict)
 
     def span(self, symbol: str) -> tuple[int, int]:
-        """Row range ``[first, last)`` of ``symbol``'s run-frequency bars with ``start <= ts < end``."""
-        ts = self.bars[symbol]["ts"]
-        return int(np.searchsorted(ts, self.start, "left")), int(np.searchsorted(ts, self.end, "left"))
+        """Row range ``[first, last)`` of ``symbol``'s run-frequency bars with ``start <= ts < end``,
+        less a week or month running past ``end`` (``timeframes.last_bar_end``), as the
+        event engine runs them."""
+        from ..calendars import get_calendar
+        from ..timeframes import last_bar_end
+
+        ts, ts_end = self.bars[symbol]["ts"], self.bars[symbol]["ts_end"]
+        last = int(np.searchsorted(ts, self.end, "left"))
+        limit = last_bar_end(get_calendar(self.calendar), Timeframe.parse(self.frequency), self.end)
+        if limit is not None:
+            last = min(last, int(np.searchsorted(ts_end, limit, "right")))
+        return int(np.searchsorted(ts, self.start, "left")), last
 
     def warmup_offset(self, symbol: str, warmup: int) -> int:
         """First row the event engine would load for a strategy with ``warmup`` bars of lookback."""

@@ -71,9 +71,12 @@ def requirements_report(plans: dict[str, FetchPlan], rows: dict[str, int]) -> pl
 
 def default_frequency(source: DataSource, symbols: list[str]) -> str:
     """1-minute bars when the source serves them for every symbol (``frequency_of(symbol)`` when the
-    source knows each symbol's native bar size, like the sample's daily equities), else daily."""
-    if not source.capabilities.supports_frequency("1min"):
-        return "1d"
+    source knows each symbol's native bar size, like the sample's daily equities), else the finest
+    size it serves (an hourly file's 1h), else daily."""
+    caps = source.capabilities
+    if not caps.supports_frequency("1min"):
+        served = [Timeframe.parse(f) for f in caps.frequencies if f != "*"]
+        return str(min(served, key=lambda tf: tf.nanos)) if served else "1d"
     try:
         native = [source.frequency_of(s) for s in symbols]
     except BacktapeError:

@@ -76,8 +76,9 @@ class LoadedData:
         ``requirements`` holds ``DataRequirement`` objects and/or objects with
         ``get_data_requirements()`` (strategies, calculations). Each kind is fetched in one upstream
         call for all symbols at its base frequency, reaching back by the largest lookback counted on
-        the calendar. Without any requirement, bars at the source's finest of 1min/1d are loaded;
-        requirements for ticks only load no bars (tick-only symbols). The clock is set to ``start``.
+        the calendar. Without any requirement, bars of the source's default size are loaded
+        (``fetching.default_frequency``); requirements for ticks only load no bars (tick-only
+        symbols). The clock is set to ``start``.
 
         ``until`` streams a long run (the engine's windows): only bars starting before it are loaded
         now, ``advance`` loads the rest window by window, and the coverage check is the caller's.

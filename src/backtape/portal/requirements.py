@@ -14,11 +14,10 @@ from typing import Literal
 
 import numpy as np
 
-from .._time import NS_PER_DAY
 from ..calendars import TradingCalendar
 from ..errors import ConfigError, UnsupportedDataError
-from ..sources.base import SourceCapabilities
-from ..timeframes import DAILY, MINUTE, Timeframe
+from ..sources.base import ANY_FREQUENCY, SourceCapabilities
+from ..timeframes import DAILY, MINUTE, Timeframe, builds
 
 DataKind = Literal["bars", "trades", "quotes"]
 KINDS: tuple[str, ...] = ("bars", "trades", "quotes")
@@ -82,22 +81,33 @@ def collect_requirements(items: Iterable[object]) -> list[tuple[str, DataRequire
 
 
 def base_frequency(frequencies: Iterable[Timeframe], caps: SourceCapabilities, source: str) -> Timeframe:
-    """The one bar frequency fetched upstream: daily when every need is daily or weekly, else 1-minute."""
-    tfs = list(frequencies)
-    if tfs and all(not tf.is_intraday for tf in tfs) and caps.supports_frequency(DAILY):
-        return DAILY
-    if caps.supports_frequency(MINUTE):
-        return MINUTE
-    if caps.supports_frequency(DAILY) and all(not tf.is_intraday for tf in tfs):
-        return DAILY
-    need = ", ".join(sorted({str(t) for t in tfs})) or "1min"
+    """The one bar frequency fetched upstream: the coarsest the source serves that aggregates into
+    every needed one (an hourly file serves 1h, 1d, 1w, 1mo... from its 1h bars).
+
+    A source serving any size natively is asked for daily bars when every need is daily or longer,
+    else 1-minute ones.
+    """
+    tfs = list(frequencies) or [MINUTE]
+    if caps.frequencies == ANY_FREQUENCY:
+        return DAILY if all(not tf.is_intraday for tf in tfs) else MINUTE
+    served = sorted({Timeframe.parse(f) for f in caps.frequencies}, key=lambda tf: tf.nanos)
+    fitting = [b for b in served if all(builds(b, tf) for tf in tfs)]
+    if fitting:
+        return fitting[-1]
+    need = ", ".join(sorted({str(t) for t in tfs}))
+    have = " or ".join(str(b) for b in served) or "no"
     raise UnsupportedDataError(
-        f"source {source!r} serves {', '.join(caps.frequencies)} bars; {need} bars need a 1-minute base"
+        f"source {source!r} serves {have} bars; cannot make {need} bars from {have} bars: use a finer "
+        "source or a timeframe that is a whole multiple of the served one"
     )
 
 
 def lookback_start(calendar: TradingCalendar, start: int, tf: Timeframe, bars: int) -> int:
     """Earliest instant such that ``bars`` bars of ``tf`` lie between it and ``start`` on the calendar.
+
+    Above the intraday, the answer is the first open of the period ``bars`` whole periods before the
+    one not complete at ``start`` (``Nd`` counts N sessions, ``Nw``/``Nmo``/``Nq``/``Ny`` calendar
+    periods, as ``aggregation.period_keys`` numbers them), so the first loaded bar is a whole one.
 
     Example (XNYS): 60 one-minute bars before 2024-01-03 14:40 UTC (10 minutes after the open) are
     10 bars that day plus the last 50 minutes of 2024-01-02, so the answer is 2024-01-02 20:10 UTC.
@@ -105,13 +115,13 @@ def lookback_start(calendar: TradingCalendar, start: int, tf: Timeframe, bars: i
     if bars <= 0:
         return start
     opens, closes = calendar.opens, calendar.closes
-    if not tf.is_intraday:
+    if not tf.is_intraday:  # whole periods, numbered as the aggregation numbers them
+        from ..aggregation import period_keys
+
+        key = period_keys(calendar, tf)
         i = int(closes.searchsorted(start, "right"))  # sessions complete at start
-        if tf.unit == "d":
-            return int(opens[max(i - bars, 0)])
-        weeks = (calendar.labels // NS_PER_DAY + 3) // 7
-        wk = weeks[min(i, len(weeks) - 1)] - bars
-        return int(opens[int(weeks.searchsorted(wk, "left"))])
+        current = int(key[i]) if i < key.size else int(key[-1]) + 1  # the first period not complete
+        return int(opens[int(key.searchsorted(current - bars, "left"))])
     i = int(opens.searchsorted(start, "right")) - 1
     remaining = bars
     while i >= 0:

@@ -24,7 +24,7 @@ import numpy as np
 from ..aggregation import reduce_runs, session_bins
 from ..calendars import TradingCalendar
 from ..errors import TimeframeError
-from ..timeframes import Timeframe
+from ..timeframes import Timeframe, builds
 from ._search import last_at_or_before
 from .store import BarSeries
 
@@ -87,18 +87,8 @@ def _reduce_one(fields: dict[str, np.ndarray], field: str, lo: int, hi: int) -> 
 
 
 def _check_buildable(base_tf: Timeframe, tf: Timeframe) -> None:
-    """Intraday views need a dividing intraday base; longer ones intraday or one-session bars, or a
-    base of their own unit dividing them (2w from 1w, 1y from 1q or 1mo)."""
-    months = {"mo": 1, "q": 3, "y": 12}
-    if tf.is_intraday:
-        ok = base_tf.is_intraday and tf.nanos % base_tf.nanos == 0
-    elif base_tf.is_intraday or base_tf == Timeframe(1, "d"):
-        ok = True
-    elif base_tf.unit in months and tf.unit in months:
-        ok = (months[tf.unit] * tf.n) % (months[base_tf.unit] * base_tf.n) == 0
-    else:
-        ok = base_tf.unit == tf.unit and tf.n % base_tf.n == 0
-    if not ok:
+    """Raise ``TimeframeError`` unless ``base_tf`` bars aggregate into ``tf`` bars (``timeframes.builds``)."""
+    if not builds(base_tf, tf):
         raise TimeframeError(
             f"cannot build {tf} bars from {base_tf} base bars: the timeframe must be a whole multiple "
             "of the base frequency (load 1-minute bars for intraday timeframes)"

@@ -1,7 +1,9 @@
 """Files as a ``DataSource``: one file or a folder of files, read once and served from memory.
 
 Each file is parsed (``parse.parse_file``) on first use; two files may not give the same symbol
-over overlapping times. Bars coarser than a symbol's native size are aggregated by session.
+over overlapping times. Bars coarser than a symbol's native size are aggregated by session, and
+a week or month running past ``end`` is left out rather than built from sessions after ``end``
+(``timeframes.last_bar_end``; the engines leave such a bar out of a run the same way).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import polars as pl
 
 from ..._paths import expand_path
 from ..._time import TimeLike, check_range
+from ...calendars import get_calendar
 from ...errors import ConfigError, DataFormatError, SymbolNotFoundError, UnsupportedDataError
 from ...schema import SCHEMAS, TS, conform, empty
-from ...timeframes import Timeframe
+from ...timeframes import Timeframe, last_bar_end
 from ...validation import QualityReport, sort_by_symbol_ts
 from ..base import DataSource, DataSourceMetadata, SourceCapabilities
 from .options import FileOptions
@@ -127,7 +130,10 @@ class FileDataSource(DataSource):
             if native == tf:
                 parts.append(bars.filter(pl.col("symbol") == sym))
             else:
-                parts.append(_slice(self._coarser(sym, native, tf), [sym], s, e))
+                coarser = _slice(self._coarser(sym, native, tf), [sym], s, e)
+                limit = last_bar_end(get_calendar(self.options.session_calendar), tf, e)
+                whole = pl.col("ts_end").cast(pl.Int64) <= limit if limit is not None else pl.lit(True)
+                parts.append(coarser.filter(whole))
         if not parts:
             return empty("bars")
         return pl.concat(parts, how="diagonal_relaxed").sort(["symbol", "ts"], maintain_order=True)

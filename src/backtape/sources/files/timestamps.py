@@ -23,7 +23,7 @@ from ...calendars import get_calendar
 from ...errors import DataFormatError, UnsupportedDataError
 from ...schema import TS
 from ...timeframes import Timeframe
-from ...validation import time_zone
+from ...validation import DataQualityWarning, time_zone
 from .layout import first_bad, norm, where
 from .options import EPOCH_UNITS, FileOptions
 
@@ -256,7 +256,7 @@ def _session_times(cols: dict[str, pl.Series], parsed_ts: pl.Series, opts: FileO
         if opts.on_non_session == "raise":
             raise DataFormatError(msg + "; pass calendar='24/7' or another calendar, "
                                   "or on_non_session='drop'")
-        warnings.warn(msg + "; dropped", stacklevel=5)
+        warnings.warn(msg + "; dropped", DataQualityWarning, stacklevel=5)
         keep = np.flatnonzero(found)
         cols = {k: v.gather(keep) for k, v in cols.items()}
         cols[KEPT_ROW] = pl.Series(KEPT_ROW, keep, pl.UInt32)
