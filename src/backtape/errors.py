@@ -6,8 +6,10 @@ secrets) so a user can act on it without a traceback.
 
 from __future__ import annotations
 
+import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -165,6 +167,36 @@ def warn_once(message: str, category: type[Warning] = BacktapeWarning) -> None:
         return
     _SAID.add(key)
     warnings.warn(message, category, stacklevel=3)
+
+
+Kept = list[tuple[type[Warning], str]]
+
+
+@contextmanager
+def kept_warnings() -> Iterator[Kept]:
+    """Warnings raised inside are kept, not shown nor counted as said, for ``say_kept``: a search's
+    runs (in workers or here) warn once for the search, not once per worker or parameter set."""
+    said, kept = set(_SAID), list[tuple[type[Warning], str]]()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield kept
+        finally:
+            kept.extend((w.category, str(w.message)) for w in caught)
+            _SAID.intersection_update(said)
+
+
+def say_kept(kept: Iterable[tuple[type[Warning], str]]) -> None:
+    """Each kind of kept warning once: texts equal but for their numbers and times are one kind,
+    shown as the first of them and how many others were like it."""
+    kinds: dict[tuple[type[Warning], str], list[str]] = {}
+    for category, message in kept:
+        texts = kinds.setdefault((category, re.sub(r"\d[\d,.:TZ-]*", "#", message)), [])
+        if message not in texts:
+            texts.append(message)
+    for (category, _), texts in kinds.items():
+        more = f" (and {len(texts) - 1} more like it)" if len(texts) > 1 else ""
+        warn_once(texts[0] + more, category)
 
 
 def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,

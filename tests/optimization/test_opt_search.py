@@ -156,7 +156,9 @@ def test_tpe_search_proposes_valid_distinct_sets() -> None:
 
 
 def test_strategy_rejections_are_skipped_and_bad_input_reported() -> None:
-    res = optimize("sma_crossover", GRID, **SYN)  # no constraint: the strategy rejects fast >= slow
+    with pytest.warns(BacktapeWarning, match=r"rejects 2 of 9 parameter set\(s\), skipped \(e\.g\. "
+                      r"\{'fast': 10, 'slow': 10\}: sma_crossover needs 0 < fast < slow"):
+        res = optimize("sma_crossover", GRID, **SYN)  # no constraint: the strategy rejects fast >= slow
     assert res.table.height == 7 and res.skipped == 2
     with pytest.raises(ConfigError, match="unknown metric"):
         optimize("sma_crossover", GRID, **SYN, metric="alpha")

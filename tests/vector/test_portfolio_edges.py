@@ -117,3 +117,15 @@ def test_a_refused_order_below_one_unit_reports_the_fraction_it_wanted() -> None
     row = vector.rejections.row(0, named=True)
     price = float(row["reason"].split(" at ")[1].split(" ")[0].replace(",", ""))
     assert row["requested"] == pytest.approx(10_000 / price, rel=1e-9)
+
+
+@pytest.mark.parametrize("engine", ["event", "vector"])
+def test_both_engines_say_once_when_trading_waits_for_the_warm_up(engine: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("backtape.errors._SAID", set())
+    with pytest.warns(bt.BacktapeWarning) as caught:
+        bt.run_backtest("sma_crossover", "AAPL", "2012-01-01", "2012-06-01", engine=engine,
+                        params={"fast": 10, "slow": 30})
+    said = [str(w.message) for w in caught if "history" in str(w.message)]
+    assert said == ["SmaCrossover needs 30 bars of 1d history; the data has them from 2012-02-14T21:00:00Z "
+                    "on, so on_bar is first called then"]

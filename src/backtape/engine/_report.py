@@ -102,6 +102,17 @@ def warn_refused(result: BacktestResult) -> None:
                   f"{format_ns(to_ns(first['ts']))}: {reason}; see result.rejections")
 
 
+def warn_warmup(strategy: str, need: int, frequency: str, first_ns: int | None) -> None:
+    """One line when the run starts before ``need`` bars of history exist: the first step the
+    strategy is asked to decide at (``first_ns``), or that it never is."""
+    what = f"{strategy} needs {need} bars of {frequency} history; the data"
+    if first_ns is not None:
+        warn_once(f"{what} has them from {format_ns(first_ns)} on, so on_bar is first called then")
+    else:
+        warn_once(f"{what} never has them in the run, so on_bar is never called: start earlier or "
+                  "shorten the look-back")
+
+
 def _rejections(rows: list[dict[str, Any]]) -> pl.DataFrame:
     """The broker's rejections with their times as UTC datetimes."""
     frame = pl.DataFrame(rows, schema=_REJECTION_SCHEMA, orient="row")

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._time import format_ns
-from ..errors import NoDataError, warn_once
+from ..errors import NoDataError
 from ._actions import scheduled_actions
+from ._report import warn_warmup
 from .ticks import tick_clock
 from .windows import SymbolBars, keep_rows, window_bars
 
@@ -93,13 +94,7 @@ def ready_step(run: _Run) -> int:
         return -1
     ready = max(firsts, default=0)
     if ready:
-        what = f"{run.strategy.name} needs {need} bars of {run.frequency} history; the data"
-        if ready < n:
-            warn_once(f"{what} has them from {format_ns(int(run.clock[ready]))} on, so on_bar is first "
-                      "called then")
-        else:
-            warn_once(f"{what} never has them in the run, so on_bar is never called: start earlier or "
-                      "shorten the look-back")
+        warn_warmup(run.strategy.name, need, run.frequency, int(run.clock[ready]) if ready < n else None)
     return ready
 
 

@@ -29,7 +29,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, Kept, kept_warnings, say_kept
 
 #: chunks per cluster CPU: enough to balance uneven chunks and to make a retried chunk cheap
 CHUNKS_PER_CPU = 4
@@ -92,17 +92,18 @@ def map_chunks(
     results as they arrive, and ``sink(chunk index, result)`` receives each one then.
     """
     ray = connect(address)
-    task = ray.remote(max_retries=max_retries, retry_exceptions=False)(func)
+    task = ray.remote(max_retries=max_retries, retry_exceptions=False)(_kept_call)
     ref = ray.put(shared)
-    pending = {task.remote(ref, chunk, *args): i for i, chunk in enumerate(chunks)}
+    pending = {task.remote(func, ref, chunk, *args): i for i, chunk in enumerate(chunks)}
     parts: dict[int, Any] = {}
-    done, total = 0, sum(len(c) for c in chunks)
+    done, total, kept = 0, sum(len(c) for c in chunks), []
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for r in ready:
                 i = pending.pop(r)
-                parts[i] = ray.get(r)
+                parts[i], said = ray.get(r)
+                kept += said
                 if sink is not None:
                     sink(i, parts[i])
                 done += len(chunks[i])
@@ -114,7 +115,15 @@ def map_chunks(
         raise
     finally:
         del ref
+        say_kept(kept)
     return [parts[i] for i in range(len(chunks))]
+
+
+def _kept_call(func: Callable[..., Any], shared: Any, chunk: list[Any], *args: Any) -> tuple[Any, Kept]:
+    """``func(shared, chunk, *args)`` in a task, with the warnings it raised (``errors.kept_warnings``)."""
+    with kept_warnings() as kept:
+        out = func(shared, chunk, *args)
+    return out, kept
 
 
 def chunks_for(ray_address: str | None, items: Sequence[Any]) -> list[list[Any]]:

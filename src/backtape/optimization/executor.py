@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..analytics import N_METRICS
-from ..errors import ConfigError
+from ..errors import ConfigError, Kept, kept_warnings, say_kept
 from .cluster import CHUNKS_PER_CPU, Sink, chunked, chunks_for, map_chunks
 from .data import MarketData, market_data_from
 from .evaluate import EvalSpec, ParamSet, evaluate
@@ -44,14 +45,19 @@ _WORKER_DATA: dict[str, MarketData] = {}
 _POOL_MIN_SETS = 8
 #: seconds of work between two records of an in-process search with a search log (what a kill loses)
 CHECKPOINT_S = 2.0
+_BROKEN = ("a worker process stopped before finishing its parameter sets: a script that optimizes in "
+           "parallel must do so under `if __name__ == \"__main__\":` (each worker imports the script "
+           "again), or pass n_jobs=1")
 
 
 def _worker_init(manifest: str) -> None:
     _WORKER_DATA["data"] = market_data_from(manifest)
 
 
-def _worker_call(func: Callable[..., Any], chunk: list[Any], args: tuple[Any, ...]) -> Any:
-    return func(_WORKER_DATA["data"], chunk, *args)
+def _worker_call(func: Callable[..., Any], chunk: list[Any], args: tuple[Any, ...]) -> tuple[Any, Kept]:
+    with kept_warnings() as kept:
+        out = func(_WORKER_DATA["data"], chunk, *args)
+    return out, kept
 
 
 def run_sets(
@@ -133,19 +139,26 @@ def _run_here(data: MarketData, spec: EvalSpec, sets: list[ParamSet], jobs: int,
     before = numba.get_num_threads()
     numba.set_num_threads(max(1, min(jobs, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
     try:
-        if log is None:
-            return evaluate(data, spec, sets, progress)
-        parts, lo, size = {}, 0, 1
-        while lo < len(sets):
-            chunk, t0 = sets[lo : lo + size], time.perf_counter()
-            tally = None if progress is None else partial(_shifted, progress, lo, len(sets))
-            parts[lo] = evaluate(data, spec, chunk, tally)
-            log.record(chunk, *parts[lo])
-            lo += len(chunk)
-            size = max(1, int(CHECKPOINT_S * len(chunk) / max(time.perf_counter() - t0, 1e-6)))
-        return _gather(parts)
+        with kept_warnings() as kept:
+            return _chunks_here(data, spec, sets, progress, log)
     finally:
         numba.set_num_threads(before)
+        say_kept(kept)
+
+
+def _chunks_here(data: MarketData, spec: EvalSpec, sets: list[ParamSet], progress: Progress | None,
+                 log: SearchLog | None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    if log is None:
+        return evaluate(data, spec, sets, progress)
+    parts, lo, size = {}, 0, 1
+    while lo < len(sets):
+        chunk, t0 = sets[lo : lo + size], time.perf_counter()
+        tally = None if progress is None else partial(_shifted, progress, lo, len(sets))
+        parts[lo] = evaluate(data, spec, chunk, tally)
+        log.record(chunk, *parts[lo])
+        lo += len(chunk)
+        size = max(1, int(CHECKPOINT_S * len(chunk) / max(time.perf_counter() - t0, 1e-6)))
+    return _gather(parts)
 
 
 def _shifted(progress: Progress, offset: int, total: int, done: int, _of: int) -> None:
@@ -160,7 +173,9 @@ def map_pool(func: Callable[..., Any], data: MarketData, chunks: list[list[Any]]
     ``sink(chunk index, result)`` receives each result as it arrives; an exception (Ctrl-C)
     cancels the chunks not started.
     """
-    parts, done, total = {}, 0, sum(len(c) for c in chunks)
+    if getattr(mp.current_process(), "_inheriting", False):
+        raise SystemExit(1)  # a worker importing an unguarded script: the parent says why (below)
+    parts, done, total, kept = {}, 0, sum(len(c) for c in chunks), []
     with tempfile.TemporaryDirectory(prefix="backtape-opt-") as tmp:
         manifest = data.share(Path(tmp))
         # spawn: numba's thread pool must not be inherited through fork
@@ -171,15 +186,20 @@ def map_pool(func: Callable[..., Any], data: MarketData, chunks: list[list[Any]]
             try:
                 for fut in as_completed(futures):
                     i = futures[fut]
-                    parts[i] = fut.result()
+                    parts[i], said = fut.result()
+                    kept += said
                     if sink is not None:
                         sink(i, parts[i])
                     done += len(chunks[i])
                     if progress is not None:
                         progress(done, total)
+            except BrokenProcessPool:
+                raise ConfigError(_BROKEN) from None
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
+            finally:
+                say_kept(kept)
     return [parts[i] for i in range(len(chunks))]
 
 

@@ -30,7 +30,7 @@ import polars as pl
 from .._symbols import symbol_list
 from .._time import TimeLike
 from ..analytics import METRIC_NAMES, metrics_frame
-from ..errors import ConfigError, warn_once
+from ..errors import ConfigError, kept_warnings, warn_once
 from ..options import TradingOptions, trading_options
 from .data import MarketData, load_market_data
 from .evaluate import EvalSpec, ParamSet, best_vector_run, choose_engine, event_run, strategy_label
@@ -192,17 +192,20 @@ class OptimizationEngine:
         sets = parameter_sets(grid, constraint)
         spec = EvalSpec(strategy)
         valid = []
-        first: Exception | None = None
+        first: tuple[ParamSet, Exception] | None = None
         for s in sets:
             try:
                 spec.build(s)
             except (ValueError, TypeError, ConfigError) as exc:
-                first = first or exc
+                first = first or (s, exc)
                 continue
             valid.append(s)
         if not valid:
-            why = f": {first}" if first is not None else ""
+            why = f": {first[1]}" if first is not None else ""
             raise ConfigError(f"the strategy rejects every parameter set of the grid (e.g. {sets[0]}{why})")
+        if first is not None:
+            warn_once(f"{strategy_label(strategy)} rejects {len(sets) - len(valid)} of {len(sets)} parameter "
+                      f"set(s), skipped (e.g. {first[0]}: {first[1]})")
         return valid, total - len(valid)
 
     def optimize(self, strategy: Any, grid: Mapping[str, Iterable[Any]], data: MarketData, *,
@@ -300,13 +303,14 @@ class OptimizationEngine:
         best_index = int(full["_set"][0])
         full = full.drop("_set")
         best = sets[best_index]
-        if spec.engine == "event":
-            run = event_run(data, spec, best)
-            equity = run.equity["equity"].to_numpy()
-        else:
-            run = best_vector_run(data, spec, best)
-            eq = run.equity
-            equity = eq["equity"].to_numpy() if isinstance(eq, pl.DataFrame) else eq[:, 0]
+        with kept_warnings():  # the best set's run again: the search said its warnings
+            if spec.engine == "event":
+                run = event_run(data, spec, best)
+                equity = run.equity["equity"].to_numpy()
+            else:
+                run = best_vector_run(data, spec, best)
+                eq = run.equity
+                equity = eq["equity"].to_numpy() if isinstance(eq, pl.DataFrame) else eq[:, 0]
         returns = np.diff(equity) / np.where(equity[:-1] > 0, equity[:-1], np.nan)
         returns = returns[np.isfinite(returns)]
         trial_sharpes = metrics[:, METRIC_NAMES.index("sharpe")] / math.sqrt(data.periods_per_year)
