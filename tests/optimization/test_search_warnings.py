@@ -32,7 +32,8 @@ class AboveMean(Strategy):
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2])
-def test_each_kind_of_warning_is_said_once_for_the_search(n_jobs: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_kind_of_warning_is_said_once_for_the_search(n_jobs: int,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("backtape.errors._SAID", set())
     with pytest.warns(bt.BacktapeWarning) as caught:
         res = bt.optimize(AboveMean, {"n": [5, 10, 20, 30]}, "AAPL,KO", "2011-01-01", "2013-01-01",

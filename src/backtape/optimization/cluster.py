@@ -92,7 +92,8 @@ def map_chunks(
     results as they arrive, and ``sink(chunk index, result)`` receives each one then.
     """
     ray = connect(address)
-    task = ray.remote(max_retries=max_retries, retry_exceptions=False)(_kept_call)
+    task = ray.remote(max_retries=max_retries, retry_exceptions=False)(_kept_call).options(
+        name=getattr(func, "__name__", "chunk"))  # named as func in ray's dashboard and process titles
     ref = ray.put(shared)
     pending = {task.remote(func, ref, chunk, *args): i for i, chunk in enumerate(chunks)}
     parts: dict[int, Any] = {}
