@@ -110,3 +110,18 @@ def test_an_output_file_that_is_a_folder_is_refused_before_the_work(tmp_path: Pa
                         "2014-02-01", "--output", str(tmp_path / "dir.csv"))
     assert proc.returncode == 2 and "is a folder" in proc.stderr
     assert not list(tmp_path.glob(".*partial")) and not list((tmp_path / "dir.csv").iterdir())
+
+
+def test_refused_orders_say_where_to_read_them(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    done = backtape_cli("backtest", "equal_weight", "-s", "BRK_A,KO,IBM", "--start", "2014-01-01",
+                        "--end", "2015-01-01", "--db", db)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("warning: 12 order(s) of EqualWeight refused") == 1
+    hint = [line for line in done.stdout.splitlines() if "refused order(s)" in line]
+    assert hint == ["12 refused order(s) with their reasons: backtape runs export 1 --what rejections -o "
+                    "rejections.csv"], done.stdout
+    out = tmp_path / "rejections.csv"
+    listed = backtape_cli("runs", "export", "1", "--what", "rejections", "-o", str(out), "--db", db)
+    assert listed.returncode == 0, listed.stderr
+    assert len(out.read_text().splitlines()) == 13 and "buys no whole unit of BRK_A" in out.read_text()

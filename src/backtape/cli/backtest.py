@@ -197,6 +197,10 @@ def backtest(
     if results is not None:
         run_id = result.save(results)
         console.print(f"stored run [bold]{run_id}[/bold] in {results.url}")
+        refused = int(result.metrics.get("orders_refused", 0))
+        if refused:
+            console.print(f"{refused} refused order(s) with their reasons: backtape runs export {run_id} "
+                          "--what rejections -o rejections.csv", soft_wrap=True)  # one line to copy
     if report_path:
         console.print(f"report written to {result.report(report_path)}")
 
