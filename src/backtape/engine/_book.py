@@ -7,6 +7,7 @@ these follow ("Default stop-loss", "Drawdown halt"); matching and executing fill
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
@@ -70,10 +71,16 @@ class OrderBook:
         #: the drawdown halt was breached at an earlier clock step (set by the engine's loop)
         self.halted = False
         self._guards: dict[str, Order] = {}  # symbol -> its working default stop
+        self._ids = itertools.count(1)  # order ids of this run
 
     # order entry -------------------------------------------------------------------------
     def submit(self, order: Order, now: int, session_close: int | None = None) -> Order:
         """Accept an order placed at clock ``now``; DAY orders expire at ``session_close``."""
+        order.id = next(self._ids)
+        for child in order.children:  # bracket legs: numbered after their entry, one-cancels-other by it
+            child.id = next(self._ids)
+            if child.oco_id is not None:
+                child.oco_id = order.id
         if order.type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and not _positive(order.limit_price):
             return self._reject(order, now, "limit price must be a positive number")
         if order.type in (OrderType.STOP, OrderType.STOP_LIMIT) and not _positive(order.stop_price):
@@ -213,7 +220,7 @@ class OrderBook:
         guard = Order(sym, -pos, OrderType.STOP, stop_price=stop_price, tif=TimeInForce.GTC,
                       tag=f"{order.tag}:default_stop" if order.tag else "default_stop",
                       parent_id=order.id, oco_id=take_profit.oco_id if take_profit is not None else None)
-        guard.created_at = active_from
+        guard.id, guard.created_at = next(self._ids), active_from
         self.orders.append(guard)
         self._working.setdefault(sym, []).append(guard)
         self._guards[sym] = guard

@@ -6,12 +6,9 @@ time from the equity and the fill price (all-in style), so the size uses the pri
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
-
-_ids = itertools.count(1)
 
 
 class OrderType(StrEnum):
@@ -47,7 +44,7 @@ class Order:
     tif: TimeInForce = TimeInForce.GTC
     target_percent: float | None = None
     tag: str = ""
-    id: int = field(default_factory=lambda: next(_ids))
+    id: int = 0  # numbered by the broker when submitted: 1, 2, ... in each run
     created_at: int = 0
     status: OrderStatus = OrderStatus.OPEN
     filled: float = 0.0
