@@ -125,10 +125,22 @@ class TradingOptions:
         if not (isinstance(self.fractional, bool | frozenset) or self.fractional == "auto"):
             raise ConfigError(f"fractional must be true, false, 'auto' or a set of symbols, "
                               f"got {self.fractional!r}")
+        self._check_exposure_limits()
         if self.instruments is not None and not (isinstance(self.instruments, Mapping) and all(
                 isinstance(k, str) and isinstance(v, Instrument) for k, v in self.instruments.items())):
             raise ConfigError(f"instruments must map symbols to backtape.Instrument, "
                               f"got {self.instruments!r}")
+
+    def _check_exposure_limits(self) -> None:
+        """A risk limit on exposure above the leverage can never bind: most likely a percent typed as a
+        fraction (``5`` for 5%), so it is refused rather than ignored."""
+        if self.risk is None:
+            return
+        for name in ("max_position_pct", "max_gross_exposure", "max_net_exposure"):
+            value = getattr(self.risk, name)
+            if value is not None and value > self.leverage:
+                raise ConfigError(f"risk limit {name} {value:g} is {value:.0%} of equity, more than the "
+                                  f"leverage {self.leverage:g}x allows: limits are fractions (0.05 is 5%)")
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:

@@ -30,6 +30,8 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Protocol
 
+from .errors import ConfigError
+
 
 @dataclass(frozen=True, slots=True)
 class PortfolioSnapshot:
@@ -152,6 +154,19 @@ class RiskManager:
     max_net_exposure: float | None = None
     max_drawdown_halt: float | None = None
     default_stop_loss_pct: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_position_pct", "max_portfolio_heat", "max_gross_exposure", "max_net_exposure",
+                     "max_drawdown_halt", "default_stop_loss_pct"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            at_most_one = name in ("max_portfolio_heat", "max_drawdown_halt", "default_stop_loss_pct")
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0
+                    and (value <= 1 or not at_most_one)):
+                span = "in (0, 1]" if at_most_one else "> 0"
+                raise ConfigError(f"risk limit {name} must be a fraction of equity {span} (0.05 is 5%), "
+                                  f"got {value!r}")
 
     def position_size(self, equity: float, price: float, *, side: int = 1, stop_price: float | None = None,
                       volatility: float | None = None, periods_per_year: float | None = None) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from backtape.errors import ConfigError
 from backtape.risk import CappedKelly, FixedFractional, PortfolioSnapshot, RiskManager, VolatilityTarget
 
 
@@ -68,3 +69,22 @@ def test_default_stop() -> None:
     assert rm.default_stop(1, 100.0) == pytest.approx(98.0)
     assert rm.default_stop(-1, 100.0) == pytest.approx(102.0)
     assert RiskManager().default_stop(1, 100.0) is None
+
+
+@pytest.mark.parametrize(("limits", "message"), [
+    ({"max_drawdown_halt": 20}, r"max_drawdown_halt must be a fraction of equity in \(0, 1\]"),
+    ({"default_stop_loss_pct": 0}, r"default_stop_loss_pct must be a fraction of equity in \(0, 1\]"),
+    ({"max_position_pct": float("nan")}, r"max_position_pct must be a fraction of equity > 0"),
+    ({"max_gross_exposure": -1}, r"max_gross_exposure must be a fraction of equity > 0"),
+])
+def test_a_risk_limit_that_is_no_fraction_is_refused(limits: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        RiskManager(**limits)
+
+
+def test_an_exposure_limit_above_the_leverage_is_refused_as_a_percent_typo() -> None:
+    from backtape import TradingOptions
+
+    with pytest.raises(ConfigError, match=r"max_position_pct 5 is 500% of equity, more than the leverage 1x"):
+        TradingOptions(risk=RiskManager(max_position_pct=5))
+    assert TradingOptions(leverage=2, risk=RiskManager(max_gross_exposure=2)).risk is not None
