@@ -1,4 +1,5 @@
-"""``backtape data show``: rows of one or more symbols from any registered source, or to a file.
+"""``backtape data show``: rows of one or more symbols from any registered source, or to a file
+(``backtape data prepare``, the same through ``backtape.prepare``, is in ``cli/prepare.py``).
 
 Provider sources (polygon, alpaca, alphavantage, yahoo, ccxt) are read through the cache in the
 configuration's ``data.cache_dir``, so asking twice for the same range costs one download. With
@@ -25,11 +26,13 @@ from ..timeframes import Timeframe
 from ._common import OPTION_HELP, console, frame_table, parse_options, state
 from ._progress import FetchProgress, reports_progress
 from ._sink import FrameSink, check_output
+from .prepare import prepare_command
 
 if TYPE_CHECKING:
     from ..sources.base import DataSource
 
 app = typer.Typer(help="Look at market data from any registered source.", no_args_is_help=True)
+app.command("prepare")(prepare_command)
 
 
 class Kind(StrEnum):
