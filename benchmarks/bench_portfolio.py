@@ -9,9 +9,12 @@ machine the wall clock includes waiting for a core). With ``--minute-symbols N``
 runs ``equal_weight`` monthly on N symbols x one year of XNYS 1-minute bars (100: 9.8M bar events),
 each case in its own process: from memory and from a Parquet cache (``CachedDataSource`` without a
 memory tier, so the source holds nothing), with every bar held at once and streamed in windows.
+``--minute-calendar 24/7`` makes those bars crypto-style, every minute of 2023 (525,600 per symbol;
+100: 52.6M bar events), on symbols the engine treats as 24/7 (the source's ``calendar_of``); only the
+two streamed cases run then, the held-whole ones would need ~10 GiB.
 
     PYTHONPATH=src python benchmarks/bench_portfolio.py [--symbols 500] [--years 20] [--no-event]
-                                                        [--minute-symbols 100]
+                                                        [--minute-symbols 100] [--minute-calendar 24/7]
 """
 
 from __future__ import annotations
@@ -64,12 +67,17 @@ def universe(n_symbols: int, years: int, seed: int = 7) -> FrameDataSource:
     return FrameDataSource(bars, name="bench-portfolio")
 
 
-def minute_universe(n_symbols: int, seed: int = 7) -> tuple[FrameDataSource, int, int]:
-    """Random walks on one year of XNYS 1-minute bars (252 sessions x 390 minutes) and its range."""
+def minute_universe(n_symbols: int, calendar: str = "XNYS",
+                    seed: int = 7) -> tuple[FrameDataSource, int, int]:
+    """Random walks on one year of 1-minute bars and its range: on XNYS 252 sessions x 390 minutes,
+    on 24/7 every minute of 2023 (365 x 1,440)."""
     from backtape.sources.synthetic import SyntheticDataSource
 
-    grid = SyntheticDataSource(seed=42, calendar="XNYS").fetch_sync(["SYN"], "2023-01-03", "2024-03-01",
-                                                                     "1min").head(98_280)
+    syn = SyntheticDataSource(seed=42, calendar=calendar)
+    if calendar == "XNYS":
+        grid = syn.fetch_sync(["SYN"], "2023-01-03", "2024-03-01", "1min").head(98_280)
+    else:
+        grid = syn.fetch_sync(["SYN"], "2023-01-01", "2024-01-01", "1min")
     m, rng = grid.height, np.random.default_rng(seed)
     frames = []
     for k in range(n_symbols):
@@ -80,7 +88,7 @@ def minute_universe(n_symbols: int, seed: int = 7) -> tuple[FrameDataSource, int
                                     "low": np.minimum(open_, close) * 0.9995, "close": close,
                                     "volume": np.full(m, 1e4)}))
     ts = grid["ts"].cast(pl.Int64)
-    src = FrameDataSource(pl.concat(frames), frequency="1min", name="bench-minutes")
+    src = FrameDataSource(pl.concat(frames), frequency="1min", calendar_name=calendar, name="bench-minutes")
     return src, int(ts[0]), int(ts[-1]) + 1
 
 
@@ -97,12 +105,12 @@ class _CachedOnly(FrameDataSource):
         raise RuntimeError(f"{symbols[:3]}... {start}..{end} is not in the benchmark's cache")
 
 
-def minute_cache(n_symbols: int, folder: str) -> tuple[str, int, int]:
-    """Write the 1-minute universe to a Parquet cache in ``folder`` (one file per symbol and month):
-    the cache identity and the run's range."""
+def minute_cache(n_symbols: int, folder: str, calendar: str) -> tuple[str, int, int]:
+    """Write the 1-minute universe on ``calendar`` to a Parquet cache in ``folder`` (one file per
+    symbol and month): the cache identity and the run's range."""
     from backtape.cache import CachedDataSource
 
-    src, start, end = minute_universe(n_symbols)
+    src, start, end = minute_universe(n_symbols, calendar)
     cached = CachedDataSource(src, folder, memory_bytes=0)
     names = [f"M{k:03d}" for k in range(n_symbols)]
     for lo in range(0, n_symbols, 10):
@@ -110,51 +118,58 @@ def minute_cache(n_symbols: int, folder: str) -> tuple[str, int, int]:
     return src.cache_identity(), start, end
 
 
-def minute_row(n_symbols: int, folder: str | None, windows: int | None) -> tuple[str, str, str, str, str]:
+def minute_row(n_symbols: int, folder: str | None, windows: int | None,
+               calendar: str) -> tuple[str, str, str, str, str]:
     """The event engine's ``equal_weight`` monthly on the 1-minute universe: its row of the table.
 
     ``folder``: read the universe from the Parquet cache there (nothing held by the source), else
-    from memory (a ``FrameDataSource`` holds every row, ~0.8 GiB for 100 symbols). ``windows``: 0
-    holds all bars in the engine at once, ``None`` lets it stream by size (25 sessions per window).
+    from memory (a ``FrameDataSource`` holds every row, ~0.8 GiB for 100 symbols on XNYS). ``windows``:
+    0 holds all bars in the engine at once, ``None`` lets it stream by size (~1M bars per window:
+    for 100 symbols a month of XNYS, 6 days of 24/7).
+    ``calendar``: the universe's, which the engine learns from the source's ``calendar_of``.
     """
     from backtape.cache import CachedDataSource
 
     if folder is not None:
         identity, start, end = json.loads(sys.stdin.read())
-        stub = _CachedOnly(pl.DataFrame(schema=SCHEMAS["bars"]), frequency="1min", name="bench-minutes",
-                           identity=identity)
+        stub = _CachedOnly(pl.DataFrame(schema=SCHEMAS["bars"]), frequency="1min", calendar_name=calendar,
+                           name="bench-minutes", identity=identity)
         src: DataSource = CachedDataSource(stub, folder, memory_bytes=0)
         what = "Parquet cache"
     else:
-        src, start, end = minute_universe(n_symbols)
+        src, start, end = minute_universe(n_symbols, calendar)
         what = "in memory"
+    assert src.calendar_of("M000") == calendar
     names = [f"M{k:03d}" for k in range(n_symbols)]
     opts = TradingOptions(cash=1_000_000, commission=0.001)
     engine = BacktestEngine(opts, source=src, window_sessions=windows)
     result, wall, cpu = timed(lambda: engine.run(StrategyFactory.create("equal_weight", rebalance="1mo"),
                                                  names, start, end, "1min"))
     mode = "whole" if windows == 0 else "streamed"
-    label = f"event {n_symbols} x 1y 1min, {what}, {mode}"
+    label = f"event {n_symbols} x 1y 1min {calendar}, {what}, {mode}"
     final = result.metrics["final_equity"]
     return (label, f"{wall:.1f} s", f"{cpu:.1f} s", f"{peak_rss():.2f} GiB",
             f"{result.equity.height * n_symbols / 1e6:.1f}M bars, final {final:,.0f}")
 
 
-def minute_rows(n_symbols: int) -> list[tuple[str, ...]]:
-    """Each minute case in its own child process, so each peak memory is its own."""
+def minute_rows(n_symbols: int, calendar: str) -> list[tuple[str, ...]]:
+    """Each minute case in its own child process, so each peak memory is its own; on 24/7 only the
+    streamed cases (held whole, 52.6M bars for 100 symbols would need ~10 GiB)."""
     import tempfile
 
+    whole = calendar == "XNYS"
+    base = [sys.executable, __file__, "--minutes-only", str(n_symbols), "--minute-calendar", calendar]
+
     def child(*extra: str, feed: str = "") -> tuple[str, ...]:
-        out = subprocess.run([sys.executable, __file__, "--minutes-only", str(n_symbols), *extra],
-                             input=feed, check=True, capture_output=True, text=True)
+        out = subprocess.run([*base, *extra], input=feed, check=True, capture_output=True, text=True)
         return tuple(json.loads(out.stdout.splitlines()[-1]))
 
-    rows = [child("--windows", "0"), child()]
+    rows = ([child("--windows", "0")] if whole else []) + [child()]
     with tempfile.TemporaryDirectory() as folder:
-        out = subprocess.run([sys.executable, __file__, "--minutes-only", str(n_symbols), "--write", folder],
-                             check=True, capture_output=True, text=True)
+        out = subprocess.run([*base, "--write", folder], check=True, capture_output=True, text=True)
         feed = out.stdout.splitlines()[-1]
-        rows += [child("--cache", folder, "--windows", "0", feed=feed), child("--cache", folder, feed=feed)]
+        rows += [child("--cache", folder, "--windows", "0", feed=feed)] if whole else []
+        rows.append(child("--cache", folder, feed=feed))
     return rows
 
 
@@ -182,16 +197,17 @@ def main() -> None:
     ap.add_argument("--years", type=int, default=20)
     ap.add_argument("--no-event", action="store_true")
     ap.add_argument("--minute-symbols", type=int, default=0)
+    ap.add_argument("--minute-calendar", choices=("XNYS", "24/7"), default="XNYS")
     ap.add_argument("--minutes-only", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--windows", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--cache", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--write", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.minutes_only and args.write:
-        print(json.dumps(minute_cache(args.minutes_only, args.write)))
+        print(json.dumps(minute_cache(args.minutes_only, args.write, args.minute_calendar)))
         return
     if args.minutes_only:
-        print(json.dumps(minute_row(args.minutes_only, args.cache, args.windows)))
+        print(json.dumps(minute_row(args.minutes_only, args.cache, args.windows, args.minute_calendar)))
         return
     src = universe(args.symbols, args.years)
     names = [f"S{k:03d}" for k in range(args.symbols)]
@@ -230,7 +246,7 @@ def main() -> None:
                      "<= 15 s, <= 2 GiB"))
         rows.append(("  its final equity", f"{ev.metrics['final_equity']:,.2f}", "", "", ""))
     if args.minute_symbols:
-        rows += minute_rows(args.minute_symbols)
+        rows += minute_rows(args.minute_symbols, args.minute_calendar)
     print(f"{args.symbols} symbols x {args.years} years daily; momentum final equity {final:,.0f}")
     width = max(len(r[0]) for r in rows)
     print(f"{'case':{width}} {'wall':>10} {'cpu':>8} {'peak':>9}   goal")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import polars as pl
 import pytest
 
-from backtape.engine import run_backtest
+from backtape._async import run_sync
+from backtape.engine import Strategy, run_backtest
+from backtape.sources import SampleDataSource
 from backtape.sources.memory import daily_bars
 
 from .conftest import FIRST
@@ -58,3 +62,45 @@ def test_aapl_seven_for_one_split_keeps_pnl_continuous() -> None:
     # position times the adjusted price change, not by the 7:1 price drop
     assert after - before == pytest.approx(pre * 7 * (93.70 - 645.57 / 7), abs=0.05)
     assert np.all(np.abs(np.diff(eq["equity"].to_numpy()) / eq["equity"].to_numpy()[:-1]) < 0.1)
+
+
+
+class _BuyOnce(Strategy):
+    """Ten AAPL bought on the first decision (the first bar's close), then held."""
+
+    def on_bar(self, ctx: Any) -> None:
+        if ctx.bar_index == 0:
+            ctx.order("AAPL", 10)
+
+
+@pytest.mark.parametrize("engine", ["event", "vector"])
+@pytest.mark.parametrize("frequency", ["1mo", "1q"])
+def test_a_split_inside_a_month_or_quarter_bar_keeps_equity_true(frequency: str, engine: str) -> None:
+    """AAPL's 7:1 of 2014-06-09 falls inside June's and Q2's bars: the engines trade such a bar on the
+    post-split basis its close is on, so equity at each bar's end is cash + shares x that day's raw
+    close + dividends, never 7x the shares at pre-split prices (a 1mo portfolio showed +216%)."""
+    source = SampleDataSource()
+    if engine == "vector":
+        res = run_backtest("equal_weight", "AAPL", "2014-01-01", "2015-01-01", frequency, engine="vector",
+                           params={"rebalance": "1y"})
+    else:
+        res = run_backtest(_BuyOnce(), "AAPL", "2014-01-01", "2015-01-01", frequency)
+    (fill,) = res.fills.iter_rows(named=True)
+    daily = source.fetch_sync("AAPL", "2014-01-01", "2015-01-01", "1d")
+    actions = run_sync(source.fetch_corporate_actions(["AAPL"], "2014-01-01", "2015-01-01"))
+    split_at = actions.filter(pl.col("action") == "split")["ts"][0]
+    dividends = actions.filter(pl.col("action") == "dividend").select("ts", "value").rows()
+    pre_split = fill["price"] > 300  # filled on the pre-split basis (AAPL ~500), else on the post-split one
+    cash = 10_000.0 - fill["quantity"] * fill["price"] - fill["commission"]
+    checked = 0
+    for bar_end, equity in res.equity.select("ts", "equity").rows():
+        if bar_end <= fill["ts"]:
+            continue
+        day = daily.filter(pl.col("ts_end") <= bar_end).tail(1)  # the bar's last session
+        post = fill["quantity"] * (7 if pre_split else 1)  # the shares once split
+        shares = post if day["ts"][0] >= split_at else fill["quantity"]
+        paid = sum(v * (post if t >= split_at else post / 7) for t, v in dividends
+                   if fill["ts"] < t <= day["ts"][0])
+        assert equity == pytest.approx(cash + paid + shares * day["close"][0], rel=1e-12), bar_end
+        checked += 1
+    assert checked >= 3

@@ -1,14 +1,14 @@
-"""Corporate actions in a run: which fall inside it, and what each does to the account.
-
-The engine applies an action at the first clock step at or after its ex-date open, before the
-bars ending there are matched (``engine`` module docstring, step 2).
-"""
+"""Corporate actions in a run: which fall inside it, and what each does to the account (when, at
+which clock step: ``backtape.actions``)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 import polars as pl
+
+from ..actions import place_actions
+from ..timeframes import Timeframe
 
 if TYPE_CHECKING:
     from .engine import _Run
@@ -25,7 +25,8 @@ def scheduled_actions(run: _Run) -> list[tuple[int, str, str, float]]:
         pl.col("ts").cast(pl.Int64))
     rows = sorted(zip(actions["ts"], actions["symbol"], actions["action"], actions["value"], strict=True))
     run._all_actions = rows
-    return [a for a in rows if run.start < a[0] <= run.end]
+    inside = [a for a in rows if run.start < a[0] <= run.end]
+    return place_actions(inside, run.portal.calendar, Timeframe.parse(run.frequency))
 
 
 def apply_action(run: _Run, ts: int, symbol: str, action: str, value: float) -> None:
@@ -45,5 +46,5 @@ def apply_action(run: _Run, ts: int, symbol: str, action: str, value: float) -> 
                 order.limit_price /= value
             if order.stop_price is not None:
                 order.stop_price /= value
-    elif action == "dividend" and qty:
+    elif action in ("dividend", "dividend_in") and qty:
         pf.cash += qty * value

@@ -89,7 +89,8 @@ def _held_value(run: _Run, j: int) -> np.ndarray:
     if held is None:
         return np.zeros(0)
     return held_value(held[0], held[2], held[1],
-                      ((ts, action, value) for ts, s, action, value in run._actions if s == sym))
+                      ((ts, action, value) for ts, s, action, value in run._all_actions
+                       if s == sym and run.start < ts <= run.end))  # as the source gave them
 
 
 def warn_refused(result: BacktestResult) -> None:

@@ -7,7 +7,8 @@ Per clock step ``t`` (the end of one or more bars), in this order:
    (``backtape.engine.ticks``, ``backtape.engine._quotes``);
 1. the portal's clock moves to ``t``;
 2. corporate actions whose ex-date session opened by ``t`` are applied (splits scale positions and
-   working orders, cash dividends are credited or, for shorts, debited);
+   working orders, cash dividends are credited or, for shorts, debited); a dividend going ex inside
+   a bar of several sessions waits for that bar's fills (``backtape.actions``);
 3. for each symbol whose bar ended at ``t``: working orders are matched against that bar
    (``backtape.engine.broker``), symbols in the order given; then every such symbol is marked at
    its close (so a fill at the open never values the other holdings at this bar's closes);
@@ -285,8 +286,10 @@ class _Run:
                 self.now = t
                 self.step = k0 + k
                 portal._clock = t  # DataPortal.set_clock without the call: once per step
+                a_0 = a_i
                 while a_i < n_actions and actions[a_i][0] <= t:
-                    apply_action(self, *actions[a_i])
+                    if actions[a_i][2] != "dividend_in":
+                        apply_action(self, *actions[a_i])
                     a_i += 1
                 if working:  # the broker's book holds only symbols with orders
                     pf.hold_prices()  # prices change only at the marks below
@@ -313,6 +316,9 @@ class _Run:
                         if r >= 0:
                             rows[j] = r
                             prices[sym] = closes[r]
+                for a in range(a_0, a_i):  # dividends going ex inside the bar: on what its fills left
+                    if actions[a][2] == "dividend_in":
+                        apply_action(self, *actions[a])
                 if k >= ready:
                     on_bar(ctx)
                 if close_fill and working:

@@ -26,7 +26,7 @@ from .adjustments import MODES, AdjustmentMode, Adjustments, DividendFormula
 from .fetching import default_frequency, fetch_all, fetch_log_frame, requirements_report, symbols_calendar
 from .requirements import DataRequirement, FetchPlan, collect_requirements, plan_fetches
 from .store import BarSeries, BarStore, SpotIndex, TickStore
-from .views import build_view
+from .views import build_view, split_inside_bars
 
 NOT_LOADED = "the portal holds no data yet: call load_data(start, end, symbols) first"
 
@@ -64,6 +64,7 @@ class LoadedData:
         self._series: dict[str, BarSeries] = {}
         self._hints: dict[tuple[str, str], int] = {}
         self._adjusted_symbols: frozenset[str] = frozenset()
+        self._splits: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # symbol -> (ex-dates, ratios)
         self._range: tuple[int, int] | None = None
         self._names: list[str] = []
         self._loaded_to = 0
@@ -150,6 +151,9 @@ class LoadedData:
         self._series = {s: store.series(s) for s in store.symbols}
         self._hints = {}
         self._adjusted_symbols = frozenset(s for s in self._series if self._adj.has(s))
+        splits = actions.filter(pl.col("action") == "split").sort("symbol", "ts")
+        self._splits = {str(sym): (g["ts"].cast(pl.Int64).to_numpy(), g["value"].cast(pl.Float64).to_numpy())
+                        for (sym,), g in splits.group_by(["symbol"], maintain_order=True)}
 
 
     # ------------------------------------------------------------------ clock
@@ -214,11 +218,17 @@ class LoadedData:
         if symbol not in self.store:
             raise NoDataError(f"no bars loaded for {symbol!r}; loaded: {', '.join(self.symbols)}")
         freq = str(frequency or self._base_tf)
-        if symbol not in self._adjusted_symbols:
+        splits = self._splits.get(symbol)
+        if symbol not in self._adjusted_symbols and splits is None:
             return self._view(symbol, freq)
         raw = self._raw_views.get((symbol, freq))  # never in _views: the hot paths read those as adjusted
         if raw is None:
-            raw = self._raw_views[(symbol, freq)] = self._build_view(self.store.series(symbol), freq)
+            base = self.store.series(symbol)
+            raw = self._build_view(base, freq)
+            if splits is not None:  # a month holding a split: on the post-split basis its close trades at
+                one_basis = split_inside_bars(base, raw, *splits)
+                raw = raw if one_basis is base else self._build_view(one_basis, freq)
+            self._raw_views[(symbol, freq)] = raw
         return raw
 
     def _view(self, symbol: str, freq: str) -> BarSeries:

@@ -12,6 +12,10 @@ Split-adjusted views are built from base bars already adjusted as of the clock (
 an adjusted base series), so a weekly bar spanning a split reduces prices that are all on one
 basis: its high is not the pre-split high left unadjusted.
 
+The engines' raw bars put a bar that holds a split on one basis too, the post-split one its close
+trades at (``split_inside_bars``): the engines apply a split before matching the bar whose end is at
+or after its ex-date, so the bar's open fill and stop triggers must already be in post-split units.
+
 Worked example (XNYS, 5min): base bars 14:30, 14:31 ... 14:34 UTC on 2024-01-02 form one bar with
 ``ts`` 14:30 and ``ts_end`` 14:35; at clock 14:33 only 14:30..14:32 are complete, so the partial bar
 is open(14:30), max/min of the three, close(14:32), volume summed.
@@ -51,6 +55,31 @@ def build_view(base: BarSeries, base_tf: Timeframe, tf: Timeframe, calendar: Tra
     last = np.r_[first[1:], kept.size] - 1
     ts_end = np.maximum(bin_end[first], base.ts_end[kept][last])
     return BarSeries(base.symbol, bin_ts[first], ts_end, _reduce(fields, first), kept[first], kept[last] + 1)
+
+
+def split_inside_bars(base: BarSeries, view: BarSeries, split_ts: np.ndarray,
+                      ratio: np.ndarray) -> BarSeries:
+    """``base`` with the rows of a view bar that precede a split inside it (the bar starts before the
+    ex-date and ends at or after it) in post-split units: prices / ratio, volume x ratio. Only bars of
+    several sessions can hold one; ``base`` itself when none does."""
+    starts = view.base_starts
+    if starts is None or not len(split_ts):
+        return base
+    scale = np.ones(len(base))
+    for t, r in zip(split_ts.tolist(), ratio.tolist(), strict=True):
+        i = int(np.searchsorted(view.ts, t, "right")) - 1
+        if i < 0 or t > view.ts_end[i]:
+            continue
+        lo, at = int(starts[i]), int(np.searchsorted(base.ts, t, "left"))
+        scale[lo:at] *= r
+    if (scale == 1.0).all():
+        return base
+    fields = {k: a / scale if k in _PRICES else a * scale if k == "volume" else a
+              for k, a in base.fields.items()}
+    return BarSeries(base.symbol, base.ts, base.ts_end, fields, base.base_starts, base.base_stops)
+
+
+_PRICES = frozenset({"open", "high", "low", "close", "vwap"})
 
 
 def partial_bar(view: BarSeries, base: BarSeries, t: int, field: str, nc: int) -> float | None:

@@ -3,7 +3,8 @@
 Per clock step ``k`` (the same steps, in the same order, as ``backtape.engine.engine``):
 
 1. corporate actions with ``act_step == k`` apply (splits scale the share count and the last
-   price, cash dividends credit ``shares * amount``);
+   price, cash dividends credit ``shares * amount``), but a dividend going ex inside a bar of several
+   sessions (``ACT_DIVIDEND_IN``, ``backtape.actions.place_actions``) waits for step 2's fills;
 2. with ``fill="next_open"``, the orders decided at an earlier step fill at the open of each
    symbol's bar, sized like ``Broker._execute_target``: first the orders that reduce a position, then
    the others, each group in column order (``fills.reduces``: a rebalance sells before it buys);
@@ -30,7 +31,7 @@ jit_kernels()
 P_CASH, P_RATE, P_FIXED, P_SLIP, P_FRACTIONAL, P_FILL_CLOSE, P_BUDGET, P_REENTER = range(8)
 N_PARAMS = 8
 MODE_TARGETS, MODE_SIGNALS = 0, 1
-ACT_SPLIT, ACT_DIVIDEND = 0, 1
+ACT_SPLIT, ACT_DIVIDEND, ACT_DIVIDEND_IN = 0, 1, 2
 F_STEP, F_SYM, F_QTY, F_PRICE, F_REF, F_COMM = range(6)
 N_FILL_FIELDS = 6
 R_STEP, R_SYM, R_WANTED, R_TARGET, R_EQUITY, R_ROOM, R_PRICE, R_AFTER = range(8)
@@ -174,6 +175,7 @@ def run_portfolio(o, c, mode, tg, le, lx, se, sx, size, act_step, act_sym, act_k
     a = 0
     n_act = act_step.shape[0]
     for k in range(n):
+        a_0 = a
         while a < n_act and act_step[a] <= k:
             j = act_sym[a]
             if act_kind[a] == ACT_SPLIT:
@@ -181,12 +183,15 @@ def run_portfolio(o, c, mode, tg, le, lx, se, sx, size, act_step, act_sym, act_k
                 if v > 0.0 and v != 1.0:
                     pos[j] *= v
                     last[j] /= v
-            else:
+            elif act_kind[a] == ACT_DIVIDEND:
                 cash += pos[j] * act_value[a]
             a += 1
         if not at_close:
             cash = _fill_step(o, k, p, pos, last, cash, pending, reopen, first, fills, n_fills, traded,
                               refusals, n_refused)
+        for i in range(a_0, a):  # dividends going ex inside the bar: on what its fills left
+            if act_kind[i] == ACT_DIVIDEND_IN:
+                cash += pos[act_sym[i]] * act_value[i]
         for j in range(n_sym):
             if c[k, j] == c[k, j]:
                 last[j] = c[k, j]

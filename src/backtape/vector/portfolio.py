@@ -23,8 +23,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from ..actions import place_actions
+from ..calendars import get_calendar
 from ..errors import ConfigError, NoDataError
 from ..options import TradingOptions
+from ..timeframes import Timeframe
 from . import _portfolio_kernel as pk
 
 _FIELDS = ("open", "high", "low", "close", "volume")
@@ -113,6 +116,7 @@ class VectorData:
     frequency: str
     start: int
     end: int
+    calendar: str = "XNYS"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> np.ndarray:
@@ -232,7 +236,7 @@ def vector_data(market: Any, warmup: int = 0) -> VectorData:
                 fields[f][rows[sym], j] = series[sym][f]
     return VectorData(names, clock, start_row, fields, series, rows, raw, first, market.actions,
                       market.periods_per_year, market.frequency, market.start, market.end,
-                      extra={"aligned": aligned, "warmup": int(warmup)})
+                      market.calendar, extra={"aligned": aligned, "warmup": int(warmup)})
 
 
 @dataclass
@@ -307,11 +311,13 @@ def action_arrays(data: VectorData) -> tuple[np.ndarray, ...]:
     acts = acts.filter(pl.Series(keep)).with_columns(pl.col("ts").cast(pl.Int64))
     rows = sorted(zip(acts["ts"], acts["symbol"], acts["action"], acts["value"], strict=True))
     index = {s: j for j, s in enumerate(data.symbols)}
-    rows = [r for r in rows if r[1] in index and r[2] in ("split", "dividend")]
+    rows = place_actions([r for r in rows if r[1] in index and r[2] in ("split", "dividend")],
+                         get_calendar(data.calendar), Timeframe.parse(data.frequency))
     clock = data.ts[data.start_row:]
     step = np.searchsorted(clock, np.array([r[0] for r in rows], dtype=np.int64), "left").astype(np.int64)
     sym = np.array([index[r[1]] for r in rows], dtype=np.int64)
-    kind = np.array([pk.ACT_SPLIT if r[2] == "split" else pk.ACT_DIVIDEND for r in rows], dtype=np.int64)
+    kinds = {"split": pk.ACT_SPLIT, "dividend": pk.ACT_DIVIDEND, "dividend_in": pk.ACT_DIVIDEND_IN}
+    kind = np.array([kinds[r[2]] for r in rows], dtype=np.int64)
     return step, sym, kind, np.array([float(r[3]) for r in rows])
 
 
