@@ -4,6 +4,7 @@ with no bar yet, fewer symbols than ``top_n``, two calendars in one run, and vec
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -129,3 +130,28 @@ def test_both_engines_say_once_when_trading_waits_for_the_warm_up(engine: str,
     said = [str(w.message) for w in caught if "history" in str(w.message)]
     assert said == ["SmaCrossover needs 30 bars of 1d history; the data has them from 2012-02-14T21:00:00Z "
                     "on, so on_bar is first called then"]
+
+
+class _RequiredHistory(bt.Strategy):
+    """Half in each symbol at its ``n``-bar high; declares its look-back as ``required_history``."""
+
+    params: ClassVar[dict[str, Any]] = {"n": 21}
+
+    @property
+    def required_history(self) -> int:  # type: ignore[override]
+        return int(self.n)
+
+    def on_bar(self, ctx: Any) -> None:
+        for sym in ctx.symbols:
+            ctx.order_target_percent(sym, 0.5 if ctx.spot(sym) >= ctx.history(sym, self.n).max() else 0.0)
+
+    def target_weights(self, data: Any) -> np.ndarray:
+        close, out = data.close, np.full(data.close.shape, np.nan)
+        for i in range(self.n - 1, len(close)):
+            out[i] = np.where(close[i] >= close[i - self.n + 1 : i + 1].max(axis=0), 0.5, 0.0)
+        return out
+
+
+def test_required_history_is_the_warm_up_on_both_engines() -> None:
+    event, vector = check_vector_form(_RequiredHistory(), ["KO", "IBM"], "2012-01-01", "2014-01-01")
+    assert _RequiredHistory().warmup == 21 and event.fills.height == vector.fills.height > 0

@@ -58,6 +58,8 @@ class Strategy:
     params: ClassVar[dict[str, Any]] = {}
     #: bars of history the strategy needs before its first decision (its warm-up)
     warmup: int = 0
+    #: the same, by the name of the vector form (``backtape.vector.form``): the larger of the two counts
+    required_history: int = 0
     #: tick kinds ("trades", "quotes") streamed to ``on_trade``/``on_quote`` besides the bars
     subscribe: ClassVar[tuple[TickKind, ...]] = ()
 
@@ -73,6 +75,8 @@ class Strategy:
         self.parameters: dict[str, Any] = {**self.params, **params}
         for key, value in self.parameters.items():
             setattr(self, key, value)
+        if self.required_history > self.warmup:
+            self.warmup = int(self.required_history)
 
     @property
     def name(self) -> str:
