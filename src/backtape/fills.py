@@ -101,6 +101,11 @@ def commission(shares: float, price: float, rate: float, fixed: float) -> float:
     return fixed + abs(shares) * price * rate
 
 
+#: a move toward a target smaller than this fraction of the position is no trade: with fractional
+#: shares ``budget / price - held`` is float noise (1e-15 shares) when the position is at its target
+DUST = 1e-9
+
+
 def affordable_shares(budget: float, price: float, rate: float, fixed: float, fractional: bool) -> float:
     """Most shares whose cost plus commission fit in ``budget`` (whole unless ``fractional``)."""
     available = budget - fixed

@@ -90,7 +90,7 @@ from typing import NamedTuple
 
 from ..costs import MarketState
 from ..errors import warn_once
-from ..fills import limit_fill_price, reduces, slipped, stop_fill_price, target_refusal, wanted_units
+from ..fills import DUST, limit_fill_price, reduces, slipped, stop_fill_price, target_refusal, wanted_units
 from ._book import OrderBook, live
 from ._quotes import quote_match
 from .orders import Fill, Order, OrderStatus, OrderType, TimeInForce
@@ -201,12 +201,13 @@ class Broker(OrderBook):
         return self._execute(order, bar, price, ts, True)
 
     def fill_at_close(self, symbol: str, bar: Bar, now: int) -> list[Fill]:
-        """``fill="close"``: market orders placed at ``now`` execute at this bar's close."""
+        """``fill="close"``: market orders placed by ``now`` execute at this bar's close (those placed
+        earlier waited for the symbol's first bar since)."""
         fills: list[Fill] = []
         if symbol in self.by_quote:
             return fills
         for order in live(self._working.get(symbol, [])):
-            if order.type == OrderType.MARKET and order.created_at == now:
+            if order.type == OrderType.MARKET and 0 <= order.created_at <= now:
                 fills.extend(self._execute(order, bar, bar.close, bar.ts_end, True))
         return fills
 
@@ -224,8 +225,8 @@ class Broker(OrderBook):
     def _match(self, order: Order, bar: Bar) -> tuple[float, bool] | None:
         """(reference price, takes liquidity) of ``order`` on ``bar`` (``fills`` rules), or None."""
         kind = order.type
-        if kind == OrderType.MARKET:
-            return bar.open, True
+        if kind == OrderType.MARKET:  # with fill="close", one that waited for a bar fills at its close
+            return None if self.fill_mode == "close" else (bar.open, True)
         side = float(order.side)
         if kind != OrderType.LIMIT and not order.triggered:
             price = stop_fill_price(bar.open, bar.high, bar.low, order.stop, side)
@@ -300,6 +301,8 @@ class Broker(OrderBook):
         commission = self.costs.commission
         held = abs(pos)
         delta = commission.affordable(equity * abs(target) * self.budget_scale, price, frac) - held
+        if abs(delta) <= DUST * held:
+            delta = 0.0
         if delta < 0:
             q = self._lots(sym, min(-delta, cap))
             capped = q < -delta
@@ -309,6 +312,8 @@ class Broker(OrderBook):
             room = self.leverage * equity - held * ref - pf.others_gross(sym)
             wanted = self._lots(sym, delta)
             delta = self._lots(sym, min(delta, commission.affordable(room, price, frac)))
+            if delta <= DUST * max(held, wanted):  # the margin room leaves float noise at most
+                delta = 0.0
             q = self._lots(sym, min(delta, cap))
             capped = q < delta
             small = self._too_small(sym, q, ref) if q > 0 else ""

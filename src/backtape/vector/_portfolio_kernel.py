@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..fills import affordable_shares, jit_kernels, reduces, slipped
+from ..fills import DUST, affordable_shares, jit_kernels, reduces, slipped
 
 jit_kernels()
 
@@ -39,7 +39,7 @@ N_REFUSAL_FIELDS = 8
 
 
 @njit(cache=True, error_model="numpy")
-def _book(j, qty, ref, k, p, pos, cash, fills, n_fills, traded):
+def _book(j, qty, ref, k, p, pos, last, cash, fills, n_fills, traded):
     """Book one fill of ``qty`` (signed) shares of ``j`` at reference ``ref``; returns the new cash."""
     side = 1.0 if qty > 0 else -1.0
     price = slipped(ref, side, p[P_SLIP])
@@ -47,6 +47,8 @@ def _book(j, qty, ref, k, p, pos, cash, fills, n_fills, traded):
     cash -= qty * price + comm
     new = pos[j] + qty
     pos[j] = 0.0 if abs(new) < 1e-12 else new
+    if last[j] == 0.0:  # never marked yet: valued at its first fill, as Portfolio.apply_fill does
+        last[j] = price
     traded[k] += abs(qty) * price
     if fills.shape[0] > 0:
         r = n_fills[0]
@@ -80,7 +82,7 @@ def _target(j, target, ref, k, p, pos, last, cash, fills, n_fills, traded, reope
     held = pos[j]
     closed = False
     if held != 0.0 and (target == 0.0 or (held > 0) != (target > 0) or reopen):
-        cash = _book(j, -held, ref, k, p, pos, cash, fills, n_fills, traded)
+        cash = _book(j, -held, ref, k, p, pos, last, cash, fills, n_fills, traded)
         held = pos[j]
         closed = True
     if target == 0.0:
@@ -92,13 +94,17 @@ def _target(j, target, ref, k, p, pos, last, cash, fills, n_fills, traded, reope
     equity = cash + held * ref + net
     budget = equity * abs(target) * p[P_BUDGET]
     delta = affordable_shares(budget, price, p[P_RATE], p[P_FIXED], frac) - abs(held)
+    if abs(delta) <= DUST * abs(held):
+        delta = 0.0
     if delta < 0.0:
-        return _book(j, side * delta, ref, k, p, pos, cash, fills, n_fills, traded)
+        return _book(j, side * delta, ref, k, p, pos, last, cash, fills, n_fills, traded)
     room = equity - abs(held) * ref - gross
     wanted = delta
     delta = min(delta, affordable_shares(room, price, p[P_RATE], p[P_FIXED], frac))
+    if delta <= DUST * max(abs(held), wanted):  # the margin room leaves float noise at most
+        delta = 0.0
     if delta > 0.0:
-        cash = _book(j, side * delta, ref, k, p, pos, cash, fills, n_fills, traded)
+        cash = _book(j, side * delta, ref, k, p, pos, last, cash, fills, n_fills, traded)
     elif not closed and held == 0.0:
         if refusals.shape[0] > 0:
             r = n_refused[0]
