@@ -101,7 +101,32 @@ class _InfiniteSize(bt.Strategy):
         return {"entries": np.zeros((data.n_steps, len(data.symbols)), dtype=bool), "size": np.inf}
 
 
+class _Form(bt.Strategy):
+    def on_bar(self, ctx: bt.Context) -> None:
+        pass
+
+
+class _NanSignal(_Form):
+    def generate_signals(self, data):  # type: ignore[no-untyped-def]
+        return {"entries": np.full(data.close.shape, np.nan)}
+
+
+class _SizeShape(_Form):
+    def generate_signals(self, data):  # type: ignore[no-untyped-def]
+        return {"entries": np.zeros(data.close.shape, dtype=bool), "size": np.ones(5)}
+
+
+class _Words(_Form):
+    def target_weights(self, data):  # type: ignore[no-untyped-def]
+        return [["half"] * len(data.symbols)] * data.n_steps
+
+
 @pytest.mark.parametrize(("strategy", "error", "match"), [
+    (_NanSignal, ConfigError, r"_NanSignal\.generate_signals: entries must be True/False \(or 0/1\), got "
+                              r"values such as nan; NaN is not False"),
+    (_SizeShape, ConfigError, r"_SizeShape\.generate_signals: size has shape \(5,\), expected one number"),
+    (_Words, ConfigError, r"_Words\.target_weights must be numbers \(a numpy array of steps x symbols\), "
+                          r"got list"),
     (_Raises, StrategyError, r"IndexError in _Raises\.target_weights \(.*test_portfolio_edges\.py:\d+\): "),
     (_Infinite, ConfigError, r"_Infinite\.target_weights: weight inf for IBM at step 5 \(2013-01-09"),
     (_NoSignals, ConfigError, r"_NoSignals\.generate_signals must return a dict .* got NoneType"),

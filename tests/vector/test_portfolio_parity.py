@@ -133,7 +133,9 @@ class Drifting(Strategy):
 
 
 def test_check_vector_form_reports_the_first_difference() -> None:
-    with pytest.raises(VectorFormMismatch, match="fill"):
+    with pytest.raises(VectorFormMismatch, match=r"first difference: fill 2: event \(AAPL, "
+                                                 r"2014-03-06T14:30:00Z, -1, 532\.79, 0\), vector \(AAPL, "
+                                                 r"2014-03-04T14:30:00Z, -1, 531, 0\)"):
         check_vector_form(Drifting(), ["AAPL", "KO"], "2014-01-01", "2015-01-01")
 
 

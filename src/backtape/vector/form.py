@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .._time import format_ns
+from .._time import format_ns, to_ns
 from ..errors import BacktapeError, ConfigError
 from . import _portfolio_kernel as pk
 from .portfolio import Decisions, VectorData
@@ -52,7 +52,7 @@ def decisions(strategy: Any, data: VectorData) -> Decisions:
     shape = (data.n_steps, len(data.symbols))
     name = type(strategy).__name__
     if callable(getattr(strategy, "target_weights", None)):
-        w = np.asarray(_call(strategy, "target_weights", data), dtype=np.float64)
+        w = _array(_call(strategy, "target_weights", data), np.float64, f"{name}.target_weights")
         if w.shape != shape:
             raise ConfigError(f"{name}.target_weights returned shape {w.shape}, expected {shape} "
                               "(steps x symbols)")
@@ -74,16 +74,17 @@ def decisions(strategy: Any, data: VectorData) -> Decisions:
             if key not in _SIGNALS:
                 raise ConfigError(f"{name}.generate_signals returned {key!r}; expected {', '.join(_SIGNALS)}"
                                   " or size")
-            a = np.asarray(arr, dtype=np.bool_)
+            a = _signal(arr, f"{name}.generate_signals: {key}")
             if a.shape != shape:
                 raise ConfigError(f"{name}.generate_signals: {key} has shape {a.shape}, expected {shape}")
             signals[key] = a
-        sz = None if size is None else np.asarray(size, dtype=np.float64)
+        sz = None if size is None else _array(size, np.float64, f"{name}.generate_signals: size")
         if sz is not None and not (np.isfinite(sz).all() and (sz >= 0).all()):
             raise ConfigError(f"{name}.generate_signals: size must be finite weights >= 0 (a fraction of "
                               "equity; the signal gives the side)")
-        if sz is not None and sz.ndim == 2 and sz.shape != shape:
-            raise ConfigError(f"{name}.generate_signals: size has shape {sz.shape}, expected {shape}")
+        if sz is not None and sz.shape not in ((), shape):
+            raise ConfigError(f"{name}.generate_signals: size has shape {sz.shape}, expected one number "
+                              f"or {shape} (steps x symbols)")
         return Decisions(pk.MODE_SIGNALS, signals=signals, size=sz)
     if callable(getattr(strategy, "vector_signals", None)):
         per: dict[str, dict[str, np.ndarray]] = {k: {} for k in _SIGNALS}
@@ -97,6 +98,28 @@ def decisions(strategy: Any, data: VectorData) -> Decisions:
         return Decisions(pk.MODE_SIGNALS, signals=signals)
     raise ConfigError(f"{name} has no vector form: define target_weights(data) or generate_signals(data) "
                       "(see backtape.vector.form), or use engine='event'")
+
+
+def _array(value: Any, dtype: Any, what: str) -> np.ndarray:
+    """``value`` as a numpy array of ``dtype``, or a ``ConfigError`` naming ``what`` returned it."""
+    try:
+        return np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{what} must be numbers (a numpy array of steps x symbols), got "
+                          f"{type(value).__name__}: {exc}") from None
+
+
+def _signal(value: Any, what: str) -> np.ndarray:
+    """A boolean signal array; NaN (which numpy would read as True) or other non-0/1 numbers are a
+    ``ConfigError`` (fill the gaps: ``np.nan_to_num(x) > 0``)."""
+    raw = np.asarray(value)
+    if raw.dtype != np.bool_:
+        numbers = _array(raw, np.float64, what)
+        if not np.isin(numbers, (0.0, 1.0)).all():
+            raise ConfigError(f"{what} must be True/False (or 0/1), got values such as "
+                              f"{float(numbers[~np.isin(numbers, (0.0, 1.0))].flat[0])}; NaN is not False: "
+                              "fill it first, e.g. np.nan_to_num(x) > 0")
+    return raw.astype(np.bool_)
 
 
 def _call(strategy: Any, method: str, data: Any) -> Any:
@@ -151,9 +174,19 @@ def check_vector_form(strategy: Any, symbols: Sequence[str] | str, start: Any, e
     bad = np.flatnonzero(~np.isclose(ee, ve, rtol=rtol, atol=0.0))
     if bad.size:
         i = int(bad[0])
-        raise VectorFormMismatch(f"equity differs first at step {i} ({event.equity['ts'][i]}): "
+        raise VectorFormMismatch(f"equity differs first at step {i} ({_time(event.equity['ts'][i])}): "
                                  f"event {ee[i]!r}, vector {ve[i]!r}")
     return event, vector
+
+
+def _time(value: Any) -> str:
+    return format_ns(to_ns(value))
+
+
+def _shown(row: dict[str, Any], keys: tuple[str, ...]) -> str:
+    """``row``'s ``keys`` as ``(symbol, ISO time, numbers...)``, not datetime reprs."""
+    return "(" + ", ".join(_time(row[c]) if c == "ts" else f"{row[c]:.10g}" if isinstance(row[c], float)
+                           else str(row[c]) for c in keys) + ")"
 
 
 def _first_fill_difference(ef: Any, vf: Any, rtol: float) -> str:
@@ -164,7 +197,7 @@ def _first_fill_difference(ef: Any, vf: Any, rtol: float) -> str:
             np.isclose(a[c], b[c], rtol=rtol, atol=1e-12) for c in ("quantity", "price", "commission"))
         if not same:
             keys = ("symbol", "ts", "quantity", "price", "commission")
-            return f"fill {k}: event {[a[c] for c in keys]}, vector {[b[c] for c in keys]}"
+            return f"fill {k}: event {_shown(a, keys)}, vector {_shown(b, keys)}"
     return "" if ef.height == vf.height else f"fill {min(ef.height, vf.height)} exists in one engine only"
 
 
@@ -174,9 +207,10 @@ def _first_refusal_difference(er: Any, vr: Any, rtol: float) -> str:
     for k in range(max(er.height, vr.height)):
         if k >= min(er.height, vr.height):
             side, row = ("event", er) if er.height > vr.height else ("vector", vr)
-            return f"only the {side} engine refused {[row[c][k] for c in keys]} ({row['reason'][k]})"
+            only = row.row(k, named=True)
+            return f"only the {side} engine refused {_shown(only, keys)} ({only['reason']})"
         a, b = er.row(k, named=True), vr.row(k, named=True)
         if a["symbol"] != b["symbol"] or a["ts"] != b["ts"] or not np.isclose(a["requested"], b["requested"],
                                                                               rtol=rtol, atol=1e-12):
-            return f"refusal {k}: event {[a[c] for c in keys]}, vector {[b[c] for c in keys]}"
+            return f"refusal {k}: event {_shown(a, keys)}, vector {_shown(b, keys)}"
     return ""
