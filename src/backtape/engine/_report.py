@@ -94,13 +94,15 @@ def _held_value(run: _Run, j: int) -> np.ndarray:
 
 
 def warn_refused(result: BacktestResult) -> None:
-    """One line when orders were refused (they are in ``result.rejections``, never "filled" at 0)."""
-    refused = result.rejections.filter(pl.col("action") == "reject")
-    if refused.height:
-        first = refused.row(0, named=True)
-        reason = first["reason"] or "by the risk limits"
-        warn_once(f"{refused.height:,} order(s) of {result.strategy} refused, first at "
-                  f"{format_ns(to_ns(first['ts']))}: {reason}; see result.rejections")
+    """One line when orders were refused (they are in ``result.rejections``, never "filled" at 0),
+    and one when orders were filled smaller than asked (resized by the leverage or risk limits)."""
+    for action, what in (("reject", "refused"), ("resize", "filled smaller than asked")):
+        rows = result.rejections.filter(pl.col("action") == action)
+        if rows.height:
+            first = rows.row(0, named=True)
+            reason = first["reason"] or "by the risk limits"
+            warn_once(f"{rows.height:,} order(s) of {result.strategy} {what}, first at "
+                      f"{format_ns(to_ns(first['ts']))}: {reason}; see result.rejections")
 
 
 def warn_warmup(strategy: str, need: int, frequency: str, first_ns: int | None) -> None:

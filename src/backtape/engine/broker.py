@@ -299,7 +299,7 @@ class Broker(OrderBook):
         frac = self._is_fractional(sym)
         equity = pf.cash + pos * ref + pf.others_value(sym)
         commission = self.costs.commission
-        held = abs(pos)
+        held, wanted = abs(pos), 0.0
         delta = commission.affordable(equity * abs(target) * self.budget_scale, price, frac) - held
         if abs(delta) <= DUST * held:
             delta = 0.0
@@ -337,6 +337,10 @@ class Broker(OrderBook):
         order.status = OrderStatus.PARTIAL if capped else OrderStatus.FILLED
         if fills or capped:
             return fills
+        if wanted > 0:  # the target asks for more than the margin left allows
+            lot = self.instruments[sym].lot_size if sym in self.instruments else None
+            return _unchanged(order, target_refusal(sym, target, wanted, equity, room, price,
+                                                    leverage=self.leverage, fractional=bool(frac), lot=lot))
         return _unchanged(order, f"already at the target ({held:g} {sym}, {abs(target):.0%} of equity)")
 
     def _fill(self, order: Order, qty: float, ref: float, bar: Bar, ts: int, liquidity: bool) -> Fill:
