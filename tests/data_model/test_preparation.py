@@ -280,3 +280,32 @@ def test_vector_engine_and_optimize_read_features() -> None:
     assert runs[0].metrics["total_return"] == pytest.approx(runs[1].metrics["total_return"])
     opt = bt.optimize(RsiDip, {"lower": [30.0, 40.0]}, "KO", "2013-01-01", "2015-01-01", source=source)
     assert opt.table.height == 2
+
+
+def test_a_frame_without_volume_is_prepared_with_null_volume(daily: pl.DataFrame) -> None:
+    out = bt.prepare(daily.drop("volume").head(60), missing=bt.MissingBars("ffill", calendar="XNYS"),
+                     features=bt.Features(rsi=5))
+    assert out["volume"].null_count() == out.height and "rsi_5" in out.columns
+
+
+def test_two_bars_at_one_time_are_refused(daily: pl.DataFrame) -> None:
+    twice = pl.concat([daily.head(10), daily.slice(4, 1)])
+    with pytest.raises(ConfigError, match=r"prepare: 2 bars share a \(symbol, ts\) with another, first "):
+        bt.prepare(twice, features=bt.Features())
+
+
+def test_every_features_warm_up_is_null_not_nan(daily: pl.DataFrame) -> None:
+    out = bt.prepare(daily.head(60), features=FEATURES)
+    for name in FEATURES.names:
+        assert out[name].is_nan().sum() == 0, name
+        assert out[name].null_count() > 0 or name == "returns", name
+
+
+def test_drop_says_how_many_real_bars_it_removed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("backtape.errors._SAID", set())
+    day = bt.Workspace().source("sample").fetch_sync("BTC-PERP", "2022-01-03", "2022-01-04", "1min")
+    holed = day.filter(~pl.col("ts").dt.minute().is_in([10, 11, 12]) | (pl.col("ts").dt.hour() != 0))
+    with pytest.warns(bt.BacktapeWarning, match=r"MissingBars\('drop'\) removed 1,427 of BTC-PERP's 1,437 "
+                                                r"bars \(each 24/7 session's bars from its first missing"):
+        out = bt.prepare(holed, missing=bt.MissingBars("drop", calendar="24/7"))
+    assert out.height == 10

@@ -82,6 +82,14 @@ def _prepare(bars: pl.DataFrame, outliers: Outliers | None, missing: MissingBars
     if absent:
         raise ConfigError(f"prepare needs bars with columns {', '.join(_NEEDED)}; "
                           f"missing {', '.join(absent)}")
+    if "volume" not in bars.columns:  # FX and index files: no volume, as the file readers give it
+        bars = bars.with_columns(pl.lit(None, dtype=pl.Float64).alias("volume"))
+    dupes = bars.select("symbol", "ts").is_duplicated()
+    if dupes.any():
+        first = bars.filter(dupes).row(0, named=True)
+        raise ConfigError(f"prepare: {dupes.sum()} bars share a (symbol, ts) with another, first "
+                          f"{first['symbol']} at {first['ts']}; keep one bar per time "
+                          "(e.g. frame.unique(['symbol', 'ts'], keep='last'))")
     check_choice("prepare adjust", adjust, ADJUSTMENTS)
     if actions is not None and not (isinstance(actions, pl.DataFrame)
                                     and {"symbol", "ts", "action", "value"} <= set(actions.columns)):
@@ -100,8 +108,8 @@ def _prepare(bars: pl.DataFrame, outliers: Outliers | None, missing: MissingBars
             out, adjusted, factor = out.filter(~flags), adjusted.filter(~flags), factor[~flags]
         else:
             out = out.with_columns(pl.Series("outlier", flags))
-    if features is not None:
-        out = out.with_columns(feature_columns(adjusted, features, factor))
+    if features is not None:  # a feature's warm-up is null whichever step computed it (never NaN)
+        out = out.with_columns(c.fill_nan(None) for c in feature_columns(adjusted, features, factor))
     return out
 
 

@@ -13,8 +13,9 @@ import polars as pl
 
 from .._time import NS_PER_MINUTE, format_ns
 from ..calendars import TradingCalendar, get_calendar
-from ..errors import BacktapeError, ConfigError
+from ..errors import BacktapeError, ConfigError, warn_once
 from ..timeframes import Timeframe
+from ..validation import DataQualityWarning
 from .specs import MissingBars
 
 _DAILY = Timeframe(1, "d")
@@ -43,6 +44,10 @@ def handle_missing(bars: pl.DataFrame, spec: MissingBars,
         expected = _expected(cal, tf, int(ts[0]), int(ts[-1]))
         _check_grid(symbol, spec, cal, tf, ts, ts_end, expected)
         parts.append(_fill(part, expected, spec.policy))
+        lost = part.height - parts[-1].height
+        if lost > 0:  # "drop" removes real bars too (those after a hole in their session): say how many
+            warn_once(f"MissingBars('drop') removed {lost:,} of {symbol}'s {part.height:,} bars (each "
+                      f"{cal.name} session's bars from its first missing one on)", DataQualityWarning)
     return pl.concat(parts, how="diagonal_relaxed")
 
 
