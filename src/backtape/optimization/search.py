@@ -368,10 +368,9 @@ def optimize(
     own ``warmup`` is always honoured). ``options``: the ``TradingOptions`` (keyword ``overrides``
     such as ``commission=0.001`` change single ones). ``store``: a ``ResultsStore`` or database
     path/URL; the event engine's winning run is stored as a backtest too. ``engine="vector"`` falls
-    back to the event engine (saying why, once) for a strategy without a vector form, several
-    symbols, or options only the event engine models. The vector engine trades prices adjusted as
-    of ``end`` when the range holds corporate actions (the event engine trades raw prices and
-    books splits and dividends, so the two differ only then). With a ``store`` every finished set is
+    back to the event engine (saying why, once) for a strategy without a vector form or options
+    only the event engine models; both engines run any number of symbols on one account, on raw
+    prices with splits and dividends booked, and agree to 1e-9. With a ``store`` every finished set is
     recorded as it finishes; ``resume=ID`` (or ``True``: the newest unfinished search like this one)
     continues an interrupted search, evaluating only the sets it had not stored.
     """
