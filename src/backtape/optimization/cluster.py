@@ -97,14 +97,15 @@ def map_chunks(
     ref = ray.put(shared)
     pending = {task.remote(func, ref, chunk, *args): i for i, chunk in enumerate(chunks)}
     parts: dict[int, Any] = {}
-    done, total, kept = 0, sum(len(c) for c in chunks), []
+    done, total = 0, sum(len(c) for c in chunks)
+    kept: dict[int, Kept] = {}
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for r in ready:
                 i = pending.pop(r)
                 parts[i], said = ray.get(r)
-                kept += said
+                kept[i] = said
                 if sink is not None:
                     sink(i, parts[i])
                 done += len(chunks[i])
@@ -116,7 +117,7 @@ def map_chunks(
         raise
     finally:
         del ref
-        say_kept(kept)
+        say_kept(w for i in sorted(kept) for w in kept[i])  # in chunk order, not arrival
     return [parts[i] for i in range(len(chunks))]
 
 

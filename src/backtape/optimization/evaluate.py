@@ -158,7 +158,7 @@ def _portfolio_set(data: MarketData, spec: EvalSpec, params: ParamSet, cache: di
                    full: bool = True) -> Any:
     """The portfolio kernel's run of one set (raw prices, splits, dividends): its ``BacktestResult``,
     or with ``full=False`` just (metrics, equity) without building frames."""
-    from ..vector.backtest import build_result, check_options
+    from ..vector.backtest import build_result, check_options, say_warmup
     from ..vector.form import decisions, warmup_of
     from ..vector.portfolio import run, run_metrics, vector_data
 
@@ -171,6 +171,7 @@ def _portfolio_set(data: MarketData, spec: EvalSpec, params: ParamSet, cache: di
     if warmup not in cache:
         cache[warmup] = vector_data(data, warmup)
     vd = cache[warmup]
+    say_warmup(strat, vd, warmup)
     out = run(vd, decisions(strat, vd), options)
     if not full:
         return run_metrics(vd, out), out.equity

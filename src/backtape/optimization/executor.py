@@ -175,7 +175,8 @@ def map_pool(func: Callable[..., Any], data: MarketData, chunks: list[list[Any]]
     """
     if getattr(mp.current_process(), "_inheriting", False):
         raise SystemExit(1)  # a worker importing an unguarded script: the parent says why (below)
-    parts, done, total, kept = {}, 0, sum(len(c) for c in chunks), []
+    parts, done, total = {}, 0, sum(len(c) for c in chunks)
+    kept: dict[int, Kept] = {}
     with tempfile.TemporaryDirectory(prefix="backtape-opt-") as tmp:
         manifest = data.share(Path(tmp))
         # spawn: numba's thread pool must not be inherited through fork
@@ -187,7 +188,7 @@ def map_pool(func: Callable[..., Any], data: MarketData, chunks: list[list[Any]]
                 for fut in as_completed(futures):
                     i = futures[fut]
                     parts[i], said = fut.result()
-                    kept += said
+                    kept[i] = said
                     if sink is not None:
                         sink(i, parts[i])
                     done += len(chunks[i])
@@ -199,7 +200,7 @@ def map_pool(func: Callable[..., Any], data: MarketData, chunks: list[list[Any]]
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
             finally:
-                say_kept(kept)
+                say_kept(w for i in sorted(kept) for w in kept[i])  # in chunk order, not arrival
     return [parts[i] for i in range(len(chunks))]
 
 

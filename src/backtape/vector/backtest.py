@@ -50,7 +50,7 @@ class VectorEngine:
             options: TradingOptions | None = None, progress: Callable[[int, int], None] | None = None,
             **overrides: Any) -> Any:
         """Backtest ``strategy`` on ``symbols`` over ``[start, end)`` (see the module doc)."""
-        from ..engine._report import warn_refused, warn_warmup
+        from ..engine._report import warn_refused
         from ..engine.engine import one_calendar, resolve_source
         from ..optimization.data import load_market_data
 
@@ -67,9 +67,7 @@ class VectorEngine:
         market = load_market_data(names, s_ns, e_ns, frequency, src, warmup=warmup,
                                   adjustment=opts.adjustment, dividends=opts.dividends)
         data = vector_data(market, warmup)
-        if data.ready_row > data.start_row:
-            warn_warmup(getattr(strategy, "name", type(strategy).__name__), warmup, frequency,
-                        int(data.ts[data.ready_row]) if data.ready_row < data.n_steps else None)
+        say_warmup(strategy, data, warmup)
         out = run(data, decisions(strategy, data), opts)
         if progress is not None:
             progress(data.n_steps - data.start_row, data.n_steps - data.start_row)
@@ -77,6 +75,15 @@ class VectorEngine:
                               calendar=market.calendar)
         warn_refused(result)
         return result
+
+
+def say_warmup(strategy: Any, data: VectorData, warmup: int) -> None:
+    """The event engine's warm-up line when decisions wait for ``data.ready_row`` (none otherwise)."""
+    from ..engine._report import warn_warmup
+
+    if data.ready_row > data.start_row:
+        warn_warmup(getattr(strategy, "name", type(strategy).__name__), warmup, data.frequency,
+                    int(data.ts[data.ready_row]) if data.ready_row < data.n_steps else None)
 
 
 def build_result(strategy: Any, data: VectorData, out: PortfolioRun, options: TradingOptions,
