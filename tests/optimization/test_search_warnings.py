@@ -65,3 +65,4 @@ def test_a_script_without_a_main_guard_gets_one_error_saying_what_to_do(tmp_path
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("backtape.errors.ConfigError: a worker process stopped before finishing")
     assert 'if __name__ == "__main__":' in last and "n_jobs=1" in last
+    assert done.stderr.count("warning: optimizing AboveMean on the event engine") == 1  # not once per worker

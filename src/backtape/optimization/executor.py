@@ -50,6 +50,13 @@ _BROKEN = ("a worker process stopped before finishing its parameter sets: a scri
            "again), or pass n_jobs=1")
 
 
+def quiet_in_worker_import() -> None:
+    """A worker process importing an unguarded script reaches the script's search again: it stops
+    there, before loading or warning anything, and the parent raises the error that says why."""
+    if getattr(mp.current_process(), "_inheriting", False):
+        raise SystemExit(1)
+
+
 def _worker_init(manifest: str) -> None:
     _WORKER_DATA["data"] = market_data_from(manifest)
 
@@ -173,8 +180,7 @@ def map_pool(func: Callable[..., Any], data: MarketData, chunks: list[list[Any]]
     ``sink(chunk index, result)`` receives each result as it arrives; an exception (Ctrl-C)
     cancels the chunks not started.
     """
-    if getattr(mp.current_process(), "_inheriting", False):
-        raise SystemExit(1)  # a worker importing an unguarded script: the parent says why (below)
+    quiet_in_worker_import()
     parts, done, total = {}, 0, sum(len(c) for c in chunks)
     kept: dict[int, Kept] = {}
     with tempfile.TemporaryDirectory(prefix="backtape-opt-") as tmp:

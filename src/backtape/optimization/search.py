@@ -34,7 +34,7 @@ from ..errors import ConfigError, kept_warnings, warn_once
 from ..options import TradingOptions, trading_options
 from .data import MarketData, load_market_data
 from .evaluate import EvalSpec, ParamSet, best_vector_run, choose_engine, event_run, strategy_label
-from .executor import Progress, run_sets
+from .executor import Progress, quiet_in_worker_import, run_sets
 from .resume import logging_to, open_search
 from .stats import deflated_sharpe_ratio, pbo_from_block_sums
 
@@ -374,6 +374,7 @@ def optimize(
     recorded as it finishes; ``resume=ID`` (or ``True``: the newest unfinished search like this one)
     continues an interrupted search, evaluating only the sets it had not stored.
     """
+    quiet_in_worker_import()
     opts = trading_options(options, **overrides)
     grid = grid_lists(grid)
     names = symbol_list(symbols)

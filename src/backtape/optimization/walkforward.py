@@ -32,7 +32,7 @@ from ..errors import ConfigError, warn_once
 from ..options import WALK_FORWARD_TEST, WALK_FORWARD_TRAIN, TradingOptions, trading_options
 from .data import MarketData, load_market_data
 from .evaluate import EvalSpec, best_vector_run, choose_engine, event_run, strategy_label
-from .executor import Progress
+from .executor import Progress, quiet_in_worker_import
 from .search import Constraint, OptimizationEngine, grid_lists
 
 if TYPE_CHECKING:
@@ -146,6 +146,7 @@ def walk_forward(
     on ``executor``, with ``address`` for a Ray cluster).
     ``progress(done, total)`` counts windows.
     """
+    quiet_in_worker_import()
     opts = trading_options(options, **overrides)
     grid = grid_lists(grid)
     names = symbol_list(symbols)
