@@ -12,7 +12,9 @@ BACKTEST = ["backtest", "sma_crossover", "--symbols", "AAPL", "--start", "2012-0
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    ([*BACKTEST, "--param", "fast=abc"], "parameter fast must be a number"),
+    ([*BACKTEST, "--param", "fast=abc"], "parameter fast must be a whole number"),
+    ([*BACKTEST, "--param", "fast=2.5"], "parameter fast must be a whole number (default 10), got 2.5; a "
+                                         "default of 10.0 takes fractions"),
     ([*BACKTEST, "--param", "nosuch=3"], "unknown parameter(s) nosuch; known: allow_short, fast, slow"),
     ([*BACKTEST, "--frequency", "1000000000min"], "longer than 100 years"),
     (["runs", "show", "99999999999999999999999"], "no backtest run with id 99999999999999999999999"),

@@ -40,3 +40,9 @@ def test_a_target_beyond_the_margin_left_names_the_margin() -> None:
     second = result.orders.sort("id").row(1, named=True)
     assert second["status"] == "cancelled"
     assert second["reason"].startswith("no margin left for 49 AAPL (300% of equity): 1x equity ")
+
+
+def test_the_results_repr_counts_refused_orders() -> None:
+    result = bt.run_backtest("equal_weight", "BRK_A,KO", "2014-01-01", "2014-06-01")
+    assert repr(result).splitlines()[-1] == "  refused       5 order(s) (result.rejections)"
+    assert "refused" not in repr(bt.run_backtest("equal_weight", "KO,IBM", "2014-01-01", "2014-06-01"))

@@ -116,6 +116,9 @@ class BacktestResult:
             f"  trades        {show('trades')} ({show('open_trades')} open, P&L {show('open_pnl')})   "
             f"win rate {show('win_rate')}",
         ]
+        refused = int(m.get("orders_refused") or 0)
+        if refused:
+            lines.append(f"  refused       {refused:,} order(s) (result.rejections)")
         return "\n".join(lines)
 
     def report(self, path: Any) -> Any:

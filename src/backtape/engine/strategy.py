@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, Unpack
 
@@ -423,12 +424,15 @@ class Context:
 def _check_type(strategy: str, name: str, value: Any, default: Any) -> None:
     """A parameter whose default is a number (or bool) must be given a number (or bool)."""
     if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, int | float):
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok, kind = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):  # a count of bars or symbols: 2.5 is refused, not truncated to 2
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer()
+        kind = "a whole number"
+    elif isinstance(default, float):
+        ok, kind = isinstance(value, numbers.Real) and not isinstance(value, bool), "a number"
     else:
         return
     if not ok:
-        kind = "true or false" if isinstance(default, bool) else "a number"
+        hint = f"; a default of {float(default)!r} takes fractions" if kind == "a whole number" else ""
         raise ParameterError(f"{strategy}: parameter {name} must be {kind} (default {default!r}), "
-                             f"got {value!r}")
+                             f"got {value!r}{hint}")
