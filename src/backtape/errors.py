@@ -176,7 +176,8 @@ Kept = list[tuple[type[Warning], str]]
 def kept_warnings() -> Iterator[Kept]:
     """Warnings raised inside are kept, not shown nor counted as said, for ``say_kept``: a search's
     runs (in workers or here) warn once for the search, not once per worker or parameter set."""
-    said, kept = set(_SAID), list[tuple[type[Warning], str]]()
+    said = set(_SAID)
+    kept: Kept = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

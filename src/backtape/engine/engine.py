@@ -316,9 +316,10 @@ class _Run:
                         if r >= 0:
                             rows[j] = r
                             prices[sym] = closes[r]
-                for a in range(a_0, a_i):  # dividends going ex inside the bar: on what its fills left
-                    if actions[a][2] == "dividend_in":
-                        apply_action(self, *actions[a])
+                if a_i != a_0:  # dividends going ex inside the bar: on what its fills left
+                    for a in range(a_0, a_i):
+                        if actions[a][2] == "dividend_in":
+                            apply_action(self, *actions[a])
                 if k >= ready:
                     on_bar(ctx)
                 if close_fill and working:

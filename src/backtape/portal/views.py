@@ -30,7 +30,7 @@ from ..calendars import TradingCalendar
 from ..errors import TimeframeError
 from ..timeframes import Timeframe, builds
 from ._search import last_at_or_before
-from .store import BarSeries
+from .store import PRICE_FIELDS, BarSeries
 
 
 def build_view(base: BarSeries, base_tf: Timeframe, tf: Timeframe, calendar: TradingCalendar) -> BarSeries:
@@ -74,12 +74,9 @@ def split_inside_bars(base: BarSeries, view: BarSeries, split_ts: np.ndarray,
         scale[lo:at] *= r
     if (scale == 1.0).all():
         return base
-    fields = {k: a / scale if k in _PRICES else a * scale if k == "volume" else a
+    fields = {k: a / scale if k in PRICE_FIELDS else a * scale if k == "volume" else a
               for k, a in base.fields.items()}
     return BarSeries(base.symbol, base.ts, base.ts_end, fields, base.base_starts, base.base_stops)
-
-
-_PRICES = frozenset({"open", "high", "low", "close", "vwap"})
 
 
 def partial_bar(view: BarSeries, base: BarSeries, t: int, field: str, nc: int) -> float | None:
